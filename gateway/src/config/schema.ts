@@ -1,0 +1,119 @@
+/**
+ * The gateway configuration schema: the single source of truth for every key, its type and its
+ * default. The YAML loader, the env overrides and the Pulumi renderer (infra/lib) all validate
+ * against this one schema; nothing else defines config shape.
+ *
+ * Unknown keys are rejected everywhere (`z.strictObject`), so a typo fails at boot with its path
+ * instead of being silently ignored.
+ */
+import { z } from 'zod'
+
+const positiveInt = z.number().int().positive()
+const nonNegativeInt = z.number().int().nonnegative()
+/** A duration in milliseconds; 0 disables the timer where the key's docs say so. */
+const millis = nonNegativeInt
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+export const ServerSchema = z.strictObject({
+  /** Interface to listen on. */
+  host: z.string().min(1).default('0.0.0.0'),
+  /** TCP port; 0 picks a free one (tests). */
+  port: z.number().int().min(0).max(65535).default(8080),
+  /** Largest request body accepted, in bytes; larger bodies get 413 GW_ERR_BODY_TOO_LARGE. */
+  bodyLimit: positiveInt.default(8 * 1024 * 1024),
+  /** Keep-alive timeout for client connections (ms). Keep it above the load balancer's idle timeout. */
+  keepAliveTimeoutMs: millis.default(65_000),
+  /** How long SIGTERM/SIGINT waits for in-flight requests and streams before exiting (ms). */
+  shutdownTimeoutMs: millis.default(30_000),
+  /** Add a `Server-Timing` header (gateway and upstream time) to every proxied response. */
+  serverTiming: z.boolean().default(true),
+  /** Worker processes sharing the port: 1 runs in-process, 0 means one per core. */
+  workers: nonNegativeInt.default(1),
+})
+
+export const PoolSchema = z.strictObject({
+  /** Maximum connections to this upstream origin. */
+  connections: positiveInt.default(64),
+  /** Connections opened at boot, before /readyz turns ready. */
+  warm: nonNegativeInt.default(4),
+  /** HTTP/1.1 pipelining depth per connection; 1 disables pipelining. */
+  pipelining: positiveInt.default(1),
+  /**
+   * Idle keep-alive timeout for pooled connections (ms). Must stay below the upstream server's
+   * own keep-alive timeout (uvicorn, which vLLM uses, closes idle connections after 5 s), so the
+   * gateway never writes to a socket the upstream is closing.
+   */
+  keepAliveTimeoutMs: positiveInt.default(4_000),
+  /** Maximum lifetime of an idle pooled connection (ms) before it is closed and replaced; 0 = unbounded. */
+  maxConnectionAgeMs: millis.default(300_000),
+  /** Negotiate HTTP/2 over TLS (ALPN) with upstreams that offer it. */
+  http2: z.boolean().default(false),
+})
+
+export const TimeoutsSchema = z.strictObject({
+  /** TCP (and TLS) connect timeout (ms). */
+  connectMs: positiveInt.default(2_000),
+  /** Time from sending the request to the upstream's response headers: time to first byte (ms). */
+  firstByteMs: positiveInt.default(60_000),
+  /** Longest gap between two body chunks, e.g. between two streamed tokens (ms); 0 disables. */
+  idleMs: millis.default(60_000),
+  /** Whole-request deadline, streams included (ms); 0 disables. */
+  totalMs: millis.default(600_000),
+})
+
+export const UpstreamSchema = z.strictObject({
+  /** Unique name used in metrics, logs and `x-velox-upstream`. */
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." or "-", at most 64'),
+  /** OpenAI-compatible base URL; `/v1/...` is appended. A path prefix is kept (`https://host/openai`). */
+  url: z.url({ protocol: /^https?$/ }).refine((u) => !new URL(u).search && !new URL(u).hash, 'no query or fragment'),
+  /** Model ids this upstream serves; `"*"` serves any model. */
+  models: z.array(z.string().min(1)).min(1),
+  /** Environment variable holding the upstream's API key, sent as `Authorization: Bearer ...`. */
+  apiKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  /** Relative share of traffic among upstreams of the same priority. */
+  weight: positiveInt.default(1),
+  /** Lower serves first; a higher tier is used only when no upstream of a lower tier is healthy. */
+  priority: nonNegativeInt.default(0),
+  pool: PoolSchema.prefault({}),
+  timeouts: TimeoutsSchema.prefault({}),
+})
+
+export const LogSchema = z.strictObject({
+  level: z.enum(LOG_LEVELS).default('info'),
+})
+
+export const SimulatorSchema = z.strictObject({
+  /** Start the built-in inference simulator when no upstream is configured (`npm start` on a laptop). */
+  enabled: z.boolean().default(true),
+  /** Delay before the first token of a response (ms). */
+  ttftMs: millis.default(0),
+  /** Delay between streamed tokens (ms). */
+  interTokenMs: millis.default(0),
+  /** Tokens in each generated completion. */
+  tokens: positiveInt.default(16),
+})
+
+export const GatewayConfigSchema = z
+  .strictObject({
+    server: ServerSchema.prefault({}),
+    log: LogSchema.prefault({}),
+    upstreams: z.array(UpstreamSchema).default([]),
+    simulator: SimulatorSchema.prefault({}),
+  })
+  .superRefine((cfg, ctx) => {
+    const seen = new Set<string>()
+    cfg.upstreams.forEach((u, i) => {
+      if (seen.has(u.name)) ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'name'], message: `duplicate upstream name "${u.name}"` })
+      seen.add(u.name)
+      if (u.pool.warm > u.pool.connections) {
+        ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'pool', 'warm'], message: `warm (${u.pool.warm}) exceeds connections (${u.pool.connections})` })
+      }
+    })
+  })
+
+/** The validated config with every default filled in. */
+export type GatewayConfig = z.output<typeof GatewayConfigSchema>
+/** What a person or a renderer may write: every key with a default is optional. */
+export type GatewayConfigInput = z.input<typeof GatewayConfigSchema>
+export type UpstreamConfig = GatewayConfig['upstreams'][number]

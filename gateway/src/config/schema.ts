@@ -83,6 +83,22 @@ export const LogSchema = z.strictObject({
   level: z.enum(LOG_LEVELS).default('info'),
 })
 
+export const RedisSchema = z.strictObject({
+  /**
+   * Redis/Valkey endpoint shared by the cache tier and limits: `redis://host:6379/0`, or
+   * `rediss://...` for TLS (ElastiCache with in-transit encryption). Absent: everything stays in memory.
+   */
+  url: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'a redis:// or rediss:// URL').optional(),
+  /** Environment variable holding the AUTH token (never written into the config itself). */
+  passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  /** Prefix of every key the gateway writes, so several deployments can share one server. */
+  keyPrefix: z.string().default('velox:'),
+  /** Connect timeout (ms). */
+  connectTimeoutMs: positiveInt.default(1_000),
+  /** A command slower than this counts as a miss/failure and never stalls a request (ms). */
+  commandTimeoutMs: positiveInt.default(50),
+})
+
 export const SimulatorSchema = z.strictObject({
   /** Start the built-in inference simulator when no upstream is configured (`npm start` on a laptop). */
   enabled: z.boolean().default(true),
@@ -99,6 +115,7 @@ export const GatewayConfigSchema = z
     server: ServerSchema.prefault({}),
     log: LogSchema.prefault({}),
     upstreams: z.array(UpstreamSchema).default([]),
+    redis: RedisSchema.prefault({}),
     simulator: SimulatorSchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {

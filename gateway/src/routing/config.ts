@@ -1,0 +1,161 @@
+/**
+ * The `routing:` section of the gateway config: how a request's model is resolved to upstream
+ * members, how one member is chosen, and when a failed attempt may be retried elsewhere.
+ *
+ * Everything here is validated once at boot and compiled into a Router; nothing is read per request.
+ */
+import { z } from 'zod'
+
+const positiveInt = z.number().int().positive()
+const nonNegativeInt = z.number().int().nonnegative()
+const upstreamName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." or "-", at most 64')
+
+export const BALANCER_KINDS = ['p2c-peak-ewma', 'weighted-round-robin', 'least-outstanding', 'consistent-hash'] as const
+export type BalancerKind = (typeof BALANCER_KINDS)[number]
+
+/**
+ * Why an attempt failed, as the request path reports it. `connect`: no connection could be made;
+ * `reset`: the connection broke before the response completed; `timeout`: connect or first-byte
+ * deadline passed; `429` and `5xx`: the upstream answered with that status.
+ */
+export const FAILURE_KINDS = ['connect', 'reset', 'timeout', '429', '5xx'] as const
+export type FailureKind = (typeof FAILURE_KINDS)[number]
+
+export const HashKeySchema = z.strictObject({
+  /** Request header whose value is the affinity key (checked first), e.g. `x-session-id`. */
+  header: z.string().min(1).toLowerCase().optional(),
+  /** Top-level JSON body field used when the header is absent; OpenAI's `user` by default. */
+  bodyField: z.string().min(1).default('user'),
+})
+
+export const AliasSchema = z.strictObject({
+  /** Model id sent to the upstream in place of the public name. */
+  model: z.string().min(1),
+  /** Restrict the alias to these upstreams (by name); every upstream serving `model` when absent. */
+  upstreams: z.array(upstreamName).min(1).optional(),
+})
+
+export const RetrySchema = z.strictObject({
+  /** Attempts per request, the first included; 1 disables retries. Only before the first byte reaches the client. */
+  maxAttempts: positiveInt.max(10).default(3),
+  /** Failure kinds that may be retried on another member. */
+  on: z.array(z.enum(FAILURE_KINDS)).default(() => [...FAILURE_KINDS]),
+  /**
+   * Retries allowed as a fraction of recent requests (over a 10 s window), so a failing upstream
+   * cannot be hit with maxAttempts times the traffic. 0.2 = at most one retry per five requests.
+   */
+  budgetRatio: z.number().min(0).max(1).default(0.2),
+  /** Retries always allowed per second regardless of the ratio, so low traffic can still retry. */
+  budgetMinPerSecond: nonNegativeInt.default(10),
+})
+
+export const HedgeSchema = z.strictObject({
+  /** Send a second attempt to another member when the first has not answered after `delayMs`. */
+  enabled: z.boolean().default(false),
+  /** Hedge delay (ms), or `p95` to follow the observed 95th percentile time to first byte. */
+  delayMs: z.union([positiveInt, z.literal('p95')]).default('p95'),
+})
+
+export const HealthSchema = z.strictObject({
+  /** Path probed on each member, relative to the upstream URL. */
+  activePath: z.string().startsWith('/').default('/health'),
+  /** Time between probe rounds (ms, jittered by 10%); 0 disables active health checks. */
+  intervalMs: nonNegativeInt.default(5_000),
+  /** A probe that has not answered 2xx within this time fails (ms). */
+  timeoutMs: positiveInt.default(1_000),
+  /** Consecutive successful probes before an unhealthy member serves again. */
+  healthyThreshold: positiveInt.default(1),
+  /** Consecutive failed probes before a healthy member stops serving. */
+  unhealthyThreshold: positiveInt.default(2),
+})
+
+export const OutlierSchema = z.strictObject({
+  /** Consecutive failed requests that eject a member (open its circuit breaker). */
+  consecutiveFailures: positiveInt.default(5),
+  /** First ejection time (ms); doubles on every ejection in a row, up to `maxEjectionMs`. */
+  baseEjectionMs: positiveInt.default(5_000),
+  /** Longest ejection time (ms). Staying healthy this long also resets the doubling. */
+  maxEjectionMs: positiveInt.default(60_000),
+})
+
+export const RoutingConfigSchema = z
+  .strictObject({
+    /** How one member is chosen among the available members of the best priority tier. */
+    balancer: z.enum(BALANCER_KINDS).default('p2c-peak-ewma'),
+    /** Where the consistent-hash balancer finds the affinity key; ignored by the other balancers. */
+    hashKey: HashKeySchema.prefault({}),
+    /**
+   * Public model name -> upstream model id (and optionally which upstreams serve it). An alias
+   * wins over a model of the same name, so it can also pin a model to some upstreams.
+   */
+    aliases: z.record(z.string().min(1), AliasSchema).default(() => ({})),
+    retry: RetrySchema.prefault({}),
+    hedge: HedgeSchema.prefault({}),
+    health: HealthSchema.prefault({}),
+    outlier: OutlierSchema.prefault({}),
+    /** Decay time of the peak-EWMA latency estimate (ms): how long a slow response is remembered. */
+    ewmaDecayMs: positiveInt.default(10_000),
+  })
+  .superRefine((cfg, ctx) => {
+    if (cfg.outlier.maxEjectionMs < cfg.outlier.baseEjectionMs) {
+      ctx.addIssue({ code: 'custom', path: ['outlier', 'maxEjectionMs'], message: `maxEjectionMs (${cfg.outlier.maxEjectionMs}) is below baseEjectionMs (${cfg.outlier.baseEjectionMs})` })
+    }
+  })
+
+/** Per-upstream `discovery:`; absent means the upstream URL's host is used as is. */
+export const UpstreamDiscoverySchema = z
+  .strictObject({
+    /** Re-resolve the URL's hostname (A and AAAA) and route to every address as its own member. */
+    dns: z.boolean().default(false),
+    /** Time between resolutions (ms). A failed resolution keeps the last known addresses. */
+    intervalMs: positiveInt.min(100).default(5_000),
+  })
+  .optional()
+
+export type RoutingConfig = z.output<typeof RoutingConfigSchema>
+export type RoutingConfigInput = z.input<typeof RoutingConfigSchema>
+export type RetryConfig = RoutingConfig['retry']
+export type HealthConfig = RoutingConfig['health']
+export type OutlierConfig = RoutingConfig['outlier']
+export type HedgeConfig = RoutingConfig['hedge']
+export type AliasConfig = RoutingConfig['aliases'][string]
+export type UpstreamDiscovery = z.output<typeof UpstreamDiscoverySchema>
+
+/** The upstream fields routing reads; the gateway's UpstreamConfig satisfies it. */
+export interface RoutedUpstream {
+  readonly name: string
+  readonly url: string
+  readonly models: readonly string[]
+  readonly weight: number
+  readonly priority: number
+  readonly discovery?: UpstreamDiscovery
+}
+
+export interface RoutingIssue {
+  readonly path: (string | number)[]
+  readonly message: string
+}
+
+/**
+ * Cross-checks between `routing` and `upstreams` that neither schema can see alone; meant for the
+ * top-level schema's superRefine (paths are relative to the config root).
+ */
+export function routingIssues(routing: RoutingConfig, upstreams: readonly RoutedUpstream[]): RoutingIssue[] {
+  const issues: RoutingIssue[] = []
+  const byName = new Map(upstreams.map((u) => [u.name, u]))
+  const served = new Set(upstreams.flatMap((u) => u.models))
+  for (const [alias, target] of Object.entries(routing.aliases)) {
+    if (target.upstreams) {
+      target.upstreams.forEach((name, i) => {
+        const u = byName.get(name)
+        if (!u) issues.push({ path: ['routing', 'aliases', alias, 'upstreams', i], message: `unknown upstream "${name}"` })
+        else if (!u.models.includes(target.model) && !u.models.includes('*')) {
+          issues.push({ path: ['routing', 'aliases', alias, 'upstreams', i], message: `upstream "${name}" does not serve model "${target.model}"` })
+        }
+      })
+    } else if (!served.has(target.model) && !served.has('*')) {
+      issues.push({ path: ['routing', 'aliases', alias, 'model'], message: `no upstream serves model "${target.model}"` })
+    }
+  }
+  return issues
+}

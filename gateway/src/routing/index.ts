@@ -1,0 +1,26 @@
+/** Routing and resilience: model resolution, member choice, breakers, retries, health, discovery. */
+export { createBalancer, type Balancer, type BalancerOptions } from './balancer.ts'
+export { Breaker, BreakerState, type BreakerStateValue } from './breaker.ts'
+export {
+  BALANCER_KINDS,
+  FAILURE_KINDS,
+  RoutingConfigSchema,
+  UpstreamDiscoverySchema,
+  routingIssues,
+  type BalancerKind,
+  type FailureKind,
+  type RoutedUpstream,
+  type RoutingConfig,
+  type RoutingConfigInput,
+  type RoutingIssue,
+  type UpstreamDiscovery,
+} from './config.ts'
+export { bindDnsDiscovery, type DnsBinding, type DnsBindingOptions } from './dns-binding.ts'
+export { DnsDiscovery, dnsResolver, type DnsDiscoveryOptions, type ResolveAddresses } from './dns-discovery.ts'
+export { PeakEwma } from './ewma.ts'
+export { ActiveHealthChecker, type HealthCheckerOptions, type Probe } from './health-checker.ts'
+export { Member, type MemberInit } from './member.ts'
+export { RetryBudget, type RetryBudgetOptions } from './retry-budget.ts'
+export { RetryPolicy } from './retry-policy.ts'
+export { seededRandom, type Random } from './rng.ts'
+export { Resolution, Router, memberInit, type MemberFactory, type RouterOptions } from './router.ts'

@@ -1,0 +1,149 @@
+/**
+ * One routable endpoint: an upstream, or one address of an upstream found by DNS discovery.
+ * The request path tells it about every attempt, in this order:
+ *
+ *   member.onStart(now)                      right after pick(), before dispatching
+ *   member.onFirstByte(latencyMs, now)       response headers arrived (latency = time to first byte)
+ *   member.onSuccess(now) | member.onFailure(kind, now, elapsedMs) | member.onCancel(now)   exactly once
+ *
+ * An upstream's own 4xx answers are successes here (the member worked; the request was wrong).
+ * All fields are set in the constructor so every Member has the same hidden class.
+ */
+import { Breaker } from './breaker.ts'
+import type { FailureKind, OutlierConfig } from './config.ts'
+import { PeakEwma } from './ewma.ts'
+import { hashString } from './hash.ts'
+
+export interface MemberInit {
+  /** Unique in a Router: the upstream name, or `upstream@address` for a DNS-discovered member. */
+  readonly name: string
+  readonly upstreamName: string
+  /** `scheme://host:port` to connect to (IPv6 in brackets). */
+  readonly origin: string
+  /** Path prefix of the upstream URL without a trailing slash; '' when none. */
+  readonly basePath: string
+  /** The configured URL's `host` (with port if any): Host header and TLS servername when `origin` is an address. */
+  readonly host: string
+  readonly weight: number
+  readonly priority: number
+  readonly ewmaDecayMs: number
+  readonly outlier: OutlierConfig
+  /**
+   * Latency charged for a failed attempt when larger than the attempt's own time, so a member that
+   * fails fast does not look fast to the latency-aware balancer. Default 1000 ms.
+   */
+  readonly failurePenaltyMs?: number
+  readonly nowMs?: number
+}
+
+/** Cost of a member that has never answered but has requests in flight (Finagle's penalty). */
+const UNKNOWN_LATENCY_PENALTY = 1e12
+
+export class Member<D = unknown> {
+  readonly name: string
+  readonly upstreamName: string
+  readonly origin: string
+  readonly basePath: string
+  readonly host: string
+  readonly weight: number
+  readonly priority: number
+  /** Hash of `name`: the member's identity on the consistent-hash ring. */
+  readonly nameHash: number
+  /** Whatever sends requests to `origin` (an undici Pool); filled by the member factory. */
+  dispatcher: D
+  /** Attempts started and not yet finished (streams count until their last byte). */
+  outstanding: number
+  readonly ewma: PeakEwma
+  readonly breaker: Breaker
+  /** Verdict of active health checks; true until a checker says otherwise. */
+  healthy: boolean
+  /** Removed from its router (DNS no longer lists it): finishes in-flight work, receives no new. */
+  draining: boolean
+  readonly failurePenaltyMs: number
+  /** Counters for metrics; never reset. */
+  started: number
+  failed: number
+  lastFailure: FailureKind | null
+
+  constructor(init: MemberInit, dispatcher: D) {
+    this.name = init.name
+    this.upstreamName = init.upstreamName
+    this.origin = init.origin
+    this.basePath = init.basePath
+    this.host = init.host
+    this.weight = init.weight
+    this.priority = init.priority
+    this.nameHash = hashString(init.name)
+    this.dispatcher = dispatcher
+    this.outstanding = 0
+    this.ewma = new PeakEwma(init.ewmaDecayMs)
+    this.breaker = new Breaker(init.outlier, init.nowMs ?? 0)
+    this.healthy = true
+    this.draining = false
+    this.failurePenaltyMs = init.failurePenaltyMs ?? 1_000
+    this.started = 0
+    this.failed = 0
+    this.lastFailure = null
+  }
+
+  /** Whether new requests may be sent to this member now. */
+  available(nowMs: number): boolean {
+    return this.healthy && !this.draining && this.breaker.allows(nowMs)
+  }
+
+  /** When the current ejection ends; 0 when not ejected. */
+  get ejectedUntil(): number {
+    return this.breaker.state === 0 ? 0 : this.breaker.openUntil
+  }
+
+  /** Finagle's P2C/PeakEWMA cost: expected latency times the queue a new request would join. */
+  load(nowMs: number): number {
+    const latency = this.ewma.get(nowMs)
+    if (latency === 0 && this.outstanding !== 0) return UNKNOWN_LATENCY_PENALTY + this.outstanding
+    return latency * (this.outstanding + 1)
+  }
+
+  onStart(nowMs: number): void {
+    this.outstanding++
+    this.started++
+    this.breaker.onStart(nowMs)
+  }
+
+  onFirstByte(latencyMs: number, nowMs: number): void {
+    this.ewma.observe(latencyMs, nowMs)
+  }
+
+  onSuccess(nowMs: number): void {
+    this.release()
+    this.breaker.onSuccess(nowMs)
+  }
+
+  /**
+   * The attempt failed. A 429 does not count toward ejection (the member is alive, only full), but
+   * like every failure it raises the latency estimate so load moves elsewhere.
+   */
+  onFailure(kind: FailureKind, nowMs: number, elapsedMs = 0): void {
+    this.release()
+    this.failed++
+    this.lastFailure = kind
+    this.ewma.observe(elapsedMs > this.failurePenaltyMs ? elapsedMs : this.failurePenaltyMs, nowMs)
+    if (kind === '429') this.breaker.onSuccess(nowMs)
+    else this.breaker.onFailure(nowMs)
+  }
+
+  /** The attempt ended for a reason that says nothing about the member (client gone, hedge lost). */
+  onCancel(nowMs: number): void {
+    this.release()
+    this.breaker.onCancel(nowMs)
+  }
+
+  /** Active health verdict after the checker's thresholds. */
+  setHealthy(healthy: boolean, nowMs: number): void {
+    this.healthy = healthy
+    if (healthy) this.breaker.onActiveHealthy(nowMs)
+  }
+
+  private release(): void {
+    if (this.outstanding > 0) this.outstanding--
+  }
+}

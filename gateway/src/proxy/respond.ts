@@ -1,0 +1,24 @@
+/** Writing gateway-made responses straight to the raw socket response (used after hijack). */
+import type { ServerResponse } from 'node:http'
+import type { GatewayError } from '../errors.ts'
+
+export function writeError(res: ServerResponse, err: GatewayError, extraHeaders?: Record<string, string>): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy()
+    return
+  }
+  const body = err.body()
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    ...extraHeaders,
+  }
+  if (err.retryAfter !== null) headers['retry-after'] = String(err.retryAfter)
+  res.writeHead(err.status, headers)
+  res.end(body)
+}
+
+/** The SSE event that ends a stream which failed after it started: clients see an error, not success. */
+export function sseErrorEvent(err: GatewayError): string {
+  return `data: ${err.body()}\n\n`
+}

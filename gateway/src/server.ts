@@ -1,0 +1,210 @@
+/**
+ * buildServer(config) -> a fastify instance with every route registered and the runtime snapshot
+ * compiled. It never listens; gateway/src/main.ts (or a test) does.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { GatewayConfig } from './config/schema.ts'
+import { GatewayError } from './errors.ts'
+import { ENDPOINTS, type Endpoint } from './proxy/endpoints.ts'
+import { ProxyCall, type CallContext } from './proxy/call.ts'
+import { parseBody, rewriteModel } from './proxy/request-body.ts'
+import { RuntimeSnapshot } from './runtime/snapshot.ts'
+import { GatewayMetrics } from './telemetry/metrics.ts'
+import { createLogger, type Logger } from './telemetry/logger.ts'
+
+export interface BuildOptions {
+  /** A logger to use instead of one built from `config.log`. */
+  logger?: Logger
+  env?: NodeJS.ProcessEnv
+  /** Register Node's default process metrics (off in tests that build many servers). */
+  defaultMetrics?: boolean
+}
+
+/** Gateway state hung on the fastify instance as `app.velox`. */
+export class Gateway {
+  snapshot: RuntimeSnapshot
+  readonly metrics: GatewayMetrics
+  readonly logger: Logger
+  readonly inflight: Set<ProxyCall>
+  /** Resolves once pools are warmed (whether or not any upstream answered). */
+  readonly warmed: Promise<void>
+  ready: boolean
+  shuttingDown: boolean
+  private readonly sweeper: NodeJS.Timeout
+
+  constructor(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics, env: NodeJS.ProcessEnv) {
+    this.metrics = metrics
+    this.logger = logger
+    this.inflight = new Set()
+    this.ready = false
+    this.shuttingDown = false
+    this.snapshot = new RuntimeSnapshot(config, { env, buildContext: (s) => this.buildContext(s) })
+    metrics.setPoolSource({
+      forEachPool: (fn) => {
+        for (const u of this.snapshot.upstreams) fn(u.name, u.stats())
+      },
+    })
+    this.warmed = this.warm()
+    // Total deadlines are enforced by one coarse sweep instead of a timer per request.
+    this.sweeper = setInterval(() => this.sweep(), 250)
+    this.sweeper.unref()
+  }
+
+  private buildContext(snapshot: RuntimeSnapshot): CallContext {
+    return {
+      metrics: this.metrics,
+      serverTiming: snapshot.config.server.serverTiming,
+      retry: snapshot.retry,
+      inflight: this.inflight,
+      shuttingDown: () => this.shuttingDown,
+      onUpstreamFailure: (call, target, failure) => {
+        this.metrics.countUpstreamError(target.name, failure.code)
+        this.logger.warn({ upstream: target.name, code: failure.code, detail: failure.detail, attempt: call.attempts, model: call.model }, 'upstream failure')
+      },
+    }
+  }
+
+  private async warm(): Promise<void> {
+    const snapshot = this.snapshot
+    const started = performance.now()
+    const answered = await snapshot.warm()
+    const ms = Math.round(performance.now() - started)
+    const connections = snapshot.upstreams.reduce((n, u) => n + u.warmed, 0)
+    this.ready = answered > 0
+    if (this.ready) this.logger.info({ upstreams: snapshot.upstreams.length, answered, connections, ms }, 'upstream pools warmed')
+    else this.logger.error({ upstreams: snapshot.upstreams.length, ms }, 'no upstream answered the warm-up; not ready')
+  }
+
+  private sweep(): void {
+    if (this.inflight.size === 0) return
+    const now = performance.now()
+    for (const call of this.inflight) {
+      if (call.deadlineAt !== 0 && now >= call.deadlineAt) call.expire()
+    }
+  }
+
+  /** Stops taking new work; resolves when in-flight calls are done or the deadline passes. */
+  async drain(deadlineMs: number): Promise<boolean> {
+    this.shuttingDown = true
+    this.ready = false
+    const until = performance.now() + deadlineMs
+    while (this.inflight.size > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 25))
+    return this.inflight.size === 0
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper)
+    await this.snapshot.close()
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    velox: Gateway
+  }
+  interface FastifyRequest {
+    startedAt: number
+  }
+}
+
+/** Client headers passed upstream; everything else (credentials above all) stays behind. */
+const FORWARDED_REQUEST_HEADERS = ['x-request-id', 'openai-beta'] as const
+
+export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const logger = opts.logger ?? createLogger(config.log.level)
+  const metrics = new GatewayMetrics({ defaultMetrics: opts.defaultMetrics ?? true })
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: config.server.bodyLimit,
+    keepAliveTimeout: config.server.keepAliveTimeoutMs,
+    return503OnClosing: false,
+    forceCloseConnections: false,
+    requestIdHeader: 'x-request-id',
+  })
+  const gateway = new Gateway(config, logger, metrics, opts.env ?? process.env)
+  app.decorate('velox', gateway)
+  app.decorateRequest('startedAt', 0)
+  app.addHook('onRequest', (request, _reply, done) => {
+    request.startedAt = performance.now()
+    done()
+  })
+  app.addHook('onClose', async () => {
+    await gateway.close()
+  })
+
+  // Bodies are read once, as bytes; parsing is the handler's job so the bytes can be forwarded as-is.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
+
+  app.setErrorHandler((error, request, reply) => {
+    const err = toGatewayError(error)
+    if (err.status >= 500) request.log.error({ err: error }, 'request failed')
+    if (err.retryAfter !== null) void reply.header('retry-after', String(err.retryAfter))
+    return reply.code(err.status).type('application/json').send(err.body())
+  })
+  app.setNotFoundHandler((request, reply) => {
+    const err = new GatewayError('GW_ERR_NOT_FOUND', `${request.method} ${request.url.split('?')[0]}`)
+    return reply.code(err.status).type('application/json').send(err.body())
+  })
+
+  for (const endpoint of ENDPOINTS) {
+    app.post(endpoint.path, (request, reply) => proxy(gateway, endpoint, request, reply))
+  }
+
+  app.get('/v1/models', (_request, reply) => reply.type('application/json').send(gateway.snapshot.modelsBody))
+  app.get<{ Params: { '*': string } }>('/v1/models/*', (request, reply) => {
+    const id = request.params['*']
+    if (!gateway.snapshot.modelIds.includes(id)) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', id, { param: 'model' })
+    return reply.type('application/json').send({ id, object: 'model', created: 0, owned_by: 'velox' })
+  })
+  app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }))
+  app.get('/readyz', (_request, reply) => {
+    const ready = gateway.ready && !gateway.shuttingDown
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : gateway.shuttingDown ? 'shutting down' : 'not ready' })
+  })
+  app.get('/metrics', async (_request, reply) => {
+    const body = await metrics.registry.metrics()
+    return reply.type(metrics.registry.contentType).send(body)
+  })
+  return app
+}
+
+function proxy(gateway: Gateway, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void {
+  const raw = request.body as Buffer | undefined
+  if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
+  const parsed = parseBody(raw)
+  const snapshot = gateway.snapshot
+  const route = snapshot.resolve(parsed.model)
+  if (route === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
+  const body = route.upstreamModel === parsed.model ? raw : rewriteModel(parsed.json, route.upstreamModel)
+  const headers = request.headers
+  let extra: string[] | null = null
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = headers[name]
+    if (typeof value === 'string') (extra ??= []).push(name, value)
+  }
+  const key = typeof parsed.json.user === 'string' ? parsed.json.user : null
+  reply.hijack()
+  new ProxyCall(snapshot.ctx, reply.raw, endpoint, parsed.model, route, key, body, extra, request.startedAt).start()
+}
+
+function toGatewayError(error: unknown): GatewayError {
+  if (error instanceof GatewayError) return error
+  const e = error as { code?: string; statusCode?: number; message?: string }
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new GatewayError('GW_ERR_BODY_TOO_LARGE', String((e as { bodyLimit?: number }).bodyLimit ?? ''))
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new GatewayError('GW_ERR_INVALID_JSON', e.message)
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new GatewayError('GW_ERR_UNSUPPORTED_MEDIA_TYPE', e.message)
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new GatewayError('GW_ERR_INVALID_BODY', 'Content-Length does not match the body')
+  }
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return new GatewayError('GW_ERR_INVALID_BODY', e.message ?? 'bad request')
+  }
+  return new GatewayError('GW_ERR_INTERNAL', undefined, { cause: error })
+}

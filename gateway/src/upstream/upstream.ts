@@ -1,0 +1,106 @@
+/**
+ * One upstream origin: its undici pool (built once at boot), the credential the gateway injects,
+ * and the request-path prefix. The pool only chooses connections; routing decisions live in
+ * gateway/src/routing.
+ */
+import { Pool } from 'undici'
+import type { UpstreamConfig } from '../config/schema.ts'
+
+export interface PoolStatsSnapshot {
+  connected: number
+  free: number
+  pending: number
+  running: number
+}
+
+export class Upstream {
+  readonly name: string
+  readonly config: UpstreamConfig
+  /** `http(s)://host:port`, what the pool connects to. */
+  readonly origin: string
+  /** Path prefix from the configured URL, without a trailing slash (`''` or `/openai`). */
+  readonly basePath: string
+  readonly pool: Pool
+  /**
+   * Request headers sent on every call, as undici's flat `[name, value, ...]` array, built once:
+   * the injected credential. Client headers are never copied wholesale, so a client's own
+   * `Authorization` can never reach the upstream.
+   */
+  readonly baseHeaders: readonly string[]
+  /** `baseHeaders` plus the JSON content type: the whole header list of a typical forwarded POST. */
+  readonly postHeaders: readonly string[]
+  /** Connections opened by the last warm-up (0 until warmed). */
+  warmed: number
+
+  constructor(config: UpstreamConfig, env: NodeJS.ProcessEnv = process.env, hostOverride: string | null = null) {
+    const url = new URL(config.url)
+    this.name = config.name
+    this.config = config
+    this.origin = hostOverride ? `${url.protocol}//${hostOverride}` : url.origin
+    this.basePath = url.pathname.replace(/\/+$/, '')
+    const apiKey = config.apiKeyEnv ? env[config.apiKeyEnv] : undefined
+    if (config.apiKeyEnv && !apiKey) {
+      throw new Error(`upstream "${config.name}": environment variable ${config.apiKeyEnv} (apiKeyEnv) is empty or unset`)
+    }
+    const headers: string[] = []
+    if (apiKey) headers.push('authorization', `Bearer ${apiKey}`)
+    // A discovered member is dialled by address but must still present the service's hostname.
+    if (hostOverride) headers.push('host', url.host)
+    this.baseHeaders = Object.freeze(headers)
+    this.postHeaders = Object.freeze([...headers, 'content-type', 'application/json'])
+    const { pool, timeouts } = config
+    this.pool = new Pool(this.origin, {
+      connections: pool.connections,
+      pipelining: pool.pipelining,
+      keepAliveTimeout: pool.keepAliveTimeoutMs,
+      // Never trust a longer keep-alive hint from the upstream than our own ceiling.
+      keepAliveMaxTimeout: pool.keepAliveTimeoutMs,
+      clientTtl: pool.maxConnectionAgeMs > 0 ? pool.maxConnectionAgeMs : null,
+      connectTimeout: timeouts.connectMs,
+      headersTimeout: timeouts.firstByteMs,
+      bodyTimeout: timeouts.idleMs,
+      allowH2: pool.http2,
+      // TLS servername for discovered members (dialled by IP).
+      ...(hostOverride && url.protocol === 'https:' ? { connect: { servername: url.hostname } } : {}),
+    })
+    this.warmed = 0
+  }
+
+  /**
+   * Opens up to `pool.warm` connections by sending that many concurrent lightweight requests, so
+   * the first real requests never wait on TCP/TLS handshakes. Any HTTP answer (even 404) proves
+   * the connection; only transport errors count as failures. Resolves to the connections opened.
+   */
+  async warm(path = '/health', timeoutMs = 2_000): Promise<number> {
+    const n = this.config.pool.warm
+    if (n === 0) return 0
+    const signal = AbortSignal.timeout(timeoutMs)
+    const results = await Promise.allSettled(
+      Array.from({ length: n }, () =>
+        this.pool
+          .request({ path: this.basePath + path, method: 'GET', headers: this.baseHeaders as string[], signal })
+          .then((r) => r.body.dump()),
+      ),
+    )
+    this.warmed = results.filter((r) => r.status === 'fulfilled').length
+    return this.warmed
+  }
+
+  /** The POST headers plus a few client headers that are safe to pass on (request ids, API betas). */
+  headersWith(extra: readonly string[]): string[] {
+    return this.postHeaders.concat(extra)
+  }
+
+  stats(): PoolStatsSnapshot {
+    const s = this.pool.stats
+    return { connected: s.connected, free: s.free, pending: s.pending, running: s.running }
+  }
+
+  close(): Promise<void> {
+    return this.pool.close()
+  }
+
+  destroy(): Promise<void> {
+    return this.pool.destroy()
+  }
+}

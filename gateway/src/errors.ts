@@ -45,7 +45,6 @@ export const ERRORS = Object.freeze({
   GW_ERR_UPSTREAM_IDLE_TIMEOUT: def('GW_ERR_UPSTREAM_IDLE_TIMEOUT', 504, 'timeout_error', 'The upstream stopped sending for longer than %s ms'),
   GW_ERR_UPSTREAM_TOTAL_TIMEOUT: def('GW_ERR_UPSTREAM_TOTAL_TIMEOUT', 504, 'timeout_error', 'The request exceeded its total deadline of %s ms'),
   GW_ERR_UPSTREAM_STREAM_BROKEN: def('GW_ERR_UPSTREAM_STREAM_BROKEN', 502, 'server_error', 'The upstream connection failed mid-response: %s'),
-  GW_ERR_SHUTTING_DOWN: def('GW_ERR_SHUTTING_DOWN', 503, 'server_error', 'The gateway is shutting down; retry on another instance'),
   GW_ERR_INTERNAL: def('GW_ERR_INTERNAL', 500, 'server_error', 'Internal gateway error'),
 })
 

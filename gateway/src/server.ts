@@ -2,7 +2,7 @@
  * buildServer(config) -> a fastify instance with every route registered and the runtime snapshot
  * compiled. It never listens; gateway/src/main.ts (or a test) does.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { GatewayConfig } from './config/schema.ts'
 import { GatewayError } from './errors.ts'
 import { ENDPOINTS, type Endpoint } from './proxy/endpoints.ts'
@@ -115,7 +115,7 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   const metrics = new GatewayMetrics({ defaultMetrics: opts.defaultMetrics ?? true })
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.bodyLimit,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
     return503OnClosing: false,
@@ -135,7 +135,12 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
 
   // Bodies are read once, as bytes; parsing is the handler's job so the bytes can be forwarded as-is.
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    const type = req.headers['content-type']
+    if (type === undefined || type === '' || /^[\w.+-]+\/[\w.+-]*\+?json\b/i.test(type)) done(null, body)
+    else done(new GatewayError('GW_ERR_UNSUPPORTED_MEDIA_TYPE', type.split(';')[0]!), undefined)
+  })
 
   app.setErrorHandler((error, request, reply) => {
     const err = toGatewayError(error)
@@ -143,8 +148,13 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     if (err.retryAfter !== null) void reply.header('retry-after', String(err.retryAfter))
     return reply.code(err.status).type('application/json').send(err.body())
   })
+  const postPaths = new Set(ENDPOINTS.map((e) => e.path))
   app.setNotFoundHandler((request, reply) => {
-    const err = new GatewayError('GW_ERR_NOT_FOUND', `${request.method} ${request.url.split('?')[0]}`)
+    const path = request.url.split('?')[0]!
+    const err = postPaths.has(path)
+      ? new GatewayError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} ${path}; use POST`)
+      : new GatewayError('GW_ERR_NOT_FOUND', `${request.method} ${path}`)
+    if (err.status === 405) void reply.header('allow', 'POST')
     return reply.code(err.status).type('application/json').send(err.body())
   })
 

@@ -55,6 +55,8 @@ const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
   'proxy-authenticate', 'proxy-authorization',
 ])
+/** Set by the gateway itself on every stream, whatever the upstream said. */
+const SSE_OVERRIDDEN = new Set(['x-accel-buffering', 'cache-control', 'content-length'])
 const SSE_ERROR_PREFIX = Buffer.from('data: {"error"')
 const kCall = Symbol('velox.proxyCall')
 
@@ -140,13 +142,17 @@ export class ProxyCall {
     this.next(performance.now())
   }
 
-  /** Dispatches the next attempt, or answers with the best error when none is left. */
+  /** Dispatches the first attempt, or answers 503 when no member can take it. */
   private next(now: number): void {
-    const target = this.picker.pick(this.key, this.tried, now)
+    const target = this.picker.pick(this.key, null, now)
     if (target === null) {
       this.exhausted()
       return
     }
+    this.dispatch(target, now)
+  }
+
+  private dispatch(target: Target, now: number): void {
     this.attempts++
     this.target = target
     if (this.deadlineAt === 0) {
@@ -169,6 +175,24 @@ export class ProxyCall {
     )
   }
 
+  /**
+   * Replaces a failed attempt with one on another member, when policy and budget allow and a
+   * member is left. A connection-level failure may retry the same member (a fresh connection
+   * usually succeeds where a stale pooled one was reset). Returns false to keep the failure.
+   */
+  private failover(failed: Target, kind: FailureKind | '429' | '5xx', now: number): boolean {
+    if (!this.mayRetry(kind, now)) return false
+    if (this.tried === null) this.tried = new Set()
+    this.tried.add(failed)
+    let target = this.picker.pick(this.key, this.tried, now)
+    if (target === null && (kind === 'reset' || kind === 'connect')) target = this.picker.pick(this.key, null, now)
+    // The global budget is spent only when a retry will really be sent.
+    if (target === null || !this.ctx.retry.tryAcquireRetry(now)) return false
+    this.current = null
+    this.dispatch(target, now)
+    return true
+  }
+
   /** Can a failed attempt be replaced by another one? Only while nothing reached the client. */
   private mayRetry(kind: FailureKind | '429' | '5xx', now: number): boolean {
     return (
@@ -176,14 +200,8 @@ export class ProxyCall {
       !this.finished &&
       this.attempts < this.ctx.retry.maxAttempts &&
       this.ctx.retry.retryOn.has(kind) &&
-      (this.deadlineAt === 0 || now < this.deadlineAt) &&
-      this.ctx.retry.tryAcquireRetry(now)
+      (this.deadlineAt === 0 || now < this.deadlineAt)
     )
-  }
-
-  private markTried(target: Target): void {
-    if (this.tried === null) this.tried = new Set()
-    this.tried.add(target)
   }
 
   /** Upstream answered with a status: commit it, or fail over when it is retryable. */
@@ -192,12 +210,7 @@ export class ProxyCall {
     if (status === 429 || status >= 500) {
       const kind = status === 429 ? '429' : '5xx'
       attempt.target.onFailure('status', now)
-      if (this.mayRetry(kind, now)) {
-        this.markTried(attempt.target)
-        this.current = null
-        this.next(now)
-        return 'abort'
-      }
+      if (this.failover(attempt.target, kind, now)) return 'abort'
       // Keep the error body whole, so the client gets the upstream's own status and message.
       this.heldError = { status, headers, chunks: [] }
       return 'hold'
@@ -213,15 +226,16 @@ export class ProxyCall {
     const res = this.res
     if (res.destroyed) return
     const out: string[] = []
+    const sse = this.sse
     for (const name in headers) {
-      if (HOP_BY_HOP.has(name)) continue
+      if (HOP_BY_HOP.has(name) || (sse && SSE_OVERRIDDEN.has(name))) continue
       const value = headers[name]
       if (value === undefined) continue
       if (typeof value === 'string') out.push(name, value)
       else for (const v of value) out.push(name, v)
     }
     out.push('x-velox-upstream', attempt.target.name)
-    if (this.sse) out.push('x-accel-buffering', 'no', 'cache-control', 'no-cache')
+    if (sse) out.push('x-accel-buffering', 'no', 'cache-control', 'no-cache')
     if (this.ctx.serverTiming) {
       const upstreamMs = now - this.dispatchedAt
       const gatewayMs = now - this.startedAt - upstreamMs
@@ -269,12 +283,7 @@ export class ProxyCall {
     this.ctx.onUpstreamFailure(this, attempt.target, failure)
     if (!this.committed) {
       this.heldError = null
-      if (this.mayRetry(failure.kind, now)) {
-        this.markTried(attempt.target)
-        this.current = null
-        this.next(now)
-        return
-      }
+      if (this.failover(attempt.target, failure.kind, now)) return
       this.status = this.respondError(new GatewayError(failure.code, failure.detail))
       this.finish(now)
       return
@@ -287,11 +296,7 @@ export class ProxyCall {
   streamErrorBeforeFirstByte(attempt: Attempt): boolean {
     const now = performance.now()
     attempt.target.onFailure('stream-error', now)
-    if (!this.mayRetry('stream-error', now)) return false
-    this.markTried(attempt.target)
-    this.current = null
-    this.next(now)
-    return true
+    return this.failover(attempt.target, 'stream-error', now)
   }
 
   /** Ends a response that already started: SSE gets an error event, anything else a cut connection. */

@@ -18,6 +18,8 @@ export interface DnsBindingOptions<D> {
 export interface DnsBinding {
   /** Settles when every upstream has had its first resolution (successful or not). */
   readonly ready: Promise<void>
+  /** Resolves every discovered upstream now. */
+  refresh(): Promise<void>
   stop(): void
 }
 
@@ -49,6 +51,7 @@ export function bindDnsDiscovery<D>(router: Router<D>, opts: DnsBindingOptions<D
   const ready = Promise.all(discoveries.map((d) => d.start())).then(() => undefined)
   return {
     ready,
+    refresh: () => Promise.all(discoveries.map((d) => d.refresh())).then(() => undefined),
     stop: () => {
       for (const d of discoveries) d.stop()
     },

@@ -66,7 +66,7 @@ export const UpstreamSchema = z.strictObject({
   /** Unique name used in metrics, logs and `x-velox-upstream`. */
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." or "-", at most 64'),
   /** OpenAI-compatible base URL; `/v1/...` is appended. A path prefix is kept (`https://host/openai`). */
-  url: z.url({ protocol: /^https?$/ }).refine((u) => !new URL(u).search && !new URL(u).hash, 'no query or fragment'),
+  url: z.url({ protocol: /^https?$/ }).refine((u) => !URL.canParse(u) || (!new URL(u).search && !new URL(u).hash), 'no query or fragment'),
   /** Model ids this upstream serves; `"*"` serves any model. */
   models: z.array(z.string().min(1)).min(1),
   /** Environment variable holding the upstream's API key, sent as `Authorization: Bearer ...`. */

@@ -9,7 +9,7 @@ export type { Logger }
 export function createLogger(level: string, destination: number | NodeJS.WritableStream = 1): Logger {
   const stream =
     typeof destination === 'number'
-      ? pino.destination({ dest: destination, sync: false, minLength: 4096 })
+      ? pino.destination({ dest: destination, sync: false })
       : destination
   return pino(
     {

@@ -1,0 +1,116 @@
+/** The gateway as operators run it: a real process, real signals, a stock OpenAI client. */
+import { after, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { once } from 'node:events'
+import OpenAI from 'openai'
+import { startSimulator } from '../../gateway/src/simulator/server.ts'
+
+const MAIN = new URL('../../gateway/src/main.ts', import.meta.url).pathname
+const children = new Set<ChildProcess>()
+after(() => {
+  for (const c of children) c.kill('SIGKILL')
+})
+
+/** Starts main.ts on a free port and resolves with its URL once the listening line is logged. */
+async function startMain(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string; logs: () => string }> {
+  const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, VELOX_PORT: '0', VELOX_HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  let out = ''
+  child.stderr!.on('data', (c: Buffer) => (out += c))
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line:\n${out}`)), 15_000)
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c
+      const m = /"port":(\d+)[^\n]*"msg":"velox gateway listening"/.exec(out)
+      if (m) {
+        clearTimeout(timer)
+        resolve(`http://127.0.0.1:${m[1]}`)
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`exited ${code}:\n${out}`)))
+  })
+  return { child, url, logs: () => out }
+}
+
+async function waitReady(url: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const res = await fetch(`${url}/readyz`).catch(() => null)
+    if (res?.status === 200) return
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  throw new Error('never ready')
+}
+
+test('with no upstream it serves from the simulator, says so, and a stock OpenAI client streams through it', async () => {
+  const { child, url, logs } = await startMain([])
+  await waitReady(url)
+  assert.match(logs(), /NO UPSTREAM CONFIGURED/)
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'sk-anything', maxRetries: 0 })
+  const stream = await client.chat.completions.create({
+    model: 'any-model',
+    messages: [{ role: 'user', content: 'Say hello' }],
+    stream: true,
+    stream_options: { include_usage: true },
+  })
+  let text = ''
+  let usage: OpenAI.CompletionUsage | undefined
+  for await (const chunk of stream) {
+    text += chunk.choices[0]?.delta?.content ?? ''
+    usage = chunk.usage ?? usage
+  }
+  assert.ok(text.length > 0)
+  assert.ok(usage && usage.completion_tokens > 0)
+  const completion = await client.chat.completions.create({ model: 'any-model', messages: [{ role: 'user', content: 'Say hello' }] })
+  assert.equal(completion.choices[0]?.message.content, text)
+  const embedding = await client.embeddings.create({ model: 'any-model', input: 'hello' })
+  assert.ok(embedding.data[0]!.embedding.length > 0)
+  await assert.rejects(client.chat.completions.create({ model: '', messages: [] }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.code === 'GW_ERR_MODEL_REQUIRED')
+  child.kill('SIGTERM')
+  const [code] = await once(child, 'exit')
+  assert.equal(code, 0)
+})
+
+test('SIGTERM lets an in-flight stream finish, refuses new connections, then exits 0', async () => {
+  const sim = await startSimulator({ tokens: 10, interTokenMs: 60 })
+  const dir = mkdtempSync(join(tmpdir(), 'velox-main-'))
+  const config = join(dir, 'gateway.yaml')
+  writeFileSync(config, `log: { level: info }\nserver: { shutdownTimeoutMs: 10000 }\nupstreams:\n  - name: sim\n    url: ${sim.url}\n    models: ["*"]\n`)
+  try {
+    const { child, url } = await startMain(['--config', config])
+    await waitReady(url)
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    })
+    const body = res.text()
+    await new Promise((r) => setTimeout(r, 100))
+    child.kill('SIGTERM')
+    await new Promise((r) => setTimeout(r, 100))
+    await assert.rejects(fetch(`${url}/healthz`, { headers: { connection: 'close' } }))
+    const text = await body
+    assert.match(text, /data: \[DONE\]\n\n$/, 'the in-flight stream was cut by shutdown')
+    const [code] = await once(child, 'exit')
+    assert.equal(code, 0)
+  } finally {
+    await sim.close()
+  }
+})
+
+test('an invalid config file stops the gateway with the bad path named', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'velox-main-'))
+  const config = join(dir, 'bad.yaml')
+  writeFileSync(config, 'upstreams:\n  - name: a\n    url: not-a-url\n    models: [m]\n')
+  const child = spawn(process.execPath, [MAIN, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let err = ''
+  child.stderr.on('data', (c: Buffer) => (err += c))
+  const [code] = await once(child, 'exit')
+  assert.equal(code, 78)
+  assert.match(err, /upstreams\[0\]\.url/)
+  assert.match(err, /bad\.yaml/)
+})

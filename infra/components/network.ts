@@ -1,0 +1,104 @@
+import * as aws from '@pulumi/aws'
+import * as pulumi from '@pulumi/pulumi'
+import { planSubnets } from '../lib/subnets.ts'
+
+export interface NetworkArgs {
+  /** Name of the EKS cluster that will use the subnets (tags for load balancer subnet discovery). */
+  readonly clusterName: string
+  /** A new VPC: its CIDR, how many AZs, and whether each AZ gets its own NAT gateway. */
+  readonly vpc?: { readonly cidr: string; readonly azCount: number; readonly natGateways: 'single' | 'perAz' }
+  /** An existing VPC instead; nothing is created, the ids pass through. */
+  readonly existingVpc?: { readonly vpcId: string; readonly privateSubnetIds: readonly string[]; readonly publicSubnetIds: readonly string[] }
+}
+
+export interface NetworkOutputs {
+  readonly vpcId: pulumi.Output<string>
+  /** Node and cache subnets, one per AZ; index 0 is the AZ the placement group lives in. */
+  readonly privateSubnetIds: pulumi.Output<string>[]
+  /** Load balancer (and NAT) subnets. */
+  readonly publicSubnetIds: pulumi.Output<string>[]
+}
+
+/**
+ * A VPC over at least two AZs: private subnets for nodes and the cache, public subnets for the
+ * load balancer, NAT for egress (one per AZ in prod so an AZ loss does not cut the others off).
+ */
+export class Network extends pulumi.ComponentResource implements NetworkOutputs {
+  readonly vpcId: pulumi.Output<string>
+  readonly privateSubnetIds: pulumi.Output<string>[]
+  readonly publicSubnetIds: pulumi.Output<string>[]
+
+  constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('velox:network:Network', name, {}, opts)
+    const out = args.existingVpc ? existingNetwork(args.existingVpc) : newNetwork(this, name, args)
+    this.vpcId = out.vpcId
+    this.privateSubnetIds = out.privateSubnetIds
+    this.publicSubnetIds = out.publicSubnetIds
+    this.registerOutputs({ vpcId: this.vpcId, privateSubnetIds: this.privateSubnetIds, publicSubnetIds: this.publicSubnetIds })
+  }
+}
+
+function existingNetwork(v: NonNullable<NetworkArgs['existingVpc']>): NetworkOutputs {
+  return {
+    vpcId: pulumi.output(v.vpcId),
+    privateSubnetIds: v.privateSubnetIds.map((id) => pulumi.output(id)),
+    publicSubnetIds: v.publicSubnetIds.map((id) => pulumi.output(id)),
+  }
+}
+
+function newNetwork(parent: pulumi.Resource, name: string, args: NetworkArgs): NetworkOutputs {
+  const spec = args.vpc
+  if (!spec) throw new Error('Network needs either vpc or existingVpc')
+  const opts = { parent }
+  const plan = planSubnets(spec.cidr, spec.azCount)
+  const azs = aws.getAvailabilityZonesOutput({ state: 'available' }, opts)
+  const clusterTag = { [`kubernetes.io/cluster/${args.clusterName}`]: 'shared' }
+
+  const vpc = new aws.ec2.Vpc(`${name}-vpc`, {
+    cidrBlock: spec.cidr, enableDnsHostnames: true, enableDnsSupport: true, tags: { Name: `${name}-vpc` },
+  }, opts)
+  const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id, tags: { Name: `${name}-igw` } }, opts)
+  const publicRoutes = new aws.ec2.RouteTable(`${name}-public`, {
+    vpcId: vpc.id, routes: [{ cidrBlock: '0.0.0.0/0', gatewayId: igw.id }], tags: { Name: `${name}-public` },
+  }, opts)
+
+  const publicSubnets = plan.map((p) => {
+    const az = azs.names.apply((n) => pickAz(n, p.az))
+    const subnet = new aws.ec2.Subnet(`${name}-public-${p.az}`, {
+      vpcId: vpc.id, cidrBlock: p.publicCidr, availabilityZone: az, mapPublicIpOnLaunch: false,
+      tags: { Name: `${name}-public-${p.az}`, 'kubernetes.io/role/elb': '1', ...clusterTag },
+    }, opts)
+    new aws.ec2.RouteTableAssociation(`${name}-public-${p.az}`, { subnetId: subnet.id, routeTableId: publicRoutes.id }, opts)
+    return subnet
+  })
+
+  const natCount = spec.natGateways === 'perAz' ? plan.length : 1
+  const nats = publicSubnets.slice(0, natCount).map((subnet, i) => {
+    const eip = new aws.ec2.Eip(`${name}-nat-${i}`, { domain: 'vpc', tags: { Name: `${name}-nat-${i}` } }, opts)
+    return new aws.ec2.NatGateway(`${name}-nat-${i}`, {
+      subnetId: subnet.id, allocationId: eip.id, tags: { Name: `${name}-nat-${i}` },
+    }, { parent, dependsOn: [igw] })
+  })
+
+  const privateSubnets = plan.map((p) => {
+    const az = azs.names.apply((n) => pickAz(n, p.az))
+    const subnet = new aws.ec2.Subnet(`${name}-private-${p.az}`, {
+      vpcId: vpc.id, cidrBlock: p.privateCidr, availabilityZone: az,
+      tags: { Name: `${name}-private-${p.az}`, 'kubernetes.io/role/internal-elb': '1', ...clusterTag },
+    }, opts)
+    const nat = nats[p.az % nats.length]!
+    const routes = new aws.ec2.RouteTable(`${name}-private-${p.az}`, {
+      vpcId: vpc.id, routes: [{ cidrBlock: '0.0.0.0/0', natGatewayId: nat.id }], tags: { Name: `${name}-private-${p.az}` },
+    }, opts)
+    new aws.ec2.RouteTableAssociation(`${name}-private-${p.az}`, { subnetId: subnet.id, routeTableId: routes.id }, opts)
+    return subnet
+  })
+
+  return { vpcId: vpc.id, privateSubnetIds: privateSubnets.map((s) => s.id), publicSubnetIds: publicSubnets.map((s) => s.id) }
+}
+
+function pickAz(names: string[], index: number): string {
+  const az = names[index]
+  if (!az) throw new Error(`the region has ${names.length} available AZs; azCount asks for at least ${index + 1}`)
+  return az
+}

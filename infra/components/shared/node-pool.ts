@@ -1,0 +1,71 @@
+/**
+ * Declares one EKS managed node group behind a launch template. Shared by the gateway and the
+ * inference node groups so both get the same hardening: IMDSv2 only (hop limit 1: pods without
+ * host networking cannot reach node credentials), no SSH key, private addresses only, encrypted
+ * gp3 root volumes, and tags on the instances and volumes the autoscaling group launches.
+ */
+import * as aws from '@pulumi/aws'
+import * as pulumi from '@pulumi/pulumi'
+import type { AmiType } from '../../lib/instance-types.ts'
+
+export interface NodePoolSpec {
+  readonly clusterName: pulumi.Input<string>
+  readonly nodeRoleArn: pulumi.Input<string>
+  readonly securityGroupIds: pulumi.Input<string>[]
+  /** One subnet: the placement group's AZ. */
+  readonly subnetId: pulumi.Input<string>
+  readonly placementGroupName: pulumi.Input<string>
+  readonly instanceType: string
+  readonly amiType: AmiType
+  readonly enaExpress: boolean
+  readonly userData: string
+  readonly rootVolumeGiB: number
+  readonly nodes: { readonly min: number; readonly desired: number; readonly max: number }
+  readonly labels: Record<string, string>
+  readonly taints: { key: string; value: string; effect: 'NO_SCHEDULE' | 'NO_EXECUTE' | 'PREFER_NO_SCHEDULE' }[]
+  readonly kubernetesVersion: string
+}
+
+export function launchTemplateArgs(name: string, spec: NodePoolSpec): aws.ec2.LaunchTemplateArgs {
+  return {
+    description: `${name}: ${spec.instanceType} nodes`,
+    updateDefaultVersion: true,
+    metadataOptions: { httpEndpoint: 'enabled', httpTokens: 'required', httpPutResponseHopLimit: 1, instanceMetadataTags: 'disabled' },
+    networkInterfaces: [{
+      deviceIndex: 0,
+      associatePublicIpAddress: 'false',
+      deleteOnTermination: 'true',
+      securityGroups: spec.securityGroupIds,
+      ...(spec.enaExpress ? { enaSrdSpecification: { enaSrdEnabled: true, enaSrdUdpSpecification: { enaSrdUdpEnabled: true } } } : {}),
+    }],
+    placement: { groupName: spec.placementGroupName },
+    userData: spec.userData,
+    ebsOptimized: 'true',
+    blockDeviceMappings: [{
+      deviceName: '/dev/xvda',
+      ebs: { volumeSize: spec.rootVolumeGiB, volumeType: 'gp3', encrypted: 'true', deleteOnTermination: 'true', iops: 3000, throughput: 250 },
+    }],
+    monitoring: { enabled: true },
+    tagSpecifications: ['instance', 'volume', 'network-interface'].map((resourceType) => ({ resourceType, tags: { Name: name, ...spec.labels } })),
+  }
+}
+
+export function declareNodePool(parent: pulumi.Resource, name: string, spec: NodePoolSpec): { launchTemplate: aws.ec2.LaunchTemplate; nodeGroup: aws.eks.NodeGroup } {
+  const launchTemplate = new aws.ec2.LaunchTemplate(`${name}-lt`, launchTemplateArgs(name, spec), { parent })
+  const nodeGroup = new aws.eks.NodeGroup(`${name}-nodes`, {
+    clusterName: spec.clusterName,
+    nodeRoleArn: spec.nodeRoleArn,
+    subnetIds: [spec.subnetId],
+    amiType: spec.amiType,
+    instanceTypes: [spec.instanceType],
+    capacityType: 'ON_DEMAND',
+    version: spec.kubernetesVersion,
+    scalingConfig: { minSize: spec.nodes.min, desiredSize: spec.nodes.desired, maxSize: spec.nodes.max },
+    updateConfig: { maxUnavailable: 1 },
+    launchTemplate: { id: launchTemplate.id, version: launchTemplate.latestVersion.apply(String) },
+    labels: spec.labels,
+    taints: spec.taints,
+    tags: { Name: name },
+  }, { parent, ignoreChanges: ['scalingConfig.desiredSize'] })
+  return { launchTemplate, nodeGroup }
+}

@@ -1,0 +1,96 @@
+/**
+ * Renders the gateway's config file from stack outputs and stack config. Pure: no Pulumi, no I/O.
+ * The result is validated with the gateway's own schema (one schema, never two), so the platform
+ * cannot ship a config the gateway would refuse at boot.
+ */
+import { createHash } from 'node:crypto'
+import { stringify } from 'yaml'
+import { GatewayConfigSchema, type GatewayConfig, type GatewayConfigInput } from '../../gateway/src/config/schema.ts'
+
+/** Port the gateway listens on, on the node itself (host networking). */
+export const GATEWAY_PORT = 8080
+/** Where the ConfigMap is mounted and what `--config` points at. */
+export const GATEWAY_CONFIG_DIR = '/etc/velox'
+export const GATEWAY_CONFIG_FILE = 'gateway.yaml'
+export const GATEWAY_CONFIG_PATH = `${GATEWAY_CONFIG_DIR}/${GATEWAY_CONFIG_FILE}`
+/** Environment variable the gateway reads the cache AUTH token from. */
+export const REDIS_PASSWORD_ENV = 'VELOX_REDIS_PASSWORD'
+
+export interface GatewayConfigInputs {
+  /** In-cluster vLLM base URL, e.g. http://vllm.velox.svc.cluster.local:8000. */
+  readonly inferenceUrl: string
+  /** Model id served by that upstream. */
+  readonly model: string
+  /** ElastiCache primary endpoint address and port. */
+  readonly cache: { readonly host: string; readonly port: number; readonly tls: boolean; readonly authToken: boolean }
+  readonly pool: { readonly connections: number; readonly warm: number; readonly keepAliveTimeoutMs: number; readonly maxConnectionAgeMs: number }
+  readonly timeouts: { readonly connectMs: number; readonly firstByteMs: number; readonly idleMs: number; readonly totalMs: number }
+  /** Peer regions' gateway base URLs, used only when no local upstream is healthy. */
+  readonly fallbackUpstreams: readonly string[]
+  readonly workers: number
+  readonly logLevel: GatewayConfig['log']['level']
+  readonly redisCommandTimeoutMs: number
+  /** Load balancer idle timeout (s); the gateway's client keep-alive must outlive it. */
+  readonly loadBalancerIdleTimeoutSeconds: number
+}
+
+export interface RenderedGatewayConfig {
+  /** The validated config, every default filled in. */
+  readonly config: GatewayConfig
+  /** YAML of what was rendered (defaults are left to the gateway, so the file stays short). */
+  readonly yaml: string
+  /** sha256 of the YAML: the pod template annotation that rolls the gateway on any change. */
+  readonly hash: string
+}
+
+/** Upstream name for a fallback URL: `fallback-<host>`, trimmed to the schema's 64 characters. */
+export function fallbackName(url: string): string {
+  const host = new URL(url).hostname.replace(/[^A-Za-z0-9_.-]/g, '-')
+  return `fallback-${host}`.slice(0, 64)
+}
+
+export function buildGatewayConfig(input: GatewayConfigInputs): GatewayConfigInput {
+  const scheme = input.cache.tls ? 'rediss' : 'redis'
+  const pool = { ...input.pool }
+  const timeouts = { ...input.timeouts }
+  return {
+    server: {
+      host: '0.0.0.0',
+      port: GATEWAY_PORT,
+      workers: input.workers,
+      keepAliveTimeoutMs: (input.loadBalancerIdleTimeoutSeconds + 5) * 1000,
+    },
+    log: { level: input.logLevel },
+    upstreams: [
+      { name: 'vllm-local', url: input.inferenceUrl, models: [input.model], priority: 0, pool, timeouts },
+      ...input.fallbackUpstreams.map((url) => ({
+        name: fallbackName(url),
+        url,
+        models: [input.model],
+        priority: 1,
+        // A peer region is a remote origin: fewer warm sockets, a longer connect budget.
+        pool: { ...pool, warm: Math.min(pool.warm, 2), connections: Math.max(1, Math.floor(pool.connections / 4)) },
+        timeouts: { ...timeouts, connectMs: Math.max(timeouts.connectMs, 3000) },
+      })),
+    ],
+    redis: {
+      url: `${scheme}://${input.cache.host}:${input.cache.port}`,
+      ...(input.cache.authToken ? { passwordEnv: REDIS_PASSWORD_ENV } : {}),
+      commandTimeoutMs: input.redisCommandTimeoutMs,
+    },
+    // Never serve simulated completions from a deployed gateway.
+    simulator: { enabled: false },
+  }
+}
+
+/** Builds, validates against GatewayConfigSchema, and serialises the gateway config. */
+export function renderGatewayConfig(input: GatewayConfigInputs): RenderedGatewayConfig {
+  const raw = buildGatewayConfig(input)
+  const result = GatewayConfigSchema.safeParse(raw)
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`)
+    throw new Error(`rendered gateway config is invalid:\n  - ${lines.join('\n  - ')}`)
+  }
+  const yaml = stringify(raw, { lineWidth: 0 })
+  return { config: result.data, yaml, hash: createHash('sha256').update(yaml).digest('hex') }
+}

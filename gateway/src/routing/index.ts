@@ -7,8 +7,13 @@ export {
   RoutingConfigSchema,
   UpstreamDiscoverySchema,
   routingIssues,
+  type AliasConfig,
   type BalancerKind,
   type FailureKind,
+  type HealthConfig,
+  type HedgeConfig,
+  type OutlierConfig,
+  type RetryConfig,
   type RoutedUpstream,
   type RoutingConfig,
   type RoutingConfigInput,
@@ -18,9 +23,11 @@ export {
 export { bindDnsDiscovery, type DnsBinding, type DnsBindingOptions } from './dns-binding.ts'
 export { DnsDiscovery, dnsResolver, type DnsDiscoveryOptions, type ResolveAddresses } from './dns-discovery.ts'
 export { PeakEwma } from './ewma.ts'
+export { HedgeDelay } from './hedge.ts'
+export { LatencyQuantile, type LatencyQuantileOptions } from './latency-quantile.ts'
 export { ActiveHealthChecker, type HealthCheckerOptions, type Probe } from './health-checker.ts'
 export { Member, type MemberInit } from './member.ts'
 export { RetryBudget, type RetryBudgetOptions } from './retry-budget.ts'
 export { RetryPolicy } from './retry-policy.ts'
 export { seededRandom, type Random } from './rng.ts'
-export { Resolution, Router, memberInit, type MemberFactory, type RouterOptions } from './router.ts'
+export { MemberGroup, Resolution, Router, memberInit, usesDnsDiscovery, type MemberFactory, type RouterOptions } from './router.ts'

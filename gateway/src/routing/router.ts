@@ -10,6 +10,7 @@
 import { isIP } from 'node:net'
 import { type Balancer, createBalancer } from './balancer.ts'
 import type { RoutedUpstream, RoutingConfig } from './config.ts'
+import { HedgeDelay } from './hedge.ts'
 import { Member, type MemberInit } from './member.ts'
 import { RetryPolicy } from './retry-policy.ts'
 import type { Random } from './rng.ts'
@@ -23,16 +24,18 @@ export interface RouterOptions<D> {
   readonly nowMs?: number
 }
 
-/** Members that serve one (model, upstream set), with the balancer that keeps state for them. */
-class MemberGroup<D> {
+/** Members that serve one (model, upstream set), with the balancer and hedge timing that keep state for them. */
+export class MemberGroup<D> {
   readonly upstreamNames: ReadonlySet<string>
   members: readonly Member<D>[]
   readonly balancer: Balancer
+  readonly hedge: HedgeDelay
 
-  constructor(upstreamNames: ReadonlySet<string>, members: readonly Member<D>[], balancer: Balancer) {
+  constructor(upstreamNames: ReadonlySet<string>, members: readonly Member<D>[], balancer: Balancer, hedge: HedgeDelay) {
     this.upstreamNames = upstreamNames
     this.members = members
     this.balancer = balancer
+    this.hedge = hedge
   }
 }
 
@@ -50,6 +53,14 @@ export class Resolution<D = unknown> {
   /** Current members; a new array after a DNS change, never one edited in place. */
   get members(): readonly Member<D>[] {
     return this.group.members
+  }
+
+  /**
+   * Hedge timing for these members: record each attempt's time to first byte with
+   * `hedge.record(ms, now)`; `hedge.delayMs(now)` is null when no hedge should be sent.
+   */
+  get hedge(): HedgeDelay {
+    return this.group.hedge
   }
 }
 
@@ -87,7 +98,7 @@ export class Router<D = unknown> {
       let g = groups.get(key)
       if (g === undefined) {
         const members = Object.freeze(upstreams.filter((u) => names.includes(u.name)).flatMap((u) => membersOf.get(u.name)!))
-        g = new MemberGroup<D>(new Set(names), members, createBalancer(routing.balancer, { random: opts.random }))
+        g = new MemberGroup<D>(new Set(names), members, createBalancer(routing.balancer, { random: opts.random }), new HedgeDelay(routing.hedge))
         groups.set(key, g)
       }
       return g

@@ -35,6 +35,7 @@ export class TierScan {
     let count = 0
     let total = 0
     let first = -1
+    let mixedTiers = false
     for (let i = 0; i < n; i++) {
       const m = members[i]!
       if (!m.available(nowMs) || (exclude !== null && exclude.has(m))) {
@@ -43,6 +44,7 @@ export class TierScan {
       }
       flags[i] = 1
       if (m.priority < tier) {
+        if (count > 0) mixedTiers = true
         tier = m.priority
         count = 1
         total = m.weight
@@ -50,10 +52,12 @@ export class TierScan {
       } else if (m.priority === tier) {
         count++
         total += m.weight
+      } else {
+        mixedTiers = true
       }
     }
     // Members eligible but in a worse tier than the one finally chosen lose their flag.
-    if (count > 0) {
+    if (mixedTiers) {
       for (let i = 0; i < n; i++) if (flags[i] === 1 && members[i]!.priority !== tier) flags[i] = 0
     }
     this.count = count

@@ -46,6 +46,8 @@ test('resolves aliases, explicit models, then "*" upstreams; unknown without "*"
   assert.deepEqual(names('o3-mini'), ['openai'], 'a model nobody lists goes to "*" upstreams')
   assert.equal(r.resolve('o3-mini'), r.resolve('o3-mini'), 'resolutions are reused, not allocated per request')
   assert.equal(r.resolve('llama'), r.resolve('llama'))
+  assert.equal(r.resolve('gpt-4o')!.hedge, r.resolve('gpt-4o')!.hedge)
+  assert.notEqual(r.resolve('gpt-4o')!.hedge, r.resolve('llama')!.hedge, 'hedge timing is kept per group of members')
   const noWildcard = build('p2c-peak-ewma', upstreams.slice(0, 2))
   assert.equal(noWildcard.resolve('o3-mini'), null)
 })

@@ -183,8 +183,10 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
 function proxy(gateway: Gateway, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void {
   const raw = request.body as Buffer | undefined
   if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
-  const parsed = parseBody(raw)
   const snapshot = gateway.snapshot
+  const principal = snapshot.auth.authenticate(request.headers.authorization)
+  const parsed = parseBody(raw)
+  snapshot.auth.authorize(principal, parsed.model)
   const route = snapshot.resolve(parsed.model)
   if (route === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
   const body = route.upstreamModel === parsed.model ? raw : rewriteModel(parsed.json, route.upstreamModel)

@@ -7,6 +7,7 @@
  * instead of being silently ignored.
  */
 import { z } from 'zod'
+import { AuthSchema } from '../auth/config.ts'
 
 const positiveInt = z.number().int().positive()
 const nonNegativeInt = z.number().int().nonnegative()
@@ -116,6 +117,7 @@ export const GatewayConfigSchema = z
     log: LogSchema.prefault({}),
     upstreams: z.array(UpstreamSchema).default([]),
     redis: RedisSchema.prefault({}),
+    auth: AuthSchema.prefault({}),
     simulator: SimulatorSchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {

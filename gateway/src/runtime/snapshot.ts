@@ -4,6 +4,7 @@
  * A config reload builds a new snapshot and swaps the reference; in-flight calls keep the one they
  * started on.
  */
+import { Authenticator } from '../auth/authenticator.ts'
 import type { GatewayConfig } from '../config/schema.ts'
 import { Upstream } from '../upstream/upstream.ts'
 import type { CallContext, RetryPolicy, Target, TargetPicker } from '../proxy/call.ts'
@@ -85,9 +86,11 @@ export class RuntimeSnapshot {
   readonly modelIds: readonly string[]
   readonly ctx: CallContext
   readonly retry: RetryPolicy
+  readonly auth: Authenticator
 
   constructor(config: GatewayConfig, deps: SnapshotDeps) {
     this.config = config
+    this.auth = new Authenticator(config.auth)
     const upstreams = config.upstreams.map((u) => new Upstream(u, deps.env))
     this.upstreams = upstreams
     this.targets = upstreams.map((u) => new UpstreamTarget(u))

@@ -1,0 +1,56 @@
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { hashKey } from '../../gateway/src/auth/authenticator.ts'
+import { startSimulator, type Simulator } from '../../gateway/src/simulator/server.ts'
+import { chatBody, post, startGateway, type TestGateway } from '../helpers/gateway.ts'
+
+let sim: Simulator
+let gw: TestGateway
+const logs: string[] = []
+before(async () => {
+  sim = await startSimulator()
+  gw = await startGateway({
+    log: { level: 'debug' },
+    upstreams: [{ name: 'sim', url: sim.url, models: ['velox-sim-1', 'other-model'] }],
+    auth: {
+      keys: [
+        { name: 'team-a', hash: hashKey('sk-team-a-secret'), tenant: 'a' },
+        { name: 'team-b', hash: hashKey('sk-team-b-secret'), tenant: 'b', models: ['other-model'] },
+      ],
+    },
+  })
+})
+after(async () => {
+  await gw.close()
+  await sim.close()
+})
+
+test('a valid key passes; a missing, malformed or unknown key gets 401 OpenAI-shaped', async () => {
+  assert.equal((await post(`${gw.url}/v1/chat/completions`, chatBody(), { authorization: 'Bearer sk-team-a-secret' })).status, 200)
+  for (const auth of [undefined, 'sk-team-a-secret', 'Bearer ', 'Bearer sk-team-a-secreT', 'Basic abc']) {
+    const res = await post(`${gw.url}/v1/chat/completions`, chatBody(), auth === undefined ? {} : { authorization: auth })
+    assert.equal(res.status, 401, String(auth))
+    const body = (await res.json()) as { error: { code: string; type: string } }
+    assert.equal(body.error.code, 'GW_ERR_UNAUTHORIZED')
+    assert.equal(body.error.type, 'authentication_error')
+  }
+})
+
+test('a key limited to some models gets 403 for the others', async () => {
+  const res = await post(`${gw.url}/v1/chat/completions`, chatBody(), { authorization: 'Bearer sk-team-b-secret' })
+  assert.equal(res.status, 403)
+  assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'GW_ERR_MODEL_NOT_ALLOWED')
+  const ok = await post(`${gw.url}/v1/chat/completions`, chatBody({ model: 'other-model' }), { authorization: 'Bearer sk-team-b-secret' })
+  assert.equal(ok.status, 200)
+})
+
+test('the hash-key tool prints the config form of a key read from stdin', () => {
+  const out = spawnSync(process.execPath, [new URL('../../gateway/src/auth/hash-key.ts', import.meta.url).pathname], { input: 'sk-team-a-secret\n' })
+  assert.equal(out.stdout.toString().trim(), hashKey('sk-team-a-secret'))
+  assert.match(hashKey('x'), /^sha256:[0-9a-f]{64}$/)
+})
+
+test('a config with a malformed hash is refused', async () => {
+  await assert.rejects(startGateway({ auth: { keys: [{ name: 'k', hash: 'sk-plain-key', tenant: 't' }] } }), /auth\.keys\[0\]\.hash/)
+})

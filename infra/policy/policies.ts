@@ -1,0 +1,173 @@
+/**
+ * CrossGuard policies for the Velox stacks, typed against @pulumi/policy. They only read a
+ * resource's type, URN (for the stack's stage) and props, so tests call them directly with the
+ * inputs the program declares under mocks. index.ts wraps them in a PolicyPack for
+ * `pulumi preview --policy-pack infra/policy`.
+ */
+import type { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy } from '@pulumi/policy'
+import { instanceType } from '../lib/instance-types.ts'
+
+/** The subset of ResourceValidationArgs the policies read (what tests construct). */
+export type PolicyArgs = Pick<ResourceValidationArgs, 'type' | 'props' | 'urn' | 'name'>
+export type VeloxPolicy = Omit<ResourceValidationPolicy, 'validateResource'> & {
+  validateResource: (args: PolicyArgs, reportViolation: ReportViolation) => void
+}
+
+const OPEN = ['0.0.0.0/0', '::/0']
+/** Ports the load balancer listener may expose to the internet. */
+const LISTENER_PORTS = [80, 443]
+
+/** `urn:pulumi:<stack>::<project>::...` -> the stage prefix of `<stage>-<region>`. */
+export function stageOf(urn: string): string {
+  const stack = urn.split('::')[0]?.split(':').pop() ?? ''
+  return stack.split('-')[0] ?? ''
+}
+
+function isGatewayRole(labelsOrTags: unknown): boolean {
+  return typeof labelsOrTags === 'object' && labelsOrTags !== null && (labelsOrTags as Record<string, unknown>)['velox.dev/role'] === 'gateway'
+}
+
+function truthy(v: unknown): boolean {
+  return v === true || v === 'true'
+}
+
+export const gatewayNodesEnaPlacement: VeloxPolicy = {
+  name: 'gateway-nodes-ena-placement',
+  description: 'Gateway nodes are ENA-capable, network-optimised instances launched into a cluster placement group.',
+  enforcementLevel: 'mandatory',
+  validateResource: ({ type, props }, report) => {
+    if (type === 'aws:ec2/placementGroup:PlacementGroup' && props['strategy'] !== 'cluster') {
+      report(`placement group strategy is "${String(props['strategy'])}"; the gateway needs "cluster"`)
+    }
+    if (type === 'aws:eks/nodeGroup:NodeGroup' && isGatewayRole(props['labels'])) {
+      const types: string[] = props['instanceTypes'] ?? []
+      if (types.length === 0) report('gateway node group does not name its instance types')
+      for (const t of types) {
+        const info = instanceType(t)
+        if (!info?.ena) report(`gateway instance type "${t}" is not ENA-capable`)
+        else if (!info.networkOptimized) report(`gateway instance type "${t}" is not network-optimised`)
+      }
+      if (!props['launchTemplate']) report('gateway node group has no launch template (placement group and tuning live there)')
+    }
+    if (type === 'aws:ec2/launchTemplate:LaunchTemplate') {
+      const specs: { tags?: Record<string, string> }[] = props['tagSpecifications'] ?? []
+      if (specs.some((s) => isGatewayRole(s.tags)) && !props['placement']?.['groupName']) {
+        report('gateway launch template is not in a placement group')
+      }
+    }
+  },
+}
+
+export const cacheEncryptedInTransit: VeloxPolicy = {
+  name: 'cache-encrypted-in-transit',
+  description: 'ElastiCache replication groups require TLS in transit and encrypt at rest.',
+  enforcementLevel: 'mandatory',
+  validateResource: ({ type, props }, report) => {
+    if (type !== 'aws:elasticache/replicationGroup:ReplicationGroup') return
+    if (!truthy(props['transitEncryptionEnabled'])) report('transitEncryptionEnabled must be true')
+    if (props['transitEncryptionMode'] !== undefined && props['transitEncryptionMode'] !== 'required') report('transitEncryptionMode must be "required"')
+    if (!truthy(props['atRestEncryptionEnabled'])) report('atRestEncryptionEnabled must be true')
+  },
+}
+
+export const prodMultiAz: VeloxPolicy = {
+  name: 'prod-multi-az',
+  description: 'In prod stacks the cache fails over across AZs and the cluster and cache span at least two AZs.',
+  enforcementLevel: 'mandatory',
+  validateResource: ({ type, props, urn }, report) => {
+    if (stageOf(urn) !== 'prod') return
+    if (type === 'aws:elasticache/replicationGroup:ReplicationGroup') {
+      if (!truthy(props['multiAzEnabled'])) report('prod cache must set multiAzEnabled')
+      if (!truthy(props['automaticFailoverEnabled'])) report('prod cache must set automaticFailoverEnabled')
+      if (Number(props['numCacheClusters'] ?? 1) < 2) report('prod cache needs at least 2 nodes')
+    }
+    if (type === 'aws:elasticache/subnetGroup:SubnetGroup' && (props['subnetIds'] ?? []).length < 2) report('prod cache subnet group must span at least 2 subnets (AZs)')
+    if (type === 'aws:eks/cluster:Cluster' && (props['vpcConfig']?.['subnetIds'] ?? []).length < 2) report('prod cluster must span at least 2 subnets (AZs)')
+    if (type === 'aws:eks/nodeGroup:NodeGroup' && isGatewayRole(props['labels']) && Number(props['scalingConfig']?.['minSize'] ?? 0) < 2) {
+      report('prod gateway node group needs at least 2 nodes')
+    }
+  },
+}
+
+function openCidrs(list: unknown): string[] {
+  return Array.isArray(list) ? list.filter((c): c is string => OPEN.includes(c)) : []
+}
+
+export const noOpenIngress: VeloxPolicy = {
+  name: 'no-open-ingress',
+  description: 'Nothing accepts traffic from 0.0.0.0/0 except the load balancer listener (80/443).',
+  enforcementLevel: 'mandatory',
+  validateResource: ({ type, props }, report) => {
+    if (type === 'aws:ec2/securityGroup:SecurityGroup') {
+      for (const rule of (props['ingress'] ?? []) as Record<string, unknown>[]) {
+        const open = [...openCidrs(rule['cidrBlocks']), ...openCidrs(rule['ipv6CidrBlocks'])]
+        if (open.length > 0) report(`security group allows ${open.join(', ')} on ports ${String(rule['fromPort'])}-${String(rule['toPort'])}`)
+      }
+    }
+    if (type === 'aws:ec2/securityGroupRule:SecurityGroupRule' && props['type'] === 'ingress') {
+      const open = [...openCidrs(props['cidrBlocks']), ...openCidrs(props['ipv6CidrBlocks'])]
+      if (open.length > 0) report(`security group rule allows ${open.join(', ')}`)
+    }
+    if (type === 'aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule' && (OPEN.includes(props['cidrIpv4']) || OPEN.includes(props['cidrIpv6']))) {
+      report('security group ingress rule is open to the internet')
+    }
+    if (type === 'aws:eks/cluster:Cluster' && truthy(props['vpcConfig']?.['endpointPublicAccess'])) {
+      const cidrs = props['vpcConfig']?.['publicAccessCidrs']
+      if (cidrs === undefined || openCidrs(cidrs).length > 0) report('public Kubernetes API endpoint is open to 0.0.0.0/0; set velox:clusterEndpointPublicCidrs')
+    }
+    if (type === 'kubernetes:core/v1:Service') {
+      const spec = props['spec'] ?? {}
+      const kind = spec['type'] ?? 'ClusterIP'
+      if (kind === 'NodePort') report('NodePort services expose every node; use the load balancer')
+      if (kind === 'LoadBalancer') {
+        const ranges = spec['loadBalancerSourceRanges']
+        const open = ranges === undefined || ranges.length === 0 || openCidrs(ranges).length > 0
+        const ports: number[] = (spec['ports'] ?? []).map((p: Record<string, unknown>) => Number(p['port']))
+        const extra = ports.filter((p) => !LISTENER_PORTS.includes(p))
+        if (open && extra.length > 0) report(`load balancer opens ports ${extra.join(', ')} to the internet; only ${LISTENER_PORTS.join('/')} may be`)
+      }
+    }
+  },
+}
+
+export const noPublicSsh: VeloxPolicy = {
+  name: 'no-public-ssh',
+  description: 'Nodes have no SSH key, no remote access, no public address and no port 22 ingress; use SSM.',
+  enforcementLevel: 'mandatory',
+  validateResource: ({ type, props }, report) => {
+    if (type === 'aws:ec2/launchTemplate:LaunchTemplate') {
+      if (props['keyName']) report('launch template sets an SSH key')
+      for (const ni of (props['networkInterfaces'] ?? []) as Record<string, unknown>[]) {
+        if (truthy(ni['associatePublicIpAddress'])) report('launch template gives nodes a public IP')
+      }
+    }
+    if (type === 'aws:eks/nodeGroup:NodeGroup' && props['remoteAccess']) report('node group enables SSH remote access')
+    if (type === 'aws:ec2/securityGroup:SecurityGroup') {
+      for (const rule of (props['ingress'] ?? []) as Record<string, unknown>[]) {
+        const from = Number(rule['fromPort']), to = Number(rule['toPort'])
+        if ((from <= 22 && to >= 22) || rule['protocol'] === '-1') {
+          if (openCidrs(rule['cidrBlocks']).length > 0) report('security group opens SSH to the internet')
+        }
+      }
+    }
+  },
+}
+
+export const imdsV2Required: VeloxPolicy = {
+  name: 'imdsv2-required',
+  description: 'Launch templates require IMDSv2 session tokens.',
+  enforcementLevel: 'mandatory',
+  validateResource: ({ type, props }, report) => {
+    if (type !== 'aws:ec2/launchTemplate:LaunchTemplate') return
+    if (props['metadataOptions']?.['httpTokens'] !== 'required') report('metadataOptions.httpTokens must be "required" (IMDSv2)')
+  },
+}
+
+export const POLICIES: readonly VeloxPolicy[] = [gatewayNodesEnaPlacement, cacheEncryptedInTransit, prodMultiAz, noOpenIngress, noPublicSsh, imdsV2Required]
+
+/** Runs every policy on one resource; returns `policy: message` lines. */
+export function checkResource(args: PolicyArgs): string[] {
+  const out: string[] = []
+  for (const p of POLICIES) p.validateResource(args, (message) => { out.push(`${p.name}: ${message}`) })
+  return out
+}

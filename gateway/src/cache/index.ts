@@ -1,0 +1,321 @@
+/**
+ * The response cache: exact (memory, optionally shared through Redis) and semantic (opt-in per
+ * route). The request path calls, in order:
+ *
+ *   const plan = cache.plan(req)                        // sync, no I/O
+ *   const hit = await cache.lookup(plan)                // memory answers synchronously
+ *   if (hit) return cache.replay(hit, plan, res, extra)
+ *   const sem = cache.semanticLookup(plan, signal)      // null, or race it against the upstream
+ *   const rec = cache.recorder(plan, status, headers)   // feed it the upstream bytes
+ *   ...statusHeaders(plan) on the proxied response
+ *
+ * A wrong hit is worse than a miss: every hit is re-checked against the requester's scope, and
+ * only complete, successful answers are ever stored.
+ */
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
+import type { Registry } from 'prom-client'
+import { canonicalBody, digest } from './canonical.ts'
+import type { CacheConfig, CacheEndpoint } from './config.ts'
+import { loadEntry, storeEntry, type CachedResponse, type StoredEntry } from './entry.ts'
+import { MemoryStore } from './memory-store.ts'
+import { CacheMetrics } from './metrics.ts'
+import { normalizeResponse } from './normalize.ts'
+import type { BypassPlan, CachePlan, LookupPlan, SemanticPlan } from './plan.ts'
+import { bodyBypassReason, headerBypassReason, PolicyTable, scopeId, type BypassReason } from './policy.ts'
+import { BodyRecorder, type Recorder } from './recorder.ts'
+import { RedisTier, type Logger, type RedisSettings } from './redis-tier.ts'
+import { CACHE_REASON_HEADER, CACHE_SIMILARITY_HEADER, CACHE_STATUS_HEADER, servesShape, writeReplay } from './replay.ts'
+import { createEmbedder } from './semantic/embedder.ts'
+import { semanticInput } from './semantic/request.ts'
+import { SemanticCache } from './semantic/semantic-cache.ts'
+import { warmFromFile } from './warm.ts'
+
+export { CacheConfigSchema, type CacheConfig, type CacheConfigInput, type CacheEndpoint } from './config.ts'
+export type { CachedResponse } from './entry.ts'
+export type { CachePlan, LookupPlan, BypassPlan, SemanticPlan } from './plan.ts'
+export type { Recorder } from './recorder.ts'
+export type { BypassReason } from './policy.ts'
+export { CACHE_BYPASS_REQUEST_HEADER } from './policy.ts'
+export { CACHE_REASON_HEADER, CACHE_SIMILARITY_HEADER, CACHE_STATUS_HEADER, type CacheStatus } from './replay.ts'
+
+export interface CacheRequest {
+  tenant: string
+  endUser: string | null
+  endpoint: CacheEndpoint
+  /** Resolved upstream model id. */
+  model: string
+  /** Parsed JSON body. */
+  body: Record<string, unknown>
+  headers: IncomingHttpHeaders
+}
+
+export type RedisConfig = RedisSettings
+
+export interface CacheLogger extends Logger {}
+
+export interface SemanticResult {
+  response: CachedResponse
+  similarity: number
+}
+
+const BYPASS_PLANS = new Map<BypassReason, BypassPlan>()
+function bypass(reason: BypassReason): BypassPlan {
+  let p = BYPASS_PLANS.get(reason)
+  if (p === undefined) {
+    p = Object.freeze({ mode: 'bypass', reason, refresh: null })
+    BYPASS_PLANS.set(reason, p)
+  }
+  return p
+}
+
+function contentTypeOf(headers: Record<string, string | string[] | undefined>): string {
+  const v = headers['content-type']
+  return (Array.isArray(v) ? v[0] ?? '' : v ?? '').toLowerCase()
+}
+
+export class ResponseCache {
+  readonly metrics: CacheMetrics
+  readonly #config: CacheConfig
+  readonly #policies: PolicyTable
+  readonly #memory: MemoryStore
+  readonly #redis: RedisTier | null
+  readonly #semantic: SemanticCache | null
+  readonly #logger: CacheLogger
+  readonly #boot: Promise<void>[] = []
+
+  private constructor(config: CacheConfig, metrics: CacheMetrics, redis: RedisTier | null, semantic: SemanticCache | null, logger: CacheLogger) {
+    this.#config = config
+    this.metrics = metrics
+    this.#policies = new PolicyTable(config)
+    this.#memory = new MemoryStore(config.maxBytes, (cause) => metrics.evictions.inc({ tier: 'exact', cause }))
+    this.#redis = redis
+    this.#semantic = semantic
+    this.#logger = logger
+    metrics.sizes = () => ({
+      exact: { bytes: this.#memory.bytes, entries: this.#memory.size },
+      semantic: { bytes: semantic?.store.bytes ?? 0, entries: semantic?.store.size ?? 0 },
+    })
+  }
+
+  static async create(config: CacheConfig, redisConfig: RedisConfig, registry: Registry, logger: CacheLogger): Promise<ResponseCache> {
+    const metrics = new CacheMetrics(registry)
+    const redis = config.backend === 'redis' ? await RedisTier.connect(redisConfig, metrics, logger) : null
+    const wantsSemantic = config.semantic.enabled || config.routes.some((r) => r.semantic?.enabled === true)
+    let semantic: SemanticCache | null = null
+    let useRedisSearch = false
+    if (wantsSemantic) {
+      try {
+        const embedder = await createEmbedder(config.semantic.embedder)
+        useRedisSearch = redis !== null && config.semantic.redisSearch === 'auto' && (await redis.detectVectorSearch())
+        semantic = new SemanticCache(config.semantic, embedder, metrics, redis, useRedisSearch)
+        logger.info({ embedder: embedder.id, index: useRedisSearch ? 'redis-vector-search' : 'in-process' }, 'cache: semantic cache on')
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, 'cache: semantic cache off, the embedder could not start')
+      }
+    }
+    const cache = new ResponseCache(config, metrics, redis, semantic, logger)
+    if (redis !== null && semantic !== null && !useRedisSearch) {
+      const s = semantic
+      cache.#boot.push(
+        redis.syncSemantic((r) => s.addRecord(r), Math.max(1, Math.floor(config.semantic.maxBytes / 4096))).then((n) => {
+          if (n > 0) logger.info({ entries: n }, 'cache: semantic entries rebuilt from redis')
+        }),
+      )
+    }
+    if (config.warmFile !== undefined) {
+      const file = config.warmFile
+      cache.#boot.push(
+        warmFromFile(file, cache).then(
+          (r) => logger.info({ file, ...r }, 'cache: warmed from file'),
+          (err: Error) => logger.warn({ file, err: err.message }, 'cache: warm file could not be read'),
+        ),
+      )
+    }
+    return cache
+  }
+
+  /** Sync and cheap: policy, bypass rules and the canonical key. */
+  plan(req: CacheRequest): CachePlan {
+    const policy = this.#policies.resolve(req.endpoint, req.model)
+    if (!policy.enabled) return this.#bypass('disabled')
+    const hb = headerBypassReason(req.headers)
+    if (hb === 'opt-out' || hb === 'no-store') return this.#bypass(hb)
+    const bb = bodyBypassReason(req.endpoint, req.body, policy)
+    if (bb !== null) return this.#bypass(bb)
+    const scope = scopeId(policy.scope, req.tenant, req.endUser)
+    if (scope === null) return this.#bypass('no-end-user')
+    const body = req.body
+    const stream = body.stream === true && req.endpoint !== 'embeddings'
+    const so = body.stream_options
+    const includeUsage = stream && so !== null && typeof so === 'object' && (so as Record<string, unknown>).include_usage === true
+    let semantic: SemanticPlan | null = null
+    if (policy.semanticEnabled && this.#semantic !== null) {
+      const s = semanticInput(scope, req.model, body, this.#semantic.embedder.id, this.#config.semantic.maxInputChars)
+      if (s !== null) semantic = { partition: s.partition, text: s.text, threshold: policy.semanticThreshold, guard: null, vector: null }
+    }
+    const plan: LookupPlan = {
+      mode: 'lookup',
+      key: digest(scope, req.endpoint, canonicalBody(body, req.model)),
+      scope,
+      endpoint: req.endpoint,
+      model: req.model,
+      stream,
+      includeUsage,
+      ttlMs: policy.ttlMs,
+      maxEntryBytes: policy.maxEntryBytes,
+      semantic,
+    }
+    if (hb === 'no-cache') {
+      this.metrics.bypasses.inc({ reason: 'no-cache' })
+      return { mode: 'bypass', reason: 'no-cache', refresh: plan }
+    }
+    return plan
+  }
+
+  #bypass(reason: BypassReason): BypassPlan {
+    this.metrics.bypasses.inc({ reason })
+    return bypass(reason)
+  }
+
+  /**
+   * Exact lookup. Memory answers synchronously; the Redis tier (on a memory miss) resolves within
+   * `redis.commandTimeoutMs` or with null. Never throws.
+   */
+  lookup(plan: CachePlan): CachedResponse | null | Promise<CachedResponse | null> {
+    if (plan.mode !== 'lookup') return null
+    const started = performance.now()
+    const now = Date.now()
+    const e = this.#memory.get(plan.key, now)
+    if (e !== null && this.#servable(e, plan, now)) {
+      this.metrics.lookupSeconds.observe({ kind: 'exact', tier: 'memory' }, (performance.now() - started) / 1000)
+      return loadEntry(e)
+    }
+    if (this.#redis === null) {
+      this.metrics.misses.inc({ kind: 'exact' })
+      return null
+    }
+    return this.#redisLookup(plan, started)
+  }
+
+  async #redisLookup(plan: LookupPlan, started: number): Promise<CachedResponse | null> {
+    const e = await this.#redis!.get(plan.key)
+    const now = Date.now()
+    this.metrics.lookupSeconds.observe({ kind: 'exact', tier: 'redis' }, (performance.now() - started) / 1000)
+    if (e === null || e.meta.key !== plan.key || !this.#servable(e, plan, now)) {
+      this.metrics.misses.inc({ kind: 'exact' })
+      return null
+    }
+    this.#memory.set(plan.key, e)
+    return loadEntry(e)
+  }
+
+  #servable(e: StoredEntry, plan: LookupPlan, now: number): boolean {
+    const m = e.meta
+    return m.scope === plan.scope && m.endpoint === plan.endpoint && m.expiresAt > now && servesShape(m, plan)
+  }
+
+  /**
+   * Semantic lookup, to race against the upstream call: null when it does not apply (not opted
+   * in, not single-turn safe, empty partition, or the predictor expects no hit). The promise
+   * resolves to null on a miss, on abort and on any failure.
+   */
+  semanticLookup(plan: CachePlan, signal: AbortSignal): Promise<SemanticResult | null> | null {
+    if (plan.mode !== 'lookup' || plan.semantic === null || this.#semantic === null) return null
+    const p = this.#semantic.lookup(plan, signal)
+    if (p === null) return null
+    return p.then(
+      (hit) => {
+        if (hit === null) {
+          this.metrics.misses.inc({ kind: 'semantic' })
+          return null
+        }
+        return { response: { ...loadEntry(hit.entry), similarity: hit.similarity }, similarity: hit.similarity }
+      },
+      () => null,
+    )
+  }
+
+  /**
+   * A recorder for the upstream response, or null when it cannot be stored (bypass, non-200,
+   * compressed or unknown content type). It commits only a complete, successful response.
+   */
+  recorder(plan: CachePlan, statusCode: number, headers: Record<string, string | string[] | undefined>): Recorder | null {
+    const lp = plan.mode === 'lookup' ? plan : plan.refresh
+    if (lp === null) return null
+    if (statusCode !== 200) {
+      this.metrics.stores.inc({ kind: 'exact', outcome: 'status' })
+      return null
+    }
+    const enc = headers['content-encoding']
+    if (enc !== undefined && enc !== 'identity') return null
+    const ct = contentTypeOf(headers)
+    if (!ct.includes('json') && !ct.includes('text/event-stream')) return null
+    return new BodyRecorder(lp.maxEntryBytes, (body) => this.commit(lp, ct, body))
+  }
+
+  /** Validates and stores one upstream answer; false when it is not cacheable. */
+  commit(plan: LookupPlan, contentType: string, body: Buffer): boolean {
+    const n = normalizeResponse(plan.endpoint, contentType, body)
+    if (n === null || n.body.length > plan.maxEntryBytes) {
+      this.metrics.stores.inc({ kind: 'exact', outcome: 'rejected' })
+      return false
+    }
+    const now = Date.now()
+    const ttlMs = Math.max(1_000, plan.ttlMs * (1 - Math.random() * this.#config.ttlJitter))
+    const response: CachedResponse = {
+      key: plan.key,
+      scope: plan.scope,
+      endpoint: plan.endpoint,
+      status: 200,
+      shape: n.shape,
+      sourceShape: n.sourceShape,
+      hasUsage: n.hasUsage,
+      body: n.body,
+      size: n.body.length,
+      storedAt: now,
+      expiresAt: now + ttlMs,
+      similarity: null,
+    }
+    const stored = storeEntry(response)
+    this.#memory.set(plan.key, stored)
+    this.#redis?.set(plan.key, stored, ttlMs)
+    this.metrics.stores.inc({ kind: 'exact', outcome: 'stored' })
+    if (plan.semantic !== null && this.#semantic !== null) {
+      void this.#semantic.add(plan, stored, ttlMs).then((ok) => this.metrics.stores.inc({ kind: 'semantic', outcome: ok ? 'stored' : 'rejected' }))
+    }
+    return true
+  }
+
+  /** Writes a hit (from `lookup` or `semanticLookup`) in the shape the client asked for. */
+  replay(hit: CachedResponse, plan: CachePlan, res: ServerResponse, extraHeaders: Record<string, string>): void {
+    const want = plan.mode === 'lookup' ? plan : { stream: false, includeUsage: false }
+    const semantic = hit.similarity !== null
+    const cacheHeaders: Record<string, string> = semantic
+      ? { [CACHE_STATUS_HEADER]: 'semantic-hit', [CACHE_SIMILARITY_HEADER]: hit.similarity.toFixed(4) }
+      : { [CACHE_STATUS_HEADER]: 'hit' }
+    writeReplay(hit, want, res, cacheHeaders, extraHeaders)
+    this.metrics.hits.inc({ kind: semantic ? 'semantic' : 'exact' })
+  }
+
+  /** Headers for a response that did not come from the cache. */
+  statusHeaders(plan: CachePlan): Record<string, string> {
+    return plan.mode === 'lookup' ? { [CACHE_STATUS_HEADER]: 'miss' } : { [CACHE_STATUS_HEADER]: 'bypass', [CACHE_REASON_HEADER]: plan.reason }
+  }
+
+  /** Resolves when boot work (warm file, Redis rebuild) is done; failures there are logged, not thrown. */
+  async ready(): Promise<void> {
+    await Promise.allSettled(this.#boot)
+  }
+
+  async close(): Promise<void> {
+    await this.ready()
+    await this.#semantic?.close()
+    await this.#redis?.close()
+    this.#memory.clear()
+  }
+
+  /** Entries and bytes held in this process, by tier. */
+  stats(): Record<string, { bytes: number; entries: number }> {
+    return this.metrics.sizes()
+  }
+}

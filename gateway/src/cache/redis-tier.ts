@@ -1,0 +1,309 @@
+/**
+ * The shared tier in Redis/Valkey. Every call degrades to "nothing there" rather than failing:
+ * commands are not queued while disconnected, each is bounded by `redis.commandTimeoutMs`, and
+ * ioredis reconnects on its own in the background.
+ *
+ * Layout under `redis.keyPrefix`:
+ *   cache:x:<key>      exact entry (encoded StoredEntry), PX ttl
+ *   cache:s:<id>       semantic entry hash {part, vec, guard, entry, src}, PX ttl
+ *   cache:slog         stream of semantic inserts (`id`, `src`) that instances tail to stay in sync
+ *   cache:sidx         FT vector index over cache:s:*, when the server has vector search
+ */
+import { Redis, type RedisOptions } from 'ioredis'
+import { randomUUID } from 'node:crypto'
+import { decodeEntry, encodeEntry, type StoredEntry } from './entry.ts'
+import type { CacheMetrics } from './metrics.ts'
+
+export interface RedisSettings {
+  url?: string | undefined
+  passwordEnv?: string | undefined
+  keyPrefix: string
+  connectTimeoutMs: number
+  commandTimeoutMs: number
+}
+
+export interface Logger {
+  warn(o: object, msg?: string): void
+  info(o: object, msg?: string): void
+}
+
+export interface SemanticRecord {
+  readonly id: string
+  readonly partition: string
+  readonly vector: Float32Array
+  readonly guard: string
+  readonly entry: StoredEntry
+}
+
+export interface VectorHit {
+  readonly record: SemanticRecord
+  readonly similarity: number
+}
+
+const STREAM_MAXLEN = 100_000
+const SCAN_BATCH = 256
+
+export class RedisTier {
+  readonly instanceId = randomUUID()
+  readonly #client: Redis
+  readonly #tail: Redis
+  readonly #prefix: string
+  readonly #metrics: CacheMetrics
+  readonly #logger: Logger
+  readonly #timeoutMs: number
+  #vectorSearch = false
+  #indexDim = 0
+  #tailing = false
+  #closed = false
+  #lastErrorLog = 0
+
+  private constructor(settings: RedisSettings, metrics: CacheMetrics, logger: Logger) {
+    if (settings.url === undefined) throw new Error('cache.backend is "redis" but redis.url is not set')
+    this.#prefix = settings.keyPrefix
+    this.#metrics = metrics
+    this.#logger = logger
+    this.#timeoutMs = settings.commandTimeoutMs
+    const password = settings.passwordEnv !== undefined ? process.env[settings.passwordEnv] : undefined
+    const opts: RedisOptions = {
+      lazyConnect: true,
+      connectTimeout: settings.connectTimeoutMs,
+      commandTimeout: settings.commandTimeoutMs,
+      // A request must never wait for a reconnect: commands fail at once while disconnected.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+      ...(password !== undefined ? { password } : {}),
+    }
+    this.#client = new Redis(settings.url, opts)
+    // The tail connection blocks in XREAD, so it gets no command timeout and may queue while reconnecting.
+    this.#tail = new Redis(settings.url, { ...opts, commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null })
+    const onError = (err: Error): void => this.#logError('connection', err)
+    this.#client.on('error', onError)
+    this.#tail.on('error', onError)
+  }
+
+  /** Connects and probes for vector search; a Redis that is down at boot is logged, not fatal. */
+  static async connect(settings: RedisSettings, metrics: CacheMetrics, logger: Logger): Promise<RedisTier> {
+    const tier = new RedisTier(settings, metrics, logger)
+    try {
+      await Promise.all([tier.#client.connect(), tier.#tail.connect()])
+    } catch (err) {
+      tier.#logError('connect', err as Error)
+    }
+    return tier
+  }
+
+  get ready(): boolean {
+    return this.#client.status === 'ready'
+  }
+
+  get vectorSearch(): boolean {
+    return this.#vectorSearch
+  }
+
+  key(kind: 'x' | 's', id: string): string {
+    return this.#prefix + 'cache:' + kind + ':' + id
+  }
+
+  get #logKey(): string {
+    return this.#prefix + 'cache:slog'
+  }
+
+  get #indexName(): string {
+    return this.#prefix + 'cache:sidx'
+  }
+
+  async get(key: string): Promise<StoredEntry | null> {
+    if (!this.ready) return null
+    try {
+      const buf = await this.#client.getBuffer(this.key('x', key))
+      return buf === null ? null : decodeEntry(buf)
+    } catch (err) {
+      this.#fail('get', err as Error)
+      return null
+    }
+  }
+
+  set(key: string, entry: StoredEntry, ttlMs: number): void {
+    if (!this.ready) return
+    this.#client.set(this.key('x', key), encodeEntry(entry), 'PX', Math.max(1, Math.round(ttlMs))).catch((err: Error) => this.#fail('set', err))
+  }
+
+  putSemantic(r: SemanticRecord, ttlMs: number): void {
+    if (!this.ready) return
+    const k = this.key('s', r.id)
+    const px = Math.max(1, Math.round(ttlMs))
+    const vec = Buffer.from(r.vector.buffer, r.vector.byteOffset, r.vector.byteLength)
+    this.#client
+      .multi()
+      .hset(k, { part: r.partition, vec, guard: r.guard, entry: encodeEntry(r.entry), src: this.instanceId })
+      .pexpire(k, px)
+      .xadd(this.#logKey, 'MAXLEN', '~', STREAM_MAXLEN, '*', 'id', r.id, 'src', this.instanceId)
+      .exec()
+      .catch((err: Error) => this.#fail('semantic-put', err))
+    if (this.#vectorSearch && this.#indexDim !== r.vector.length) void this.#ensureIndex(r.vector.length)
+  }
+
+  /**
+   * Loads every live semantic record (boot rebuild), then tails the insert stream from the point
+   * the scan started, so nothing written meanwhile is missed. Records from this instance are skipped.
+   */
+  async syncSemantic(onRecord: (r: SemanticRecord) => void, maxRecords: number): Promise<number> {
+    if (!this.ready) return 0
+    let loaded = 0
+    let since = '0-0'
+    try {
+      const last = (await this.#tail.xrevrange(this.#logKey, '+', '-', 'COUNT', 1)) as [string, string[]][]
+      since = last[0]?.[0] ?? '0-0'
+      let cursor = '0'
+      do {
+        const [next, keys] = await this.#tail.scan(cursor, 'MATCH', this.#prefix + 'cache:s:*', 'COUNT', SCAN_BATCH)
+        cursor = next
+        if (keys.length === 0) continue
+        const pipe = this.#tail.pipeline()
+        for (const k of keys) pipe.hgetallBuffer(k)
+        const rows = (await pipe.exec()) ?? []
+        for (let i = 0; i < rows.length && loaded < maxRecords; i++) {
+          const r = parseRecord(keys[i]!.slice(this.key('s', '').length), rows[i]![1] as Record<string, Buffer> | null)
+          if (r !== null) {
+            onRecord(r)
+            loaded++
+          }
+        }
+      } while (cursor !== '0' && loaded < maxRecords)
+    } catch (err) {
+      this.#fail('semantic-rebuild', err as Error)
+    }
+    this.#startTail(since, onRecord)
+    return loaded
+  }
+
+  #startTail(since: string, onRecord: (r: SemanticRecord) => void): void {
+    if (this.#tailing) return
+    this.#tailing = true
+    let lastId = since
+    const loop = async (): Promise<void> => {
+      while (!this.#closed) {
+        try {
+          const res = (await this.#tail.xread('COUNT', 256, 'BLOCK', 1_000, 'STREAMS', this.#logKey, lastId)) as [string, [string, string[]][]][] | null
+          if (res === null) continue
+          const ids: string[] = []
+          for (const [, entries] of res) {
+            for (const [streamId, fields] of entries) {
+              lastId = streamId
+              const f = pairs(fields)
+              if (f.src !== this.instanceId && f.id !== undefined) ids.push(f.id)
+            }
+          }
+          if (ids.length === 0) continue
+          const pipe = this.#tail.pipeline()
+          for (const id of ids) pipe.hgetallBuffer(this.key('s', id))
+          const rows = (await pipe.exec()) ?? []
+          rows.forEach((row, i) => {
+            const r = parseRecord(ids[i]!, row[1] as Record<string, Buffer> | null)
+            if (r !== null) onRecord(r)
+          })
+        } catch (err) {
+          if (this.#closed) return
+          this.#fail('semantic-tail', err as Error)
+          await new Promise((r) => setTimeout(r, 500).unref())
+        }
+      }
+    }
+    void loop()
+  }
+
+  /**
+   * Whether the server has vector search (RediSearch 2.4+ or Valkey Search): FT.* must exist and
+   * accept a VECTOR field. The index itself is created on the first insert, when the dimension is known.
+   */
+  async detectVectorSearch(): Promise<boolean> {
+    if (!this.ready) return false
+    try {
+      const info = (await this.#client.call('COMMAND', 'INFO', 'FT.SEARCH')) as unknown[]
+      if (!Array.isArray(info) || info[0] === null || info[0] === undefined) return false
+      const probe = this.#prefix + 'cache:probe:' + this.instanceId
+      await this.#client.call('FT.CREATE', probe, 'ON', 'HASH', 'PREFIX', '1', probe + ':', 'SCHEMA', 'v', 'VECTOR', 'HNSW', '6', 'TYPE', 'FLOAT32', 'DIM', '4', 'DISTANCE_METRIC', 'COSINE')
+      await this.#client.call('FT.DROPINDEX', probe)
+      this.#vectorSearch = true
+    } catch {
+      this.#vectorSearch = false
+    }
+    return this.#vectorSearch
+  }
+
+  async #ensureIndex(dim: number): Promise<void> {
+    this.#indexDim = dim
+    try {
+      await this.#client.call(
+        'FT.CREATE', this.#indexName, 'ON', 'HASH', 'PREFIX', '1', this.key('s', ''),
+        'SCHEMA', 'part', 'TAG', 'vec', 'VECTOR', 'HNSW', '6', 'TYPE', 'FLOAT32', 'DIM', String(dim), 'DISTANCE_METRIC', 'COSINE',
+      )
+    } catch (err) {
+      if (!/already exists/i.test((err as Error).message)) this.#fail('semantic-index', err as Error)
+    }
+  }
+
+  /** K nearest records of one partition by the server's vector index; empty on any failure. */
+  async vectorQuery(partition: string, vector: Float32Array, k: number): Promise<VectorHit[]> {
+    if (!this.ready || !this.#vectorSearch || this.#indexDim === 0) return []
+    try {
+      const blob = Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength)
+      const tag = partition.replace(/[^A-Za-z0-9_]/g, (c) => '\\' + c)
+      const res = (await this.#client.callBuffer(
+        'FT.SEARCH', this.#indexName, `@part:{${tag}}=>[KNN ${k} @vec $B AS dist]`,
+        'PARAMS', '2', 'B', blob, 'RETURN', '5', 'dist', 'part', 'vec', 'guard', 'entry', 'SORTBY', 'dist', 'LIMIT', '0', String(k), 'DIALECT', '2',
+      )) as unknown[]
+      const hits: VectorHit[] = []
+      for (let i = 1; i + 1 < res.length; i += 2) {
+        const id = (res[i] as Buffer).toString().slice(this.key('s', '').length)
+        const arr = res[i + 1] as Buffer[]
+        const fields: Record<string, Buffer> = {}
+        for (let j = 0; j + 1 < arr.length; j += 2) fields[arr[j]!.toString()] = arr[j + 1]!
+        const r = parseRecord(id, fields)
+        // COSINE distance is 1 - similarity.
+        if (r !== null && fields.dist !== undefined) hits.push({ record: r, similarity: 1 - Number(fields.dist.toString()) })
+      }
+      return hits
+    } catch (err) {
+      this.#fail('semantic-search', err as Error)
+      return []
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#client.disconnect()
+    this.#tail.disconnect()
+  }
+
+  #fail(op: string, err: Error): void {
+    this.#metrics.redisErrors.inc({ op })
+    this.#logError(op, err)
+  }
+
+  #logError(op: string, err: Error): void {
+    // A dead Redis fails every request: one line every few seconds tells the story without flooding.
+    const now = Date.now()
+    if (now - this.#lastErrorLog < 5_000) return
+    this.#lastErrorLog = now
+    this.#logger.warn({ op, err: err.message }, 'cache: redis unavailable, serving without the shared tier')
+  }
+}
+
+function pairs(fields: string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i]!] = fields[i + 1]!
+  return out
+}
+
+function parseRecord(id: string, f: Record<string, Buffer> | null): SemanticRecord | null {
+  if (f === null || f.part === undefined || f.vec === undefined || f.entry === undefined || f.guard === undefined) return null
+  const entry = decodeEntry(f.entry)
+  if (entry === null || entry.meta.expiresAt <= Date.now()) return null
+  if (f.vec.length % 4 !== 0 || f.vec.length === 0) return null
+  // Copy: the Buffer may be a view into a pooled slab with an unaligned offset.
+  const vector = new Float32Array(f.vec.length / 4)
+  new Uint8Array(vector.buffer).set(f.vec)
+  return { id, partition: f.part.toString(), vector, guard: f.guard.toString(), entry }
+}

@@ -1,0 +1,138 @@
+/**
+ * The semantic tier: embeds the last user message, searches the request's partition (in this
+ * process, or with the server's vector search when Redis has it), and accepts a candidate only
+ * above the similarity threshold and with identical details (numbers, entities, code, URLs).
+ */
+import { servesShape } from '../replay.ts'
+import type { StoredEntry } from '../entry.ts'
+import type { CacheMetrics } from '../metrics.ts'
+import type { LookupPlan, SemanticPlan } from '../plan.ts'
+import type { RedisTier, SemanticRecord } from '../redis-tier.ts'
+import type { CacheConfig } from '../config.ts'
+import type { Embedder } from './embedder.ts'
+import { detailSignature } from './guard.ts'
+import { HitPredictor } from './predictor.ts'
+import { SemanticStore } from './semantic-store.ts'
+
+/** Candidates examined per lookup: the nearest one may fail the detail check while the next passes. */
+const K = 4
+
+export interface SemanticHit {
+  readonly entry: StoredEntry
+  readonly similarity: number
+}
+
+export class SemanticCache {
+  readonly embedder: Embedder
+  readonly store: SemanticStore
+  readonly predictor: HitPredictor
+  readonly #metrics: CacheMetrics
+  readonly #redis: RedisTier | null
+  readonly #useRedisSearch: boolean
+
+  constructor(config: CacheConfig['semantic'], embedder: Embedder, metrics: CacheMetrics, redis: RedisTier | null, useRedisSearch: boolean) {
+    this.embedder = embedder
+    this.#metrics = metrics
+    this.#redis = redis
+    this.#useRedisSearch = useRedisSearch
+    this.predictor = new HitPredictor(config.predictor)
+    this.store = new SemanticStore(config.maxBytes, config.exactScanMax, (cause) => metrics.evictions.inc({ tier: 'semantic', cause }))
+  }
+
+  /** Null (synchronously) when there is nothing worth embedding for: an empty partition or an unlikely hit. */
+  lookup(plan: LookupPlan, signal: AbortSignal): Promise<SemanticHit | null> | null {
+    const sp = plan.semantic
+    if (sp === null) return null
+    if (!this.#useRedisSearch && this.store.partitionSize(sp.partition) === 0) return null
+    if (!this.predictor.shouldEmbed(sp.partition)) {
+      this.#metrics.predictorSkips.inc()
+      return null
+    }
+    return this.#lookup(plan, sp, signal)
+  }
+
+  async #lookup(plan: LookupPlan, sp: SemanticPlan, signal: AbortSignal): Promise<SemanticHit | null> {
+    const started = performance.now()
+    let vector: Float32Array
+    try {
+      vector = await this.vectorOf(sp, signal)
+    } catch {
+      return null
+    }
+    if (signal.aborted) return null
+    const candidates = this.#useRedisSearch
+      ? (await this.#redis!.vectorQuery(sp.partition, vector, K)).map((h) => ({ guard: h.record.guard, entry: h.record.entry, similarity: h.similarity, item: null }))
+      : this.store.search(sp.partition, vector, K, Date.now()).map((c) => ({ guard: c.item.guard, entry: c.item.entry, similarity: c.similarity, item: c.item }))
+    if (candidates.length > 0) this.#metrics.similarity.observe(Math.max(0, Math.min(1, candidates[0]!.similarity)))
+    sp.guard ??= detailSignature(sp.text)
+    const now = Date.now()
+    let hit: SemanticHit | null = null
+    for (const c of candidates) {
+      if (c.similarity < sp.threshold) break
+      const m = c.entry.meta
+      if (c.guard !== sp.guard || m.scope !== plan.scope || m.expiresAt <= now) continue
+      if (!servesShape(m, plan)) continue
+      if (c.item !== null) this.store.touch(c.item)
+      hit = { entry: c.entry, similarity: c.similarity }
+      break
+    }
+    this.predictor.observe(sp.partition, hit !== null)
+    this.#metrics.lookupSeconds.observe({ kind: 'semantic', tier: this.#useRedisSearch ? 'redis' : 'memory' }, (performance.now() - started) / 1000)
+    return hit
+  }
+
+  /** The request's embedding, computed once per plan and shared by lookup and store. */
+  vectorOf(sp: SemanticPlan, signal?: AbortSignal): Promise<Float32Array> {
+    if (sp.vector !== null) return sp.vector
+    const started = performance.now()
+    // The shared computation is not tied to one caller's abort: the store may still need it.
+    const p = this.embedder.embed(sp.text).then((v) => {
+      this.#metrics.embeddingSeconds.observe({ embedder: this.embedder.kind }, (performance.now() - started) / 1000)
+      return v
+    })
+    p.catch(() => {})
+    sp.vector = p
+    if (signal === undefined) return p
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason as Error)
+      const onAbort = (): void => reject(signal.reason as Error)
+      signal.addEventListener('abort', onAbort, { once: true })
+      p.then(
+        (v) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(v)
+        },
+        (e: Error) => {
+          signal.removeEventListener('abort', onAbort)
+          reject(e)
+        },
+      )
+    })
+  }
+
+  /** Stores a committed answer under its partition, here and (shared mode) in Redis. */
+  async add(plan: LookupPlan, entry: StoredEntry, ttlMs: number): Promise<boolean> {
+    const sp = plan.semantic
+    if (sp === null) return false
+    let vector: Float32Array
+    try {
+      vector = await this.vectorOf(sp)
+    } catch {
+      return false
+    }
+    sp.guard ??= detailSignature(sp.text)
+    if (!this.#useRedisSearch) this.store.add(plan.key, sp.partition, vector, sp.guard, entry)
+    this.#redis?.putSemantic({ id: plan.key, partition: sp.partition, vector, guard: sp.guard, entry }, ttlMs)
+    return true
+  }
+
+  /** An entry written by another instance (or found at boot). */
+  addRecord(r: SemanticRecord): void {
+    this.store.add(r.id, r.partition, r.vector, r.guard, r.entry)
+  }
+
+  async close(): Promise<void> {
+    this.store.clear()
+    await this.embedder.close()
+  }
+}

@@ -26,6 +26,8 @@ export class Breaker {
   openUntil: number
   /** When the breaker last closed (or was created). */
   closedAt: number
+  /** When the current half-open probe started. */
+  probeStartedAt: number
 
   constructor(cfg: OutlierConfig, nowMs = 0) {
     this.failureThreshold = cfg.consecutiveFailures
@@ -36,16 +38,30 @@ export class Breaker {
     this.ejections = 0
     this.openUntil = 0
     this.closedAt = nowMs
+    this.probeStartedAt = 0
   }
 
-  /** Whether a request may be sent now: closed, or open with the ejection over and no probe in flight. */
+  /**
+   * Whether a request may be sent now: closed, or open with the ejection over and no probe in
+   * flight. A probe with no verdict after maxEjectionMs (its outcome was never reported) no longer
+   * blocks the next one, so a lost report cannot shut a member out for good.
+   */
   allows(nowMs: number): boolean {
-    return this.state === BreakerState.CLOSED || (this.state === BreakerState.OPEN && nowMs >= this.openUntil)
+    const s = this.state
+    return (
+      s === BreakerState.CLOSED ||
+      (s === BreakerState.OPEN && nowMs >= this.openUntil) ||
+      (s === BreakerState.HALF_OPEN && nowMs - this.probeStartedAt >= this.maxEjectionMs)
+    )
   }
 
   /** A request was sent; if the ejection is over it becomes the single half-open probe. */
   onStart(nowMs: number): void {
-    if (this.state === BreakerState.OPEN && nowMs >= this.openUntil) this.state = BreakerState.HALF_OPEN
+    if (this.state === BreakerState.CLOSED) return
+    if (this.allows(nowMs)) {
+      this.state = BreakerState.HALF_OPEN
+      this.probeStartedAt = nowMs
+    }
   }
 
   onSuccess(nowMs: number): void {

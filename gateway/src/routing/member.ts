@@ -9,7 +9,7 @@
  * An upstream's own 4xx answers are successes here (the member worked; the request was wrong).
  * All fields are set in the constructor so every Member has the same hidden class.
  */
-import { Breaker } from './breaker.ts'
+import { Breaker, BreakerState } from './breaker.ts'
 import type { FailureKind, OutlierConfig } from './config.ts'
 import { PeakEwma } from './ewma.ts'
 import { hashString } from './hash.ts'
@@ -93,7 +93,7 @@ export class Member<D = unknown> {
 
   /** When the current ejection ends; 0 when not ejected. */
   get ejectedUntil(): number {
-    return this.breaker.state === 0 ? 0 : this.breaker.openUntil
+    return this.breaker.state === BreakerState.CLOSED ? 0 : this.breaker.openUntil
   }
 
   /** Finagle's P2C/PeakEWMA cost: expected latency times the queue a new request would join. */

@@ -34,6 +34,18 @@ test('half-open lets exactly one probe through; success closes', () => {
   assert.ok(b.allows(1_100))
 })
 
+test('a probe whose outcome is never reported stops blocking after maxEjectionMs', () => {
+  const b = new Breaker(outlier)
+  failTimes(b, 3, 0)
+  b.onStart(1_000)
+  assert.equal(b.allows(5_999), false)
+  assert.equal(b.allows(6_000), true)
+  b.onStart(6_000)
+  assert.equal(b.allows(6_001), false, 'the new probe holds the slot again')
+  b.onSuccess(6_100)
+  assert.equal(b.state, BreakerState.CLOSED)
+})
+
 test('failed probes double the ejection up to the cap', () => {
   const b = new Breaker(outlier)
   let now = 0

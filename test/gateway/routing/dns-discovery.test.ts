@@ -54,10 +54,13 @@ test('start() resolves at once and then every interval until stop()', async () =
   const d = new DnsDiscovery({ hostname: 'h', intervalMs: 20, resolve, onChange: () => seen.push(d.addresses()) })
   await d.start()
   assert.deepEqual(seen, [['10.0.0.1']])
-  await new Promise((r) => setTimeout(r, 110))
+  const t0 = performance.now()
+  while (calls.length < 3 && performance.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 5))
+  const elapsed = performance.now() - t0
   d.stop()
   const count = calls.length
-  assert.ok(count >= 3, `${count} resolutions`)
+  assert.ok(count >= 3, `${count} resolutions in ${elapsed} ms`)
+  assert.ok(elapsed >= 35, `3 resolutions 20 ms apart took only ${elapsed} ms`)
   assert.deepEqual(seen, [['10.0.0.1'], ['10.0.0.1', '10.0.0.2']])
   await new Promise((r) => setTimeout(r, 60))
   assert.equal(calls.length, count, 'no resolution after stop()')

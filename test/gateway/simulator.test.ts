@@ -492,6 +492,22 @@ describe('faults', () => {
     await waitFor(() => sim.stats().open === 0, 'open to return to 0')
   })
 
+  test('with N = 0, reset and hang still send the 200 headers first', async () => {
+    sim.setFaults({ resetAfterChunks: 0 })
+    const reset = await post(sim, '/v1/chat/completions', chatBody('x', { stream: true }))
+    assert.equal(reset.status, 200)
+    await assert.rejects(reset.text())
+
+    sim.setFaults({ resetAfterChunks: null, hangAfterChunks: 0 })
+    const ac = new AbortController()
+    const hung = await post(sim, '/v1/chat/completions', chatBody('x', { stream: true }), ac.signal)
+    assert.equal(hung.status, 200)
+    assert.equal(hung.headers.get('content-type'), 'text/event-stream')
+    ac.abort()
+    await hung.text().catch(() => {})
+    await waitFor(() => sim.stats().open === 0, 'open to return to 0')
+  })
+
   test('errorEventFirst: a 200 stream whose only event is an error', async () => {
     sim.setFaults({ errorEventFirst: true })
     const r = await post(sim, '/v1/chat/completions', chatBody('x', { stream: true }))

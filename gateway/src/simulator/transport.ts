@@ -124,11 +124,12 @@ function pump(res: SimResponse): void {
   for (;;) {
     if (res.gone) return
     const i = res.next
-    if (i === res.resetAt) {
-      resetConnection(res)
+    if (i === res.resetAt || i === res.hangAt) {
+      // With N = 0 nothing has been written yet; the client must still see the 200 headers.
+      if (i === 0) res.flushHeaders()
+      if (i === res.resetAt) resetConnection(res)
       return
     }
-    if (i === res.hangAt) return
     if (i === events.length) {
       res.end()
       return
@@ -143,16 +144,17 @@ function pump(res: SimResponse): void {
 }
 
 /**
- * Resets the connection (TCP RST) once what was already written has reached the kernel: writes
- * made in this tick are still corked in Node, and an RST would discard them.
+ * Resets the connection with a TCP RST once what was already written has reached the kernel:
+ * writes made in this tick are still corked in Node, and an RST would discard them.
  */
 export function resetConnection(res: SimResponse): void {
   res.gone = true
-  setImmediate(resetWhenFlushed, res.socket)
+  // The request's socket, not the response's: a pipelined response has none until its turn.
+  setImmediate(resetWhenFlushed, res.req.socket)
 }
 
-function resetWhenFlushed(socket: Socket | null): void {
-  if (socket === null || socket.destroyed) return
+function resetWhenFlushed(socket: Socket): void {
+  if (socket.destroyed) return
   if (socket.writableLength > 0) socket.once('drain', () => resetWhenFlushed(socket))
   else socket.resetAndDestroy()
 }

@@ -1,0 +1,83 @@
+/**
+ * One target as a scenario sees it: its client, its latency recorders, its cost meter and its
+ * error count, accumulated over every measured phase.
+ */
+import { BenchClient, type ClosedLoopResult } from './load.ts'
+import { LatencyRecorder } from './recorder.ts'
+import type { ResultRow } from './scenario.ts'
+import { CostMeter, type Target } from './targets.ts'
+
+export class Lane {
+  readonly target: Target
+  readonly client: BenchClient
+  readonly meter: CostMeter
+  readonly #recorders = new Map<string, LatencyRecorder>()
+  requests = 0
+  errors = 0
+  elapsedMs = 0
+  firstError: string | null = null
+
+  constructor(target: Target, clientOptions: { connections: number; keepHeader?: string }) {
+    this.target = target
+    this.client = new BenchClient(target.url, clientOptions)
+    this.meter = new CostMeter(target)
+  }
+
+  get name(): string {
+    return this.target.name
+  }
+
+  recorder(metric: string): LatencyRecorder {
+    let recorder = this.#recorders.get(metric)
+    if (!recorder) {
+      recorder = new LatencyRecorder()
+      this.#recorders.set(metric, recorder)
+    }
+    return recorder
+  }
+
+  /** Runs one measured phase: its cost is metered and its counts added to the lane. */
+  async phase<T extends ClosedLoopResult>(run: () => Promise<T>): Promise<T> {
+    const result = await this.meter.measure(run)
+    this.requests += result.requests
+    this.errors += result.errors
+    this.elapsedMs += result.elapsedMs
+    this.firstError ??= result.firstError
+    return result
+  }
+
+  row(metric: string, addedOver: string | null, extra: Record<string, number | string> = {}): ResultRow {
+    return {
+      target: this.name,
+      metric,
+      latency: this.recorder(metric).summary(),
+      requestsPerSecond: this.elapsedMs > 0 ? (this.requests * 1000) / this.elapsedMs : null,
+      errors: this.errors,
+      addedOver,
+      added: null,
+      cost: this.meter.report(),
+      extra,
+    }
+  }
+
+  errorNote(): string | null {
+    return this.errors > 0 ? `${this.name}: ${this.errors} failed requests, first: ${this.firstError}` : null
+  }
+
+  close(): Promise<void> {
+    return this.client.close()
+  }
+}
+
+export async function closeLanes(lanes: readonly Lane[]): Promise<void> {
+  await Promise.all(lanes.map((lane) => lane.close()))
+}
+
+export function errorNotes(lanes: readonly Lane[]): string[] {
+  return lanes.map((lane) => lane.errorNote()).filter((note): note is string => note !== null)
+}
+
+/** A check can only pass on clean data: any failed request fails the scenario's checks. */
+export function totalErrors(lanes: readonly Lane[]): number {
+  return lanes.reduce((sum, lane) => sum + lane.errors, 0)
+}

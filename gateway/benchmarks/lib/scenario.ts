@@ -1,0 +1,140 @@
+/**
+ * What a scenario is: a name, a setup that starts the processes it needs (through the context, so
+ * the runner can stop them), and a measurement that returns rows and pass/fail checks. Adding a
+ * scenario is one file in scenarios/ plus one line in scenarios/index.ts.
+ */
+import type { Interference } from './interference.ts'
+import type { ProcessSet } from './processes.ts'
+import { addedLatency, type LatencySummary, type PercentileKey } from './recorder.ts'
+import type { TargetCost } from './targets.ts'
+
+export interface BenchOptions {
+  /** ~1 minute smoke run instead of the ~4 minute full run. */
+  quick: boolean
+  /** Extra node flags for every gateway process (before/after comparisons of V8 settings). */
+  gatewayNodeArgs: string[]
+  /** Arrival rate of the fixed-rate scenario, requests per second. */
+  ratePerSecond: number
+  /** Entry points, overridable to compare another checkout of the gateway or simulator. */
+  gatewayEntry: string
+  simulatorEntry: string
+}
+
+/**
+ * Which cores each role runs on; null means unpinned (machines with fewer than 2 cores). The
+ * simulator has no core of its own: each scenario places it (see SimulatorOptions.placement).
+ */
+export interface CorePlan {
+  loadGenerator: string | null
+  gateway: string | null
+  /** Every core, for processes that are meant to spread (multi-worker gateway). */
+  all: string | null
+}
+
+export interface BenchContext {
+  options: BenchOptions
+  cores: CorePlan
+  /** Processes started through this set are stopped when the scenario ends, however it ends. */
+  processes: ProcessSet
+  /** A fresh temporary directory for this scenario (configs, scripts). */
+  workDir: string
+  log(message: string): void
+}
+
+export interface Scenario {
+  name: string
+  title: string
+  /** The question the scenario answers, shown by --list and in the report. */
+  description: string
+  run(ctx: BenchContext): Promise<Measurement>
+}
+
+/** A scenario that cannot run yet because the gateway lacks something; listed, never measured. */
+export interface PendingScenario {
+  name: string
+  title: string
+  waitingFor: string
+}
+
+export type AddedLatency = Record<PercentileKey | 'max', number>
+
+export interface ResultRow {
+  /** direct, gateway, naive-proxy, or a scenario's variant such as gateway-16-upstreams. */
+  target: string
+  /** What was timed: latency (whole response), ttft (first body byte) or total (stream end). */
+  metric: string
+  /** Milliseconds. */
+  latency: LatencySummary
+  requestsPerSecond: number | null
+  errors: number
+  /** The row this one's `added` latency is measured over (same metric), e.g. direct. */
+  addedOver: string | null
+  added: AddedLatency | null
+  cost: TargetCost | null
+  extra: Record<string, number | string>
+}
+
+export interface Check {
+  label: string
+  value: number
+  comparison: '<=' | '>='
+  limit: number
+  unit: string
+  pass: boolean
+}
+
+/** What a scenario's run returns; the runner adds the identity, timing and error. */
+export interface Measurement {
+  parameters: Record<string, unknown>
+  rows: ResultRow[]
+  checks: Check[]
+  notes: string[]
+}
+
+export interface ScenarioResult extends Measurement {
+  name: string
+  title: string
+  description: string
+  durationMs: number
+  /** Cores kept busy by other processes (and stolen by the hypervisor) while the scenario ran. */
+  interference: Interference
+  /** Set when the scenario could not complete; rows may then be partial. */
+  error: string | null
+  /** Set when the scenario found at run time that the gateway cannot do what it measures yet. */
+  skipped: string | null
+}
+
+/** Thrown by a scenario that finds the gateway lacks what it measures: reported, not an error. */
+export class ScenarioSkipped extends Error {}
+
+export function check(label: string, value: number, comparison: '<=' | '>=', limit: number, unit: string): Check {
+  const pass = Number.isFinite(value) && (comparison === '<=' ? value <= limit : value >= limit)
+  return { label, value, comparison, limit, unit, pass }
+}
+
+/** Fills `added` on each row that has a baseline, from the baseline row of the same metric. */
+export function computeAdded(rows: ResultRow[]): ResultRow[] {
+  for (const row of rows) {
+    if (row.addedOver === null) continue
+    const baseline = rows.find((r) => r.target === row.addedOver && r.metric === row.metric)
+    if (baseline) row.added = addedLatency(row.latency, baseline.latency)
+  }
+  return rows
+}
+
+export function findRow(rows: ResultRow[], target: string, metric: string): ResultRow {
+  const row = rows.find((r) => r.target === target && r.metric === metric)
+  if (!row) throw new Error(`no ${metric} row for ${target}`)
+  return row
+}
+
+/**
+ * Runs `measure` for every item in every round, rotating the order each round, so slow drift of
+ * the machine (other tenants, thermal, page cache) lands on every target alike instead of on
+ * whichever ran last.
+ */
+export async function interleaved<T>(rounds: number, items: readonly T[], measure: (item: T, round: number) => Promise<unknown>): Promise<void> {
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < items.length; i++) await measure(items[(i + round) % items.length]!, round)
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * Starting the things we measure: simulator, gateway and naive proxy, pinned per the core plan,
+ * each awaited until it actually serves. And metering what a measured process costs while it works.
+ */
+import { writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join, resolve } from 'node:path'
+import { stringify } from 'yaml'
+import { GatewayConfigSchema, type GatewayConfigInput } from '../../src/config/schema.ts'
+import type { ManagedProcess } from './processes.ts'
+import { GcTraceCounter, scrapeGc, snapshotProcessTree, type GcTotals, type ProcSnapshot } from './proc-stats.ts'
+import type { BenchContext } from './scenario.ts'
+
+export const REPO_ROOT = resolve(import.meta.dirname, '../../..')
+const NAIVE_PROXY_ENTRY = resolve(import.meta.dirname, '../reference/naive-proxy.ts')
+const READY_TIMEOUT_MS = 20_000
+
+/** Something the load generator sends requests to. */
+export interface Target {
+  name: string
+  /** Origin, e.g. http://127.0.0.1:18080 */
+  url: string
+  /** The process in the middle whose cost is reported; null when going direct to the simulator. */
+  process: ManagedProcess | null
+  metricsUrl: string | null
+  gcTrace: GcTraceCounter | null
+}
+
+export interface SimulatorOptions {
+  /**
+   * beside-gateway (default, latency scenarios): the simulator shares the gateway's core, so the
+   * direct path and the gateway path cross between cores equally often (client core <-> other core)
+   * and "added" holds the gateway's own work, not an extra cross-core wake-up.
+   * beside-load-generator (throughput scenarios): the gateway gets its core to itself.
+   */
+  placement?: 'beside-gateway' | 'beside-load-generator'
+  ttftMs?: number
+  interTokenMs?: number
+  tokens?: number
+  models?: string[]
+  name?: string
+}
+
+export interface Simulator {
+  url: string
+  process: ManagedProcess
+}
+
+/** The model every benchmark request asks for. */
+export const BENCH_MODEL = 'bench-model'
+
+export async function startSimulator(ctx: BenchContext, options: SimulatorOptions = {}): Promise<Simulator> {
+  const args = [
+    ctx.options.simulatorEntry,
+    '--host', '127.0.0.1',
+    '--port', '0',
+    '--ttft-ms', String(options.ttftMs ?? 0),
+    '--inter-token-ms', String(options.interTokenMs ?? 0),
+    '--tokens', String(options.tokens ?? 16),
+    '--models', (options.models ?? [BENCH_MODEL]).join(','),
+  ]
+  const sim = ctx.processes.start({ name: options.name ?? 'simulator', command: process.execPath, args, cpus: options.placement === 'beside-load-generator' ? ctx.cores.loadGenerator : ctx.cores.gateway })
+  const url = await sim.waitForLine(listeningUrl, READY_TIMEOUT_MS)
+  return { url, process: sim }
+}
+
+export interface GatewayOptions {
+  name?: string
+  /** Defaults to the gateway core; a multi-worker gateway gets every core. */
+  cpus?: string | null
+}
+
+/**
+ * Starts `node <gateway main> --config FILE` with `config` (server.host/port are filled in) and
+ * waits until GET /readyz answers 200, i.e. pools are warm.
+ */
+export async function startGateway(ctx: BenchContext, config: GatewayConfigInput, options: GatewayOptions = {}): Promise<Target> {
+  const name = options.name ?? 'gateway'
+  const port = await freePort()
+  // A short drain deadline: the harness stops the gateway only when nothing is in flight.
+  const full: GatewayConfigInput = { ...config, server: { shutdownTimeoutMs: 1_000, ...config.server, host: '127.0.0.1', port }, log: config.log ?? { level: 'warn' } }
+  // Validate here so a harness mistake fails with the schema's message, not as a gateway crash.
+  GatewayConfigSchema.parse(full)
+  const configFile = join(ctx.workDir, `${name}.yaml`)
+  writeFileSync(configFile, stringify(full))
+  const gcTrace = ctx.options.gatewayNodeArgs.includes('--trace-gc') ? new GcTraceCounter() : null
+  const gateway = ctx.processes.start({
+    name,
+    command: process.execPath,
+    args: [...ctx.options.gatewayNodeArgs, ctx.options.gatewayEntry, '--config', configFile],
+    cpus: options.cpus === undefined ? ctx.cores.gateway : options.cpus,
+    env: { ...process.env, NODE_ENV: 'production' },
+    ...(gcTrace ? { onLine: gcTrace.onLine } : {}),
+  })
+  const url = `http://127.0.0.1:${port}`
+  await waitForReady(gateway, `${url}/readyz`)
+  return { name, url, process: gateway, metricsUrl: `${url}/metrics`, gcTrace }
+}
+
+export async function startNaiveProxy(ctx: BenchContext, upstreamUrl: string): Promise<Target> {
+  const proxy = ctx.processes.start({
+    name: 'naive-proxy',
+    command: process.execPath,
+    args: [NAIVE_PROXY_ENTRY, '--upstream', upstreamUrl],
+    cpus: ctx.cores.gateway,
+    env: { ...process.env, NODE_ENV: 'production' },
+  })
+  const url = await proxy.waitForLine(listeningUrl, READY_TIMEOUT_MS)
+  return { name: 'naive-proxy', url, process: proxy, metricsUrl: null, gcTrace: null }
+}
+
+export function directTarget(sim: Simulator): Target {
+  return { name: 'direct', url: sim.url, process: null, metricsUrl: null, gcTrace: null }
+}
+
+/** The gateway config every standard scenario uses: one upstream serving every model. */
+export function singleUpstreamConfig(simulatorUrl: string): GatewayConfigInput {
+  return {
+    log: { level: 'warn' },
+    upstreams: [{ name: 'sim', url: simulatorUrl, models: ['*'], pool: { connections: 64, warm: 8 } }],
+  }
+}
+
+/** Simulator, gateway in front of it and naive proxy in front of it: the three standard targets. */
+export async function startStandardTargets(ctx: BenchContext, simulatorOptions: SimulatorOptions): Promise<{ targets: Target[]; simulator: Simulator }> {
+  const simulator = await startSimulator(ctx, simulatorOptions)
+  const [gateway, naive] = await Promise.all([startGateway(ctx, singleUpstreamConfig(simulator.url)), startNaiveProxy(ctx, simulator.url)])
+  return { targets: [directTarget(simulator), gateway, naive], simulator }
+}
+
+function listeningUrl(line: string): string | undefined {
+  if (!line.startsWith('{')) return undefined
+  try {
+    const event = JSON.parse(line) as { event?: unknown; url?: unknown }
+    return event.event === 'listening' && typeof event.url === 'string' ? event.url.replace(/\/$/, '') : undefined
+  } catch {
+    return undefined
+  }
+}
+
+async function waitForReady(managed: ManagedProcess, readyUrl: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  let last = 'no answer'
+  while (Date.now() < deadline) {
+    if (!managed.running) throw new Error(`${managed.name} exited (${managed.exitStatus}) before ${readyUrl} answered 200\n${managed.recentOutput()}`)
+    try {
+      const response = await fetch(readyUrl, { signal: AbortSignal.timeout(1_000) })
+      await response.arrayBuffer()
+      if (response.status === 200) return
+      last = `HTTP ${response.status}`
+    } catch (error) {
+      last = (error as Error).message
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`${managed.name} not ready at ${readyUrl} within ${READY_TIMEOUT_MS} ms (${last})\n${managed.recentOutput()}`)
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address ? address.port : 0
+      server.close(() => resolvePort(port))
+    })
+  })
+}
+
+/** What one intermediary cost over all measured phases. */
+export interface TargetCost {
+  /** CPU time (user + system) per request, microseconds. */
+  cpuUsPerRequest: number
+  /** CPU time over wall time while measured: 1.0 is one core fully busy. */
+  coreUtilization: number
+  rssMiB: number
+  peakRssMiB: number
+  /** GC pause time per 1000 requests, ms; null when not observable. */
+  gcMsPer1kRequests: number | null
+  gcCount: number | null
+  gcSource: 'metrics' | 'trace-gc' | null
+}
+
+/** Accumulates a target's CPU, memory and GC over the phases in which it was measured. */
+export class CostMeter {
+  readonly target: Target
+  #cpuMs = 0
+  #wallMs = 0
+  #requests = 0
+  #gcMs = 0
+  #gcCount = 0
+  #gcSource: 'metrics' | 'trace-gc' | null = null
+  #last: ProcSnapshot | null = null
+
+  constructor(target: Target) {
+    this.target = target
+  }
+
+  async measure<T extends { requests: number }>(phase: () => Promise<T>): Promise<T> {
+    const managed = this.target.process
+    if (!managed) return phase()
+    const gcBefore = await this.#gc()
+    const before = snapshotProcessTree(managed.pid)
+    const start = performance.now()
+    const result = await phase()
+    const wall = performance.now() - start
+    const after = snapshotProcessTree(managed.pid)
+    const gcAfter = await this.#gc()
+    this.#cpuMs += after.cpuMs - before.cpuMs
+    this.#wallMs += wall
+    this.#requests += result.requests
+    this.#last = after
+    if (gcBefore && gcAfter) {
+      this.#gcMs += gcAfter.pauseMs - gcBefore.pauseMs
+      this.#gcCount += gcAfter.count - gcBefore.count
+    }
+    return result
+  }
+
+  report(): TargetCost | null {
+    if (!this.#last || this.#requests === 0) return null
+    return {
+      cpuUsPerRequest: (this.#cpuMs * 1000) / this.#requests,
+      coreUtilization: this.#wallMs > 0 ? this.#cpuMs / this.#wallMs : NaN,
+      rssMiB: this.#last.rssMiB,
+      peakRssMiB: this.#last.peakRssMiB,
+      gcMsPer1kRequests: this.#gcSource ? (this.#gcMs * 1000) / this.#requests : null,
+      gcCount: this.#gcSource ? this.#gcCount : null,
+      gcSource: this.#gcSource,
+    }
+  }
+
+  async #gc(): Promise<GcTotals | null> {
+    if (this.target.gcTrace) {
+      this.#gcSource = 'trace-gc'
+      return this.target.gcTrace.totals()
+    }
+    if (!this.target.metricsUrl) return null
+    const totals = await scrapeGc(this.target.metricsUrl)
+    if (totals) this.#gcSource = 'metrics'
+    return totals
+  }
+}
+
+/** A chat completion request body of realistic size (system prompt, a short exchange). */
+export function chatBody(options: { stream: boolean; maxTokens?: number; model?: string }): string {
+  return JSON.stringify({
+    model: options.model ?? BENCH_MODEL,
+    messages: [
+      { role: 'system', content: 'You are a concise assistant. Answer in one short paragraph and cite no sources.' },
+      { role: 'user', content: 'What is the difference between latency and throughput in a network service?' },
+      { role: 'assistant', content: 'Latency is how long one request takes; throughput is how many requests finish per second.' },
+      { role: 'user', content: 'And why does the tail latency matter more than the average for interactive applications?' },
+    ],
+    max_tokens: options.maxTokens ?? 64,
+    temperature: 0,
+    stream: options.stream,
+  })
+}
+
+export function chatRequest(body: string): { method: 'POST'; path: string; body: Buffer; headers: Record<string, string> } {
+  return { method: 'POST', path: '/v1/chat/completions', body: Buffer.from(body), headers: { 'content-type': 'application/json' } }
+}

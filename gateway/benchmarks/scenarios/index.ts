@@ -1,0 +1,23 @@
+/**
+ * Every scenario, in run order. To add one: write scenarios/<name>.ts exporting a Scenario and list
+ * it here. A scenario the gateway cannot support yet goes in `pendingScenarios` with what it waits
+ * for; it is listed in every report and never produces numbers.
+ */
+import type { PendingScenario, Scenario } from '../lib/scenario.ts'
+import { allCores } from './all-cores.ts'
+import { fixedRate } from './fixed-rate.ts'
+import { maxThroughput } from './max-throughput.ts'
+import { oneAtATime } from './one-at-a-time.ts'
+import { routingFanout } from './routing-fanout.ts'
+import { slowUpstream } from './slow-upstream.ts'
+import { streaming } from './streaming.ts'
+
+export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, routingFanout, allCores, slowUpstream]
+
+export const pendingScenarios: readonly PendingScenario[] = [
+  {
+    name: 'cache-hit',
+    title: 'Latency of an exact cache hit vs a miss',
+    waitingFor: 'a cache section in gateway/src/config/schema.ts to turn the response cache on',
+  },
+]

@@ -1,0 +1,37 @@
+import { closeLanes, errorNotes, Lane, totalErrors } from '../lib/lane.ts'
+import { assertWarm, closedLoop } from '../lib/load.ts'
+import { check, computeAdded, findRow, interleaved, type Measurement, type Scenario } from '../lib/scenario.ts'
+import { chatBody, chatRequest, startStandardTargets } from '../lib/targets.ts'
+
+/** Closed loop on one connection: the latency each hop adds when nothing queues. */
+export const oneAtATime: Scenario = {
+  name: 'one-at-a-time',
+  title: '(a) One request at a time',
+  description: 'Closed loop, 1 connection, non-streaming chat completion; latency added by the gateway and by the naive proxy over going direct.',
+  async run(ctx): Promise<Measurement> {
+    const plan = ctx.options.quick ? { warmup: 500, rounds: 6, perRound: 250 } : { warmup: 2000, rounds: 10, perRound: 500 }
+    const { targets } = await startStandardTargets(ctx, { tokens: 16 })
+    const spec = chatRequest(chatBody({ stream: false }))
+    const lanes = targets.map((target) => new Lane(target, { connections: 1 }))
+    try {
+      for (const lane of lanes) assertWarm(lane.name, await closedLoop(lane.client, spec, plan.warmup, null))
+      await interleaved(plan.rounds, lanes, (lane) => lane.phase(() => closedLoop(lane.client, spec, plan.perRound, lane.recorder('latency'))))
+    } finally {
+      await closeLanes(lanes)
+    }
+    const rows = computeAdded(lanes.map((lane) => lane.row('latency', lane.name === 'direct' ? null : 'direct')))
+    const gateway = findRow(rows, 'gateway', 'latency')
+    const naive = findRow(rows, 'naive-proxy', 'latency')
+    return {
+      parameters: { ...plan, connections: 1, bodyBytes: spec.body.length, simulatorTokens: 16 },
+      rows,
+      checks: [
+        check('gateway added p50, one at a time', gateway.added!.p50, '<=', 0.1, 'ms'),
+        check('gateway added p99, one at a time', gateway.added!.p99, '<=', 0.3, 'ms'),
+        check('gateway p99 at or below naive proxy p99', gateway.latency.p99, '<=', naive.latency.p99, 'ms'),
+        check('failed requests', totalErrors(lanes), '<=', 0, 'requests'),
+      ],
+      notes: errorNotes(lanes),
+    }
+  },
+}

@@ -1,0 +1,64 @@
+import { assertWarm, openLoop } from '../lib/load.ts'
+import { closeLanes, errorNotes, Lane, totalErrors } from '../lib/lane.ts'
+import { check, computeAdded, type Measurement, type Scenario } from '../lib/scenario.ts'
+import { chatBody, chatRequest, startGateway, startSimulator, type Simulator } from '../lib/targets.ts'
+
+const UPSTREAMS = 4
+const STALL_MS = 50
+
+/**
+ * Tail latency while one of four upstreams turns slow: the same open-loop traffic through one
+ * gateway, first with four healthy upstreams, then from the moment one starts stalling every
+ * response by 50 ms. The second phase includes the time routing needs to notice.
+ */
+export const slowUpstream: Scenario = {
+  name: 'slow-upstream',
+  title: `Tail latency, 1 of ${UPSTREAMS} upstreams slow`,
+  description: `Open loop at the fixed rate through a gateway over ${UPSTREAMS} simulators; then one stalls ${STALL_MS} ms before headers.`,
+  async run(ctx): Promise<Measurement> {
+    const rate = ctx.options.ratePerSecond
+    const plan = ctx.options.quick ? { warmupMs: 500, phaseMs: 2000 } : { warmupMs: 1000, phaseMs: 4000 }
+    const simulators: Simulator[] = await Promise.all(
+      Array.from({ length: UPSTREAMS }, (_, i) => startSimulator(ctx, { tokens: 16, name: `simulator-${i}` })),
+    )
+    const gateway = await startGateway(ctx, {
+      log: { level: 'warn' },
+      upstreams: simulators.map((sim, i) => ({ name: `sim-${i}`, url: sim.url, models: ['*'], pool: { connections: 64, warm: 4 } })),
+    })
+    const slowName = `sim-${UPSTREAMS - 1}`
+    const healthy = new Lane({ ...gateway, name: 'gateway-all-healthy' }, { connections: 256, keepHeader: 'x-velox-upstream' })
+    const degraded = new Lane({ ...gateway, name: 'gateway-one-slow' }, { connections: 256, keepHeader: 'x-velox-upstream' })
+    const spec = chatRequest(chatBody({ stream: false }))
+    const shares: Record<string, string> = {}
+    try {
+      for (const lane of [healthy, degraded]) assertWarm(lane.name, await openLoop(lane.client, spec, { ratePerSecond: rate, durationMs: plan.warmupMs / 2 }, null))
+      for (const [lane, slow] of [[healthy, false], [degraded, true]] as const) {
+        if (slow) await setFaults(simulators[UPSTREAMS - 1]!, { stallBeforeHeadersMs: STALL_MS })
+        const result = await lane.phase(() => openLoop(lane.client, spec, { ratePerSecond: rate, durationMs: plan.phaseMs }, lane.recorder('latency')))
+        const served = result.keptHeaders.get(slowName) ?? 0
+        shares[lane.name] = result.keptHeaders.size > 0 ? `${((100 * served) / result.requests).toFixed(1)}%` : 'unknown (no x-velox-upstream header)'
+      }
+    } finally {
+      await closeLanes([healthy, degraded])
+    }
+    const rows = computeAdded([
+      healthy.row('latency', null, { [`servedBy${slowName}`]: shares[healthy.name] ?? '-' }),
+      degraded.row('latency', healthy.name, { [`servedBy${slowName}`]: shares[degraded.name] ?? '-' }),
+    ])
+    return {
+      parameters: { ratePerSecond: rate, ...plan, upstreams: UPSTREAMS, stallBeforeHeadersMs: STALL_MS, slowUpstream: slowName },
+      rows,
+      checks: [check('failed requests', totalErrors([healthy, degraded]), '<=', 0, 'requests')],
+      notes: [`latency from intended send time; ${slowName} stalls ${STALL_MS} ms from the start of the second phase`, ...errorNotes([healthy, degraded])],
+    }
+  },
+}
+
+async function setFaults(simulator: Simulator, faults: Record<string, unknown>): Promise<void> {
+  const response = await fetch(`${simulator.url}/_sim/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(faults),
+  })
+  if (!response.ok) throw new Error(`POST ${simulator.url}/_sim/faults answered ${response.status}: ${await response.text()}`)
+}

@@ -1,12 +1,17 @@
 /**
  * The only file that listens: load config -> (simulator when no upstream) -> build server ->
  * listen -> warm -> handle signals. `node gateway/src/main.ts [--config FILE]`, or VELOX_CONFIG.
+ * With `server.workers` other than 1, this process becomes the primary of a cluster and every
+ * worker runs this same file.
  */
+import cluster from 'node:cluster'
+import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
+import { runPrimary } from './cluster/primary.ts'
 import { ConfigError, loadConfig, parseConfig } from './config/load.ts'
 import type { GatewayConfig } from './config/schema.ts'
 import { buildServer } from './server.ts'
-import { createLogger, flushLogger } from './telemetry/logger.ts'
+import { createLogger, flushLogger, type Logger } from './telemetry/logger.ts'
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false })
@@ -24,33 +29,37 @@ async function main(): Promise<void> {
   }
 
   const logger = createLogger(config.log.level)
+  const workers = config.server.workers === 0 ? availableParallelism() : config.server.workers
+  if (cluster.isPrimary && workers > 1) {
+    const sim = config.upstreams.length === 0 ? await startEmbeddedSimulator(config, logger) : null
+    await runPrimary({
+      workers,
+      host: config.server.host,
+      port: config.server.port,
+      shutdownTimeoutMs: config.server.shutdownTimeoutMs,
+      logger,
+      env: sim ? { VELOX_SIMULATOR_URL: sim.url } : {},
+      onStopped: sim ? () => sim.close() : undefined,
+    })
+    return
+  }
+
   let closeSimulator: (() => Promise<void>) | null = null
   if (config.upstreams.length === 0) {
-    if (!config.simulator.enabled) {
-      logger.fatal('no upstream configured and the simulator is disabled: nothing to serve')
-      flushLogger(logger)
-      process.exit(78)
+    let url = process.env.VELOX_SIMULATOR_URL
+    if (url === undefined) {
+      const sim = await startEmbeddedSimulator(config, logger)
+      closeSimulator = () => sim.close()
+      url = sim.url
     }
-    const { startSimulator } = await import('./simulator/server.ts')
-    const sim = await startSimulator({
-      ttftMs: config.simulator.ttftMs,
-      interTokenMs: config.simulator.interTokenMs,
-      tokens: config.simulator.tokens,
-    })
-    closeSimulator = () => sim.close()
-    config = parseConfig({ ...config, upstreams: [{ name: 'simulator', url: sim.url, models: ['*'] }] }, 'embedded defaults')
-    logger.warn(
-      { simulator: sim.url },
-      'NO UPSTREAM CONFIGURED: serving every model from the built-in inference simulator (deterministic fake completions). Pass --config FILE to proxy real inference servers.',
-    )
+    config = parseConfig({ ...config, upstreams: [{ name: 'simulator', url, models: ['*'] }] }, 'embedded defaults')
   }
 
   const app = await buildServer(config, { logger })
-  await app.listen({ host: config.server.host, port: config.server.port })
+  await app.listen({ host: config.server.host, port: config.server.port, reusePort: cluster.isWorker })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.server.port
   logger.info({ host: config.server.host, port, upstreams: config.upstreams.map((u) => u.name) }, 'velox gateway listening')
-  void app.velox.warmed
 
   let stopping = false
   const shutdown = async (signal: string): Promise<void> => {
@@ -75,6 +84,25 @@ async function main(): Promise<void> {
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
+}
+
+async function startEmbeddedSimulator(config: GatewayConfig, logger: Logger): Promise<{ url: string; close(): Promise<void> }> {
+  if (!config.simulator.enabled) {
+    logger.fatal('no upstream configured and the simulator is disabled: nothing to serve')
+    flushLogger(logger)
+    process.exit(78)
+  }
+  const { startSimulator } = await import('./simulator/server.ts')
+  const sim = await startSimulator({
+    ttftMs: config.simulator.ttftMs,
+    interTokenMs: config.simulator.interTokenMs,
+    tokens: config.simulator.tokens,
+  })
+  logger.warn(
+    { simulator: sim.url },
+    'NO UPSTREAM CONFIGURED: serving every model from the built-in inference simulator (deterministic fake completions). Pass --config FILE to proxy real inference servers.',
+  )
+  return sim
 }
 
 main().catch((err: unknown) => {

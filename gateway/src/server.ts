@@ -2,9 +2,12 @@
  * buildServer(config) -> a fastify instance with every route registered and the runtime snapshot
  * compiled. It never listens; gateway/src/main.ts (or a test) does.
  */
+import cluster from 'node:cluster'
+import { AggregatorRegistry } from 'prom-client'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { GatewayConfig } from './config/schema.ts'
 import { GatewayError } from './errors.ts'
+import { clusterMetrics } from './cluster/messages.ts'
 import { ENDPOINTS, type Endpoint } from './proxy/endpoints.ts'
 import { ProxyCall, type CallContext } from './proxy/call.ts'
 import { parseBody, rewriteModel } from './proxy/request-body.ts'
@@ -138,7 +141,8 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
     const type = req.headers['content-type']
-    if (type === undefined || type === '' || /^[\w.+-]+\/[\w.+-]*\+?json\b/i.test(type)) done(null, body)
+    // `curl -d` labels JSON as a form; read it as JSON anyway. Multipart and the like are refused.
+    if (type === undefined || type === '' || /^[\w.+-]+\/[\w.+-]*\+?json\b|^application\/x-www-form-urlencoded\b/i.test(type)) done(null, body)
     else done(new GatewayError('GW_ERR_UNSUPPORTED_MEDIA_TYPE', type.split(';')[0]!), undefined)
   })
 
@@ -173,8 +177,14 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     const ready = gateway.ready && !gateway.shuttingDown
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : gateway.shuttingDown ? 'shutting down' : 'not ready' })
   })
+  // In a cluster, any worker may take the scrape: it answers with every worker's metrics summed.
+  if (cluster.isWorker) {
+    // Constructing one installs prom-client's worker-side IPC listener; setRegistries says what to report.
+    new AggregatorRegistry()
+    AggregatorRegistry.setRegistries([metrics.registry])
+  }
   app.get('/metrics', async (_request, reply) => {
-    const body = await metrics.registry.metrics()
+    const body = cluster.isWorker ? await clusterMetrics() : await metrics.registry.metrics()
     return reply.type(metrics.registry.contentType).send(body)
   })
   return app

@@ -72,7 +72,7 @@ describe('proxying to one upstream', () => {
       ['/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"messages":[]}' }, 400, 'GW_ERR_MODEL_REQUIRED'],
       ['/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"nope"}' }, 404, 'GW_ERR_MODEL_NOT_FOUND'],
       ['/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"velox-sim-1","stream":"yes"}' }, 400, 'GW_ERR_INVALID_BODY'],
-      ['/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=b' }, 415, 'GW_ERR_UNSUPPORTED_MEDIA_TYPE'],
+      ['/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=x' }, body: '--x--' }, 415, 'GW_ERR_UNSUPPORTED_MEDIA_TYPE'],
       ['/v1/chat/completions', { method: 'GET' }, 405, 'GW_ERR_METHOD_NOT_ALLOWED'],
       ['/v2/nothing', { method: 'GET' }, 404, 'GW_ERR_NOT_FOUND'],
     ]

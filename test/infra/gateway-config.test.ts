@@ -1,0 +1,67 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { parse } from 'yaml'
+import { GatewayConfigSchema } from '../../gateway/src/config/schema.ts'
+import { REDIS_PASSWORD_ENV, renderGatewayConfig, type GatewayConfigInputs } from '../../infra/lib/gateway-config.ts'
+import { inferenceUrl } from '../../infra/lib/manifests.ts'
+
+const inputs = (over: Partial<GatewayConfigInputs> = {}): GatewayConfigInputs => ({
+  inferenceUrl: inferenceUrl(),
+  model: 'meta-llama/Llama-3.1-8B-Instruct',
+  cache: { host: 'master.velox.abc.use1.cache.amazonaws.com', port: 6379, tls: true, authToken: false },
+  pool: { connections: 64, warm: 8, keepAliveTimeoutMs: 4000, maxConnectionAgeMs: 300000 },
+  timeouts: { connectMs: 2000, firstByteMs: 60000, idleMs: 60000, totalMs: 600000 },
+  fallbackUpstreams: [],
+  workers: 0,
+  logLevel: 'info',
+  redisCommandTimeoutMs: 50,
+  loadBalancerIdleTimeoutSeconds: 350,
+  ...over,
+})
+
+test('the rendered YAML is accepted by the gateway schema as written', () => {
+  const r = renderGatewayConfig(inputs())
+  const reparsed = GatewayConfigSchema.parse(parse(r.yaml))
+  assert.deepEqual(reparsed, r.config)
+  assert.equal(r.config.upstreams[0]!.url, 'http://vllm.velox.svc.cluster.local:8000')
+  assert.deepEqual(r.config.upstreams[0]!.models, ['meta-llama/Llama-3.1-8B-Instruct'])
+  assert.equal(r.config.upstreams[0]!.pool.connections, 64)
+  assert.equal(r.config.simulator.enabled, false)
+  assert.ok(r.config.server.keepAliveTimeoutMs > 350_000, 'client keep-alive outlives the NLB idle timeout')
+})
+
+test('cache endpoint: rediss:// with TLS, passwordEnv only with an AUTH token', () => {
+  const tls = renderGatewayConfig(inputs())
+  assert.equal(tls.config.redis.url, 'rediss://master.velox.abc.use1.cache.amazonaws.com:6379')
+  assert.equal(tls.config.redis.passwordEnv, undefined)
+  const auth = renderGatewayConfig(inputs({ cache: { host: 'h.example', port: 6380, tls: true, authToken: true } }))
+  assert.equal(auth.config.redis.passwordEnv, REDIS_PASSWORD_ENV)
+  assert.ok(!auth.yaml.includes('password:'), 'no secret in the file')
+  assert.equal(renderGatewayConfig(inputs({ cache: { host: 'h', port: 6379, tls: false, authToken: false } })).config.redis.url, 'redis://h:6379')
+})
+
+test('fallback regions become a higher priority tier for the same model', () => {
+  const r = renderGatewayConfig(inputs({ fallbackUpstreams: ['https://eu-west-1.api.example.com', 'https://ap-northeast-1.api.example.com'] }))
+  assert.equal(r.config.upstreams.length, 3)
+  const [local, ...fallbacks] = r.config.upstreams
+  assert.equal(local!.priority, 0)
+  for (const f of fallbacks) {
+    assert.equal(f.priority, 1)
+    assert.deepEqual(f.models, local!.models)
+    assert.ok(f.pool.warm <= f.pool.connections)
+  }
+  assert.equal(new Set(r.config.upstreams.map((u) => u.name)).size, 3)
+})
+
+test('any config change changes the hash (it rolls the gateway); same input, same hash', () => {
+  const a = renderGatewayConfig(inputs())
+  assert.equal(renderGatewayConfig(inputs()).hash, a.hash)
+  assert.match(a.hash, /^[0-9a-f]{64}$/)
+  assert.notEqual(renderGatewayConfig(inputs({ pool: { ...inputs().pool, connections: 65 } })).hash, a.hash)
+  assert.notEqual(renderGatewayConfig(inputs({ timeouts: { ...inputs().timeouts, firstByteMs: 30000 } })).hash, a.hash)
+})
+
+test('a config the gateway would refuse is refused here, naming the path', () => {
+  assert.throws(() => renderGatewayConfig(inputs({ pool: { connections: 2, warm: 8, keepAliveTimeoutMs: 4000, maxConnectionAgeMs: 0 } })), /upstreams\.0\.pool\.warm: warm \(8\) exceeds connections \(2\)/)
+  assert.throws(() => renderGatewayConfig(inputs({ inferenceUrl: 'ftp://vllm:8000' })), /upstreams\.0\.url/)
+})

@@ -1,0 +1,98 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { parseStackConfig, StackConfigError } from '../../infra/lib/stack-config.ts'
+import { parseStackName } from '../../infra/lib/naming.ts'
+import { readStackConfig, shippedStacks } from '../../infra/tools/stack-files.ts'
+
+const base = (): Record<string, string> => ({
+  'aws:region': 'us-east-1',
+  'velox:gatewayImage': 'ghcr.io/velox-ai/gateway:main',
+  'velox:domain': 'api.dev.example.com',
+  'velox:hostedZoneId': 'Z0123456789ABC',
+})
+
+function problems(stack: string, raw: Record<string, string>): string[] {
+  try {
+    parseStackConfig(stack, raw)
+  } catch (err) {
+    assert.ok(err instanceof StackConfigError, String(err))
+    return [...err.problems]
+  }
+  assert.fail('expected the config to be refused')
+}
+
+test('the five required stacks ship, and every shipped stack validates', () => {
+  const stacks = shippedStacks()
+  for (const s of ['dev-us-east-1', 'staging-us-east-1', 'prod-us-east-1', 'prod-eu-west-1', 'prod-ap-northeast-1']) assert.ok(stacks.includes(s), s)
+  for (const s of stacks) {
+    const c = parseStackConfig(s, readStackConfig(s))
+    assert.equal(c.region, parseStackName(s).region)
+    assert.ok(Object.isFrozen(c))
+  }
+})
+
+test('stage defaults: dev small and single-AZ cache, prod multi-AZ and larger', () => {
+  const dev = parseStackConfig('dev-us-east-1', base())
+  assert.equal(dev.cacheNodes, 1)
+  assert.equal(dev.vpc.natGateways, 'single')
+  assert.equal(dev.gatewayInstanceType, 'c7gn.large')
+  const digest = 'ghcr.io/velox-ai/gateway@sha256:' + 'a'.repeat(64)
+  const prod = parseStackConfig('prod-eu-west-1', { ...base(), 'aws:region': 'eu-west-1', 'velox:gatewayImage': digest })
+  assert.ok(prod.cacheNodes >= 2)
+  assert.equal(prod.vpc.natGateways, 'perAz')
+  assert.ok(prod.vpc.azCount >= 3)
+  assert.ok(prod.gatewayNodes.min >= 2)
+})
+
+test('--path overrides merge into the stage default object', () => {
+  const c = parseStackConfig('dev-us-east-1', { ...base(), 'velox:pool': '{"connections":128}' })
+  assert.equal(c.pool.connections, 128)
+  assert.equal(c.pool.warm, 2, 'keeps the default warm count')
+})
+
+test('unknown instance type names the key and the allowed values', () => {
+  const [p] = problems('dev-us-east-1', { ...base(), 'velox:gatewayInstanceType': 'c9zz.large' })
+  assert.match(p!, /^velox:gatewayInstanceType: unknown instance type "c9zz.large"; allowed: .*c7gn.large.*c6in.large/)
+})
+
+test('a non-ENA gateway type is refused, and so is an ENA type that is not network-optimised', () => {
+  assert.match(problems('dev-us-east-1', { ...base(), 'velox:gatewayInstanceType': 't2.medium' })[0]!, /velox:gatewayInstanceType: "t2.medium" is not ENA-capable/)
+  assert.match(problems('dev-us-east-1', { ...base(), 'velox:gatewayInstanceType': 'c7g.large' })[0]!, /not network-optimised/)
+  assert.match(problems('dev-us-east-1', { ...base(), 'velox:inferenceInstanceType': 'c7gn.large' })[0]!, /velox:inferenceInstanceType: "c7gn.large" has no GPU; allowed: .*g6e.xlarge/)
+})
+
+test('missing hosted zone and domain are reported as required, together', () => {
+  const raw = base()
+  delete raw['velox:hostedZoneId']
+  delete raw['velox:domain']
+  const ps = problems('dev-us-east-1', raw)
+  assert.ok(ps.includes('velox:hostedZoneId: required'), ps.join('\n'))
+  assert.ok(ps.includes('velox:domain: required'), ps.join('\n'))
+})
+
+test('a typo in a key is refused, not ignored', () => {
+  assert.match(problems('dev-us-east-1', { ...base(), 'velox:gatewayInstanceTyp': 'c7gn.large' })[0]!, /gatewayInstanceTyp/)
+})
+
+test('gateway architecture must be one the image is published for', () => {
+  const ps = problems('dev-us-east-1', { ...base(), 'velox:imagePlatforms': '["linux/amd64"]' })
+  assert.match(ps[0]!, /"c7gn.large" is arm64 but velox:imagePlatforms is \[linux\/amd64\]/)
+  parseStackConfig('dev-us-east-1', { ...base(), 'velox:imagePlatforms': '["linux/amd64"]', 'velox:gatewayInstanceType': 'c6in.xlarge' })
+})
+
+test('prod rules: digest-pinned image, replicated cache; region must match the stack name', () => {
+  const ps = problems('prod-us-east-1', { ...base(), 'velox:cacheNodes': '1' })
+  assert.ok(ps.some((p) => p.startsWith('velox:gatewayImage: prod runs only images pinned by digest')), ps.join('\n'))
+  assert.ok(ps.some((p) => p.startsWith('velox:cacheNodes: prod needs at least 2')), ps.join('\n'))
+  assert.match(problems('dev-eu-west-1', base())[0]!, /aws:region: is "us-east-1" but the stack name says eu-west-1/)
+  assert.throws(() => parseStackConfig('qa-us-east-1', base()), /<stage>-<region>/)
+})
+
+test('numbers, enums and lists are checked with the key in the message', () => {
+  assert.match(problems('dev-us-east-1', { ...base(), 'velox:cacheNodeType': 'cache.x1.huge' })[0]!, /^velox:cacheNodeType: unknown cache node type .*allowed: cache.t4g.micro/)
+  assert.match(problems('dev-us-east-1', { ...base(), 'velox:logLevel': 'loud' })[0]!, /^velox:logLevel: .*"info"/)
+  assert.match(problems('dev-us-east-1', { ...base(), 'velox:pool': '{"connections":4,"warm":8}' })[0]!, /^velox:pool: warm must not exceed connections/)
+  assert.match(problems('dev-us-east-1', { ...base(), 'velox:clusterEndpointPublicCidrs': '["0.0.0.0/0"]' })[0]!, /^velox:clusterEndpointPublicCidrs: must not include 0.0.0.0\/0/)
+  assert.match(problems('dev-us-east-1', { ...base(), 'velox:fallbackUpstreams': '["https://api.dev.example.com"]' })[0]!, /^velox:fallbackUpstreams.0: .*resolves back to this region/)
+  assert.match(problems('dev-us-east-1', { ...base(), 'velox:gatewayReplicas': '{"min":1,"max":5}' })[0]!, /^velox:gatewayReplicas.max: 5 exceeds velox:gatewayNodes.max 2/)
+})

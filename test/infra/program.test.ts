@@ -216,7 +216,7 @@ test('an AUTH token reaches the cache as a secret and the gateway as an env var,
   // Pulumi's wire form of a secret: the special signature key marks the value as secret.
   const SECRET = { '4dabf18193072939515e22adb298388d': '1b47061264138c4ac30d75fd1eb44270', value: 'abcdefghijklmnop0123' }
   assert.deepEqual(one(run, 'aws:elasticache/replicationGroup:ReplicationGroup').inputs['authToken'], SECRET)
-  assert.deepEqual(one(run, 'kubernetes:core/v1:Secret').inputs['stringData'].password, SECRET)
+  assert.deepEqual(one(run, 'kubernetes:core/v1:Secret').inputs['stringData'], { ...SECRET, value: { password: SECRET.value } })
   const cm = one(run, 'kubernetes:core/v1:ConfigMap').inputs['data']['gateway.yaml'] as string
   assert.ok(!cm.includes('abcdefghijklmnop0123'))
   assert.equal(GatewayConfigSchema.parse(parse(cm)).redis.passwordEnv, 'VELOX_REDIS_PASSWORD')

@@ -20,16 +20,20 @@ export class P2cPeakEwmaBalancer extends TierScan implements Balancer {
     const count = this.scan(members, exclude, nowMs)
     if (count === 0) return null
     if (count === 1) return members[this.firstIndex]!
-    const a = this.sample(members, this.random() * this.totalWeight, -1)
+    const a = this.sample(members, -1)
     const aMember = members[a]!
-    const b = this.sample(members, this.random() * (this.totalWeight - aMember.weight), a)
+    const b = this.sample(members, a)
     const bMember = members[b]!
     return bMember.load(nowMs) < aMember.load(nowMs) ? bMember : aMember
   }
 
-  /** Index of the flagged member where the cumulative weight passes `r`, skipping `skip`. */
-  private sample(members: readonly Member<unknown>[], r: number, skip: number): number {
+  /**
+   * A flagged member drawn with probability proportional to weight, never `skip`. Doubles stay
+   * inside this frame: passing them as arguments would box them on every pick.
+   */
+  private sample(members: readonly Member<unknown>[], skip: number): number {
     const flags = this.flags
+    let r = this.random() * (skip < 0 ? this.totalWeight : this.totalWeight - members[skip]!.weight)
     let last = -1
     for (let i = 0; i < members.length; i++) {
       if (flags[i] !== 1 || i === skip) continue

@@ -7,8 +7,10 @@
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
+import type { FastifyListenOptions } from 'fastify'
 import { runPrimary } from './cluster/primary.ts'
 import { ConfigError, loadConfig, parseConfig } from './config/load.ts'
+import { watchConfigFile } from './config/watch.ts'
 import type { GatewayConfig } from './config/schema.ts'
 import { buildServer } from './server.ts'
 import { createLogger, flushLogger, type Logger } from './telemetry/logger.ts'
@@ -45,21 +47,31 @@ async function main(): Promise<void> {
   }
 
   let closeSimulator: (() => Promise<void>) | null = null
-  if (config.upstreams.length === 0) {
-    let url = process.env.VELOX_SIMULATOR_URL
-    if (url === undefined) {
-      const sim = await startEmbeddedSimulator(config, logger)
-      closeSimulator = () => sim.close()
-      url = sim.url
-    }
-    config = parseConfig({ ...config, upstreams: [{ name: 'simulator', url, models: ['*'] }] }, 'embedded defaults')
+  let simulatorUrl = process.env.VELOX_SIMULATOR_URL ?? null
+  if (config.upstreams.length === 0 && simulatorUrl === null) {
+    const sim = await startEmbeddedSimulator(config, logger)
+    closeSimulator = () => sim.close()
+    simulatorUrl = sim.url
   }
+  /** A config with no upstream is served by the simulator, at boot and after a reload alike. */
+  const withSimulator = (c: GatewayConfig): GatewayConfig =>
+    c.upstreams.length > 0 || simulatorUrl === null ? c : parseConfig({ ...c, upstreams: [{ name: 'simulator', url: simulatorUrl, models: ['*'] }] }, 'embedded defaults')
+  config = withSimulator(config)
 
   const app = await buildServer(config, { logger })
-  await app.listen({ host: config.server.host, port: config.server.port, reusePort: cluster.isWorker })
+  // Cluster workers each bind the port with SO_REUSEPORT (fastify passes the option to net).
+  const listenOptions: FastifyListenOptions & { reusePort?: boolean } = { host: config.server.host, port: config.server.port, reusePort: cluster.isWorker }
+  await app.listen(listenOptions)
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.server.port
   logger.info({ host: config.server.host, port, upstreams: config.upstreams.map((u) => u.name) }, 'velox gateway listening')
+
+  const reload = (why: string): void => {
+    logger.info({ why, file }, 'reloading config')
+    void app.velox.reload(() => withSimulator(loadConfig(file)))
+  }
+  process.on('SIGHUP', () => reload('SIGHUP'))
+  const watcher = file !== null ? watchConfigFile(file, () => reload('file changed')) : null
 
   let stopping = false
   const shutdown = async (signal: string): Promise<void> => {
@@ -69,6 +81,7 @@ async function main(): Promise<void> {
       process.exit(1)
     }
     stopping = true
+    watcher?.close()
     const deadline = config.server.shutdownTimeoutMs
     logger.info({ signal, inflight: app.velox.inflight.size, deadlineMs: deadline }, 'shutting down: no new connections, draining in-flight requests')
     app.server.close()

@@ -9,11 +9,13 @@ import type { GatewayConfig } from './config/schema.ts'
 import { GatewayError } from './errors.ts'
 import { clusterMetrics } from './cluster/messages.ts'
 import { ENDPOINTS, type Endpoint } from './proxy/endpoints.ts'
-import { ProxyCall, type CallContext } from './proxy/call.ts'
+import { Gateway } from './gateway.ts'
+import { ProxyCall } from './proxy/call.ts'
 import { parseBody, rewriteModel } from './proxy/request-body.ts'
-import { RuntimeSnapshot } from './runtime/snapshot.ts'
 import { GatewayMetrics } from './telemetry/metrics.ts'
 import { createLogger, type Logger } from './telemetry/logger.ts'
+
+export { Gateway }
 
 export interface BuildOptions {
   /** A logger to use instead of one built from `config.log`. */
@@ -21,84 +23,6 @@ export interface BuildOptions {
   env?: NodeJS.ProcessEnv
   /** Register Node's default process metrics (off in tests that build many servers). */
   defaultMetrics?: boolean
-}
-
-/** Gateway state hung on the fastify instance as `app.velox`. */
-export class Gateway {
-  snapshot: RuntimeSnapshot
-  readonly metrics: GatewayMetrics
-  readonly logger: Logger
-  readonly inflight: Set<ProxyCall>
-  /** Resolves once pools are warmed (whether or not any upstream answered). */
-  readonly warmed: Promise<void>
-  ready: boolean
-  shuttingDown: boolean
-  private readonly sweeper: NodeJS.Timeout
-
-  constructor(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics, env: NodeJS.ProcessEnv) {
-    this.metrics = metrics
-    this.logger = logger
-    this.inflight = new Set()
-    this.ready = false
-    this.shuttingDown = false
-    this.snapshot = new RuntimeSnapshot(config, { env, buildContext: (s) => this.buildContext(s) })
-    metrics.setPoolSource({
-      forEachPool: (fn) => {
-        for (const u of this.snapshot.upstreams) fn(u.name, u.stats())
-      },
-    })
-    this.warmed = this.warm()
-    // Total deadlines are enforced by one coarse sweep instead of a timer per request.
-    this.sweeper = setInterval(() => this.sweep(), 250)
-    this.sweeper.unref()
-  }
-
-  private buildContext(snapshot: RuntimeSnapshot): CallContext {
-    return {
-      metrics: this.metrics,
-      serverTiming: snapshot.config.server.serverTiming,
-      retry: snapshot.retry,
-      inflight: this.inflight,
-      shuttingDown: () => this.shuttingDown,
-      onUpstreamFailure: (call, target, failure) => {
-        this.metrics.countUpstreamError(target.name, failure.code)
-        this.logger.warn({ upstream: target.name, code: failure.code, detail: failure.detail, attempt: call.attempts, model: call.model }, 'upstream failure')
-      },
-    }
-  }
-
-  private async warm(): Promise<void> {
-    const snapshot = this.snapshot
-    const started = performance.now()
-    const answered = await snapshot.warm()
-    const ms = Math.round(performance.now() - started)
-    const connections = snapshot.upstreams.reduce((n, u) => n + u.warmed, 0)
-    this.ready = answered > 0
-    if (this.ready) this.logger.info({ upstreams: snapshot.upstreams.length, answered, connections, ms }, 'upstream pools warmed')
-    else this.logger.error({ upstreams: snapshot.upstreams.length, ms }, 'no upstream answered the warm-up; not ready')
-  }
-
-  private sweep(): void {
-    if (this.inflight.size === 0) return
-    const now = performance.now()
-    for (const call of this.inflight) {
-      if (call.deadlineAt !== 0 && now >= call.deadlineAt) call.expire()
-    }
-  }
-
-  /** Stops taking new work; resolves when in-flight calls are done or the deadline passes. */
-  async drain(deadlineMs: number): Promise<boolean> {
-    this.shuttingDown = true
-    this.ready = false
-    const until = performance.now() + deadlineMs
-    while (this.inflight.size > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 25))
-    return this.inflight.size === 0
-  }
-
-  async close(): Promise<void> {
-    clearInterval(this.sweeper)
-    await this.snapshot.close()
-  }
 }
 
 declare module 'fastify' {

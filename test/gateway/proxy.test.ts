@@ -17,7 +17,7 @@ describe('proxying to one upstream', () => {
   })
 
   test('a chat completion comes back as the simulator wrote it, with timing headers', async () => {
-    const direct = await (await post(`${sim.url}/v1/chat/completions`, chatBody())).json()
+    const direct = (await (await post(`${sim.url}/v1/chat/completions`, chatBody())).json()) as { choices: unknown; usage: unknown }
     const res = await post(`${gw.url}/v1/chat/completions`, chatBody())
     assert.equal(res.status, 200)
     assert.equal(res.headers.get('x-velox-upstream'), 'sim')

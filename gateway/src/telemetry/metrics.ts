@@ -24,6 +24,8 @@ export class GatewayMetrics {
   readonly tokens: Counter<'model' | 'kind'>
   readonly upstreamErrors: Counter<'upstream' | 'code'>
   readonly pool: Gauge<'upstream' | 'state'>
+  readonly configReloads: Counter<'result'>
+  readonly configGeneration: Gauge
   private readonly requestChildren = new Map<string, { inc(v?: number): void }>()
   private readonly addedChildren = new Map<string, { observe(v: number): void }>()
   private readonly durationChildren = new Map<string, { observe(v: number): void }>()
@@ -72,6 +74,17 @@ export class GatewayMetrics {
       name: 'velox_upstream_errors_total',
       help: 'Upstream transport failures and timeouts, by gateway error code',
       labelNames: ['upstream', 'code'],
+      registers: [registry],
+    })
+    this.configReloads = new Counter({
+      name: 'velox_config_reloads_total',
+      help: 'Config reloads, by result: applied, or rejected (the running config stayed in force)',
+      labelNames: ['result'],
+      registers: [registry],
+    })
+    this.configGeneration = new Gauge({
+      name: 'velox_config_generation',
+      help: 'Generation of the config in force: 1 at boot, +1 per applied reload',
       registers: [registry],
     })
     const self = this

@@ -1,0 +1,146 @@
+/**
+ * The gateway's live state: the current runtime snapshot (swapped whole by reloads), readiness,
+ * in-flight calls and shutdown. Hung on the fastify instance as `app.velox`.
+ */
+import type { GatewayConfig } from './config/schema.ts'
+import type { CallContext, ProxyCall } from './proxy/call.ts'
+import { RuntimeSnapshot } from './runtime/snapshot.ts'
+import type { GatewayMetrics } from './telemetry/metrics.ts'
+import type { Logger } from './telemetry/logger.ts'
+
+export interface ReloadResult {
+  applied: boolean
+  reason: string | null
+}
+
+/** Keys bound when the process starts listening; a reload logs that they need a restart. */
+const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs'] as const
+
+function metricsGeneration(metrics: GatewayMetrics, generation: number): void {
+  metrics.configGeneration.set(generation)
+}
+
+export class Gateway {
+  snapshot: RuntimeSnapshot
+  readonly metrics: GatewayMetrics
+  readonly logger: Logger
+  readonly inflight: Set<ProxyCall>
+  /** Resolves once pools are warmed (whether or not any upstream answered). */
+  readonly warmed: Promise<void>
+  ready: boolean
+  shuttingDown: boolean
+  private readonly sweeper: NodeJS.Timeout
+
+  /** Incremented by every applied reload; 1 for the boot config. */
+  generation: number
+  private readonly env: NodeJS.ProcessEnv
+  private reloading: Promise<unknown>
+
+  constructor(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics, env: NodeJS.ProcessEnv) {
+    this.metrics = metrics
+    this.logger = logger
+    this.env = env
+    this.generation = 1
+    this.reloading = Promise.resolve()
+    this.inflight = new Set()
+    this.ready = false
+    this.shuttingDown = false
+    this.snapshot = new RuntimeSnapshot(config, { env, buildContext: (s) => this.buildContext(s) })
+    metrics.setPoolSource({
+      forEachPool: (fn) => {
+        for (const u of this.snapshot.upstreams) fn(u.name, u.stats())
+      },
+    })
+    this.warmed = this.warm()
+    // Total deadlines are enforced by one coarse sweep instead of a timer per request.
+    this.sweeper = setInterval(() => this.sweep(), 250)
+    this.sweeper.unref()
+  }
+
+  private buildContext(snapshot: RuntimeSnapshot): CallContext {
+    return {
+      metrics: this.metrics,
+      serverTiming: snapshot.config.server.serverTiming,
+      retry: snapshot.retry,
+      inflight: this.inflight,
+      shuttingDown: () => this.shuttingDown,
+      onUpstreamFailure: (call, target, failure) => {
+        this.metrics.countUpstreamError(target.name, failure.code)
+        this.logger.warn({ upstream: target.name, code: failure.code, detail: failure.detail, attempt: call.attempts, model: call.model }, 'upstream failure')
+      },
+    }
+  }
+
+  private async warm(): Promise<void> {
+    const snapshot = this.snapshot
+    metricsGeneration(this.metrics, this.generation)
+    const started = performance.now()
+    const answered = await snapshot.warm()
+    const ms = Math.round(performance.now() - started)
+    const connections = snapshot.upstreams.reduce((n, u) => n + u.warmed, 0)
+    this.ready = answered > 0
+    if (this.ready) this.logger.info({ upstreams: snapshot.upstreams.length, answered, connections, ms }, 'upstream pools warmed')
+    else this.logger.error({ upstreams: snapshot.upstreams.length, ms }, 'no upstream answered the warm-up; not ready')
+  }
+
+  /**
+   * Applies a new config: builds and warms a new snapshot, then swaps it in atomically. Requests
+   * already running finish on the old snapshot, whose pools close once they are done. A config
+   * that fails to load or build is refused and the running one stays in force. Reloads are
+   * serialized.
+   */
+  reload(load: () => GatewayConfig): Promise<ReloadResult> {
+    const run = this.reloading.then(() => this.reloadNow(load))
+    this.reloading = run.catch(() => undefined)
+    return run
+  }
+
+  private async reloadNow(load: () => GatewayConfig): Promise<ReloadResult> {
+    if (this.shuttingDown) return { applied: false, reason: 'shutting down' }
+    let next: RuntimeSnapshot
+    try {
+      const config = load()
+      const restartKeys = RESTART_ONLY.filter((k) => JSON.stringify(config.server[k]) !== JSON.stringify(this.snapshot.config.server[k]))
+      if (restartKeys.length > 0) this.logger.warn({ keys: restartKeys.map((k) => `server.${k}`) }, 'these keys take effect only after a restart')
+      next = new RuntimeSnapshot(config, { env: this.env, buildContext: (s) => this.buildContext(s) })
+    } catch (err) {
+      this.metrics.configReloads.inc({ result: 'rejected' })
+      this.logger.error({ err: (err as Error).message }, 'config reload refused; the running config stays in force')
+      return { applied: false, reason: (err as Error).message }
+    }
+    const answered = await next.warm()
+    const old = this.snapshot
+    this.snapshot = next
+    this.generation++
+    metricsGeneration(this.metrics, this.generation)
+    this.metrics.configReloads.inc({ result: 'applied' })
+    this.logger.info({ generation: this.generation, upstreams: next.upstreams.length, answered }, 'config reloaded')
+    if (answered > 0) this.ready = true
+    // In-flight calls hold the old snapshot's members; its pools finish them before closing.
+    void old.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the previous snapshot failed'))
+    return { applied: true, reason: null }
+  }
+
+  private sweep(): void {
+    if (this.inflight.size === 0) return
+    const now = performance.now()
+    for (const call of this.inflight) {
+      if (call.deadlineAt !== 0 && now >= call.deadlineAt) call.expire()
+    }
+  }
+
+  /** Stops taking new work; resolves when in-flight calls are done or the deadline passes. */
+  async drain(deadlineMs: number): Promise<boolean> {
+    this.shuttingDown = true
+    this.ready = false
+    const until = performance.now() + deadlineMs
+    while (this.inflight.size > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 25))
+    return this.inflight.size === 0
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper)
+    await this.snapshot.close()
+  }
+}
+

@@ -1,0 +1,119 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseConfig } from '../../gateway/src/config/load.ts'
+import { startSimulator } from '../../gateway/src/simulator/server.ts'
+import { chatBody, post, readEvents, startGateway } from '../helpers/gateway.ts'
+
+const upstream = (name: string, url: string) => ({ name, url, models: ['velox-sim-1'] })
+
+test('a reload swaps upstreams atomically: in-flight streams finish on the old one, a bad config is refused', async () => {
+  const a = await startSimulator({ tokens: 8, interTokenMs: 40 })
+  const b = await startSimulator()
+  const gw = await startGateway({ upstreams: [upstream('a', a.url)] })
+  try {
+    const inflight = post(`${gw.url}/v1/chat/completions`, chatBody({ stream: true })).then(readEvents)
+    await new Promise((r) => setTimeout(r, 60))
+    const result = await gw.app.velox.reload(() => parseConfig({ log: { level: 'silent' }, upstreams: [upstream('b', b.url)] }))
+    assert.deepEqual(result, { applied: true, reason: null })
+    const res = await post(`${gw.url}/v1/chat/completions`, chatBody())
+    assert.equal(res.headers.get('x-velox-upstream'), 'b')
+    await res.arrayBuffer()
+    const { events } = await inflight
+    assert.equal(events.at(-1), 'data: [DONE]', 'the stream started before the reload was cut')
+
+    const refused = await gw.app.velox.reload(() => parseConfig({ upstreams: [{ name: 'c', url: 'nope', models: ['x'] }] }))
+    assert.equal(refused.applied, false)
+    assert.match(refused.reason!, /upstreams\[0\]\.url/)
+    const still = await post(`${gw.url}/v1/chat/completions`, chatBody())
+    assert.equal(still.headers.get('x-velox-upstream'), 'b')
+    await still.arrayBuffer()
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text()
+    assert.match(metrics, /velox_config_reloads_total\{result="applied"\} 1/)
+    assert.match(metrics, /velox_config_reloads_total\{result="rejected"\} 1/)
+    assert.match(metrics, /velox_config_generation 2/)
+  } finally {
+    await gw.close()
+    await a.close()
+    await b.close()
+  }
+})
+
+test('reloads under load drop nothing', async () => {
+  const a = await startSimulator()
+  const b = await startSimulator()
+  const gw = await startGateway({ upstreams: [upstream('a', a.url)] })
+  try {
+    let stop = false
+    const statuses: number[] = []
+    const clients = Array.from({ length: 8 }, async () => {
+      while (!stop) {
+        const res = await post(`${gw.url}/v1/chat/completions`, chatBody({ stream: statuses.length % 2 === 0 }))
+        await res.arrayBuffer()
+        statuses.push(res.status)
+      }
+    })
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 60))
+      const sim = i % 2 === 0 ? b : a
+      const r = await gw.app.velox.reload(() => parseConfig({ log: { level: 'silent' }, upstreams: [upstream(`u${i}`, sim.url)] }))
+      assert.equal(r.applied, true)
+    }
+    stop = true
+    await Promise.all(clients)
+    assert.ok(statuses.length > 50, `only ${statuses.length} requests ran`)
+    assert.deepEqual([...new Set(statuses)], [200])
+  } finally {
+    await gw.close()
+    await a.close()
+    await b.close()
+  }
+})
+
+test('the gateway process reloads on a file change and on SIGHUP', async () => {
+  const a = await startSimulator()
+  const b = await startSimulator()
+  const dir = mkdtempSync(join(tmpdir(), 'velox-reload-'))
+  const file = join(dir, 'gateway.yaml')
+  const write = (name: string, url: string) => {
+    // Replace the file as editors and ConfigMaps do: write elsewhere, rename over.
+    writeFileSync(`${file}.tmp`, `server: { host: 127.0.0.1, port: 0 }\nupstreams:\n  - name: ${name}\n    url: ${url}\n    models: ["*"]\n`)
+    renameSync(`${file}.tmp`, file)
+  }
+  write('a', a.url)
+  const child = spawn(process.execPath, [new URL('../../gateway/src/main.ts', import.meta.url).pathname, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (c: Buffer) => (out += c))
+  try {
+    const until = async (re: RegExp) => {
+      for (let i = 0; i < 200 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 25))
+      assert.match(out, re)
+    }
+    await until(/"port":(\d+)[^\n]*velox gateway listening/)
+    const url = `http://127.0.0.1:${/"port":(\d+)[^\n]*velox gateway listening/.exec(out)![1]}`
+    const upstreamOf = async () => {
+      const res = await post(`${url}/v1/chat/completions`, chatBody())
+      await res.arrayBuffer()
+      return res.headers.get('x-velox-upstream')
+    }
+    assert.equal(await upstreamOf(), 'a')
+    write('b', b.url)
+    await until(/"generation":2/)
+    assert.equal(await upstreamOf(), 'b')
+    child.kill('SIGHUP')
+    await until(/"generation":3/)
+    assert.equal(await upstreamOf(), 'b')
+    writeFileSync(file, 'upstreams: 7\n')
+    await until(/config reload refused/)
+    assert.equal(await upstreamOf(), 'b')
+  } finally {
+    child.kill('SIGTERM')
+    await once(child, 'exit')
+    await a.close()
+    await b.close()
+  }
+})

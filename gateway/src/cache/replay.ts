@@ -118,9 +118,7 @@ export function writeReplay(
   headers['cache-control'] = 'no-cache'
   headers['x-accel-buffering'] = 'no'
   res.writeHead(200, headers)
-  // Corked so the events leave in one write, yet each is its own HTTP chunk, as from a live upstream.
-  res.cork()
+  // One HTTP chunk per event, as from a live upstream; the events are tiny and leave together.
   for (const c of chunks) res.write(c)
-  // end() uncorks.
   res.end()
 }

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import type { ResponseCache } from '../../../gateway/src/cache/index.ts'
+import type { Registry } from 'prom-client'
+import { chatJson, chatRequest, makeCache, record, RedisServer } from './helpers.ts'
+
+let redis: RedisServer
+let a: ResponseCache
+let b: ResponseCache
+let registryA: Registry
+
+before(async () => {
+  redis = await RedisServer.start()
+  ;({ cache: a, registry: registryA } = await makeCache({ backend: 'redis' }, redis.url, 50))
+  ;({ cache: b } = await makeCache({ backend: 'redis' }, redis.url, 50))
+})
+after(async () => {
+  await a?.close()
+  await b?.close()
+  await redis?.stop()
+})
+
+let n = 0
+const req = () => chatRequest({ body: { model: 'm', temperature: 0, messages: [{ role: 'user', content: `shared question ${++n}` }] } })
+
+async function eventually(f: () => Promise<boolean>, ms = 3_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await f())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+describe('redis backend', () => {
+  test('two instances sharing one Redis see each other\'s entries, tenant-scoped', async () => {
+    const r = req()
+    assert.equal(await b.lookup(b.plan(r)), null)
+    await record(a, a.plan(r), 200, 'application/json', [chatJson('shared answer')])
+    await eventually(async () => (await b.lookup(b.plan(r))) !== null)
+    const hit = await b.lookup(b.plan(r))
+    assert.equal(JSON.parse(hit!.body.toString()).choices[0].message.content, 'shared answer')
+    assert.equal(await b.lookup(b.plan({ ...r, tenant: 'other-tenant' })), null)
+    // The Redis hit was copied into b's memory tier: now synchronous.
+    assert.ok(!(b.lookup(b.plan(r)) instanceof Promise))
+  })
+
+  test('a paused Redis degrades to a miss within the command timeout', async () => {
+    const r = req()
+    redis.pause()
+    try {
+      const t = performance.now()
+      const res = await b.lookup(b.plan(r))
+      const ms = performance.now() - t
+      assert.equal(res, null)
+      assert.ok(ms < 250, `lookup took ${ms.toFixed(1)} ms`)
+      // Storing while Redis hangs must not throw either; memory still serves this instance.
+      await record(b, b.plan(r), 200, 'application/json', [chatJson('local only')])
+      assert.ok(b.lookup(b.plan(r)))
+    } finally {
+      redis.resume()
+    }
+  })
+
+  test('Redis killed mid-run: requests keep succeeding; it reconnects when Redis returns', async () => {
+    const before = req()
+    await record(a, a.plan(before), 200, 'application/json', [chatJson('before the crash')])
+    await redis.stop()
+    for (let i = 0; i < 20; i++) {
+      const r = req()
+      const t = performance.now()
+      assert.equal(await b.lookup(b.plan(r)), null)
+      assert.ok(performance.now() - t < 250)
+      await record(a, a.plan(r), 200, 'application/json', [chatJson('during outage ' + i)])
+      assert.ok(a.lookup(a.plan(r)), 'memory tier keeps serving')
+    }
+    assert.match(await registryA.metrics(), /velox_cache_redis_errors_total\{op="[a-z-]+"\} [1-9]|velox_cache_redis_errors_total/)
+    await redis.restart()
+    const after = req()
+    await eventually(async () => {
+      await record(a, a.plan(after), 200, 'application/json', [chatJson('after recovery')])
+      return (await b.lookup(b.plan(after))) !== null
+    }, 8_000)
+  })
+})

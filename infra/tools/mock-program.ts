@@ -76,13 +76,11 @@ function mockState(type: string, name: string, inputs: Record<string, any>, regi
   }
 }
 
-export async function runProgram(stack: string, options: RunOptions = {}): Promise<ProgramRun> {
-  const config: Record<string, string> = { ...readStackConfig(stack), ...options.overrides, ...options.secrets }
-  for (const key of options.remove ?? []) delete config[key]
-  process.env['PULUMI_CONFIG'] = JSON.stringify(config)
-  process.env['PULUMI_CONFIG_SECRET_KEYS'] = JSON.stringify(Object.keys(options.secrets ?? {}))
-  const region = config['aws:region'] ?? 'us-east-1'
-
+/**
+ * Installs mocks that answer like AWS and Kubernetes would for `region`; returns the list every
+ * declared resource is appended to. Call once per process, before declaring anything.
+ */
+export async function installMocks(stack: string, region: string): Promise<DeclaredResource[]> {
   const pulumi = await import('@pulumi/pulumi')
   const resources: DeclaredResource[] = []
   await pulumi.runtime.setMocks({
@@ -99,6 +97,30 @@ export async function runProgram(stack: string, options: RunOptions = {}): Promi
       throw new Error(`unmocked call ${args.token}`)
     },
   }, 'velox', stack, false)
+  return resources
+}
+
+/** Fills in each resource's URN type chain (its parents), which MockResourceArgs does not carry. */
+export async function withTypeChains(resources: readonly DeclaredResource[]): Promise<DeclaredResource[]> {
+  const pulumi = await import('@pulumi/pulumi')
+  const monitor = (pulumi.runtime.getMonitor() as unknown as { getRegisteredResources?: () => Map<string, unknown> } | undefined)
+  const chains = new Map<string, string>()
+  for (const urn of monitor?.getRegisteredResources?.().keys() ?? []) {
+    const [, , qualifiedType = '', resName = ''] = urn.split('::')
+    chains.set(`${qualifiedType.split('$').pop()}::${resName}`, qualifiedType)
+  }
+  return resources.map((r) => ({ ...r, typeChain: chains.get(`${r.type}::${r.name}`) ?? r.type }))
+}
+
+export async function runProgram(stack: string, options: RunOptions = {}): Promise<ProgramRun> {
+  const config: Record<string, string> = { ...readStackConfig(stack), ...options.overrides, ...options.secrets }
+  for (const key of options.remove ?? []) delete config[key]
+  process.env['PULUMI_CONFIG'] = JSON.stringify(config)
+  process.env['PULUMI_CONFIG_SECRET_KEYS'] = JSON.stringify(Object.keys(options.secrets ?? {}))
+  const region = config['aws:region'] ?? 'us-east-1'
+
+  const pulumi = await import('@pulumi/pulumi')
+  const resources = await installMocks(stack, region)
 
   const rejections: unknown[] = []
   const onRejection = (err: unknown) => { rejections.push(err) }
@@ -117,16 +139,7 @@ export async function runProgram(stack: string, options: RunOptions = {}): Promi
   process.off('unhandledRejection', onRejection)
   if (!error && rejections.length > 0) error = rejections.map((e) => (e instanceof Error ? e.message : String(e))).join('\n')
 
-  // URNs carry the parent chain that MockResourceArgs does not.
-  const monitor = (pulumi.runtime.getMonitor() as unknown as { getRegisteredResources?: () => Map<string, unknown> } | undefined)
-  const urns = [...(monitor?.getRegisteredResources?.().keys() ?? [])]
-  const chains = new Map<string, string>()
-  for (const urn of urns) {
-    const [, , qualifiedType = '', resName = ''] = urn.split('::')
-    chains.set(`${qualifiedType.split('$').pop()}::${resName}`, qualifiedType)
-  }
-  const withChains = resources.map((r) => ({ ...r, typeChain: chains.get(`${r.type}::${r.name}`) ?? r.type }))
-  return { stack, resources: withChains, outputs, error }
+  return { stack, resources: await withTypeChains(resources), outputs, error }
 }
 
 // CLI: node infra/tools/mock-program.ts <stack> [key=value ...]  -> JSON on stdout.

@@ -1,0 +1,82 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { POLICIES, cacheEncryptedInTransit, checkResource, gatewayNodesEnaPlacement, imdsV2Required, noOpenIngress, noPublicSsh, prodMultiAz, stageOf, type PolicyArgs, type VeloxPolicy } from '../../infra/policy/policies.ts'
+
+const urn = (stack: string, type: string) => `urn:pulumi:${stack}::velox::${type}::r`
+function violations(policy: VeloxPolicy, type: string, props: Record<string, unknown>, stack = 'dev-us-east-1'): string[] {
+  const out: string[] = []
+  const args: PolicyArgs = { type, props, urn: urn(stack, type), name: 'r' }
+  policy.validateResource(args, (m) => { out.push(m) })
+  return out
+}
+
+test('every policy is mandatory, named and described', () => {
+  assert.equal(POLICIES.length, 6)
+  for (const p of POLICIES) {
+    assert.equal(p.enforcementLevel, 'mandatory')
+    assert.match(p.name, /^[a-z0-9-]+$/)
+    assert.ok(p.description.length > 10)
+  }
+  assert.equal(stageOf('urn:pulumi:prod-eu-west-1::velox::aws:ec2/vpc:Vpc::x'), 'prod')
+})
+
+test('gateway nodes must be ENA, network-optimised, in a cluster placement group', () => {
+  const ng = 'aws:eks/nodeGroup:NodeGroup'
+  assert.deepEqual(violations(gatewayNodesEnaPlacement, ng, { labels: { 'velox.dev/role': 'gateway' }, instanceTypes: ['c7gn.large'], launchTemplate: { id: 'lt' } }), [])
+  assert.match(violations(gatewayNodesEnaPlacement, ng, { labels: { 'velox.dev/role': 'gateway' }, instanceTypes: ['t2.medium'], launchTemplate: { id: 'lt' } })[0]!, /not ENA-capable/)
+  assert.match(violations(gatewayNodesEnaPlacement, ng, { labels: { 'velox.dev/role': 'gateway' }, instanceTypes: ['m6i.large'] }).join(), /not network-optimised.*no launch template/)
+  assert.deepEqual(violations(gatewayNodesEnaPlacement, ng, { labels: { 'velox.dev/role': 'inference' }, instanceTypes: ['g6e.xlarge'] }), [], 'only gateway nodes')
+  assert.match(violations(gatewayNodesEnaPlacement, 'aws:ec2/placementGroup:PlacementGroup', { strategy: 'spread' })[0]!, /needs "cluster"/)
+  const lt = 'aws:ec2/launchTemplate:LaunchTemplate'
+  assert.match(violations(gatewayNodesEnaPlacement, lt, { tagSpecifications: [{ resourceType: 'instance', tags: { 'velox.dev/role': 'gateway' } }] })[0]!, /not in a placement group/)
+  assert.deepEqual(violations(gatewayNodesEnaPlacement, lt, { placement: { groupName: 'pg' }, tagSpecifications: [{ resourceType: 'instance', tags: { 'velox.dev/role': 'gateway' } }] }), [])
+})
+
+test('caches encrypt in transit and at rest', () => {
+  const rg = 'aws:elasticache/replicationGroup:ReplicationGroup'
+  assert.deepEqual(violations(cacheEncryptedInTransit, rg, { transitEncryptionEnabled: true, atRestEncryptionEnabled: true, transitEncryptionMode: 'required' }), [])
+  assert.deepEqual(violations(cacheEncryptedInTransit, rg, { transitEncryptionEnabled: true, atRestEncryptionEnabled: false, transitEncryptionMode: 'preferred' }).length, 2)
+  assert.match(violations(cacheEncryptedInTransit, rg, {})[0]!, /transitEncryptionEnabled/)
+})
+
+test('prod is Multi-AZ; dev may be single-AZ', () => {
+  const rg = 'aws:elasticache/replicationGroup:ReplicationGroup'
+  const single = { multiAzEnabled: false, automaticFailoverEnabled: false, numCacheClusters: 1 }
+  assert.deepEqual(violations(prodMultiAz, rg, single, 'dev-us-east-1'), [])
+  assert.equal(violations(prodMultiAz, rg, single, 'prod-us-east-1').length, 3)
+  assert.deepEqual(violations(prodMultiAz, rg, { multiAzEnabled: true, automaticFailoverEnabled: true, numCacheClusters: 2 }, 'prod-us-east-1'), [])
+  assert.match(violations(prodMultiAz, 'aws:eks/cluster:Cluster', { vpcConfig: { subnetIds: ['a'] } }, 'prod-eu-west-1')[0]!, /2 subnets/)
+  assert.match(violations(prodMultiAz, 'aws:eks/nodeGroup:NodeGroup', { labels: { 'velox.dev/role': 'gateway' }, scalingConfig: { minSize: 1 } }, 'prod-eu-west-1')[0]!, /at least 2 nodes/)
+})
+
+test('0.0.0.0/0 ingress only on the load balancer listener', () => {
+  const sg = 'aws:ec2/securityGroup:SecurityGroup'
+  assert.match(violations(noOpenIngress, sg, { ingress: [{ fromPort: 6379, toPort: 6379, cidrBlocks: ['0.0.0.0/0'] }] })[0]!, /0\.0\.0\.0\/0 on ports 6379-6379/)
+  assert.deepEqual(violations(noOpenIngress, sg, { ingress: [{ fromPort: 6379, toPort: 6379, securityGroups: ['sg-1'] }], egress: [{ cidrBlocks: ['0.0.0.0/0'] }] }), [])
+  assert.equal(violations(noOpenIngress, 'aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule', { cidrIpv4: '0.0.0.0/0' }).length, 1)
+  assert.equal(violations(noOpenIngress, 'aws:ec2/securityGroupRule:SecurityGroupRule', { type: 'ingress', ipv6CidrBlocks: ['::/0'] }).length, 1)
+  assert.match(violations(noOpenIngress, 'aws:eks/cluster:Cluster', { vpcConfig: { endpointPublicAccess: true } })[0]!, /Kubernetes API/)
+  assert.deepEqual(violations(noOpenIngress, 'aws:eks/cluster:Cluster', { vpcConfig: { endpointPublicAccess: true, publicAccessCidrs: ['203.0.113.0/24'] } }), [])
+  const svc = 'kubernetes:core/v1:Service'
+  assert.deepEqual(violations(noOpenIngress, svc, { spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['0.0.0.0/0'], ports: [{ port: 443 }] } }), [])
+  assert.match(violations(noOpenIngress, svc, { spec: { type: 'LoadBalancer', ports: [{ port: 443 }, { port: 9090 }] } })[0]!, /ports 9090/)
+  assert.deepEqual(violations(noOpenIngress, svc, { spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['10.0.0.0/8'], ports: [{ port: 9090 }] } }), [])
+  assert.match(violations(noOpenIngress, svc, { spec: { type: 'NodePort', ports: [{ port: 80 }] } })[0]!, /NodePort/)
+})
+
+test('no public SSH and IMDSv2 on launch templates', () => {
+  const lt = 'aws:ec2/launchTemplate:LaunchTemplate'
+  assert.match(violations(noPublicSsh, lt, { keyName: 'ops' })[0]!, /SSH key/)
+  assert.match(violations(noPublicSsh, lt, { networkInterfaces: [{ associatePublicIpAddress: 'true' }] })[0]!, /public IP/)
+  assert.match(violations(noPublicSsh, 'aws:eks/nodeGroup:NodeGroup', { remoteAccess: { ec2SshKey: 'k' } })[0]!, /remote access/)
+  assert.match(violations(noPublicSsh, 'aws:ec2/securityGroup:SecurityGroup', { ingress: [{ fromPort: 22, toPort: 22, cidrBlocks: ['0.0.0.0/0'] }] })[0]!, /SSH/)
+  assert.deepEqual(violations(noPublicSsh, lt, { networkInterfaces: [{ associatePublicIpAddress: 'false' }] }), [])
+  assert.match(violations(imdsV2Required, lt, { metadataOptions: { httpTokens: 'optional' } })[0]!, /IMDSv2/)
+  assert.deepEqual(violations(imdsV2Required, lt, { metadataOptions: { httpTokens: 'required' } }), [])
+  assert.equal(checkResource({ type: lt, props: {}, urn: urn('dev-us-east-1', lt), name: 'r' }).length, 1)
+})
+
+test('the policy pack entry loads with @pulumi/policy installed', async () => {
+  const policy = await import('@pulumi/policy')
+  assert.equal(typeof policy.PolicyPack, 'function')
+})

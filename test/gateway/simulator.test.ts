@@ -284,6 +284,14 @@ describe('HTTP behaviour', () => {
     await wrong.arrayBuffer()
   })
 
+  test('a body that arrives in many chunks is read whole', async () => {
+    const prompt = 'é'.repeat(300_000) // two bytes each: chunk boundaries split characters
+    const r = await post(sim, '/v1/chat/completions', chatBody(prompt))
+    assert.equal(r.status, 200)
+    const body = (await r.json()) as { usage: { prompt_tokens: number } }
+    assert.equal(body.usage.prompt_tokens, 300_000 / 4 + 6)
+  })
+
   test('keep-alive: sequential requests reuse one connection', async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
     try {

@@ -25,7 +25,7 @@ const RESPONSES = 8
 const SIM_FAULTS = 9
 const SIM_STATS = 10
 
-const MAX_BODY_CHARS = 32 * 1024 * 1024
+const MAX_BODY_BYTES = 32 * 1024 * 1024
 
 function routeOf(method: string, path: string): number {
   switch (path) {
@@ -46,12 +46,17 @@ function isFaultable(path: string): boolean {
   return path.startsWith('/v1/')
 }
 
-function onData(this: SimRequest, chunk: string): void {
-  if (this.tooLarge) return
-  this.body += chunk
-  if (this.body.length > MAX_BODY_CHARS) {
-    this.tooLarge = true
-    this.body = ''
+function onData(this: SimRequest, chunk: Buffer): void {
+  this.size += chunk.length
+  if (this.size > MAX_BODY_BYTES) {
+    this.chunk = null
+    this.chunks = null
+  } else if (this.chunk === null) {
+    this.chunk = chunk
+  } else if (this.chunks === null) {
+    this.chunks = [this.chunk, chunk]
+  } else {
+    this.chunks.push(chunk)
   }
 }
 
@@ -87,7 +92,6 @@ export function createRequestHandler(core: SimCore): (req: SimRequest, res: SimR
     }
     if (method === 'POST') {
       req.reply = res
-      req.setEncoding('utf8')
       req.on('data', onData)
       req.on('end', onEnd)
     } else {
@@ -175,9 +179,9 @@ function retrieveModel(core: SimCore, path: string): JsonReply {
 
 /** The body as an object, or null when it is not one (see `bodyError`). */
 function parseBody(req: SimRequest): Record<string, unknown> | null {
-  if (req.tooLarge) return null
+  if (req.size > MAX_BODY_BYTES) return null
   try {
-    const body: unknown = JSON.parse(req.body)
+    const body: unknown = JSON.parse(req.text())
     return body !== null && typeof body === 'object' && !Array.isArray(body) ? body as Record<string, unknown> : null
   } catch {
     return null
@@ -186,9 +190,9 @@ function parseBody(req: SimRequest): Record<string, unknown> | null {
 
 /** Why `parseBody` returned null; only runs on the error path. */
 function bodyError(req: SimRequest): JsonReply {
-  if (req.tooLarge) return json(413, errorJson('Request body is too large', 'invalid_request_error', null, null))
+  if (req.size > MAX_BODY_BYTES) return json(413, errorJson('Request body is too large', 'invalid_request_error', null, null))
   try {
-    JSON.parse(req.body)
+    JSON.parse(req.text())
   } catch (err) {
     return invalidRequest(`We could not parse the JSON body of your request. (${(err as Error).message})`, null)
   }

@@ -12,9 +12,16 @@ import { type Faults, NO_FAULTS } from './faults.ts'
 import type { JsonReply, StreamReply } from './reply.ts'
 
 export class SimRequest extends IncomingMessage {
-  body = ''
-  tooLarge = false
+  /** Body bytes: one chunk in the common case, so no concatenation. */
+  chunk: Buffer | null = null
+  chunks: Buffer[] | null = null
+  size = 0
   reply: SimResponse | null = null
+
+  text(): string {
+    if (this.chunks !== null) return Buffer.concat(this.chunks, this.size).toString()
+    return this.chunk === null ? '' : this.chunk.toString()
+  }
 }
 
 export class SimResponse extends ServerResponse<SimRequest> {

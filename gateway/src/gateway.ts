@@ -45,12 +45,8 @@ export class Gateway {
     this.inflight = new Set()
     this.ready = false
     this.shuttingDown = false
-    this.snapshot = new RuntimeSnapshot(config, { env, buildContext: (s) => this.buildContext(s) })
-    metrics.setPoolSource({
-      forEachPool: (fn) => {
-        for (const u of this.snapshot.upstreams) fn(u.name, u.stats())
-      },
-    })
+    this.snapshot = new RuntimeSnapshot(config, { env, logger, buildContext: (s) => this.buildContext(s) })
+    metrics.setMemberSource(() => this.snapshot.router.members())
     this.warmed = this.warm()
     // Total deadlines are enforced by one coarse sweep instead of a timer per request.
     this.sweeper = setInterval(() => this.sweep(), 250)
@@ -60,8 +56,8 @@ export class Gateway {
   private buildContext(snapshot: RuntimeSnapshot): CallContext {
     return {
       metrics: this.metrics,
+      router: snapshot.router,
       serverTiming: snapshot.config.server.serverTiming,
-      retry: snapshot.retry,
       inflight: this.inflight,
       shuttingDown: () => this.shuttingDown,
       onUpstreamFailure: (call, target, failure) => {
@@ -77,10 +73,11 @@ export class Gateway {
     const started = performance.now()
     const answered = await snapshot.warm()
     const ms = Math.round(performance.now() - started)
-    const connections = snapshot.upstreams.reduce((n, u) => n + u.warmed, 0)
+    const members = snapshot.router.members()
+    const connections = members.reduce((n, m) => n + m.dispatcher.warmed, 0)
     this.ready = answered > 0
-    if (this.ready) this.logger.info({ upstreams: snapshot.upstreams.length, answered, connections, ms }, 'upstream pools warmed')
-    else this.logger.error({ upstreams: snapshot.upstreams.length, ms }, 'no upstream answered the warm-up; not ready')
+    if (this.ready) this.logger.info({ members: members.length, answered, connections, ms }, 'upstream pools warmed')
+    else this.logger.error({ members: members.length, ms }, 'no upstream answered the warm-up; not ready')
   }
 
   /**
@@ -102,7 +99,7 @@ export class Gateway {
       const config = load()
       const restartKeys = RESTART_ONLY.filter((k) => JSON.stringify(config.server[k]) !== JSON.stringify(this.snapshot.config.server[k]))
       if (restartKeys.length > 0) this.logger.warn({ keys: restartKeys.map((k) => `server.${k}`) }, 'these keys take effect only after a restart')
-      next = new RuntimeSnapshot(config, { env: this.env, buildContext: (s) => this.buildContext(s) })
+      next = new RuntimeSnapshot(config, { env: this.env, logger: this.logger, buildContext: (s) => this.buildContext(s) })
     } catch (err) {
       this.metrics.configReloads.inc({ result: 'rejected' })
       this.logger.error({ err: (err as Error).message }, 'config reload refused; the running config stays in force')
@@ -114,7 +111,7 @@ export class Gateway {
     this.generation++
     metricsGeneration(this.metrics, this.generation)
     this.metrics.configReloads.inc({ result: 'applied' })
-    this.logger.info({ generation: this.generation, upstreams: next.upstreams.length, answered }, 'config reloaded')
+    this.logger.info({ generation: this.generation, members: next.router.members().length, answered }, 'config reloaded')
     if (answered > 0) this.ready = true
     // In-flight calls hold the old snapshot's members; its pools finish them before closing.
     void old.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the previous snapshot failed'))
@@ -127,6 +124,11 @@ export class Gateway {
     for (const call of this.inflight) {
       if (call.deadlineAt !== 0 && now >= call.deadlineAt) call.expire()
     }
+  }
+
+  /** /readyz: warmed, not shutting down, and some member can take a request now. */
+  isReady(): boolean {
+    return this.ready && !this.shuttingDown && this.snapshot.anyAvailable()
   }
 
   /** Stops taking new work; resolves when in-flight calls are done or the deadline passes. */

@@ -93,12 +93,12 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   app.get('/v1/models', (_request, reply) => reply.type('application/json').send(gateway.snapshot.modelsBody))
   app.get<{ Params: { '*': string } }>('/v1/models/*', (request, reply) => {
     const id = request.params['*']
-    if (!gateway.snapshot.modelIds.includes(id)) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', id, { param: 'model' })
+    if (!gateway.snapshot.modelIds.has(id)) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', id, { param: 'model' })
     return reply.type('application/json').send({ id, object: 'model', created: 0, owned_by: 'velox' })
   })
   app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }))
   app.get('/readyz', (_request, reply) => {
-    const ready = gateway.ready && !gateway.shuttingDown
+    const ready = gateway.isReady()
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : gateway.shuttingDown ? 'shutting down' : 'not ready' })
   })
   // In a cluster, any worker may take the scrape: it answers with every worker's metrics summed.
@@ -121,18 +121,27 @@ function proxy(gateway: Gateway, endpoint: Endpoint, request: FastifyRequest, re
   const principal = snapshot.auth.authenticate(request.headers.authorization)
   const parsed = parseBody(raw)
   snapshot.auth.authorize(principal, parsed.model)
-  const route = snapshot.resolve(parsed.model)
-  if (route === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
-  const body = route.upstreamModel === parsed.model ? raw : rewriteModel(parsed.json, route.upstreamModel)
+  const resolution = snapshot.resolve(parsed.model)
+  if (resolution === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
+  const body = resolution.model === parsed.model ? raw : rewriteModel(parsed.json, resolution.model)
   const headers = request.headers
   let extra: string[] | null = null
   for (const name of FORWARDED_REQUEST_HEADERS) {
     const value = headers[name]
     if (typeof value === 'string') (extra ??= []).push(name, value)
   }
-  const key = typeof parsed.json.user === 'string' ? parsed.json.user : null
   reply.hijack()
-  new ProxyCall(snapshot.ctx, reply.raw, endpoint, parsed.model, route, key, body, extra, request.startedAt).start()
+  new ProxyCall(snapshot.ctx, reply.raw, endpoint, parsed.model, resolution, affinityKey(snapshot.config.routing.hashKey, headers, parsed.json), body, extra, request.startedAt).start()
+}
+
+/** The session key consistent hashing routes on: a configured header, else a body field (`user`). */
+function affinityKey(hashKey: { header?: string | undefined; bodyField: string }, headers: FastifyRequest['headers'], body: Record<string, unknown>): string | null {
+  if (hashKey.header !== undefined) {
+    const value = headers[hashKey.header]
+    if (typeof value === 'string' && value !== '') return value
+  }
+  const field = body[hashKey.bodyField]
+  return typeof field === 'string' && field !== '' ? field : null
 }
 
 function toGatewayError(error: unknown): GatewayError {

@@ -31,7 +31,7 @@ test('two workers serve one port, /metrics sums them, a killed worker is replace
   child.stderr!.on('data', (c: Buffer) => (out += c))
   const workerPids = async (n: number): Promise<number[]> => {
     for (let i = 0; i < 400; i++) {
-      const pids = [...out.matchAll(/"pid":(\d+),"upstreams":1,"answered":1/g)].map((m) => Number(m[1]))
+      const pids = [...out.matchAll(/"pid":(\d+),"members":1,"answered":1/g)].map((m) => Number(m[1]))
       if (pids.length >= n) return pids
       await new Promise((r) => setTimeout(r, 25))
     }

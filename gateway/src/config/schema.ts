@@ -8,6 +8,7 @@
  */
 import { z } from 'zod'
 import { AuthSchema } from '../auth/config.ts'
+import { RoutingConfigSchema, UpstreamDiscoverySchema, routingIssues } from '../routing/config.ts'
 
 const positiveInt = z.number().int().positive()
 const nonNegativeInt = z.number().int().nonnegative()
@@ -78,6 +79,8 @@ export const UpstreamSchema = z.strictObject({
   priority: nonNegativeInt.default(0),
   pool: PoolSchema.prefault({}),
   timeouts: TimeoutsSchema.prefault({}),
+  /** `{ dns: true }`: the URL's hostname (e.g. a Kubernetes headless Service) is re-resolved and every address becomes a member. */
+  discovery: UpstreamDiscoverySchema,
 })
 
 export const LogSchema = z.strictObject({
@@ -116,6 +119,7 @@ export const GatewayConfigSchema = z
     server: ServerSchema.prefault({}),
     log: LogSchema.prefault({}),
     upstreams: z.array(UpstreamSchema).default([]),
+    routing: RoutingConfigSchema.prefault({}),
     redis: RedisSchema.prefault({}),
     auth: AuthSchema.prefault({}),
     simulator: SimulatorSchema.prefault({}),
@@ -129,6 +133,7 @@ export const GatewayConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'pool', 'warm'], message: `warm (${u.pool.warm}) exceeds connections (${u.pool.connections})` })
       }
     })
+    for (const issue of routingIssues(cfg.routing, cfg.upstreams)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message })
   })
 
 /** The validated config with every default filled in. */

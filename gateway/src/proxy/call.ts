@@ -1,55 +1,44 @@
 /**
- * One proxied request: picks an upstream, dispatches the original bytes on its pool, and streams
- * the answer straight to the client's socket chunk by chunk. Failures before the first byte
- * reaches the client fail over to another upstream within the attempt budget; failures after it
- * end the response visibly (an SSE error event, or a cut connection), never as a silent success.
+ * One proxied request: picks a member, dispatches the original bytes on its pool, and streams the
+ * answer straight to the client's socket chunk by chunk.
  *
- * An Attempt is undici's handler for one dispatch; the call outlives its attempts, and callbacks
- * from an attempt that is no longer current (aborted for failover) are ignored.
+ * Before the first byte reaches the client, nothing is final: a failed attempt (refused or reset
+ * connection, timeout, 429/5xx, a stream whose first event is an error) is replaced by one on
+ * another member within the attempt and budget limits, and an optional hedge races a second
+ * attempt against a slow first one. The first attempt to produce a byte for the client wins and
+ * every other is cancelled. After that, a failure ends the response visibly (an SSE error event,
+ * or a cut connection), never as a silent success.
+ *
+ * An Attempt is undici's handler for one dispatch. Callbacks of an attempt that is no longer live
+ * (cancelled, or replaced) are ignored.
  */
 import type { ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors.ts'
-import type { Upstream } from '../upstream/upstream.ts'
+import type { FailureKind } from '../routing/config.ts'
+import type { Member } from '../routing/member.ts'
+import type { Resolution, Router } from '../routing/router.ts'
 import type { GatewayMetrics } from '../telemetry/metrics.ts'
 import { readUsage } from '../telemetry/usage.ts'
+import type { Upstream } from '../upstream/upstream.ts'
 import type { Endpoint } from './endpoints.ts'
-import { writeError, sseErrorEvent } from './respond.ts'
-import { classifyUpstreamError, type ClassifiedFailure, type FailureKind } from './upstream-errors.ts'
+import { sseErrorEvent, writeError } from './respond.ts'
+import { classifyUpstreamError, type ClassifiedFailure } from './upstream-errors.ts'
 
-/** A routable member as the request path sees it (implemented by the router's members). */
-export interface Target {
-  readonly name: string
-  readonly dispatcher: Upstream
-  onStart(nowMs: number): void
-  onFirstByte(latencyMs: number, nowMs: number): void
-  onSuccess(nowMs: number): void
-  onFailure(kind: FailureKind, nowMs: number): void
-}
-
-/** Chooses the next member for a call; `exclude` holds the members already tried. */
-export interface TargetPicker {
-  pick(key: string | null, exclude: ReadonlySet<Target> | null, nowMs: number): Target | null
-}
-
-export interface RetryPolicy {
-  /** Attempts per request, the first included. */
-  readonly maxAttempts: number
-  readonly retryOn: ReadonlySet<FailureKind | '429' | '5xx'>
-  /** Global budget check: may this request spend a retry now? Records the retry when it says yes. */
-  tryAcquireRetry(nowMs: number): boolean
-}
+export type Target = Member<Upstream>
 
 /** What every call of one runtime snapshot shares; built once per snapshot. */
 export interface CallContext {
   readonly metrics: GatewayMetrics
+  readonly router: Router<Upstream>
   readonly serverTiming: boolean
-  readonly retry: RetryPolicy
   readonly onUpstreamFailure: (call: ProxyCall, target: Target, failure: ClassifiedFailure) => void
   readonly inflight: Set<ProxyCall>
   /** True once shutdown began: responses ask clients to close their connection. */
-  shuttingDown: () => boolean
+  readonly shuttingDown: () => boolean
 }
+
+type Headers = Record<string, string | string[] | undefined>
 
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
@@ -58,23 +47,28 @@ const HOP_BY_HOP = new Set([
 /** Set by the gateway itself on every stream, whatever the upstream said. */
 const SSE_OVERRIDDEN = new Set(['x-accel-buffering', 'cache-control', 'content-length'])
 const SSE_ERROR_PREFIX = Buffer.from('data: {"error"')
+const CANCELLED = new Error('request cancelled by the gateway')
 const kCall = Symbol('velox.proxyCall')
 
 interface ResponseWithCall extends ServerResponse {
-  [kCall]?: ProxyCall
+  [kCall]?: ProxyCall | undefined
 }
 
 function onClientClose(this: ResponseWithCall): void {
-  const call = this[kCall]
-  if (call !== undefined) call.clientClosed()
+  this[kCall]?.clientClosed()
+}
+
+function onHedgeTimer(call: ProxyCall): void {
+  call.hedge()
 }
 
 export class ProxyCall {
   readonly ctx: CallContext
   readonly res: ServerResponse
   readonly endpoint: Endpoint
+  /** The model the client named (metrics label); the upstream gets `resolution.model`. */
   readonly model: string
-  readonly picker: TargetPicker
+  readonly resolution: Resolution<Upstream>
   /** Affinity key for consistent hashing (session header or `user`), or null. */
   readonly key: string | null
   readonly body: Buffer
@@ -83,27 +77,25 @@ export class ProxyCall {
   /** Absolute deadline (performance.now() ms) for the whole call; 0 = none. */
   deadlineAt: number
   attempts: number
+  /** Members already dispatched to: excluded when picking a replacement or a hedge. */
   tried: Set<Target> | null
-  current: Attempt | null
-  target: Target | null
-  committed: boolean
+  /** Attempts still running (two while a hedge races). */
+  live: Attempt[]
+  /** The attempt whose response the client is getting; null until the first byte is sent. */
+  winner: Attempt | null
+  hedgeTimer: NodeJS.Timeout | null
   finished: boolean
   status: number
-  sse: boolean
-  dispatchedAt: number
-  firstByteAt: number
   lastChunk: Buffer | null
   prevChunk: Buffer | null
   lastFailure: ClassifiedFailure | null
-  /** An upstream error response held back while a retry is considered. */
-  heldError: { status: number; headers: Record<string, string | string[] | undefined>; chunks: Buffer[] } | null
 
   constructor(
     ctx: CallContext,
     res: ServerResponse,
     endpoint: Endpoint,
     model: string,
-    picker: TargetPicker,
+    resolution: Resolution<Upstream>,
     key: string | null,
     body: Buffer,
     requestHeaders: readonly string[] | null,
@@ -113,7 +105,7 @@ export class ProxyCall {
     this.res = res
     this.endpoint = endpoint
     this.model = model
-    this.picker = picker
+    this.resolution = resolution
     this.key = key
     this.body = body
     this.requestHeaders = requestHeaders
@@ -121,48 +113,42 @@ export class ProxyCall {
     this.deadlineAt = 0
     this.attempts = 0
     this.tried = null
-    this.current = null
-    this.target = null
-    this.committed = false
+    this.live = []
+    this.winner = null
+    this.hedgeTimer = null
     this.finished = false
     this.status = 0
-    this.sse = false
-    this.dispatchedAt = 0
-    this.firstByteAt = 0
     this.lastChunk = null
     this.prevChunk = null
     this.lastFailure = null
-    this.heldError = null
   }
 
   start(): void {
     ;(this.res as ResponseWithCall)[kCall] = this
     this.res.on('close', onClientClose)
     this.ctx.inflight.add(this)
-    this.next(performance.now())
-  }
-
-  /** Dispatches the first attempt, or answers 503 when no member can take it. */
-  private next(now: number): void {
-    const target = this.picker.pick(this.key, null, now)
+    const now = performance.now()
+    const router = this.ctx.router
+    router.retry.budget.recordRequest(now)
+    const target = router.pick(this.resolution, this.key, null, now)
     if (target === null) {
-      this.exhausted()
+      this.respondError(new GatewayError('GW_ERR_NO_HEALTHY_UPSTREAM', this.model, { retryAfter: 1 }), now)
       return
     }
     this.dispatch(target, now)
+    const hedgeMs = this.resolution.hedge.delayMs(now)
+    if (hedgeMs !== null && router.retry.maxAttempts > 1) {
+      this.hedgeTimer = setTimeout(onHedgeTimer, hedgeMs, this)
+    }
   }
 
   private dispatch(target: Target, now: number): void {
     this.attempts++
-    this.target = target
-    if (this.deadlineAt === 0) {
-      const totalMs = target.dispatcher.config.timeouts.totalMs
-      if (totalMs > 0) this.deadlineAt = this.startedAt + totalMs
-    }
-    const attempt = new Attempt(this, target)
-    this.current = attempt
+    ;(this.tried ??= new Set()).add(target)
     const upstream = target.dispatcher
-    this.dispatchedAt = now
+    if (this.deadlineAt === 0 && upstream.config.timeouts.totalMs > 0) this.deadlineAt = this.startedAt + upstream.config.timeouts.totalMs
+    const attempt = new Attempt(this, target, now)
+    this.live.push(attempt)
     target.onStart(now)
     upstream.pool.dispatch(
       {
@@ -175,58 +161,86 @@ export class ProxyCall {
     )
   }
 
+  isLive(attempt: Attempt): boolean {
+    const live = this.live
+    return live.length === 1 ? live[0] === attempt : live.includes(attempt)
+  }
+
+  private drop(attempt: Attempt): void {
+    const i = this.live.indexOf(attempt)
+    if (i !== -1) this.live.splice(i, 1)
+  }
+
   /**
-   * Replaces a failed attempt with one on another member, when policy and budget allow and a
-   * member is left. A connection-level failure may retry the same member (a fresh connection
-   * usually succeeds where a stale pooled one was reset). Returns false to keep the failure.
+   * After a failed attempt, when nothing reached the client: another member, or the same one for
+   * a connection-level failure (a fresh connection usually works where a stale pooled one was
+   * reset). Spends the retry budget only when a retry is really sent.
    */
-  private failover(failed: Target, kind: FailureKind | '429' | '5xx', now: number): boolean {
-    if (!this.mayRetry(kind, now)) return false
-    if (this.tried === null) this.tried = new Set()
-    this.tried.add(failed)
-    let target = this.picker.pick(this.key, this.tried, now)
-    if (target === null && (kind === 'reset' || kind === 'connect')) target = this.picker.pick(this.key, null, now)
-    // The global budget is spent only when a retry will really be sent.
-    if (target === null || !this.ctx.retry.tryAcquireRetry(now)) return false
-    this.current = null
+  private failover(kind: FailureKind, now: number): boolean {
+    const router = this.ctx.router
+    if (this.finished || this.winner !== null || this.attempts >= router.retry.maxAttempts || !router.retry.retryable(kind)) return false
+    if (this.deadlineAt !== 0 && now >= this.deadlineAt) return false
+    let target = router.pick(this.resolution, this.key, this.tried, now)
+    if (target === null && (kind === 'reset' || kind === 'connect')) target = router.pick(this.resolution, this.key, null, now)
+    if (target === null || !router.retry.budget.tryRetry(now)) return false
+    this.ctx.metrics.countRetry(target.upstreamName, kind)
     this.dispatch(target, now)
     return true
   }
 
-  /** Can a failed attempt be replaced by another one? Only while nothing reached the client. */
-  private mayRetry(kind: FailureKind | '429' | '5xx', now: number): boolean {
-    return (
-      !this.committed &&
-      !this.finished &&
-      this.attempts < this.ctx.retry.maxAttempts &&
-      this.ctx.retry.retryOn.has(kind) &&
-      (this.deadlineAt === 0 || now < this.deadlineAt)
-    )
-  }
-
-  /** Upstream answered with a status: commit it, or fail over when it is retryable. */
-  onStatus(attempt: Attempt, status: number, headers: Record<string, string | string[] | undefined>): 'commit' | 'hold' | 'abort' {
+  /** The hedge delay passed with no byte for the client yet: race a second attempt on another member. */
+  hedge(): void {
+    this.hedgeTimer = null
+    if (this.finished || this.winner !== null || this.live.length !== 1) return
     const now = performance.now()
-    if (status === 429 || status >= 500) {
-      const kind = status === 429 ? '429' : '5xx'
-      attempt.target.onFailure('status', now)
-      if (this.failover(attempt.target, kind, now)) return 'abort'
-      // Keep the error body whole, so the client gets the upstream's own status and message.
-      this.heldError = { status, headers, chunks: [] }
-      return 'hold'
-    }
-    return 'commit'
+    const router = this.ctx.router
+    if (this.attempts >= router.retry.maxAttempts) return
+    const target = router.pick(this.resolution, this.key, this.tried, now)
+    if (target === null || !router.retry.budget.tryRetry(now)) return
+    this.ctx.metrics.countHedge('sent')
+    this.dispatch(target, now)
   }
 
-  /** Sends response headers to the client (once). */
-  commit(attempt: Attempt, status: number, headers: Record<string, string | string[] | undefined>, now: number): void {
-    this.committed = true
+  /** An attempt failed before its response reached the client. Returns true when the call goes on. */
+  private attemptFailed(attempt: Attempt, kind: FailureKind, now: number): boolean {
+    this.drop(attempt)
+    if (this.live.length > 0) return true // a hedge is still racing
+    return this.failover(kind, now)
+  }
+
+  /** Upstream answered with a status: commit it, fail over when retryable, or hold an error to pass through. */
+  onStatus(attempt: Attempt, status: number): 'go' | 'hold' | 'abort' {
+    if (status !== 429 && status < 500) return 'go'
+    const now = performance.now()
+    const kind: FailureKind = status === 429 ? '429' : '5xx'
+    attempt.settle(kind, now)
+    if (this.attemptFailed(attempt, kind, now)) return 'abort'
+    // Last chance: keep the body whole so the client gets the upstream's own status and message.
+    this.live.push(attempt)
+    return 'hold'
+  }
+
+  /** The attempt's first byte for the client: it wins, every other attempt is cancelled. */
+  commit(attempt: Attempt, status: number, headers: Headers, now: number): void {
+    this.winner = attempt
     this.status = status
-    this.firstByteAt = now
+    attempt.firstByteAt = now
+    if (this.live.length > 1) {
+      for (const other of this.live) {
+        if (other === attempt) continue
+        other.cancel(now)
+        this.ctx.metrics.countHedge(other.startedAt > attempt.startedAt ? 'won' : 'lost')
+      }
+      this.live = [attempt]
+    }
+    if (this.hedgeTimer !== null) {
+      clearTimeout(this.hedgeTimer)
+      this.hedgeTimer = null
+    }
     const res = this.res
     if (res.destroyed) return
+    const sse = attempt.sse
     const out: string[] = []
-    const sse = this.sse
     for (const name in headers) {
       if (HOP_BY_HOP.has(name) || (sse && SSE_OVERRIDDEN.has(name))) continue
       const value = headers[name]
@@ -234,10 +248,10 @@ export class ProxyCall {
       if (typeof value === 'string') out.push(name, value)
       else for (const v of value) out.push(name, v)
     }
-    out.push('x-velox-upstream', attempt.target.name)
+    out.push('x-velox-upstream', attempt.target.upstreamName)
     if (sse) out.push('x-accel-buffering', 'no', 'cache-control', 'no-cache')
     if (this.ctx.serverTiming) {
-      const upstreamMs = now - this.dispatchedAt
+      const upstreamMs = now - attempt.startedAt
       const gatewayMs = now - this.startedAt - upstreamMs
       out.push('server-timing', `gw;dur=${gatewayMs.toFixed(3)}, upstream;dur=${upstreamMs.toFixed(3)}`)
     }
@@ -253,120 +267,109 @@ export class ProxyCall {
     return this.res.write(chunk)
   }
 
-  end(attempt: Attempt): void {
+  /** The winning attempt's response is complete. */
+  end(attempt: Attempt, held: { status: number; headers: Headers; chunks: Buffer[] } | null): void {
     const now = performance.now()
-    attempt.target.onSuccess(now)
-    if (this.heldError !== null) {
-      this.flushHeldError(attempt, now)
-      return
+    if (held !== null) {
+      // An upstream error answer with no retry left: pass it through whole.
+      this.commit(attempt, held.status, held.headers, now)
+      const body = held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks)
+      if (!this.res.destroyed) this.res.end(body)
+    } else {
+      attempt.settle(null, now)
+      if (!this.res.destroyed) this.res.end()
     }
-    if (!this.res.destroyed) this.res.end()
     this.finish(now)
   }
 
-  private flushHeldError(attempt: Attempt, now: number): void {
-    const held = this.heldError!
-    this.heldError = null
-    this.commit(attempt, held.status, held.headers, now)
-    const body = held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks)
-    if (!this.res.destroyed) this.res.end(body)
-    this.lastChunk = body
-    this.finish(now)
-  }
-
-  /** A transport failure or timeout of the current attempt. */
+  /** A transport failure or timeout of an attempt. */
   fail(attempt: Attempt, err: unknown): void {
     const now = performance.now()
     const failure = classifyUpstreamError(err, attempt.target.dispatcher.config.timeouts)
     this.lastFailure = failure
-    attempt.target.onFailure(failure.kind, now)
+    attempt.settle(failure.kind, now)
     this.ctx.onUpstreamFailure(this, attempt.target, failure)
-    if (!this.committed) {
-      this.heldError = null
-      if (this.failover(attempt.target, failure.kind, now)) return
-      this.status = this.respondError(new GatewayError(failure.code, failure.detail))
+    if (this.winner === attempt) {
+      this.drop(attempt)
+      this.breakResponse(new GatewayError(failure.code === 'GW_ERR_UPSTREAM_IDLE_TIMEOUT' ? failure.code : 'GW_ERR_UPSTREAM_STREAM_BROKEN', failure.detail))
       this.finish(now)
       return
     }
-    this.breakResponse(new GatewayError('GW_ERR_UPSTREAM_STREAM_BROKEN', failure.detail))
-    this.finish(now)
+    if (this.attemptFailed(attempt, failure.kind, now)) return
+    this.respondError(new GatewayError(failure.code, failure.detail), now)
   }
 
-  /** An error event as the first event of a 200 stream: nothing was sent, so another upstream may answer. */
-  streamErrorBeforeFirstByte(attempt: Attempt): boolean {
+  /** An error event as the first event of a 200 stream. Returns true when another attempt takes over. */
+  streamErrorFirst(attempt: Attempt): boolean {
     const now = performance.now()
-    attempt.target.onFailure('stream-error', now)
-    return this.failover(attempt.target, 'stream-error', now)
+    attempt.settle('5xx', now)
+    if (this.attemptFailed(attempt, '5xx', now)) return true
+    this.live.push(attempt) // pass the error event through as the upstream sent it
+    return false
   }
 
   /** Ends a response that already started: SSE gets an error event, anything else a cut connection. */
   private breakResponse(err: GatewayError): void {
     const res = this.res
     if (res.destroyed) return
-    if (this.sse && res.headersSent) {
-      res.end(sseErrorEvent(err))
-    } else {
-      res.destroy(err)
-    }
+    if (this.winner?.sse === true && res.headersSent) res.end(sseErrorEvent(err))
+    else res.destroy(err)
   }
 
-  private respondError(err: GatewayError): number {
+  private respondError(err: GatewayError, now: number): void {
+    this.status = err.status
     writeError(this.res, err, this.ctx.shuttingDown() ? { connection: 'close' } : undefined)
-    return err.status
+    this.finish(now)
   }
 
-  private exhausted(): void {
-    const now = performance.now()
-    const failure = this.lastFailure
-    const err =
-      this.attempts === 0
-        ? new GatewayError('GW_ERR_NO_HEALTHY_UPSTREAM', this.model, { retryAfter: 1 })
-        : failure !== null
-          ? new GatewayError(failure.code, failure.detail)
-          : new GatewayError('GW_ERR_NO_HEALTHY_UPSTREAM', this.model, { retryAfter: 1 })
-    this.status = this.respondError(err)
-    this.finish(now)
+  private cancelLive(now: number): void {
+    for (const attempt of this.live) attempt.cancel(now)
+    this.live = []
   }
 
   /** The client went away: cancel the upstream request so the GPU stops generating. */
   clientClosed(): void {
     if (this.finished) return
-    const attempt = this.current
-    this.current = null
-    if (this.status === 0) this.status = 499
-    attempt?.abort()
-    this.finish(performance.now())
+    const now = performance.now()
+    if (this.status === 0 || this.winner === null) this.status = 499
+    this.cancelLive(now)
+    this.finish(now)
   }
 
   /** The total deadline passed (checked by the in-flight sweeper). */
   expire(): void {
     if (this.finished) return
-    const attempt = this.current
-    this.current = null
-    const totalMs = this.target?.dispatcher.config.timeouts.totalMs ?? 0
-    const err = new GatewayError('GW_ERR_UPSTREAM_TOTAL_TIMEOUT', String(totalMs))
-    attempt?.abort()
-    if (this.committed) this.breakResponse(err)
-    else this.status = this.respondError(err)
-    this.finish(performance.now())
+    const now = performance.now()
+    const totalMs = this.deadlineAt - this.startedAt
+    const err = new GatewayError('GW_ERR_UPSTREAM_TOTAL_TIMEOUT', String(Math.round(totalMs)))
+    const committed = this.winner !== null
+    this.cancelLive(now)
+    if (committed) {
+      this.breakResponse(err)
+      this.finish(now)
+    } else {
+      this.respondError(err, now)
+    }
   }
 
   private finish(now: number): void {
     if (this.finished) return
     this.finished = true
-    this.current = null
+    if (this.hedgeTimer !== null) clearTimeout(this.hedgeTimer)
+    this.hedgeTimer = null
     this.ctx.inflight.delete(this)
     ;(this.res as ResponseWithCall)[kCall] = undefined
     this.res.off('close', onClientClose)
     const m = this.ctx.metrics
     const route = this.endpoint.name
-    const upstreamName = this.target?.name ?? 'none'
+    const winner = this.winner
+    const upstreamName = winner?.target.upstreamName ?? this.live[0]?.target.upstreamName ?? 'none'
     m.countRequest(route, this.model, upstreamName, this.status)
     m.observeDuration(route, (now - this.startedAt) / 1000)
-    if (this.firstByteAt > 0) {
-      const upstreamMs = this.firstByteAt - this.dispatchedAt
+    if (winner !== null && winner.firstByteAt > 0) {
+      const upstreamMs = winner.firstByteAt - winner.startedAt
       m.observeFirstByte(upstreamName, upstreamMs / 1000)
-      m.observeAdded(route, (this.firstByteAt - this.startedAt - upstreamMs) / 1000)
+      m.observeAdded(route, (winner.firstByteAt - this.startedAt - upstreamMs) / 1000)
     }
     if (this.status === 200 && this.lastChunk !== null) {
       const last = this.lastChunk
@@ -374,6 +377,7 @@ export class ProxyCall {
       const usage = readUsage(tail)
       if (usage !== null) m.countTokens(this.model, usage.prompt, usage.completion)
     }
+    this.live = []
     this.lastChunk = null
     this.prevChunk = null
   }
@@ -383,68 +387,94 @@ export class ProxyCall {
 export class Attempt implements Dispatcher.DispatchHandler {
   readonly call: ProxyCall
   readonly target: Target
+  readonly startedAt: number
+  firstByteAt: number
   controller: Dispatcher.DispatchController | null
-  /** Response headers of an SSE stream, held until its first event so a stalled or failed start can fail over. */
+  sse: boolean
+  /** Response headers of an SSE stream, held until its first event so a failed start can fail over. */
   heldStatus: number
-  heldHeaders: Record<string, string | string[] | undefined> | null
-  aborted: boolean
+  heldHeaders: Headers | null
+  /** An upstream error answer kept whole to pass through when no retry is left. */
+  heldError: { status: number; headers: Headers; chunks: Buffer[] } | null
+  /** The member was told how this attempt ended (exactly once). */
+  settled: boolean
+  cancelled: boolean
 
-  constructor(call: ProxyCall, target: Target) {
+  constructor(call: ProxyCall, target: Target, now: number) {
     this.call = call
     this.target = target
+    this.startedAt = now
+    this.firstByteAt = 0
     this.controller = null
+    this.sse = false
     this.heldStatus = 0
     this.heldHeaders = null
-    this.aborted = false
+    this.heldError = null
+    this.settled = false
+    this.cancelled = false
   }
 
-  abort(): void {
-    this.aborted = true
-    this.controller?.abort(new Error('request cancelled by the gateway'))
+  /** Tells the member how the attempt ended: a failure kind, or null for success. */
+  settle(kind: FailureKind | null, now: number): void {
+    if (this.settled) return
+    this.settled = true
+    if (kind === null) this.target.onSuccess(now)
+    else this.target.onFailure(kind, now, now - this.startedAt)
+  }
+
+  /** Aborts the dispatch for a reason that says nothing about the member. */
+  cancel(now: number): void {
+    this.cancelled = true
+    if (!this.settled) {
+      this.settled = true
+      this.target.onCancel(now)
+    }
+    this.controller?.abort(CANCELLED)
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller
-    if (this.aborted || this.call.current !== this) controller.abort(new Error('request cancelled by the gateway'))
+    if (this.cancelled) controller.abort(CANCELLED)
   }
 
-  onResponseStart(
-    controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: Record<string, string | string[] | undefined>,
-  ): void {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Headers): void {
     const call = this.call
-    if (call.current !== this) return controller.abort(new Error('superseded'))
+    if (!call.isLive(this)) return controller.abort(CANCELLED)
     if (statusCode < 200) return
     const now = performance.now()
-    this.target.onFirstByte(now - call.dispatchedAt, now)
-    const verdict = call.onStatus(this, statusCode, headers)
-    if (verdict === 'abort') return controller.abort(new Error('failing over'))
-    if (verdict === 'hold') return
+    const ttfb = now - this.startedAt
+    this.target.onFirstByte(ttfb, now)
+    call.resolution.hedge.record(ttfb, now)
+    const verdict = call.onStatus(this, statusCode)
+    if (verdict === 'abort') return controller.abort(CANCELLED)
+    if (verdict === 'hold') {
+      this.heldError = { status: statusCode, headers, chunks: [] }
+      return
+    }
     const contentType = headers['content-type']
     if (typeof contentType === 'string' && contentType.startsWith('text/event-stream')) {
-      call.sse = true
+      this.sse = true
       this.heldStatus = statusCode
       this.heldHeaders = headers
       return
     }
-    call.commit(this, statusCode, headers, now)
+    if (call.winner === null) call.commit(this, statusCode, headers, now)
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const call = this.call
-    if (call.current !== this) return
-    if (call.heldError !== null) {
-      call.heldError.chunks.push(chunk)
+    if (!call.isLive(this)) return
+    if (this.heldError !== null) {
+      this.heldError.chunks.push(chunk)
       return
     }
     if (this.heldHeaders !== null) {
-      if (chunk.subarray(0, SSE_ERROR_PREFIX.length).equals(SSE_ERROR_PREFIX) && call.streamErrorBeforeFirstByte(this)) {
-        this.heldHeaders = null
-        return controller.abort(new Error('failing over'))
-      }
       const headers = this.heldHeaders
       this.heldHeaders = null
+      if (chunk.subarray(0, SSE_ERROR_PREFIX.length).equals(SSE_ERROR_PREFIX) && call.streamErrorFirst(this)) {
+        return controller.abort(CANCELLED)
+      }
+      if (call.winner !== null) return controller.abort(CANCELLED) // lost the race by a hair
       call.commit(this, this.heldStatus, headers, performance.now())
     }
     if (!call.write(chunk)) {
@@ -455,17 +485,18 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     const call = this.call
-    if (call.current !== this) return
+    if (!call.isLive(this)) return
     if (this.heldHeaders !== null) {
       const headers = this.heldHeaders
       this.heldHeaders = null
+      if (call.winner !== null) return
       call.commit(this, this.heldStatus, headers, performance.now())
     }
-    call.end(this)
+    call.end(this, this.heldError)
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (this.call.current !== this) return
+    if (!this.call.isLive(this)) return
     this.call.fail(this, err)
   }
 }

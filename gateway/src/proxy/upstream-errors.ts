@@ -1,10 +1,9 @@
 /** Maps transport failures from undici to gateway error codes and retry classes, once, in one place. */
 import type { ErrorCode } from '../errors.ts'
-
-/** What kind of failure an attempt met; retry policy is expressed in these terms. */
-export type FailureKind = 'connect' | 'reset' | 'timeout' | 'status' | 'stream-error'
+import type { FailureKind } from '../routing/config.ts'
 
 export interface ClassifiedFailure {
+  /** Transport failures are 'connect', 'reset' or 'timeout'; statuses are classified by the call. */
   readonly kind: FailureKind
   readonly code: ErrorCode
   readonly detail: string

@@ -1,151 +1,126 @@
 /**
  * The runtime snapshot: everything the request path needs, compiled once from a validated config
- * and never mutated afterwards (pools built, model table indexed, /v1/models body serialized).
- * A config reload builds a new snapshot and swaps the reference; in-flight calls keep the one they
- * started on.
+ * and never mutated afterwards except by DNS discovery (copy-on-write member lists): the router
+ * with one member (and one warmed undici pool) per upstream or discovered address, the
+ * authenticator, the serialized /v1/models body. A config reload builds a new snapshot and swaps
+ * the reference; in-flight calls keep the one they started on.
  */
 import { Authenticator } from '../auth/authenticator.ts'
 import type { GatewayConfig } from '../config/schema.ts'
+import type { CallContext } from '../proxy/call.ts'
+import { bindDnsDiscovery, type DnsBinding } from '../routing/dns-binding.ts'
+import { ActiveHealthChecker } from '../routing/health-checker.ts'
+import { Member } from '../routing/member.ts'
+import { Router } from '../routing/router.ts'
 import { Upstream } from '../upstream/upstream.ts'
-import type { CallContext, RetryPolicy, Target, TargetPicker } from '../proxy/call.ts'
-import type { FailureKind } from '../proxy/upstream-errors.ts'
-
-/** A member of a model's route: one upstream with its live counters. */
-export class UpstreamTarget implements Target {
-  readonly name: string
-  readonly dispatcher: Upstream
-  outstanding: number
-  consecutiveFailures: number
-
-  constructor(upstream: Upstream) {
-    this.name = upstream.name
-    this.dispatcher = upstream
-    this.outstanding = 0
-    this.consecutiveFailures = 0
-  }
-
-  onStart(): void {
-    this.outstanding++
-  }
-
-  onFirstByte(): void {}
-
-  onSuccess(): void {
-    this.outstanding--
-    this.consecutiveFailures = 0
-  }
-
-  onFailure(_kind: FailureKind): void {
-    this.outstanding--
-    this.consecutiveFailures++
-  }
-}
-
-/** The members serving one public model, in priority order, rotated round robin inside a tier. */
-export class ModelRoute implements TargetPicker {
-  readonly publicModel: string
-  readonly upstreamModel: string
-  readonly members: readonly UpstreamTarget[]
-  private next: number
-
-  constructor(publicModel: string, upstreamModel: string, members: readonly UpstreamTarget[]) {
-    this.publicModel = publicModel
-    this.upstreamModel = upstreamModel
-    this.members = [...members].sort((a, b) => a.dispatcher.config.priority - b.dispatcher.config.priority)
-    this.next = 0
-  }
-
-  pick(_key: string | null, exclude: ReadonlySet<Target> | null): Target | null {
-    const members = this.members
-    const n = members.length
-    for (let i = 0; i < n; i++) {
-      const m = members[(this.next + i) % n]!
-      if (exclude !== null && exclude.has(m)) continue
-      this.next = (this.next + i + 1) % n
-      return m
-    }
-    return null
-  }
-}
+import type { Logger } from '../telemetry/logger.ts'
 
 export interface SnapshotDeps {
   env: NodeJS.ProcessEnv
+  logger: Logger
   buildContext(snapshot: RuntimeSnapshot): CallContext
 }
 
 export class RuntimeSnapshot {
   readonly config: GatewayConfig
-  readonly upstreams: readonly Upstream[]
-  readonly targets: readonly UpstreamTarget[]
-  /** Exact model id -> route. */
-  private readonly routes: Map<string, ModelRoute>
-  /** Members of `"*"` upstreams, for models no upstream names explicitly. */
-  private readonly wildcard: readonly UpstreamTarget[]
-  private readonly wildcardRoutes: Map<string, ModelRoute>
-  readonly modelsBody: string
-  readonly modelIds: readonly string[]
-  readonly ctx: CallContext
-  readonly retry: RetryPolicy
+  readonly router: Router<Upstream>
   readonly auth: Authenticator
+  readonly modelsBody: string
+  readonly modelIds: ReadonlySet<string>
+  readonly ctx: CallContext
+  private readonly logger: Logger
+  private readonly health: ActiveHealthChecker<Upstream> | null
+  private readonly dns: DnsBinding
+  private closed: boolean
 
   constructor(config: GatewayConfig, deps: SnapshotDeps) {
     this.config = config
+    this.logger = deps.logger
+    this.closed = false
     this.auth = new Authenticator(config.auth)
-    const upstreams = config.upstreams.map((u) => new Upstream(u, deps.env))
-    this.upstreams = upstreams
-    this.targets = upstreams.map((u) => new UpstreamTarget(u))
-    const byModel = new Map<string, UpstreamTarget[]>()
-    const wildcard: UpstreamTarget[] = []
-    for (const t of this.targets) {
-      for (const model of t.dispatcher.config.models) {
-        if (model === '*') {
-          wildcard.push(t)
-          continue
-        }
-        let list = byModel.get(model)
-        if (list === undefined) byModel.set(model, (list = []))
-        list.push(t)
-      }
-    }
-    this.routes = new Map([...byModel].map(([model, members]) => [model, new ModelRoute(model, model, members)]))
-    this.wildcard = wildcard
-    this.wildcardRoutes = new Map()
-    this.modelIds = Object.freeze([...byModel.keys()].sort())
-    const created = Math.floor(Date.now() / 1000)
-    this.modelsBody = JSON.stringify({
-      object: 'list',
-      data: this.modelIds.map((id) => ({ id, object: 'model', created, owned_by: 'velox' })),
+    const byName = new Map(config.upstreams.map((u) => [u.name, u]))
+    const now = performance.now()
+    this.router = new Router<Upstream>(config.upstreams, config.routing, {
+      nowMs: now,
+      createMember: (init) => new Member(init, new Upstream(byName.get(init.upstreamName)!, deps.env, init.origin)),
     })
-    this.retry = {
-      maxAttempts: 3,
-      retryOn: new Set(['connect', 'reset', '429', '5xx', 'stream-error'] as const),
-      tryAcquireRetry: () => true,
-    }
+    const ids = this.router.models()
+    this.modelIds = new Set(ids)
+    const created = Math.floor(Date.now() / 1000)
+    this.modelsBody = JSON.stringify({ object: 'list', data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'velox' })) })
     this.ctx = deps.buildContext(this)
+
+    const { health } = config.routing
+    this.health =
+      health.intervalMs > 0
+        ? new ActiveHealthChecker<Upstream>({
+            members: () => this.router.members(),
+            probe: probeMember(health.activePath),
+            intervalMs: health.intervalMs,
+            timeoutMs: health.timeoutMs,
+            healthyThreshold: health.healthyThreshold,
+            unhealthyThreshold: health.unhealthyThreshold,
+            onChange: (member, healthy) => this.logger.warn({ member: member.name, healthy }, healthy ? 'upstream member healthy again' : 'upstream member failed its health checks'),
+          })
+        : null
+    this.dns = bindDnsDiscovery(this.router, {
+      onAdded: (m) => {
+        this.logger.info({ member: m.name }, 'DNS discovery: member added')
+        void m.dispatcher.warm().catch(() => 0)
+      },
+      onRemoved: (m) => {
+        this.logger.info({ member: m.name }, 'DNS discovery: member removed; draining')
+        // undici's close lets in-flight requests finish first.
+        void m.dispatcher.close().catch(() => m.dispatcher.destroy())
+      },
+      onError: (upstream, err) => this.logger.warn({ upstream, err: (err as Error).message }, 'DNS discovery failed; keeping the last known addresses'),
+    })
   }
 
   /** The route for a public model id, or null when no upstream serves it. */
-  resolve(model: string): ModelRoute | null {
-    const route = this.routes.get(model)
-    if (route !== undefined) return route
-    if (this.wildcard.length === 0) return null
-    let wild = this.wildcardRoutes.get(model)
-    if (wild === undefined) {
-      // Bounded: a client inventing model names must not grow this map without limit.
-      if (this.wildcardRoutes.size >= 1024) return new ModelRoute(model, model, this.wildcard)
-      wild = new ModelRoute(model, model, this.wildcard)
-      this.wildcardRoutes.set(model, wild)
-    }
-    return wild
+  resolve(model: string) {
+    return this.router.resolve(model)
   }
 
-  /** Opens the configured warm connections on every pool; resolves to how many upstreams answered. */
+  /** For /readyz: some request could be routed now. */
+  anyAvailable(): boolean {
+    return this.router.anyAvailable(performance.now())
+  }
+
+  /**
+   * First DNS resolution, then the configured warm connections on every pool, then active health
+   * checks. Resolves to how many members answered (or need no warm-up).
+   */
   async warm(): Promise<number> {
-    const results = await Promise.all(this.upstreams.map((u) => u.warm().catch(() => 0)))
-    return results.filter((n, i) => n > 0 || this.upstreams[i]!.config.pool.warm === 0).length
+    await this.dns.ready
+    const members = this.router.members()
+    const results = await Promise.all(members.map((m) => m.dispatcher.warm(this.config.routing.health.activePath).catch(() => 0)))
+    if (!this.closed) this.health?.start()
+    return results.filter((n, i) => n > 0 || members[i]!.dispatcher.config.pool.warm === 0).length
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.upstreams.map((u) => u.close().catch(() => u.destroy())))
+    this.closed = true
+    this.health?.stop()
+    this.dns.stop()
+    await Promise.all(this.router.members().map((m) => m.dispatcher.close().catch(() => m.dispatcher.destroy())))
+  }
+}
+
+/**
+ * An active health probe: GET the health path on the member's own pool. Any answer below 500
+ * means the server is up (a hosted API without /health answers 404 and is still healthy); a
+ * refused connection, a timeout or a 5xx (vLLM's engine is dead) is not.
+ */
+function probeMember(path: string) {
+  return async (member: Member<Upstream>, signal: AbortSignal): Promise<boolean> => {
+    const upstream = member.dispatcher
+    try {
+      const res = await upstream.pool.request({ path: upstream.basePath + path, method: 'GET', headers: upstream.baseHeaders as string[], signal })
+      await res.body.dump()
+      return res.statusCode < 500
+    } catch {
+      return false
+    }
   }
 }

@@ -11,8 +11,16 @@ const UPSTREAM_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 /** Distinct model label values kept before new ones are folded into `other` (wildcard upstreams). */
 const MAX_MODEL_LABELS = 256
 
-export interface PoolGaugeSource {
-  forEachPool(fn: (upstream: string, stats: { connected: number; free: number; pending: number; running: number }) => void): void
+/** What the per-member gauges read at scrape time (the routing members of the live snapshot). */
+export interface MemberView {
+  readonly name: string
+  readonly upstreamName: string
+  readonly outstanding: number
+  readonly healthy: boolean
+  readonly failed: number
+  readonly ewma: { get(nowMs: number): number }
+  readonly breaker: { readonly state: number; readonly ejections: number }
+  readonly dispatcher: { stats(): { connected: number; free: number; pending: number; running: number } }
 }
 
 export class GatewayMetrics {
@@ -31,7 +39,10 @@ export class GatewayMetrics {
   private readonly durationChildren = new Map<string, { observe(v: number): void }>()
   private readonly firstByteChildren = new Map<string, { observe(v: number): void }>()
   private readonly models = new Set<string>()
-  private poolSource: PoolGaugeSource | null = null
+  readonly retries: Counter<'upstream' | 'kind'>
+  readonly hedges: Counter<'outcome'>
+  readonly memberState: Gauge<'member' | 'upstream' | 'metric'>
+  private memberSource: (() => readonly MemberView[]) | null = null
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registry = new Registry()
@@ -95,18 +106,58 @@ export class GatewayMetrics {
       registers: [registry],
       collect() {
         this.reset()
-        self.poolSource?.forEachPool((upstream, s) => {
-          this.set({ upstream, state: 'connected' }, s.connected)
-          this.set({ upstream, state: 'free' }, s.free)
-          this.set({ upstream, state: 'busy' }, s.running)
-          this.set({ upstream, state: 'pending' }, s.pending)
-        })
+        for (const m of self.memberSource?.() ?? []) {
+          const s = m.dispatcher.stats()
+          this.inc({ upstream: m.upstreamName, state: 'connected' }, s.connected)
+          this.inc({ upstream: m.upstreamName, state: 'free' }, s.free)
+          this.inc({ upstream: m.upstreamName, state: 'busy' }, s.running)
+          this.inc({ upstream: m.upstreamName, state: 'pending' }, s.pending)
+        }
+      },
+    })
+    this.retries = new Counter({
+      name: 'velox_retries_total',
+      help: 'Attempts sent again after a failure before the first byte, by the upstream retried on and the failure kind',
+      labelNames: ['upstream', 'kind'],
+      registers: [registry],
+    })
+    this.hedges = new Counter({
+      name: 'velox_hedges_total',
+      help: 'Hedged attempts: sent, and for races that finished, whether the hedge won or lost',
+      labelNames: ['outcome'],
+      registers: [registry],
+    })
+    this.memberState = new Gauge({
+      name: 'velox_upstream_member',
+      help: 'Per routing member: healthy (active checks, 1/0), breaker (0 closed, 1 open, 2 half-open), ewma_seconds (peak-EWMA time to first byte), outstanding, failures and ejections (counts since the snapshot was built)',
+      labelNames: ['member', 'upstream', 'metric'],
+      registers: [registry],
+      collect() {
+        this.reset()
+        const now = performance.now()
+        for (const m of self.memberSource?.() ?? []) {
+          const labels = { member: m.name, upstream: m.upstreamName }
+          this.set({ ...labels, metric: 'healthy' }, m.healthy ? 1 : 0)
+          this.set({ ...labels, metric: 'breaker' }, m.breaker.state)
+          this.set({ ...labels, metric: 'ewma_seconds' }, m.ewma.get(now) / 1000)
+          this.set({ ...labels, metric: 'outstanding' }, m.outstanding)
+          this.set({ ...labels, metric: 'failures' }, m.failed)
+          this.set({ ...labels, metric: 'ejections' }, m.breaker.ejections)
+        }
       },
     })
   }
 
-  setPoolSource(source: PoolGaugeSource | null): void {
-    this.poolSource = source
+  setMemberSource(source: (() => readonly MemberView[]) | null): void {
+    this.memberSource = source
+  }
+
+  countRetry(upstream: string, kind: string): void {
+    this.retries.inc({ upstream, kind })
+  }
+
+  countHedge(outcome: 'sent' | 'won' | 'lost'): void {
+    this.hedges.inc({ outcome })
   }
 
   /** The label value for a model: itself, or `other` once too many distinct ones were seen. */

@@ -32,11 +32,17 @@ export class Upstream {
   /** Connections opened by the last warm-up (0 until warmed). */
   warmed: number
 
-  constructor(config: UpstreamConfig, env: NodeJS.ProcessEnv = process.env, hostOverride: string | null = null) {
+  /**
+   * `origin`: where to connect when it is not the URL's own host, as for one DNS-discovered
+   * address of a headless Service (`http://10.0.1.7:8000`). The URL's host is still sent as the
+   * Host header and TLS servername.
+   */
+  constructor(config: UpstreamConfig, env: NodeJS.ProcessEnv = process.env, origin: string | null = null) {
     const url = new URL(config.url)
+    const hostOverride = origin !== null && origin !== url.origin
     this.name = config.name
     this.config = config
-    this.origin = hostOverride ? `${url.protocol}//${hostOverride}` : url.origin
+    this.origin = hostOverride ? origin : url.origin
     this.basePath = url.pathname.replace(/\/+$/, '')
     const apiKey = config.apiKeyEnv ? env[config.apiKeyEnv] : undefined
     if (config.apiKeyEnv && !apiKey) {

@@ -47,7 +47,7 @@ export const SemanticSchema = z.strictObject({
   /** Semantic lookups for routes that do not say otherwise. Off by default: opt in per route. */
   enabled: z.boolean().default(false),
   /** Cosine similarity a candidate must exceed to be served. */
-  threshold: z.number().min(0).max(1).default(0.93),
+  threshold: z.number().min(0).max(1).default(0.85),
   embedder: EmbedderSchema.default({ kind: 'local' }),
   /** Last user messages longer than this (characters) are not semantically cached. */
   maxInputChars: positiveInt.default(2_000),

@@ -1,7 +1,7 @@
 /**
  * The details a sentence embedding blurs: "Is 17 prime?" and "Is 21 prime?" embed almost alike.
- * A semantic hit requires both texts to carry exactly the same numbers, named entities, code
- * spans, URLs, quoted strings, identifiers and negation. The signature errs towards a miss: a
+ * A semantic hit requires both texts to carry exactly the same numbers and named entities (in the
+ * same order), code spans, URLs, quoted strings, identifiers, negation and content words. The signature errs towards a miss: a
  * detail spelled differently (lower-case "france") simply does not match.
  */
 
@@ -18,6 +18,34 @@ const NUMBER_WORDS: Record<string, string> = {
   eleven: '11', twelve: '12', thirteen: '13', fourteen: '14', fifteen: '15', sixteen: '16', seventeen: '17', eighteen: '18',
   nineteen: '19', twenty: '20', thirty: '30', forty: '40', fifty: '50', sixty: '60', seventy: '70', eighty: '80', ninety: '90',
   hundred: '100', thousand: '1000', million: '1000000', billion: '1000000000', half: '0.5', dozen: '12', first: '1st', second: '2nd', third: '3rd',
+}
+
+/**
+ * Words that carry no topic: function words and the phrasing of a request ("what's the way to",
+ * "can you explain"). Every other word is a content word, and both texts must use the same
+ * content words (after light stemming): a sentence embedding scores "encrypt" and "decrypt",
+ * or "largest" and "smallest", as near-identical, so a swapped content word means a miss.
+ */
+const FILLER = new Set(
+  (
+    'a an the i me my mine we us our you your it its they them their this that these those there here ' +
+    'what whats which who whom whose when where why how is are was were be been being am do does did doing done ' +
+    'can could would should will shall may might must have has had having please kindly tell give show explain ' +
+    'explanation describe description define definition summarize summarise summary list name know let lets ' +
+    'in on at for from by with about of to into onto over under up down out off as than then so and or but if ' +
+    'also any some all each every just really very quite actually exactly basically simply simple simplest brief briefly ' +
+    'quick quickly short way ways best good right correct proper properly possible usually typically generally ' +
+    'thing things something anything stuff one ones get got use using used make made go going want need needed ' +
+    'like help hi hello hey thanks thank you\'re it\'s what\'s that\'s there\'s how\'s who\'s where\'s ' +
+    'option options step steps method methods mean means meaning able cause causes main many between ' +
+    'happen happens item items find create build'
+  ).split(' '),
+)
+
+function stem(lower: string): string {
+  let w = lower.replace(/['’]s$/, '')
+  if (w.length > 3 && w.endsWith('s') && !w.endsWith('ss') && !w.endsWith('us')) w = w.slice(0, -1)
+  return w.length <= 5 ? w : w.slice(0, 5)
 }
 
 /**
@@ -70,10 +98,12 @@ export function detailSignature(text: string): string {
     parts.push('q:' + (a ?? b ?? '').trim().toLowerCase())
     return ' '
   })
+  const ordered: string[] = []
+  const content = new Set<string>()
   let negated = false
   let sentenceStart = true
   for (const m of rest.matchAll(WORD_RE)) {
-    const word = m[0].replace(/[.'’-]+$/, '')
+    const word = m[0].replace(/[.'’-]+$/, '').replace(/['’]s$/, '')
     const idx = m.index
     const before = idx > 0 ? rest.slice(Math.max(0, idx - 3), idx) : ''
     if (idx === 0 || /[.!?:\n]\s*$/.test(before)) sentenceStart = true
@@ -82,24 +112,30 @@ export function detailSignature(text: string): string {
     if (/\d/.test(word)) {
       // Numbers and identifiers with digits (gpt-4, 3.5, v2, 1st) must match exactly.
       if (/^[-+]?[\d,_.]+%?$/.test(word)) {
-        for (const n of word.match(NUMBER_RE) ?? []) parts.push('n:' + normNumber(n))
+        for (const n of word.match(NUMBER_RE) ?? []) ordered.push('n:' + normNumber(n))
       } else {
-        parts.push('i:' + lower)
+        ordered.push('i:' + lower)
       }
     } else if (NUMBER_WORDS[lower] !== undefined) {
-      parts.push('n:' + NUMBER_WORDS[lower])
+      ordered.push('n:' + NUMBER_WORDS[lower])
     } else if (/[_]/.test(word) || /\p{Ll}\p{Lu}/u.test(word) || /\.\p{L}/u.test(word)) {
       // snake_case, camelCase/iPhone, file.ext and dotted names.
-      parts.push('i:' + word)
+      ordered.push('i:' + word)
     } else if (FIRST_PERSON.has(lower)) {
       // "I" is capitalised everywhere and names nobody.
     } else if (/^\p{Lu}/u.test(word)) {
       const acronym = word.length > 1 && word === word.toUpperCase()
-      if (acronym || !sentenceStart || !COMMON_INITIAL.has(lower)) parts.push('e:' + lower)
+      if (acronym || !sentenceStart || !COMMON_INITIAL.has(lower)) ordered.push('e:' + lower)
+      else if (!FILLER.has(lower)) content.add(stem(lower))
+    } else if (!FILLER.has(lower) && !NEGATION.has(lower)) {
+      content.add(stem(lower))
     }
     sentenceStart = false
   }
   if (negated) parts.push('neg')
+  // Order matters for entities and numbers: "Celsius to Fahrenheit" is not "Fahrenheit to Celsius".
+  if (ordered.length > 0) parts.push('o:' + ordered.join('\u0002'))
+  for (const w of content) parts.push('w:' + w)
   if (parts.length === 0) return ''
   parts.sort()
   let out = parts[0]!

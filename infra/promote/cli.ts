@@ -3,7 +3,7 @@
  *
  *   node infra/promote/cli.ts affected --base <git-ref>        stacks a PR/push changes (JSON)
  *   node infra/promote/cli.ts plan                              promotion steps after dev (JSON)
- *   node infra/promote/cli.ts release --outputs <file>          image digest from a stack's outputs
+ *   node infra/promote/cli.ts release --outputs <file> [--expect <image>]  image digest from a stack's outputs
  *   node infra/promote/cli.ts pin-image <repo:tag> <sha256:..>  repo@sha256:...
  *   node infra/promote/cli.ts set-image <stack> <image>         writes velox:gatewayImage
  *   node infra/promote/cli.ts health-gate --url <url> [--successes N] [--deadline-s N] [--interval-s N]
@@ -29,7 +29,7 @@ const { values, positionals } = parseArgs({
   args: rest,
   allowPositionals: true,
   options: {
-    base: { type: 'string' }, outputs: { type: 'string' }, url: { type: 'string' }, dir: { type: 'string' },
+    base: { type: 'string' }, outputs: { type: 'string' }, expect: { type: 'string' }, url: { type: 'string' }, dir: { type: 'string' },
     successes: { type: 'string', default: '5' }, 'deadline-s': { type: 'string', default: '600' }, 'interval-s': { type: 'string', default: '10' },
   },
 })
@@ -47,7 +47,10 @@ switch (command) {
     break
   case 'release': {
     if (!values.outputs) throw new Error('release needs --outputs <file from `pulumi stack output --json`>')
-    emit('image', releaseFromOutputs(JSON.parse(readFileSync(values.outputs, 'utf8')) as Record<string, unknown>).image)
+    const { image } = releaseFromOutputs(JSON.parse(readFileSync(values.outputs, 'utf8')) as Record<string, unknown>)
+    // Every step must move the very image the promotion started with.
+    if (values.expect && values.expect !== image) throw new Error(`previous stage runs ${image}, but this promotion is for ${values.expect}`)
+    emit('image', image)
     break
   }
   case 'pin-image': {

@@ -111,6 +111,8 @@ test('cli: set-image on a copy of regions/, release from outputs, health gate ex
     const rel = await cli(['release', '--outputs', outputs], { GITHUB_OUTPUT: ghOut })
     assert.equal(rel.stdout.trim(), image)
     assert.equal(readFileSync(ghOut, 'utf8'), `image=${image}\n`)
+    const mismatch = await cli(['release', '--outputs', outputs, '--expect', `ghcr.io/velox-ai/gateway@sha256:${'c'.repeat(64)}`])
+    assert.notEqual(mismatch.code, 0, 'a different image stops the promotion')
     assert.equal(JSON.parse((await cli(['plan', '--dir', dir])).stdout)[0].stack, 'staging-us-east-1')
     mode = 'ok'
     assert.equal((await cli(['health-gate', '--url', url, '--successes', '2', '--deadline-s', '2', '--interval-s', '0'])).code, 0)

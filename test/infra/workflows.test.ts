@@ -1,0 +1,56 @@
+/**
+ * The workflows are thin: they call infra/promote/cli.ts. These checks tie them to the tested
+ * TypeScript so the two cannot drift (order of promotion, subcommands, policy pack, environments).
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { parse } from 'yaml'
+import { promotionPlan } from '../../infra/promote/stacks.ts'
+import { REPO_ROOT, shippedStacks } from '../../infra/tools/stack-files.ts'
+
+const dir = join(REPO_ROOT, '.github/workflows')
+const load = (f: string) => parse(readFileSync(join(dir, f), 'utf8')) as Record<string, any>
+const CLI_COMMANDS = ['affected', 'plan', 'release', 'pin-image', 'set-image', 'health-gate']
+
+test('promotion jobs follow promotionPlan, each waiting for the previous one', () => {
+  const wf = load('infra-promote.yml')
+  const steps = Object.entries(wf['jobs'] as Record<string, any>).filter(([, j]) => j.uses === './.github/workflows/infra-promote-step.yml')
+  const plan = promotionPlan(shippedStacks())
+  assert.deepEqual(steps.map(([, j]) => [j.with.stack, j.with.from]), plan.map((s) => [s.stack, s.from]))
+  steps.forEach(([, job], i) => {
+    const needs = [job.needs].flat()
+    assert.ok(needs.includes('resolve'))
+    if (i > 0) assert.ok(needs.includes(steps[i - 1]![0]), `${job.with.stack} waits for ${steps[i - 1]![0]}`)
+    assert.equal(job.with.image, '${{ needs.resolve.outputs.image }}', 'the same image every step')
+    assert.equal(job.with.commit, '${{ needs.resolve.outputs.commit }}', 'the same commit every step')
+  })
+  const step = load('infra-promote-step.yml')
+  assert.equal(step['jobs'].promote.environment, '${{ inputs.stack }}', 'each stack is a protected environment')
+  const runs = step['jobs'].promote.steps.map((s: { run?: string }) => s.run ?? '').join('\n')
+  assert.match(runs, /health-gate/)
+  assert.match(runs, /release --outputs from.json --expect/)
+})
+
+test('previews and ups run the policy pack; PR previews comment and cover affected stacks', () => {
+  const pr = load('infra-pr.yml')
+  const preview = pr['jobs'].preview.steps.find((s: { uses?: string }) => s.uses?.startsWith('pulumi/actions@'))
+  assert.equal(preview.with.command, 'preview')
+  assert.equal(preview.with['comment-on-pr'], true)
+  assert.equal(preview.with.policyPacks, 'infra/policy')
+  assert.equal(pr['jobs'].preview.strategy.matrix.stack, '${{ fromJSON(needs.test.outputs.stacks) }}')
+  const dev = load('infra-deploy-dev.yml')
+  const up = dev['jobs']['up-dev'].steps.find((s: { uses?: string }) => s.uses?.startsWith('pulumi/actions@'))
+  assert.equal(up.with.command, 'up')
+  assert.deepEqual(dev['jobs']['up-dev'].strategy.matrix.stack, shippedStacks().filter((s) => s.startsWith('dev-')))
+})
+
+test('every CLI call in a workflow is a subcommand the CLI has', () => {
+  for (const f of readdirSync(dir)) {
+    const text = readFileSync(join(dir, f), 'utf8')
+    for (const m of text.matchAll(/infra\/promote\/cli\.ts ([a-z-]+)/g)) assert.ok(CLI_COMMANDS.includes(m[1]!), `${f}: ${m[1]}`)
+  }
+  const cli = readFileSync(join(REPO_ROOT, 'infra/promote/cli.ts'), 'utf8')
+  for (const c of CLI_COMMANDS) assert.ok(cli.includes(`case '${c}':`), c)
+})

@@ -98,6 +98,8 @@ export function detailSignature(text: string): string {
     parts.push('q:' + (a ?? b ?? '').trim().toLowerCase())
     return ' '
   })
+  // Thousands separators: "1,000" is one number, not 1 and 0.
+  rest = rest.replace(/(\d)[,_](?=\d{3}(?!\d))/g, '$1')
   const ordered: string[] = []
   const content = new Set<string>()
   let negated = false

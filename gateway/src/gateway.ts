@@ -49,7 +49,7 @@ export class Gateway {
     metrics.setMemberSource(() => this.snapshot.router.members())
     this.warmed = this.warm()
     // Total deadlines are enforced by one coarse sweep instead of a timer per request.
-    this.sweeper = setInterval(() => this.sweep(), 250)
+    this.sweeper = setInterval(() => this.sweep(), 100)
     this.sweeper.unref()
   }
 
@@ -118,11 +118,16 @@ export class Gateway {
     return { applied: true, reason: null }
   }
 
+  /**
+   * One coarse sweep instead of timers per request: total deadlines, and the first-byte deadline
+   * of streams whose headers came but whose first event has not (a stalled start fails over).
+   */
   private sweep(): void {
     if (this.inflight.size === 0) return
     const now = performance.now()
     for (const call of this.inflight) {
       if (call.deadlineAt !== 0 && now >= call.deadlineAt) call.expire()
+      else if (call.winner === null) call.checkFirstByte(now)
     }
   }
 

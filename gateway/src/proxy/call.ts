@@ -226,12 +226,14 @@ export class ProxyCall {
     this.status = status
     attempt.firstByteAt = now
     if (this.live.length > 1) {
-      for (const other of this.live) {
+      const others = this.live
+      this.live = [attempt]
+      for (const other of others) {
         if (other === attempt) continue
         other.cancel(now)
-        this.ctx.metrics.countHedge(other.startedAt > attempt.startedAt ? 'won' : 'lost')
+        // The later-started attempt is the hedge: it won if it is the one answering.
+        this.ctx.metrics.countHedge(attempt.startedAt > other.startedAt ? 'won' : 'lost')
       }
-      this.live = [attempt]
     }
     if (this.hedgeTimer !== null) {
       clearTimeout(this.hedgeTimer)
@@ -323,8 +325,9 @@ export class ProxyCall {
   }
 
   private cancelLive(now: number): void {
-    for (const attempt of this.live) attempt.cancel(now)
+    const live = this.live
     this.live = []
+    for (const attempt of live) attempt.cancel(now)
   }
 
   /** The client went away: cancel the upstream request so the GPU stops generating. */
@@ -334,6 +337,22 @@ export class ProxyCall {
     if (this.status === 0 || this.winner === null) this.status = 499
     this.cancelLive(now)
     this.finish(now)
+  }
+
+  /**
+   * A stream that sent its headers but no first event within the first-byte timeout: treat it as
+   * a timeout of that attempt (undici's own header timeout covers the no-headers case).
+   */
+  checkFirstByte(now: number): void {
+    for (const attempt of this.live) {
+      if (attempt.heldHeaders === null) continue
+      const limit = attempt.target.dispatcher.config.timeouts.firstByteMs
+      if (now - attempt.startedAt < limit) continue
+      this.fail(attempt, Object.assign(new Error(`no first event within ${limit} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' }))
+      attempt.cancelled = true
+      attempt.controller?.abort(CANCELLED)
+      return
+    }
   }
 
   /** The total deadline passed (checked by the in-flight sweeper). */
@@ -439,14 +458,17 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Headers): void {
     const call = this.call
-    if (!call.isLive(this)) return controller.abort(CANCELLED)
+    if (this.cancelled || !call.isLive(this)) return controller.abort(CANCELLED)
     if (statusCode < 200) return
     const now = performance.now()
     const ttfb = now - this.startedAt
     this.target.onFirstByte(ttfb, now)
     call.resolution.hedge.record(ttfb, now)
     const verdict = call.onStatus(this, statusCode)
-    if (verdict === 'abort') return controller.abort(CANCELLED)
+    if (verdict === 'abort') {
+      this.cancelled = true
+      return controller.abort(CANCELLED)
+    }
     if (verdict === 'hold') {
       this.heldError = { status: statusCode, headers, chunks: [] }
       return
@@ -463,7 +485,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const call = this.call
-    if (!call.isLive(this)) return
+    if (this.cancelled || !call.isLive(this)) return
     if (this.heldError !== null) {
       this.heldError.chunks.push(chunk)
       return
@@ -472,9 +494,9 @@ export class Attempt implements Dispatcher.DispatchHandler {
       const headers = this.heldHeaders
       this.heldHeaders = null
       if (chunk.subarray(0, SSE_ERROR_PREFIX.length).equals(SSE_ERROR_PREFIX) && call.streamErrorFirst(this)) {
+        this.cancelled = true
         return controller.abort(CANCELLED)
       }
-      if (call.winner !== null) return controller.abort(CANCELLED) // lost the race by a hair
       call.commit(this, this.heldStatus, headers, performance.now())
     }
     if (!call.write(chunk)) {
@@ -485,7 +507,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     const call = this.call
-    if (!call.isLive(this)) return
+    if (this.cancelled || !call.isLive(this)) return
     if (this.heldHeaders !== null) {
       const headers = this.heldHeaders
       this.heldHeaders = null
@@ -496,7 +518,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    if (!this.call.isLive(this)) return
+    if (this.cancelled || !this.call.isLive(this)) return
     this.call.fail(this, err)
   }
 }

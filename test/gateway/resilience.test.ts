@@ -1,0 +1,213 @@
+/**
+ * Routing around slow and broken upstreams, end to end: real simulator processes with injected
+ * faults behind a real gateway.
+ */
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startSimulator, type Simulator, type Faults } from '../../gateway/src/simulator/server.ts'
+import type { GatewayConfigInput } from '../../gateway/src/config/schema.ts'
+import { chatBody, post, readEvents, startGateway, type TestGateway } from '../helpers/gateway.ts'
+
+const upstreams = (sims: Simulator[], extra: Record<string, unknown> = {}) =>
+  sims.map((s, i) => ({ name: `u${i}`, url: s.url, models: ['*'], pool: { warm: 1 }, ...extra }))
+
+async function call(gw: TestGateway, stream: boolean): Promise<{ status: number; upstream: string | null; text: string }> {
+  const res = await post(`${gw.url}/v1/chat/completions`, chatBody({ stream }))
+  const text = await res.text()
+  return { status: res.status, upstream: res.headers.get('x-velox-upstream'), text }
+}
+
+describe('no client sees an error while a healthy upstream exists and nothing was sent yet', () => {
+  let sims: Simulator[]
+  let gw: TestGateway
+  before(async () => {
+    sims = await Promise.all([startSimulator(), startSimulator(), startSimulator()])
+    gw = await startGateway({
+      upstreams: upstreams(sims, { timeouts: { firstByteMs: 300 } }),
+      routing: { retry: { maxAttempts: 3, budgetMinPerSecond: 1000 }, health: { intervalMs: 0 } },
+    })
+  })
+  after(async () => {
+    await gw.close()
+    await Promise.all(sims.map((s) => s.close()))
+  })
+
+  const faults: Array<[string, Partial<Faults>]> = [
+    ['500 burst', { status: 500 }],
+    ['429 burst', { status: 429, retryAfterSeconds: 1 }],
+    ['reset before headers', { resetBeforeHeaders: true }],
+    ['stall before headers', { stallBeforeHeadersMs: 5000 }],
+    ['stall before the first token', { stallAfterHeadersMs: 5000 }],
+    ['error event first', { errorEventFirst: true }],
+  ]
+  for (const [name, fault] of faults) {
+    test(name, async () => {
+      sims[0]!.setFaults(fault)
+      sims[1]!.setFaults(fault)
+      try {
+        for (let i = 0; i < 8; i++) {
+          const r = await call(gw, i % 2 === 0 || 'errorEventFirst' in fault || 'stallAfterHeadersMs' in fault)
+          assert.equal(r.status, 200, `${name}: ${r.text.slice(0, 200)}`)
+          assert.equal(r.upstream, 'u2')
+          assert.ok(!r.text.includes('"error"'), `${name} leaked: ${r.text.slice(0, 200)}`)
+        }
+      } finally {
+        sims[0]!.clearFaults()
+        sims[1]!.clearFaults()
+      }
+    })
+  }
+
+  test('refused connections', async () => {
+    await sims[0]!.stopAccepting()
+    try {
+      for (let i = 0; i < 6; i++) assert.equal((await call(gw, false)).status, 200)
+    } finally {
+      await sims[0]!.resumeAccepting()
+    }
+  })
+})
+
+describe('failures that cannot be hidden', () => {
+  test('a stream dying mid-way ends promptly with an error event; a total deadline too', async () => {
+    const sim = await startSimulator({ tokens: 30 })
+    const gw = await startGateway({ upstreams: upstreams([sim], { timeouts: { idleMs: 400, totalMs: 1000 } }), routing: { health: { intervalMs: 0 } } })
+    try {
+      sim.setFaults({ hangAfterChunks: 2 })
+      let started = performance.now()
+      let { events } = await readEvents(await post(`${gw.url}/v1/chat/completions`, chatBody({ stream: true })))
+      assert.match(events.at(-1)!, /GW_ERR_UPSTREAM_IDLE_TIMEOUT/)
+      assert.ok(performance.now() - started < 1500)
+      sim.setFaults({ hangAfterChunks: null, interTokenMs: 100 })
+      started = performance.now()
+      ;({ events } = await readEvents(await post(`${gw.url}/v1/chat/completions`, chatBody({ stream: true }))))
+      assert.match(events.at(-1)!, /GW_ERR_UPSTREAM_TOTAL_TIMEOUT/)
+      assert.ok(performance.now() - started < 1800)
+    } finally {
+      await gw.close()
+      await sim.close()
+    }
+  })
+
+  test('every member broken: 503 with Retry-After once the breakers open, and retries stay within budget', async () => {
+    const sims = await Promise.all([startSimulator(), startSimulator()])
+    const gw = await startGateway({
+      upstreams: upstreams(sims),
+      routing: { retry: { maxAttempts: 3, budgetRatio: 0.1, budgetMinPerSecond: 1 }, outlier: { consecutiveFailures: 1000 }, health: { intervalMs: 0 } },
+    })
+    try {
+      for (const s of sims) s.setFaults({ status: 500 })
+      const n = 200
+      for (let i = 0; i < n; i++) assert.equal((await call(gw, false)).status, 500)
+      const upstreamRequests = sims.reduce((sum, s) => sum + s.stats().byPath['/v1/chat/completions']!, 0)
+      // ratio 0.1 of 200 requests + 1/s reserve for a run of a few seconds: far below the 3x of naive retries.
+      assert.ok(upstreamRequests <= n * 1.1 + 15, `${upstreamRequests} upstream requests for ${n} client requests`)
+      assert.ok(upstreamRequests > n, 'no retry at all was sent')
+    } finally {
+      await gw.close()
+      await Promise.all(sims.map((s) => s.close()))
+    }
+  })
+
+  test('ejected members: 503 GW_ERR_NO_HEALTHY_UPSTREAM with Retry-After', async () => {
+    const sim = await startSimulator()
+    const gw = await startGateway({
+      upstreams: upstreams([sim]),
+      routing: { retry: { maxAttempts: 1 }, outlier: { consecutiveFailures: 2, baseEjectionMs: 60_000 }, health: { intervalMs: 0 } },
+    })
+    try {
+      sim.setFaults({ status: 503 })
+      await call(gw, false)
+      await call(gw, false)
+      const res = await post(`${gw.url}/v1/chat/completions`, chatBody())
+      assert.equal(res.status, 503)
+      assert.equal(res.headers.get('retry-after'), '1')
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'GW_ERR_NO_HEALTHY_UPSTREAM')
+      assert.equal((await fetch(`${gw.url}/readyz`)).status, 503)
+    } finally {
+      await gw.close()
+      await sim.close()
+    }
+  })
+})
+
+describe('latency-aware routing', () => {
+  test('load shifts away from a slow upstream within seconds', async () => {
+    const sims = await Promise.all([startSimulator(), startSimulator(), startSimulator(), startSimulator()])
+    const gw = await startGateway({ upstreams: upstreams(sims), routing: { health: { intervalMs: 0 } } })
+    try {
+      sims[0]!.setFaults({ stallBeforeHeadersMs: 40 })
+      const counts = new Map<string, number>()
+      const deadline = performance.now() + 2500
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (performance.now() < deadline) {
+            const r = await call(gw, false)
+            assert.equal(r.status, 200)
+            counts.set(r.upstream!, (counts.get(r.upstream!) ?? 0) + 1)
+          }
+        }),
+      )
+      const total = [...counts.values()].reduce((a, b) => a + b, 0)
+      const slowShare = (counts.get('u0') ?? 0) / total
+      assert.ok(total > 200, `only ${total} requests`)
+      assert.ok(slowShare < 0.1, `slow upstream still got ${(slowShare * 100).toFixed(1)}% of ${total}`)
+    } finally {
+      await gw.close()
+      await Promise.all(sims.map((s) => s.close()))
+    }
+  })
+
+  test('a hedge answers from another upstream when the first is slow; the loser is cancelled', async () => {
+    const sims = await Promise.all([startSimulator(), startSimulator()])
+    const config: GatewayConfigInput = {
+      upstreams: upstreams(sims),
+      routing: { balancer: 'weighted-round-robin', hedge: { enabled: true, delayMs: 50 }, retry: { budgetMinPerSecond: 100 }, health: { intervalMs: 0 } },
+    }
+    const gw = await startGateway(config)
+    try {
+      sims[0]!.setFaults({ stallBeforeHeadersMs: 2000 })
+      for (let i = 0; i < 4; i++) {
+        const started = performance.now()
+        const r = await call(gw, i % 2 === 0)
+        assert.equal(r.status, 200)
+        assert.equal(r.upstream, 'u1')
+        assert.ok(performance.now() - started < 1000, 'the hedge did not race the slow attempt')
+      }
+      const metrics = await (await fetch(`${gw.url}/metrics`)).text()
+      assert.match(metrics, /velox_hedges_total\{outcome="sent"\} [1-9]/)
+      assert.match(metrics, /velox_hedges_total\{outcome="won"\} [1-9]/)
+      await new Promise((r) => setTimeout(r, 100))
+      assert.equal(sims[0]!.stats().open, 0, 'the losing attempt is still running upstream')
+    } finally {
+      await gw.close()
+      await Promise.all(sims.map((s) => s.close()))
+    }
+  })
+
+  test('aliases map a public name to an upstream model id; consistent hashing keeps a user on one member', async () => {
+    const sims = await Promise.all([startSimulator(), startSimulator(), startSimulator()])
+    const gw = await startGateway({
+      upstreams: sims.map((s, i) => ({ name: `u${i}`, url: s.url, models: ['llama-8b'] })),
+      routing: { balancer: 'consistent-hash', aliases: { fast: { model: 'llama-8b' } }, health: { intervalMs: 0 } },
+    })
+    try {
+      const models = (await (await fetch(`${gw.url}/v1/models`)).json()) as { data: Array<{ id: string }> }
+      assert.deepEqual(models.data.map((m) => m.id), ['fast', 'llama-8b'])
+      const res = await post(`${gw.url}/v1/chat/completions`, chatBody({ model: 'fast' }))
+      assert.equal(((await res.json()) as { model: string }).model, 'llama-8b')
+      for (const user of ['alice', 'bob', 'carol']) {
+        const seen = new Set<string>()
+        for (let i = 0; i < 5; i++) {
+          const r = await post(`${gw.url}/v1/chat/completions`, chatBody({ model: 'llama-8b', user }))
+          await r.arrayBuffer()
+          seen.add(r.headers.get('x-velox-upstream')!)
+        }
+        assert.equal(seen.size, 1, `${user} was spread over ${[...seen]}`)
+      }
+    } finally {
+      await gw.close()
+      await Promise.all(sims.map((s) => s.close()))
+    }
+  })
+})

@@ -193,7 +193,7 @@ function writeResults(started: Date, options: BenchOptions, cores: CorePlan, res
     finishedAt: new Date().toISOString(),
     version: pkg.version,
     git: gitDescribe(),
-    machine: { cpu: cpus()[0]?.model ?? null, cores: availableParallelism(), kernel: release(), node: process.version },
+    machine: { cpu: cpus()[0]?.model ?? null, cores: cpus().length, kernel: release(), node: process.version },
     options: { ...options, gatewayEntry: relative(REPO_ROOT, options.gatewayEntry), simulatorEntry: relative(REPO_ROOT, options.simulatorEntry) },
     cores,
     results,

@@ -27,11 +27,14 @@ export interface Exchange {
   bytes: number
   /** Value of one response header the caller asked to keep (e.g. `x-velox-upstream`). */
   keptHeader: string | null
+  /** The gateway's own account of its time (`Server-Timing: gw;dur=...`), ms; NaN when absent. */
+  serverTimingGwMs: number
   /** Transport error, when the request failed before a complete response. */
   error: string | null
 }
 
 const DATA_PREFIX = Buffer.from('data:')
+const ERROR_BODY_CHARS = 300
 
 export class BenchClient {
   readonly origin: string
@@ -56,7 +59,7 @@ export class BenchClient {
     const keepHeader = this.#keepHeader
     return new Promise((resolve) => {
       const start = performance.now()
-      const result: Exchange = { status: 0, firstByteMs: NaN, totalMs: NaN, reads: 0, events: 0, bytes: 0, keptHeader: null, error: null }
+      const result: Exchange = { status: 0, firstByteMs: NaN, totalMs: NaN, reads: 0, events: 0, bytes: 0, keptHeader: null, serverTimingGwMs: NaN, error: null }
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart() {},
         onResponseStart(_controller, statusCode, headers) {
@@ -65,12 +68,18 @@ export class BenchClient {
             const value = headers[keepHeader]
             result.keptHeader = typeof value === 'string' ? value : null
           }
+          const timing = headers['server-timing']
+          if (typeof timing === 'string') result.serverTimingGwMs = gatewayDuration(timing)
         },
         onResponseData(_controller, chunk) {
           if (result.reads === 0) result.firstByteMs = performance.now() - start
           result.reads++
           result.bytes += chunk.length
           if (countEvents) result.events += countOccurrences(chunk, DATA_PREFIX)
+          // Keep the start of an error body: it names the failure better than the status does.
+          if (result.status !== 200 && (result.error?.length ?? 0) < ERROR_BODY_CHARS) {
+            result.error = ((result.error ?? '') + chunk.toString('utf8')).slice(0, ERROR_BODY_CHARS)
+          }
         },
         onResponseEnd() {
           result.totalMs = performance.now() - start
@@ -93,6 +102,13 @@ export class BenchClient {
   }
 }
 
+const GW_DURATION = /(?:^|,)\s*gw;(?:[^,]*;)?\s*dur=([\d.]+)/
+
+function gatewayDuration(serverTiming: string): number {
+  const match = GW_DURATION.exec(serverTiming)
+  return match ? Number(match[1]) : NaN
+}
+
 function countOccurrences(chunk: Buffer, needle: Buffer): number {
   let n = 0
   for (let i = chunk.indexOf(needle); i !== -1; i = chunk.indexOf(needle, i + needle.length)) n++
@@ -107,8 +123,11 @@ export interface ClosedLoopResult {
   firstError: string | null
 }
 
-/** `count` requests back to back on one connection: the latency of an otherwise idle path. */
-export async function closedLoop(client: BenchClient, spec: RequestSpec, count: number, latency: LatencyRecorder | null): Promise<ClosedLoopResult> {
+/**
+ * `count` requests back to back on one connection: the latency of an otherwise idle path.
+ * `serverTiming`, when given, records the gateway's self-reported time of each response that has one.
+ */
+export async function closedLoop(client: BenchClient, spec: RequestSpec, count: number, latency: LatencyRecorder | null, serverTiming?: LatencyRecorder): Promise<ClosedLoopResult> {
   let errors = 0
   let firstError: string | null = null
   const start = performance.now()
@@ -120,6 +139,7 @@ export async function closedLoop(client: BenchClient, spec: RequestSpec, count: 
       continue
     }
     latency?.record(exchange.totalMs)
+    if (serverTiming && Number.isFinite(exchange.serverTimingGwMs)) serverTiming.record(exchange.serverTimingGwMs)
   }
   return { requests: count, errors, elapsedMs: performance.now() - start, firstError }
 }
@@ -256,5 +276,6 @@ function sleepUntil(due: number): void {
 }
 
 function describeFailure(exchange: Exchange): string {
-  return exchange.error !== null ? `request failed: ${exchange.error}` : `HTTP ${exchange.status}`
+  if (exchange.status === 0) return `request failed: ${exchange.error ?? 'unknown error'}`
+  return exchange.error !== null ? `HTTP ${exchange.status}: ${exchange.error}` : `HTTP ${exchange.status}`
 }

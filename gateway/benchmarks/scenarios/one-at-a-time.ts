@@ -3,6 +3,8 @@ import { assertWarm, closedLoop } from '../lib/load.ts'
 import { check, computeAdded, findRow, interleaved, type Measurement, type Scenario } from '../lib/scenario.ts'
 import { chatBody, chatRequest, startStandardTargets } from '../lib/targets.ts'
 
+const SERVER_TIMING = 'server-timing gw'
+
 /** Closed loop on one connection: the latency each hop adds when nothing queues. */
 export const oneAtATime: Scenario = {
   name: 'one-at-a-time',
@@ -15,11 +17,16 @@ export const oneAtATime: Scenario = {
     const lanes = targets.map((target) => new Lane(target, { connections: 1 }))
     try {
       for (const lane of lanes) assertWarm(lane.name, await closedLoop(lane.client, spec, plan.warmup, null))
-      await interleaved(plan.rounds, lanes, (lane) => lane.phase(() => closedLoop(lane.client, spec, plan.perRound, lane.recorder('latency'))))
+      await interleaved(plan.rounds, lanes, (lane) =>
+        lane.phase(() => closedLoop(lane.client, spec, plan.perRound, lane.recorder('latency'), lane.recorder(SERVER_TIMING))),
+      )
     } finally {
       await closeLanes(lanes)
     }
     const rows = computeAdded(lanes.map((lane) => lane.row('latency', lane.name === 'direct' ? null : 'direct')))
+    // The gateway's own account of its time; "added" minus this is spent outside its handler
+    // (kernel, HTTP parsing, event loop).
+    for (const lane of lanes) if (lane.recorder(SERVER_TIMING).count > 0) rows.push(lane.row(SERVER_TIMING, null))
     const gateway = findRow(rows, 'gateway', 'latency')
     const naive = findRow(rows, 'naive-proxy', 'latency')
     return {

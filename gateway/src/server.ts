@@ -11,6 +11,7 @@ import { clusterMetrics } from './cluster/messages.ts'
 import { ENDPOINTS, type Endpoint } from './proxy/endpoints.ts'
 import { Gateway } from './gateway.ts'
 import { ProxyCall } from './proxy/call.ts'
+import { HOP_HEADER } from './upstream/upstream.ts'
 import { parseBody, rewriteModel } from './proxy/request-body.ts'
 import { GatewayMetrics } from './telemetry/metrics.ts'
 import { createLogger, type Logger } from './telemetry/logger.ts'
@@ -130,8 +131,10 @@ function proxy(gateway: Gateway, endpoint: Endpoint, request: FastifyRequest, re
     const value = headers[name]
     if (typeof value === 'string') (extra ??= []).push(name, value)
   }
+  // A request another gateway forwarded is served here or fails here: never bounced to a peer.
+  const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
   reply.hijack()
-  new ProxyCall(snapshot.ctx, reply.raw, endpoint, parsed.model, resolution, affinityKey(snapshot.config.routing.hashKey, headers, parsed.json), body, extra, request.startedAt).start()
+  new ProxyCall(snapshot.ctx, reply.raw, endpoint, parsed.model, resolution, affinityKey(snapshot.config.routing.hashKey, headers, parsed.json), body, extra, request.startedAt, excluded).start()
 }
 
 /** The session key consistent hashing routes on: a configured header, else a body field (`user`). */

@@ -62,12 +62,15 @@ export function buildGatewayConfig(input: GatewayConfigInputs): GatewayConfigInp
     },
     log: { level: input.logLevel },
     upstreams: [
-      { name: 'vllm-local', url: input.inferenceUrl, models: [input.model], priority: 0, pool, timeouts },
+      // The inference Service is headless: every vLLM pod's address becomes its own balanced member.
+      { name: 'vllm-local', url: input.inferenceUrl, models: [input.model], priority: 0, pool, timeouts, discovery: { dns: true, intervalMs: 5000 } },
       ...input.fallbackUpstreams.map((url) => ({
         name: fallbackName(url),
         url,
         models: [input.model],
         priority: 1,
+        // Another Velox gateway: requests carry a hop mark and are never bounced back.
+        peer: true,
         // A peer region is a remote origin: fewer warm sockets, a longer connect budget.
         pool: { ...pool, warm: Math.min(pool.warm, 2), connections: Math.max(1, Math.floor(pool.connections / 4)) },
         timeouts: { ...timeouts, connectMs: Math.max(timeouts.connectMs, 3000) },

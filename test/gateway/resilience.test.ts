@@ -211,3 +211,41 @@ describe('latency-aware routing', () => {
     }
   })
 })
+
+describe('peer regions', () => {
+  test('a peer tier serves when the local tier is down, marks the hop, and never takes a forwarded request', async () => {
+    const local = await startSimulator()
+    const hops: Array<string | undefined> = []
+    const { startRawUpstream } = await import('../helpers/gateway.ts')
+    const peer = await startRawUpstream((req, res) => {
+      req.resume()
+      req.on('end', () => {
+        if (req.url !== '/health') hops.push(req.headers['x-velox-hop'] as string | undefined)
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"from":"peer"}')
+      })
+    })
+    const gw = await startGateway({
+      upstreams: [
+        { name: 'local', url: local.url, models: ['*'] },
+        { name: 'eu-west-1', url: peer.url, models: ['*'], priority: 1, peer: true },
+      ],
+      routing: { retry: { maxAttempts: 2 }, health: { intervalMs: 0 } },
+    })
+    try {
+      await local.stopAccepting()
+      const served = await post(`${gw.url}/v1/chat/completions`, chatBody())
+      assert.equal(served.status, 200)
+      assert.equal(served.headers.get('x-velox-upstream'), 'eu-west-1')
+      assert.equal(await served.text(), '{"from":"peer"}')
+      assert.deepEqual(hops, ['1'])
+      const forwarded = await post(`${gw.url}/v1/chat/completions`, chatBody(), { 'x-velox-hop': '1' })
+      assert.notEqual(forwarded.status, 200)
+      await forwarded.arrayBuffer()
+      assert.deepEqual(hops, ['1'], 'a forwarded request was bounced to a peer')
+    } finally {
+      await gw.close()
+      await local.close()
+      await peer.close()
+    }
+  })
+})

@@ -79,6 +79,12 @@ export const UpstreamSchema = z.strictObject({
   priority: nonNegativeInt.default(0),
   pool: PoolSchema.prefault({}),
   timeouts: TimeoutsSchema.prefault({}),
+  /**
+   * Another Velox gateway (a peer region used as a fallback tier). Requests sent to it carry
+   * `x-velox-hop`, and a request that already carries it is never sent to a peer again, so two
+   * unhealthy regions cannot bounce a request between them.
+   */
+  peer: z.boolean().default(false),
   /** `{ dns: true }`: the URL's hostname (e.g. a Kubernetes headless Service) is re-resolved and every address becomes a member. */
   discovery: UpstreamDiscoverySchema,
 })

@@ -100,6 +100,8 @@ export class ProxyCall {
     body: Buffer,
     requestHeaders: readonly string[] | null,
     startedAt: number,
+    /** Members this request must never use (peers, for a request another gateway forwarded). */
+    excluded: Set<Target> | null = null,
   ) {
     this.ctx = ctx
     this.res = res
@@ -112,7 +114,7 @@ export class ProxyCall {
     this.startedAt = startedAt
     this.deadlineAt = 0
     this.attempts = 0
-    this.tried = null
+    this.tried = excluded
     this.live = []
     this.winner = null
     this.hedgeTimer = null
@@ -130,7 +132,7 @@ export class ProxyCall {
     const now = performance.now()
     const router = this.ctx.router
     router.retry.budget.recordRequest(now)
-    const target = router.pick(this.resolution, this.key, null, now)
+    const target = router.pick(this.resolution, this.key, this.tried, now)
     if (target === null) {
       this.respondError(new GatewayError('GW_ERR_NO_HEALTHY_UPSTREAM', this.model, { retryAfter: 1 }), now)
       return

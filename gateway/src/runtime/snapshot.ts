@@ -82,6 +82,13 @@ export class RuntimeSnapshot {
     return this.router.resolve(model)
   }
 
+  /** Members that are other gateways; a fresh set each call (the caller adds to it). Null when none. */
+  peerMembers(): Set<Member<Upstream>> | null {
+    let peers: Set<Member<Upstream>> | null = null
+    for (const m of this.router.members()) if (m.dispatcher.config.peer) (peers ??= new Set()).add(m)
+    return peers
+  }
+
   /** For /readyz: some request could be routed now. */
   anyAvailable(): boolean {
     return this.router.anyAvailable(performance.now())

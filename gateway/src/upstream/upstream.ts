@@ -6,6 +6,9 @@
 import { Pool } from 'undici'
 import type { UpstreamConfig } from '../config/schema.ts'
 
+/** Marks a request one gateway forwarded to another (a peer region). */
+export const HOP_HEADER = 'x-velox-hop'
+
 export interface PoolStatsSnapshot {
   connected: number
   free: number
@@ -50,6 +53,7 @@ export class Upstream {
     }
     const headers: string[] = []
     if (apiKey) headers.push('authorization', `Bearer ${apiKey}`)
+    if (config.peer) headers.push(HOP_HEADER, '1')
     // A discovered member is dialled by address but must still present the service's hostname.
     if (hostOverride) headers.push('host', url.host)
     this.baseHeaders = Object.freeze(headers)

@@ -11,35 +11,33 @@ import { createHash } from 'node:crypto'
  */
 const IGNORED_TOP_LEVEL = new Set(['stream', 'stream_options', 'user', 'metadata', 'store', 'safety_identifier', 'prompt_cache_key', 'service_tier'])
 
-function writeValue(v: unknown, out: string[]): void {
+function canonicalValue(v: unknown): string {
   if (v === null || typeof v !== 'object') {
     // JSON.stringify of a primitive is the canonical spelling (numbers normalised: 1.0 -> 1).
-    out.push(v === undefined ? 'null' : JSON.stringify(v))
-    return
+    return v === undefined ? 'null' : JSON.stringify(v)
   }
   if (Array.isArray(v)) {
-    out.push('[')
-    for (let i = 0; i < v.length; i++) {
-      if (i > 0) out.push(',')
-      writeValue(v[i], out)
-    }
-    out.push(']')
-    return
+    let out = '['
+    for (let i = 0; i < v.length; i++) out += (i > 0 ? ',' : '') + canonicalValue(v[i])
+    return out + ']'
   }
   const obj = v as Record<string, unknown>
   const keys = Object.keys(obj)
-  if (keys.length > 1) keys.sort()
-  out.push('{')
+  if (keys.length > 1 && !isSorted(keys)) keys.sort()
+  let out = '{'
   let first = true
   for (const k of keys) {
     const val = obj[k]
     if (val === undefined) continue
-    if (!first) out.push(',')
+    out += (first ? '' : ',') + JSON.stringify(k) + ':' + canonicalValue(val)
     first = false
-    out.push(JSON.stringify(k), ':')
-    writeValue(val, out)
   }
-  out.push('}')
+  return out + '}'
+}
+
+function isSorted(keys: string[]): boolean {
+  for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return false
+  return true
 }
 
 /**
@@ -47,24 +45,21 @@ function writeValue(v: unknown, out: string[]): void {
  * ignored fields (plus any in `extraIgnored`) left out.
  */
 export function canonicalBody(body: Record<string, unknown>, model: string, extraIgnored?: ReadonlySet<string>): string {
-  const keys = Object.keys(body).sort()
-  const out: string[] = ['{"model":', JSON.stringify(model)]
+  const keys = Object.keys(body)
+  if (!isSorted(keys)) keys.sort()
+  let out = '{"model":' + JSON.stringify(model)
   for (const k of keys) {
     if (k === 'model' || IGNORED_TOP_LEVEL.has(k) || extraIgnored?.has(k)) continue
     const val = body[k]
     if (val === undefined) continue
-    out.push(',', JSON.stringify(k), ':')
-    writeValue(val, out)
+    out += ',' + JSON.stringify(k) + ':' + canonicalValue(val)
   }
-  out.push('}')
-  return out.join('')
+  return out + '}'
 }
 
 /** Canonical string of any JSON value (sorted keys). */
 export function canonicalJson(v: unknown): string {
-  const out: string[] = []
-  writeValue(v, out)
-  return out.join('')
+  return canonicalValue(v)
 }
 
 /** 256-bit digest, base64url: collisions are not a practical concern, so the key is the identity. */

@@ -149,7 +149,11 @@ export class RedisTier {
    * the scan started, so nothing written meanwhile is missed. Records from this instance are skipped.
    */
   async syncSemantic(onRecord: (r: SemanticRecord) => void, maxRecords: number): Promise<number> {
-    if (!this.ready) return 0
+    if (!this.ready) {
+      // Down at boot: rebuild once it comes up, without holding up readiness.
+      this.#client.once('ready', () => void this.syncSemantic(onRecord, maxRecords))
+      return 0
+    }
     let loaded = 0
     let since = '0-0'
     try {

@@ -77,8 +77,12 @@ export class ProxyCall {
   /** Absolute deadline (performance.now() ms) for the whole call; 0 = none. */
   deadlineAt: number
   attempts: number
-  /** Members already dispatched to: excluded when picking a replacement or a hedge. */
+  /**
+   * Members excluded from the next pick: peers for a forwarded request, and every member already
+   * dispatched to. Built only when a second pick happens; until then `first` is the only one.
+   */
   tried: Set<Target> | null
+  first: Target | null
   /** Attempts still running (two while a hedge races). */
   live: Attempt[]
   /** The attempt whose response the client is getting; null until the first byte is sent. */
@@ -115,6 +119,7 @@ export class ProxyCall {
     this.deadlineAt = 0
     this.attempts = 0
     this.tried = excluded
+    this.first = null
     this.live = []
     this.winner = null
     this.hedgeTimer = null
@@ -146,7 +151,8 @@ export class ProxyCall {
 
   private dispatch(target: Target, now: number): void {
     this.attempts++
-    ;(this.tried ??= new Set()).add(target)
+    if (this.tried !== null) this.tried.add(target)
+    else this.first = target
     const upstream = target.dispatcher
     if (this.deadlineAt === 0 && upstream.config.timeouts.totalMs > 0) this.deadlineAt = this.startedAt + upstream.config.timeouts.totalMs
     const attempt = new Attempt(this, target, now)
@@ -161,6 +167,14 @@ export class ProxyCall {
       },
       attempt,
     )
+  }
+
+  private exclusions(): Set<Target> {
+    if (this.tried === null) {
+      this.tried = new Set()
+      if (this.first !== null) this.tried.add(this.first)
+    }
+    return this.tried
   }
 
   isLive(attempt: Attempt): boolean {
@@ -182,7 +196,7 @@ export class ProxyCall {
     const router = this.ctx.router
     if (this.finished || this.winner !== null || this.attempts >= router.retry.maxAttempts || !router.retry.retryable(kind)) return false
     if (this.deadlineAt !== 0 && now >= this.deadlineAt) return false
-    let target = router.pick(this.resolution, this.key, this.tried, now)
+    let target = router.pick(this.resolution, this.key, this.exclusions(), now)
     if (target === null && (kind === 'reset' || kind === 'connect')) target = router.pick(this.resolution, this.key, null, now)
     if (target === null || !router.retry.budget.tryRetry(now)) return false
     this.ctx.metrics.countRetry(target.upstreamName, kind)
@@ -197,7 +211,7 @@ export class ProxyCall {
     const now = performance.now()
     const router = this.ctx.router
     if (this.attempts >= router.retry.maxAttempts) return
-    const target = router.pick(this.resolution, this.key, this.tried, now)
+    const target = router.pick(this.resolution, this.key, this.exclusions(), now)
     if (target === null || !router.retry.budget.tryRetry(now)) return
     this.ctx.metrics.countHedge('sent')
     this.dispatch(target, now)

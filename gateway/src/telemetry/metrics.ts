@@ -2,7 +2,8 @@
  * Prometheus metrics. Label children are resolved once and cached, so recording a request costs
  * a few map lookups and additions, no label hashing or string building in prom-client.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
+import { FastCounter, FastHistogram, type CounterCell, type HistogramCell } from './cells.ts'
 
 /** Sub-millisecond resolution where the gateway's own time lives, coarser for upstream time (seconds). */
 const ADDED_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 0.05]
@@ -25,19 +26,20 @@ export interface MemberView {
 
 export class GatewayMetrics {
   readonly registry: Registry
-  readonly requests: Counter<'route' | 'model' | 'upstream' | 'status'>
-  readonly added: Histogram<'route'>
-  readonly upstreamFirstByte: Histogram<'upstream'>
-  readonly duration: Histogram<'route'>
-  readonly tokens: Counter<'model' | 'kind'>
+  readonly requests: FastCounter
+  readonly added: FastHistogram
+  readonly upstreamFirstByte: FastHistogram
+  readonly duration: FastHistogram
+  readonly tokens: FastCounter
   readonly upstreamErrors: Counter<'upstream' | 'code'>
   readonly pool: Gauge<'upstream' | 'state'>
   readonly configReloads: Counter<'result'>
   readonly configGeneration: Gauge
-  private readonly requestChildren = new Map<string, { inc(v?: number): void }>()
-  private readonly addedChildren = new Map<string, { observe(v: number): void }>()
-  private readonly durationChildren = new Map<string, { observe(v: number): void }>()
-  private readonly firstByteChildren = new Map<string, { observe(v: number): void }>()
+  private readonly requestCells = new Map<string, CounterCell>()
+  private readonly addedCells = new Map<string, HistogramCell>()
+  private readonly durationCells = new Map<string, HistogramCell>()
+  private readonly firstByteCells = new Map<string, HistogramCell>()
+  private readonly tokenCells = new Map<string, { prompt: CounterCell; completion: CounterCell }>()
   private readonly models = new Set<string>()
   readonly retries: Counter<'upstream' | 'kind'>
   readonly hedges: Counter<'outcome'>
@@ -48,39 +50,39 @@ export class GatewayMetrics {
     const registry = new Registry()
     this.registry = registry
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
-    this.requests = new Counter({
+    // The request-path metrics are cells (see cells.ts): recording allocates nothing.
+    const fast = <M extends FastCounter | FastHistogram>(m: M): M => {
+      registry.registerMetric(m as unknown as Metric)
+      return m
+    }
+    this.requests = fast(new FastCounter({
       name: 'velox_requests_total',
       help: 'Requests answered, by route, public model, upstream and HTTP status',
       labelNames: ['route', 'model', 'upstream', 'status'],
-      registers: [registry],
-    })
-    this.added = new Histogram({
+    }))
+    this.added = fast(new FastHistogram({
       name: 'velox_gateway_added_seconds',
       help: "Time the gateway itself adds before the response's first byte (excludes upstream time)",
       labelNames: ['route'],
       buckets: ADDED_BUCKETS,
-      registers: [registry],
-    })
-    this.upstreamFirstByte = new Histogram({
+    }))
+    this.upstreamFirstByte = fast(new FastHistogram({
       name: 'velox_upstream_first_byte_seconds',
       help: 'Upstream time to first byte: response headers, or the first event of a stream',
       labelNames: ['upstream'],
       buckets: UPSTREAM_BUCKETS,
-      registers: [registry],
-    })
-    this.duration = new Histogram({
+    }))
+    this.duration = fast(new FastHistogram({
       name: 'velox_request_duration_seconds',
       help: 'Whole request duration as seen by the gateway, streams included',
       labelNames: ['route'],
       buckets: UPSTREAM_BUCKETS,
-      registers: [registry],
-    })
-    this.tokens = new Counter({
+    }))
+    this.tokens = fast(new FastCounter({
       name: 'velox_tokens_total',
       help: 'Tokens reported in upstream usage blocks (streamed usage included), by kind',
       labelNames: ['model', 'kind'],
-      registers: [registry],
-    })
+    }))
     this.upstreamErrors = new Counter({
       name: 'velox_upstream_errors_total',
       help: 'Upstream transport failures and timeouts, by gateway error code',
@@ -170,45 +172,41 @@ export class GatewayMetrics {
 
   countRequest(route: string, model: string, upstream: string, status: number): void {
     const key = `${route}\u0001${model}\u0001${upstream}\u0001${status}`
-    let child = this.requestChildren.get(key)
-    if (child === undefined) {
-      child = this.requests.labels(route, this.modelLabel(model), upstream, String(status))
-      this.requestChildren.set(key, child)
+    let cell = this.requestCells.get(key)
+    if (cell === undefined) {
+      cell = this.requests.cell(route, this.modelLabel(model), upstream, String(status))
+      this.requestCells.set(key, cell)
     }
-    child.inc()
+    cell.inc()
   }
 
   observeAdded(route: string, seconds: number): void {
-    let child = this.addedChildren.get(route)
-    if (child === undefined) {
-      child = this.added.labels(route)
-      this.addedChildren.set(route, child)
-    }
-    child.observe(seconds)
+    let cell = this.addedCells.get(route)
+    if (cell === undefined) this.addedCells.set(route, (cell = this.added.cell(route)))
+    cell.observe(seconds)
   }
 
   observeDuration(route: string, seconds: number): void {
-    let child = this.durationChildren.get(route)
-    if (child === undefined) {
-      child = this.duration.labels(route)
-      this.durationChildren.set(route, child)
-    }
-    child.observe(seconds)
+    let cell = this.durationCells.get(route)
+    if (cell === undefined) this.durationCells.set(route, (cell = this.duration.cell(route)))
+    cell.observe(seconds)
   }
 
   observeFirstByte(upstream: string, seconds: number): void {
-    let child = this.firstByteChildren.get(upstream)
-    if (child === undefined) {
-      child = this.upstreamFirstByte.labels(upstream)
-      this.firstByteChildren.set(upstream, child)
-    }
-    child.observe(seconds)
+    let cell = this.firstByteCells.get(upstream)
+    if (cell === undefined) this.firstByteCells.set(upstream, (cell = this.upstreamFirstByte.cell(upstream)))
+    cell.observe(seconds)
   }
 
   countTokens(model: string, prompt: number, completion: number): void {
-    const m = this.modelLabel(model)
-    if (prompt > 0) this.tokens.inc({ model: m, kind: 'prompt' }, prompt)
-    if (completion > 0) this.tokens.inc({ model: m, kind: 'completion' }, completion)
+    let cells = this.tokenCells.get(model)
+    if (cells === undefined) {
+      const m = this.modelLabel(model)
+      cells = { prompt: this.tokens.cell(m, 'prompt'), completion: this.tokens.cell(m, 'completion') }
+      this.tokenCells.set(model, cells)
+    }
+    if (prompt > 0) cells.prompt.inc(prompt)
+    if (completion > 0) cells.completion.inc(completion)
   }
 
   countUpstreamError(upstream: string, code: string): void {

@@ -250,8 +250,10 @@ export class RedisTier {
 
   /** K nearest records of one partition by the server's vector index; empty on any failure. */
   async vectorQuery(partition: string, vector: Float32Array, k: number): Promise<VectorHit[]> {
-    if (!this.ready || !this.#vectorSearch || this.#indexDim === 0) return []
+    if (!this.ready || !this.#vectorSearch) return []
     try {
+      // Another instance may have created the index; creating it again is a no-op.
+      if (this.#indexDim !== vector.length) await this.#ensureIndex(vector.length)
       const blob = Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength)
       const tag = partition.replace(/[^A-Za-z0-9_]/g, (c) => '\\' + c)
       const res = (await this.#client.callBuffer(

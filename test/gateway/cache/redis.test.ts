@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import type { ResponseCache } from '../../../gateway/src/cache/index.ts'
 import type { Registry } from 'prom-client'
-import { chatJson, chatRequest, makeCache, record, RedisServer } from './helpers.ts'
+import { chatJson, chatRequest, freePort, makeCache, record, RedisServer } from './helpers.ts'
 
 let redis: RedisServer
 let a: ResponseCache
@@ -80,5 +80,28 @@ describe('redis backend', () => {
       await record(a, a.plan(after), 200, 'application/json', [chatJson('after recovery')])
       return (await b.lookup(b.plan(after))) !== null
     }, 8_000)
+  })
+
+  test('a Redis that is down at boot is not fatal, and is used once it comes up', async () => {
+    const port = await freePort()
+    const t = performance.now()
+    const { cache: late } = await makeCache({ backend: 'redis' }, `redis://127.0.0.1:${port}`, 50)
+    let lateRedis: RedisServer | null = null
+    try {
+      assert.ok(performance.now() - t < 3_000)
+      const r = req()
+      assert.equal(await late.lookup(late.plan(r)), null)
+      lateRedis = await RedisServer.start(port)
+      const { cache: writer } = await makeCache({ backend: 'redis' }, lateRedis.url, 50)
+      try {
+        await record(writer, writer.plan(r), 200, 'application/json', [chatJson('written after boot')])
+        await eventually(async () => (await late.lookup(late.plan(r))) !== null, 8_000)
+      } finally {
+        await writer.close()
+      }
+    } finally {
+      await late.close()
+      await lateRedis?.stop()
+    }
   })
 })

@@ -42,6 +42,9 @@ export interface VectorHit {
 
 const STREAM_MAXLEN = 100_000
 const SCAN_BATCH = 256
+/** Consecutive failed reads after which Redis is skipped for BREAKER_OPEN_MS, so a hung server costs one timeout, not one per request. */
+const BREAKER_FAILURES = 3
+const BREAKER_OPEN_MS = 1_000
 
 export class RedisTier {
   readonly instanceId = randomUUID()
@@ -56,6 +59,8 @@ export class RedisTier {
   #tailing = false
   #closed = false
   #lastErrorLog = 0
+  #consecutiveFailures = 0
+  #openUntil = 0
 
   private constructor(settings: RedisSettings, metrics: CacheMetrics, logger: Logger) {
     if (settings.url === undefined) throw new Error('cache.backend is "redis" but redis.url is not set')
@@ -97,6 +102,23 @@ export class RedisTier {
     return this.#client.status === 'ready'
   }
 
+  /** Connected and not skipped by the breaker; used on the request path. */
+  #usable(): boolean {
+    return this.#client.status === 'ready' && (this.#openUntil === 0 || this.#halfOpen())
+  }
+
+  /** After the open period one call goes through; its outcome closes or re-opens the breaker. */
+  #halfOpen(): boolean {
+    if (Date.now() < this.#openUntil) return false
+    this.#openUntil = Date.now() + BREAKER_OPEN_MS
+    return true
+  }
+
+  #succeeded(): void {
+    this.#consecutiveFailures = 0
+    this.#openUntil = 0
+  }
+
   get vectorSearch(): boolean {
     return this.#vectorSearch
   }
@@ -114,9 +136,10 @@ export class RedisTier {
   }
 
   async get(key: string): Promise<StoredEntry | null> {
-    if (!this.ready) return null
+    if (!this.#usable()) return null
     try {
       const buf = await this.#client.getBuffer(this.key('x', key))
+      this.#succeeded()
       return buf === null ? null : decodeEntry(buf)
     } catch (err) {
       this.#fail('get', err as Error)
@@ -125,12 +148,15 @@ export class RedisTier {
   }
 
   set(key: string, entry: StoredEntry, ttlMs: number): void {
-    if (!this.ready) return
-    this.#client.set(this.key('x', key), encodeEntry(entry), 'PX', Math.max(1, Math.round(ttlMs))).catch((err: Error) => this.#fail('set', err))
+    if (!this.#usable()) return
+    this.#client.set(this.key('x', key), encodeEntry(entry), 'PX', Math.max(1, Math.round(ttlMs))).then(
+      () => this.#succeeded(),
+      (err: Error) => this.#fail('set', err),
+    )
   }
 
   putSemantic(r: SemanticRecord, ttlMs: number): void {
-    if (!this.ready) return
+    if (!this.#usable()) return
     const k = this.key('s', r.id)
     const px = Math.max(1, Math.round(ttlMs))
     const vec = Buffer.from(r.vector.buffer, r.vector.byteOffset, r.vector.byteLength)
@@ -250,7 +276,7 @@ export class RedisTier {
 
   /** K nearest records of one partition by the server's vector index; empty on any failure. */
   async vectorQuery(partition: string, vector: Float32Array, k: number): Promise<VectorHit[]> {
-    if (!this.ready || !this.#vectorSearch) return []
+    if (!this.#vectorSearch || !this.#usable()) return []
     try {
       // Another instance may have created the index; creating it again is a no-op.
       if (this.#indexDim !== vector.length) await this.#ensureIndex(vector.length)
@@ -285,6 +311,7 @@ export class RedisTier {
 
   #fail(op: string, err: Error): void {
     this.#metrics.redisErrors.inc({ op })
+    if (++this.#consecutiveFailures >= BREAKER_FAILURES) this.#openUntil = Date.now() + BREAKER_OPEN_MS
     this.#logError(op, err)
   }
 

@@ -53,6 +53,11 @@ describe('redis backend', () => {
       const ms = performance.now() - t
       assert.equal(res, null)
       assert.ok(ms < 250, `lookup took ${ms.toFixed(1)} ms`)
+      // After a few timeouts the breaker skips Redis: a hung server costs one timeout, not one per request.
+      for (let i = 0; i < 2; i++) assert.equal(await b.lookup(b.plan(req())), null)
+      const t2 = performance.now()
+      for (let i = 0; i < 5; i++) assert.equal(await b.lookup(b.plan(req())), null)
+      assert.ok(performance.now() - t2 < 40, `5 lookups took ${(performance.now() - t2).toFixed(1)} ms`)
       // Storing while Redis hangs must not throw either; memory still serves this instance.
       await record(b, b.plan(r), 200, 'application/json', [chatJson('local only')])
       assert.ok(b.lookup(b.plan(r)))

@@ -77,16 +77,22 @@ describe('semantic cache, embedded model', () => {
     ['another system prompt', ask('How can I reverse a list in Python?', { system: 'You are verbose.' })],
     ['earlier turns', ask('How can I reverse a list in Python?', { history: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }] })],
     ['another max_tokens', ask('How can I reverse a list in Python?', { extra: { max_tokens: 65 } })],
-    ['another temperature', ask('How can I reverse a list in Python?', { extra: { temperature: 0.000001 } })],
+    ['another top_p', ask('How can I reverse a list in Python?', { extra: { top_p: 0.9 } })],
+    ['a stop sequence', ask('How can I reverse a list in Python?', { extra: { stop: ['\n'] } })],
     ['tools offered', ask('How can I reverse a list in Python?', { extra: { tools: [{ type: 'function', function: { name: 'f', parameters: {} } }] } })],
   ]
   for (const [name, req] of mustNotHit) {
     test(`never hits: ${name}`, async () => {
-      const plan = cache.plan(req)
-      if (plan.mode === 'bypass') return
+      assert.equal(cache.plan(req).mode, 'lookup')
       assert.equal(await semantic(cache, req), null)
     })
   }
+
+  test('a sampled request (temperature above 0) bypasses both tiers', () => {
+    const plan = cache.plan(ask('How can I reverse a list in Python?', { extra: { temperature: 0.000001 } }))
+    assert.equal(plan.mode === 'bypass' && plan.reason, 'temperature')
+    assert.equal(cache.semanticLookup(plan, new AbortController().signal), null)
+  })
 
   test('requests with tool calls, empty or long user text are not semantically cached', () => {
     const toolTurn = ask('And now?', { history: [{ role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c', content: '1' }] })

@@ -2,6 +2,7 @@
  * The gateway's live state: the current runtime snapshot (swapped whole by reloads), readiness,
  * in-flight calls and shutdown. Hung on the fastify instance as `app.velox`.
  */
+import type { ResponseCache } from './cache/index.ts'
 import type { GatewayConfig } from './config/schema.ts'
 import type { CallContext, ProxyCall } from './proxy/call.ts'
 import { RuntimeSnapshot } from './runtime/snapshot.ts'
@@ -25,6 +26,8 @@ export class Gateway {
   readonly metrics: GatewayMetrics
   readonly logger: Logger
   readonly inflight: Set<ProxyCall>
+  /** The response cache, or null when `cache.enabled` is false. Lives across reloads. */
+  readonly cache: ResponseCache | null
   /** Resolves once pools are warmed (whether or not any upstream answered). */
   readonly warmed: Promise<void>
   ready: boolean
@@ -36,8 +39,9 @@ export class Gateway {
   private readonly env: NodeJS.ProcessEnv
   private reloading: Promise<unknown>
 
-  constructor(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics, env: NodeJS.ProcessEnv) {
+  constructor(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics, env: NodeJS.ProcessEnv, cache: ResponseCache | null = null) {
     this.metrics = metrics
+    this.cache = cache
     this.logger = logger
     this.env = env
     this.generation = 1
@@ -97,8 +101,11 @@ export class Gateway {
     let next: RuntimeSnapshot
     try {
       const config = load()
-      const restartKeys = RESTART_ONLY.filter((k) => JSON.stringify(config.server[k]) !== JSON.stringify(this.snapshot.config.server[k]))
-      if (restartKeys.length > 0) this.logger.warn({ keys: restartKeys.map((k) => `server.${k}`) }, 'these keys take effect only after a restart')
+      const restartKeys = RESTART_ONLY.filter((k) => JSON.stringify(config.server[k]) !== JSON.stringify(this.snapshot.config.server[k])).map((k) => `server.${k}`)
+      for (const section of ['cache', 'redis'] as const) {
+        if (JSON.stringify(config[section]) !== JSON.stringify(this.snapshot.config[section])) restartKeys.push(section)
+      }
+      if (restartKeys.length > 0) this.logger.warn({ keys: restartKeys }, 'these keys take effect only after a restart')
       next = new RuntimeSnapshot(config, { env: this.env, logger: this.logger, buildContext: (s) => this.buildContext(s) })
     } catch (err) {
       this.metrics.configReloads.inc({ result: 'rejected' })
@@ -148,6 +155,7 @@ export class Gateway {
   async close(): Promise<void> {
     clearInterval(this.sweeper)
     await this.snapshot.close()
+    await this.cache?.close()
   }
 }
 

@@ -7,10 +7,11 @@ import { AggregatorRegistry } from 'prom-client'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { GatewayConfig } from './config/schema.ts'
 import { GatewayError } from './errors.ts'
+import { ResponseCache, type CachePlan, type CachedResponse } from './cache/index.ts'
 import { clusterMetrics } from './cluster/messages.ts'
 import { ENDPOINTS, type Endpoint } from './proxy/endpoints.ts'
 import { Gateway } from './gateway.ts'
-import { ProxyCall } from './proxy/call.ts'
+import { ProxyCall, type CallCache } from './proxy/call.ts'
 import { HOP_HEADER } from './upstream/upstream.ts'
 import { parseBody, rewriteModel } from './proxy/request-body.ts'
 import { GatewayMetrics } from './telemetry/metrics.ts'
@@ -50,7 +51,8 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     forceCloseConnections: false,
     requestIdHeader: 'x-request-id',
   })
-  const gateway = new Gateway(config, logger, metrics, opts.env ?? process.env)
+  const cache = config.cache.enabled ? await ResponseCache.create(config.cache, config.redis, metrics.registry, logger) : null
+  const gateway = new Gateway(config, logger, metrics, opts.env ?? process.env, cache)
   app.decorate('velox', gateway)
   app.decorateRequest('startedAt', 0)
   app.addHook('onRequest', (request, _reply, done) => {
@@ -115,7 +117,7 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   return app
 }
 
-function proxy(gateway: Gateway, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void {
+function proxy(gateway: Gateway, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
   const raw = request.body as Buffer | undefined
   if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
   const snapshot = gateway.snapshot
@@ -124,8 +126,42 @@ function proxy(gateway: Gateway, endpoint: Endpoint, request: FastifyRequest, re
   snapshot.auth.authorize(principal, parsed.model)
   const resolution = snapshot.resolve(parsed.model)
   if (resolution === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
-  const body = resolution.model === parsed.model ? raw : rewriteModel(parsed.json, resolution.model)
   const headers = request.headers
+
+  let callCache: CallCache | null = null
+  const cache = gateway.cache
+  if (cache !== null) {
+    const user = parsed.json.user
+    const plan = cache.plan({ tenant: principal.tenant, endUser: typeof user === 'string' ? user : null, endpoint: endpoint.name, model: resolution.model, body: parsed.json, headers })
+    if (plan.mode === 'lookup') {
+      const hit = cache.lookup(plan)
+      if (hit !== null) {
+        if (!(hit instanceof Promise)) return replayHit(gateway, cache, plan, hit, endpoint, parsed.model, reply)
+        // The shared tier answers within redis.commandTimeoutMs, or as a miss.
+        return hit.then((h) => {
+          if (h !== null) replayHit(gateway, cache, plan, h, endpoint, parsed.model, reply)
+          else forward(gateway, snapshot, endpoint, request, reply, parsed, resolution, raw, { cache, plan, semantic: null, recorder: null })
+        })
+      }
+    }
+    callCache = { cache, plan, semantic: null, recorder: null }
+  }
+  forward(gateway, snapshot, endpoint, request, reply, parsed, resolution, raw, callCache)
+}
+
+function forward(
+  gateway: Gateway,
+  snapshot: Gateway['snapshot'],
+  endpoint: Endpoint,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  parsed: ReturnType<typeof parseBody>,
+  resolution: NonNullable<ReturnType<Gateway['snapshot']['resolve']>>,
+  raw: Buffer,
+  callCache: CallCache | null,
+): void {
+  const headers = request.headers
+  const body = resolution.model === parsed.model ? raw : rewriteModel(parsed.json, resolution.model)
   let extra: string[] | null = null
   for (const name of FORWARDED_REQUEST_HEADERS) {
     const value = headers[name]
@@ -134,7 +170,22 @@ function proxy(gateway: Gateway, endpoint: Endpoint, request: FastifyRequest, re
   // A request another gateway forwarded is served here or fails here: never bounced to a peer.
   const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
   reply.hijack()
-  new ProxyCall(snapshot.ctx, reply.raw, endpoint, parsed.model, resolution, affinityKey(snapshot.config.routing.hashKey, headers, parsed.json), body, extra, request.startedAt, excluded).start()
+  const call = new ProxyCall(snapshot.ctx, reply.raw, endpoint, parsed.model, resolution, affinityKey(snapshot.config.routing.hashKey, headers, parsed.json), body, extra, request.startedAt, excluded, callCache)
+  call.start()
+  if (callCache !== null && !call.finished) {
+    const abort = new AbortController()
+    const semantic = callCache.cache.semanticLookup(callCache.plan, abort.signal)
+    if (semantic !== null) {
+      callCache.semantic = abort
+      call.raceSemantic(semantic)
+    }
+  }
+}
+
+function replayHit(gateway: Gateway, cache: ResponseCache, plan: CachePlan, hit: CachedResponse, endpoint: Endpoint, model: string, reply: FastifyReply): void {
+  reply.hijack()
+  cache.replay(hit, plan, reply.raw, {})
+  gateway.metrics.countRequest(endpoint.name, model, 'cache', 200)
 }
 
 /** The session key consistent hashing routes on: a configured header, else a body field (`user`). */

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod'
 import { AuthSchema } from '../auth/config.ts'
+import { CacheConfigSchema } from '../cache/config.ts'
 import { RoutingConfigSchema, UpstreamDiscoverySchema, routingIssues } from '../routing/config.ts'
 
 const positiveInt = z.number().int().positive()
@@ -127,6 +128,7 @@ export const GatewayConfigSchema = z
     upstreams: z.array(UpstreamSchema).default([]),
     routing: RoutingConfigSchema.prefault({}),
     redis: RedisSchema.prefault({}),
+    cache: CacheConfigSchema.prefault({}),
     auth: AuthSchema.prefault({}),
     simulator: SimulatorSchema.prefault({}),
   })
@@ -139,6 +141,9 @@ export const GatewayConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'pool', 'warm'], message: `warm (${u.pool.warm}) exceeds connections (${u.pool.connections})` })
       }
     })
+    if (cfg.cache.enabled && cfg.cache.backend === 'redis' && cfg.redis.url === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['cache', 'backend'], message: 'backend "redis" needs redis.url' })
+    }
     for (const issue of routingIssues(cfg.routing, cfg.upstreams)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message })
   })
 

@@ -14,6 +14,7 @@
  */
 import type { ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
+import { CACHE_REASON_HEADER, CACHE_STATUS_HEADER, type CachePlan, type Recorder, type ResponseCache, type SemanticResult } from '../cache/index.ts'
 import { GatewayError } from '../errors.ts'
 import type { FailureKind } from '../routing/config.ts'
 import type { Member } from '../routing/member.ts'
@@ -26,6 +27,15 @@ import { sseErrorEvent, writeError } from './respond.ts'
 import { classifyUpstreamError, type ClassifiedFailure } from './upstream-errors.ts'
 
 export type Target = Member<Upstream>
+
+/** The cache's part in one call: what to record, and a semantic lookup racing the upstream. */
+export interface CallCache {
+  readonly cache: ResponseCache
+  readonly plan: CachePlan
+  /** Aborts the semantic lookup once the upstream answers first. */
+  semantic: AbortController | null
+  recorder: Recorder | null
+}
 
 /** What every call of one runtime snapshot shares; built once per snapshot. */
 export interface CallContext {
@@ -93,6 +103,7 @@ export class ProxyCall {
   lastChunk: Buffer | null
   prevChunk: Buffer | null
   lastFailure: ClassifiedFailure | null
+  readonly cache: CallCache | null
 
   constructor(
     ctx: CallContext,
@@ -106,6 +117,7 @@ export class ProxyCall {
     startedAt: number,
     /** Members this request must never use (peers, for a request another gateway forwarded). */
     excluded: Set<Target> | null = null,
+    cache: CallCache | null = null,
   ) {
     this.ctx = ctx
     this.res = res
@@ -128,6 +140,7 @@ export class ProxyCall {
     this.lastChunk = null
     this.prevChunk = null
     this.lastFailure = null
+    this.cache = cache
   }
 
   start(): void {
@@ -147,6 +160,25 @@ export class ProxyCall {
     if (hedgeMs !== null && router.retry.maxAttempts > 1) {
       this.hedgeTimer = setTimeout(onHedgeTimer, hedgeMs, this)
     }
+  }
+
+  /**
+   * A semantic lookup racing the upstream: a hit that lands before the upstream's first byte
+   * answers the client and cancels the upstream request; otherwise it is dropped.
+   */
+  raceSemantic(lookup: Promise<SemanticResult | null>): void {
+    lookup.then(
+      (hit) => {
+        const cache = this.cache
+        if (hit === null || cache === null || this.finished || this.winner !== null) return
+        const now = performance.now()
+        this.cancelLive(now)
+        this.status = 200
+        cache.cache.replay(hit.response, cache.plan, this.res, {})
+        this.finish(now)
+      },
+      () => undefined,
+    )
   }
 
   private dispatch(target: Target, now: number): void {
@@ -274,6 +306,15 @@ export class ProxyCall {
       out.push('server-timing', `gw;dur=${gatewayMs.toFixed(3)}, upstream;dur=${upstreamMs.toFixed(3)}`)
     }
     if (this.ctx.shuttingDown()) out.push('connection', 'close')
+    const cache = this.cache
+    if (cache !== null) {
+      const plan = cache.plan
+      if (plan.mode === 'lookup') out.push(CACHE_STATUS_HEADER, 'miss')
+      else out.push(CACHE_STATUS_HEADER, 'bypass', CACHE_REASON_HEADER, plan.reason)
+      cache.semantic?.abort()
+      cache.semantic = null
+      cache.recorder = cache.cache.recorder(plan, status, headers)
+    }
     res.writeHead(status, out)
   }
 
@@ -281,6 +322,7 @@ export class ProxyCall {
   write(chunk: Buffer): boolean {
     this.prevChunk = this.lastChunk
     this.lastChunk = chunk
+    this.cache?.recorder?.onData(chunk)
     if (this.res.destroyed) return true
     return this.res.write(chunk)
   }
@@ -296,6 +338,13 @@ export class ProxyCall {
     } else {
       attempt.settle(null, now)
       if (!this.res.destroyed) this.res.end()
+      // Only a response the client received whole is worth storing.
+      const recorder = this.cache?.recorder
+      if (recorder != null) {
+        this.cache!.recorder = null
+        if (this.res.destroyed) recorder.onAbort()
+        else recorder.onEnd()
+      }
     }
     this.finish(now)
   }
@@ -390,6 +439,13 @@ export class ProxyCall {
   private finish(now: number): void {
     if (this.finished) return
     this.finished = true
+    const cache = this.cache
+    if (cache !== null) {
+      cache.semantic?.abort()
+      cache.semantic = null
+      cache.recorder?.onAbort() // still set: the response did not complete
+      cache.recorder = null
+    }
     if (this.hedgeTimer !== null) clearTimeout(this.hedgeTimer)
     this.hedgeTimer = null
     this.ctx.inflight.delete(this)

@@ -63,6 +63,7 @@ export class Gateway {
       router: snapshot.router,
       serverTiming: snapshot.config.server.serverTiming,
       inflight: this.inflight,
+      track: (delta) => snapshot.track(delta),
       shuttingDown: () => this.shuttingDown,
       onUpstreamFailure: (call, target, failure) => {
         this.metrics.countUpstreamError(target.name, failure.code)
@@ -120,8 +121,9 @@ export class Gateway {
     this.metrics.configReloads.inc({ result: 'applied' })
     this.logger.info({ generation: this.generation, members: next.router.members().length, answered }, 'config reloaded')
     if (answered > 0) this.ready = true
-    // In-flight calls hold the old snapshot's members; its pools finish them before closing.
-    void old.close().catch((err: unknown) => this.logger.warn({ err }, 'closing the previous snapshot failed'))
+    // In-flight calls hold the old snapshot's members and may still fail over on them: its pools
+    // close once the last of those calls is done.
+    void old.closeWhenIdle().catch((err: unknown) => this.logger.warn({ err }, 'closing the previous snapshot failed'))
     return { applied: true, reason: null }
   }
 

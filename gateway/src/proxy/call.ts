@@ -44,6 +44,8 @@ export interface CallContext {
   readonly serverTiming: boolean
   readonly onUpstreamFailure: (call: ProxyCall, target: Target, failure: ClassifiedFailure) => void
   readonly inflight: Set<ProxyCall>
+  /** Counts the calls running on this context's snapshot, so it closes its pools only when idle. */
+  readonly track: (delta: 1 | -1) => void
   /** True once shutdown began: responses ask clients to close their connection. */
   readonly shuttingDown: () => boolean
 }
@@ -147,6 +149,7 @@ export class ProxyCall {
     ;(this.res as ResponseWithCall)[kCall] = this
     this.res.on('close', onClientClose)
     this.ctx.inflight.add(this)
+    this.ctx.track(1)
     const now = performance.now()
     const router = this.ctx.router
     router.retry.budget.recordRequest(now)
@@ -449,6 +452,7 @@ export class ProxyCall {
     if (this.hedgeTimer !== null) clearTimeout(this.hedgeTimer)
     this.hedgeTimer = null
     this.ctx.inflight.delete(this)
+    this.ctx.track(-1)
     ;(this.res as ResponseWithCall)[kCall] = undefined
     this.res.off('close', onClientClose)
     const m = this.ctx.metrics

@@ -32,11 +32,16 @@ export class RuntimeSnapshot {
   private readonly health: ActiveHealthChecker<Upstream> | null
   private readonly dns: DnsBinding
   private closed: boolean
+  /** Calls running on this snapshot (started, not finished). */
+  private active: number
+  private idle: (() => void) | null
 
   constructor(config: GatewayConfig, deps: SnapshotDeps) {
     this.config = config
     this.logger = deps.logger
     this.closed = false
+    this.active = 0
+    this.idle = null
     this.auth = new Authenticator(config.auth)
     const byName = new Map(config.upstreams.map((u) => [u.name, u]))
     const now = performance.now()
@@ -104,6 +109,23 @@ export class RuntimeSnapshot {
     const results = await Promise.all(members.map((m) => m.dispatcher.warm(this.config.routing.health.activePath).catch(() => 0)))
     if (!this.closed) this.health?.start()
     return results.filter((n, i) => n > 0 || members[i]!.dispatcher.config.pool.warm === 0).length
+  }
+
+  track(delta: 1 | -1): void {
+    this.active += delta
+    if (this.active === 0 && this.idle !== null) this.idle()
+  }
+
+  /**
+   * For a snapshot replaced by a reload: background work stops now; the pools close once the
+   * calls still running on it (streams included) are done, since those may still fail over.
+   */
+  async closeWhenIdle(): Promise<void> {
+    this.closed = true
+    this.health?.stop()
+    this.dns.stop()
+    if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve))
+    await this.close()
   }
 
   async close(): Promise<void> {

@@ -14,7 +14,7 @@ import { join, relative, resolve } from 'node:path'
 import { interferenceBetween, sampleCpu } from './lib/interference.ts'
 import { pinSelf, ProcessSet } from './lib/processes.ts'
 import { formatScenario, formatSummary } from './lib/report.ts'
-import { ScenarioSkipped, type BenchContext, type BenchOptions, type CorePlan, type ScenarioResult } from './lib/scenario.ts'
+import { NOISY_MACHINE_CORES, ScenarioSkipped, type BenchContext, type BenchOptions, type CorePlan, type ScenarioResult } from './lib/scenario.ts'
 import { REPO_ROOT } from './lib/targets.ts'
 import { pendingScenarios, scenarios } from './scenarios/index.ts'
 
@@ -172,6 +172,8 @@ async function main(): Promise<number> {
       active.delete(processes)
     }
     result.interference = interferenceBetween(cpuBefore, sampleCpu())
+    const noisy = result.interference.otherCores + result.interference.stealCores >= NOISY_MACHINE_CORES
+    for (const c of result.checks) c.noisy = noisy
     results.push(result)
     console.log(formatScenario(result))
   }

@@ -59,7 +59,7 @@ for (const name of scenarioNames) {
     const limit = median(values.map((c) => c.limit))
     const pass = template.comparison === '<=' ? value <= limit : value >= limit
     const digits = template.unit === 'ms' ? 3 : template.unit === 'ratio' ? 2 : 0
-    console.log(`- ${pass ? 'PASS' : 'FAIL'} ${template.label}: ${fixed(value, digits)} ${template.unit} (target ${template.comparison} ${fixed(limit, digits)}; ${values.filter((c) => c.pass).length}/${values.length} runs passed)`)
+    console.log(`- ${pass ? 'PASS' : 'FAIL'} ${template.label}: ${fixed(value, digits)} ${template.unit} (target ${template.comparison} ${fixed(limit, digits)}; ${values.filter((c) => c.pass).length}/${values.length} runs passed${values.some((c) => c.noisy) ? `, ${values.filter((c) => c.noisy).length} flagged noisy` : ''})`)
   }
   const other = median(instances.map((s) => s.interference.otherCores))
   if (other >= 0.1) console.log(`\nOther processes kept ${other.toFixed(2)} cores busy during this scenario (median).`)

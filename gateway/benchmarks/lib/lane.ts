@@ -5,7 +5,7 @@
 import { BenchClient, type ClosedLoopResult } from './load.ts'
 import { LatencyRecorder } from './recorder.ts'
 import type { ResultRow } from './scenario.ts'
-import { CostMeter, type Target } from './targets.ts'
+import { CostMeter, type Target, type TargetCost } from './targets.ts'
 
 export class Lane {
   readonly target: Target
@@ -16,6 +16,10 @@ export class Lane {
   errors = 0
   elapsedMs = 0
   firstError: string | null = null
+  /** Values of the client's kept response header over every measured phase. */
+  readonly keptHeaders = new Map<string, number>()
+  /** Set by close(), once no phase remains. */
+  cost: TargetCost | null = null
 
   constructor(target: Target, clientOptions: { connections: number; keepHeader?: string }) {
     this.target = target
@@ -43,6 +47,7 @@ export class Lane {
     this.errors += result.errors
     this.elapsedMs += result.elapsedMs
     this.firstError ??= result.firstError
+    for (const [value, n] of result.keptHeaders) this.keptHeaders.set(value, (this.keptHeaders.get(value) ?? 0) + n)
     return result
   }
 
@@ -55,17 +60,25 @@ export class Lane {
       errors: this.errors,
       addedOver,
       added: null,
-      cost: this.meter.report(),
+      cost: this.cost,
       extra,
     }
+  }
+
+  /** Share of successful measured responses whose kept header had `value`, 0..1. */
+  keptShare(value: string): number {
+    const ok = this.requests - this.errors
+    return ok > 0 ? (this.keptHeaders.get(value) ?? 0) / ok : NaN
   }
 
   errorNote(): string | null {
     return this.errors > 0 ? `${this.name}: ${this.errors} failed requests, first: ${this.firstError}` : null
   }
 
-  close(): Promise<void> {
-    return this.client.close()
+  /** Closes the client and settles the cost report; rows read it afterwards. */
+  async close(): Promise<void> {
+    await this.client.close()
+    this.cost = await this.meter.report()
   }
 }
 

@@ -1,118 +1,23 @@
 /**
- * The load generator for latency scenarios: an undici keep-alive Pool per target, driven through the
- * raw dispatch handler API so the client adds as little (and as constant) time as possible. The same
- * code measures every target, so differences between targets are the time the middle hop adds.
+ * The load generator for latency scenarios: closed loop, streaming and open loop over the lean
+ * HTTP/1.1 client in http1-client.ts. The same code measures every target, so differences between
+ * targets are the time the middle hop adds.
  */
-import { Pool } from 'undici'
-import type { Dispatcher } from 'undici'
+import { BenchClient, type Exchange, type RequestSpec } from './http1-client.ts'
 import { LatencyRecorder } from './recorder.ts'
 
-export interface RequestSpec {
-  method: 'POST' | 'GET'
-  path: string
-  body: Buffer | null
-  headers: Record<string, string>
+export { BenchClient, type Exchange, type RequestSpec }
+
+/** One fixed request, or a function giving each request its own (e.g. unique bodies that never hit a cache). */
+export type RequestSource = RequestSpec | (() => RequestSpec)
+
+function nextSpec(source: RequestSource): RequestSpec {
+  return typeof source === 'function' ? source() : source
 }
 
-export interface Exchange {
-  status: number
-  /** Send to first body byte, ms. */
-  firstByteMs: number
-  /** Send to end of body, ms. */
-  totalMs: number
-  /** Body reads (socket chunks delivered to us). */
-  reads: number
-  /** SSE events (`data:` lines) in the body; 0 for non-streaming bodies. */
-  events: number
-  bytes: number
-  /** Value of one response header the caller asked to keep (e.g. `x-velox-upstream`). */
-  keptHeader: string | null
-  /** The gateway's own account of its time (`Server-Timing: gw;dur=...`), ms; NaN when absent. */
-  serverTimingGwMs: number
-  /** Transport error, when the request failed before a complete response. */
-  error: string | null
-}
-
-const DATA_PREFIX = Buffer.from('data:')
-const ERROR_BODY_CHARS = 300
-
-export class BenchClient {
-  readonly origin: string
-  readonly #pool: Pool
-  readonly #keepHeader: string | null
-
-  constructor(origin: string, options: { connections: number; keepHeader?: string }) {
-    this.origin = origin
-    this.#keepHeader = options.keepHeader ?? null
-    this.#pool = new Pool(origin, {
-      connections: options.connections,
-      pipelining: 1,
-      keepAliveTimeout: 60_000,
-      keepAliveMaxTimeout: 600_000,
-      headersTimeout: 30_000,
-      bodyTimeout: 30_000,
-    })
-  }
-
-  /** One request; resolves when the body has ended (errors resolve with status 0, never reject). */
-  exchange(spec: RequestSpec, countEvents: boolean): Promise<Exchange> {
-    const keepHeader = this.#keepHeader
-    return new Promise((resolve) => {
-      const start = performance.now()
-      const result: Exchange = { status: 0, firstByteMs: NaN, totalMs: NaN, reads: 0, events: 0, bytes: 0, keptHeader: null, serverTimingGwMs: NaN, error: null }
-      const handler: Dispatcher.DispatchHandler = {
-        onRequestStart() {},
-        onResponseStart(_controller, statusCode, headers) {
-          result.status = statusCode
-          if (keepHeader !== null) {
-            const value = headers[keepHeader]
-            result.keptHeader = typeof value === 'string' ? value : null
-          }
-          const timing = headers['server-timing']
-          if (typeof timing === 'string') result.serverTimingGwMs = gatewayDuration(timing)
-        },
-        onResponseData(_controller, chunk) {
-          if (result.reads === 0) result.firstByteMs = performance.now() - start
-          result.reads++
-          result.bytes += chunk.length
-          if (countEvents) result.events += countOccurrences(chunk, DATA_PREFIX)
-          // Keep the start of an error body: it names the failure better than the status does.
-          if (result.status !== 200 && (result.error?.length ?? 0) < ERROR_BODY_CHARS) {
-            result.error = ((result.error ?? '') + chunk.toString('utf8')).slice(0, ERROR_BODY_CHARS)
-          }
-        },
-        onResponseEnd() {
-          result.totalMs = performance.now() - start
-          if (result.reads === 0) result.firstByteMs = result.totalMs
-          resolve(result)
-        },
-        onResponseError(_controller, error) {
-          result.status = 0
-          result.totalMs = performance.now() - start
-          result.error = error.message
-          resolve(result)
-        },
-      }
-      this.#pool.dispatch({ method: spec.method, path: spec.path, headers: spec.headers, body: spec.body }, handler)
-    })
-  }
-
-  close(): Promise<void> {
-    return this.#pool.close()
-  }
-}
-
-const GW_DURATION = /(?:^|,)\s*gw;(?:[^,]*;)?\s*dur=([\d.]+)/
-
-function gatewayDuration(serverTiming: string): number {
-  const match = GW_DURATION.exec(serverTiming)
-  return match ? Number(match[1]) : NaN
-}
-
-function countOccurrences(chunk: Buffer, needle: Buffer): number {
-  let n = 0
-  for (let i = chunk.indexOf(needle); i !== -1; i = chunk.indexOf(needle, i + needle.length)) n++
-  return n
+/** Counts a response header's values (which upstream served, cache hit or miss). */
+function countKept(counts: Map<string, number>, exchange: Exchange): void {
+  if (exchange.keptHeader !== null) counts.set(exchange.keptHeader, (counts.get(exchange.keptHeader) ?? 0) + 1)
 }
 
 export interface ClosedLoopResult {
@@ -121,18 +26,21 @@ export interface ClosedLoopResult {
   elapsedMs: number
   /** Error detail of the first failure, for the report. */
   firstError: string | null
+  /** Counts of the kept response header's values over successful responses. */
+  keptHeaders: Map<string, number>
 }
 
 /**
  * `count` requests back to back on one connection: the latency of an otherwise idle path.
  * `serverTiming`, when given, records the gateway's self-reported time of each response that has one.
  */
-export async function closedLoop(client: BenchClient, spec: RequestSpec, count: number, latency: LatencyRecorder | null, serverTiming?: LatencyRecorder): Promise<ClosedLoopResult> {
+export async function closedLoop(client: BenchClient, source: RequestSource, count: number, latency: LatencyRecorder | null, serverTiming?: LatencyRecorder): Promise<ClosedLoopResult> {
   let errors = 0
   let firstError: string | null = null
+  const keptHeaders = new Map<string, number>()
   const start = performance.now()
   for (let i = 0; i < count; i++) {
-    const exchange = await client.exchange(spec, false)
+    const exchange = await client.exchange(nextSpec(source), false)
     if (exchange.status !== 200) {
       errors++
       firstError ??= describeFailure(exchange)
@@ -140,8 +48,9 @@ export async function closedLoop(client: BenchClient, spec: RequestSpec, count: 
     }
     latency?.record(exchange.totalMs)
     if (serverTiming && Number.isFinite(exchange.serverTimingGwMs)) serverTiming.record(exchange.serverTimingGwMs)
+    countKept(keptHeaders, exchange)
   }
-  return { requests: count, errors, elapsedMs: performance.now() - start, firstError }
+  return { requests: count, errors, elapsedMs: performance.now() - start, firstError, keptHeaders }
 }
 
 /** Throws when a warm-up saw failures: measuring a broken path would only produce noise. */
@@ -160,14 +69,15 @@ export interface StreamLoopResult extends ClosedLoopResult {
 }
 
 /** Streaming requests one at a time: time to first token (first body byte) and to the last byte. */
-export async function streamLoop(client: BenchClient, spec: RequestSpec, count: number, recorders: StreamRecorders | null): Promise<StreamLoopResult> {
+export async function streamLoop(client: BenchClient, source: RequestSource, count: number, recorders: StreamRecorders | null): Promise<StreamLoopResult> {
   let errors = 0
   let reads = 0
   let events = 0
   let firstError: string | null = null
+  const keptHeaders = new Map<string, number>()
   const start = performance.now()
   for (let i = 0; i < count; i++) {
-    const exchange = await client.exchange(spec, true)
+    const exchange = await client.exchange(nextSpec(source), true)
     if (exchange.status !== 200) {
       errors++
       firstError ??= describeFailure(exchange)
@@ -177,8 +87,9 @@ export async function streamLoop(client: BenchClient, spec: RequestSpec, count: 
     events += exchange.events
     recorders?.firstByte.record(exchange.firstByteMs)
     recorders?.total.record(exchange.totalMs)
+    countKept(keptHeaders, exchange)
   }
-  return { requests: count, errors, elapsedMs: performance.now() - start, firstError, reads, events }
+  return { requests: count, errors, elapsedMs: performance.now() - start, firstError, keptHeaders, reads, events }
 }
 
 export interface OpenLoopOptions {
@@ -189,8 +100,6 @@ export interface OpenLoopOptions {
 export interface OpenLoopResult extends ClosedLoopResult {
   /** Requests whose send was later than intended by more than 0.05 ms (the generator's own lag). */
   lateSends: number
-  /** Counts of the kept response header's values (e.g. which upstream served). */
-  keptHeaders: Map<string, number>
 }
 
 const SHARED = new Int32Array(new SharedArrayBuffer(4))
@@ -208,7 +117,7 @@ const WAKE_EARLY_MS = 0.08
  * because there is no response to read. With requests in flight it yields to the event loop and
  * re-checks after every response.
  */
-export function openLoop(client: BenchClient, spec: RequestSpec, options: OpenLoopOptions, latency: LatencyRecorder | null): Promise<OpenLoopResult> {
+export function openLoop(client: BenchClient, source: RequestSource, options: OpenLoopOptions, latency: LatencyRecorder | null): Promise<OpenLoopResult> {
   const intervalMs = 1000 / options.ratePerSecond
   const total = Math.max(1, Math.round((options.durationMs * options.ratePerSecond) / 1000))
   const keptHeaders = new Map<string, number>()
@@ -225,13 +134,13 @@ export function openLoop(client: BenchClient, spec: RequestSpec, options: OpenLo
     const send = (intended: number): void => {
       if (performance.now() - intended > 0.05) lateSends++
       inFlight++
-      void client.exchange(spec, false).then((exchange) => {
+      void client.exchange(nextSpec(source), false).then((exchange) => {
         const done = performance.now()
         inFlight--
         completed++
         if (exchange.status === 200) {
           latency?.record(done - intended)
-          if (exchange.keptHeader !== null) keptHeaders.set(exchange.keptHeader, (keptHeaders.get(exchange.keptHeader) ?? 0) + 1)
+          countKept(keptHeaders, exchange)
         } else {
           errors++
           firstError ??= describeFailure(exchange)

@@ -1,8 +1,6 @@
 /** Plain-text tables for the terminal; the JSON file carries the same numbers unrounded. */
-import type { Check, PendingScenario, ScenarioResult } from './scenario.ts'
+import { NOISY_MACHINE_CORES, type Check, type PendingScenario, type ScenarioResult } from './scenario.ts'
 
-/** Interference above this (in cores) is worth a warning next to the numbers. */
-const BUSY_MACHINE_CORES = 0.1
 
 const ms = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(3))
 const signed = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '-' : `${v >= 0 ? '+' : ''}${v.toFixed(3)}`)
@@ -15,7 +13,8 @@ function table(header: string[], rows: string[][]): string {
 }
 
 export function formatScenario(result: ScenarioResult): string {
-  const out = [`\n## ${result.title} [${result.name}]  (${(result.durationMs / 1000).toFixed(1)} s)`]
+  const { otherCores, stealCores } = result.interference
+  const out = [`\n## ${result.title} [${result.name}]  (${(result.durationMs / 1000).toFixed(1)} s; other processes ${otherCores.toFixed(2)} cores, steal ${stealCores.toFixed(2)})`]
   if (result.rows.length > 0) {
     const header = ['target', 'metric', 'n', 'p50', 'p90', 'p99', 'p99.9', 'max', 'req/s', 'err', 'added p50', 'p90', 'p99', 'p99.9', 'over', 'cpu us/req', 'rss MiB', 'gc ms/1k']
     const rows = result.rows.map((r) => [
@@ -43,9 +42,8 @@ export function formatScenario(result: ScenarioResult): string {
     for (const r of extras) out.push(`  ${r.target} ${r.metric}: ${Object.entries(r.extra).map(([k, v]) => `${k}=${typeof v === 'number' ? num(v, 2) : v}`).join(', ')}`)
   }
   for (const note of result.notes) out.push(`  note: ${note}`)
-  const { otherCores, stealCores } = result.interference
-  if (otherCores + stealCores >= BUSY_MACHINE_CORES) {
-    out.push(`  warning: other processes used ${otherCores.toFixed(2)} cores (hypervisor steal ${stealCores.toFixed(2)}) during this scenario; expect noisy tails`)
+  if (otherCores + stealCores >= NOISY_MACHINE_CORES) {
+    out.push(`  warning: other processes used ${otherCores.toFixed(2)} cores (hypervisor steal ${stealCores.toFixed(2)}) during this scenario; verdicts marked (noisy) may not hold on an idle machine`)
   }
   for (const c of result.checks) out.push(`  ${formatCheck(c)}`)
   if (result.error) out.push(`  ERROR: ${result.error}`)
@@ -55,7 +53,7 @@ export function formatScenario(result: ScenarioResult): string {
 
 export function formatCheck(c: Check): string {
   const digits = c.unit === 'ms' ? 3 : c.unit === 'ratio' ? 2 : 0
-  return `${c.pass ? 'PASS' : 'FAIL'}  ${c.label}: ${c.value.toFixed(digits)} ${c.unit} (target ${c.comparison} ${Number(c.limit.toFixed(digits))} ${c.unit})`
+  return `${c.pass ? 'PASS' : 'FAIL'}${c.noisy ? ' (noisy)' : ''}  ${c.label}: ${c.value.toFixed(digits)} ${c.unit} (target ${c.comparison} ${Number(c.limit.toFixed(digits))} ${c.unit})`
 }
 
 export function formatSummary(results: ScenarioResult[], pending: readonly PendingScenario[]): string {

@@ -81,6 +81,8 @@ export interface Check {
   limit: number
   unit: string
   pass: boolean
+  /** Other processes used enough CPU during the scenario that this verdict may be noise. */
+  noisy: boolean
 }
 
 /** What a scenario's run returns; the runner adds the identity, timing and error. */
@@ -109,7 +111,7 @@ export class ScenarioSkipped extends Error {}
 
 export function check(label: string, value: number, comparison: '<=' | '>=', limit: number, unit: string): Check {
   const pass = Number.isFinite(value) && (comparison === '<=' ? value <= limit : value >= limit)
-  return { label, value, comparison, limit, unit, pass }
+  return { label, value, comparison, limit, unit, pass, noisy: false }
 }
 
 /** Fills `added` on each row that has a baseline, from the baseline row of the same metric. */
@@ -127,6 +129,9 @@ export function findRow(rows: ResultRow[], target: string, metric: string): Resu
   if (!row) throw new Error(`no ${metric} row for ${target}`)
   return row
 }
+
+/** Interference (cores used by other processes) above which verdicts are flagged as noisy. */
+export const NOISY_MACHINE_CORES = 0.25
 
 /**
  * Runs `measure` for every item in every round, rotating the order each round, so slow drift of

@@ -7,6 +7,9 @@ import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { stringify } from 'yaml'
 import { GatewayConfigSchema, type GatewayConfigInput } from '../../src/config/schema.ts'
+
+type UpstreamConfigInput = NonNullable<GatewayConfigInput['upstreams']>[number]
+import type { RequestSpec } from './load.ts'
 import type { ManagedProcess } from './processes.ts'
 import { GcTraceCounter, scrapeGc, snapshotProcessTree, type GcTotals, type ProcSnapshot } from './proc-stats.ts'
 import type { BenchContext } from './scenario.ts'
@@ -113,12 +116,18 @@ export function directTarget(sim: Simulator): Target {
   return { name: 'direct', url: sim.url, process: null, metricsUrl: null, gcTrace: null }
 }
 
+/**
+ * A gateway config over `upstreams` with the response cache off: the benchmark requests repeat,
+ * and with the (default-on) exact cache every one after the first would be answered from memory,
+ * measuring the cache instead of the proxy path. The cache-hit scenario measures the cache itself.
+ */
+export function proxyConfig(upstreams: UpstreamConfigInput[]): GatewayConfigInput {
+  return { log: { level: 'warn' }, cache: { enabled: false }, upstreams }
+}
+
 /** The gateway config every standard scenario uses: one upstream serving every model. */
 export function singleUpstreamConfig(simulatorUrl: string): GatewayConfigInput {
-  return {
-    log: { level: 'warn' },
-    upstreams: [{ name: 'sim', url: simulatorUrl, models: ['*'], pool: { connections: 64, warm: 8 } }],
-  }
+  return proxyConfig([{ name: 'sim', url: simulatorUrl, models: ['*'], pool: { connections: 64, warm: 8 } }])
 }
 
 /** Simulator, gateway in front of it and naive proxy in front of it: the three standard targets. */
@@ -176,21 +185,34 @@ export interface TargetCost {
   coreUtilization: number
   rssMiB: number
   peakRssMiB: number
-  /** GC pause time per 1000 requests, ms; null when not observable. */
+  /** GC pause time per 1000 requests of the whole process (all lanes it served), ms; null when not observable. */
   gcMsPer1kRequests: number | null
   gcCount: number | null
   gcSource: 'metrics' | 'trace-gc' | null
 }
 
-/** Accumulates a target's CPU, memory and GC over the phases in which it was measured. */
+/**
+ * GC of one process over all its measured phases, whichever lane drove them (the cache and
+ * slow-upstream scenarios drive one gateway through two lanes). Scraping /metrics makes the
+ * gateway allocate, and that garbage would be collected inside the next measured phase, so the
+ * window is scraped once before its first phase and once at report time; the gateway idles
+ * between its phases. With --trace-gc, counting lines is free, so that is read per phase.
+ */
+interface GcWindow {
+  atStart: GcTotals | null
+  traceMs: number
+  traceCount: number
+  requests: number
+}
+
+const gcWindows = new WeakMap<ManagedProcess, GcWindow>()
+
+/** Accumulates a target's CPU and memory (from /proc, which it cannot notice) over its phases. */
 export class CostMeter {
   readonly target: Target
   #cpuMs = 0
   #wallMs = 0
   #requests = 0
-  #gcMs = 0
-  #gcCount = 0
-  #gcSource: 'metrics' | 'trace-gc' | null = null
   #last: ProcSnapshot | null = null
 
   constructor(target: Target) {
@@ -200,65 +222,93 @@ export class CostMeter {
   async measure<T extends { requests: number }>(phase: () => Promise<T>): Promise<T> {
     const managed = this.target.process
     if (!managed) return phase()
-    const gcBefore = await this.#gc()
+    const gc = await this.#gcWindow(managed)
+    const traceBefore = this.target.gcTrace?.totals() ?? null
     const before = snapshotProcessTree(managed.pid)
     const start = performance.now()
     const result = await phase()
     const wall = performance.now() - start
     const after = snapshotProcessTree(managed.pid)
-    const gcAfter = await this.#gc()
+    const traceAfter = this.target.gcTrace?.totals() ?? null
     this.#cpuMs += after.cpuMs - before.cpuMs
     this.#wallMs += wall
     this.#requests += result.requests
     this.#last = after
-    if (gcBefore && gcAfter) {
-      this.#gcMs += gcAfter.pauseMs - gcBefore.pauseMs
-      this.#gcCount += gcAfter.count - gcBefore.count
+    gc.requests += result.requests
+    if (traceBefore && traceAfter) {
+      gc.traceMs += traceAfter.pauseMs - traceBefore.pauseMs
+      gc.traceCount += traceAfter.count - traceBefore.count
     }
     return result
   }
 
-  report(): TargetCost | null {
-    if (!this.#last || this.#requests === 0) return null
+  async report(): Promise<TargetCost | null> {
+    const managed = this.target.process
+    if (!managed || !this.#last || this.#requests === 0) return null
+    const window = gcWindows.get(managed)
+    let gc: GcTotals | null = null
+    let gcSource: TargetCost['gcSource'] = null
+    if (window && this.target.gcTrace) {
+      gc = { pauseMs: window.traceMs, count: window.traceCount }
+      gcSource = 'trace-gc'
+    } else if (window?.atStart && this.target.metricsUrl) {
+      const end = await scrapeGc(this.target.metricsUrl)
+      if (end) {
+        gc = { pauseMs: end.pauseMs - window.atStart.pauseMs, count: end.count - window.atStart.count }
+        gcSource = 'metrics'
+      }
+    }
     return {
       cpuUsPerRequest: (this.#cpuMs * 1000) / this.#requests,
       coreUtilization: this.#wallMs > 0 ? this.#cpuMs / this.#wallMs : NaN,
       rssMiB: this.#last.rssMiB,
       peakRssMiB: this.#last.peakRssMiB,
-      gcMsPer1kRequests: this.#gcSource ? (this.#gcMs * 1000) / this.#requests : null,
-      gcCount: this.#gcSource ? this.#gcCount : null,
-      gcSource: this.#gcSource,
+      gcMsPer1kRequests: gc && window ? (gc.pauseMs * 1000) / window.requests : null,
+      gcCount: gc ? gc.count : null,
+      gcSource,
     }
   }
 
-  async #gc(): Promise<GcTotals | null> {
-    if (this.target.gcTrace) {
-      this.#gcSource = 'trace-gc'
-      return this.target.gcTrace.totals()
+  async #gcWindow(managed: ManagedProcess): Promise<GcWindow> {
+    let window = gcWindows.get(managed)
+    if (!window) {
+      window = { atStart: null, traceMs: 0, traceCount: 0, requests: 0 }
+      gcWindows.set(managed, window)
+      if (!this.target.gcTrace && this.target.metricsUrl) window.atStart = await scrapeGc(this.target.metricsUrl)
     }
-    if (!this.target.metricsUrl) return null
-    const totals = await scrapeGc(this.target.metricsUrl)
-    if (totals) this.#gcSource = 'metrics'
-    return totals
+    return window
   }
 }
 
-/** A chat completion request body of realistic size (system prompt, a short exchange). */
-export function chatBody(options: { stream: boolean; maxTokens?: number; model?: string }): string {
+const MESSAGES = [
+  { role: 'system', content: 'You are a concise assistant. Answer in one short paragraph and cite no sources.' },
+  { role: 'user', content: 'What is the difference between latency and throughput in a network service?' },
+  { role: 'assistant', content: 'Latency is how long one request takes; throughput is how many requests finish per second.' },
+  { role: 'user', content: 'And why does the tail latency matter more than the average for interactive applications?' },
+]
+
+/**
+ * A chat completion request body of realistic size (system prompt, a short exchange). `variant`
+ * appends a fixed-width number to the last message, so distinct variants are distinct cache keys
+ * with the same byte length.
+ */
+export function chatBody(options: { stream: boolean; maxTokens?: number; model?: string; variant?: number }): string {
+  const messages = options.variant === undefined ? MESSAGES : MESSAGES.map((m, i) => (i === MESSAGES.length - 1 ? { ...m, content: `${m.content} #${String(options.variant).padStart(9, '0')}` } : m))
   return JSON.stringify({
     model: options.model ?? BENCH_MODEL,
-    messages: [
-      { role: 'system', content: 'You are a concise assistant. Answer in one short paragraph and cite no sources.' },
-      { role: 'user', content: 'What is the difference between latency and throughput in a network service?' },
-      { role: 'assistant', content: 'Latency is how long one request takes; throughput is how many requests finish per second.' },
-      { role: 'user', content: 'And why does the tail latency matter more than the average for interactive applications?' },
-    ],
+    messages,
     max_tokens: options.maxTokens ?? 64,
     temperature: 0,
     stream: options.stream,
   })
 }
 
-export function chatRequest(body: string): { method: 'POST'; path: string; body: Buffer; headers: Record<string, string> } {
+export function chatRequest(body: string): RequestSpec {
   return { method: 'POST', path: '/v1/chat/completions', body: Buffer.from(body), headers: { 'content-type': 'application/json' } }
+}
+
+/** A request source whose every request has a body never sent before (a guaranteed cache miss). */
+export function uniqueChatRequests(options: { stream: boolean; maxTokens?: number }): () => RequestSpec {
+  let counter = 0
+  return () => chatRequest(chatBody({ ...options, variant: counter++ }))
 }

@@ -13,7 +13,7 @@ export const fixedRate: Scenario = {
   description: 'Requests sent on a fixed schedule regardless of responses; latency measured from the intended send time.',
   async run(ctx): Promise<Measurement> {
     const rate = ctx.options.ratePerSecond
-    const plan = ctx.options.quick ? { warmupMs: 500, rounds: 3, roundMs: 1000 } : { warmupMs: 1000, rounds: 5, roundMs: 2000 }
+    const plan = ctx.options.quick ? { warmupMs: 500, rounds: 6, roundMs: 500 } : { warmupMs: 1000, rounds: 20, roundMs: 500 }
     const { targets } = await startStandardTargets(ctx, { tokens: 16 })
     const spec = chatRequest(chatBody({ stream: false }))
     // Enough connections that a stall never makes the generator wait for a free socket.

@@ -5,6 +5,7 @@
  */
 import type { PendingScenario, Scenario } from '../lib/scenario.ts'
 import { allCores } from './all-cores.ts'
+import { cacheHit } from './cache-hit.ts'
 import { fixedRate } from './fixed-rate.ts'
 import { maxThroughput } from './max-throughput.ts'
 import { oneAtATime } from './one-at-a-time.ts'
@@ -12,12 +13,6 @@ import { routingFanout } from './routing-fanout.ts'
 import { slowUpstream } from './slow-upstream.ts'
 import { streaming } from './streaming.ts'
 
-export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, routingFanout, allCores, slowUpstream]
+export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, routingFanout, allCores, slowUpstream, cacheHit]
 
-export const pendingScenarios: readonly PendingScenario[] = [
-  {
-    name: 'cache-hit',
-    title: 'Latency of an exact cache hit vs a miss',
-    waitingFor: 'a cache section in gateway/src/config/schema.ts to turn the response cache on',
-  },
-]
+export const pendingScenarios: readonly PendingScenario[] = []

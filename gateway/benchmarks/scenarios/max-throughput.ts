@@ -15,7 +15,7 @@ export const maxThroughput: Scenario = {
   title: '(c) Maximum throughput',
   description: `wrk -t1 -c${CONNECTIONS}, non-streaming chat completion; requests per second through each hop.`,
   async run(ctx): Promise<Measurement> {
-    const plan = ctx.options.quick ? { warmupSeconds: 1, rounds: 1, roundSeconds: 3 } : { warmupSeconds: 2, rounds: 3, roundSeconds: 4 }
+    const plan = ctx.options.quick ? { warmupSeconds: 1, rounds: 2, roundSeconds: 1 } : { warmupSeconds: 2, rounds: 6, roundSeconds: 2 }
     const { targets } = await startStandardTargets(ctx, { tokens: 16, placement: 'beside-load-generator' })
     const rows = computeAdded(await measureThroughput(ctx, targets, plan, CONNECTIONS, 'direct'))
     const gateway = findRow(rows, 'gateway', 'latency')
@@ -59,12 +59,12 @@ export async function measureThroughput(ctx: BenchContext, targets: Target[], pl
   await interleaved(plan.rounds, lanes, async (lane) => {
     lane.rounds.push(await lane.meter.measure(() => wrk(lane.target, plan.roundSeconds)))
   })
-  return lanes.map((lane) => {
+  return Promise.all(lanes.map(async (lane) => {
     const requests = lane.rounds.reduce((n, r) => n + r.requests, 0)
     const durationMs = lane.rounds.reduce((n, r) => n + r.durationMs, 0)
     const byRate = [...lane.rounds].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond)
     const median = byRate[Math.floor(byRate.length / 2)]!
-    const cost = lane.meter.report()
+    const cost = await lane.meter.report()
     return {
       target: lane.target.name,
       metric: 'latency',
@@ -79,5 +79,5 @@ export async function measureThroughput(ctx: BenchContext, targets: Target[], pl
         ...(cost ? { coreUtilization: cost.coreUtilization } : {}),
       },
     }
-  })
+  }))
 }

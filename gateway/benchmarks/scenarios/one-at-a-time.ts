@@ -11,7 +11,7 @@ export const oneAtATime: Scenario = {
   title: '(a) One request at a time',
   description: 'Closed loop, 1 connection, non-streaming chat completion; latency added by the gateway and by the naive proxy over going direct.',
   async run(ctx): Promise<Measurement> {
-    const plan = ctx.options.quick ? { warmup: 500, rounds: 6, perRound: 250 } : { warmup: 2000, rounds: 10, perRound: 500 }
+    const plan = ctx.options.quick ? { warmup: 500, rounds: 15, perRound: 100 } : { warmup: 2000, rounds: 50, perRound: 100 }
     const { targets } = await startStandardTargets(ctx, { tokens: 16 })
     const spec = chatRequest(chatBody({ stream: false }))
     const lanes = targets.map((target) => new Lane(target, { connections: 1 }))
@@ -30,7 +30,7 @@ export const oneAtATime: Scenario = {
     const gateway = findRow(rows, 'gateway', 'latency')
     const naive = findRow(rows, 'naive-proxy', 'latency')
     return {
-      parameters: { ...plan, connections: 1, bodyBytes: spec.body.length, simulatorTokens: 16 },
+      parameters: { ...plan, connections: 1, bodyBytes: spec.body?.length ?? 0, simulatorTokens: 16 },
       rows,
       checks: [
         check('gateway added p50, one at a time', gateway.added!.p50, '<=', 0.1, 'ms'),

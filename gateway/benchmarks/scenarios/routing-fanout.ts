@@ -1,7 +1,7 @@
 import { assertWarm, closedLoop } from '../lib/load.ts'
 import { closeLanes, errorNotes, Lane, totalErrors } from '../lib/lane.ts'
 import { check, computeAdded, interleaved, type Measurement, type Scenario } from '../lib/scenario.ts'
-import { chatBody, chatRequest, directTarget, singleUpstreamConfig, startGateway, startSimulator } from '../lib/targets.ts'
+import { chatBody, chatRequest, directTarget, proxyConfig, singleUpstreamConfig, startGateway, startSimulator } from '../lib/targets.ts'
 
 const FANOUT = 16
 
@@ -14,17 +14,16 @@ export const routingFanout: Scenario = {
   title: `Routing overhead, ${FANOUT} upstreams vs 1`,
   description: `One at a time through a gateway with 1 upstream and one with ${FANOUT} upstreams (same simulator behind every name).`,
   async run(ctx): Promise<Measurement> {
-    const plan = ctx.options.quick ? { warmup: 500, rounds: 4, perRound: 250 } : { warmup: 1500, rounds: 6, perRound: 400 }
+    const plan = ctx.options.quick ? { warmup: 500, rounds: 10, perRound: 100 } : { warmup: 1500, rounds: 25, perRound: 100 }
     const simulator = await startSimulator(ctx, { tokens: 16 })
-    const wide = {
-      log: { level: 'warn' as const },
-      upstreams: Array.from({ length: FANOUT }, (_, i) => ({
+    const wide = proxyConfig(
+      Array.from({ length: FANOUT }, (_, i) => ({
         name: `sim-${String(i).padStart(2, '0')}`,
         url: simulator.url,
         models: ['*'],
         pool: { connections: 8, warm: 2 },
       })),
-    }
+    )
     const [one, many] = await Promise.all([
       startGateway(ctx, singleUpstreamConfig(simulator.url), { name: 'gateway-1-upstream' }),
       startGateway(ctx, wide, { name: `gateway-${FANOUT}-upstreams` }),

@@ -1,7 +1,7 @@
 import { assertWarm, openLoop } from '../lib/load.ts'
 import { closeLanes, errorNotes, Lane, totalErrors } from '../lib/lane.ts'
 import { check, computeAdded, type Measurement, type Scenario } from '../lib/scenario.ts'
-import { chatBody, chatRequest, startGateway, startSimulator, type Simulator } from '../lib/targets.ts'
+import { chatBody, chatRequest, proxyConfig, startGateway, startSimulator, type Simulator } from '../lib/targets.ts'
 
 const UPSTREAMS = 4
 const STALL_MS = 50
@@ -21,29 +21,24 @@ export const slowUpstream: Scenario = {
     const simulators: Simulator[] = await Promise.all(
       Array.from({ length: UPSTREAMS }, (_, i) => startSimulator(ctx, { tokens: 16, name: `simulator-${i}` })),
     )
-    const gateway = await startGateway(ctx, {
-      log: { level: 'warn' },
-      upstreams: simulators.map((sim, i) => ({ name: `sim-${i}`, url: sim.url, models: ['*'], pool: { connections: 64, warm: 4 } })),
-    })
+    const gateway = await startGateway(ctx, proxyConfig(simulators.map((sim, i) => ({ name: `sim-${i}`, url: sim.url, models: ['*'], pool: { connections: 64, warm: 4 } }))))
     const slowName = `sim-${UPSTREAMS - 1}`
     const healthy = new Lane({ ...gateway, name: 'gateway-all-healthy' }, { connections: 256, keepHeader: 'x-velox-upstream' })
     const degraded = new Lane({ ...gateway, name: 'gateway-one-slow' }, { connections: 256, keepHeader: 'x-velox-upstream' })
     const spec = chatRequest(chatBody({ stream: false }))
-    const shares: Record<string, string> = {}
     try {
       for (const lane of [healthy, degraded]) assertWarm(lane.name, await openLoop(lane.client, spec, { ratePerSecond: rate, durationMs: plan.warmupMs / 2 }, null))
       for (const [lane, slow] of [[healthy, false], [degraded, true]] as const) {
         if (slow) await setFaults(simulators[UPSTREAMS - 1]!, { stallBeforeHeadersMs: STALL_MS })
-        const result = await lane.phase(() => openLoop(lane.client, spec, { ratePerSecond: rate, durationMs: plan.phaseMs }, lane.recorder('latency')))
-        const served = result.keptHeaders.get(slowName) ?? 0
-        shares[lane.name] = result.keptHeaders.size > 0 ? `${((100 * served) / result.requests).toFixed(1)}%` : 'unknown (no x-velox-upstream header)'
+        await lane.phase(() => openLoop(lane.client, spec, { ratePerSecond: rate, durationMs: plan.phaseMs }, lane.recorder('latency')))
       }
     } finally {
       await closeLanes([healthy, degraded])
     }
+    const servedBySlow = (lane: Lane): string => (lane.keptHeaders.size > 0 ? `${(100 * lane.keptShare(slowName)).toFixed(1)}%` : 'unknown (no x-velox-upstream header)')
     const rows = computeAdded([
-      healthy.row('latency', null, { [`servedBy${slowName}`]: shares[healthy.name] ?? '-' }),
-      degraded.row('latency', healthy.name, { [`servedBy${slowName}`]: shares[degraded.name] ?? '-' }),
+      healthy.row('latency', null, { [`servedBy_${slowName}`]: servedBySlow(healthy) }),
+      degraded.row('latency', healthy.name, { [`servedBy_${slowName}`]: servedBySlow(degraded) }),
     ])
     return {
       parameters: { ratePerSecond: rate, ...plan, upstreams: UPSTREAMS, stallBeforeHeadersMs: STALL_MS, slowUpstream: slowName },

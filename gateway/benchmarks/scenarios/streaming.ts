@@ -16,7 +16,7 @@ export const streaming: Scenario = {
   title: '(d) Streaming, one at a time',
   description: `stream: true chat completion of ${TOKENS} chunks ${INTER_TOKEN_MS} ms apart; TTFT and total time added by each hop, and chunk coalescing.`,
   async run(ctx): Promise<Measurement> {
-    const plan = ctx.options.quick ? { warmup: 20, rounds: 3, perRound: 15 } : { warmup: 40, rounds: 5, perRound: 40 }
+    const plan = ctx.options.quick ? { warmup: 20, rounds: 6, perRound: 5 } : { warmup: 40, rounds: 20, perRound: 10 }
     const { targets } = await startStandardTargets(ctx, { tokens: TOKENS, interTokenMs: INTER_TOKEN_MS })
     const spec = chatRequest(chatBody({ stream: true, maxTokens: TOKENS }))
     const lanes = targets.map((target) => new Lane(target, { connections: 1 }))

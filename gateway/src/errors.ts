@@ -45,6 +45,11 @@ export const ERRORS = Object.freeze({
   GW_ERR_UPSTREAM_IDLE_TIMEOUT: def('GW_ERR_UPSTREAM_IDLE_TIMEOUT', 504, 'timeout_error', 'The upstream stopped sending for longer than %s ms'),
   GW_ERR_UPSTREAM_TOTAL_TIMEOUT: def('GW_ERR_UPSTREAM_TOTAL_TIMEOUT', 504, 'timeout_error', 'The request exceeded its total deadline of %s ms'),
   GW_ERR_UPSTREAM_STREAM_BROKEN: def('GW_ERR_UPSTREAM_STREAM_BROKEN', 502, 'server_error', 'The upstream connection failed mid-response: %s'),
+  GW_ERR_UPSTREAM_BAD_RESPONSE: def('GW_ERR_UPSTREAM_BAD_RESPONSE', 502, 'server_error', 'The upstream answered with something the gateway will not pass on: %s'),
+  GW_ERR_MALFORMED_REQUEST: def('GW_ERR_MALFORMED_REQUEST', 400, 'invalid_request_error', 'The HTTP request could not be parsed: %s'),
+  GW_ERR_HEADERS_TOO_LARGE: def('GW_ERR_HEADERS_TOO_LARGE', 431, 'invalid_request_error', 'Request headers are too large'),
+  GW_ERR_REQUEST_TIMEOUT: def('GW_ERR_REQUEST_TIMEOUT', 408, 'invalid_request_error', 'The request was not received in time'),
+  GW_ERR_SHUTTING_DOWN: def('GW_ERR_SHUTTING_DOWN', 503, 'server_error', 'The gateway is shutting down and stopped this response at its drain deadline; retry'),
   GW_ERR_INTERNAL: def('GW_ERR_INTERNAL', 500, 'server_error', 'Internal gateway error'),
 })
 

@@ -5,6 +5,7 @@
 import type { ResponseCache } from './cache/index.ts'
 import type { GatewayConfig } from './config/schema.ts'
 import type { CallContext, ProxyCall } from './proxy/call.ts'
+import { GatewayError } from './errors.ts'
 import { RuntimeSnapshot } from './runtime/snapshot.ts'
 import type { GatewayMetrics } from './telemetry/metrics.ts'
 import type { Logger } from './telemetry/logger.ts'
@@ -15,7 +16,7 @@ export interface ReloadResult {
 }
 
 /** Keys bound when the process starts listening; a reload logs that they need a restart. */
-const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs'] as const
+const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs', 'requestTimeoutMs'] as const
 
 function metricsGeneration(metrics: GatewayMetrics, generation: number): void {
   metrics.configGeneration.set(generation)
@@ -26,6 +27,8 @@ export class Gateway {
   readonly metrics: GatewayMetrics
   readonly logger: Logger
   readonly inflight: Set<ProxyCall>
+  /** HTTP requests received and not yet answered (uploads, cache replays and proxied calls alike). */
+  openRequests: number
   /** The response cache, or null when `cache.enabled` is false. Lives across reloads. */
   readonly cache: ResponseCache | null
   /** Resolves once pools are warmed (whether or not any upstream answered). */
@@ -47,6 +50,7 @@ export class Gateway {
     this.generation = 1
     this.reloading = Promise.resolve()
     this.inflight = new Set()
+    this.openRequests = 0
     this.ready = false
     this.shuttingDown = false
     this.snapshot = new RuntimeSnapshot(config, { env, logger, buildContext: (s) => this.buildContext(s) })
@@ -145,13 +149,21 @@ export class Gateway {
     return this.ready && !this.shuttingDown && this.snapshot.anyAvailable()
   }
 
-  /** Stops taking new work; resolves when in-flight calls are done or the deadline passes. */
+  /**
+   * Stops taking new work; resolves true when every open request (a body still uploading, a
+   * stream still running) is done, or false at the deadline.
+   */
   async drain(deadlineMs: number): Promise<boolean> {
     this.shuttingDown = true
     this.ready = false
     const until = performance.now() + deadlineMs
-    while (this.inflight.size > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 25))
-    return this.inflight.size === 0
+    while (this.openRequests > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 25))
+    return this.openRequests === 0
+  }
+
+  /** At the drain deadline: end what still runs visibly (streams get an error event), not silently. */
+  abortInflight(): void {
+    for (const call of this.inflight) call.abort(new GatewayError('GW_ERR_SHUTTING_DOWN'))
   }
 
   async close(): Promise<void> {

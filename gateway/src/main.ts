@@ -87,7 +87,11 @@ async function main(): Promise<void> {
     app.server.close()
     app.server.closeIdleConnections()
     const drained = await app.velox.drain(deadline)
-    if (!drained) logger.warn({ inflight: app.velox.inflight.size }, 'shutdown deadline passed: closing remaining connections')
+    if (!drained) {
+      logger.warn({ open: app.velox.openRequests, inflight: app.velox.inflight.size }, 'shutdown deadline passed: stopping what still runs')
+      app.velox.abortInflight()
+      await new Promise((r) => setTimeout(r, 50)) // let the final error events flush
+    }
     app.server.closeAllConnections()
     await app.close()
     if (closeSimulator) await closeSimulator()

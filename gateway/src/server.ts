@@ -36,6 +36,28 @@ declare module 'fastify' {
   }
 }
 
+const ROUTE_NAMES = new Map(ENDPOINTS.map((e) => [e.path, e.name]))
+
+/**
+ * Requests Node cannot parse never reach a route: answer them in the OpenAI shape too, then close.
+ */
+function clientErrorHandler(err: Error & { code?: string }, socket: import('node:net').Socket): void {
+  if (!socket.writable) {
+    socket.destroy()
+    return
+  }
+  const gwErr =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new GatewayError('GW_ERR_HEADERS_TOO_LARGE')
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new GatewayError('GW_ERR_REQUEST_TIMEOUT')
+        : new GatewayError('GW_ERR_MALFORMED_REQUEST', err.code ?? err.message)
+  const body = gwErr.body()
+  socket.end(`HTTP/1.1 ${gwErr.status} ${STATUS_TEXT[gwErr.status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
+
 /** Client headers passed upstream; everything else (credentials above all) stays behind. */
 const FORWARDED_REQUEST_HEADERS = ['x-request-id', 'openai-beta'] as const
 
@@ -48,6 +70,8 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     bodyLimit: config.server.bodyLimit,
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
     return503OnClosing: false,
+    requestTimeout: config.server.requestTimeoutMs,
+    clientErrorHandler,
     forceCloseConnections: false,
     requestIdHeader: 'x-request-id',
   })
@@ -55,8 +79,14 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   const gateway = new Gateway(config, logger, metrics, opts.env ?? process.env, cache)
   app.decorate('velox', gateway)
   app.decorateRequest('startedAt', 0)
-  app.addHook('onRequest', (request, _reply, done) => {
+  // Every request counts until its response closes, so shutdown drains uploads and replays too.
+  const onResponseClose = (): void => {
+    gateway.openRequests--
+  }
+  app.addHook('onRequest', (request, reply, done) => {
     request.startedAt = performance.now()
+    gateway.openRequests++
+    reply.raw.on('close', onResponseClose)
     done()
   })
   app.addHook('onClose', async () => {
@@ -76,6 +106,7 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   app.setErrorHandler((error, request, reply) => {
     const err = toGatewayError(error)
     if (err.status >= 500) request.log.error({ err: error }, 'request failed')
+    gateway.metrics.countRequest(ROUTE_NAMES.get(request.routeOptions.url ?? '') ?? 'other', 'none', 'none', err.status)
     if (err.retryAfter !== null) void reply.header('retry-after', String(err.retryAfter))
     return reply.code(err.status).type('application/json').send(err.body())
   })

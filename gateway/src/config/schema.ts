@@ -27,6 +27,8 @@ export const ServerSchema = z.strictObject({
   bodyLimit: positiveInt.default(8 * 1024 * 1024),
   /** Keep-alive timeout for client connections (ms). Keep it above the load balancer's idle timeout. */
   keepAliveTimeoutMs: millis.default(65_000),
+  /** Longest time to receive a whole request, headers and body, from a client (ms); slower uploads get 408. */
+  requestTimeoutMs: positiveInt.default(60_000),
   /** How long SIGTERM/SIGINT waits for in-flight requests and streams before exiting (ms). */
   shutdownTimeoutMs: millis.default(30_000),
   /** Add a `Server-Timing` header (gateway and upstream time) to every proxied response. */

@@ -52,6 +52,17 @@ export interface CallContext {
 
 type Headers = Record<string, string | string[] | undefined>
 
+/** An upstream error answer held while no retry is left, to pass through whole if it is small. */
+interface HeldError {
+  status: number
+  headers: Headers
+  chunks: Buffer[]
+  bytes: number
+}
+
+/** Error bodies are small; past this a held error is streamed on with backpressure instead. */
+const MAX_HELD_ERROR_BYTES = 64 * 1024
+
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
   'proxy-authenticate', 'proxy-authorization',
@@ -68,6 +79,14 @@ interface ResponseWithCall extends ServerResponse {
 
 function onClientClose(this: ResponseWithCall): void {
   this[kCall]?.clientClosed()
+}
+
+/** Header names an upstream's `Connection` header marks as hop-by-hop (RFC 9110 7.6.1), or null. */
+function connectionListed(value: string | string[] | undefined): string[] | null {
+  if (value === undefined) return null
+  const v = typeof value === 'string' ? value : value.join(',')
+  if (v === 'keep-alive' || v === 'close') return null
+  return v.toLowerCase().split(',').map((t) => t.trim())
 }
 
 function onHedgeTimer(call: ProxyCall): void {
@@ -95,6 +114,8 @@ export class ProxyCall {
    */
   tried: Set<Target> | null
   first: Target | null
+  /** The member of the latest attempt: the upstream label of a call that failed. */
+  last: Target | null
   /** Attempts still running (two while a hedge races). */
   live: Attempt[]
   /** The attempt whose response the client is getting; null until the first byte is sent. */
@@ -134,6 +155,7 @@ export class ProxyCall {
     this.attempts = 0
     this.tried = excluded
     this.first = null
+    this.last = null
     this.live = []
     this.winner = null
     this.hedgeTimer = null
@@ -186,6 +208,7 @@ export class ProxyCall {
 
   private dispatch(target: Target, now: number): void {
     this.attempts++
+    this.last = target
     if (this.tried !== null) this.tried.add(target)
     else this.first = target
     const upstream = target.dispatcher
@@ -259,16 +282,43 @@ export class ProxyCall {
     return this.failover(kind, now)
   }
 
-  /** Upstream answered with a status: commit it, fail over when retryable, or hold an error to pass through. */
+  /**
+   * Upstream answered with a status: go on, fail over when retryable, hold an error to pass
+   * through, or refuse it. A redirect is never passed on: its Location may be an internal address,
+   * and an inference server has no business redirecting an API call.
+   */
   onStatus(attempt: Attempt, status: number): 'go' | 'hold' | 'abort' {
-    if (status !== 429 && status < 500) return 'go'
+    const redirect = status >= 300 && status < 400
+    if (!redirect && status !== 429 && status < 500) return 'go'
     const now = performance.now()
     const kind: FailureKind = status === 429 ? '429' : '5xx'
     attempt.settle(kind, now)
     if (this.attemptFailed(attempt, kind, now)) return 'abort'
-    // Last chance: keep the body whole so the client gets the upstream's own status and message.
+    if (redirect) {
+      this.respondError(new GatewayError('GW_ERR_UPSTREAM_BAD_RESPONSE', `a redirect (${status})`), now)
+      return 'abort'
+    }
+    // Last chance: keep the body so the client gets the upstream's own status and message.
     this.live.push(attempt)
     return 'hold'
+  }
+
+  /** An error answer grew past what is worth holding: send what came so far and stream the rest. */
+  releaseHeld(attempt: Attempt, held: HeldError): void {
+    this.commit(attempt, held.status, held.headers, performance.now())
+    for (const chunk of held.chunks) this.write(chunk)
+  }
+
+  /**
+   * A response (stream or not) that ended or broke before its first body byte reached the client.
+   * Returns true when another attempt takes over.
+   */
+  noFirstEvent(attempt: Attempt): boolean {
+    const now = performance.now()
+    attempt.settle('5xx', now)
+    if (this.attemptFailed(attempt, '5xx', now)) return true
+    this.respondError(new GatewayError('GW_ERR_UPSTREAM_BAD_RESPONSE', 'the stream ended before its first event'), now)
+    return false
   }
 
   /** The attempt's first byte for the client: it wins, every other attempt is cancelled. */
@@ -294,8 +344,9 @@ export class ProxyCall {
     if (res.destroyed) return
     const sse = attempt.sse
     const out: string[] = []
+    const listed = connectionListed(headers.connection)
     for (const name in headers) {
-      if (HOP_BY_HOP.has(name) || (sse && SSE_OVERRIDDEN.has(name))) continue
+      if (HOP_BY_HOP.has(name) || (sse && SSE_OVERRIDDEN.has(name)) || (listed !== null && listed.includes(name))) continue
       const value = headers[name]
       if (value === undefined) continue
       if (typeof value === 'string') out.push(name, value)
@@ -331,7 +382,7 @@ export class ProxyCall {
   }
 
   /** The winning attempt's response is complete. */
-  end(attempt: Attempt, held: { status: number; headers: Headers; chunks: Buffer[] } | null): void {
+  end(attempt: Attempt, held: HeldError | null): void {
     const now = performance.now()
     if (held !== null) {
       // An upstream error answer with no retry left: pass it through whole.
@@ -380,6 +431,7 @@ export class ProxyCall {
 
   /** Ends a response that already started: SSE gets an error event, anything else a cut connection. */
   private breakResponse(err: GatewayError): void {
+    this.status = err.status
     const res = this.res
     if (res.destroyed) return
     if (this.winner?.sse === true && res.headersSent) res.end(sseErrorEvent(err))
@@ -402,7 +454,7 @@ export class ProxyCall {
   clientClosed(): void {
     if (this.finished) return
     const now = performance.now()
-    if (this.status === 0 || this.winner === null) this.status = 499
+    this.status = 499 // the client left before the response ended
     this.cancelLive(now)
     this.finish(now)
   }
@@ -425,10 +477,13 @@ export class ProxyCall {
 
   /** The total deadline passed (checked by the in-flight sweeper). */
   expire(): void {
+    this.abort(new GatewayError('GW_ERR_UPSTREAM_TOTAL_TIMEOUT', String(Math.round(this.deadlineAt - this.startedAt))))
+  }
+
+  /** Stops the call with a gateway error: as the response if none started, else as its visible end. */
+  abort(err: GatewayError): void {
     if (this.finished) return
     const now = performance.now()
-    const totalMs = this.deadlineAt - this.startedAt
-    const err = new GatewayError('GW_ERR_UPSTREAM_TOTAL_TIMEOUT', String(Math.round(totalMs)))
     const committed = this.winner !== null
     this.cancelLive(now)
     if (committed) {
@@ -458,7 +513,7 @@ export class ProxyCall {
     const m = this.ctx.metrics
     const route = this.endpoint.name
     const winner = this.winner
-    const upstreamName = winner?.target.upstreamName ?? this.live[0]?.target.upstreamName ?? 'none'
+    const upstreamName = winner?.target.upstreamName ?? this.last?.upstreamName ?? 'none'
     m.countRequest(route, this.model, upstreamName, this.status)
     m.observeDuration(route, (now - this.startedAt) / 1000)
     if (winner !== null && winner.firstByteAt > 0) {
@@ -486,11 +541,14 @@ export class Attempt implements Dispatcher.DispatchHandler {
   firstByteAt: number
   controller: Dispatcher.DispatchController | null
   sse: boolean
-  /** Response headers of an SSE stream, held until its first event so a failed start can fail over. */
+  /**
+   * Response headers, held until the first body byte (a stream's first event), so a response
+   * that breaks or stalls before it can still fail over.
+   */
   heldStatus: number
   heldHeaders: Headers | null
-  /** An upstream error answer kept whole to pass through when no retry is left. */
-  heldError: { status: number; headers: Headers; chunks: Buffer[] } | null
+  /** An upstream error answer kept to pass through when no retry is left. */
+  heldError: HeldError | null
   /** The member was told how this attempt ended (exactly once). */
   settled: boolean
   cancelled: boolean
@@ -546,30 +604,31 @@ export class Attempt implements Dispatcher.DispatchHandler {
       return controller.abort(CANCELLED)
     }
     if (verdict === 'hold') {
-      this.heldError = { status: statusCode, headers, chunks: [] }
+      this.heldError = { status: statusCode, headers, chunks: [], bytes: 0 }
       return
     }
     const contentType = headers['content-type']
-    if (typeof contentType === 'string' && contentType.startsWith('text/event-stream')) {
-      this.sse = true
-      this.heldStatus = statusCode
-      this.heldHeaders = headers
-      return
-    }
-    if (call.winner === null) call.commit(this, statusCode, headers, now)
+    this.sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream')
+    this.heldStatus = statusCode
+    this.heldHeaders = headers
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const call = this.call
     if (this.cancelled || !call.isLive(this)) return
-    if (this.heldError !== null) {
-      this.heldError.chunks.push(chunk)
+    const held = this.heldError
+    if (held !== null) {
+      held.chunks.push(chunk)
+      held.bytes += chunk.length
+      if (held.bytes <= MAX_HELD_ERROR_BYTES) return
+      this.heldError = null
+      call.releaseHeld(this, held)
       return
     }
     if (this.heldHeaders !== null) {
       const headers = this.heldHeaders
       this.heldHeaders = null
-      if (chunk.subarray(0, SSE_ERROR_PREFIX.length).equals(SSE_ERROR_PREFIX) && call.streamErrorFirst(this)) {
+      if (this.sse && chunk.subarray(0, SSE_ERROR_PREFIX.length).equals(SSE_ERROR_PREFIX) && call.streamErrorFirst(this)) {
         this.cancelled = true
         return controller.abort(CANCELLED)
       }
@@ -587,7 +646,11 @@ export class Attempt implements Dispatcher.DispatchHandler {
     if (this.heldHeaders !== null) {
       const headers = this.heldHeaders
       this.heldHeaders = null
-      if (call.winner !== null) return
+      // A stream that ends with no event at all is no answer; an empty plain body (204) is one.
+      if (this.sse) {
+        if (call.noFirstEvent(this)) this.cancelled = true
+        return
+      }
       call.commit(this, this.heldStatus, headers, performance.now())
     }
     call.end(this, this.heldError)

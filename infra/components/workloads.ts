@@ -2,7 +2,7 @@ import * as k8s from '@pulumi/kubernetes'
 import * as pulumi from '@pulumi/pulumi'
 import {
   NAMESPACE, gatewayConfigMap, gatewayDeployment, gatewayHpa, gatewayPdb, gatewayService,
-  namespace, nvidiaDevicePlugin, redisSecret, vllmDeployment, vllmService,
+  namespace, nvidiaDevicePlugin, redisSecret, vllmDeployment, vllmService, type VllmSpec,
 } from '../lib/manifests.ts'
 
 export interface WorkloadsArgs {
@@ -21,15 +21,7 @@ export interface WorkloadsArgs {
     readonly redisPassword?: pulumi.Input<string>
   }
   readonly loadBalancer: { readonly certificateArn?: string; readonly sourceRanges: readonly string[] }
-  readonly vllm: {
-    readonly image: string
-    readonly model: string
-    readonly replicas: number
-    readonly gpus: number
-    readonly extraArgs: readonly string[]
-    readonly nodeSelector: Record<string, string>
-    readonly gpuTaint: { readonly key: string; readonly value: string }
-  }
+  readonly vllm: VllmSpec
 }
 
 /**

@@ -1,53 +1,16 @@
 /** The gateway as operators run it: a real process, real signals, a stock OpenAI client. */
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import OpenAI from 'openai'
 import { startSimulator } from '../../gateway/src/simulator/server.ts'
+import { MAIN, configFile, killGatewayProcesses, startGatewayProcess, waitReady } from '../helpers/process.ts'
 
-const MAIN = new URL('../../gateway/src/main.ts', import.meta.url).pathname
-const children = new Set<ChildProcess>()
-after(() => {
-  for (const c of children) c.kill('SIGKILL')
-})
-
-/** Starts main.ts on a free port and resolves with its URL once the listening line is logged. */
-async function startMain(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string; logs: () => string }> {
-  const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, VELOX_PORT: '0', VELOX_HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  children.add(child)
-  child.once('exit', () => children.delete(child))
-  let out = ''
-  child.stderr!.on('data', (c: Buffer) => (out += c))
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line:\n${out}`)), 15_000)
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c
-      const m = /"port":(\d+)[^\n]*"msg":"velox gateway listening"/.exec(out)
-      if (m) {
-        clearTimeout(timer)
-        resolve(`http://127.0.0.1:${m[1]}`)
-      }
-    })
-    child.once('exit', (code) => reject(new Error(`exited ${code}:\n${out}`)))
-  })
-  return { child, url, logs: () => out }
-}
-
-async function waitReady(url: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const res = await fetch(`${url}/readyz`).catch(() => null)
-    if (res?.status === 200) return
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  throw new Error('never ready')
-}
+after(killGatewayProcesses)
 
 test('with no upstream it serves from the simulator, says so, and a stock OpenAI client streams through it', async () => {
-  const { child, url, logs } = await startMain([])
+  const { child, url, logs } = await startGatewayProcess([])
   await waitReady(url)
   assert.match(logs(), /NO UPSTREAM CONFIGURED/)
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'sk-anything', maxRetries: 0 })
@@ -77,11 +40,9 @@ test('with no upstream it serves from the simulator, says so, and a stock OpenAI
 
 test('SIGTERM lets an in-flight stream finish, refuses new connections, then exits 0', async () => {
   const sim = await startSimulator({ tokens: 10, interTokenMs: 60 })
-  const dir = mkdtempSync(join(tmpdir(), 'velox-main-'))
-  const config = join(dir, 'gateway.yaml')
-  writeFileSync(config, `log: { level: info }\nserver: { shutdownTimeoutMs: 10000 }\nupstreams:\n  - name: sim\n    url: ${sim.url}\n    models: ["*"]\n`)
+  const config = configFile(`log: { level: info }\nserver: { shutdownTimeoutMs: 10000 }\nupstreams:\n  - name: sim\n    url: ${sim.url}\n    models: ["*"]\n`)
   try {
-    const { child, url } = await startMain(['--config', config])
+    const { child, url } = await startGatewayProcess(['--config', config])
     await waitReady(url)
     const res = await fetch(`${url}/v1/chat/completions`, {
       method: 'POST',
@@ -103,14 +64,12 @@ test('SIGTERM lets an in-flight stream finish, refuses new connections, then exi
 })
 
 test('an invalid config file stops the gateway with the bad path named', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'velox-main-'))
-  const config = join(dir, 'bad.yaml')
-  writeFileSync(config, 'upstreams:\n  - name: a\n    url: not-a-url\n    models: [m]\n')
+  const config = configFile('upstreams:\n  - name: a\n    url: not-a-url\n    models: [m]\n')
   const child = spawn(process.execPath, [MAIN, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
   let err = ''
   child.stderr.on('data', (c: Buffer) => (err += c))
   const [code] = await once(child, 'exit')
   assert.equal(code, 78)
   assert.match(err, /upstreams\[0\]\.url/)
-  assert.match(err, /bad\.yaml/)
+  assert.match(err, /gateway\.yaml/)
 })

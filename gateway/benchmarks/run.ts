@@ -15,7 +15,8 @@ import { interferenceBetween, sampleCpu } from './lib/interference.ts'
 import { pinSelf, ProcessSet } from './lib/processes.ts'
 import { formatScenario, formatSummary } from './lib/report.ts'
 import { NOISY_MACHINE_CORES, ScenarioSkipped, type BenchContext, type BenchOptions, type CorePlan, type ScenarioResult } from './lib/scenario.ts'
-import { REPO_ROOT } from './lib/targets.ts'
+import { SharedStacks } from './lib/shared-stack.ts'
+import { REPO_ROOT, resetGcWindows } from './lib/targets.ts'
 import { pendingScenarios, scenarios } from './scenarios/index.ts'
 
 const USAGE = `usage: npm run bench -- [options]
@@ -148,18 +149,27 @@ async function main(): Promise<number> {
   console.log(`cores: load generator and wrk on ${cores.loadGenerator ?? '-'}, gateway and naive proxy on ${cores.gateway ?? '-'}, simulator per scenario (${cpus()[0]?.model ?? 'unknown cpu'})`)
   if (options.gatewayNodeArgs.length > 0) console.log(`gateway node args: ${options.gatewayNodeArgs.join(' ')}`)
 
+  // Processes shared by several scenarios live in the run's own set, stopped when the run ends.
+  const runProcesses = new ProcessSet()
+  active.add(runProcesses)
+  const sharedDir = join(workRoot, 'shared')
+  mkdirSync(sharedDir)
+  const shared = new SharedStacks({ options, cores, processes: runProcesses, workDir: sharedDir, log: (m) => console.log(`  ${m}`) })
+  const livePids = (): number[] => [...active].flatMap((set) => set.pids())
+
   const results: ScenarioResult[] = []
   for (const scenario of selected) {
     const processes = new ProcessSet()
     active.add(processes)
     const workDir = join(workRoot, scenario.name)
     mkdirSync(workDir)
-    const ctx: BenchContext = { options, cores, processes, workDir, log: (m) => console.log(`  [${scenario.name}] ${m}`) }
-    const cpuBefore = sampleCpu()
+    const ctx: BenchContext = { options, cores, processes, workDir, shared, log: (m) => console.log(`  [${scenario.name}] ${m}`) }
+    resetGcWindows()
+    const cpuBefore = sampleCpu(livePids())
     const t0 = performance.now()
     const base = { name: scenario.name, title: scenario.title, description: scenario.description }
     let result: ScenarioResult
-    process.stdout.write(`\nrunning ${scenario.name} ...`)
+    console.log(`\nrunning ${scenario.name} ...`)
     try {
       const measured = await scenario.run(ctx)
       result = { ...base, ...measured, durationMs: performance.now() - t0, interference: NO_INTERFERENCE, error: null, skipped: null }
@@ -171,12 +181,14 @@ async function main(): Promise<number> {
       await processes.stopAll()
       active.delete(processes)
     }
-    result.interference = interferenceBetween(cpuBefore, sampleCpu())
+    result.interference = interferenceBetween(cpuBefore, sampleCpu(livePids()))
     const noisy = result.interference.otherCores + result.interference.stealCores >= NOISY_MACHINE_CORES
     for (const c of result.checks) c.noisy = noisy
     results.push(result)
     console.log(formatScenario(result))
   }
+  await runProcesses.stopAll()
+  active.delete(runProcesses)
   rmSync(workRoot, { recursive: true, force: true })
 
   console.log(formatSummary(results, pending))

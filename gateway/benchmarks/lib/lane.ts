@@ -2,10 +2,13 @@
  * One target as a scenario sees it: its client, its latency recorders, its cost meter and its
  * error count, accumulated over every measured phase.
  */
-import { BenchClient, type ClosedLoopResult } from './load.ts'
+import { assertWarm, BenchClient, closedLoop, streamLoop, warmUp, type ClosedLoopResult, type RequestSource } from './load.ts'
 import { LatencyRecorder } from './recorder.ts'
 import type { ResultRow } from './scenario.ts'
 import { CostMeter, type Target, type TargetCost } from './targets.ts'
+
+const WARM_UP_CONNECTIONS = 16
+const WARM_UP_SLICES = 8
 
 export class Lane {
   readonly target: Target
@@ -38,6 +41,24 @@ export class Lane {
       this.#recorders.set(metric, recorder)
     }
     return recorder
+  }
+
+  /**
+   * Brings the target to its steady state with `requests` concurrent requests, then warms this
+   * lane's own connection; any failure aborts the scenario (a broken path measures nothing).
+   * Scenarios with several lanes use warmUpLanes, which keeps every target busy until measuring.
+   */
+  async warmUp(source: RequestSource, requests: number, options: { stream?: boolean } = {}): Promise<void> {
+    await this.warmTarget(source, requests, options)
+    await this.warmConnection(source, options)
+  }
+
+  async warmTarget(source: RequestSource, requests: number, options: { stream?: boolean } = {}): Promise<void> {
+    assertWarm(this.name, await warmUp(this.target.url, source, { requests, connections: WARM_UP_CONNECTIONS, stream: options.stream ?? false }))
+  }
+
+  async warmConnection(source: RequestSource, options: { stream?: boolean } = {}): Promise<void> {
+    assertWarm(this.name, options.stream ? await streamLoop(this.client, source, 5, null) : await closedLoop(this.client, source, 200, null))
   }
 
   /** Runs one measured phase: its cost is metered and its counts added to the lane. */
@@ -80,6 +101,19 @@ export class Lane {
     await this.client.close()
     this.cost = await this.meter.report()
   }
+}
+
+/**
+ * Warms every lane in interleaved slices rather than one lane after the other: a gateway left idle
+ * for a few seconds after its warm-up (while the other targets warm) measured a p99 two to three
+ * times higher than one measured straight after, so no target may idle between warm-up and
+ * measurement.
+ */
+export async function warmUpLanes(lanes: readonly { lane: Lane; source: RequestSource }[], requests: number, options: { stream?: boolean } = {}): Promise<void> {
+  for (let slice = 0; slice < WARM_UP_SLICES; slice++) {
+    for (const { lane, source } of lanes) await lane.warmTarget(source, Math.ceil(requests / WARM_UP_SLICES), options)
+  }
+  for (const { lane, source } of lanes) await lane.warmConnection(source, options)
 }
 
 export async function closeLanes(lanes: readonly Lane[]): Promise<void> {

@@ -132,6 +132,11 @@ export class ProcessSet {
     await Promise.all([...this.#processes].map((p) => this.stop(p)))
   }
 
+  /** PIDs of the processes still running. */
+  pids(): number[] {
+    return [...this.#processes].filter((p) => p.running).map((p) => p.pid)
+  }
+
   /** Last resort from a synchronous `exit` handler: no waiting, no grace. */
   killAllNow(): void {
     for (const managed of this.#processes) if (managed.running) signal(managed.pid, 'SIGKILL')

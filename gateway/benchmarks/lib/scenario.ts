@@ -5,6 +5,7 @@
  */
 import type { Interference } from './interference.ts'
 import type { ProcessSet } from './processes.ts'
+import type { SharedStacks } from './shared-stack.ts'
 import { addedLatency, type LatencySummary, type PercentileKey } from './recorder.ts'
 import type { TargetCost } from './targets.ts'
 
@@ -38,6 +39,8 @@ export interface BenchContext {
   processes: ProcessSet
   /** A fresh temporary directory for this scenario (configs, scripts). */
   workDir: string
+  /** Stacks started once per run and shared by scenarios (see shared-stack.ts). */
+  shared: SharedStacks
   log(message: string): void
 }
 
@@ -130,8 +133,30 @@ export function findRow(rows: ResultRow[], target: string, metric: string): Resu
   return row
 }
 
+/**
+ * Warm-up requests for a scenario's own, freshly started processes (16 connections, so a couple
+ * of seconds per target). Not enough for a gateway's full steady state (see shared-stack.ts), which
+ * is why those scenarios compare processes that were all warmed the same way.
+ */
+export function warmUpRequests(ctx: BenchContext): number {
+  return ctx.options.quick ? 10_000 : 40_000
+}
+
+/** Requests that top up the shared, already warm standard stack right before a scenario measures. */
+export function topUpRequests(ctx: BenchContext): number {
+  return ctx.options.quick ? 5_000 : 15_000
+}
+
 /** Interference (cores used by other processes) above which verdicts are flagged as noisy. */
 export const NOISY_MACHINE_CORES = 0.25
+
+/**
+ * Unrecorded requests at the start of every round. A process that sat idle while the other
+ * targets ran answers its first request or two 0.2-0.3 ms slower (cold caches, idle cores): with
+ * 100-request rounds that would put 2% cold samples into every target's p99, an artefact of the
+ * interleaving itself rather than anything a steady client sees.
+ */
+export const ROUND_REWARM_REQUESTS = 5
 
 /**
  * Runs `measure` for every item in every round, rotating the order each round, so slow drift of

@@ -205,7 +205,12 @@ interface GcWindow {
   requests: number
 }
 
-const gcWindows = new WeakMap<ManagedProcess, GcWindow>()
+let gcWindows = new WeakMap<ManagedProcess, GcWindow>()
+
+/** Starts new GC windows: each scenario reports the GC of its own phases, also on a shared process. */
+export function resetGcWindows(): void {
+  gcWindows = new WeakMap()
+}
 
 /** Accumulates a target's CPU and memory (from /proc, which it cannot notice) over its phases. */
 export class CostMeter {

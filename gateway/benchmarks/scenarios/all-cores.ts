@@ -15,7 +15,7 @@ export const allCores: Scenario = {
   title: 'Throughput, all cores vs one',
   description: `wrk -t1 -c${CONNECTIONS} through a one-process gateway pinned to one core and a server.workers: 0 gateway on every core.`,
   async run(ctx): Promise<Measurement> {
-    const plan = ctx.options.quick ? { warmupSeconds: 1, rounds: 2, roundSeconds: 1 } : { warmupSeconds: 1, rounds: 4, roundSeconds: 2 }
+    const plan = ctx.options.quick ? { warmupSeconds: 1, rounds: 2, roundSeconds: 1 } : { warmupSeconds: 2, rounds: 4, roundSeconds: 2 }
     const simulator = await startSimulator(ctx, { tokens: 16, placement: 'beside-load-generator' })
     const base = singleUpstreamConfig(simulator.url)
     const spread = await startGateway(ctx, { ...base, server: { workers: 0 } }, { name: 'gateway-all-cores', cpus: ctx.cores.all })

@@ -1,6 +1,6 @@
-import { assertWarm, closedLoop, type RequestSource } from '../lib/load.ts'
-import { closeLanes, errorNotes, Lane, totalErrors } from '../lib/lane.ts'
-import { check, computeAdded, findRow, interleaved, type Measurement, type Scenario } from '../lib/scenario.ts'
+import { closedLoop, type RequestSource } from '../lib/load.ts'
+import { closeLanes, errorNotes, Lane, totalErrors, warmUpLanes } from '../lib/lane.ts'
+import { check, computeAdded, findRow, interleaved, ROUND_REWARM_REQUESTS, warmUpRequests, type Measurement, type Scenario } from '../lib/scenario.ts'
 import { chatBody, chatRequest, directTarget, singleUpstreamConfig, startGateway, startSimulator, uniqueChatRequests, type Target } from '../lib/targets.ts'
 
 const CACHE_STATUS = 'x-velox-cache'
@@ -15,7 +15,7 @@ export const cacheHit: Scenario = {
   title: 'Exact cache: hit and miss vs cache off',
   description: 'One at a time; cache off, cache on with every body new (miss), cache on with one repeated body (hit).',
   async run(ctx): Promise<Measurement> {
-    const plan = ctx.options.quick ? { warmup: 500, rounds: 10, perRound: 100 } : { warmup: 1500, rounds: 25, perRound: 100 }
+    const plan = ctx.options.quick ? { rounds: 10, perRound: 100 } : { rounds: 25, perRound: 100 }
     const simulator = await startSimulator(ctx, { tokens: 16 })
     const off = singleUpstreamConfig(simulator.url)
     const [cacheOff, cacheOn] = await Promise.all([
@@ -32,8 +32,11 @@ export const cacheHit: Scenario = {
       { lane: lane(cacheOn, 'gateway-cache-hit'), source: repeated },
     ]
     try {
-      for (const { lane, source } of lanes) assertWarm(lane.name, await closedLoop(lane.client, source, plan.warmup, null))
-      await interleaved(plan.rounds, lanes, ({ lane, source }) => lane.phase(() => closedLoop(lane.client, source, plan.perRound, lane.recorder('latency'))))
+      await warmUpLanes(lanes, warmUpRequests(ctx))
+      await interleaved(plan.rounds, lanes, async ({ lane, source }) => {
+        await closedLoop(lane.client, source, ROUND_REWARM_REQUESTS, null)
+        await lane.phase(() => closedLoop(lane.client, source, plan.perRound, lane.recorder('latency')))
+      })
     } finally {
       await closeLanes(lanes.map((l) => l.lane))
     }
@@ -45,7 +48,7 @@ export const cacheHit: Scenario = {
       hit.row('latency', 'direct', { hitShare: hit.keptShare('hit') }),
     ])
     return {
-      parameters: { ...plan, connections: 1, backend: 'memory' },
+      parameters: { ...plan, warmUpRequests: warmUpRequests(ctx), connections: 1, backend: 'memory' },
       rows,
       checks: [
         check('cache hits among repeated requests', hit.keptShare('hit'), '>=', 0.99, 'ratio'),

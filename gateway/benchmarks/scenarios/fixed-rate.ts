@@ -1,7 +1,8 @@
-import { closeLanes, errorNotes, Lane, totalErrors } from '../lib/lane.ts'
-import { assertWarm, openLoop } from '../lib/load.ts'
-import { check, computeAdded, findRow, interleaved, type Measurement, type Scenario } from '../lib/scenario.ts'
-import { chatBody, chatRequest, startStandardTargets } from '../lib/targets.ts'
+import { closeLanes, errorNotes, Lane, totalErrors, warmUpLanes } from '../lib/lane.ts'
+import { assertWarm, closedLoop, openLoop } from '../lib/load.ts'
+import { check, computeAdded, findRow, interleaved, ROUND_REWARM_REQUESTS, topUpRequests, type Measurement, type Scenario } from '../lib/scenario.ts'
+import { STANDARD_ANSWER_TOKENS } from '../lib/shared-stack.ts'
+import { chatBody, chatRequest } from '../lib/targets.ts'
 
 /**
  * Open loop at a fixed arrival rate, latency from each request's intended send time: what a
@@ -13,15 +14,18 @@ export const fixedRate: Scenario = {
   description: 'Requests sent on a fixed schedule regardless of responses; latency measured from the intended send time.',
   async run(ctx): Promise<Measurement> {
     const rate = ctx.options.ratePerSecond
-    const plan = ctx.options.quick ? { warmupMs: 500, rounds: 6, roundMs: 500 } : { warmupMs: 1000, rounds: 20, roundMs: 500 }
-    const { targets } = await startStandardTargets(ctx, { tokens: 16 })
-    const spec = chatRequest(chatBody({ stream: false }))
+    const plan = ctx.options.quick ? { rounds: 6, roundMs: 500 } : { rounds: 20, roundMs: 500 }
+    const { targets } = await ctx.shared.standard()
+    const spec = chatRequest(chatBody({ stream: false, maxTokens: STANDARD_ANSWER_TOKENS }))
     // Enough connections that a stall never makes the generator wait for a free socket.
     const lanes = targets.map((target) => new Lane(target, { connections: 64 }))
     let lateSends = 0
     try {
-      for (const lane of lanes) assertWarm(lane.name, await openLoop(lane.client, spec, { ratePerSecond: rate, durationMs: plan.warmupMs }, null))
+      await warmUpLanes(lanes.map((lane) => ({ lane, source: spec })), topUpRequests(ctx))
+      // Lets the client open the connections the open loop needs at this rate.
+      for (const lane of lanes) assertWarm(lane.name, await openLoop(lane.client, spec, { ratePerSecond: rate, durationMs: 300 }, null))
       await interleaved(plan.rounds, lanes, async (lane) => {
+        await closedLoop(lane.client, spec, ROUND_REWARM_REQUESTS, null)
         const result = await lane.phase(() => openLoop(lane.client, spec, { ratePerSecond: rate, durationMs: plan.roundMs }, lane.recorder('latency')))
         lateSends += result.lateSends
       })
@@ -32,7 +36,7 @@ export const fixedRate: Scenario = {
     const gateway = findRow(rows, 'gateway', 'latency')
     const sent = lanes.reduce((n, lane) => n + lane.requests, 0)
     return {
-      parameters: { ratePerSecond: rate, ...plan, secondsPerTarget: (plan.rounds * plan.roundMs) / 1000, connections: 64 },
+      parameters: { ratePerSecond: rate, ...plan, topUpRequests: topUpRequests(ctx), secondsPerTarget: (plan.rounds * plan.roundMs) / 1000, connections: 64 },
       rows,
       checks: [
         check(`gateway added p99 at ${rate} req/s`, gateway.added!.p99, '<=', 0.42, 'ms'),

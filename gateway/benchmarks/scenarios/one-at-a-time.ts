@@ -1,7 +1,8 @@
-import { closeLanes, errorNotes, Lane, totalErrors } from '../lib/lane.ts'
-import { assertWarm, closedLoop } from '../lib/load.ts'
-import { check, computeAdded, findRow, interleaved, type Measurement, type Scenario } from '../lib/scenario.ts'
-import { chatBody, chatRequest, startStandardTargets } from '../lib/targets.ts'
+import { closeLanes, errorNotes, Lane, totalErrors, warmUpLanes } from '../lib/lane.ts'
+import { closedLoop } from '../lib/load.ts'
+import { check, computeAdded, findRow, interleaved, ROUND_REWARM_REQUESTS, topUpRequests, type Measurement, type Scenario } from '../lib/scenario.ts'
+import { STANDARD_ANSWER_TOKENS } from '../lib/shared-stack.ts'
+import { chatBody, chatRequest } from '../lib/targets.ts'
 
 const SERVER_TIMING = 'server-timing gw'
 
@@ -11,15 +12,16 @@ export const oneAtATime: Scenario = {
   title: '(a) One request at a time',
   description: 'Closed loop, 1 connection, non-streaming chat completion; latency added by the gateway and by the naive proxy over going direct.',
   async run(ctx): Promise<Measurement> {
-    const plan = ctx.options.quick ? { warmup: 500, rounds: 15, perRound: 100 } : { warmup: 2000, rounds: 50, perRound: 100 }
-    const { targets } = await startStandardTargets(ctx, { tokens: 16 })
-    const spec = chatRequest(chatBody({ stream: false }))
+    const plan = ctx.options.quick ? { rounds: 15, perRound: 100 } : { rounds: 50, perRound: 100 }
+    const { targets } = await ctx.shared.standard()
+    const spec = chatRequest(chatBody({ stream: false, maxTokens: STANDARD_ANSWER_TOKENS }))
     const lanes = targets.map((target) => new Lane(target, { connections: 1 }))
     try {
-      for (const lane of lanes) assertWarm(lane.name, await closedLoop(lane.client, spec, plan.warmup, null))
-      await interleaved(plan.rounds, lanes, (lane) =>
-        lane.phase(() => closedLoop(lane.client, spec, plan.perRound, lane.recorder('latency'), lane.recorder(SERVER_TIMING))),
-      )
+      await warmUpLanes(lanes.map((lane) => ({ lane, source: spec })), topUpRequests(ctx))
+      await interleaved(plan.rounds, lanes, async (lane) => {
+        await closedLoop(lane.client, spec, ROUND_REWARM_REQUESTS, null)
+        await lane.phase(() => closedLoop(lane.client, spec, plan.perRound, lane.recorder('latency'), lane.recorder(SERVER_TIMING)))
+      })
     } finally {
       await closeLanes(lanes)
     }
@@ -30,7 +32,7 @@ export const oneAtATime: Scenario = {
     const gateway = findRow(rows, 'gateway', 'latency')
     const naive = findRow(rows, 'naive-proxy', 'latency')
     return {
-      parameters: { ...plan, connections: 1, bodyBytes: spec.body?.length ?? 0, simulatorTokens: 16 },
+      parameters: { ...plan, topUpRequests: topUpRequests(ctx), connections: 1, bodyBytes: spec.body?.length ?? 0, answerTokens: STANDARD_ANSWER_TOKENS },
       rows,
       checks: [
         check('gateway added p50, one at a time', gateway.added!.p50, '<=', 0.1, 'ms'),

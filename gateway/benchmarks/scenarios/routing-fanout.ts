@@ -1,6 +1,6 @@
-import { assertWarm, closedLoop } from '../lib/load.ts'
-import { closeLanes, errorNotes, Lane, totalErrors } from '../lib/lane.ts'
-import { check, computeAdded, interleaved, type Measurement, type Scenario } from '../lib/scenario.ts'
+import { closedLoop } from '../lib/load.ts'
+import { closeLanes, errorNotes, Lane, totalErrors, warmUpLanes } from '../lib/lane.ts'
+import { check, computeAdded, interleaved, ROUND_REWARM_REQUESTS, warmUpRequests, type Measurement, type Scenario } from '../lib/scenario.ts'
 import { chatBody, chatRequest, directTarget, proxyConfig, singleUpstreamConfig, startGateway, startSimulator } from '../lib/targets.ts'
 
 const FANOUT = 16
@@ -14,7 +14,7 @@ export const routingFanout: Scenario = {
   title: `Routing overhead, ${FANOUT} upstreams vs 1`,
   description: `One at a time through a gateway with 1 upstream and one with ${FANOUT} upstreams (same simulator behind every name).`,
   async run(ctx): Promise<Measurement> {
-    const plan = ctx.options.quick ? { warmup: 500, rounds: 10, perRound: 100 } : { warmup: 1500, rounds: 25, perRound: 100 }
+    const plan = ctx.options.quick ? { rounds: 10, perRound: 100 } : { rounds: 25, perRound: 100 }
     const simulator = await startSimulator(ctx, { tokens: 16 })
     const wide = proxyConfig(
       Array.from({ length: FANOUT }, (_, i) => ({
@@ -31,8 +31,11 @@ export const routingFanout: Scenario = {
     const lanes = [directTarget(simulator), one, many].map((target) => new Lane(target, { connections: 1, keepHeader: 'x-velox-upstream' }))
     const spec = chatRequest(chatBody({ stream: false }))
     try {
-      for (const lane of lanes) assertWarm(lane.name, await closedLoop(lane.client, spec, plan.warmup, null))
-      await interleaved(plan.rounds, lanes, (lane) => lane.phase(() => closedLoop(lane.client, spec, plan.perRound, lane.recorder('latency'))))
+      await warmUpLanes(lanes.map((lane) => ({ lane, source: spec })), warmUpRequests(ctx))
+      await interleaved(plan.rounds, lanes, async (lane) => {
+        await closedLoop(lane.client, spec, ROUND_REWARM_REQUESTS, null)
+        await lane.phase(() => closedLoop(lane.client, spec, plan.perRound, lane.recorder('latency')))
+      })
     } finally {
       await closeLanes(lanes)
     }
@@ -43,7 +46,7 @@ export const routingFanout: Scenario = {
       lanes[2]!.row('latency', one.name),
     ])
     return {
-      parameters: { ...plan, upstreams: FANOUT, connections: 1 },
+      parameters: { ...plan, warmUpRequests: warmUpRequests(ctx), upstreams: FANOUT, connections: 1 },
       rows,
       checks: [check('failed requests', totalErrors(lanes), '<=', 0, 'requests')],
       notes: [`added on the ${many.name} row is over ${one.name}: the routing cost of ${FANOUT} members`, ...errorNotes(lanes)],

@@ -1,6 +1,6 @@
 import { assertWarm, openLoop } from '../lib/load.ts'
 import { closeLanes, errorNotes, Lane, totalErrors } from '../lib/lane.ts'
-import { check, computeAdded, type Measurement, type Scenario } from '../lib/scenario.ts'
+import { check, computeAdded, warmUpRequests, type Measurement, type Scenario } from '../lib/scenario.ts'
 import { chatBody, chatRequest, proxyConfig, startGateway, startSimulator, type Simulator } from '../lib/targets.ts'
 
 const UPSTREAMS = 4
@@ -17,7 +17,7 @@ export const slowUpstream: Scenario = {
   description: `Open loop at the fixed rate through a gateway over ${UPSTREAMS} simulators; then one stalls ${STALL_MS} ms before headers.`,
   async run(ctx): Promise<Measurement> {
     const rate = ctx.options.ratePerSecond
-    const plan = ctx.options.quick ? { warmupMs: 500, phaseMs: 2000 } : { warmupMs: 1000, phaseMs: 4000 }
+    const plan = ctx.options.quick ? { phaseMs: 2000 } : { phaseMs: 4000 }
     const simulators: Simulator[] = await Promise.all(
       Array.from({ length: UPSTREAMS }, (_, i) => startSimulator(ctx, { tokens: 16, name: `simulator-${i}` })),
     )
@@ -27,7 +27,9 @@ export const slowUpstream: Scenario = {
     const degraded = new Lane({ ...gateway, name: 'gateway-one-slow' }, { connections: 256, keepHeader: 'x-velox-upstream' })
     const spec = chatRequest(chatBody({ stream: false }))
     try {
-      for (const lane of [healthy, degraded]) assertWarm(lane.name, await openLoop(lane.client, spec, { ratePerSecond: rate, durationMs: plan.warmupMs / 2 }, null))
+      await healthy.warmUp(spec, warmUpRequests(ctx))
+      await degraded.warmUp(spec, 1_000)
+      for (const lane of [healthy, degraded]) assertWarm(lane.name, await openLoop(lane.client, spec, { ratePerSecond: rate, durationMs: 300 }, null))
       for (const [lane, slow] of [[healthy, false], [degraded, true]] as const) {
         if (slow) await setFaults(simulators[UPSTREAMS - 1]!, { stallBeforeHeadersMs: STALL_MS })
         await lane.phase(() => openLoop(lane.client, spec, { ratePerSecond: rate, durationMs: plan.phaseMs }, lane.recorder('latency')))
@@ -41,7 +43,7 @@ export const slowUpstream: Scenario = {
       degraded.row('latency', healthy.name, { [`servedBy_${slowName}`]: servedBySlow(degraded) }),
     ])
     return {
-      parameters: { ratePerSecond: rate, ...plan, upstreams: UPSTREAMS, stallBeforeHeadersMs: STALL_MS, slowUpstream: slowName },
+      parameters: { ratePerSecond: rate, ...plan, warmUpRequests: warmUpRequests(ctx), upstreams: UPSTREAMS, stallBeforeHeadersMs: STALL_MS, slowUpstream: slowName },
       rows,
       checks: [check('failed requests', totalErrors([healthy, degraded]), '<=', 0, 'requests')],
       notes: [`latency from intended send time; ${slowName} stalls ${STALL_MS} ms from the start of the second phase`, ...errorNotes([healthy, degraded])],

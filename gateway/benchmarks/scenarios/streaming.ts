@@ -1,10 +1,11 @@
-import { closeLanes, errorNotes, Lane, totalErrors } from '../lib/lane.ts'
-import { assertWarm, streamLoop } from '../lib/load.ts'
-import { check, computeAdded, findRow, interleaved, type Measurement, type Scenario } from '../lib/scenario.ts'
-import { chatBody, chatRequest, startStandardTargets } from '../lib/targets.ts'
+import { closeLanes, errorNotes, Lane, totalErrors, warmUpLanes } from '../lib/lane.ts'
+import { streamLoop } from '../lib/load.ts'
+import { check, computeAdded, findRow, interleaved, topUpRequests, type Measurement, type Scenario } from '../lib/scenario.ts'
+import { STANDARD_ANSWER_TOKENS, STANDARD_SIMULATOR } from '../lib/shared-stack.ts'
+import { chatBody, chatRequest } from '../lib/targets.ts'
 
-const TOKENS = 50
-const INTER_TOKEN_MS = 1
+const TOKENS = STANDARD_SIMULATOR.tokens
+const INTER_TOKEN_MS = STANDARD_SIMULATOR.interTokenMs
 
 /**
  * Streaming chat completions one at a time: time to first token (first body byte) and to the end
@@ -16,14 +17,17 @@ export const streaming: Scenario = {
   title: '(d) Streaming, one at a time',
   description: `stream: true chat completion of ${TOKENS} chunks ${INTER_TOKEN_MS} ms apart; TTFT and total time added by each hop, and chunk coalescing.`,
   async run(ctx): Promise<Measurement> {
-    const plan = ctx.options.quick ? { warmup: 20, rounds: 6, perRound: 5 } : { warmup: 40, rounds: 20, perRound: 10 }
-    const { targets } = await startStandardTargets(ctx, { tokens: TOKENS, interTokenMs: INTER_TOKEN_MS })
+    const plan = ctx.options.quick ? { topUpStreams: 50, rounds: 6, perRound: 5 } : { topUpStreams: 200, rounds: 15, perRound: 10 }
+    const { targets } = await ctx.shared.standard()
     const spec = chatRequest(chatBody({ stream: true, maxTokens: TOKENS }))
     const lanes = targets.map((target) => new Lane(target, { connections: 1 }))
     const reads = new Map<string, { reads: number; events: number }>(lanes.map((l) => [l.name, { reads: 0, events: 0 }]))
     try {
-      for (const lane of lanes) assertWarm(lane.name, await streamLoop(lane.client, spec, plan.warmup, null))
+      await warmUpLanes(lanes.map((lane) => ({ lane, source: chatRequest(chatBody({ stream: false, maxTokens: STANDARD_ANSWER_TOKENS })) })), topUpRequests(ctx))
+      await warmUpLanes(lanes.map((lane) => ({ lane, source: spec })), plan.topUpStreams, { stream: true })
       await interleaved(plan.rounds, lanes, async (lane) => {
+        // One unrecorded stream: the same cold-start reason as ROUND_REWARM_REQUESTS, at stream cost.
+        await streamLoop(lane.client, spec, 1, null)
         const result = await lane.phase(() => streamLoop(lane.client, spec, plan.perRound, { firstByte: lane.recorder('ttft'), total: lane.recorder('total') }))
         const counts = reads.get(lane.name)!
         counts.reads += result.reads
@@ -47,7 +51,7 @@ export const streaming: Scenario = {
     const directReads = perResponse(lanes[0]!).readsPerStream!
     const gatewayReads = perResponse(lanes.find((l) => l.name === 'gateway')!).readsPerStream!
     return {
-      parameters: { ...plan, tokens: TOKENS, interTokenMs: INTER_TOKEN_MS },
+      parameters: { ...plan, topUpRequests: topUpRequests(ctx), tokens: TOKENS, interTokenMs: INTER_TOKEN_MS },
       rows,
       checks: [
         check('gateway added TTFT p50, streaming', gatewayTtft.added!.p50, '<=', 0.2, 'ms'),

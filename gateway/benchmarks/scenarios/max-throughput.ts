@@ -1,7 +1,6 @@
-import { check, computeAdded, findRow, interleaved, type Measurement, type ResultRow, type Scenario } from '../lib/scenario.ts'
+import { check, computeAdded, findRow, interleaved, type BenchContext, type Measurement, type ResultRow, type Scenario } from '../lib/scenario.ts'
 import { chatBody, CostMeter, startStandardTargets, type Target } from '../lib/targets.ts'
 import { runWrk, type WrkResult } from '../lib/wrk.ts'
-import type { BenchContext } from '../lib/scenario.ts'
 
 const CONNECTIONS = 64
 

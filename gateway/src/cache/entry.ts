@@ -55,6 +55,18 @@ const COMPRESS_MIN_BYTES = 256
 /** Brotli quality 5: compression happens once off the hot path; decompression is the fastest of node's codecs here. */
 const BROTLI_OPTS = { params: { [zc.BROTLI_PARAM_QUALITY]: 5, [zc.BROTLI_PARAM_MODE]: zc.BROTLI_MODE_TEXT } }
 
+/**
+ * A buffer that owns exactly its bytes. zlib's sync output (and many other buffers) is a view
+ * into a larger allocation (a 16 KiB+ output chunk): kept in a cache, each such view would pin
+ * its whole backing store, many times the bytes the cache accounts for.
+ */
+function exact(buf: Buffer): Buffer {
+  if (buf.byteOffset === 0 && buf.buffer.byteLength === buf.length) return buf
+  const own = Buffer.allocUnsafeSlow(buf.length)
+  buf.copy(own)
+  return own
+}
+
 export function storeEntry(r: CachedResponse): StoredEntry {
   const compress = r.body.length >= COMPRESS_MIN_BYTES
   let payload = r.body
@@ -66,6 +78,7 @@ export function storeEntry(r: CachedResponse): StoredEntry {
       z = 1
     }
   }
+  payload = exact(payload)
   return {
     meta: {
       v: 1,

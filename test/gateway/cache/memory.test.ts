@@ -1,0 +1,28 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { chatJson, chatRequest, makeCache } from './helpers.ts'
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+
+test('stored entries hold about the bytes the cache accounts for, not whole zlib output chunks', async () => {
+  const { cache } = await makeCache()
+  const n = 3000
+  gc()
+  const before = process.memoryUsage().arrayBuffers
+  for (let i = 0; i < n; i++) {
+    const req = chatRequest({ body: { model: 'llama', temperature: 0, messages: [{ role: 'user', content: `question ${i}` }] } })
+    const plan = cache.plan(req)
+    assert.equal(plan.mode, 'lookup')
+    const answer = `answer ${i}: ${'the same few words repeat and compress well. '.repeat(20)}`
+    assert.ok(cache.commit(plan as Extract<typeof plan, { mode: 'lookup' }>, 'application/json', chatJson(answer)))
+  }
+  gc()
+  const held = process.memoryUsage().arrayBuffers - before
+  const accounted = cache.stats().exact!.bytes
+  // Before entries owned their bytes, each pinned a 16 KiB+ brotli output chunk: ~50 MB here.
+  assert.ok(held < accounted * 3 + 1_000_000, `entries hold ${held} bytes of buffers for ${accounted} accounted`)
+  await cache.close()
+})

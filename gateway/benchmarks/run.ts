@@ -7,7 +7,7 @@
  *   node gateway/benchmarks/run.ts [--quick] [--only NAME[,NAME]] [--gateway-node-args "FLAGS"]
  *                                  [--rate N] [--gateway FILE] [--simulator FILE] [--list]
  */
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, release, tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
@@ -120,10 +120,11 @@ async function main(): Promise<number> {
   }
   if (cli.list) {
     for (const s of scenarios) console.log(`${s.name.padEnd(24)} ${s.title}\n${' '.repeat(25)}${s.description}`)
+    console.log(`${CACHE_COMPONENTS.padEnd(24)} Cache components (in-process)\n${' '.repeat(25)}exact lookup, semantic index search at 10k/100k entries, embedding latency, paraphrase precision and hit rate`)
     for (const p of pendingScenarios) console.log(`${p.name.padEnd(24)} pending: ${p.title} (waiting for ${p.waitingFor})`)
     return 0
   }
-  const unknown = (cli.only ?? []).filter((name) => !scenarios.some((s) => s.name === name) && !pendingScenarios.some((p) => p.name === name))
+  const unknown = (cli.only ?? []).filter((name) => name !== CACHE_COMPONENTS && !scenarios.some((s) => s.name === name) && !pendingScenarios.some((p) => p.name === name))
   if (unknown.length > 0) {
     console.error(`unknown scenario(s): ${unknown.join(', ')}; see --list`)
     return 2
@@ -194,7 +195,8 @@ async function main(): Promise<number> {
   console.log(formatSummary(results, pending))
   const file = writeResults(started, options, cores, results, pending)
   console.log(`\nresults: ${relative(process.cwd(), file)}`)
-  return results.some((r) => r.error !== null) ? 1 : 0
+  const cacheOk = cli.only === null || cli.only.includes(CACHE_COMPONENTS) ? runCacheComponents(options.quick, file) : true
+  return results.some((r) => r.error !== null) || !cacheOk ? 1 : 0
 }
 
 function writeResults(started: Date, options: BenchOptions, cores: CorePlan, results: ScenarioResult[], pending: typeof pendingScenarios): string {
@@ -215,6 +217,22 @@ function writeResults(started: Date, options: BenchOptions, cores: CorePlan, res
   }
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`)
   return file
+}
+
+/**
+ * The cache's own components, measured in-process by gateway/src/cache/bench.ts: exact lookup,
+ * semantic index search at 10k (and 100k without --quick) entries, embedding latency, and
+ * precision/hit rate on the labelled paraphrase set.
+ */
+const CACHE_COMPONENTS = 'cache-components'
+
+function runCacheComponents(quick: boolean, resultsFile: string): boolean {
+  console.log(`\nrunning ${CACHE_COMPONENTS} ...`)
+  const out = resultsFile.replace(/\.json$/, '-cache.json')
+  const args = [join(REPO_ROOT, 'gateway/src/cache/bench.ts'), '--out', out, ...(quick ? ['--quick'] : [])]
+  const r = spawnSync(process.execPath, args, { stdio: 'inherit', timeout: 300_000 })
+  if (r.status !== 0) console.log(`  ${CACHE_COMPONENTS} failed (exit ${r.status ?? r.signal})`)
+  return r.status === 0
 }
 
 /** Process sets of scenarios still running, stopped on Ctrl-C and on any way out. */

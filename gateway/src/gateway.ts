@@ -68,6 +68,7 @@ export class Gateway {
       serverTiming: snapshot.config.server.serverTiming,
       inflight: this.inflight,
       track: (delta) => snapshot.track(delta),
+      observeConcurrency: (target) => snapshot.sizer.observe(target),
       shuttingDown: () => this.shuttingDown,
       onUpstreamFailure: (call, target, failure) => {
         this.metrics.countUpstreamError(target.name, failure.code)

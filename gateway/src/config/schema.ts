@@ -52,6 +52,13 @@ export const PoolSchema = z.strictObject({
   keepAliveTimeoutMs: positiveInt.default(4_000),
   /** Maximum lifetime of an idle pooled connection (ms) before it is closed and replaced; 0 = unbounded. */
   maxConnectionAgeMs: millis.default(300_000),
+  /**
+   * Keep connections open ahead of demand: the recent peak of concurrent requests times
+   * (1 + headroom), between `warm` and `connections`, so a burst never waits on handshakes.
+   */
+  adaptive: z.boolean().default(true),
+  /** Share of extra connections kept above the recent peak concurrency. */
+  headroom: z.number().min(0).max(4).default(0.5),
   /** Negotiate HTTP/2 over TLS (ALPN) with upstreams that offer it. */
   http2: z.boolean().default(false),
 })

@@ -44,6 +44,8 @@ export interface CallContext {
   readonly serverTiming: boolean
   readonly onUpstreamFailure: (call: ProxyCall, target: Target, failure: ClassifiedFailure) => void
   readonly inflight: Set<ProxyCall>
+  /** Remembers a member's concurrency so its pool is kept open ahead of demand. */
+  readonly observeConcurrency: (target: Target) => void
   /** Counts the calls running on this context's snapshot, so it closes its pools only when idle. */
   readonly track: (delta: 1 | -1) => void
   /** True once shutdown began: responses ask clients to close their connection. */
@@ -216,6 +218,7 @@ export class ProxyCall {
     const attempt = new Attempt(this, target, now)
     this.live.push(attempt)
     target.onStart(now)
+    this.ctx.observeConcurrency(target)
     upstream.pool.dispatch(
       {
         path: upstream.basePath + this.endpoint.path,

@@ -12,6 +12,7 @@ import { bindDnsDiscovery, type DnsBinding } from '../routing/dns-binding.ts'
 import { ActiveHealthChecker } from '../routing/health-checker.ts'
 import { Member } from '../routing/member.ts'
 import { Router } from '../routing/router.ts'
+import { PoolSizer } from '../upstream/pool-sizer.ts'
 import { Upstream } from '../upstream/upstream.ts'
 import type { Logger } from '../telemetry/logger.ts'
 
@@ -30,6 +31,8 @@ export class RuntimeSnapshot {
   readonly ctx: CallContext
   private readonly logger: Logger
   private readonly health: ActiveHealthChecker<Upstream> | null
+  /** Opens connections ahead of demand; fed by the request path's `member.onStart`. */
+  readonly sizer: PoolSizer
   private readonly dns: DnsBinding
   private closed: boolean
   /** Calls running on this snapshot (started, not finished). */
@@ -53,6 +56,7 @@ export class RuntimeSnapshot {
     this.modelIds = new Set(ids)
     const created = Math.floor(Date.now() / 1000)
     this.modelsBody = JSON.stringify({ object: 'list', data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'velox' })) })
+    this.sizer = new PoolSizer(() => this.router.members())
     this.ctx = deps.buildContext(this)
 
     const { health } = config.routing
@@ -122,6 +126,7 @@ export class RuntimeSnapshot {
    */
   async closeWhenIdle(): Promise<void> {
     this.closed = true
+    this.sizer.stop()
     this.health?.stop()
     this.dns.stop()
     if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve))
@@ -130,6 +135,7 @@ export class RuntimeSnapshot {
 
   async close(): Promise<void> {
     this.closed = true
+    this.sizer.stop()
     this.health?.stop()
     this.dns.stop()
     await Promise.all(this.router.members().map((m) => m.dispatcher.close().catch(() => m.dispatcher.destroy())))

@@ -34,6 +34,11 @@ export class Upstream {
   readonly postHeaders: readonly string[]
   /** Connections opened by the last warm-up (0 until warmed). */
   warmed: number
+  /** Recent peak of concurrent requests (decaying); kept by the pool sizer. */
+  peakConcurrency: number
+  /** Path of the cheap GET used to open connections (the active health path). */
+  healthPath: string
+  private opening: boolean
 
   /**
    * `origin`: where to connect when it is not the URL's own host, as for one DNS-discovered
@@ -74,6 +79,9 @@ export class Upstream {
       ...(hostOverride && url.protocol === 'https:' ? { connect: { servername: url.hostname } } : {}),
     })
     this.warmed = 0
+    this.healthPath = '/health'
+    this.opening = false
+    this.peakConcurrency = 0
   }
 
   /**
@@ -82,18 +90,33 @@ export class Upstream {
    * the connection; only transport errors count as failures. Resolves to the connections opened.
    */
   async warm(path = '/health', timeoutMs = 2_000): Promise<number> {
-    const n = this.config.pool.warm
-    if (n === 0) return 0
-    const signal = AbortSignal.timeout(timeoutMs)
-    const results = await Promise.allSettled(
-      Array.from({ length: n }, () =>
-        this.pool
-          .request({ path: this.basePath + path, method: 'GET', headers: this.baseHeaders as string[], signal })
-          .then((r) => r.body.dump()),
-      ),
-    )
-    this.warmed = results.filter((r) => r.status === 'fulfilled').length
+    this.healthPath = path
+    this.warmed = await this.open(this.config.pool.warm, timeoutMs)
     return this.warmed
+  }
+
+  /**
+   * Sends `n` concurrent lightweight requests, so the pool holds at least `n` connections beyond
+   * those busy (idle ones take requests first; the rest are opened). Any HTTP answer proves a
+   * connection; only transport errors count as failures. Calls are not stacked: while one runs,
+   * another returns 0.
+   */
+  async open(n: number, timeoutMs = 2_000): Promise<number> {
+    if (n <= 0 || this.opening) return 0
+    this.opening = true
+    try {
+      const signal = AbortSignal.timeout(timeoutMs)
+      const results = await Promise.allSettled(
+        Array.from({ length: n }, () =>
+          this.pool
+            .request({ path: this.basePath + this.healthPath, method: 'GET', headers: this.baseHeaders as string[], signal })
+            .then((r) => r.body.dump()),
+        ),
+      )
+      return results.filter((r) => r.status === 'fulfilled').length
+    } finally {
+      this.opening = false
+    }
   }
 
   /** The POST headers plus a few client headers that are safe to pass on (request ids, API betas). */

@@ -1,0 +1,53 @@
+/**
+ * Adaptive pool sizing. undici opens connections on demand, so the first requests of a burst wait
+ * on TCP (and TLS) handshakes; and keep-alive closes idle ones, so after a quiet spell the next
+ * burst pays again. The sizer watches each member's concurrency and keeps
+ * `peak x (1 + headroom)` connections open (at least `warm`, at most `connections`), where the peak
+ * decays slowly: connections are opened ahead of demand, and let go (by the pool's own idle
+ * timeout, shorter than the upstream's) only when demand stays low.
+ */
+import type { Member } from '../routing/member.ts'
+import type { Upstream } from './upstream.ts'
+
+/** Per tick, the remembered peak keeps this share of itself (~30 s half-life at 1 s ticks). */
+const PEAK_DECAY = 0.977
+
+export class PoolSizer {
+  private readonly members: () => readonly Member<Upstream>[]
+  private readonly timer: NodeJS.Timeout
+
+  constructor(members: () => readonly Member<Upstream>[], intervalMs = 1_000) {
+    this.members = members
+    this.timer = setInterval(() => this.tick(), intervalMs)
+    this.timer.unref()
+  }
+
+  /** Called by the request path's own bookkeeping: a member's in-flight count just rose. */
+  observe(member: Member<Upstream>): void {
+    const up = member.dispatcher
+    if (member.outstanding > up.peakConcurrency) up.peakConcurrency = member.outstanding
+  }
+
+  /** The connection count a member should hold now. */
+  target(member: Member<Upstream>): number {
+    const pool = member.dispatcher.config.pool
+    const peak = member.dispatcher.peakConcurrency
+    return Math.min(pool.connections, Math.max(pool.warm, Math.ceil(peak * (1 + pool.headroom))))
+  }
+
+  tick(): void {
+    for (const member of this.members()) {
+      if (!member.dispatcher.config.pool.adaptive || member.draining || !member.available(performance.now())) continue
+      const up = member.dispatcher
+      up.peakConcurrency = Math.max(member.outstanding, up.peakConcurrency * PEAK_DECAY)
+      // Idle connections take requests first: reaching N connections takes N requests in flight.
+      const target = this.target(member)
+      const stats = member.dispatcher.stats()
+      if (stats.connected < target) void member.dispatcher.open(target - stats.running).catch(() => 0)
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer)
+  }
+}

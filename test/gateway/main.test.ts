@@ -30,6 +30,8 @@ test('with no upstream it serves from the simulator, says so, and a stock OpenAI
   assert.ok(usage && usage.completion_tokens > 0)
   const completion = await client.chat.completions.create({ model: 'any-model', messages: [{ role: 'user', content: 'Say hello' }] })
   assert.equal(completion.choices[0]?.message.content, text)
+  const models = await client.models.list()
+  assert.ok(models.data.some((m) => m.id === 'velox-sim-1'), 'the simulator’s model is not listed')
   const embedding = await client.embeddings.create({ model: 'any-model', input: 'hello' })
   assert.ok(embedding.data[0]!.embedding.length > 0)
   await assert.rejects(client.chat.completions.create({ model: '', messages: [] }), (e: InstanceType<typeof OpenAI.APIError>) => e.status === 400 && e.code === 'GW_ERR_MODEL_REQUIRED')

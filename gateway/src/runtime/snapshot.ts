@@ -26,8 +26,9 @@ export class RuntimeSnapshot {
   readonly config: GatewayConfig
   readonly router: Router<Upstream>
   readonly auth: Authenticator
-  readonly modelsBody: string
-  readonly modelIds: ReadonlySet<string>
+  /** `GET /v1/models`: configured models and aliases, plus what `"*"` upstreams list (after warm-up). */
+  modelsBody: string
+  modelIds: ReadonlySet<string>
   readonly ctx: CallContext
   private readonly logger: Logger
   private readonly health: ActiveHealthChecker<Upstream> | null
@@ -52,10 +53,9 @@ export class RuntimeSnapshot {
       nowMs: now,
       createMember: (init) => new Member(init, new Upstream(byName.get(init.upstreamName)!, deps.env, init.origin)),
     })
-    const ids = this.router.models()
-    this.modelIds = new Set(ids)
-    const created = Math.floor(Date.now() / 1000)
-    this.modelsBody = JSON.stringify({ object: 'list', data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'velox' })) })
+    this.modelIds = new Set()
+    this.modelsBody = ''
+    this.setModels(this.router.models())
     this.sizer = new PoolSizer(() => this.router.members())
     this.ctx = deps.buildContext(this)
 
@@ -86,6 +86,35 @@ export class RuntimeSnapshot {
     })
   }
 
+  private setModels(ids: Iterable<string>): void {
+    const sorted = [...new Set(ids)].sort()
+    const created = Math.floor(Date.now() / 1000)
+    this.modelIds = new Set(sorted)
+    this.modelsBody = JSON.stringify({ object: 'list', data: sorted.map((id) => ({ id, object: 'model', created, owned_by: 'velox' })) })
+  }
+
+  /**
+   * A `"*"` upstream serves whatever it has loaded; ask it (its own `/v1/models`) so that clients
+   * listing models see them. Best effort: an upstream without the endpoint adds nothing.
+   */
+  private async discoverWildcardModels(): Promise<void> {
+    const found: string[] = []
+    const seen = new Set<string>()
+    for (const m of this.router.members()) {
+      const up = m.dispatcher
+      if (!up.config.models.includes('*') || seen.has(up.name)) continue
+      seen.add(up.name)
+      try {
+        const res = await up.pool.request({ path: `${up.basePath}/v1/models`, method: 'GET', headers: up.baseHeaders as string[], signal: AbortSignal.timeout(2_000) })
+        const body = (await res.body.json()) as { data?: Array<{ id?: unknown }> }
+        if (res.statusCode === 200 && Array.isArray(body.data)) for (const d of body.data) if (typeof d.id === 'string') found.push(d.id)
+      } catch {
+        // Not every OpenAI-compatible server lists its models; routing does not depend on it.
+      }
+    }
+    if (found.length > 0) this.setModels([...this.router.models(), ...found])
+  }
+
   /** The route for a public model id, or null when no upstream serves it. */
   resolve(model: string) {
     return this.router.resolve(model)
@@ -112,6 +141,7 @@ export class RuntimeSnapshot {
     const members = this.router.members()
     const results = await Promise.all(members.map((m) => m.dispatcher.warm(this.config.routing.health.activePath).catch(() => 0)))
     if (!this.closed) this.health?.start()
+    await this.discoverWildcardModels()
     return results.filter((n, i) => n > 0 || members[i]!.dispatcher.config.pool.warm === 0).length
   }
 

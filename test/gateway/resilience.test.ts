@@ -220,7 +220,7 @@ describe('peer regions', () => {
     const peer = await startRawUpstream((req, res) => {
       req.resume()
       req.on('end', () => {
-        if (req.url !== '/health') hops.push(req.headers['x-velox-hop'] as string | undefined)
+        if (req.method === 'POST') hops.push(req.headers['x-velox-hop'] as string | undefined)
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"from":"peer"}')
       })
     })

@@ -84,7 +84,3 @@ export class GatewayError extends Error {
     return JSON.stringify(this.toJSON())
   }
 }
-
-export function gatewayError(code: ErrorCode, detail?: string, opts?: { param?: string; retryAfter?: number; cause?: unknown }): GatewayError {
-  return new GatewayError(code, detail, opts)
-}

@@ -18,10 +18,6 @@ export interface ReloadResult {
 /** Keys bound when the process starts listening; a reload logs that they need a restart. */
 const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs', 'requestTimeoutMs'] as const
 
-function metricsGeneration(metrics: GatewayMetrics, generation: number): void {
-  metrics.configGeneration.set(generation)
-}
-
 export class Gateway {
   snapshot: RuntimeSnapshot
   readonly metrics: GatewayMetrics
@@ -79,7 +75,7 @@ export class Gateway {
 
   private async warm(): Promise<void> {
     const snapshot = this.snapshot
-    metricsGeneration(this.metrics, this.generation)
+    this.metrics.configGeneration.set(this.generation)
     const started = performance.now()
     const answered = await snapshot.warm()
     const ms = Math.round(performance.now() - started)
@@ -122,7 +118,7 @@ export class Gateway {
     const old = this.snapshot
     this.snapshot = next
     this.generation++
-    metricsGeneration(this.metrics, this.generation)
+    this.metrics.configGeneration.set(this.generation)
     this.metrics.configReloads.inc({ result: 'applied' })
     this.logger.info({ generation: this.generation, members: next.router.members().length, answered }, 'config reloaded')
     if (answered > 0) this.ready = true

@@ -167,18 +167,17 @@ function proxy(gateway: Gateway, endpoint: Endpoint, request: FastifyRequest, re
   if (cache !== null) {
     const user = parsed.json.user
     const plan = cache.plan({ tenant: principal.tenant, endUser: typeof user === 'string' ? user : null, endpoint: endpoint.name, model: resolution.model, body: parsed.json, headers })
-    if (plan.mode === 'lookup') {
-      const hit = cache.lookup(plan)
-      if (hit !== null) {
-        if (!(hit instanceof Promise)) return replayHit(gateway, cache, plan, hit, endpoint, parsed.model, reply)
-        // The shared tier answers within redis.commandTimeoutMs, or as a miss.
-        return hit.then((h) => {
-          if (h !== null) replayHit(gateway, cache, plan, h, endpoint, parsed.model, reply)
-          else forward(gateway, snapshot, endpoint, request, reply, parsed, resolution, raw, { cache, plan, semantic: null, recorder: null })
-        })
-      }
-    }
     callCache = { cache, plan, semantic: null, recorder: null }
+    const hit = cache.lookup(plan)
+    if (hit !== null) {
+      if (!(hit instanceof Promise)) return replayHit(gateway, cache, plan, hit, endpoint, parsed.model, reply)
+      // The shared tier answers within redis.commandTimeoutMs, or as a miss.
+      const onMiss = callCache
+      return hit.then((h) => {
+        if (h !== null) replayHit(gateway, cache, plan, h, endpoint, parsed.model, reply)
+        else forward(gateway, snapshot, endpoint, request, reply, parsed, resolution, raw, onMiss)
+      })
+    }
   }
   forward(gateway, snapshot, endpoint, request, reply, parsed, resolution, raw, callCache)
 }

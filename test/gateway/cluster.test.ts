@@ -1,12 +1,9 @@
 /** server.workers > 1: workers share the port, metrics are summed, crashed workers come back. */
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
+import { killGatewayProcesses, startGatewayProcess } from '../helpers/process.ts'
 
-const MAIN = new URL('../../gateway/src/main.ts', import.meta.url).pathname
-let child: ChildProcess | null = null
-after(() => child?.kill('SIGKILL'))
+after(killGatewayProcesses)
 
 async function request(url: string): Promise<number> {
   const res = await fetch(`${url}/v1/chat/completions`, {
@@ -25,21 +22,16 @@ function totalRequests(metrics: string): number {
 }
 
 test('two workers serve one port, /metrics sums them, a killed worker is replaced, SIGTERM exits 0', async () => {
-  child = spawn(process.execPath, [MAIN], { env: { ...process.env, VELOX_WORKERS: '2', VELOX_PORT: '0', VELOX_HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout!.on('data', (c: Buffer) => (out += c))
-  child.stderr!.on('data', (c: Buffer) => (out += c))
+  const { child, url, logs, exited } = await startGatewayProcess([], { VELOX_WORKERS: '2' })
   const workerPids = async (n: number): Promise<number[]> => {
     for (let i = 0; i < 400; i++) {
-      const pids = [...out.matchAll(/"pid":(\d+),"members":1,"answered":1/g)].map((m) => Number(m[1]))
+      const pids = [...logs().matchAll(/"pid":(\d+),"members":1,"answered":1/g)].map((m) => Number(m[1]))
       if (pids.length >= n) return pids
       await new Promise((r) => setTimeout(r, 25))
     }
-    throw new Error(`workers never warmed:\n${out}`)
+    throw new Error(`workers never warmed:\n${logs()}`)
   }
   const pids = await workerPids(2)
-  const port = /"workers":2,"port":(\d+)/.exec(out)![1]
-  const url = `http://127.0.0.1:${port}`
 
   for (let i = 0; i < 20; i++) assert.equal(await request(url), 200)
   for (let i = 0; i < 3; i++) {
@@ -52,7 +44,5 @@ test('two workers serve one port, /metrics sums them, a killed worker is replace
   for (let i = 0; i < 10; i++) assert.equal(await request(url), 200)
 
   child.kill('SIGTERM')
-  const [code] = await once(child, 'exit')
-  assert.equal(code, 0)
-  child = null
+  assert.equal(await exited, 0)
 })

@@ -1,13 +1,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtempSync, renameSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { renameSync, writeFileSync } from 'node:fs'
 import { parseConfig } from '../../gateway/src/config/load.ts'
 import { startSimulator } from '../../gateway/src/simulator/server.ts'
 import { chatBody, post, readEvents, startGateway } from '../helpers/gateway.ts'
+import { configFile, startGatewayProcess } from '../helpers/process.ts'
 
 const upstream = (name: string, url: string) => ({ name, url, models: ['velox-sim-1'] })
 
@@ -77,24 +74,19 @@ test('reloads under load drop nothing', async () => {
 test('the gateway process reloads on a file change and on SIGHUP', async () => {
   const a = await startSimulator()
   const b = await startSimulator()
-  const dir = mkdtempSync(join(tmpdir(), 'velox-reload-'))
-  const file = join(dir, 'gateway.yaml')
+  const file = configFile('')
   const write = (name: string, url: string) => {
     // Replace the file as editors and ConfigMaps do: write elsewhere, rename over.
     writeFileSync(`${file}.tmp`, `server: { host: 127.0.0.1, port: 0 }\nupstreams:\n  - name: ${name}\n    url: ${url}\n    models: ["*"]\n`)
     renameSync(`${file}.tmp`, file)
   }
   write('a', a.url)
-  const child = spawn(process.execPath, [new URL('../../gateway/src/main.ts', import.meta.url).pathname, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (c: Buffer) => (out += c))
+  const { child, url, logs, exited } = await startGatewayProcess(['--config', file])
   try {
     const until = async (re: RegExp) => {
-      for (let i = 0; i < 200 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 25))
-      assert.match(out, re)
+      for (let i = 0; i < 200 && !re.test(logs()); i++) await new Promise((r) => setTimeout(r, 25))
+      assert.match(logs(), re)
     }
-    await until(/"port":(\d+)[^\n]*velox gateway listening/)
-    const url = `http://127.0.0.1:${/"port":(\d+)[^\n]*velox gateway listening/.exec(out)![1]}`
     const upstreamOf = async () => {
       const res = await post(`${url}/v1/chat/completions`, chatBody())
       await res.arrayBuffer()
@@ -112,7 +104,7 @@ test('the gateway process reloads on a file change and on SIGHUP', async () => {
     assert.equal(await upstreamOf(), 'b')
   } finally {
     child.kill('SIGTERM')
-    await once(child, 'exit')
+    await exited
     await a.close()
     await b.close()
   }

@@ -472,8 +472,7 @@ export class ProxyCall {
       const limit = attempt.target.dispatcher.config.timeouts.firstByteMs
       if (now - attempt.startedAt < limit) continue
       this.fail(attempt, Object.assign(new Error(`no first event within ${limit} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' }))
-      attempt.cancelled = true
-      attempt.controller?.abort(CANCELLED)
+      attempt.abandon()
       return
     }
   }
@@ -524,10 +523,8 @@ export class ProxyCall {
       m.observeFirstByte(upstreamName, upstreamMs / 1000)
       m.observeAdded(route, (winner.firstByteAt - this.startedAt - upstreamMs) / 1000)
     }
-    if (this.status === 200 && this.lastChunk !== null) {
-      const last = this.lastChunk
-      const tail = this.prevChunk !== null && last.length < 1024 ? Buffer.concat([this.prevChunk, last]) : last
-      const usage = readUsage(tail)
+    if (this.status === 200) {
+      const usage = readUsage(this.lastChunk, this.prevChunk)
       if (usage !== null) m.countTokens(this.model, usage.prompt, usage.completion)
     }
     this.live = []
@@ -580,11 +577,19 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   /** Aborts the dispatch for a reason that says nothing about the member. */
   cancel(now: number): void {
-    this.cancelled = true
     if (!this.settled) {
       this.settled = true
       this.target.onCancel(now)
     }
+    this.abandon()
+  }
+
+  /**
+   * Stops the dispatch of an attempt the call no longer follows (already settled, or replaced).
+   * Marked first: undici may call back synchronously from abort, and those callbacks are ignored.
+   */
+  abandon(): void {
+    this.cancelled = true
     this.controller?.abort(CANCELLED)
   }
 
@@ -602,10 +607,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.target.onFirstByte(ttfb, now)
     call.resolution.hedge.record(ttfb, now)
     const verdict = call.onStatus(this, statusCode)
-    if (verdict === 'abort') {
-      this.cancelled = true
-      return controller.abort(CANCELLED)
-    }
+    if (verdict === 'abort') return this.abandon()
     if (verdict === 'hold') {
       this.heldError = { status: statusCode, headers, chunks: [], bytes: 0 }
       return
@@ -631,10 +633,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     if (this.heldHeaders !== null) {
       const headers = this.heldHeaders
       this.heldHeaders = null
-      if (this.sse && chunk.subarray(0, SSE_ERROR_PREFIX.length).equals(SSE_ERROR_PREFIX) && call.streamErrorFirst(this)) {
-        this.cancelled = true
-        return controller.abort(CANCELLED)
-      }
+      if (this.sse && chunk.subarray(0, SSE_ERROR_PREFIX.length).equals(SSE_ERROR_PREFIX) && call.streamErrorFirst(this)) return this.abandon()
       call.commit(this, this.heldStatus, headers, performance.now())
     }
     if (!call.write(chunk)) {
@@ -651,7 +650,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
       this.heldHeaders = null
       // A stream that ends with no event at all is no answer; an empty plain body (204) is one.
       if (this.sse) {
-        if (call.noFirstEvent(this)) this.cancelled = true
+        call.noFirstEvent(this)
         return
       }
       call.commit(this, this.heldStatus, headers, performance.now())

@@ -24,6 +24,13 @@ export interface MemberView {
   readonly dispatcher: { stats(): { connected: number; free: number; pending: number; running: number } }
 }
 
+/** The inner map under `key`, created on first use. */
+function child<K, M extends Map<unknown, unknown>>(map: Map<K, M>, key: K): M {
+  let next = map.get(key)
+  if (next === undefined) map.set(key, (next = new Map() as M))
+  return next
+}
+
 export class GatewayMetrics {
   readonly registry: Registry
   readonly requests: FastCounter
@@ -35,7 +42,8 @@ export class GatewayMetrics {
   readonly pool: Gauge<'upstream' | 'state'>
   readonly configReloads: Counter<'result'>
   readonly configGeneration: Gauge
-  private readonly requestCells = new Map<string, CounterCell>()
+  /** route -> model -> upstream -> status -> cell: four lookups, no key string built per request. */
+  private readonly requestCells = new Map<string, Map<string, Map<string, Map<number, CounterCell>>>>()
   private readonly addedCells = new Map<string, HistogramCell>()
   private readonly durationCells = new Map<string, HistogramCell>()
   private readonly firstByteCells = new Map<string, HistogramCell>()
@@ -173,11 +181,13 @@ export class GatewayMetrics {
   }
 
   countRequest(route: string, model: string, upstream: string, status: number): void {
-    const key = `${route}\u0001${model}\u0001${upstream}\u0001${status}`
-    let cell = this.requestCells.get(key)
+    const byModel = child(this.requestCells, route)
+    const byUpstream = child(byModel, model)
+    const byStatus = child(byUpstream, upstream)
+    let cell = byStatus.get(status)
     if (cell === undefined) {
       cell = this.requests.cell(route, this.modelLabel(model), upstream, String(status))
-      this.requestCells.set(key, cell)
+      byStatus.set(status, cell)
     }
     cell.inc()
   }

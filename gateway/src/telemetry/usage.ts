@@ -11,27 +11,45 @@ export interface Usage {
   completion: number
 }
 
-/** `tail` is the response's last bytes (the last one or two chunks); returns null when absent. */
-export function readUsage(tail: Buffer | null): Usage | null {
-  if (tail === null) return null
-  const at = tail.lastIndexOf(USAGE)
+/** Bytes after `"usage"` worth scanning: the block is small. */
+const WINDOW = 512
+const KEYS = {
+  prompt: Buffer.from('"prompt_tokens"'),
+  input: Buffer.from('"input_tokens"'),
+  completion: Buffer.from('"completion_tokens"'),
+  output: Buffer.from('"output_tokens"'),
+}
+
+/**
+ * Usage from the response's last chunk, else the one before it (a stream's usage event usually
+ * precedes `data: [DONE]`). Only a usage block split across the two chunks costs a copy.
+ */
+export function readUsage(last: Buffer | null, prev: Buffer | null = null): Usage | null {
+  if (last === null) return null
+  const found = readUsageIn(last) ?? (prev !== null ? readUsageIn(prev) : null)
+  if (found !== null || prev === null) return found
+  return last.length < WINDOW ? readUsageIn(Buffer.concat([prev, last])) : null
+}
+
+function readUsageIn(buf: Buffer): Usage | null {
+  const at = buf.lastIndexOf(USAGE)
   if (at === -1) return null
-  const text = tail.toString('latin1', at, Math.min(tail.length, at + 512))
-  const prompt = numberAfter(text, '"prompt_tokens"') ?? numberAfter(text, '"input_tokens"')
-  const completion = numberAfter(text, '"completion_tokens"') ?? numberAfter(text, '"output_tokens"')
+  const end = Math.min(buf.length, at + WINDOW)
+  const prompt = numberAfter(buf, KEYS.prompt, at, end) ?? numberAfter(buf, KEYS.input, at, end)
+  const completion = numberAfter(buf, KEYS.completion, at, end) ?? numberAfter(buf, KEYS.output, at, end)
   if (prompt === null && completion === null) return null
   return { prompt: prompt ?? 0, completion: completion ?? 0 }
 }
 
-function numberAfter(text: string, key: string): number | null {
-  const k = text.indexOf(key)
-  if (k === -1) return null
+function numberAfter(buf: Buffer, key: Buffer, from: number, end: number): number | null {
+  const k = buf.indexOf(key, from)
+  if (k === -1 || k >= end) return null
   let i = k + key.length
-  while (i < text.length && (text.charCodeAt(i) === 0x20 || text.charCodeAt(i) === 0x3a)) i++
+  while (i < end && (buf[i] === 0x20 || buf[i] === 0x3a)) i++
   let n = 0
   let digits = 0
-  for (; i < text.length; i++) {
-    const c = text.charCodeAt(i) - 0x30
+  for (; i < end; i++) {
+    const c = buf[i]! - 0x30
     if (c < 0 || c > 9) break
     n = n * 10 + c
     digits++

@@ -5,6 +5,7 @@
  */
 
 import { chatCompletion } from './chat.ts'
+import { chatWithTools, tokenize } from './chat-tools.ts'
 import { textCompletion } from './completions.ts'
 import type { SimCore } from './core.ts'
 import { embeddings } from './embeddings.ts'
@@ -24,6 +25,7 @@ const EMBEDDINGS = 7
 const RESPONSES = 8
 const SIM_FAULTS = 9
 const SIM_STATS = 10
+const TOKENIZE = 11
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -34,6 +36,7 @@ function routeOf(method: string, path: string): number {
     case '/v1/embeddings': return method === 'POST' ? EMBEDDINGS : METHOD_NOT_ALLOWED
     case '/v1/responses': return method === 'POST' ? RESPONSES : METHOD_NOT_ALLOWED
     case '/v1/models': return method === 'GET' ? MODELS : METHOD_NOT_ALLOWED
+    case '/tokenize': return method === 'POST' ? TOKENIZE : METHOD_NOT_ALLOWED
     case '/health': return method === 'GET' ? HEALTH : METHOD_NOT_ALLOWED
     case '/_sim/faults': return method === 'GET' || method === 'POST' || method === 'DELETE' ? SIM_FAULTS : METHOD_NOT_ALLOWED
     case '/_sim/stats': return method === 'GET' || method === 'DELETE' ? SIM_STATS : METHOD_NOT_ALLOWED
@@ -153,7 +156,8 @@ function respond(res: SimResponse): void {
     case CHAT:
     case COMPLETIONS:
     case EMBEDDINGS:
-    case RESPONSES: reply = generate(core, res.route, req); break
+    case RESPONSES:
+    case TOKENIZE: reply = generate(core, res.route, req); break
     case METHOD_NOT_ALLOWED:
       reply = json(405, errorJson(`Method ${req.method ?? ''} is not allowed on ${res.path}`, 'invalid_request_error', null, 'method_not_allowed'))
       break
@@ -204,7 +208,8 @@ function generate(core: SimCore, route: number, req: SimRequest): Reply {
   if (params === null) return bodyError(req)
   const genReq: GenRequest = { seq: ++core.seq, created: Math.floor(Date.now() / 1000) }
   switch (route) {
-    case CHAT: return chatCompletion(params, core.gen, genReq)
+    case CHAT: return chatWithTools(params, core.gen, genReq) ?? chatCompletion(params, core.gen, genReq)
+    case TOKENIZE: return tokenize(params)
     case COMPLETIONS: return textCompletion(params, core.gen, genReq)
     case EMBEDDINGS: return embeddings(params, core.gen)
     default: return createResponse(params, core.gen, genReq)

@@ -16,6 +16,11 @@ import { HOP_HEADER } from './upstream/upstream.ts'
 import { parseBody, rewriteModel } from './proxy/request-body.ts'
 import { GatewayMetrics } from './telemetry/metrics.ts'
 import { createLogger, type Logger } from './telemetry/logger.ts'
+import type { Principal } from './auth/authenticator.ts'
+import type { CacheEndpoint } from './cache/index.ts'
+import type { ClientResponse } from './protocols/client-response.ts'
+import { COUNT_TOKENS_PATH, MESSAGES_PATH, isAnthropicRoute, translateMessagesCall } from './protocols/anthropic/ingress.ts'
+import { gatewayErrorBody } from './protocols/anthropic/errors.ts'
 
 export { Gateway }
 
@@ -111,26 +116,29 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     if (err.status >= 500) request.log.error({ err: error }, 'request failed')
     gateway.metrics.countRequest(ROUTE_NAMES.get(request.routeOptions.url ?? '') ?? 'other', 'none', 'none', err.status)
     if (err.retryAfter !== null) void reply.header('retry-after', String(err.retryAfter))
-    return reply.code(err.status).type('application/json').send(err.body())
+    return reply.code(err.status).type('application/json').send(isAnthropicRoute(request.url) ? gatewayErrorBody(err) : err.body())
   })
-  const postPaths = new Set(ENDPOINTS.map((e) => e.path))
+  const postPaths = new Set([...ENDPOINTS.map((e) => e.path), MESSAGES_PATH, COUNT_TOKENS_PATH])
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!
     const err = postPaths.has(path)
       ? new GatewayError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} ${path}; use POST`)
       : new GatewayError('GW_ERR_NOT_FOUND', `${request.method} ${path}`)
     if (err.status === 405) void reply.header('allow', 'POST')
-    return reply.code(err.status).type('application/json').send(err.body())
+    return reply.code(err.status).type('application/json').send(isAnthropicRoute(path) ? gatewayErrorBody(err) : err.body())
   })
 
   for (const endpoint of ENDPOINTS) {
     app.post(endpoint.path, (request, reply) => proxy(gateway, endpoint, request, reply))
   }
+  app.post(MESSAGES_PATH, (request, reply) => messages(gateway, request, reply, false))
+  app.post(COUNT_TOKENS_PATH, (request, reply) => messages(gateway, request, reply, true))
 
   app.get('/v1/models', (_request, reply) => reply.type('application/json').send(gateway.snapshot.modelsBody))
   app.get<{ Params: { '*': string } }>('/v1/models/*', (request, reply) => {
     const id = request.params['*']
-    if (!gateway.snapshot.modelIds.has(id)) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', id, { param: 'model' })
+    // Whatever a chat request could use is a model: listed ids, aliases, and any name a "*" upstream serves.
+    if (!gateway.snapshot.modelIds.has(id) && gateway.snapshot.resolve(id) === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', id, { param: 'model' })
     return reply.type('application/json').send({ id, object: 'model', created: 0, owned_by: 'velox' })
   })
   app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }))
@@ -154,9 +162,32 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
 function proxy(gateway: Gateway, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
   const raw = request.body as Buffer | undefined
   if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
+  const principal = gateway.snapshot.auth.authenticate(request.headers.authorization)
+  return proxyParsed(gateway, endpoint, request, reply, principal, parseBody(raw), raw, null, endpoint.name as CacheEndpoint)
+}
+
+function messages(gateway: Gateway, request: FastifyRequest, reply: FastifyReply, countOnly: boolean): void | Promise<void> {
+  const call = translateMessagesCall(gateway.snapshot, request, reply, countOnly)
+  return proxyParsed(gateway, call.endpoint, request, reply, call.principal, call.parsed, call.body, call.res, call.cacheable ? 'chat.completions' : null)
+}
+
+/**
+ * Authorize, resolve, answer from the cache or forward. `body` is what goes upstream (the client's
+ * bytes, or a translation); `res` stands in for the client's response when the answer must be
+ * translated back; `cacheAs` names the cache endpoint, null when the cache stays out.
+ */
+function proxyParsed(
+  gateway: Gateway,
+  endpoint: Endpoint,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  principal: Principal,
+  parsed: ReturnType<typeof parseBody>,
+  raw: Buffer,
+  res: ClientResponse | null,
+  cacheAs: CacheEndpoint | null,
+): void | Promise<void> {
   const snapshot = gateway.snapshot
-  const principal = snapshot.auth.authenticate(request.headers.authorization)
-  const parsed = parseBody(raw)
   snapshot.auth.authorize(principal, parsed.model)
   const resolution = snapshot.resolve(parsed.model)
   if (resolution === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
@@ -164,22 +195,22 @@ function proxy(gateway: Gateway, endpoint: Endpoint, request: FastifyRequest, re
 
   let callCache: CallCache | null = null
   const cache = gateway.cache
-  if (cache !== null) {
+  if (cache !== null && cacheAs !== null) {
     const user = parsed.json.user
-    const plan = cache.plan({ tenant: principal.tenant, endUser: typeof user === 'string' ? user : null, endpoint: endpoint.name, model: resolution.model, body: parsed.json, headers })
+    const plan = cache.plan({ tenant: principal.tenant, endUser: typeof user === 'string' ? user : null, endpoint: cacheAs, model: resolution.model, body: parsed.json, headers })
     callCache = { cache, plan, semantic: null, recorder: null }
     const hit = cache.lookup(plan)
     if (hit !== null) {
-      if (!(hit instanceof Promise)) return replayHit(gateway, cache, plan, hit, endpoint, parsed.model, reply)
+      if (!(hit instanceof Promise)) return replayHit(gateway, cache, plan, hit, endpoint, parsed.model, reply, res)
       // The shared tier answers within redis.commandTimeoutMs, or as a miss.
       const onMiss = callCache
       return hit.then((h) => {
-        if (h !== null) replayHit(gateway, cache, plan, h, endpoint, parsed.model, reply)
-        else forward(gateway, snapshot, endpoint, request, reply, parsed, resolution, raw, onMiss)
+        if (h !== null) replayHit(gateway, cache, plan, h, endpoint, parsed.model, reply, res)
+        else forward(gateway, snapshot, endpoint, request, reply, parsed, resolution, raw, onMiss, res)
       })
     }
   }
-  forward(gateway, snapshot, endpoint, request, reply, parsed, resolution, raw, callCache)
+  forward(gateway, snapshot, endpoint, request, reply, parsed, resolution, raw, callCache, res)
 }
 
 function forward(
@@ -192,6 +223,7 @@ function forward(
   resolution: NonNullable<ReturnType<Gateway['snapshot']['resolve']>>,
   raw: Buffer,
   callCache: CallCache | null,
+  res: ClientResponse | null,
 ): void {
   const headers = request.headers
   const body = resolution.model === parsed.model ? raw : rewriteModel(parsed.json, resolution.model)
@@ -203,7 +235,7 @@ function forward(
   // A request another gateway forwarded is served here or fails here: never bounced to a peer.
   const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
   reply.hijack()
-  const call = new ProxyCall(snapshot.ctx, reply.raw, endpoint, parsed.model, resolution, affinityKey(snapshot.config.routing.hashKey, headers, parsed.json), body, extra, request.startedAt, excluded, callCache)
+  const call = new ProxyCall(snapshot.ctx, res ?? reply.raw, endpoint, parsed.model, resolution, affinityKey(snapshot.config.routing.hashKey, headers, parsed.json), body, extra, request.startedAt, excluded, callCache)
   call.start()
   if (callCache !== null && !call.finished) {
     const abort = new AbortController()
@@ -215,9 +247,9 @@ function forward(
   }
 }
 
-function replayHit(gateway: Gateway, cache: ResponseCache, plan: CachePlan, hit: CachedResponse, endpoint: Endpoint, model: string, reply: FastifyReply): void {
+function replayHit(gateway: Gateway, cache: ResponseCache, plan: CachePlan, hit: CachedResponse, endpoint: Endpoint, model: string, reply: FastifyReply, res: ClientResponse | null): void {
   reply.hijack()
-  cache.replay(hit, plan, reply.raw, {})
+  cache.replay(hit, plan, res ?? reply.raw, {})
   gateway.metrics.countRequest(endpoint.name, model, 'cache', 200)
 }
 

@@ -12,7 +12,8 @@
  * A wrong hit is worse than a miss: every hit is re-checked against the requester's scope, and
  * only complete, successful answers are ever stored.
  */
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { ClientResponse } from '../protocols/client-response.ts'
 import type { Registry } from 'prom-client'
 import { canonicalBody, digest } from './canonical.ts'
 import type { CacheConfig, CacheEndpoint } from './config.ts'
@@ -287,7 +288,7 @@ export class ResponseCache {
   }
 
   /** Writes a hit (from `lookup` or `semanticLookup`) in the shape the client asked for. */
-  replay(hit: CachedResponse, plan: CachePlan, res: ServerResponse, extraHeaders: Record<string, string>): void {
+  replay(hit: CachedResponse, plan: CachePlan, res: ClientResponse, extraHeaders: Record<string, string>): void {
     const want = plan.mode === 'lookup' ? plan : { stream: false, includeUsage: false }
     const semantic = hit.similarity !== null
     const cacheHeaders: Record<string, string> = semantic

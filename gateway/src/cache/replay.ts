@@ -2,7 +2,7 @@
  * Writes a cached answer in the shape the client asked for: JSON for a plain request, a chunked
  * SSE stream ending with `[DONE]` for a streaming one, whichever shape the answer was stored in.
  */
-import type { ServerResponse } from 'node:http'
+import type { ClientResponse } from '../protocols/client-response.ts'
 import type { CachedResponse } from './entry.ts'
 import { parseSse, sseData, SSE_DONE } from './sse.ts'
 
@@ -102,7 +102,7 @@ function textChunks(obj: Json, includeUsage: boolean): string[] {
 export function writeReplay(
   e: CachedResponse,
   want: ReplayShape,
-  res: ServerResponse,
+  res: ClientResponse,
   cacheHeaders: Record<string, string>,
   extraHeaders: Record<string, string>,
 ): void {

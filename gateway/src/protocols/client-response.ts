@@ -4,12 +4,12 @@
  * the client spoke. The proxy, the cache replay and the error writer use only these members, so
  * they never know which protocol is on the other side.
  */
-import type { OutgoingHttpHeaders } from 'node:http'
+import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http'
 
 export interface ClientResponse {
   readonly destroyed: boolean
   readonly headersSent: boolean
-  writeHead(status: number, headers?: OutgoingHttpHeaders | readonly string[]): unknown
+  writeHead(status: number, headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): unknown
   write(chunk: Buffer | string): boolean
   end(chunk?: Buffer | string): unknown
   destroy(err?: Error): unknown
@@ -19,7 +19,7 @@ export interface ClientResponse {
 }
 
 /** Headers in either form as undici's flat `[name, value, ...]` list, names lower-cased. */
-export function flatHeaders(headers: OutgoingHttpHeaders | readonly string[] | undefined): string[] {
+export function flatHeaders(headers: OutgoingHttpHeaders | readonly OutgoingHttpHeader[] | undefined): string[] {
   const out: string[] = []
   if (headers === undefined) return out
   if (Array.isArray(headers)) {

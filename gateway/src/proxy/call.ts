@@ -12,7 +12,7 @@
  * An Attempt is undici's handler for one dispatch. Callbacks of an attempt that is no longer live
  * (cancelled, or replaced) are ignored.
  */
-import type { ServerResponse } from 'node:http'
+import type { ClientResponse } from '../protocols/client-response.ts'
 import type { Dispatcher } from 'undici'
 import { CACHE_REASON_HEADER, CACHE_STATUS_HEADER, type CachePlan, type Recorder, type ResponseCache, type SemanticResult } from '../cache/index.ts'
 import { GatewayError } from '../errors.ts'
@@ -75,7 +75,7 @@ const SSE_ERROR_PREFIX = Buffer.from('data: {"error"')
 const CANCELLED = new Error('request cancelled by the gateway')
 const kCall = Symbol('velox.proxyCall')
 
-interface ResponseWithCall extends ServerResponse {
+interface ResponseWithCall extends ClientResponse {
   [kCall]?: ProxyCall | undefined
 }
 
@@ -97,7 +97,7 @@ function onHedgeTimer(call: ProxyCall): void {
 
 export class ProxyCall {
   readonly ctx: CallContext
-  readonly res: ServerResponse
+  readonly res: ClientResponse
   readonly endpoint: Endpoint
   /** The model the client named (metrics label); the upstream gets `resolution.model`. */
   readonly model: string
@@ -132,7 +132,7 @@ export class ProxyCall {
 
   constructor(
     ctx: CallContext,
-    res: ServerResponse,
+    res: ClientResponse,
     endpoint: Endpoint,
     model: string,
     resolution: Resolution<Upstream>,

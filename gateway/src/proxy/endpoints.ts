@@ -1,5 +1,5 @@
 /** The OpenAI endpoints the gateway forwards, compiled once. */
-export type EndpointName = 'chat.completions' | 'completions' | 'embeddings' | 'responses'
+export type EndpointName = 'chat.completions' | 'completions' | 'embeddings' | 'responses' | 'messages' | 'messages.count_tokens'
 
 export interface Endpoint {
   readonly name: EndpointName

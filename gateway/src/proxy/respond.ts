@@ -1,8 +1,8 @@
 /** Writing gateway-made responses straight to the raw socket response (used after hijack). */
-import type { ServerResponse } from 'node:http'
+import type { ClientResponse } from '../protocols/client-response.ts'
 import type { GatewayError } from '../errors.ts'
 
-export function writeError(res: ServerResponse, err: GatewayError, extraHeaders?: Record<string, string>): void {
+export function writeError(res: ClientResponse, err: GatewayError, extraHeaders?: Record<string, string>): void {
   if (res.headersSent || res.destroyed) {
     res.destroy()
     return

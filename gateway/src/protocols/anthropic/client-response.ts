@@ -12,7 +12,7 @@
  * out untouched.
  */
 import { EventEmitter } from 'node:events'
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { GatewayError } from '../../errors.ts'
 import { flatHeaders, headerValue, withoutHeaders, type ClientResponse } from '../client-response.ts'
 import { fromOpenAIErrorBody, gatewayErrorBody } from './errors.ts'
@@ -66,7 +66,7 @@ export class AnthropicResponse extends EventEmitter implements ClientResponse {
     return this.raw.headersSent
   }
 
-  writeHead(status: number, headers?: OutgoingHttpHeaders | readonly string[]): this {
+  writeHead(status: number, headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
     const flat = flatHeaders(headers)
     this.status = status
     const type = headerValue(flat, 'content-type') ?? ''

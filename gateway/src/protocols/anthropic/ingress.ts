@@ -1,0 +1,73 @@
+/**
+ * `POST /v1/messages` and `POST /v1/messages/count_tokens`: the Anthropic Messages API at the
+ * edge. The request is authenticated (`x-api-key`, or `Authorization: Bearer`), translated into
+ * the internal OpenAI chat shape, and handed to the same pipeline as a chat completion (limits,
+ * cache, routing, failover, metrics); the answer is translated back by an AnthropicResponse
+ * standing in for the client's response. `anthropic-version` and `anthropic-beta` are accepted
+ * whatever their value: the translation speaks the current version.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Principal } from '../../auth/authenticator.ts'
+import { GatewayError } from '../../errors.ts'
+import type { Endpoint } from '../../proxy/endpoints.ts'
+import { parseBody, type ParsedBody } from '../../proxy/request-body.ts'
+import type { RuntimeSnapshot } from '../../runtime/snapshot.ts'
+import { AnthropicResponse } from './client-response.ts'
+import { messagesToChat } from './request.ts'
+
+/** Anthropic's routes, answered in Anthropic's shape, errors included. */
+export const MESSAGES_PATH = '/v1/messages'
+export const COUNT_TOKENS_PATH = '/v1/messages/count_tokens'
+
+/** Forwarded as a chat completion; counted under its own route name. */
+export const MESSAGES_ENDPOINT: Endpoint = Object.freeze({ name: 'messages', path: '/v1/chat/completions', streams: true })
+/** Token counting asks the upstream's tokenizer (vLLM's `POST /tokenize`). */
+export const COUNT_TOKENS_ENDPOINT: Endpoint = Object.freeze({ name: 'messages.count_tokens', path: '/tokenize', streams: false })
+
+export function isAnthropicRoute(url: string | undefined): boolean {
+  return url !== undefined && url.startsWith(MESSAGES_PATH) && (url.length === MESSAGES_PATH.length || url.charCodeAt(MESSAGES_PATH.length) === 47 || url.charCodeAt(MESSAGES_PATH.length) === 63)
+}
+
+/** One translated request, ready for the pipeline. */
+export interface TranslatedCall {
+  readonly endpoint: Endpoint
+  readonly principal: Principal
+  readonly parsed: ParsedBody
+  /** The internal request's bytes. */
+  readonly body: Buffer
+  readonly res: AnthropicResponse
+  /** Whether the cache may answer it (as the chat completion it became). */
+  readonly cacheable: boolean
+}
+
+/** The `Authorization` value to authenticate: `x-api-key` (Anthropic's) first, else the header itself. */
+export function anthropicCredential(headers: IncomingHttpHeaders): string | undefined {
+  const key = headers['x-api-key']
+  if (typeof key === 'string' && key !== '') return `Bearer ${key}`
+  return headers.authorization
+}
+
+export function translateMessagesCall(snapshot: RuntimeSnapshot, request: FastifyRequest, reply: FastifyReply, countOnly: boolean): TranslatedCall {
+  const raw = request.body as Buffer | undefined
+  if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
+  const principal = snapshot.auth.authenticate(anthropicCredential(request.headers))
+  const client = parseBody(raw)
+  const t = messagesToChat(client.json, countOnly)
+  let internal = t.chat
+  if (countOnly) {
+    // vLLM's tokenizer endpoint takes chat messages (and tools) and counts the templated prompt.
+    internal = { model: t.model, messages: t.chat.messages, add_generation_prompt: true }
+    if (t.chat.tools !== undefined) internal.tools = t.chat.tools
+  }
+  const parsed: ParsedBody = { json: internal, model: t.model, stream: t.stream }
+  const res = new AnthropicResponse(reply.raw, countOnly ? 'count_tokens' : 'messages', t.model, t.stopSequences)
+  return {
+    endpoint: countOnly ? COUNT_TOKENS_ENDPOINT : MESSAGES_ENDPOINT,
+    principal,
+    parsed,
+    body: Buffer.from(JSON.stringify(internal)),
+    res,
+    cacheable: !countOnly,
+  }
+}

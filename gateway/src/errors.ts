@@ -31,6 +31,7 @@ export const ERRORS = Object.freeze({
   GW_ERR_INVALID_JSON: def('GW_ERR_INVALID_JSON', 400, 'invalid_request_error', 'Request body is not valid JSON: %s'),
   GW_ERR_INVALID_BODY: def('GW_ERR_INVALID_BODY', 400, 'invalid_request_error', 'Request body is invalid: %s'),
   GW_ERR_UNSUPPORTED_MEDIA_TYPE: def('GW_ERR_UNSUPPORTED_MEDIA_TYPE', 415, 'invalid_request_error', 'Content-Type must be application/json, got %s'),
+  GW_ERR_UNSUPPORTED_ENCODING: def('GW_ERR_UNSUPPORTED_ENCODING', 415, 'invalid_request_error', 'Unsupported Content-Encoding: %s'),
   GW_ERR_UNSUPPORTED_CONTENT: def('GW_ERR_UNSUPPORTED_CONTENT', 400, 'invalid_request_error', 'The request uses something the upstream protocol has no equivalent for: %s'),
   GW_ERR_MODEL_REQUIRED: def('GW_ERR_MODEL_REQUIRED', 400, 'invalid_request_error', 'The "model" field is required and must be a non-empty string'),
   GW_ERR_MODEL_NOT_FOUND: def('GW_ERR_MODEL_NOT_FOUND', 404, 'not_found_error', 'The model "%s" does not exist or is not served by this gateway'),

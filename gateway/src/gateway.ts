@@ -6,6 +6,7 @@ import type { ResponseCache } from './cache/index.ts'
 import type { GatewayConfig } from './config/schema.ts'
 import type { CallContext, ProxyCall } from './proxy/call.ts'
 import { GatewayError } from './errors.ts'
+import { compileForwardedHeaders, type ForwardedHeaders } from './proxy/forwarded-headers.ts'
 import { RuntimeSnapshot } from './runtime/snapshot.ts'
 import type { GatewayMetrics } from './telemetry/metrics.ts'
 import type { Logger } from './telemetry/logger.ts'
@@ -16,13 +17,15 @@ export interface ReloadResult {
 }
 
 /** Keys bound when the process starts listening; a reload logs that they need a restart. */
-const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs', 'requestTimeoutMs'] as const
+const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs', 'requestTimeoutMs', 'forwardHeaders', 'cors'] as const
 
 export class Gateway {
   snapshot: RuntimeSnapshot
   readonly metrics: GatewayMetrics
   readonly logger: Logger
   readonly inflight: Set<ProxyCall>
+  /** Client headers passed upstream (`server.forwardHeaders`, compiled at boot). */
+  readonly forwardedHeaders: ForwardedHeaders
   /** HTTP requests received and not yet answered (uploads, cache replays and proxied calls alike). */
   openRequests: number
   /** The response cache, or null when `cache.enabled` is false. Lives across reloads. */
@@ -40,6 +43,7 @@ export class Gateway {
 
   constructor(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics, env: NodeJS.ProcessEnv, cache: ResponseCache | null = null) {
     this.metrics = metrics
+    this.forwardedHeaders = compileForwardedHeaders(config.server.forwardHeaders)
     this.cache = cache
     this.logger = logger
     this.env = env

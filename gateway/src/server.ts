@@ -21,6 +21,9 @@ import type { CacheEndpoint } from './cache/index.ts'
 import type { ClientResponse } from './protocols/client-response.ts'
 import { COUNT_TOKENS_PATH, MESSAGES_PATH, isAnthropicRoute, translateMessagesCall } from './protocols/anthropic/ingress.ts'
 import { gatewayErrorBody } from './protocols/anthropic/errors.ts'
+import { decodeBody, isIdentity } from './protocols/content-encoding.ts'
+import { Cors } from './protocols/cors.ts'
+import { pickForwarded } from './proxy/forwarded-headers.ts'
 
 export { Gateway }
 
@@ -63,8 +66,6 @@ function clientErrorHandler(err: Error & { code?: string }, socket: import('node
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
 
-/** Client headers passed upstream; everything else (credentials above all) stays behind. */
-const FORWARDED_REQUEST_HEADERS = ['x-request-id', 'openai-beta'] as const
 
 export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const logger = opts.logger ?? createLogger(config.log.level)
@@ -91,23 +92,39 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   const onResponseClose = (): void => {
     gateway.openRequests--
   }
+  const cors = new Cors(config.server.cors)
   app.addHook('onRequest', (request, reply, done) => {
     request.startedAt = performance.now()
     gateway.openRequests++
     reply.raw.on('close', onResponseClose)
+    if (cors.enabled) cors.decorate(request.headers, reply.raw)
     done()
   })
+  if (cors.enabled) {
+    app.options('/*', (request, reply) => {
+      if (!Cors.isPreflight(request.method, request.headers)) throw new GatewayError('GW_ERR_METHOD_NOT_ALLOWED', `OPTIONS ${request.url.split('?')[0]!}`)
+      reply.hijack()
+      cors.preflight(request.headers, reply.raw)
+    })
+  }
   app.addHook('onClose', async () => {
     await gateway.close()
   })
 
   // Bodies are read once, as bytes; parsing is the handler's job so the bytes can be forwarded as-is.
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
+  // Compressed bodies (gzip, deflate, br, zstd) are decoded here, within the same body limit.
+  const bodyLimit = config.server.bodyLimit
+  const decoded = (req: FastifyRequest, body: Buffer, done: (err: Error | null, body?: Buffer) => void): void => {
+    const encoding = req.headers['content-encoding']
+    if (isIdentity(encoding)) done(null, body)
+    else decodeBody(body, encoding!, bodyLimit, done)
+  }
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => decoded(req, body as Buffer, done))
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
     const type = req.headers['content-type']
     // `curl -d` labels JSON as a form; read it as JSON anyway. Multipart and the like are refused.
-    if (type === undefined || type === '' || /^[\w.+-]+\/[\w.+-]*\+?json\b|^application\/x-www-form-urlencoded\b/i.test(type)) done(null, body)
+    if (type === undefined || type === '' || /^[\w.+-]+\/[\w.+-]*\+?json\b|^application\/x-www-form-urlencoded\b/i.test(type)) decoded(req, body as Buffer, done)
     else done(new GatewayError('GW_ERR_UNSUPPORTED_MEDIA_TYPE', type.split(';')[0]!), undefined)
   })
 
@@ -227,11 +244,7 @@ function forward(
 ): void {
   const headers = request.headers
   const body = resolution.model === parsed.model ? raw : rewriteModel(parsed.json, resolution.model)
-  let extra: string[] | null = null
-  for (const name of FORWARDED_REQUEST_HEADERS) {
-    const value = headers[name]
-    if (typeof value === 'string') (extra ??= []).push(name, value)
-  }
+  const extra = pickForwarded(headers, gateway.forwardedHeaders)
   // A request another gateway forwarded is served here or fails here: never bounced to a peer.
   const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
   reply.hijack()

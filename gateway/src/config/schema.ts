@@ -8,6 +8,7 @@
  */
 import { z } from 'zod'
 import { AuthSchema } from '../auth/config.ts'
+import { NEVER_FORWARDED } from '../proxy/forwarded-headers.ts'
 import { CacheConfigSchema } from '../cache/config.ts'
 import { RoutingConfigSchema, UpstreamDiscoverySchema, routingIssues } from '../routing/config.ts'
 
@@ -35,6 +36,23 @@ export const ServerSchema = z.strictObject({
   serverTiming: z.boolean().default(true),
   /** Worker processes sharing the port: 1 runs in-process, 0 means one per core. */
   workers: nonNegativeInt.default(1),
+  /**
+   * Client request headers passed upstream; every other client header stays behind. `user-agent`
+   * is sent as `x-forwarded-user-agent`. Credentials (`authorization`, `x-api-key`, `cookie`) and
+   * framing headers are never forwarded and are refused here.
+   */
+  forwardHeaders: z
+    .array(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'an HTTP header name'))
+    .default(['x-request-id', 'openai-beta', 'anthropic-version', 'anthropic-beta', 'traceparent', 'tracestate', 'user-agent'])
+    .refine((names) => names.every((n) => !NEVER_FORWARDED.has(n.toLowerCase())), { message: `credentials and framing headers are never forwarded (${[...NEVER_FORWARDED].join(', ')})` }),
+  /** CORS for browser clients: allowed origins (`https://app.example.com`, or `"*"`); empty turns CORS off. */
+  cors: z
+    .strictObject({
+      origins: z.array(z.string().regex(/^(\*|https?:\/\/[^\s/]+)$/, 'an origin (scheme://host[:port]) or "*"')).default([]),
+      /** How long a browser may cache a preflight answer (s). */
+      maxAgeSeconds: nonNegativeInt.default(600),
+    })
+    .prefault({}),
 })
 
 export const PoolSchema = z.strictObject({

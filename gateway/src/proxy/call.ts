@@ -437,7 +437,7 @@ export class ProxyCall {
     this.status = err.status
     const res = this.res
     if (res.destroyed) return
-    if (this.winner?.sse === true && res.headersSent) res.end(sseErrorEvent(err))
+    if (this.winner?.sse === true && res.headersSent) res.end(sseErrorEvent(err, this.endpoint.name))
     else res.destroy(err)
   }
 

@@ -12,6 +12,7 @@ import { embeddings } from './embeddings.ts'
 import { type Faults, NO_FAULTS } from './faults.ts'
 import { type GenRequest, type JsonReply, type Reply, errorJson, invalidRequest, json, notFound } from './reply.ts'
 import { createResponse } from './responses.ts'
+import { anthropicFault, isMessagesPath, messages, openAIPath } from './wire-formats.ts'
 import { type SimRequest, type SimResponse, cancelTimer, deliverJson, deliverStream, resetConnection, writeJson } from './transport.ts'
 
 const NOT_FOUND = 0
@@ -26,6 +27,8 @@ const RESPONSES = 8
 const SIM_FAULTS = 9
 const SIM_STATS = 10
 const TOKENIZE = 11
+const MESSAGES = 12
+const COUNT_TOKENS = 13
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -37,6 +40,8 @@ function routeOf(method: string, path: string): number {
     case '/v1/responses': return method === 'POST' ? RESPONSES : METHOD_NOT_ALLOWED
     case '/v1/models': return method === 'GET' ? MODELS : METHOD_NOT_ALLOWED
     case '/tokenize': return method === 'POST' ? TOKENIZE : METHOD_NOT_ALLOWED
+    case '/v1/messages': return method === 'POST' ? MESSAGES : METHOD_NOT_ALLOWED
+    case '/v1/messages/count_tokens': return method === 'POST' ? COUNT_TOKENS : METHOD_NOT_ALLOWED
     case '/health': return method === 'GET' ? HEALTH : METHOD_NOT_ALLOWED
     case '/_sim/faults': return method === 'GET' || method === 'POST' || method === 'DELETE' ? SIM_FAULTS : METHOD_NOT_ALLOWED
     case '/_sim/stats': return method === 'GET' || method === 'DELETE' ? SIM_STATS : METHOD_NOT_ALLOWED
@@ -81,7 +86,7 @@ export function createRequestHandler(core: SimCore): (req: SimRequest, res: SimR
   return function handle(req: SimRequest, res: SimResponse): void {
     const url = req.url ?? '/'
     const q = url.indexOf('?')
-    const path = q === -1 ? url : url.slice(0, q)
+    const path = openAIPath(q === -1 ? url : url.slice(0, q))
     const method = req.method ?? 'GET'
     const route = routeOf(method, path)
     res.core = core
@@ -140,7 +145,7 @@ function afterStall(res: SimResponse): void {
 function sendFaultStatus(res: SimResponse, f: Readonly<Faults>, status: number): void {
   const type = status === 429 ? 'rate_limit_error' : status >= 500 ? 'server_error' : 'invalid_request_error'
   const code = status === 429 ? 'rate_limit_exceeded' : 'simulated_fault'
-  const body = errorJson(`Simulated upstream failure (HTTP ${status})`, type, null, code)
+  const body = isMessagesPath(res.path) ? anthropicFault(status, `Simulated upstream failure (HTTP ${status})`) : errorJson(`Simulated upstream failure (HTTP ${status})`, type, null, code)
   const retry = f.retryAfterSeconds !== null && (status === 429 || status === 503) ? ['retry-after', String(f.retryAfterSeconds)] : null
   writeJson(res, status, body, retry)
 }
@@ -157,7 +162,9 @@ function respond(res: SimResponse): void {
     case COMPLETIONS:
     case EMBEDDINGS:
     case RESPONSES:
-    case TOKENIZE: reply = generate(core, res.route, req); break
+    case TOKENIZE:
+    case MESSAGES:
+    case COUNT_TOKENS: reply = generate(core, res.route, req); break
     case METHOD_NOT_ALLOWED:
       reply = json(405, errorJson(`Method ${req.method ?? ''} is not allowed on ${res.path}`, 'invalid_request_error', null, 'method_not_allowed'))
       break
@@ -210,6 +217,8 @@ function generate(core: SimCore, route: number, req: SimRequest): Reply {
   switch (route) {
     case CHAT: return chatWithTools(params, core.gen, genReq) ?? chatCompletion(params, core.gen, genReq)
     case TOKENIZE: return tokenize(params)
+    case MESSAGES: return messages(params, core.gen, genReq, false)
+    case COUNT_TOKENS: return messages(params, core.gen, genReq, true)
     case COMPLETIONS: return textCompletion(params, core.gen, genReq)
     case EMBEDDINGS: return embeddings(params, core.gen)
     default: return createResponse(params, core.gen, genReq)

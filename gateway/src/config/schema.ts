@@ -9,6 +9,7 @@
 import { z } from 'zod'
 import { AuthSchema } from '../auth/config.ts'
 import { NEVER_FORWARDED } from '../proxy/forwarded-headers.ts'
+import { UPSTREAM_KINDS } from '../providers/provider.ts'
 import { CacheConfigSchema } from '../cache/config.ts'
 import { RoutingConfigSchema, UpstreamDiscoverySchema, routingIssues } from '../routing/config.ts'
 
@@ -99,7 +100,17 @@ export const UpstreamSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/ }).refine((u) => !URL.canParse(u) || (!new URL(u).search && !new URL(u).hash), 'no query or fragment'),
   /** Model ids this upstream serves; `"*"` serves any model. */
   models: z.array(z.string().min(1)).min(1),
-  /** Environment variable holding the upstream's API key, sent as `Authorization: Bearer ...`. */
+  /**
+   * The upstream's protocol: `openai` (OpenAI-compatible: vLLM, SGLang, TGI, OpenAI), `anthropic`
+   * (the Messages API), `azure-openai` (deployment URLs, `api-version`, `api-key` header), or
+   * `gemini` (Gemini's OpenAI-compatible endpoint). See docs/protocols.md.
+   */
+  kind: z.enum(UPSTREAM_KINDS).default('openai'),
+  /** `azure-openai`: the `api-version` query parameter (default 2024-10-21). */
+  apiVersion: z.string().regex(/^[0-9a-z.-]{4,40}$/).optional(),
+  /** `azure-openai`: model id -> deployment name; a model not listed uses its id as the deployment. */
+  deployments: z.record(z.string().min(1), z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/)).optional(),
+  /** Environment variable holding the upstream's API key, sent as the kind's credential (`Authorization: Bearer ...` for openai). */
   apiKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
   /** Relative share of traffic among upstreams of the same priority. */
   weight: positiveInt.default(1),

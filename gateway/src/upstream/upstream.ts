@@ -5,6 +5,7 @@
  */
 import { Pool } from 'undici'
 import type { UpstreamConfig } from '../config/schema.ts'
+import { providerFor, type Provider } from '../providers/index.ts'
 
 /** Marks a request one gateway forwarded to another (a peer region). */
 export const HOP_HEADER = 'x-velox-hop'
@@ -24,6 +25,8 @@ export class Upstream {
   /** Path prefix from the configured URL, without a trailing slash (`''` or `/openai`). */
   readonly basePath: string
   readonly pool: Pool
+  /** How calls are sent to this upstream's kind and its answers read back. */
+  readonly provider: Provider
   /**
    * Request headers sent on every call, as undici's flat `[name, value, ...]` array, built once:
    * the injected credential. Client headers are never copied wholesale, so a client's own
@@ -56,8 +59,9 @@ export class Upstream {
     if (config.apiKeyEnv && !apiKey) {
       throw new Error(`upstream "${config.name}": environment variable ${config.apiKeyEnv} (apiKeyEnv) is empty or unset`)
     }
-    const headers: string[] = []
-    if (apiKey) headers.push('authorization', `Bearer ${apiKey}`)
+    this.provider = providerFor(config.kind, { apiVersion: config.apiVersion, deployments: config.deployments })
+    // The credential header is the provider's: Bearer, Azure's api-key, Anthropic's x-api-key.
+    const headers: string[] = this.provider.headers(apiKey)
     if (config.peer) headers.push(HOP_HEADER, '1')
     // A discovered member is dialled by address but must still present the service's hostname.
     if (hostOverride) headers.push('host', url.host)

@@ -8,10 +8,10 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Principal } from '../../auth/authenticator.ts'
 import { GatewayError } from '../../errors.ts'
 import type { Endpoint } from '../../proxy/endpoints.ts'
-import { parseBody, type ParsedBody } from '../../proxy/request-body.ts'
+import type { PreparedCall } from '../../proxy/pipeline.ts'
+import { parseBody } from '../../proxy/request-body.ts'
 import type { RuntimeSnapshot } from '../../runtime/snapshot.ts'
 import { AnthropicResponse } from './client-response.ts'
 import { messagesToChat } from './request.ts'
@@ -29,26 +29,8 @@ export function isAnthropicRoute(url: string | undefined): boolean {
   return url !== undefined && url.startsWith(MESSAGES_PATH) && (url.length === MESSAGES_PATH.length || url.charCodeAt(MESSAGES_PATH.length) === 47 || url.charCodeAt(MESSAGES_PATH.length) === 63)
 }
 
-/** One translated request, ready for the pipeline. */
-export interface TranslatedCall {
-  readonly endpoint: Endpoint
-  readonly principal: Principal
-  readonly parsed: ParsedBody
-  /** The internal request's bytes. */
-  readonly body: Buffer
-  readonly res: AnthropicResponse
-  /** Whether the cache may answer it (as the chat completion it became). */
-  readonly cacheable: boolean
-}
-
-/** The `Authorization` value to authenticate: `x-api-key` (Anthropic's) first, else the header itself. */
-export function anthropicCredential(headers: IncomingHttpHeaders): string | undefined {
-  const key = headers['x-api-key']
-  if (typeof key === 'string' && key !== '') return `Bearer ${key}`
-  return headers.authorization
-}
-
-export function translateMessagesCall(snapshot: RuntimeSnapshot, request: FastifyRequest, reply: FastifyReply, countOnly: boolean): TranslatedCall {
+/** A Messages request translated for the pipeline: the chat shape, and the original for native upstreams. */
+export function translateMessagesCall(snapshot: RuntimeSnapshot, request: FastifyRequest, reply: FastifyReply, countOnly: boolean): PreparedCall {
   const raw = request.body as Buffer | undefined
   if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
   const principal = snapshot.auth.authenticate(anthropicCredential(request.headers))
@@ -60,14 +42,22 @@ export function translateMessagesCall(snapshot: RuntimeSnapshot, request: Fastif
     internal = { model: t.model, messages: t.chat.messages, add_generation_prompt: true }
     if (t.chat.tools !== undefined) internal.tools = t.chat.tools
   }
-  const parsed: ParsedBody = { json: internal, model: t.model, stream: t.stream }
   const res = new AnthropicResponse(reply.raw, countOnly ? 'count_tokens' : 'messages', t.model, t.stopSequences)
   return {
     endpoint: countOnly ? COUNT_TOKENS_ENDPOINT : MESSAGES_ENDPOINT,
     principal,
-    parsed,
+    parsed: { json: internal, model: t.model, stream: t.stream },
     body: Buffer.from(JSON.stringify(internal)),
     res,
-    cacheable: !countOnly,
+    // Cached as the chat completion it became; token counts are not cached.
+    cacheAs: countOnly ? null : 'chat.completions',
+    native: { protocol: 'anthropic', path: countOnly ? COUNT_TOKENS_PATH : MESSAGES_PATH, body: raw, passthrough: () => (res.passthrough = true) },
   }
+}
+
+/** The `Authorization` value to authenticate: `x-api-key` (Anthropic's) first, else the header itself. */
+export function anthropicCredential(headers: IncomingHttpHeaders): string | undefined {
+  const key = headers['x-api-key']
+  if (typeof key === 'string' && key !== '') return `Bearer ${key}`
+  return headers.authorization
 }

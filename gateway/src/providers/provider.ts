@@ -1,0 +1,62 @@
+/**
+ * Upstream adapters by `kind`. A provider says how one call is sent to an upstream of its kind
+ * (path, body, credential header) and how that upstream's answer is turned into the internal
+ * shape (an OpenAI response) on its way to the client. The proxy asks the provider of the member
+ * it dispatches to, so one call may fail over between kinds (vLLM first, a hosted API after).
+ *
+ * `openai` is the identity: the client's bytes, the OpenAI path, nothing wrapped, no cost.
+ */
+import type { ClientResponse } from '../protocols/client-response.ts'
+import type { Endpoint } from '../proxy/endpoints.ts'
+
+export const UPSTREAM_KINDS = ['openai', 'anthropic', 'azure-openai', 'gemini'] as const
+export type UpstreamKind = (typeof UPSTREAM_KINDS)[number]
+
+/** A request that arrived in a provider's own protocol, which that provider takes untouched. */
+export interface NativeRequest {
+  readonly protocol: 'anthropic'
+  /** The client's path (`/v1/messages`, `/v1/messages/count_tokens`). */
+  readonly path: string
+  /** The client's own bytes. */
+  readonly body: Buffer
+  /** Told to pass the answer through when a native upstream answers. */
+  passthrough(): void
+}
+
+/** What a provider reads from one call. */
+export interface ProviderCall {
+  readonly endpoint: Endpoint
+  /** The internal (OpenAI) request bytes, model already resolved for the upstream. */
+  readonly body: Buffer
+  /** The upstream model id. */
+  readonly model: string
+  /** The model the client named (answers carry it). */
+  readonly clientModel: string
+  readonly native: NativeRequest | null
+}
+
+export interface OutgoingRequest {
+  /** Appended to the upstream's base path. */
+  readonly path: string
+  readonly body: Buffer
+}
+
+export interface UpstreamSettings {
+  /** `azure-openai`: the `api-version` query parameter. */
+  readonly apiVersion?: string | undefined
+  /** `azure-openai`: model id -> deployment name (default: the model id). */
+  readonly deployments?: Readonly<Record<string, string>> | undefined
+}
+
+export interface Provider {
+  readonly kind: UpstreamKind
+  /** Headers that carry the upstream's own credential, plus any fixed headers of the protocol. */
+  headers(apiKey: string | undefined): string[]
+  /** How this call goes to this upstream; null sends the internal body to the endpoint's path. Throws a GatewayError when it cannot. */
+  prepare(call: ProviderCall): OutgoingRequest | null
+  /**
+   * What the winning attempt writes to, given the client's response: null when the upstream
+   * already answers in the internal shape.
+   */
+  respond(res: ClientResponse, call: ProviderCall): ClientResponse | null
+}

@@ -1,0 +1,123 @@
+/**
+ * The request pipeline behind every POST endpoint: read the body once, authenticate and
+ * authorize, resolve the model, answer from the cache when it can, else forward the original
+ * bytes through a ProxyCall.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { CachedResponse, CachePlan, ResponseCache } from '../cache/index.ts'
+import { GatewayError } from '../errors.ts'
+import type { Resolution } from '../routing/router.ts'
+import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
+import type { GatewayMetrics } from '../telemetry/metrics.ts'
+import { HOP_HEADER, type Upstream } from '../upstream/upstream.ts'
+import { CallCache } from './call-cache.ts'
+import { ProxyCall } from './call.ts'
+import type { Endpoint } from './endpoints.ts'
+import { parseBody, rewriteModel, type ParsedBody } from './request-body.ts'
+import type { Principal } from '../auth/authenticator.ts'
+import type { CacheEndpoint } from '../cache/index.ts'
+import type { ClientResponse } from '../protocols/client-response.ts'
+import type { NativeRequest } from '../providers/index.ts'
+import { pickForwarded, type ForwardedHeaders } from './forwarded-headers.ts'
+
+/** What the pipeline reads from the gateway's live state on each request. */
+export interface PipelineState {
+  readonly snapshot: RuntimeSnapshot
+  /** The response cache, or null when caching is off. */
+  readonly cache: ResponseCache | null
+  readonly metrics: GatewayMetrics
+  /** Client headers passed upstream (`server.forwardHeaders`, compiled at boot). */
+  readonly forwardedHeaders: ForwardedHeaders
+}
+
+/** The route handler of a proxied OpenAI endpoint. */
+export function proxy(state: PipelineState, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
+  const raw = request.body as Buffer | undefined
+  if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
+  const principal = state.snapshot.auth.authenticate(request.headers.authorization)
+  return proxyParsed(state, { endpoint, principal, parsed: parseBody(raw), body: raw, res: null, cacheAs: endpoint.name as CacheEndpoint, native: null }, request, reply)
+}
+
+/** One request, authenticated and parsed (and translated, for another protocol), ready to route. */
+export interface PreparedCall {
+  readonly endpoint: Endpoint
+  readonly principal: Principal
+  readonly parsed: ParsedBody
+  /** The bytes for an OpenAI-compatible upstream: the client's own, or a translation. */
+  readonly body: Buffer
+  /** Stands in for the client's response when the answer must be translated back; null: the raw response. */
+  readonly res: ClientResponse | null
+  /** The cache endpoint this request is stored as; null keeps the cache out. */
+  readonly cacheAs: CacheEndpoint | null
+  /** The request in its own protocol, for upstreams that speak it natively. */
+  readonly native: NativeRequest | null
+}
+
+/** Authorize, resolve, answer from the cache when it can, else forward. */
+export function proxyParsed(state: PipelineState, call: PreparedCall, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
+  const { endpoint, parsed } = call
+  const snapshot = state.snapshot
+  snapshot.auth.authorize(call.principal, parsed.model)
+  const resolution = snapshot.resolve(parsed.model)
+  if (resolution === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
+  const headers = request.headers
+
+  let callCache: CallCache | null = null
+  const cache = state.cache
+  if (cache !== null && call.cacheAs !== null) {
+    const user = parsed.json.user
+    const plan = cache.plan({ tenant: call.principal.tenant, endUser: typeof user === 'string' ? user : null, endpoint: call.cacheAs, model: resolution.model, body: parsed.json, headers })
+    callCache = new CallCache(cache, plan)
+    const hit = cache.lookup(plan)
+    if (hit !== null) {
+      if (!(hit instanceof Promise)) return replayHit(state, cache, plan, hit, endpoint, parsed.model, reply, call.res)
+      // The shared tier answers within redis.commandTimeoutMs, or as a miss.
+      const onMiss = callCache
+      return hit.then((h) => {
+        if (h !== null) replayHit(state, cache, plan, h, endpoint, parsed.model, reply, call.res)
+        else forward(state, call, request, reply, resolution, onMiss)
+      })
+    }
+  }
+  forward(state, call, request, reply, resolution, callCache)
+}
+
+function forward(state: PipelineState, call: PreparedCall, request: FastifyRequest, reply: FastifyReply, resolution: Resolution<Upstream>, cache: CallCache | null): void {
+  const snapshot = state.snapshot
+  const { parsed } = call
+  const headers = request.headers
+  const forwardedHeaders = pickForwarded(headers, state.forwardedHeaders)
+  const body = resolution.model === parsed.model ? call.body : rewriteModel(parsed.json, resolution.model)
+  // A request another gateway forwarded is served here or fails here: never bounced to a peer.
+  const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
+  reply.hijack()
+  const proxied = new ProxyCall(snapshot.ctx, call.res ?? reply.raw, {
+    endpoint: call.endpoint,
+    model: parsed.model,
+    resolution,
+    affinityKey: affinityKey(snapshot.config.routing.hashKey, headers, parsed.json),
+    body,
+    forwardedHeaders,
+    startedAt: request.startedAt,
+    excluded,
+    cache,
+    native: call.native,
+  })
+  proxied.start()
+}
+
+function replayHit(state: PipelineState, cache: ResponseCache, plan: CachePlan, hit: CachedResponse, endpoint: Endpoint, model: string, reply: FastifyReply, res: ClientResponse | null): void {
+  reply.hijack()
+  cache.replay(hit, plan, res ?? reply.raw, {})
+  state.metrics.countRequest(endpoint.name, model, 'cache', 200)
+}
+
+/** The session key consistent hashing routes on: a configured header, else a body field (`user`). */
+export function affinityKey(hashKey: { readonly header?: string | undefined; readonly bodyField: string }, headers: FastifyRequest['headers'], body: Record<string, unknown>): string | null {
+  if (hashKey.header !== undefined) {
+    const value = headers[hashKey.header]
+    if (typeof value === 'string' && value !== '') return value
+  }
+  const field = body[hashKey.bodyField]
+  return typeof field === 'string' && field !== '' ? field : null
+}

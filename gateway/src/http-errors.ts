@@ -7,12 +7,13 @@ import type { Socket } from 'node:net'
 import { GatewayError } from './errors.ts'
 
 /** Maps any error a request raised to the registry error its client gets. */
-export function toGatewayError(error: unknown): GatewayError {
+/** `bodyLimit`: the configured limit, named in the 413 message (fastify's error does not carry it). */
+export function toGatewayError(error: unknown, bodyLimit: number | null = null): GatewayError {
   if (error instanceof GatewayError) return error
   const e = error as { code?: string; statusCode?: number; message?: string }
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new GatewayError('GW_ERR_BODY_TOO_LARGE', String((e as { bodyLimit?: number }).bodyLimit ?? ''))
+      return new GatewayError('GW_ERR_BODY_TOO_LARGE', String(bodyLimit ?? (e as { bodyLimit?: number }).bodyLimit ?? 'the configured'))
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new GatewayError('GW_ERR_INVALID_JSON', e.message)

@@ -103,7 +103,7 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   })
 
   app.setErrorHandler((error, request, reply) => {
-    const err = toGatewayError(error)
+    const err = toGatewayError(error, config.server.bodyLimit)
     if (err.status >= 500) request.log.error({ err: error }, 'request failed')
     gateway.metrics.countRequest(ROUTE_NAMES.get(request.routeOptions.url ?? '') ?? 'other', 'none', 'none', err.status)
     if (err.retryAfter !== null) void reply.header('retry-after', String(err.retryAfter))

@@ -122,7 +122,14 @@ describe('OpenAI edge cases', () => {
     const bomb = gzipSync(Buffer.alloc(9 * 1024 * 1024, 0x20))
     const big = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: bomb })
     assert.equal(big.status, 413)
-    assert.equal(((await big.json()) as { error: { code: string } }).error.code, 'GW_ERR_BODY_TOO_LARGE')
+    const bigError = ((await big.json()) as { error: { code: string; message: string } }).error
+    assert.equal(bigError.code, 'GW_ERR_BODY_TOO_LARGE')
+    // Decoded past the limit: refused like a large plain body.
+    assert.equal(bigError.message, 'Request body exceeds the limit of 8388608 bytes')
+    // A plain body over the limit: the message names the limit too.
+    const plainBig = await post(`${gw.url}/v1/chat/completions`, JSON.stringify({ model: 'velox-sim-1', messages: [{ role: 'user', content: 'x'.repeat(9 * 1024 * 1024) }] }))
+    assert.equal(plainBig.status, 413)
+    assert.equal(((await plainBig.json()) as { error: { message: string } }).error.message, 'Request body exceeds the limit of 8388608 bytes')
     const unknown = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'compress' }, body })
     assert.equal(unknown.status, 415)
     assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, 'GW_ERR_UNSUPPORTED_ENCODING')

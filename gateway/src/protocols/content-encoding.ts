@@ -46,7 +46,7 @@ export function decodeBody(body: Buffer, encoding: string, limit: number, done: 
     const coding = codings[i++]!
     DECODERS[coding]!(current, { maxOutputLength: limit }, (err, out) => {
       if (err === null) step(out)
-      else if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') done(new GatewayError('GW_ERR_BODY_TOO_LARGE', `${limit} (after ${coding} decoding)`))
+      else if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') done(new GatewayError('GW_ERR_BODY_TOO_LARGE', String(limit)))
       else done(new GatewayError('GW_ERR_INVALID_BODY', `the ${coding} body could not be decoded (${err.message})`))
     })
   }

@@ -29,7 +29,7 @@ async function replicas(n: number, limits: LimitsConfigInput, keyPrefix = `t${++
   const out: Replica[] = []
   for (let i = 0; i < n; i++) {
     const fallbacks: string[] = []
-    const store = new RedisLimitStore({ url: redis.url, keyPrefix, connectTimeoutMs: 500, commandTimeoutMs: 200, heartbeatMs: 20 }, { fallback: (op) => fallbacks.push(op) })
+    const store = new RedisLimitStore({ url: redis.url, keyPrefix, connectTimeoutMs: 500, commandTimeoutMs: 200, heartbeatMs: 100 }, { fallback: (op) => fallbacks.push(op) })
     const limiter = new Limiter(LimitsSchema.parse({ backend: 'redis', ...limits }), store)
     limiter.start()
     out.push({ limiter, store, fallbacks })
@@ -142,10 +142,11 @@ test('Redis killed mid-run: every replica keeps deciding locally within its shar
     for (let i = 0; i < 30; i++) assert.ok(!((await attempt(rs[i % 3]!)) instanceof GatewayError))
     await redis.stop()
     const results = await Promise.all(Array.from({ length: 600 }, (_, i) => attempt(rs[i % 3]!)))
-    // Each replica enforces its share, 300 / 3 = 100, locally (plus at most the lease it still held: 5% of 300).
+    // Each replica enforces its share, 300 / 3 = 100, locally, plus what it still held from Redis:
+    // at most a lease and a half (a lease is 5% of 300; a refill starts when half of one is left).
     for (let r = 0; r < 3; r++) {
       const admitted = results.filter((x, i) => i % 3 === r && !(x instanceof GatewayError)).length
-      assert.ok(admitted >= 100 && admitted <= 115, `replica ${r}: ${admitted} admitted with Redis down`)
+      assert.ok(admitted >= 100 && admitted <= 123, `replica ${r}: ${admitted} admitted with Redis down`)
     }
     assert.ok(results.every((r) => !(r instanceof GatewayError) || r.status === 429))
     assert.ok(rs.some((r) => r.fallbacks.length > 0), 'fallbacks are counted')

@@ -155,7 +155,7 @@ function proxy(gateway: Gateway, endpoint: Endpoint, request: FastifyRequest, re
   const raw = request.body as Buffer | undefined
   if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
   const snapshot = gateway.snapshot
-  const principal = snapshot.auth.authenticate(request.headers.authorization)
+  const principal = snapshot.auth.authenticate(request.headers)
   const parsed = parseBody(raw)
   snapshot.auth.authorize(principal, parsed.model)
   const resolution = snapshot.resolve(parsed.model)

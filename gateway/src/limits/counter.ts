@@ -102,7 +102,7 @@ export class WindowCounter {
 
   /** Gives an expired lease back (the limiter calls this every second for every counter). */
   expire(now: number): void {
-    if (this.#lease > 0 && now >= this.#leaseExpiresAt) this.#returnLease(now)
+    if (this.#lease > 0 && now >= this.#leaseExpiresAt) this.#returnLease(Math.min(now, Date.now()))
   }
 
   /** A take that was refused elsewhere in the same request is undone locally. */

@@ -234,8 +234,8 @@ export class Limiter {
     return this.#config.headers
   }
 
+  /** Starts the one-second tick that gives expired leases back (the store is started by its owner). */
   start(): void {
-    this.#store.start()
     if (this.#sweeper !== null) return
     let ticks = 0
     this.#sweeper = setInterval(() => {
@@ -246,10 +246,12 @@ export class Limiter {
     this.#sweeper.unref()
   }
 
-  async close(): Promise<void> {
+  /** Stops the tick and gives every unspent lease back; the store stays open for the next snapshot. */
+  close(now = Date.now()): void {
     if (this.#sweeper !== null) clearInterval(this.#sweeper)
     this.#sweeper = null
-    await this.#store.close()
+    for (const c of this.#counters.values()) if (c instanceof WindowCounter) c.expire(Number.POSITIVE_INFINITY)
+    void now
   }
 
   /** Drops counters nobody used lately; returns how many are kept. */

@@ -177,6 +177,11 @@ export class RedisLimitStore implements LimitStore {
     return this.#replicas
   }
 
+  /** The connection, shared with the usage ledger. */
+  get client(): Redis {
+    return this.#client
+  }
+
   /** Redis is connected and not backing off after a failure. */
   get usable(): boolean {
     return this.#client.status === 'ready' && Date.now() >= this.#downUntil

@@ -31,6 +31,7 @@ async function replicas(n: number, limits: LimitsConfigInput, keyPrefix = `t${++
     const fallbacks: string[] = []
     const store = new RedisLimitStore({ url: redis.url, keyPrefix, connectTimeoutMs: 500, commandTimeoutMs: 200, heartbeatMs: 100 }, { fallback: (op) => fallbacks.push(op) })
     const limiter = new Limiter(LimitsSchema.parse({ backend: 'redis', ...limits }), store)
+    store.start()
     limiter.start()
     out.push({ limiter, store, fallbacks })
   }
@@ -38,6 +39,13 @@ async function replicas(n: number, limits: LimitsConfigInput, keyPrefix = `t${++
   for (;;) {
     if (out.every((r) => r.store.usable && r.store.replicas() === n)) return out
     await new Promise((r) => setImmediate(r))
+  }
+}
+
+async function closeAll(rs: Replica[]): Promise<void> {
+  for (const r of rs) {
+    r.limiter.close()
+    await r.store.close()
   }
 }
 
@@ -62,7 +70,7 @@ test('three replicas sharing a 600-per-minute limit admit 594 to 600 of 1,200 co
     // Far from the limit most admissions cost no round trip: they came from local leases.
     assert.deepEqual(rs.flatMap((r) => r.fallbacks), [])
   } finally {
-    await Promise.all(rs.map((r) => r.limiter.close()))
+    await closeAll(rs)
   }
 })
 
@@ -78,7 +86,7 @@ test('far from the limit, admissions are decided locally (synchronously) from le
     }
     assert.ok(sync >= 990, `${sync} of 1000 decided without a round trip`)
   } finally {
-    await r!.limiter.close()
+    await closeAll([r!])
   }
 })
 
@@ -95,7 +103,7 @@ test('token reservations reconcile across replicas', async () => {
       await new Promise((res) => setTimeout(res, 5))
     }
   } finally {
-    await Promise.all(rs.map((r) => r.limiter.close()))
+    await closeAll(rs)
   }
 })
 
@@ -104,13 +112,13 @@ test('a budget survives a gateway restart', async () => {
   const limits = { rules: [{ name: 'daily', tokensPerDay: 1000 }] }
   const [first] = await replicas(1, limits, prefix)
   ;(await first!.limiter.admit(subject, { inputTokens: 500, outputTokens: 0 })).settle({ inputTokens: 500, outputTokens: 400 }, true)
-  await first!.limiter.close()
+  await closeAll([first!])
   const [second] = await replicas(1, limits, prefix)
   try {
     const r = await attempt(second!, subject, { inputTokens: 100, outputTokens: 100 })
     assert.ok(r instanceof GatewayError && r.code === 'GW_ERR_BUDGET_EXCEEDED', 'the restarted replica sees the 900 tokens already spent')
   } finally {
-    await second!.limiter.close()
+    await closeAll([second!])
   }
 })
 
@@ -126,13 +134,13 @@ test('concurrency is shared, and a dead replica\'s slots are not held forever', 
     }
     assert.ok((await attempt(rs[0]!)) instanceof GatewayError, 'four in flight again')
     // Replica 1 dies holding a slot: once its heartbeat stops, the slot is free again.
-    await rs[1]!.limiter.close()
+    await closeAll([rs[1]!])
     for (;;) {
       if (!((await attempt(rs[0]!)) instanceof GatewayError)) break
       await new Promise((res) => setTimeout(res, 10))
     }
   } finally {
-    await Promise.all(rs.map((r) => r.limiter.close()))
+    await closeAll(rs)
   }
 })
 
@@ -152,6 +160,6 @@ test('Redis killed mid-run: every replica keeps deciding locally within its shar
     assert.ok(rs.some((r) => r.fallbacks.length > 0), 'fallbacks are counted')
   } finally {
     await redis.restart()
-    await Promise.all(rs.map((r) => r.limiter.close()))
+    await closeAll(rs)
   }
 })

@@ -334,6 +334,12 @@ export class Limiter {
     return slots
   }
 
+  /** The price of some usage, in the units of `prices` (0 for a model without a price). */
+  costOf(model: string, inputTokens: number, outputTokens: number): number {
+    const price = this.#priceOf(model)
+    return price === null ? 0 : (inputTokens * price.input + outputTokens * price.output) / MICRO
+  }
+
   #priceOf(model: string): Price | null {
     for (const p of this.#prices) {
       if (p.exact !== null ? p.exact === model : model.startsWith(p.prefix!)) return p.price

@@ -101,6 +101,7 @@ return redis.call('ZCARD', KEYS[1])
 `
 
 const HEARTBEAT_MS = 2_000
+const UNUSABLE = new Error('Redis is not connected, or backing off after a failure')
 const BACKOFF_MIN_MS = 500
 const BACKOFF_MAX_MS = 10_000
 
@@ -188,7 +189,10 @@ export class RedisLimitStore implements LimitStore {
   }
 
   grant(r: GrantRequest): Grant | Promise<Grant> {
-    if (!this.usable) return this.#local.grant(this.#share(r))
+    if (!this.usable) {
+      this.#events.fallback('grant', UNUSABLE)
+      return this.#local.grant(this.#share(r))
+    }
     const bucket = r.window.bucket(r.now)
     return this.#client.vxGrant(this.#prefix + 'w:' + r.key, bucket, r.window.buckets, r.limit, r.need, r.want, r.window.ttlMs).then(
       ([granted, used, free]) => {
@@ -210,7 +214,10 @@ export class RedisLimitStore implements LimitStore {
   }
 
   acquire(key: string, limit: number, need: number, want: number): GaugeGrant | Promise<GaugeGrant> {
-    if (!this.usable) return this.#local.acquire(key, this.#shareOf(limit), need, want)
+    if (!this.usable) {
+      this.#events.fallback('acquire', UNUSABLE)
+      return this.#local.acquire(key, this.#shareOf(limit), need, want)
+    }
     const now = Date.now()
     return this.#client.vxAcquire(this.#prefix + 'g:' + key, this.#prefix + 'replicas', this.replica, limit, need, want, now, now - this.#deadAfterMs).then(
       ([granted, held]) => {

@@ -126,6 +126,7 @@ export class ProxyCall {
         const now = performance.now()
         this.#cancelLive(now)
         this.#outcome.status = 200
+        this.request.metering?.end(null, true, true)
         cache.replay(hit, this.res)
         this.#finish(now)
       },
@@ -385,7 +386,7 @@ export class ProxyCall {
     ;(this.res as ResponseWithCall)[kCall] = undefined
     this.res.off('close', onClientClose)
     const request = this.request
-    this.#outcome.record(this.ctx.metrics, request.endpoint.name, request.model, request.startedAt, this.#winner, this.#planner.last, now)
+    this.#outcome.record(this.ctx.metrics, request.endpoint.name, request.model, request.startedAt, this.#winner, this.#planner.last, now, request.metering)
     this.#live = []
   }
 }

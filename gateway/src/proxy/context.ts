@@ -1,4 +1,5 @@
 /** The shapes a proxied call is built from: what its snapshot shares, and what one request brings. */
+import type { Metering } from '../limits/metering.ts'
 import type { Member } from '../routing/member.ts'
 import type { Resolution, Router } from '../routing/router.ts'
 import type { GatewayMetrics } from '../telemetry/metrics.ts'
@@ -47,4 +48,6 @@ export interface CallRequest {
   readonly excluded: Set<Target> | null
   /** The cache's part in the call, or null when caching is off. */
   readonly cache: CallCache | null
+  /** Limits and usage for the request, or null when neither auth nor limits are configured. */
+  readonly metering: Metering | null
 }

@@ -76,6 +76,12 @@ export const LimitsSchema = z.strictObject({
    * locally with no round trip). Leases shrink as a limit fills, so the total stays exact.
    */
   leaseFraction: z.number().gt(0).max(0.5).default(0.05),
+  /**
+   * For streams under token limits whose client did not ask for usage, ask the upstream for it
+   * (`stream_options.include_usage`) and take the usage event out of the client's stream, so the
+   * reservation is reconciled with real usage. Turn off for upstreams that reject stream_options.
+   */
+  streamUsage: z.boolean().default(true),
   /** Send OpenAI's `x-ratelimit-*` headers on every response a rule covers. */
   headers: z.boolean().default(true),
 })

@@ -198,6 +198,8 @@ export interface LimiterEvents {
 
 export class Limiter {
   readonly enabled: boolean
+  /** Some rule counts tokens or cost: streams should report their usage. */
+  readonly countsTokens: boolean
   readonly #rules: readonly CompiledRule[]
   readonly #store: LimitStore
   readonly #config: LimitsConfig
@@ -213,6 +215,7 @@ export class Limiter {
     this.#events = events
     this.#rules = config.rules.map((r, i) => new CompiledRule(r, i))
     this.enabled = this.#rules.length > 0
+    this.countsTokens = config.streamUsage && this.#rules.some((r) => r.dims.some((d) => d.amount !== 'requests' && d.amount !== 'concurrent'))
     this.#prices = Object.entries(config.prices)
       .map(([pattern, p]) => ({
         exact: pattern.endsWith('*') ? null : pattern,

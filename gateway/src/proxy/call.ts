@@ -267,7 +267,10 @@ export class ProxyCall {
     this.#outcome.sawChunk(chunk)
     this.request.cache?.onData(chunk)
     if (this.res.destroyed) return true
-    return this.res.write(chunk)
+    const filter = this.request.usageFilter
+    if (filter === null) return this.res.write(chunk)
+    const out = filter.filter(chunk)
+    return out.length === 0 ? true : this.res.write(out)
   }
 
   /** The winning attempt's response is complete. */
@@ -280,7 +283,7 @@ export class ProxyCall {
       if (!this.res.destroyed) this.res.end(body)
     } else {
       attempt.settle(null, now)
-      if (!this.res.destroyed) this.res.end()
+      if (!this.res.destroyed) this.res.end(this.request.usageFilter?.flush())
       this.request.cache?.ended(!this.res.destroyed)
     }
     this.#finish(now)

@@ -9,6 +9,7 @@ import type { Principal } from '../auth/authenticator.ts'
 import { GatewayError } from '../errors.ts'
 import { estimateCost } from '../limits/estimate.ts'
 import { Metering } from '../limits/metering.ts'
+import { askForStreamUsage, needsStreamUsage, UsageEventFilter } from '../limits/stream-usage.ts'
 import type { UsageLedger } from '../limits/usage.ts'
 import type { Resolution } from '../routing/router.ts'
 import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
@@ -109,7 +110,12 @@ function forward(
     const value = headers[name]
     if (typeof value === 'string') (forwardedHeaders ??= []).push(name, value)
   }
-  const body = resolution.model === parsed.model ? raw : rewriteModel(parsed.json, resolution.model)
+  let body = resolution.model === parsed.model ? raw : rewriteModel(parsed.json, resolution.model)
+  let usageFilter: UsageEventFilter | null = null
+  if (metering !== null && snapshot.limits.countsTokens && needsStreamUsage(endpoint.name, parsed.json)) {
+    body = askForStreamUsage(body, parsed.json)
+    usageFilter = new UsageEventFilter()
+  }
   // A request another gateway forwarded is served here or fails here: never bounced to a peer.
   const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
   reply.hijack()
@@ -124,6 +130,7 @@ function forward(
     excluded,
     cache,
     metering,
+    usageFilter,
   })
   call.start()
 }

@@ -67,6 +67,17 @@ test('token limits reconcile with the usage a stream reports', async () => {
       await readEvents(res)
     }
     // Without reconciliation the third would have been refused (3 x 1000 reserved > 2500).
+    // A client that did not ask for usage: the gateway asks, reconciles, and the client's stream
+    // carries no usage event.
+    for (let i = 0; i < 6; i++) {
+      const res = await chat(gw.url, 'sk-acme-1', { stream: true, max_tokens: 1000 })
+      assert.equal(res.status, 200, `request ${i} without include_usage`)
+      const { events } = await readEvents(res)
+      assert.equal(events.at(-1), 'data: [DONE]')
+      // Servers add `"usage":null` to every chunk once asked (as OpenAI does); the usage event itself is gone.
+      assert.ok(events.every((e) => !e.includes('"prompt_tokens"') && !e.includes('"choices":[]')), 'no usage event reaches a client that did not ask')
+      assert.ok(events.length > 3)
+    }
     const big = await chat(gw.url, 'sk-acme-1', { max_tokens: 5000 })
     assert.equal(big.status, 429)
     assert.equal(big.headers.get('retry-after'), null, 'it can never fit')

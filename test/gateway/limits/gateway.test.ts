@@ -122,7 +122,7 @@ upstreams:
 redis:
   url: ${redis.url}
   keyPrefix: "limits-e2e:"
-  commandTimeoutMs: 1000
+  commandTimeoutMs: 2000
 auth:
   keys:
     - { name: acme-1, hash: "${hashKey('sk-acme-1')}", tenant: acme }

@@ -29,7 +29,7 @@ async function replicas(n: number, limits: LimitsConfigInput, keyPrefix = `t${++
   const out: Replica[] = []
   for (let i = 0; i < n; i++) {
     const fallbacks: string[] = []
-    const store = new RedisLimitStore({ url: redis.url, keyPrefix, connectTimeoutMs: 500, commandTimeoutMs: 200, heartbeatMs: 100 }, { fallback: (op) => fallbacks.push(op) })
+    const store = new RedisLimitStore({ url: redis.url, keyPrefix, connectTimeoutMs: 500, commandTimeoutMs: 2000, heartbeatMs: 100 }, { fallback: (op) => fallbacks.push(op) })
     const limiter = new Limiter(LimitsSchema.parse({ backend: 'redis', ...limits }), store)
     store.start()
     limiter.start()

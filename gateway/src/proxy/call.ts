@@ -138,6 +138,7 @@ export class ProxyCall {
         const now = performance.now()
         this.#cancelLive(now)
         this.#outcome.status = 200
+        this.request.metering?.end(null, true, true)
         cache.replay(hit, this.res)
         this.#finish(now)
       },
@@ -293,7 +294,10 @@ export class ProxyCall {
     this.request.cache?.onData(chunk)
     const out = this.#out
     if (out.destroyed) return true
-    return out.write(chunk)
+    const filter = this.request.usageFilter
+    if (filter === null) return out.write(chunk)
+    const filtered = filter.filter(chunk)
+    return filtered.length === 0 ? true : out.write(filtered)
   }
 
   /** The winning attempt's response is complete. */
@@ -306,7 +310,7 @@ export class ProxyCall {
       if (!this.#out.destroyed) this.#out.end(body)
     } else {
       attempt.settle(null, now)
-      if (!this.#out.destroyed) this.#out.end()
+      if (!this.#out.destroyed) this.#out.end(this.request.usageFilter?.flush())
       this.request.cache?.ended(!this.res.destroyed)
     }
     this.#finish(now)
@@ -412,7 +416,7 @@ export class ProxyCall {
     ;(this.res as ResponseWithCall)[kCall] = undefined
     this.res.off('close', onClientClose)
     const request = this.request
-    this.#outcome.record(this.ctx.metrics, request.endpoint.name, request.model, request.startedAt, this.#winner, this.#planner.last, now)
+    this.#outcome.record(this.ctx.metrics, request.endpoint.name, request.model, request.startedAt, this.#winner, this.#planner.last, now, request.metering)
     this.#live = []
   }
 }

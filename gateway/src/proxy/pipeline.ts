@@ -5,7 +5,12 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { CachedResponse, CachePlan, ResponseCache } from '../cache/index.ts'
+import type { Principal } from '../auth/authenticator.ts'
 import { GatewayError } from '../errors.ts'
+import { estimateCost } from '../limits/estimate.ts'
+import { Metering } from '../limits/metering.ts'
+import { askForStreamUsage, needsStreamUsage, UsageEventFilter } from '../limits/stream-usage.ts'
+import type { UsageLedger } from '../limits/usage.ts'
 import type { Resolution } from '../routing/router.ts'
 import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
 import type { GatewayMetrics } from '../telemetry/metrics.ts'
@@ -14,7 +19,6 @@ import { CallCache } from './call-cache.ts'
 import { ProxyCall } from './call.ts'
 import type { Endpoint } from './endpoints.ts'
 import { parseBody, rewriteModel, type ParsedBody } from './request-body.ts'
-import type { Principal } from '../auth/authenticator.ts'
 import type { CacheEndpoint } from '../cache/index.ts'
 import type { ClientResponse } from '../protocols/client-response.ts'
 import type { NativeRequest } from '../providers/index.ts'
@@ -26,16 +30,10 @@ export interface PipelineState {
   /** The response cache, or null when caching is off. */
   readonly cache: ResponseCache | null
   readonly metrics: GatewayMetrics
+  /** Usage per tenant, key and model (lives across reloads). */
+  readonly usage: UsageLedger
   /** Client headers passed upstream (`server.forwardHeaders`, compiled at boot). */
   readonly forwardedHeaders: ForwardedHeaders
-}
-
-/** The route handler of a proxied OpenAI endpoint. */
-export function proxy(state: PipelineState, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
-  const raw = request.body as Buffer | undefined
-  if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
-  const principal = state.snapshot.auth.authenticate(request.headers.authorization)
-  return proxyParsed(state, { endpoint, principal, parsed: parseBody(raw), body: raw, res: null, cacheAs: endpoint.name as CacheEndpoint, native: null }, request, reply)
 }
 
 /** One request, authenticated and parsed (and translated, for another protocol), ready to route. */
@@ -53,46 +51,94 @@ export interface PreparedCall {
   readonly native: NativeRequest | null
 }
 
-/** Authorize, resolve, answer from the cache when it can, else forward. */
+/** The route handler of a proxied OpenAI endpoint. */
+export function proxy(state: PipelineState, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
+  const raw = request.body as Buffer | undefined
+  if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
+  const principal = state.snapshot.auth.authenticate(request.headers)
+  return proxyParsed(state, { endpoint, principal, parsed: parseBody(raw), body: raw, res: null, cacheAs: endpoint.name as CacheEndpoint, native: null }, request, reply)
+}
+
+/** Authorize, resolve, admit (limits), answer from the cache when it can, else forward. */
 export function proxyParsed(state: PipelineState, call: PreparedCall, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
-  const { endpoint, parsed } = call
   const snapshot = state.snapshot
-  snapshot.auth.authorize(call.principal, parsed.model)
+  const { endpoint, parsed, principal } = call
+  const raw = call.body
+  snapshot.auth.authorize(principal, parsed.model)
   const resolution = snapshot.resolve(parsed.model)
   if (resolution === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
+  if (!snapshot.metered) return serve(state, snapshot, call, request, reply, resolution, null)
+  // Limits reserve what the request may cost before anything else is done for it.
+  const limits = snapshot.limits
+  const admission = limits.admit({ tenant: principal.tenant, keyName: principal.keyName, model: parsed.model }, estimateCost(raw.length, parsed.json, limits.defaultMaxTokens))
+  if (admission instanceof Promise) {
+    return admission.then((a) => serve(state, snapshot, call, request, reply, resolution, new Metering(a, principal, parsed.model, limits, state.usage)))
+  }
+  return serve(state, snapshot, call, request, reply, resolution, new Metering(admission, principal, parsed.model, limits, state.usage))
+}
+
+function serve(
+  state: PipelineState,
+  snapshot: RuntimeSnapshot,
+  call: PreparedCall,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  resolution: Resolution<Upstream>,
+  metering: Metering | null,
+): void | Promise<void> {
+  const { endpoint, parsed, principal } = call
   const headers = request.headers
+  if (metering !== null) {
+    metering.writeHeaders(reply.raw)
+    // Whatever way the response ends (a 4xx/5xx written by the error handler, a client gone
+    // before the call started), the admission is settled; after a call it already was.
+    reply.raw.once('close', () => metering.end(null, false))
+  }
 
   let callCache: CallCache | null = null
   const cache = state.cache
   if (cache !== null && call.cacheAs !== null) {
     const user = parsed.json.user
-    const plan = cache.plan({ tenant: call.principal.tenant, endUser: typeof user === 'string' ? user : null, endpoint: call.cacheAs, model: resolution.model, body: parsed.json, headers })
+    const plan = cache.plan({ tenant: principal.tenant, endUser: typeof user === 'string' ? user : null, endpoint: call.cacheAs, model: resolution.model, body: parsed.json, headers })
     callCache = new CallCache(cache, plan)
     const hit = cache.lookup(plan)
     if (hit !== null) {
-      if (!(hit instanceof Promise)) return replayHit(state, cache, plan, hit, endpoint, parsed.model, reply, call.res)
+      if (!(hit instanceof Promise)) return replayHit(state, cache, plan, hit, endpoint, parsed.model, reply, metering, call.res)
       // The shared tier answers within redis.commandTimeoutMs, or as a miss.
       const onMiss = callCache
       return hit.then((h) => {
-        if (h !== null) replayHit(state, cache, plan, h, endpoint, parsed.model, reply, call.res)
-        else forward(state, call, request, reply, resolution, onMiss)
+        if (h !== null) replayHit(state, cache, plan, h, endpoint, parsed.model, reply, metering, call.res)
+        else forward(state, snapshot, call, request, reply, resolution, onMiss, metering)
       })
     }
   }
-  forward(state, call, request, reply, resolution, callCache)
+  forward(state, snapshot, call, request, reply, resolution, callCache, metering)
 }
 
-function forward(state: PipelineState, call: PreparedCall, request: FastifyRequest, reply: FastifyReply, resolution: Resolution<Upstream>, cache: CallCache | null): void {
-  const snapshot = state.snapshot
-  const { parsed } = call
+function forward(
+  state: PipelineState,
+  snapshot: RuntimeSnapshot,
+  call: PreparedCall,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  resolution: Resolution<Upstream>,
+  cache: CallCache | null,
+  metering: Metering | null,
+): void {
+  const { endpoint, parsed } = call
   const headers = request.headers
   const forwardedHeaders = pickForwarded(headers, state.forwardedHeaders)
-  const body = resolution.model === parsed.model ? call.body : rewriteModel(parsed.json, resolution.model)
+  let body = resolution.model === parsed.model ? call.body : rewriteModel(parsed.json, resolution.model)
+  let usageFilter: UsageEventFilter | null = null
+  if (metering !== null && snapshot.limits.countsTokens && needsStreamUsage(endpoint.name, parsed.json)) {
+    body = askForStreamUsage(body, parsed.json)
+    usageFilter = new UsageEventFilter()
+  }
   // A request another gateway forwarded is served here or fails here: never bounced to a peer.
   const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
   reply.hijack()
   const proxied = new ProxyCall(snapshot.ctx, call.res ?? reply.raw, {
-    endpoint: call.endpoint,
+    endpoint,
     model: parsed.model,
     resolution,
     affinityKey: affinityKey(snapshot.config.routing.hashKey, headers, parsed.json),
@@ -101,12 +147,15 @@ function forward(state: PipelineState, call: PreparedCall, request: FastifyReque
     startedAt: request.startedAt,
     excluded,
     cache,
+    metering,
+    usageFilter,
     native: call.native,
   })
   proxied.start()
 }
 
-function replayHit(state: PipelineState, cache: ResponseCache, plan: CachePlan, hit: CachedResponse, endpoint: Endpoint, model: string, reply: FastifyReply, res: ClientResponse | null): void {
+function replayHit(state: PipelineState, cache: ResponseCache, plan: CachePlan, hit: CachedResponse, endpoint: Endpoint, model: string, reply: FastifyReply, metering: Metering | null, res: ClientResponse | null): void {
+  metering?.end(null, true, true)
   reply.hijack()
   cache.replay(hit, plan, res ?? reply.raw, {})
   state.metrics.countRequest(endpoint.name, model, 'cache', 200)

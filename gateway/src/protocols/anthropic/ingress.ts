@@ -6,7 +6,6 @@
  * standing in for the client's response. `anthropic-version` and `anthropic-beta` are accepted
  * whatever their value: the translation speaks the current version.
  */
-import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { GatewayError } from '../../errors.ts'
 import type { Endpoint } from '../../proxy/endpoints.ts'
@@ -33,7 +32,8 @@ export function isAnthropicRoute(url: string | undefined): boolean {
 export function translateMessagesCall(snapshot: RuntimeSnapshot, request: FastifyRequest, reply: FastifyReply, countOnly: boolean): PreparedCall {
   const raw = request.body as Buffer | undefined
   if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
-  const principal = snapshot.auth.authenticate(anthropicCredential(request.headers))
+  // The authenticator takes `Authorization: Bearer` or Anthropic's `x-api-key`.
+  const principal = snapshot.auth.authenticate(request.headers)
   const client = parseBody(raw)
   const t = messagesToChat(client.json, countOnly)
   let internal = t.chat
@@ -53,11 +53,4 @@ export function translateMessagesCall(snapshot: RuntimeSnapshot, request: Fastif
     cacheAs: countOnly ? null : 'chat.completions',
     native: { protocol: 'anthropic', path: countOnly ? COUNT_TOKENS_PATH : MESSAGES_PATH, body: raw, passthrough: () => (res.passthrough = true) },
   }
-}
-
-/** The `Authorization` value to authenticate: `x-api-key` (Anthropic's) first, else the header itself. */
-export function anthropicCredential(headers: IncomingHttpHeaders): string | undefined {
-  const key = headers['x-api-key']
-  if (typeof key === 'string' && key !== '') return `Bearer ${key}`
-  return headers.authorization
 }

@@ -37,7 +37,7 @@ for (const stack of stacks) {
     assert.equal(n['aws:route53/healthCheck:HealthCheck'], 1)
     assert.equal(n['aws:route53/record:Record'], 2)
     assert.equal(n['kubernetes:apps/v1:Deployment'], 2)
-    assert.equal(n['kubernetes:policy/v1:PodDisruptionBudget'], 1)
+    assert.equal(n['kubernetes:policy/v1:PodDisruptionBudget'], 2, 'gateway and vLLM')
     assert.equal(n['kubernetes:autoscaling/v2:HorizontalPodAutoscaler'], 1)
     assert.equal(n['pulumi:providers:aws'], 1)
     assert.equal(n['pulumi:providers:kubernetes'], 1)

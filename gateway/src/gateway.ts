@@ -4,7 +4,8 @@
  */
 import type { ResponseCache } from './cache/index.ts'
 import type { GatewayConfig } from './config/schema.ts'
-import type { CallContext, ProxyCall } from './proxy/call.ts'
+import type { CallContext } from './proxy/context.ts'
+import type { ProxyCall } from './proxy/call.ts'
 import { GatewayError } from './errors.ts'
 import { RuntimeSnapshot } from './runtime/snapshot.ts'
 import type { GatewayMetrics } from './telemetry/metrics.ts'
@@ -19,7 +20,7 @@ export interface ReloadResult {
 const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs', 'requestTimeoutMs'] as const
 
 export class Gateway {
-  snapshot: RuntimeSnapshot
+  snapshot: RuntimeSnapshot<CallContext>
   readonly metrics: GatewayMetrics
   readonly logger: Logger
   readonly inflight: Set<ProxyCall>
@@ -27,11 +28,11 @@ export class Gateway {
   openRequests: number
   /** The response cache, or null when `cache.enabled` is false. Lives across reloads. */
   readonly cache: ResponseCache | null
-  /** Resolves once pools are warmed (whether or not any upstream answered). */
-  readonly warmed: Promise<void>
+  /** Resolves once pools are warmed (whether or not any upstream answered); null until start(). */
+  warmed: Promise<void> | null
   ready: boolean
   shuttingDown: boolean
-  private readonly sweeper: NodeJS.Timeout
+  private sweeper: NodeJS.Timeout | null
 
   /** Incremented by every applied reload; 1 for the boot config. */
   generation: number
@@ -49,15 +50,23 @@ export class Gateway {
     this.openRequests = 0
     this.ready = false
     this.shuttingDown = false
+    this.warmed = null
+    this.sweeper = null
     this.snapshot = new RuntimeSnapshot(config, { env, logger, buildContext: (s) => this.buildContext(s) })
     metrics.setMemberSource(() => this.snapshot.router.members())
+  }
+
+  /** Starts warming the pools and the in-flight sweeper; returns `warmed`. Call once. */
+  start(): Promise<void> {
+    if (this.warmed !== null) return this.warmed
     this.warmed = this.warm()
     // Total deadlines are enforced by one coarse sweep instead of a timer per request.
     this.sweeper = setInterval(() => this.sweep(), 100)
     this.sweeper.unref()
+    return this.warmed
   }
 
-  private buildContext(snapshot: RuntimeSnapshot): CallContext {
+  private buildContext(snapshot: RuntimeSnapshot<CallContext>): CallContext {
     return {
       metrics: this.metrics,
       router: snapshot.router,
@@ -77,7 +86,7 @@ export class Gateway {
     const snapshot = this.snapshot
     this.metrics.configGeneration.set(this.generation)
     const started = performance.now()
-    const answered = await snapshot.warm()
+    const answered = await snapshot.start()
     const ms = Math.round(performance.now() - started)
     const members = snapshot.router.members()
     const connections = members.reduce((n, m) => n + m.dispatcher.warmed, 0)
@@ -100,7 +109,7 @@ export class Gateway {
 
   private async reloadNow(load: () => GatewayConfig): Promise<ReloadResult> {
     if (this.shuttingDown) return { applied: false, reason: 'shutting down' }
-    let next: RuntimeSnapshot
+    let next: RuntimeSnapshot<CallContext>
     try {
       const config = load()
       const restartKeys = RESTART_ONLY.filter((k) => JSON.stringify(config.server[k]) !== JSON.stringify(this.snapshot.config.server[k])).map((k) => `server.${k}`)
@@ -114,7 +123,7 @@ export class Gateway {
       this.logger.error({ err: (err as Error).message }, 'config reload refused; the running config stays in force')
       return { applied: false, reason: (err as Error).message }
     }
-    const answered = await next.warm()
+    const answered = await next.start()
     const old = this.snapshot
     this.snapshot = next
     this.generation++
@@ -164,7 +173,8 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.sweeper)
+    if (this.sweeper !== null) clearInterval(this.sweeper)
+    this.sweeper = null
     await this.snapshot.close()
     await this.cache?.close()
   }

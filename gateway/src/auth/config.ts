@@ -1,15 +1,16 @@
 import { z } from 'zod'
+import { PLAIN_NAME } from '../config/primitives.ts'
 
 /** `sha256:` + 64 hex digits: the digest of an API key; keys themselves are never stored. */
 export const KEY_HASH = /^sha256:[0-9a-f]{64}$/
 
 export const ApiKeySchema = z.strictObject({
   /** Label for logs and metrics (the key itself is never logged). */
-  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+  name: z.string().regex(PLAIN_NAME),
   /** `sha256:<hex>` of the key; make one with `node gateway/src/auth/hash-key.ts`. */
   hash: z.string().regex(KEY_HASH, 'expected sha256:<64 lowercase hex digits>'),
   /** Tenant the key belongs to: the scope of cached answers and limits. */
-  tenant: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+  tenant: z.string().regex(PLAIN_NAME),
   /** Public model names this key may use; `"*"` for all. */
   models: z.array(z.string().min(1)).min(1).default(['*']),
 })

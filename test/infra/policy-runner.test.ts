@@ -41,7 +41,11 @@ async function startRunner(): Promise<Runner> {
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d })
   child.stdout!.setEncoding('utf8')
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`runner printed no port within 30 s\n${err}`)), 30_000)
+    // A runner that never printed its port is killed: left running, it would keep this file's process alive.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`runner printed no port within 60 s\n${err}`))
+    }, 60_000)
     child.stdout!.on('data', (d: string) => {
       out += d
       const line = /^(\d+)\r?\n/.exec(out)

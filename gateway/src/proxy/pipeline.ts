@@ -56,7 +56,7 @@ export function proxy(state: PipelineState, endpoint: Endpoint, request: Fastify
 
 function serve(
   state: PipelineState,
-  snapshot: RuntimeSnapshot,
+  snapshot: RuntimeSnapshot<CallContext>,
   endpoint: Endpoint,
   request: FastifyRequest,
   reply: FastifyReply,

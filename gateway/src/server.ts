@@ -14,6 +14,7 @@ import { Gateway } from './gateway.ts'
 import { ProxyCall, type CallCache } from './proxy/call.ts'
 import { HOP_HEADER } from './upstream/upstream.ts'
 import { parseBody, rewriteModel } from './proxy/request-body.ts'
+import { DEBUG_HEADER, routeRequestFor } from './routing/route-request.ts'
 import { GatewayMetrics } from './telemetry/metrics.ts'
 import { createLogger, type Logger } from './telemetry/logger.ts'
 
@@ -203,7 +204,9 @@ function forward(
   // A request another gateway forwarded is served here or fails here: never bounced to a peer.
   const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
   reply.hijack()
-  const call = new ProxyCall(snapshot.ctx, reply.raw, endpoint, parsed.model, resolution, affinityKey(snapshot.config.routing.hashKey, headers, parsed.json), body, extra, request.startedAt, excluded, callCache)
+  const routing = snapshot.config.routing
+  const route = routeRequestFor(routing, affinityKey(routing.hashKey, headers, parsed.json), parsed.json, resolution.model, headers[DEBUG_HEADER])
+  const call = new ProxyCall(snapshot.ctx, reply.raw, endpoint, parsed.model, resolution, route, body, extra, request.startedAt, excluded, callCache)
   call.start()
   if (callCache !== null && !call.finished) {
     const abort = new AbortController()

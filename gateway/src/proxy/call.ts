@@ -19,6 +19,7 @@ import { GatewayError } from '../errors.ts'
 import type { FailureKind } from '../routing/config.ts'
 import type { Member } from '../routing/member.ts'
 import type { Resolution, Router } from '../routing/router.ts'
+import { ROUTE_HEADER, type RouteRequest } from '../routing/route-request.ts'
 import type { GatewayMetrics } from '../telemetry/metrics.ts'
 import { readUsage } from '../telemetry/usage.ts'
 import type { Upstream } from '../upstream/upstream.ts'
@@ -102,8 +103,8 @@ export class ProxyCall {
   /** The model the client named (metrics label); the upstream gets `resolution.model`. */
   readonly model: string
   readonly resolution: Resolution<Upstream>
-  /** Affinity key for consistent hashing (session header or `user`), or null. */
-  readonly key: string | null
+  /** What the balancer reads: affinity key, prompt prefix blocks, explain. */
+  readonly route: RouteRequest
   readonly body: Buffer
   readonly requestHeaders: readonly string[] | null
   readonly startedAt: number
@@ -136,7 +137,7 @@ export class ProxyCall {
     endpoint: Endpoint,
     model: string,
     resolution: Resolution<Upstream>,
-    key: string | null,
+    route: RouteRequest,
     body: Buffer,
     requestHeaders: readonly string[] | null,
     startedAt: number,
@@ -149,7 +150,7 @@ export class ProxyCall {
     this.endpoint = endpoint
     this.model = model
     this.resolution = resolution
-    this.key = key
+    this.route = route
     this.body = body
     this.requestHeaders = requestHeaders
     this.startedAt = startedAt
@@ -177,7 +178,27 @@ export class ProxyCall {
     const now = performance.now()
     const router = this.ctx.router
     router.retry.budget.recordRequest(now)
-    const target = router.pick(this.resolution, this.key, this.tried, now)
+    const verdict = router.admit(this.resolution, this.route, now)
+    if (verdict === 'admit') this.startAdmitted(now)
+    else if (verdict === 'shed') this.shed(now)
+    else router.hold(this.resolution, (admitted) => this.onHoldEnd(admitted), this.route)
+  }
+
+  private onHoldEnd(admitted: boolean): void {
+    if (this.finished) return
+    const now = performance.now()
+    if (admitted) this.startAdmitted(now)
+    else this.shed(now)
+  }
+
+  private shed(now: number): void {
+    const retryAfter = this.resolution.group.admission?.config.retryAfterSeconds ?? 1
+    this.respondError(new GatewayError('GW_ERR_UPSTREAMS_SATURATED', this.model, { retryAfter }), now)
+  }
+
+  private startAdmitted(now: number): void {
+    const router = this.ctx.router
+    const target = router.pick(this.resolution, this.route.key, this.tried, now, this.route)
     if (target === null) {
       this.respondError(new GatewayError('GW_ERR_NO_HEALTHY_UPSTREAM', this.model, { retryAfter: 1 }), now)
       return
@@ -257,8 +278,8 @@ export class ProxyCall {
     const router = this.ctx.router
     if (this.finished || this.winner !== null || this.attempts >= router.retry.maxAttempts || !router.retry.retryable(kind)) return false
     if (this.deadlineAt !== 0 && now >= this.deadlineAt) return false
-    let target = router.pick(this.resolution, this.key, this.exclusions(), now)
-    if (target === null && (kind === 'reset' || kind === 'connect')) target = router.pick(this.resolution, this.key, null, now)
+    let target = router.pick(this.resolution, this.route.key, this.exclusions(), now, this.route)
+    if (target === null && (kind === 'reset' || kind === 'connect')) target = router.pick(this.resolution, this.route.key, null, now, this.route)
     if (target === null || !router.retry.budget.tryRetry(now)) return false
     this.ctx.metrics.countRetry(target.upstreamName, kind)
     this.dispatch(target, now)
@@ -272,7 +293,7 @@ export class ProxyCall {
     const now = performance.now()
     const router = this.ctx.router
     if (this.attempts >= router.retry.maxAttempts) return
-    const target = router.pick(this.resolution, this.key, this.exclusions(), now)
+    const target = router.pick(this.resolution, this.route.key, this.exclusions(), now, this.route)
     if (target === null || !router.retry.budget.tryRetry(now)) return
     this.ctx.metrics.countHedge('sent')
     this.dispatch(target, now)
@@ -356,6 +377,7 @@ export class ProxyCall {
       else for (const v of value) out.push(name, v)
     }
     out.push('x-velox-upstream', attempt.target.upstreamName)
+    if (this.route.explanation !== null) out.push(ROUTE_HEADER, this.route.explanation)
     if (sse) out.push('x-accel-buffering', 'no', 'cache-control', 'no-cache')
     if (this.ctx.serverTiming) {
       const upstreamMs = now - attempt.startedAt

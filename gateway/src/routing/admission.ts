@@ -89,13 +89,13 @@ export class Admission {
     }
   }
 
-  /** Sheds everything held (the snapshot is closing). */
-  shedAll(): void {
+  /** Ends every hold: shed (shutting down) or admitted (a reload replaced the snapshot; its members still serve). */
+  endAll(admitted: boolean): void {
     const held = this.held
     this.held = []
     for (const h of held) {
       if (h.timer !== null) clearTimeout(h.timer)
-      h.callback(false)
+      h.callback(admitted)
     }
   }
 

@@ -3,6 +3,9 @@
  * prompt prefix (inference-aware only), whether the caller asked why a member was chosen, and a
  * priority for admission control. Built once per request; every attempt of it reads the same one.
  */
+import type { RoutingConfig } from './config.ts'
+import { prefixBlocks } from './prefix-hash.ts'
+
 export class RouteRequest {
   /** Consistent-hash key (session header or body field), or null. */
   readonly key: string | null
@@ -25,4 +28,22 @@ export class RouteRequest {
     this.priority = priority
     this.explanation = null
   }
+}
+
+/** The request header that asks for `x-velox-route` (value `route`), when `inferenceAware.explain` is on. */
+export const DEBUG_HEADER = 'x-velox-debug'
+/** The response header that says why the member won. */
+export const ROUTE_HEADER = 'x-velox-route'
+
+/**
+ * What one request tells the balancer: the prompt's prefix blocks only when the inference-aware
+ * balancer will read them (hashing costs microseconds per KB of prompt), and `explain` only when
+ * the config allows it and the client asked.
+ */
+export function routeRequestFor(routing: RoutingConfig, key: string | null, body: Record<string, unknown>, model: string, debugHeader: string | string[] | undefined): RouteRequest {
+  if (routing.balancer !== 'inference-aware') return new RouteRequest(key)
+  const ia = routing.inferenceAware
+  const blocks = ia.weights.prefix > 0 ? prefixBlocks(body, model, ia.prefix.blockChars, ia.prefix.maxBlocks) : null
+  const explain = ia.explain && typeof debugHeader === 'string' && debugHeader.includes('route')
+  return new RouteRequest(key, blocks, explain)
 }

@@ -183,9 +183,9 @@ export class Router<D = unknown> {
     for (const g of this.groups) if (g.admission !== null && g.admission.heldCount > 0) g.admission.release(g.members, nowMs)
   }
 
-  /** Sheds every held request (the snapshot is closing). */
-  shedHeld(): void {
-    for (const g of this.groups) g.admission?.shedAll()
+  /** Ends every hold: shed (shutting down), or admitted (a reload replaced this router). */
+  endHolds(admitted: boolean): void {
+    for (const g of this.groups) g.admission?.endAll(admitted)
   }
 
   /** Public model names for /v1/models: every explicitly served model and every alias, sorted. */

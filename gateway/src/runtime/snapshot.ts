@@ -11,6 +11,7 @@ import type { CallContext } from '../proxy/call.ts'
 import { bindDnsDiscovery, type DnsBinding } from '../routing/dns-binding.ts'
 import { ActiveHealthChecker } from '../routing/health-checker.ts'
 import { Member } from '../routing/member.ts'
+import { PodMetricsScraper } from '../routing/pod-metrics-scraper.ts'
 import { Router } from '../routing/router.ts'
 import { PoolSizer } from '../upstream/pool-sizer.ts'
 import { Upstream } from '../upstream/upstream.ts'
@@ -32,6 +33,8 @@ export class RuntimeSnapshot {
   readonly ctx: CallContext
   private readonly logger: Logger
   private readonly health: ActiveHealthChecker<Upstream> | null
+  /** Reads vLLM's queue and KV gauges from every member (inference-aware balancer only). */
+  private readonly podMetrics: PodMetricsScraper<Upstream> | null
   /** Opens connections ahead of demand; fed by the request path's `member.onStart`. */
   readonly sizer: PoolSizer
   private readonly dns: DnsBinding
@@ -70,6 +73,17 @@ export class RuntimeSnapshot {
             healthyThreshold: health.healthyThreshold,
             unhealthyThreshold: health.unhealthyThreshold,
             onChange: (member, healthy) => this.logger.warn({ member: member.name, healthy }, healthy ? 'upstream member healthy again' : 'upstream member failed its health checks'),
+          })
+        : null
+    const ia = config.routing.inferenceAware
+    this.podMetrics =
+      config.routing.balancer === 'inference-aware' && ia.metrics.enabled
+        ? new PodMetricsScraper<Upstream>({
+            members: () => this.router.members(),
+            fetch: fetchMetrics(ia.metrics.path),
+            intervalMs: ia.metrics.intervalMs,
+            timeoutMs: ia.metrics.timeoutMs,
+            onRound: () => this.router.releaseHeld(performance.now()),
           })
         : null
     this.dns = bindDnsDiscovery(this.router, {
@@ -140,7 +154,10 @@ export class RuntimeSnapshot {
     await this.dns.ready
     const members = this.router.members()
     const results = await Promise.all(members.map((m) => m.dispatcher.warm(this.config.routing.health.activePath).catch(() => 0)))
-    if (!this.closed) this.health?.start()
+    if (!this.closed) {
+      this.health?.start()
+      this.podMetrics?.start()
+    }
     await this.discoverWildcardModels()
     return results.filter((n, i) => n > 0 || members[i]!.dispatcher.config.pool.warm === 0).length
   }
@@ -158,6 +175,8 @@ export class RuntimeSnapshot {
     this.closed = true
     this.sizer.stop()
     this.health?.stop()
+    this.podMetrics?.stop()
+    this.router.endHolds(true)
     this.dns.stop()
     if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve))
     await this.close()
@@ -167,6 +186,8 @@ export class RuntimeSnapshot {
     this.closed = true
     this.sizer.stop()
     this.health?.stop()
+    this.podMetrics?.stop()
+    this.router.endHolds(false)
     this.dns.stop()
     await Promise.all(this.router.members().map((m) => m.dispatcher.close().catch(() => m.dispatcher.destroy())))
   }
@@ -187,5 +208,19 @@ function probeMember(path: string) {
     } catch {
       return false
     }
+  }
+}
+
+/** A pod metrics scrape: GET the metrics path on the member's own pool; peers are not inference pods. */
+function fetchMetrics(path: string) {
+  return async (member: Member<Upstream>, signal: AbortSignal): Promise<string> => {
+    const upstream = member.dispatcher
+    if (upstream.config.peer) throw new Error('a peer gateway is not an inference pod')
+    const res = await upstream.pool.request({ path: upstream.basePath + path, method: 'GET', headers: upstream.baseHeaders as string[], signal })
+    if (res.statusCode !== 200) {
+      await res.body.dump()
+      throw new Error(`HTTP ${res.statusCode}`)
+    }
+    return res.body.text()
   }
 }

@@ -38,7 +38,7 @@ test('shed mode answers shed at once; hold mode holds up to maxHeld, then sheds'
     a.hold((ok) => results.push(ok))
   }
   assert.equal(a.decide(members, now), 'shed')
-  a.shedAll()
+  a.endAll(false)
   assert.deepEqual(results, [false, false])
 })
 
@@ -59,7 +59,7 @@ test('held requests go, oldest first, as soon as a member has room, and a newcom
   assert.equal(a.decide(members, performance.now()), 'hold', 'others are held: a newcomer waits behind them')
   a.release(members, performance.now())
   assert.deepEqual(order, ['first', 'second'], 'two go; the second fills the queue back to the threshold')
-  a.shedAll()
+  a.endAll(false)
 })
 
 test('a held request is shed after holdMs', (t) => {

@@ -90,13 +90,16 @@ export const ScorerWeightsSchema = z.strictObject({
   kvCache: weight.default(1),
   /** Requests in flight on the member (running + waiting, or the gateway's own count without metrics). */
   load: weight.default(1),
-  /** Peak-EWMA time to first byte, relative to the fastest member. */
-  latency: weight.default(1),
+  /**
+   * Peak-EWMA time to first byte, relative to the fastest member. Kept low by default: an
+   * inference pod's time to first byte mostly says how much of the last prompts it had cached.
+   */
+  latency: weight.default(0.5),
 })
 
 export const PrefixIndexSchema = z.strictObject({
-  /** Characters per prefix block (~4 per token: 256 is about 64 tokens). */
-  blockChars: positiveInt.min(16).max(65_536).default(256),
+  /** Characters per prefix block, even (~4 per token: 256 is about 64 tokens). */
+  blockChars: positiveInt.min(16).max(65_536).multipleOf(2).default(256),
   /** Leading blocks of a prompt that are hashed and indexed; the rest of a long prompt is ignored. */
   maxBlocks: positiveInt.max(4096).default(256),
   /** Blocks the index remembers per member group (least recently used forgotten first). */

@@ -55,9 +55,13 @@ export class PodLoad {
     return d > 0 ? d : 0
   }
 
-  /** Running + waiting now, estimated. */
+  /**
+   * Running + waiting now, estimated: the scrape plus this gateway's own change since (requests
+   * sent, minus its requests that finished), never below zero.
+   */
   load(outstanding: number): number {
-    return this.running + this.waiting + this.sentSince(outstanding)
+    const l = this.running + this.waiting + outstanding - this.outstandingAtScrape
+    return l > 0 ? l : 0
   }
 
   /**

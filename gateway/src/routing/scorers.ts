@@ -90,13 +90,23 @@ export const kvCacheScorer: Scorer = {
   },
 }
 
-/** Requests in flight relative to the busiest eligible member: the idlest scores highest. */
+/**
+ * Requests in flight, relative to the mean: 1 / (1 + load / (mean + 1)). Smooth, so one or two
+ * requests more than a neighbour cost little (a warm prefix is worth more than that), while a
+ * member far above the mean scores far lower.
+ */
 export const loadScorer: Scorer = {
   name: 'load',
   score(s, out) {
-    let max = 0
-    for (let i = 0; i < s.n; i++) if (s.eligible[i] === 1 && s.load[i]! > max) max = s.load[i]!
-    for (let i = 0; i < s.n; i++) if (s.eligible[i] === 1) out[i] = max > 0 ? 1 - s.load[i]! / max : 1
+    let total = 0
+    let count = 0
+    for (let i = 0; i < s.n; i++) {
+      if (s.eligible[i] !== 1) continue
+      total += s.load[i]!
+      count++
+    }
+    const scale = (count > 0 ? total / count : 0) + 1
+    for (let i = 0; i < s.n; i++) if (s.eligible[i] === 1) out[i] = 1 / (1 + s.load[i]! / scale)
   },
 }
 
@@ -117,9 +127,11 @@ export const latencyScorer: Scorer = {
 /**
  * Bounded load (consistent hashing with bounded loads, Mirrokni et al.): a member whose load plus
  * this request would exceed `factor` x the mean load (this request included, rounded up, and at
- * least 2) may not serve, so affinity never piles more than that onto one member. The least loaded member always
+ * least MIN_CAP) may not serve, so affinity never piles more than that onto one member. The least loaded member always
  * passes, so the filter never empties the set.
  */
+export const MIN_CAP = 4
+
 export function boundedLoadFilter(factor: number): Filter {
   return {
     name: 'boundedLoad',
@@ -132,8 +144,9 @@ export function boundedLoadFilter(factor: number): Filter {
         count++
       }
       if (count < 2) return 0
-      // At least two: at a mean below one request, one in flight is no pile-up worth breaking affinity for.
-      const cap = Math.max(2, Math.ceil((factor * (total + 1)) / count))
+      // At least MIN_CAP: at a mean of a request or two, a few in flight is no pile-up worth
+      // breaking prefix affinity for (a warm prefix saves more than a short wait costs).
+      const cap = Math.max(MIN_CAP, Math.ceil((factor * (total + 1)) / count))
       let cleared = 0
       for (let i = 0; i < s.n; i++) {
         if (s.eligible[i] === 1 && s.load[i]! + 1 > cap) cleared++

@@ -25,7 +25,7 @@ test('concurrent first turns sharing a system prompt spread; each later turn ret
   const members = makeMembers(4)
   const b = new InferenceAwareBalancer(cfg())
   const home = new Map<string, Member<null>>()
-  for (const s of ['s0', 's1', 's2', 's3', 's4', 's5', 's6', 's7']) {
+  for (const s of Array.from({ length: 16 }, (_, i) => `s${i}`)) {
     const m = b.pick(members, null, null, 0, request(s, 0))!
     m.onStart(0)
     home.set(s, m)

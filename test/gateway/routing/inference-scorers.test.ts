@@ -34,8 +34,9 @@ test('kvCache: free fraction; unknown scores as empty', () => {
   assert.deepEqual(run(kvCacheScorer, signals(3, { kvUsage: [0.25, 1, -1] })), [0.75, 0, 1])
 })
 
-test('load: relative to the busiest member', () => {
-  assert.deepEqual(run(loadScorer, signals(3, { load: [0, 2, 4] })), [1, 0.5, 0])
+test('load: smooth, relative to the mean', () => {
+  // mean 2: scale 3.
+  assert.deepEqual(run(loadScorer, signals(3, { load: [0, 2, 4] })), [1, 1 / (1 + 2 / 3), 1 / (1 + 4 / 3)])
   assert.deepEqual(run(loadScorer, signals(2, { load: [0, 0] })), [1, 1])
 })
 
@@ -48,8 +49,10 @@ test('bounded load clears members above factor x mean, never all, and leaves low
   // mean with this request: 13/4 -> cap ceil(1.5 * 13 / 4) = 5: the member at 10 may not serve.
   assert.equal(boundedLoadFilter(1.5).filter(s), 1)
   assert.deepEqual([...s.eligible.subarray(0, 4)], [0, 1, 1, 1])
-  const low = signals(4, { load: [1, 0, 0, 0] })
-  assert.equal(boundedLoadFilter(1.5).filter(low), 0, 'one request in flight is no pile-up')
+  const low = signals(4, { load: [3, 0, 0, 0] })
+  assert.equal(boundedLoadFilter(1.5).filter(low), 0, 'a few requests in flight are no pile-up (the cap is at least 4)')
+  const over = signals(4, { load: [4, 0, 0, 0] })
+  assert.equal(boundedLoadFilter(1.5).filter(over), 1)
   const even = signals(3, { load: [5, 5, 5] })
   assert.equal(boundedLoadFilter(1).filter(even), 0, 'equal loads all pass (the filter never empties the set)')
 })

@@ -36,12 +36,13 @@ export const DEBUG_HEADER = 'x-velox-debug'
 export const ROUTE_HEADER = 'x-velox-route'
 
 /**
- * What one request tells the balancer: the prompt's prefix blocks only when the inference-aware
- * balancer will read them (hashing costs microseconds per KB of prompt), and `explain` only when
+ * What one request tells the inference-aware balancer (null for the other balancers): the
+ * prompt's prefix blocks when the prefix scorer is on (hashing costs microseconds per KB of prompt), and `explain` only when
  * the config allows it and the client asked.
  */
-export function routeRequestFor(routing: RoutingConfig, key: string | null, body: Record<string, unknown>, model: string, debugHeader: string | string[] | undefined): RouteRequest {
-  if (routing.balancer !== 'inference-aware') return new RouteRequest(key)
+export function routeRequestFor(routing: RoutingConfig, key: string | null, body: Record<string, unknown>, model: string, debugHeader: string | string[] | undefined): RouteRequest | null {
+  // The other balancers read only the key, which the call passes on its own: nothing to build.
+  if (routing.balancer !== 'inference-aware') return null
   const ia = routing.inferenceAware
   const blocks = ia.weights.prefix > 0 ? prefixBlocks(body, model, ia.prefix.blockChars, ia.prefix.maxBlocks) : null
   const explain = ia.explain && typeof debugHeader === 'string' && debugHeader.includes('route')

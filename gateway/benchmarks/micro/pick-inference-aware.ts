@@ -76,6 +76,14 @@ for (let s = 0; s < 10_000; s++) {
   inference.pick(members, null, null, now, r)
 }
 
+// Calibration: a bare FNV loop over 10,000 characters, so numbers from a busy machine can be read
+// as multiples of what the CPU does for the simplest possible loop right now.
+const plain = 'abcdefghij'.repeat(1000)
+const calibration = timed('calibration: bare FNV loop over 10,000 chars', Math.floor(CALLS / 10), () => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < plain.length; i++) h = Math.imul(h ^ plain.charCodeAt(i), 0x01000193)
+  sink += h & 1
+})
 const hash = timed('prefix hashing, ~1-12 KB chat body', CALLS, (i) => {
   const b = prefixBlocks(bodies[i & 255]!, 'llm', ia.prefix.blockChars, ia.prefix.maxBlocks)
   sink += b === null ? 0 : b.length
@@ -97,3 +105,4 @@ timed(`p2c-peak-ewma pick, ${MEMBERS} members (reference)`, CALLS, (i) => {
 if (sink === -1) console.log(sink)
 const decisionP99 = (hash.p99 + pick.p99) / 1000
 console.log(`routing decision (hash + pick) p99: ${decisionP99.toFixed(1)} us; the one-at-a-time budget for everything the gateway adds is 100-150 us of p99`)
+console.log(`calibration loop p50 ${(calibration.p50 / 10_000).toFixed(2)} ns/char (about 1 ns/char on an idle machine; scale the numbers above accordingly)`)

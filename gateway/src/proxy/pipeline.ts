@@ -11,6 +11,7 @@ import { estimateCost } from '../limits/estimate.ts'
 import { Metering } from '../limits/metering.ts'
 import { askForStreamUsage, needsStreamUsage, UsageEventFilter } from '../limits/stream-usage.ts'
 import type { UsageLedger } from '../limits/usage.ts'
+import { DEBUG_HEADER, routeRequestFor } from '../routing/route-request.ts'
 import type { Resolution } from '../routing/router.ts'
 import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
 import type { GatewayMetrics } from '../telemetry/metrics.ts'
@@ -119,12 +120,15 @@ function forward(
   }
   // A request another gateway forwarded is served here or fails here: never bounced to a peer.
   const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
+  const routing = snapshot.config.routing
+  const key = affinityKey(routing.hashKey, headers, parsed.json)
   reply.hijack()
   const call = new ProxyCall(snapshot.ctx, reply.raw, {
     endpoint,
     model: parsed.model,
     resolution,
-    affinityKey: affinityKey(snapshot.config.routing.hashKey, headers, parsed.json),
+    affinityKey: key,
+    route: routeRequestFor(routing, key, parsed.json, resolution.model, headers[DEBUG_HEADER]),
     body,
     forwardedHeaders,
     startedAt: request.startedAt,

@@ -12,6 +12,7 @@ import type { GatewayConfig } from '../config/schema.ts'
 import { bindDnsDiscovery, type DnsBinding } from '../routing/dns-binding.ts'
 import { ActiveHealthChecker } from '../routing/health-checker.ts'
 import { Member } from '../routing/member.ts'
+import { PodMetricsScraper } from '../routing/pod-metrics-scraper.ts'
 import { Router, type Resolution } from '../routing/router.ts'
 import { PoolSizer } from '../upstream/pool-sizer.ts'
 import { Upstream } from '../upstream/upstream.ts'
@@ -42,6 +43,8 @@ export class RuntimeSnapshot<C = unknown> {
   readonly ctx: C
   private readonly logger: Logger
   private readonly health: ActiveHealthChecker<Upstream> | null
+  /** Reads vLLM's queue and KV gauges from every member (inference-aware balancer only). */
+  private readonly podMetrics: PodMetricsScraper<Upstream> | null
   /** Opens connections ahead of demand; fed by the request path's `member.onStart`. */
   readonly sizer: PoolSizer
   /** Null until start(): discovery resolves names, which is I/O. */
@@ -84,6 +87,17 @@ export class RuntimeSnapshot<C = unknown> {
             healthyThreshold: health.healthyThreshold,
             unhealthyThreshold: health.unhealthyThreshold,
             onChange: (member, healthy) => this.logger.warn({ member: member.name, healthy }, healthy ? 'upstream member healthy again' : 'upstream member failed its health checks'),
+          })
+        : null
+    const ia = config.routing.inferenceAware
+    this.podMetrics =
+      config.routing.balancer === 'inference-aware' && ia.metrics.enabled
+        ? new PodMetricsScraper<Upstream>({
+            members: () => this.router.members(),
+            fetch: fetchMetrics(ia.metrics.path),
+            intervalMs: ia.metrics.intervalMs,
+            timeoutMs: ia.metrics.timeoutMs,
+            onRound: () => this.router.releaseHeld(performance.now()),
           })
         : null
   }
@@ -163,6 +177,7 @@ export class RuntimeSnapshot<C = unknown> {
     if (!this.closed) {
       this.sizer.start()
       this.health?.start()
+      this.podMetrics?.start()
       this.limits.start()
     }
     await this.discoverWildcardModels()
@@ -182,6 +197,8 @@ export class RuntimeSnapshot<C = unknown> {
     this.closed = true
     this.sizer.stop()
     this.health?.stop()
+    this.podMetrics?.stop()
+    this.router.endHolds(true)
     this.dns?.stop()
     if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve))
     await this.close()
@@ -192,6 +209,8 @@ export class RuntimeSnapshot<C = unknown> {
     this.limits.close()
     this.sizer.stop()
     this.health?.stop()
+    this.podMetrics?.stop()
+    this.router.endHolds(false)
     this.dns?.stop()
     await Promise.all(this.router.members().map((m) => m.dispatcher.close().catch(() => m.dispatcher.destroy())))
   }
@@ -212,5 +231,19 @@ function probeMember(path: string) {
     } catch {
       return false
     }
+  }
+}
+
+/** A pod metrics scrape: GET the metrics path on the member's own pool; peers are not inference pods. */
+function fetchMetrics(path: string) {
+  return async (member: Member<Upstream>, signal: AbortSignal): Promise<string> => {
+    const upstream = member.dispatcher
+    if (upstream.config.peer) throw new Error('a peer gateway is not an inference pod')
+    const res = await upstream.pool.request({ path: upstream.basePath + path, method: 'GET', headers: upstream.baseHeaders as string[], signal })
+    if (res.statusCode !== 200) {
+      await res.body.dump()
+      throw new Error(`HTTP ${res.statusCode}`)
+    }
+    return res.body.text()
   }
 }

@@ -13,7 +13,7 @@ import { clusterMetrics } from './cluster/messages.ts'
 import { ENDPOINTS } from './proxy/endpoints.ts'
 import { Gateway } from './gateway.ts'
 import { proxy, proxyParsed } from './proxy/pipeline.ts'
-import { COUNT_TOKENS_PATH, MESSAGES_PATH, isAnthropicRoute, translateMessagesCall } from './protocols/anthropic/ingress.ts'
+import { COUNT_TOKENS_PATH, MESSAGES_PATH, isAnthropicRoute, translateMessagesCall } from './proxy/messages.ts'
 import { gatewayErrorBody } from './protocols/anthropic/errors.ts'
 import { decodeBody, isIdentity } from './protocols/content-encoding.ts'
 import { Cors } from './protocols/cors.ts'
@@ -61,6 +61,7 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   const cache = config.cache.enabled ? await ResponseCache.create(config.cache, config.redis, metrics.registry, logger) : null
   const gateway = new Gateway(config, logger, metrics, opts.env ?? process.env, cache)
   app.decorate('velox', gateway)
+  void gateway.start()
   app.decorateRequest('startedAt', 0)
   // Every request counts until its response closes, so shutdown drains uploads and replays too.
   const onResponseClose = (): void => {

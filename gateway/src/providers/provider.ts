@@ -7,7 +7,6 @@
  * `openai` is the identity: the client's bytes, the OpenAI path, nothing wrapped, no cost.
  */
 import type { ClientResponse } from '../protocols/client-response.ts'
-import type { Endpoint } from '../proxy/endpoints.ts'
 
 export const UPSTREAM_KINDS = ['openai', 'anthropic', 'azure-openai', 'gemini'] as const
 export type UpstreamKind = (typeof UPSTREAM_KINDS)[number]
@@ -23,9 +22,17 @@ export interface NativeRequest {
   passthrough(): void
 }
 
+/** The endpoint of a call, as providers see it (the proxy's Endpoint satisfies it). */
+export interface ProviderEndpoint {
+  /** `chat.completions`, `embeddings`, `messages`... */
+  readonly name: string
+  /** The OpenAI path, appended to the upstream's base path. */
+  readonly path: string
+}
+
 /** What a provider reads from one call. */
 export interface ProviderCall {
-  readonly endpoint: Endpoint
+  readonly endpoint: ProviderEndpoint
   /** The internal (OpenAI) request bytes, model already resolved for the upstream. */
   readonly body: Buffer
   /** The upstream model id. */

@@ -11,22 +11,24 @@ import { estimateCost } from '../limits/estimate.ts'
 import { Metering } from '../limits/metering.ts'
 import { askForStreamUsage, needsStreamUsage, UsageEventFilter } from '../limits/stream-usage.ts'
 import type { UsageLedger } from '../limits/usage.ts'
+import { DEBUG_HEADER, routeRequestFor } from '../routing/route-request.ts'
 import type { Resolution } from '../routing/router.ts'
 import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
 import type { GatewayMetrics } from '../telemetry/metrics.ts'
 import { HOP_HEADER, type Upstream } from '../upstream/upstream.ts'
 import { CallCache } from './call-cache.ts'
 import { ProxyCall } from './call.ts'
+import type { CallContext } from './context.ts'
 import type { Endpoint } from './endpoints.ts'
 import { parseBody, rewriteModel, type ParsedBody } from './request-body.ts'
 import type { CacheEndpoint } from '../cache/index.ts'
 import type { ClientResponse } from '../protocols/client-response.ts'
 import type { NativeRequest } from '../providers/index.ts'
-import { pickForwarded, type ForwardedHeaders } from './forwarded-headers.ts'
+import { pickForwarded, type ForwardedHeaders } from '../protocols/forwarded-headers.ts'
 
 /** What the pipeline reads from the gateway's live state on each request. */
 export interface PipelineState {
-  readonly snapshot: RuntimeSnapshot
+  readonly snapshot: RuntimeSnapshot<CallContext>
   /** The response cache, or null when caching is off. */
   readonly cache: ResponseCache | null
   readonly metrics: GatewayMetrics
@@ -79,7 +81,7 @@ export function proxyParsed(state: PipelineState, call: PreparedCall, request: F
 
 function serve(
   state: PipelineState,
-  snapshot: RuntimeSnapshot,
+  snapshot: RuntimeSnapshot<CallContext>,
   call: PreparedCall,
   request: FastifyRequest,
   reply: FastifyReply,
@@ -117,7 +119,7 @@ function serve(
 
 function forward(
   state: PipelineState,
-  snapshot: RuntimeSnapshot,
+  snapshot: RuntimeSnapshot<CallContext>,
   call: PreparedCall,
   request: FastifyRequest,
   reply: FastifyReply,
@@ -136,12 +138,15 @@ function forward(
   }
   // A request another gateway forwarded is served here or fails here: never bounced to a peer.
   const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
+  const routing = snapshot.config.routing
+  const key = affinityKey(routing.hashKey, headers, parsed.json)
   reply.hijack()
   const proxied = new ProxyCall(snapshot.ctx, call.res ?? reply.raw, {
     endpoint,
     model: parsed.model,
     resolution,
-    affinityKey: affinityKey(snapshot.config.routing.hashKey, headers, parsed.json),
+    affinityKey: key,
+    route: routeRequestFor(routing, key, parsed.json, resolution.model, headers[DEBUG_HEADER]),
     body,
     forwardedHeaders,
     startedAt: request.startedAt,

@@ -7,13 +7,13 @@
  * whatever their value: the translation speaks the current version.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { GatewayError } from '../../errors.ts'
-import type { Endpoint } from '../../proxy/endpoints.ts'
-import type { PreparedCall } from '../../proxy/pipeline.ts'
-import { parseBody } from '../../proxy/request-body.ts'
-import type { RuntimeSnapshot } from '../../runtime/snapshot.ts'
-import { AnthropicResponse } from './client-response.ts'
-import { messagesToChat } from './request.ts'
+import { GatewayError } from '../errors.ts'
+import type { Endpoint } from './endpoints.ts'
+import type { PreparedCall } from './pipeline.ts'
+import { parseBody } from './request-body.ts'
+import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
+import { AnthropicResponse } from '../protocols/anthropic/client-response.ts'
+import { messagesToChat } from '../protocols/anthropic/request.ts'
 
 /** Anthropic's routes, answered in Anthropic's shape, errors included. */
 export const MESSAGES_PATH = '/v1/messages'

@@ -51,6 +51,7 @@ export class Gateway {
     this.shuttingDown = false
     this.snapshot = new RuntimeSnapshot(config, { env, logger, buildContext: (s) => this.buildContext(s) })
     metrics.setMemberSource(() => this.snapshot.router.members())
+    metrics.setKnownModels(() => this.snapshot.modelIds)
     this.warmed = this.warm()
     // Total deadlines are enforced by one coarse sweep instead of a timer per request.
     this.sweeper = setInterval(() => this.sweep(), 100)

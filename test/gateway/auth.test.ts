@@ -54,3 +54,12 @@ test('the hash-key tool prints the config form of a key read from stdin', () => 
 test('a config with a malformed hash is refused', async () => {
   await assert.rejects(startGateway({ auth: { keys: [{ name: 'k', hash: 'sk-plain-key', tenant: 't' }] } }), /auth\.keys\[0\]\.hash/)
 })
+
+test('the Bearer scheme is case-insensitive and may be followed by several spaces', async () => {
+  for (const auth of ['bearer sk-team-a-secret', 'BEARER sk-team-a-secret', 'bEaReR   sk-team-a-secret']) {
+    assert.equal((await post(`${gw.url}/v1/chat/completions`, chatBody(), { authorization: auth })).status, 200, auth)
+  }
+  for (const auth of ['bearersk-team-a-secret', 'bearer', 'bearer    ', 'Bearers sk-team-a-secret']) {
+    assert.equal((await post(`${gw.url}/v1/chat/completions`, chatBody(), { authorization: auth })).status, 401, auth)
+  }
+})

@@ -39,10 +39,9 @@ export class Authenticator {
   /** The principal for an `Authorization` header value; throws GW_ERR_UNAUTHORIZED. */
   authenticate(authorization: string | undefined): Principal {
     if (!this.enabled) return ANONYMOUS
-    if (authorization === undefined || !authorization.startsWith('Bearer ') || authorization.length <= 7) {
-      throw new GatewayError('GW_ERR_UNAUTHORIZED')
-    }
-    const digest = hash('sha256', authorization.slice(7).trim(), 'buffer')
+    const token = authorization === undefined ? '' : bearerToken(authorization)
+    if (token === '') throw new GatewayError('GW_ERR_UNAUTHORIZED')
+    const digest = hash('sha256', token, 'buffer')
     const entry = this.byDigest.get(digest.toString('hex'))
     if (entry === undefined || !timingSafeEqual(entry.digest, digest)) throw new GatewayError('GW_ERR_UNAUTHORIZED')
     return entry.principal
@@ -54,6 +53,17 @@ export class Authenticator {
       throw new GatewayError('GW_ERR_MODEL_NOT_ALLOWED', model, { param: 'model' })
     }
   }
+}
+
+/**
+ * The credential of a `Bearer` Authorization value, or '' when it is not one. The scheme is
+ * case-insensitive (RFC 9110 11.1) and may be followed by more than one space.
+ */
+export function bearerToken(authorization: string): string {
+  if (authorization.length <= 7 || authorization.charCodeAt(6) !== 32) return ''
+  const scheme = authorization.slice(0, 6)
+  if (scheme !== 'Bearer' && scheme.toLowerCase() !== 'bearer') return ''
+  return authorization.slice(7).trim()
 }
 
 export function hashKey(key: string): string {

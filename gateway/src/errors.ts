@@ -48,6 +48,7 @@ export const ERRORS = Object.freeze({
   GW_ERR_UPSTREAM_BAD_RESPONSE: def('GW_ERR_UPSTREAM_BAD_RESPONSE', 502, 'server_error', 'The upstream answered with something the gateway will not pass on: %s'),
   GW_ERR_MALFORMED_REQUEST: def('GW_ERR_MALFORMED_REQUEST', 400, 'invalid_request_error', 'The HTTP request could not be parsed: %s'),
   GW_ERR_HEADERS_TOO_LARGE: def('GW_ERR_HEADERS_TOO_LARGE', 431, 'invalid_request_error', 'Request headers are too large'),
+  GW_ERR_BODY_TOO_SLOW: def('GW_ERR_BODY_TOO_SLOW', 408, 'invalid_request_error', 'The request body arrived slower than %s bytes per second'),
   GW_ERR_REQUEST_TIMEOUT: def('GW_ERR_REQUEST_TIMEOUT', 408, 'invalid_request_error', 'The request was not received in time'),
   GW_ERR_SHUTTING_DOWN: def('GW_ERR_SHUTTING_DOWN', 503, 'server_error', 'The gateway is shutting down and stopped this response at its drain deadline; retry'),
   GW_ERR_INTERNAL: def('GW_ERR_INTERNAL', 500, 'server_error', 'Internal gateway error'),

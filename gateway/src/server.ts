@@ -14,6 +14,7 @@ import { Gateway } from './gateway.ts'
 import { ProxyCall, type CallCache } from './proxy/call.ts'
 import { HOP_HEADER } from './upstream/upstream.ts'
 import { parseBody, rewriteModel } from './proxy/request-body.ts'
+import { lingerOnClose, UploadGuard } from './proxy/client-limits.ts'
 import { GatewayMetrics } from './telemetry/metrics.ts'
 import { createLogger, type Logger } from './telemetry/logger.ts'
 
@@ -92,7 +93,10 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     reply.raw.on('close', onResponseClose)
     done()
   })
+  const { requestTimeoutMs, bodyMinBytesPerSecond, bodyMinRateAfterMs } = config.server
+  const uploads = new UploadGuard(app.server, { requestTimeoutMs, bodyMinBytesPerSecond, bodyMinRateAfterMs }, (status) => gateway.metrics.countRequest('other', 'none', 'none', status))
   app.addHook('onClose', async () => {
+    uploads.close()
     await gateway.close()
   })
 
@@ -111,6 +115,8 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     if (err.status >= 500) request.log.error({ err: error }, 'request failed')
     gateway.metrics.countRequest(ROUTE_NAMES.get(request.routeOptions.url ?? '') ?? 'other', 'none', 'none', err.status)
     if (err.retryAfter !== null) void reply.header('retry-after', String(err.retryAfter))
+    // Refused before its body was read (413): close only once the client can read the answer.
+    if (!request.raw.complete) lingerOnClose(request.raw.socket)
     return reply.code(err.status).type('application/json').send(err.body())
   })
   const postPaths = new Set(ENDPOINTS.map((e) => e.path))

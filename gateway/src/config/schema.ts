@@ -29,6 +29,12 @@ export const ServerSchema = z.strictObject({
   keepAliveTimeoutMs: millis.default(65_000),
   /** Longest time to receive a whole request, headers and body, from a client (ms); slower uploads get 408. */
   requestTimeoutMs: positiveInt.default(60_000),
+  /**
+   * Lowest average rate of a request body (bytes/s), judged once it has been arriving for
+   * `bodyMinRateAfterMs`; slower gets 408 GW_ERR_BODY_TOO_SLOW. 0 disables (requestTimeoutMs still applies).
+   */
+  bodyMinBytesPerSecond: nonNegativeInt.default(1_024),
+  bodyMinRateAfterMs: positiveInt.default(5_000),
   /** How long SIGTERM/SIGINT waits for in-flight requests and streams before exiting (ms). */
   shutdownTimeoutMs: millis.default(30_000),
   /** Add a `Server-Timing` header (gateway and upstream time) to every proxied response. */

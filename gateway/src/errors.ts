@@ -47,6 +47,7 @@ export const ERRORS = Object.freeze({
   GW_ERR_UPSTREAM_STREAM_BROKEN: def('GW_ERR_UPSTREAM_STREAM_BROKEN', 502, 'server_error', 'The upstream connection failed mid-response: %s'),
   GW_ERR_UPSTREAM_BAD_RESPONSE: def('GW_ERR_UPSTREAM_BAD_RESPONSE', 502, 'server_error', 'The upstream answered with something the gateway will not pass on: %s'),
   GW_ERR_MALFORMED_REQUEST: def('GW_ERR_MALFORMED_REQUEST', 400, 'invalid_request_error', 'The HTTP request could not be parsed: %s'),
+  GW_ERR_EXPECTATION_FAILED: def('GW_ERR_EXPECTATION_FAILED', 417, 'invalid_request_error', 'The Expect header "%s" cannot be met; only 100-continue is supported'),
   GW_ERR_HEADERS_TOO_LARGE: def('GW_ERR_HEADERS_TOO_LARGE', 431, 'invalid_request_error', 'Request headers are too large'),
   GW_ERR_BODY_TOO_SLOW: def('GW_ERR_BODY_TOO_SLOW', 408, 'invalid_request_error', 'The request body arrived slower than %s bytes per second'),
   GW_ERR_REQUEST_TIMEOUT: def('GW_ERR_REQUEST_TIMEOUT', 408, 'invalid_request_error', 'The request was not received in time'),

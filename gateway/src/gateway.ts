@@ -16,7 +16,7 @@ export interface ReloadResult {
 }
 
 /** Keys bound when the process starts listening; a reload logs that they need a restart. */
-const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs', 'requestTimeoutMs'] as const
+const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs', 'requestTimeoutMs', 'bodyMinBytesPerSecond', 'bodyMinRateAfterMs', 'shutdownDelayMs', 'shutdownTimeoutMs'] as const
 
 export class Gateway {
   snapshot: RuntimeSnapshot
@@ -145,6 +145,15 @@ export class Gateway {
   /** /readyz: warmed, not shutting down, and some member can take a request now. */
   isReady(): boolean {
     return this.ready && !this.shuttingDown && this.snapshot.anyAvailable()
+  }
+
+  /**
+   * The first step of a shutdown: /readyz fails at once, responses ask clients to close their
+   * connections, and everything else keeps serving (the drain comes later).
+   */
+  beginShutdown(): void {
+    this.shuttingDown = true
+    this.ready = false
   }
 
   /**

@@ -15,6 +15,7 @@ import { ProxyCall, type CallCache } from './proxy/call.ts'
 import { HOP_HEADER } from './upstream/upstream.ts'
 import { parseBody, rewriteModel } from './proxy/request-body.ts'
 import { lingerOnClose, UploadGuard } from './proxy/client-limits.ts'
+import { conformHttp, hostError } from './proxy/http-conformance.ts'
 import { GatewayMetrics } from './telemetry/metrics.ts'
 import { createLogger, type Logger } from './telemetry/logger.ts'
 
@@ -78,7 +79,15 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     clientErrorHandler,
     forceCloseConnections: false,
     requestIdHeader: 'x-request-id',
+    // Host is checked by the onRequest hook, so a request without one gets an OpenAI-shaped 400 (Node's is empty).
+    http: { requireHostHeader: false },
+    // A path whose percent-encoding does not decode: fastify's own answer is not in the OpenAI shape.
+    frameworkErrors: (error, _request, reply) => {
+      const err = new GatewayError('GW_ERR_MALFORMED_REQUEST', error.message)
+      void (reply as FastifyReply).code(err.status).type('application/json').send(err.body())
+    },
   })
+  conformHttp(app.server)
   const cache = config.cache.enabled ? await ResponseCache.create(config.cache, config.redis, metrics.registry, logger) : null
   const gateway = new Gateway(config, logger, metrics, opts.env ?? process.env, cache)
   app.decorate('velox', gateway)
@@ -91,6 +100,12 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     request.startedAt = performance.now()
     gateway.openRequests++
     reply.raw.on('close', onResponseClose)
+    const bad = hostError(request.raw)
+    if (bad !== null) {
+      if (!request.raw.complete) lingerOnClose(request.raw.socket)
+      void reply.code(bad.status).header('connection', 'close').type('application/json').send(bad.body())
+      return
+    }
     done()
   })
   const { requestTimeoutMs, bodyMinBytesPerSecond, bodyMinRateAfterMs } = config.server

@@ -35,6 +35,14 @@ export const ServerSchema = z.strictObject({
    */
   bodyMinBytesPerSecond: nonNegativeInt.default(1_024),
   bodyMinRateAfterMs: positiveInt.default(5_000),
+  /**
+   * On SIGTERM, how long the gateway keeps accepting and serving with /readyz already failing,
+   * before it stops listening and drains (ms). Set it above the load balancer's deregistration
+   * time (health-check interval x unhealthy threshold, plus the target deregistration delay), so
+   * no connection is refused during a rollout. SIGINT skips it. The pod's grace period must cover
+   * shutdownDelayMs + shutdownTimeoutMs.
+   */
+  shutdownDelayMs: millis.default(0),
   /** How long SIGTERM/SIGINT waits for in-flight requests and streams before exiting (ms). */
   shutdownTimeoutMs: millis.default(30_000),
   /** Add a `Server-Timing` header (gateway and upstream time) to every proxied response. */
@@ -101,6 +109,13 @@ export const UpstreamSchema = z.strictObject({
    * unhealthy regions cannot bounce a request between them.
    */
   peer: z.boolean().default(false),
+  /**
+   * Health-check path for this upstream, instead of `routing.health.activePath`. A path named
+   * here must answer 2xx to count as up (a 404 means the path is wrong, not that the server is
+   * fine). Peers default to `/readyz`, with the same 2xx rule, so a region whose own upstreams
+   * are all down stops taking its peers' fallback traffic.
+   */
+  healthPath: z.string().startsWith('/').optional(),
   /** `{ dns: true }`: the URL's hostname (e.g. a Kubernetes headless Service) is re-resolved and every address becomes a member. */
   discovery: UpstreamDiscoverySchema,
 })

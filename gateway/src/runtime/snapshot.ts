@@ -127,9 +127,20 @@ export class RuntimeSnapshot {
     return peers
   }
 
-  /** For /readyz: some request could be routed now. */
+  /**
+   * For /readyz: this region can serve a request with its own upstreams. Peers (other regions'
+   * gateways) are left out: two regions that both lost their inference would otherwise stay
+   * "ready" for each other. A gateway configured with peers only counts them.
+   */
   anyAvailable(): boolean {
-    return this.router.anyAvailable(performance.now())
+    const now = performance.now()
+    let local = false
+    for (const m of this.router.members()) {
+      if (m.dispatcher.config.peer) continue
+      local = true
+      if (m.available(now)) return true
+    }
+    return !local && this.router.anyAvailable(now)
   }
 
   /**
@@ -139,10 +150,12 @@ export class RuntimeSnapshot {
   async warm(): Promise<number> {
     await this.dns.ready
     const members = this.router.members()
-    const results = await Promise.all(members.map((m) => m.dispatcher.warm(this.config.routing.health.activePath).catch(() => 0)))
+    const results = await Promise.all(members.map((m) => m.dispatcher.warm(healthPath(m.dispatcher, this.config.routing.health.activePath)).catch(() => 0)))
     if (!this.closed) this.health?.start()
     await this.discoverWildcardModels()
-    return results.filter((n, i) => n > 0 || members[i]!.dispatcher.config.pool.warm === 0).length
+    // Readiness counts the region's own upstreams; peers only when there is nothing else.
+    const hasLocal = members.some((m) => !m.dispatcher.config.peer)
+    return results.filter((n, i) => (n > 0 || members[i]!.dispatcher.config.pool.warm === 0) && (!hasLocal || !members[i]!.dispatcher.config.peer)).length
   }
 
   track(delta: 1 | -1): void {
@@ -172,18 +185,26 @@ export class RuntimeSnapshot {
   }
 }
 
+/** The path probed on an upstream: its own `healthPath`, `/readyz` for a peer, else the routing default. */
+function healthPath(upstream: Upstream, activePath: string): string {
+  return upstream.config.healthPath ?? (upstream.config.peer ? '/readyz' : activePath)
+}
+
 /**
- * An active health probe: GET the health path on the member's own pool. Any answer below 500
- * means the server is up (a hosted API without /health answers 404 and is still healthy); a
- * refused connection, a timeout or a 5xx (vLLM's engine is dead) is not.
+ * An active health probe: GET the health path on the member's own pool. On the default path any
+ * answer below 500 means the server is up (a hosted API without /health answers 404 and is still
+ * healthy); a refused connection, a timeout or a 5xx (vLLM's engine is dead) is not. A path
+ * named for the upstream (and a peer's `/readyz`) must answer 2xx: there a 404 is a wrong path
+ * and a 503 a region that is not ready.
  */
-function probeMember(path: string) {
+function probeMember(activePath: string) {
   return async (member: Member<Upstream>, signal: AbortSignal): Promise<boolean> => {
     const upstream = member.dispatcher
+    const strict = upstream.config.healthPath !== undefined || upstream.config.peer
     try {
-      const res = await upstream.pool.request({ path: upstream.basePath + path, method: 'GET', headers: upstream.baseHeaders as string[], signal })
+      const res = await upstream.pool.request({ path: upstream.basePath + healthPath(upstream, activePath), method: 'GET', headers: upstream.baseHeaders as string[], signal })
       await res.body.dump()
-      return res.statusCode < 500
+      return strict ? res.statusCode >= 200 && res.statusCode < 300 : res.statusCode < 500
     } catch {
       return false
     }

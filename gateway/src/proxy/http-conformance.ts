@@ -4,17 +4,15 @@
  * (RFC 9110 10.1.1: 417), CONNECT (a gateway is no forward proxy), and a path whose
  * percent-encoding does not decode. Node's own answers to these are empty bodies or a closed socket.
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { GatewayError } from '../errors.ts'
 import { writeError } from './respond.ts'
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 405: 'Method Not Allowed', 408: 'Request Timeout', 417: 'Expectation Failed', 431: 'Request Header Fields Too Large' }
-
 /** A whole HTTP/1.1 error response as bytes, for sockets no ServerResponse owns. */
 export function rawErrorResponse(err: GatewayError, extra = ''): string {
   const body = err.body()
-  return `HTTP/1.1 ${err.status} ${STATUS_TEXT[err.status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`
+  return `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`
 }
 
 /** Installs the Expect and CONNECT answers on the server (Node calls no request handler for them). */

@@ -130,15 +130,19 @@ export class Gateway {
   }
 
   /**
-   * One coarse sweep instead of timers per request: total deadlines, and the first-byte deadline
-   * of streams whose headers came but whose first event has not (a stalled start fails over).
+   * One coarse sweep instead of timers per request: total deadlines, the first-byte deadline
+   * of streams whose headers came but whose first event has not (a stalled start fails over), and
+   * the wait of attempts queued for a connection (pool.queueTimeoutMs).
    */
   private sweep(): void {
     if (this.inflight.size === 0) return
     const now = performance.now()
     for (const call of this.inflight) {
       if (call.deadlineAt !== 0 && now >= call.deadlineAt) call.expire()
-      else if (!call.committed) call.checkFirstByte(now)
+      else if (!call.committed) {
+        call.checkFirstByte(now)
+        if (!call.finished) call.checkQueue(now)
+      }
     }
   }
 

@@ -75,6 +75,14 @@ export const PoolSchema = z.strictObject({
   headroom: z.number().min(0).max(4).default(0.5),
   /** Negotiate HTTP/2 over TLS (ALPN) with upstreams that offer it. */
   http2: z.boolean().default(false),
+  /**
+   * Requests that may wait for a connection once `connections x pipelining` are busy (Envoy's
+   * max_pending_requests). Past it a request fails over to another member, or gets 503
+   * GW_ERR_UPSTREAM_OVERLOADED with Retry-After. 0: never wait.
+   */
+  maxPending: nonNegativeInt.default(256),
+  /** Longest a request waits for a connection (ms); then it fails over, or gets that 503. */
+  queueTimeoutMs: positiveInt.default(5_000),
 })
 
 export const TimeoutsSchema = z.strictObject({

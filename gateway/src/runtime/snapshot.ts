@@ -5,7 +5,7 @@
  * authenticator, the serialized /v1/models body. A config reload builds a new snapshot and swaps
  * the reference; in-flight calls keep the one they started on.
  */
-import { Authenticator } from '../auth/authenticator.ts'
+import { Authenticator, type Principal } from '../auth/authenticator.ts'
 import type { GatewayConfig } from '../config/schema.ts'
 import type { CallContext } from '../proxy/context.ts'
 import { bindDnsDiscovery, type DnsBinding } from '../routing/dns-binding.ts'
@@ -29,6 +29,9 @@ export class RuntimeSnapshot {
   /** `GET /v1/models`: configured models and aliases, plus what `"*"` upstreams list (after warm-up). */
   modelsBody: string
   modelIds: ReadonlySet<string>
+  /** `GET /v1/models` for keys limited to some models, built on first use per key. */
+  private modelsBodies: Map<Principal, string>
+  private modelsCreated: number
   readonly ctx: CallContext
   private readonly logger: Logger
   private readonly health: ActiveHealthChecker<Upstream> | null
@@ -55,6 +58,8 @@ export class RuntimeSnapshot {
     })
     this.modelIds = new Set()
     this.modelsBody = ''
+    this.modelsBodies = new Map()
+    this.modelsCreated = 0
     this.setModels(this.router.models())
     this.sizer = new PoolSizer(() => this.router.members())
     this.ctx = deps.buildContext(this)
@@ -90,7 +95,31 @@ export class RuntimeSnapshot {
     const sorted = [...new Set(ids)].sort()
     const created = Math.floor(Date.now() / 1000)
     this.modelIds = new Set(sorted)
+    this.modelsCreated = created
     this.modelsBody = JSON.stringify({ object: 'list', data: sorted.map((id) => ({ id, object: 'model', created, owned_by: 'velox' })) })
+    this.modelsBodies = new Map()
+  }
+
+  /**
+   * Whether `principal` may see the model `id` here: the gateway serves it (listed, or routable
+   * through a `"*"` upstream for a key that names it) and the key may use it.
+   */
+  modelVisible(principal: Principal, id: string): boolean {
+    if (principal.models === null) return this.modelIds.has(id)
+    return principal.models.has(id) && (this.modelIds.has(id) || this.resolve(id) !== null)
+  }
+
+  /** `GET /v1/models` as `principal` sees it: every served model, or those its key may use. */
+  modelsBodyFor(principal: Principal): string {
+    if (principal.models === null) return this.modelsBody
+    let body = this.modelsBodies.get(principal)
+    if (body === undefined) {
+      const created = this.modelsCreated
+      const ids = [...principal.models].filter((id) => this.modelVisible(principal, id)).sort()
+      body = JSON.stringify({ object: 'list', data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'velox' })) })
+      this.modelsBodies.set(principal, body)
+    }
+    return body
   }
 
   /**

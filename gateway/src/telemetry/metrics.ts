@@ -54,6 +54,8 @@ export class GatewayMetrics {
   private readonly tokenCells = new Map<string, { prompt: CounterCell; completion: CounterCell }>()
   private readonly models = new Set<string>()
   readonly retries: Counter<'upstream' | 'kind'>
+  readonly queueRejected: Counter<'upstream' | 'reason'>
+  readonly broken: Counter<'route' | 'upstream' | 'code'>
   readonly hedges: Counter<'outcome'>
   readonly memberState: Gauge<'member' | 'upstream' | 'metric'>
   private memberSource: (() => readonly MemberView[]) | null = null
@@ -139,6 +141,18 @@ export class GatewayMetrics {
       labelNames: ['upstream', 'kind'],
       registers: [registry],
     })
+    this.queueRejected = new Counter({
+      name: 'velox_upstream_queue_rejected_total',
+      help: 'Requests an upstream could not take: its connections busy and its queue full (full), or the wait for a connection past pool.queueTimeoutMs (timeout). Each failed over or got 503 GW_ERR_UPSTREAM_OVERLOADED',
+      labelNames: ['upstream', 'reason'],
+      registers: [registry],
+    })
+    this.broken = new Counter({
+      name: 'velox_responses_broken_total',
+      help: 'Responses that failed after they started (the client already had its status, counted as such in velox_requests_total): a stream ended by an error event, or a body cut short, by gateway error code',
+      labelNames: ['route', 'upstream', 'code'],
+      registers: [registry],
+    })
     this.hedges = new Counter({
       name: 'velox_hedges_total',
       help: 'Hedged attempts: sent, and for races that finished, whether the hedge won or lost',
@@ -176,6 +190,14 @@ export class GatewayMetrics {
 
   countRetry(upstream: string, kind: string): void {
     this.retries.inc({ upstream, kind })
+  }
+
+  countQueueRejected(upstream: string, reason: 'full' | 'timeout'): void {
+    this.queueRejected.inc({ upstream, reason })
+  }
+
+  countBroken(route: string, upstream: string, code: string): void {
+    this.broken.inc({ route, upstream, code })
   }
 
   countHedge(outcome: 'sent' | 'won' | 'lost'): void {

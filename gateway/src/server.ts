@@ -127,13 +127,13 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   // With API keys configured the model list needs one too, and shows only what that key may use.
   app.get('/v1/models', (request, reply) => {
     const snapshot = gateway.snapshot
-    const principal = snapshot.auth.authenticate(request.headers.authorization)
+    const principal = snapshot.auth.authenticate(request.headers)
     return reply.type('application/json').send(snapshot.modelsBodyFor(principal))
   })
   app.get<{ Params: { '*': string } }>('/v1/models/*', (request, reply) => {
     const id = request.params['*']
     const snapshot = gateway.snapshot
-    const principal = snapshot.auth.authenticate(request.headers.authorization)
+    const principal = snapshot.auth.authenticate(request.headers)
     // A model the key may not use is not found, as OpenAI answers: its existence is not revealed.
     if (!snapshot.modelVisible(principal, id)) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', id, { param: 'model' })
     return reply.type('application/json').send({ id, object: 'model', created: 0, owned_by: 'velox' })

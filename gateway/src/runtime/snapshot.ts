@@ -6,6 +6,8 @@
  * the reference; in-flight calls keep the one they started on.
  */
 import { Authenticator, type Principal } from '../auth/authenticator.ts'
+import type { ApiKeyConfig } from '../auth/config.ts'
+import type { Limiter, Tenancy } from '../limits/index.ts'
 import type { GatewayConfig } from '../config/schema.ts'
 import type { CallContext } from '../proxy/context.ts'
 import { bindDnsDiscovery, type DnsBinding } from '../routing/dns-binding.ts'
@@ -20,17 +22,25 @@ export interface SnapshotDeps {
   env: NodeJS.ProcessEnv
   logger: Logger
   buildContext(snapshot: RuntimeSnapshot): CallContext
+  /** The limit store and usage ledger, shared by every snapshot. */
+  tenancy: Tenancy
+  /** The keys of `auth.keysFile` as last loaded. */
+  fileKeys: readonly ApiKeyConfig[]
 }
 
 export class RuntimeSnapshot {
   readonly config: GatewayConfig
   readonly router: Router<Upstream>
   readonly auth: Authenticator
+  /** This config's limit rules over the shared store. */
+  readonly limits: Limiter
+  /** Requests are metered (limits and usage) when keys or limits are configured. */
+  readonly metered: boolean
   /** `GET /v1/models`: configured models and aliases, plus what `"*"` upstreams list (after warm-up). */
   modelsBody: string
   modelIds: ReadonlySet<string>
   /** `GET /v1/models` for keys limited to some models, built on first use per key. */
-  private modelsBodies: Map<Principal, string>
+  private modelsBodies: WeakMap<Principal, string>
   private modelsCreated: number
   readonly ctx: CallContext
   private readonly logger: Logger
@@ -49,7 +59,9 @@ export class RuntimeSnapshot {
     this.closed = false
     this.active = 0
     this.idle = null
-    this.auth = new Authenticator(config.auth)
+    this.auth = new Authenticator(config.auth, deps.fileKeys)
+    this.limits = deps.tenancy.limiter(config.limits)
+    this.metered = this.auth.enabled || this.limits.enabled
     const byName = new Map(config.upstreams.map((u) => [u.name, u]))
     const now = performance.now()
     this.router = new Router<Upstream>(config.upstreams, config.routing, {
@@ -58,7 +70,7 @@ export class RuntimeSnapshot {
     })
     this.modelIds = new Set()
     this.modelsBody = ''
-    this.modelsBodies = new Map()
+    this.modelsBodies = new WeakMap()
     this.modelsCreated = 0
     this.setModels(this.router.models())
     this.sizer = new PoolSizer(() => this.router.members())
@@ -97,7 +109,7 @@ export class RuntimeSnapshot {
     this.modelIds = new Set(sorted)
     this.modelsCreated = created
     this.modelsBody = JSON.stringify({ object: 'list', data: sorted.map((id) => ({ id, object: 'model', created, owned_by: 'velox' })) })
-    this.modelsBodies = new Map()
+    this.modelsBodies = new WeakMap()
   }
 
   /**
@@ -180,7 +192,10 @@ export class RuntimeSnapshot {
     await this.dns.ready
     const members = this.router.members()
     const results = await Promise.all(members.map((m) => m.dispatcher.warm(healthPath(m.dispatcher, this.config.routing.health.activePath)).catch(() => 0)))
-    if (!this.closed) this.health?.start()
+    if (!this.closed) {
+      this.health?.start()
+      this.limits.start()
+    }
     await this.discoverWildcardModels()
     // Readiness counts the region's own upstreams; peers only when there is nothing else.
     const hasLocal = members.some((m) => !m.dispatcher.config.peer)
@@ -207,6 +222,7 @@ export class RuntimeSnapshot {
 
   async close(): Promise<void> {
     this.closed = true
+    this.limits.close()
     this.sizer.stop()
     this.health?.stop()
     this.dns.stop()

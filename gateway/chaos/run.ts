@@ -3,7 +3,8 @@
  * gateway's own main.ts, simulator processes, redis-server), each judged on crashes, gateway 5xx
  * from client input, hangs, non-OpenAI-shaped answers, RSS and file descriptors.
  *
- *   npm run chaos -- [--only fuzz,clients,faults,soak] [--seed N] [--requests N] [--soak-seconds N] [--json FILE]
+ *   npm run chaos -- [--only fuzz,clients,faults,soak] [--faults matrix,redis,reload,sigterm] [--seed N]
+ *     [--requests N] [--soak-seconds N] [--json FILE]
  *
  * Exits 1 when any phase fails its thresholds. Every process it starts is stopped by PID.
  */
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     requests: { type: 'string' },
     'soak-seconds': { type: 'string' },
     json: { type: 'string' },
+    faults: { type: 'string' },
   },
 })
 const only = new Set((values.only ?? 'fuzz,clients,faults,soak').split(','))
@@ -59,7 +61,7 @@ async function main(): Promise<void> {
       await sim.proc.stop()
     }
   }
-  if (only.has('faults')) await runFaults(log)
+  if (only.has('faults')) await runFaults(log, 7, values.faults === undefined ? null : new Set(values.faults.split(',')))
   if (only.has('soak')) log(await runSoak({ seconds: soakSeconds }))
   const table = formatTable(reports)
   process.stdout.write(`\n${table}\n`)

@@ -128,7 +128,7 @@ export interface SimulatorProc {
 
 export async function startSimulatorProc(name: string, args: string[] = [], port = 0): Promise<SimulatorProc> {
   const proc = new Proc(name, process.execPath, [SIMULATOR_MAIN, '--host', '127.0.0.1', '--port', String(port), ...args])
-  const m = await proc.waitFor(/"url":"(http:\/\/127\.0\.0\.1:(\d+))"/)
+  const m = await proc.waitFor(/"url":"(http:\/\/127\.0\.0\.1:(\d+))"/, 60_000)
   const url = m[1]!
   const call = async (method: string, body?: unknown): Promise<void> => {
     const res = await fetch(`${url}/_sim/faults`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })
@@ -150,10 +150,11 @@ export async function startGatewayProc(yaml: string, env: NodeJS.ProcessEnv = {}
   const configPath = join(tempDir(), 'gateway.yaml')
   writeFileSync(configPath, yaml)
   const proc = new Proc('gateway', process.execPath, [GATEWAY_MAIN, '--config', configPath], { ...process.env, ...env })
-  const m = await proc.waitFor(/"port":(\d+)[^\n]*"msg":"velox gateway listening"/)
+  // A loaded machine can take tens of seconds to start a process.
+  const m = await proc.waitFor(/"port":(\d+)[^\n]*"msg":"velox gateway listening"/, 90_000)
   const port = Number(m[1])
   const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 20_000
+  const deadline = Date.now() + 60_000
   for (;;) {
     const res = await fetch(`${url}/readyz`).catch(() => null)
     if (res !== null) await res.arrayBuffer()

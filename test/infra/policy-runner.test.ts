@@ -110,4 +110,8 @@ test('Analyze through the runner: violations come back as mandatory diagnostics,
   const single = { transitEncryptionEnabled: true, transitEncryptionMode: 'required', atRestEncryptionEnabled: true, numCacheClusters: 1 }
   assert.deepEqual(await analyze(rg, single, 'dev-us-east-1'), [])
   assert.equal((await analyze(rg, single, 'prod-us-east-1')).filter((d) => d.policyName === 'prod-multi-az').length, 3)
+
+  // A policy that parses YAML: the runner resolves the pack's own imports too.
+  const cm = { data: { 'gateway.yaml': 'simulator:\n  enabled: false\n' } }
+  assert.deepEqual((await analyze('kubernetes:core/v1:ConfigMap', cm, 'prod-us-east-1')).map((d) => d.policyName), ['gateway-auth-outside-dev'])
 })

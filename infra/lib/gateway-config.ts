@@ -132,7 +132,8 @@ export function buildGatewayConfig(input: GatewayConfigInputs): GatewayConfigInp
           hash: k.hash,
           ...(k.models ? { models: [...k.models] } : {}),
           ...(k.expiresAt !== undefined ? { expiresAt: k.expiresAt } : {}),
-          ...(k.priority !== undefined ? { priority: k.priority } : {}),
+          // Defaults are left to the gateway, so the file stays short.
+          ...(k.priority !== undefined && k.priority !== 'normal' ? { priority: k.priority } : {}),
         })),
         ...(input.peerKeyHash !== undefined ? [{ name: PEER_KEY_NAME, tenant: PEER_KEY_NAME, hash: input.peerKeyHash }] : []),
       ],

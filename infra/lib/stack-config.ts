@@ -5,6 +5,7 @@
  * or throws one error listing every problem with its `velox:` key and the allowed values.
  */
 import { z } from 'zod'
+import { LOG_LEVELS } from '../../gateway/src/config/primitives.ts'
 import { parseStackName, type Stage, type StackIdentity } from './naming.ts'
 import { ApiKeySchema } from '../../gateway/src/auth/config.ts'
 import { LimitsSchema } from '../../gateway/src/limits/config.ts'
@@ -62,7 +63,7 @@ const StackConfigSchema = z.strictObject({
     connections: positive, warm: count, keepAliveTimeoutMs: positive, maxConnectionAgeMs: count,
   }).refine((p) => p.warm <= p.connections, 'warm must not exceed connections')),
   timeouts: decoded(z.strictObject({ connectMs: positive, firstByteMs: positive, idleMs: count, totalMs: count })),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  logLevel: z.enum(LOG_LEVELS),
   /** ElastiCache node type. */
   cacheNodeType: z.string(),
   /** Nodes in the replication group (1 primary + replicas). >= 2 enables failover and Multi-AZ. */

@@ -4,7 +4,7 @@
  */
 import cluster from 'node:cluster'
 import { AggregatorRegistry } from 'prom-client'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { GatewayConfig } from './config/schema.ts'
 import { GatewayError } from './errors.ts'
 import { clientErrorHandler, toGatewayError } from './http-errors.ts'
@@ -13,6 +13,8 @@ import { clusterMetrics } from './cluster/messages.ts'
 import { ENDPOINTS } from './proxy/endpoints.ts'
 import { Gateway } from './gateway.ts'
 import { proxy, proxyParsed } from './proxy/pipeline.ts'
+import { lingerOnClose, UploadGuard } from './proxy/client-limits.ts'
+import { conformHttp, hostError } from './proxy/http-conformance.ts'
 import { COUNT_TOKENS_PATH, MESSAGES_PATH, isAnthropicRoute, translateMessagesCall } from './proxy/messages.ts'
 import { gatewayErrorBody } from './protocols/anthropic/errors.ts'
 import { decodeBody, isIdentity } from './protocols/content-encoding.ts'
@@ -57,7 +59,15 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     clientErrorHandler,
     forceCloseConnections: false,
     requestIdHeader: 'x-request-id',
+    // Host is checked by the onRequest hook, so a request without one gets an OpenAI-shaped 400 (Node's is empty).
+    http: { requireHostHeader: false },
+    // A path whose percent-encoding does not decode: fastify's own answer is not in the OpenAI shape.
+    frameworkErrors: (error, _request, reply) => {
+      const err = new GatewayError('GW_ERR_MALFORMED_REQUEST', error.message)
+      void (reply as FastifyReply).code(err.status).type('application/json').send(err.body())
+    },
   })
+  conformHttp(app.server)
   const cache = config.cache.enabled ? await ResponseCache.create(config.cache, config.redis, metrics.registry, logger) : null
   const gateway = new Gateway(config, logger, metrics, opts.env ?? process.env, cache)
   app.decorate('velox', gateway)
@@ -72,6 +82,12 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     request.startedAt = performance.now()
     gateway.openRequests++
     reply.raw.on('close', onResponseClose)
+    const bad = hostError(request.raw)
+    if (bad !== null) {
+      if (!request.raw.complete) lingerOnClose(request.raw.socket)
+      void reply.code(bad.status).header('connection', 'close').type('application/json').send(bad.body())
+      return
+    }
     if (cors.enabled) cors.decorate(request.headers, reply.raw)
     done()
   })
@@ -82,7 +98,10 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
       cors.preflight(request.headers, reply.raw)
     })
   }
+  const { requestTimeoutMs, bodyMinBytesPerSecond, bodyMinRateAfterMs } = config.server
+  const uploads = new UploadGuard(app.server, { requestTimeoutMs, bodyMinBytesPerSecond, bodyMinRateAfterMs }, (status) => gateway.metrics.countRequest('other', 'none', 'none', status))
   app.addHook('onClose', async () => {
+    uploads.close()
     await gateway.close()
   })
 
@@ -108,6 +127,8 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     if (err.status >= 500) request.log.error({ err: error }, 'request failed')
     gateway.metrics.countRequest(ROUTE_NAMES.get(request.routeOptions.url ?? '') ?? 'other', 'none', 'none', err.status)
     if (err.retryAfter !== null) void reply.header('retry-after', String(err.retryAfter))
+    // Refused before its body was read (413): close only once the client can read the answer.
+    if (!request.raw.complete) lingerOnClose(request.raw.socket)
     return reply.code(err.status).type('application/json').send(isAnthropicRoute(request.url) ? gatewayErrorBody(err) : err.body())
   })
   const postPaths = new Set([...ENDPOINTS.map((e) => e.path), MESSAGES_PATH, COUNT_TOKENS_PATH])
@@ -127,11 +148,19 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   app.post(MESSAGES_PATH, (request, reply) => proxyParsed(gateway, translateMessagesCall(gateway.snapshot, request, reply, false), request, reply))
   app.post(COUNT_TOKENS_PATH, (request, reply) => proxyParsed(gateway, translateMessagesCall(gateway.snapshot, request, reply, true), request, reply))
 
-  app.get('/v1/models', (_request, reply) => reply.type('application/json').send(gateway.snapshot.modelsBody))
+  // With API keys configured the model list needs one too, and shows only what that key may use.
+  app.get('/v1/models', (request, reply) => {
+    const snapshot = gateway.snapshot
+    const principal = snapshot.auth.authenticate(request.headers)
+    return reply.type('application/json').send(snapshot.modelsBodyFor(principal))
+  })
   app.get<{ Params: { '*': string } }>('/v1/models/*', (request, reply) => {
     const id = request.params['*']
-    // Whatever a chat request could use is a model: listed ids, aliases, and any name a "*" upstream serves.
-    if (!gateway.snapshot.modelIds.has(id) && gateway.snapshot.resolve(id) === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', id, { param: 'model' })
+    const snapshot = gateway.snapshot
+    const principal = snapshot.auth.authenticate(request.headers)
+    // A model the key may not use is not found, as OpenAI answers: its existence is not revealed.
+    // Whatever a chat request could use is a model too: aliases, and any name a "*" upstream serves.
+    if (!snapshot.modelVisible(principal, id) && !(principal.models === null && snapshot.resolve(id) !== null)) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', id, { param: 'model' })
     return reply.type('application/json').send({ id, object: 'model', created: 0, owned_by: 'velox' })
   })
   app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }))

@@ -43,7 +43,12 @@ async function startRunner(): Promise<Runner> {
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d })
   child.stdout!.setEncoding('utf8')
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`runner printed no port within 90 s\n${err}`)), 90_000)
+    // A runner that never printed its port is killed: left running, it would keep this file's process alive.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`runner printed no port within 90 s
+${err}`))
+    }, 90_000)
     child.stdout!.on('data', (d: string) => {
       out += d
       const line = /^(\d+)\r?\n/.exec(out)

@@ -18,12 +18,13 @@ import type { GatewayMetrics } from '../telemetry/metrics.ts'
 import { HOP_HEADER, type Upstream } from '../upstream/upstream.ts'
 import { CallCache } from './call-cache.ts'
 import { ProxyCall } from './call.ts'
+import type { CallContext } from './context.ts'
 import type { Endpoint } from './endpoints.ts'
 import { parseBody, rewriteModel, type ParsedBody } from './request-body.ts'
 
 /** What the pipeline reads from the gateway's live state on each request. */
 export interface PipelineState {
-  readonly snapshot: RuntimeSnapshot
+  readonly snapshot: RuntimeSnapshot<CallContext>
   /** The response cache, or null when caching is off. */
   readonly cache: ResponseCache | null
   readonly metrics: GatewayMetrics
@@ -56,7 +57,7 @@ export function proxy(state: PipelineState, endpoint: Endpoint, request: Fastify
 
 function serve(
   state: PipelineState,
-  snapshot: RuntimeSnapshot,
+  snapshot: RuntimeSnapshot<CallContext>,
   endpoint: Endpoint,
   request: FastifyRequest,
   reply: FastifyReply,
@@ -95,7 +96,7 @@ function serve(
 }
 
 function forward(
-  snapshot: RuntimeSnapshot,
+  snapshot: RuntimeSnapshot<CallContext>,
   endpoint: Endpoint,
   request: FastifyRequest,
   reply: FastifyReply,

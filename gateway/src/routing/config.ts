@@ -5,10 +5,7 @@
  * Everything here is validated once at boot and compiled into a Router; nothing is read per request.
  */
 import { z } from 'zod'
-
-const positiveInt = z.number().int().positive()
-const nonNegativeInt = z.number().int().nonnegative()
-const upstreamName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." or "-", at most 64')
+import { nonNegativeInt, positiveInt, upstreamName } from '../config/primitives.ts'
 
 export const BALANCER_KINDS = ['p2c-peak-ewma', 'weighted-round-robin', 'least-outstanding', 'consistent-hash', 'inference-aware'] as const
 export type BalancerKind = (typeof BALANCER_KINDS)[number]

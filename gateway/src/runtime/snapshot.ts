@@ -9,7 +9,6 @@ import { Authenticator } from '../auth/authenticator.ts'
 import type { ApiKeyConfig } from '../auth/config.ts'
 import type { Limiter, Tenancy } from '../limits/index.ts'
 import type { GatewayConfig } from '../config/schema.ts'
-import type { CallContext } from '../proxy/context.ts'
 import { bindDnsDiscovery, type DnsBinding } from '../routing/dns-binding.ts'
 import { ActiveHealthChecker } from '../routing/health-checker.ts'
 import { Member } from '../routing/member.ts'
@@ -19,17 +18,18 @@ import { PoolSizer } from '../upstream/pool-sizer.ts'
 import { Upstream } from '../upstream/upstream.ts'
 import type { Logger } from '../telemetry/logger.ts'
 
-export interface SnapshotDeps {
+/** `C` is what the request path builds once per snapshot (its call context); the snapshot only holds it. */
+export interface SnapshotDeps<C> {
   env: NodeJS.ProcessEnv
   logger: Logger
-  buildContext(snapshot: RuntimeSnapshot): CallContext
+  buildContext(snapshot: RuntimeSnapshot<C>): C
   /** The limit store and usage ledger, shared by every snapshot. */
   tenancy: Tenancy
   /** The keys of `auth.keysFile` as last loaded. */
   fileKeys: readonly ApiKeyConfig[]
 }
 
-export class RuntimeSnapshot {
+export class RuntimeSnapshot<C = unknown> {
   readonly config: GatewayConfig
   readonly router: Router<Upstream>
   readonly auth: Authenticator
@@ -40,25 +40,27 @@ export class RuntimeSnapshot {
   /** `GET /v1/models`: configured models and aliases, plus what `"*"` upstreams list (after warm-up). */
   modelsBody: string
   modelIds: ReadonlySet<string>
-  readonly ctx: CallContext
+  readonly ctx: C
   private readonly logger: Logger
   private readonly health: ActiveHealthChecker<Upstream> | null
   /** Reads vLLM's queue and KV gauges from every member (inference-aware balancer only). */
   private readonly podMetrics: PodMetricsScraper<Upstream> | null
   /** Opens connections ahead of demand; fed by the request path's `member.onStart`. */
   readonly sizer: PoolSizer
-  private readonly dns: DnsBinding
+  /** Null until start(): discovery resolves names, which is I/O. */
+  private dns: DnsBinding | null
   private closed: boolean
   /** Calls running on this snapshot (started, not finished). */
   private active: number
   private idle: (() => void) | null
 
-  constructor(config: GatewayConfig, deps: SnapshotDeps) {
+  constructor(config: GatewayConfig, deps: SnapshotDeps<C>) {
     this.config = config
     this.logger = deps.logger
     this.closed = false
     this.active = 0
     this.idle = null
+    this.dns = null
     this.auth = new Authenticator(config.auth, deps.fileKeys)
     this.limits = deps.tenancy.limiter(config.limits)
     this.metered = this.auth.enabled || this.limits.enabled
@@ -98,7 +100,10 @@ export class RuntimeSnapshot {
             onRound: () => this.router.releaseHeld(performance.now()),
           })
         : null
-    this.dns = bindDnsDiscovery(this.router, {
+  }
+
+  private bindDns(): DnsBinding {
+    return bindDnsDiscovery(this.router, {
       onAdded: (m) => {
         this.logger.info({ member: m.name }, 'DNS discovery: member added')
         void m.dispatcher.warm().catch(() => 0)
@@ -159,14 +164,18 @@ export class RuntimeSnapshot {
   }
 
   /**
-   * First DNS resolution, then the configured warm connections on every pool, then active health
-   * checks. Resolves to how many members answered (or need no warm-up).
+   * Starts the background work: DNS discovery and its first resolution, then the configured warm
+   * connections on every pool, then pool sizing and active health checks. Resolves to how many
+   * members answered (or need no warm-up). Call once.
    */
-  async warm(): Promise<number> {
+  async start(): Promise<number> {
+    if (this.closed) return 0
+    this.dns = this.bindDns()
     await this.dns.ready
     const members = this.router.members()
     const results = await Promise.all(members.map((m) => m.dispatcher.warm(this.config.routing.health.activePath).catch(() => 0)))
     if (!this.closed) {
+      this.sizer.start()
       this.health?.start()
       this.podMetrics?.start()
       this.limits.start()
@@ -190,7 +199,7 @@ export class RuntimeSnapshot {
     this.health?.stop()
     this.podMetrics?.stop()
     this.router.endHolds(true)
-    this.dns.stop()
+    this.dns?.stop()
     if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve))
     await this.close()
   }
@@ -202,7 +211,7 @@ export class RuntimeSnapshot {
     this.health?.stop()
     this.podMetrics?.stop()
     this.router.endHolds(false)
-    this.dns.stop()
+    this.dns?.stop()
     await Promise.all(this.router.members().map((m) => m.dispatcher.close().catch(() => m.dispatcher.destroy())))
   }
 }

@@ -5,7 +5,7 @@
  *
  * Layout under `redis.keyPrefix`:
  *   cache:x:<key>      exact entry (encoded StoredEntry), PX ttl
- *   cache:s:<id>       semantic entry hash {part, vec, guard, entry, src}, PX ttl
+ *   cache:s:<id>       semantic entry hash {part, vec, guard, text, entry, src}, PX ttl
  *   cache:slog         stream of semantic inserts (`id`, `src`) that instances tail to stay in sync
  *   cache:sidx         FT vector index over cache:s:*, when the server has vector search
  */
@@ -32,6 +32,8 @@ export interface SemanticRecord {
   readonly partition: string
   readonly vector: Float32Array
   readonly guard: string
+  /** The prompt the entry answers, for the verifier. */
+  readonly text: string
   readonly entry: StoredEntry
 }
 
@@ -162,7 +164,7 @@ export class RedisTier {
     const vec = Buffer.from(r.vector.buffer, r.vector.byteOffset, r.vector.byteLength)
     this.#client
       .multi()
-      .hset(k, { part: r.partition, vec, guard: r.guard, entry: encodeEntry(r.entry), src: this.instanceId })
+      .hset(k, { part: r.partition, vec, guard: r.guard, text: r.text, entry: encodeEntry(r.entry), src: this.instanceId })
       .pexpire(k, px)
       .xadd(this.#logKey, 'MAXLEN', '~', STREAM_MAXLEN, '*', 'id', r.id, 'src', this.instanceId)
       .exec()
@@ -284,7 +286,7 @@ export class RedisTier {
       const tag = partition.replace(/[^A-Za-z0-9_]/g, (c) => '\\' + c)
       const res = (await this.#client.callBuffer(
         'FT.SEARCH', this.#indexName, `@part:{${tag}}=>[KNN ${k} @vec $B AS dist]`,
-        'PARAMS', '2', 'B', blob, 'RETURN', '5', 'dist', 'part', 'vec', 'guard', 'entry', 'SORTBY', 'dist', 'LIMIT', '0', String(k), 'DIALECT', '2',
+        'PARAMS', '2', 'B', blob, 'RETURN', '6', 'dist', 'part', 'vec', 'guard', 'text', 'entry', 'SORTBY', 'dist', 'LIMIT', '0', String(k), 'DIALECT', '2',
       )) as unknown[]
       const hits: VectorHit[] = []
       for (let i = 1; i + 1 < res.length; i += 2) {
@@ -331,12 +333,13 @@ function pairs(fields: string[]): Record<string, string> {
 }
 
 function parseRecord(id: string, f: Record<string, Buffer> | null): SemanticRecord | null {
-  if (f === null || f.part === undefined || f.vec === undefined || f.entry === undefined || f.guard === undefined) return null
+  // An entry without its prompt (written before verification existed) cannot be verified: skipped.
+  if (f === null || f.part === undefined || f.vec === undefined || f.entry === undefined || f.guard === undefined || f.text === undefined) return null
   const entry = decodeEntry(f.entry)
   if (entry === null || entry.meta.expiresAt <= Date.now()) return null
   if (f.vec.length % 4 !== 0 || f.vec.length === 0) return null
   // Copy: the Buffer may be a view into a pooled slab with an unaligned offset.
   const vector = new Float32Array(f.vec.length / 4)
   new Uint8Array(vector.buffer).set(f.vec)
-  return { id, partition: f.part.toString(), vector, guard: f.guard.toString(), entry }
+  return { id, partition: f.part.toString(), vector, guard: f.guard.toString(), text: f.text.toString(), entry }
 }

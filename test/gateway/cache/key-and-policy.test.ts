@@ -64,20 +64,17 @@ describe('exact key', () => {
     assert.equal(canonicalBody({ b: 1, model: 'alias', a: { d: 1, c: [2, { f: 1, e: 2 }] }, stream: true }, 'real'), '{"model":"real","a":{"c":[2,{"e":2,"f":1}],"d":1},"b":1}')
   })
 
-  test('a typical 1-2 KB chat body plans in microseconds', () => {
+  test('a typical 1-2 KB chat body plans to a lookup, the same key every time', () => {
     const body = {
       ...base,
       messages: Array.from({ length: 6 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `Turn ${i}: ` + 'lorem ipsum dolor sit amet '.repeat(9) })),
     }
     assert.ok(JSON.stringify(body).length > 1000)
     const req = chatRequest({ body })
-    for (let i = 0; i < 2_000; i++) cache.plan(req)
-    const n = 20_000
-    const t = performance.now()
-    for (let i = 0; i < n; i++) cache.plan(req)
-    const us = ((performance.now() - t) / n) * 1000
-    // Generous bound for a shared 2-core machine; the benchmark reports the real figure.
-    assert.ok(us < 50, `plan took ${us.toFixed(2)} us`)
+    const first = cache.plan(req)
+    assert.equal(first.mode, 'lookup')
+    // Its cost (a few microseconds) is measured by the cache benchmark, not by a timed test.
+    for (let i = 0; i < 1_000; i++) assert.equal((cache.plan(req) as typeof first & { key: string }).key, (first as { key: string }).key)
   })
 })
 

@@ -2,9 +2,14 @@
  * The gateway's live state: the current runtime snapshot (swapped whole by reloads), readiness,
  * in-flight calls and shutdown. Hung on the fastify instance as `app.velox`.
  */
+import type { ApiKeyConfig } from './auth/config.ts'
+import { KeysFileWatcher } from './auth/keys-file.ts'
 import type { ResponseCache } from './cache/index.ts'
+import { Tenancy } from './limits/index.ts'
+import type { UsageLedger } from './limits/usage.ts'
 import type { GatewayConfig } from './config/schema.ts'
-import type { CallContext, ProxyCall } from './proxy/call.ts'
+import type { CallContext } from './proxy/context.ts'
+import type { ProxyCall } from './proxy/call.ts'
 import { GatewayError } from './errors.ts'
 import { RuntimeSnapshot } from './runtime/snapshot.ts'
 import type { GatewayMetrics } from './telemetry/metrics.ts'
@@ -19,7 +24,7 @@ export interface ReloadResult {
 const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs', 'requestTimeoutMs'] as const
 
 export class Gateway {
-  snapshot: RuntimeSnapshot
+  snapshot: RuntimeSnapshot<CallContext>
   readonly metrics: GatewayMetrics
   readonly logger: Logger
   readonly inflight: Set<ProxyCall>
@@ -27,16 +32,20 @@ export class Gateway {
   openRequests: number
   /** The response cache, or null when `cache.enabled` is false. Lives across reloads. */
   readonly cache: ResponseCache | null
-  /** Resolves once pools are warmed (whether or not any upstream answered). */
-  readonly warmed: Promise<void>
+  /** Resolves once pools are warmed (whether or not any upstream answered); null until start(). */
+  warmed: Promise<void> | null
   ready: boolean
   shuttingDown: boolean
-  private readonly sweeper: NodeJS.Timeout
+  private sweeper: NodeJS.Timeout | null
 
   /** Incremented by every applied reload; 1 for the boot config. */
   generation: number
   private readonly env: NodeJS.ProcessEnv
   private reloading: Promise<unknown>
+  /** Limit counters and usage: kept across reloads. */
+  readonly tenancy: Tenancy
+  private fileKeys: readonly ApiKeyConfig[]
+  private readonly keysFile: KeysFileWatcher | null
 
   constructor(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics, env: NodeJS.ProcessEnv, cache: ResponseCache | null = null) {
     this.metrics = metrics
@@ -49,15 +58,51 @@ export class Gateway {
     this.openRequests = 0
     this.ready = false
     this.shuttingDown = false
-    this.snapshot = new RuntimeSnapshot(config, { env, logger, buildContext: (s) => this.buildContext(s) })
+    this.warmed = null
+    this.sweeper = null
+    this.tenancy = new Tenancy(config, metrics.registry, logger)
+    this.fileKeys = []
+    this.keysFile =
+      config.auth.keysFile === undefined
+        ? null
+        : new KeysFileWatcher(config.auth.keysFile, {
+            loaded: (keys) => {
+              this.fileKeys = keys
+              this.snapshot.auth.setFileKeys(keys)
+              this.labelUsage()
+              this.logger.info({ file: config.auth.keysFile, keys: keys.length }, 'API keys file loaded')
+            },
+            refused: (reason) => this.logger.error({ reason }, 'API keys file refused; the keys in force stay'),
+          })
+    this.snapshot = this.buildSnapshot(config)
     metrics.setMemberSource(() => this.snapshot.router.members())
+  }
+
+  /** Starts warming the pools and the in-flight sweeper; returns `warmed`. Call once. */
+  start(): Promise<void> {
+    if (this.warmed !== null) return this.warmed
     this.warmed = this.warm()
     // Total deadlines are enforced by one coarse sweep instead of a timer per request.
     this.sweeper = setInterval(() => this.sweep(), 100)
     this.sweeper.unref()
+    return this.warmed
   }
 
-  private buildContext(snapshot: RuntimeSnapshot): CallContext {
+  /** Usage metrics and the usage ledger of this gateway (lives across reloads). */
+  get usage(): UsageLedger {
+    return this.tenancy.usage
+  }
+
+  private buildSnapshot(config: GatewayConfig): RuntimeSnapshot<CallContext> {
+    return new RuntimeSnapshot(config, { env: this.env, logger: this.logger, buildContext: (s) => this.buildContext(s), tenancy: this.tenancy, fileKeys: this.fileKeys })
+  }
+
+  /** Usage labels come from the running config only: its models and its key names. */
+  private labelUsage(): void {
+    this.tenancy.usage.setLabels(this.snapshot.modelIds, this.snapshot.auth.principals().map((p) => p.keyName))
+  }
+
+  private buildContext(snapshot: RuntimeSnapshot<CallContext>): CallContext {
     return {
       metrics: this.metrics,
       router: snapshot.router,
@@ -74,10 +119,13 @@ export class Gateway {
   }
 
   private async warm(): Promise<void> {
+    this.tenancy.start()
+    await this.keysFile?.start()
     const snapshot = this.snapshot
     this.metrics.configGeneration.set(this.generation)
     const started = performance.now()
-    const answered = await snapshot.warm()
+    const answered = await snapshot.start()
+    this.labelUsage()
     const ms = Math.round(performance.now() - started)
     const members = snapshot.router.members()
     const connections = members.reduce((n, m) => n + m.dispatcher.warmed, 0)
@@ -100,7 +148,7 @@ export class Gateway {
 
   private async reloadNow(load: () => GatewayConfig): Promise<ReloadResult> {
     if (this.shuttingDown) return { applied: false, reason: 'shutting down' }
-    let next: RuntimeSnapshot
+    let next: RuntimeSnapshot<CallContext>
     try {
       const config = load()
       const restartKeys = RESTART_ONLY.filter((k) => JSON.stringify(config.server[k]) !== JSON.stringify(this.snapshot.config.server[k])).map((k) => `server.${k}`)
@@ -108,15 +156,17 @@ export class Gateway {
         if (JSON.stringify(config[section]) !== JSON.stringify(this.snapshot.config[section])) restartKeys.push(section)
       }
       if (restartKeys.length > 0) this.logger.warn({ keys: restartKeys }, 'these keys take effect only after a restart')
-      next = new RuntimeSnapshot(config, { env: this.env, logger: this.logger, buildContext: (s) => this.buildContext(s) })
+      if (config.auth.keysFile !== this.snapshot.config.auth.keysFile || config.limits.backend !== this.snapshot.config.limits.backend) restartKeys.push('auth.keysFile / limits.backend')
+      next = this.buildSnapshot(config)
     } catch (err) {
       this.metrics.configReloads.inc({ result: 'rejected' })
       this.logger.error({ err: (err as Error).message }, 'config reload refused; the running config stays in force')
       return { applied: false, reason: (err as Error).message }
     }
-    const answered = await next.warm()
+    const answered = await next.start()
     const old = this.snapshot
     this.snapshot = next
+    this.labelUsage()
     this.generation++
     this.metrics.configGeneration.set(this.generation)
     this.metrics.configReloads.inc({ result: 'applied' })
@@ -164,8 +214,11 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.sweeper)
+    if (this.sweeper !== null) clearInterval(this.sweeper)
+    this.sweeper = null
+    this.keysFile?.close()
     await this.snapshot.close()
+    await this.tenancy.close()
     await this.cache?.close()
   }
 }

@@ -16,6 +16,7 @@
 import type { ServerResponse } from 'node:http'
 import type { SemanticResult } from '../cache/index.ts'
 import { GatewayError } from '../errors.ts'
+import { ROUTE_HEADER } from '../routing/route-request.ts'
 import type { FailureKind } from '../routing/config.ts'
 import { Attempt, type HeldError } from './attempt.ts'
 import type { CallContext, CallRequest, Target, UpstreamHeaders } from './context.ts'
@@ -60,7 +61,7 @@ export class ProxyCall {
     this.ctx = ctx
     this.res = res
     this.request = request
-    this.#planner = new AttemptPlanner(ctx.router, request.resolution, request.affinityKey, request.excluded)
+    this.#planner = new AttemptPlanner(ctx.router, request.resolution, request.affinityKey, request.excluded, request.route ?? null)
     this.#outcome = new CallOutcome()
     this.#deadlineAt = 0
     this.#live = []
@@ -99,6 +100,28 @@ export class ProxyCall {
     this.ctx.inflight.add(this)
     this.ctx.track(1)
     const now = performance.now()
+    // Admission from saturation (inference-aware only): go now, wait for room, or shed.
+    const router = this.ctx.router
+    const route = this.request.route ?? null
+    const verdict = router.admit(this.request.resolution, route, now)
+    if (verdict === 'admit') this.#begin(now)
+    else if (verdict === 'shed') this.#shed(now)
+    else router.hold(this.request.resolution, (admitted) => this.#holdEnded(admitted), route)
+  }
+
+  #holdEnded(admitted: boolean): void {
+    if (this.#finished) return
+    const now = performance.now()
+    if (admitted) this.#begin(now)
+    else this.#shed(now)
+  }
+
+  #shed(now: number): void {
+    const retryAfter = this.request.resolution.group.admission?.config.retryAfterSeconds ?? 1
+    this.#respondError(new GatewayError('GW_ERR_UPSTREAMS_SATURATED', this.request.model, { retryAfter }), now)
+  }
+
+  #begin(now: number): void {
     const target = this.#planner.first(now)
     if (target === null) {
       this.#respondError(new GatewayError('GW_ERR_NO_HEALTHY_UPSTREAM', this.request.model, { retryAfter: 1 }), now)
@@ -126,6 +149,7 @@ export class ProxyCall {
         const now = performance.now()
         this.#cancelLive(now)
         this.#outcome.status = 200
+        this.request.metering?.end(null, true, true)
         cache.replay(hit, this.res)
         this.#finish(now)
       },
@@ -252,6 +276,8 @@ export class ProxyCall {
     const res = this.res
     if (res.destroyed) return
     const out = responseHeaders(headers, attempt.sse, attempt.target.upstreamName)
+    const explanation = this.request.route?.explanation ?? null
+    if (explanation !== null) out.push(ROUTE_HEADER, explanation)
     if (this.ctx.serverTiming) {
       const upstreamMs = now - attempt.startedAt
       out.push('server-timing', serverTiming(now - this.request.startedAt - upstreamMs, upstreamMs))
@@ -266,7 +292,10 @@ export class ProxyCall {
     this.#outcome.sawChunk(chunk)
     this.request.cache?.onData(chunk)
     if (this.res.destroyed) return true
-    return this.res.write(chunk)
+    const filter = this.request.usageFilter
+    if (filter === null) return this.res.write(chunk)
+    const out = filter.filter(chunk)
+    return out.length === 0 ? true : this.res.write(out)
   }
 
   /** The winning attempt's response is complete. */
@@ -279,7 +308,7 @@ export class ProxyCall {
       if (!this.res.destroyed) this.res.end(body)
     } else {
       attempt.settle(null, now)
-      if (!this.res.destroyed) this.res.end()
+      if (!this.res.destroyed) this.res.end(this.request.usageFilter?.flush())
       this.request.cache?.ended(!this.res.destroyed)
     }
     this.#finish(now)
@@ -385,7 +414,7 @@ export class ProxyCall {
     ;(this.res as ResponseWithCall)[kCall] = undefined
     this.res.off('close', onClientClose)
     const request = this.request
-    this.#outcome.record(this.ctx.metrics, request.endpoint.name, request.model, request.startedAt, this.#winner, this.#planner.last, now)
+    this.#outcome.record(this.ctx.metrics, request.endpoint.name, request.model, request.startedAt, this.#winner, this.#planner.last, now, request.metering)
     this.#live = []
   }
 }

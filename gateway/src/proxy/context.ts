@@ -1,5 +1,8 @@
 /** The shapes a proxied call is built from: what its snapshot shares, and what one request brings. */
+import type { Metering } from '../limits/metering.ts'
+import type { UsageEventFilter } from '../limits/stream-usage.ts'
 import type { Member } from '../routing/member.ts'
+import type { RouteRequest } from '../routing/route-request.ts'
 import type { Resolution, Router } from '../routing/router.ts'
 import type { GatewayMetrics } from '../telemetry/metrics.ts'
 import type { Upstream } from '../upstream/upstream.ts'
@@ -37,6 +40,8 @@ export interface CallRequest {
   readonly resolution: Resolution<Upstream>
   /** The session key consistent hashing routes on (a header or `user`), or null. */
   readonly affinityKey: string | null
+  /** What the inference-aware balancer reads (prompt prefix blocks, explain); absent for the others. */
+  readonly route?: RouteRequest | null
   /** The bytes sent upstream: the client's own, unless the model name was rewritten. */
   readonly body: Buffer
   /** Client headers passed upstream, as a flat name/value list, or null for none. */
@@ -47,4 +52,8 @@ export interface CallRequest {
   readonly excluded: Set<Target> | null
   /** The cache's part in the call, or null when caching is off. */
   readonly cache: CallCache | null
+  /** Limits and usage for the request, or null when neither auth nor limits are configured. */
+  readonly metering: Metering | null
+  /** Takes the usage event the gateway asked for out of the client's stream, or null. */
+  readonly usageFilter: UsageEventFilter | null
 }

@@ -1,9 +1,9 @@
 /**
  * Response cache micro-benchmarks: plan + exact hit, semantic index search at 10k and 100k
  * entries, embedding latency, verification cost, precision / recall on the labelled development
- * and test sets, and (without `--quick`) both sets sent through a real gateway in both orders.
+ * and test sets, and (with `--traffic`) both sets sent through a real gateway in both orders.
  *
- *   node gateway/src/cache/bench.ts [--quick] [--out bench-results/cache.json]
+ *   node gateway/src/cache/bench.ts [--quick] [--traffic] [--out bench-results/cache.json]
  *
  * `--quick` stops the index benchmark at 10k entries (building 100k 512-d vectors into HNSW takes
  * about a minute on two cores).
@@ -194,7 +194,8 @@ async function main(): Promise<void> {
   const verification = verifierBench(verifier)
   await embedder.close()
   await verifier.close()
-  const traffic = quick ? [] : await trafficBench()
+  // About 15 minutes (both sets, both orders, each miss waits for the simulated model): opt-in.
+  const traffic = args.includes('--traffic') ? await trafficBench() : []
 
   const e = exact as Record<string, Stat | number>
   const rows: [string, string, string][] = [

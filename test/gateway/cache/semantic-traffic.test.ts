@@ -2,7 +2,7 @@
  * The semantic cache as a user meets it: labelled prompts from the development set sent as chat
  * requests through a real gateway (buildServer, listening) in front of the inference simulator,
  * in both traffic orders, reading `x-velox-cache` and the answers that come back. The full sets
- * run in the cache benchmark (`node gateway/src/cache/bench.ts`); this is every tenth pair.
+ * run in the cache benchmark (`node gateway/benchmarks/micro/cache.ts`); this is every tenth pair.
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'

@@ -3,7 +3,7 @@
  * entries, embedding latency, verification cost, precision / recall on the labelled development
  * and test sets, and (with `--traffic`) both sets sent through a real gateway in both orders.
  *
- *   node gateway/src/cache/bench.ts [--quick] [--traffic] [--out bench-results/cache.json]
+ *   npx node gateway/benchmarks/micro/cache.ts [--quick] [--traffic] [--out bench-results/cache.json]
  *
  * `--quick` stops the index benchmark at 10k entries (building 100k 512-d vectors into HNSW takes
  * about a minute on two cores).
@@ -12,14 +12,14 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Registry } from 'prom-client'
-import { CacheConfigSchema } from './config.ts'
-import { ResponseCache, type CacheRequest } from './index.ts'
-import { readPairs, report, scorePairs, type PairReport, type ScoredPair } from './semantic/evaluate.ts'
-import { LexicalVerifier } from './semantic/lexical-verifier.ts'
-import { LocalEmbedder } from './semantic/local-embedder.ts'
-import { trafficEval } from './semantic/traffic-run.ts'
-import { PartitionIndex } from './semantic/vector-index.ts'
-import { canonicalBody, digest } from './canonical.ts'
+import { CacheConfigSchema } from '../../src/cache/config.ts'
+import { ResponseCache, type CacheRequest } from '../../src/cache/index.ts'
+import { readPairs, report, scorePairs, type PairReport, type ScoredPair } from '../../src/cache/semantic/evaluate.ts'
+import { LexicalVerifier } from '../../src/cache/semantic/lexical-verifier.ts'
+import { LocalEmbedder } from '../../src/cache/semantic/local-embedder.ts'
+import { trafficEval } from '../../src/cache/semantic/traffic-run.ts'
+import { PartitionIndex } from '../../src/cache/semantic/vector-index.ts'
+import { canonicalBody, digest } from '../../src/cache/canonical.ts'
 
 interface Stat {
   p50_us: number

@@ -8,6 +8,7 @@ import * as aws from '@pulumi/aws'
 import * as pulumi from '@pulumi/pulumi'
 import { loadStackConfig } from './config.ts'
 import { Cache } from './components/cache.ts'
+import { ClusterAddons } from './components/addons.ts'
 import { Cluster } from './components/cluster.ts'
 import { RegionalDns, regionalName } from './components/dns.ts'
 import { GATEWAY_NODE_LABEL, GatewayNodes } from './components/gateway-nodes.ts'
@@ -17,6 +18,8 @@ import { Workloads } from './components/workloads.ts'
 import { renderGatewayConfig } from './lib/gateway-config.ts'
 import { NLB_IDLE_TIMEOUT_SECONDS, inferenceUrl, listenerPort } from './lib/manifests.ts'
 import { baseName, baseTags } from './lib/naming.ts'
+import { NODE_ADDONS, WORKLOAD_ADDONS } from './lib/cluster-access.ts'
+import { enaExpressApplies } from './lib/instance-types.ts'
 
 const { config: cfg, cacheAuthToken } = loadStackConfig()
 const name = baseName(cfg)
@@ -24,8 +27,11 @@ const name = baseName(cfg)
 const provider = new aws.Provider(`aws-${cfg.region}`, { region: cfg.region as aws.Region, defaultTags: { tags: baseTags(cfg, cfg.tags) } })
 const opts: pulumi.ComponentResourceOptions = { providers: [provider] }
 
+const enaExpress = enaExpressApplies(cfg.gatewayInstanceType, cfg.inferenceInstanceType)
 const network = new Network(`${name}-net`, {
   clusterName: name,
+  region: cfg.region,
+  instanceTypes: [cfg.gatewayInstanceType, cfg.inferenceInstanceType],
   ...(cfg.existingVpc ? { existingVpc: cfg.existingVpc } : { vpc: cfg.vpc }),
 }, opts)
 
@@ -35,36 +41,46 @@ const cluster = new Cluster(`${name}-cluster`, {
   kubernetesVersion: cfg.kubernetesVersion,
   subnetIds: network.privateSubnetIds,
   endpointPublicCidrs: cfg.clusterEndpointPublicCidrs,
+  endpointPrivateCidrs: cfg.clusterEndpointPrivateCidrs,
+  access: cfg.clusterAccess,
 }, opts)
 
-// Both node groups live in the first private subnet's AZ, inside one cluster placement group.
-const placementSubnetId = network.privateSubnetIds[0]!
+// Pod networking, service routing and pod identity must be running before a node can be Ready.
+const nodeAddons = new ClusterAddons(`${name}-addons`, { clusterName: cluster.name, kubernetesVersion: cfg.kubernetesVersion, addons: NODE_ADDONS }, opts)
+
+// One node group per AZ for each role; inference nodes share the gateways' AZs and subnets.
+const zones = network.privateSubnetIds.map((subnetId, i) => ({ subnetId, zone: network.zones[i]! }))
 const gatewayNodes = new GatewayNodes(`${name}-gateway`, {
   clusterName: cluster.name,
   kubernetesVersion: cfg.kubernetesVersion,
   nodeRoleArn: cluster.nodeRoleArn,
   securityGroupIds: [cluster.clusterSecurityGroupId],
-  subnetId: placementSubnetId,
+  zones,
   instanceType: cfg.gatewayInstanceType,
   nodes: cfg.gatewayNodes,
   busyPollMicros: cfg.busyPollMicros,
-}, opts)
+  enaExpress,
+}, { ...opts, dependsOn: [nodeAddons] })
 
 const inferenceNodes = new InferenceNodes(`${name}-inference`, {
   clusterName: cluster.name,
   kubernetesVersion: cfg.kubernetesVersion,
   nodeRoleArn: cluster.nodeRoleArn,
   securityGroupIds: [cluster.clusterSecurityGroupId],
-  subnetId: placementSubnetId,
-  placementGroupName: gatewayNodes.placementGroupName,
+  zones,
   instanceType: cfg.inferenceInstanceType,
   nodes: cfg.inferenceNodes,
-}, opts)
+  enaExpress,
+}, { ...opts, dependsOn: [nodeAddons] })
+
+// CoreDNS is a Deployment: it goes ACTIVE only once there are nodes to run it.
+const dnsAddons = new ClusterAddons(`${name}-coredns`, { clusterName: cluster.name, kubernetesVersion: cfg.kubernetesVersion, addons: WORKLOAD_ADDONS }, { ...opts, dependsOn: [gatewayNodes] })
 
 const cache = new Cache(`${name}-cache`, {
   replicationGroupId: name,
   vpcId: network.vpcId,
   subnetIds: network.privateSubnetIds,
+  zones: network.zones,
   clientSecurityGroupIds: [cluster.clusterSecurityGroupId],
   nodeType: cfg.cacheNodeType,
   nodes: cfg.cacheNodes,
@@ -108,7 +124,7 @@ const workloads = new Workloads(`${name}-apps`, {
     nodeSelector: { ...INFERENCE_NODE_LABEL },
     gpuTaint: GPU_TAINT,
   },
-}, { ...opts, dependsOn: [gatewayNodes, inferenceNodes] })
+}, { ...opts, dependsOn: [gatewayNodes, inferenceNodes, dnsAddons] })
 
 const dns = new RegionalDns(`${name}-dns`, {
   hostedZoneId: cfg.hostedZoneId,
@@ -135,5 +151,9 @@ export const regionalUrl = `${scheme}://${regionalName(cfg.region, cfg.domain)}$
 export const loadBalancerHostname = workloads.loadBalancerHostname
 export const healthCheckId = dns.healthCheckId
 export const cacheEndpoint = cache.primaryEndpoint
+export const cacheReaderEndpoint = cache.readerEndpoint
+export const zoneNames = pulumi.all(network.zones)
+export const clusterAccessPrincipals = cluster.accessPrincipals
+export const addonVersions = pulumi.all({ ...nodeAddons.versions, ...dnsAddons.versions })
 export const gatewayConfigHash = gatewayConfig.hash
 export const kubeconfig = cluster.kubeconfig

@@ -54,3 +54,22 @@ test('every CLI call in a workflow is a subcommand the CLI has', () => {
   const cli = readFileSync(join(REPO_ROOT, 'infra/promote/cli.ts'), 'utf8')
   for (const c of CLI_COMMANDS) assert.ok(cli.includes(`case '${c}':`), c)
 })
+
+test('jobs that reach a cluster run on a self-hosted runner of that stack; PR previews never run forks there', () => {
+  const clusterJobs: [string, string, string][] = [
+    ['infra-deploy-dev.yml', 'up-dev', '${{ matrix.stack }}'],
+    ['infra-pr.yml', 'preview', '${{ matrix.stack }}'],
+    ['infra-promote-step.yml', 'promote', '${{ inputs.stack }}'],
+  ]
+  for (const [file, job, stack] of clusterJobs) {
+    assert.deepEqual(load(file)['jobs'][job]['runs-on'], ['self-hosted', 'velox', stack], `${file} ${job}`)
+  }
+  assert.match(load('infra-pr.yml')['jobs'].preview.if, /github\.event\.pull_request\.head\.repo\.full_name == github\.repository/)
+  // Everything else stays on GitHub-hosted runners: no cluster access, nothing to protect.
+  for (const f of readdirSync(dir)) {
+    for (const [name, job] of Object.entries(load(f)['jobs'] as Record<string, any>)) {
+      if (clusterJobs.some(([file, j]) => file === f && j === name) || job.uses) continue
+      assert.equal(job['runs-on'], 'ubuntu-latest', `${f} ${name}`)
+    }
+  }
+})

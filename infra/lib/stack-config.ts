@@ -113,6 +113,13 @@ const StackConfigSchema = z.strictObject({
   loadBalancerSourceRanges: decoded(z.array(cidr).min(1)),
   /** Sysctl net.core.busy_poll/busy_read on gateway nodes (µs); 0 disables busy polling. */
   busyPollMicros: decoded(z.number().int().min(0).max(200)),
+  /**
+   * The stage's global stack (`<org>/velox/<stage>-global`): when set, this region adds an endpoint
+   * group for its NLB to the global accelerator, and its latency records move to latency.<domain>.
+   */
+  globalStack: z.string().regex(/^[\w.-]+\/velox\/[a-z]+-global$/, 'a stack reference such as acme/velox/prod-global').optional(),
+  /** Share (0-100) of this region's accelerator traffic it takes; lower it to drain a region. */
+  acceleratorTrafficDial: decoded(z.number().int().min(0).max(100)),
   /** Extra tags merged into every resource's tags. */
   tags: decoded(z.record(z.string(), z.string())),
 })
@@ -139,7 +146,7 @@ export const STAGE_DEFAULTS: Readonly<Record<Stage, Record<string, unknown>>> = 
     vpc: { cidr: '10.40.0.0/16', azCount: 2, natGateways: 'single' },
     kubernetesVersion: DEFAULT_KUBERNETES_VERSION, clusterEndpointPublicCidrs: [], clusterEndpointPrivateCidrs: [],
     clusterAccess: { operatorRoleArns: [] }, loadBalancerSourceRanges: ['0.0.0.0/0'],
-    busyPollMicros: 0, tags: {},
+    busyPollMicros: 0, tags: {}, acceleratorTrafficDial: 100,
   },
   staging: {
     gatewayInstanceType: 'c7gn.xlarge', gatewayNodes: { min: 2, desired: 2, max: 4 }, gatewayReplicas: { min: 2, max: 4 },
@@ -251,6 +258,7 @@ export function parseStackConfig(stack: string, raw: Readonly<Record<string, str
   }
   const versionProblem = eksVersionProblem(c.kubernetesVersion, today)
   if (versionProblem) problems.push(`velox:kubernetesVersion: ${versionProblem}`)
+  if (c.globalStack && c.globalStack.split('/').pop() !== `${id.stage}-global`) problems.push(`velox:globalStack: "${c.globalStack}" is not this stage's global stack (${id.stage}-global)`)
   if (c.existingVpc && user['vpc'] !== undefined) problems.push('velox:vpc: set either velox:vpc (new VPC) or velox:existingVpc, not both')
   if (problems.length > 0) throw new StackConfigError(stack, problems)
 

@@ -212,14 +212,25 @@ function mockState(type: string, name: string, id: string, inputs: Record<string
       return { ...inputs, fqdn: String(inputs['name']).toLowerCase().replace(/\.$/, '') }
     case 'aws:route53/healthCheck:HealthCheck':
       return { ...inputs, arn: `arn:aws:route53:::healthcheck/${id}` }
+    case 'pulumi:pulumi:StackReference': {
+      // The stage's global stack, as global.ts exports it (listener ARN in Global Accelerator's format).
+      const ref = String(inputs['name'])
+      const accelerator = `arn:aws:globalaccelerator::${ACCOUNT}:accelerator/${hex(ref, 8)}-${hex(`${ref}1`, 4)}-${hex(`${ref}2`, 4)}-${hex(`${ref}3`, 4)}-${hex(`${ref}4`, 12)}`
+      return { name: ref, outputs: { listenerArn: `${accelerator}/listener/${hex(`${ref}l`, 8)}`, stage: ref.split('/').pop()!.replace(/-global$/, '') }, secretOutputNames: [] }
+    }
     case 'kubernetes:core/v1:Service':
       // An NLB provisioned for a LoadBalancer Service (AWS Load Balancer Controller naming).
       return inputs['spec']?.type === 'LoadBalancer'
-        ? { ...inputs, status: { loadBalancer: { ingress: [{ hostname: `k8s-${String(inputs['metadata']?.namespace ?? 'default').slice(0, 8)}-${String(inputs['metadata']?.name ?? name).slice(0, 8)}-${h(10)}.elb.${region}.amazonaws.com` }] } } }
+        ? { ...inputs, status: { loadBalancer: { ingress: [{ hostname: nlbDnsName(`k8s-${String(inputs['metadata']?.namespace ?? 'default').slice(0, 8)}-${String(inputs['metadata']?.name ?? name).slice(0, 8)}-${h(10)}`, region) }] } } }
         : inputs
     default:
       return type.startsWith('aws:') ? { ...inputs, arn: arn(type.split(':')[1]?.split('/')[0] ?? 'x', `${name}/${id}`) } : inputs
   }
+}
+
+/** An NLB's DNS name: `<name>-<16 hex>.elb.<region>.amazonaws.com`. */
+function nlbDnsName(lbName: string, region: string): string {
+  return `${lbName}-${hex(`nlb:${lbName}`, 16)}.elb.${region}.amazonaws.com`
 }
 
 /** A data source answered like AWS would for `region`; unknown tokens fail loudly. */
@@ -251,6 +262,10 @@ function mockCall(token: string, args: Record<string, any>, region: string): Rec
     case 'aws:lb/getHostedZoneId:getHostedZoneId': {
       const zones: Record<string, string> = { 'us-east-1': 'Z26RNL4JYFTOTI', 'eu-west-1': 'Z2IFOLAFXWLO4F', 'ap-northeast-1': 'Z31USIVHYNEOWT' }
       return { id: zones[String(args['region'] ?? region)] ?? 'Z26RNL4JYFTOTI', region }
+    }
+    case 'aws:lb/getLoadBalancer:getLoadBalancer': {
+      const lbName = String(args['name'])
+      return { ...args, id: lbName, name: lbName, loadBalancerType: 'network', arn: `arn:aws:elasticloadbalancing:${region}:${ACCOUNT}:loadbalancer/net/${lbName}/${hex(`nlb:${lbName}`, 16)}`, dnsName: nlbDnsName(lbName, region), zoneId: 'Z26RNL4JYFTOTI' }
     }
     case 'aws:index/getCallerIdentity:getCallerIdentity':
       return { accountId: ACCOUNT, arn: `arn:aws:sts::${ACCOUNT}:assumed-role/velox-deploy/ci`, userId: 'AROAEXAMPLE:ci', id: ACCOUNT }
@@ -316,8 +331,11 @@ export async function runProgram(stack: string, options: RunOptions = {}): Promi
   let error: string | null = null
   const outputs: Record<string, unknown> = {}
   try {
-    const program = await import(pathToFileURL(join(REPO_ROOT, 'infra', 'index.ts')).href) as Record<string, unknown>
+    // index.ts exports the chosen program's outputs as its default export, as Pulumi reads them.
+    const entry = await import(pathToFileURL(join(REPO_ROOT, 'infra', 'index.ts')).href) as { default: Record<string, unknown> }
+    const program = entry.default
     for (const [key, value] of Object.entries(program)) {
+      if (value === undefined) continue
       if (!pulumi.Output.isInstance(value)) { outputs[key] = value; continue }
       const v = await Promise.race([new Promise((resolve) => value.apply((x) => { resolve(x); return x })), failure])
       if (v === FAILED) break

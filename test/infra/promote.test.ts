@@ -124,3 +124,22 @@ test('cli: set-image on a copy of regions/, release from outputs, health gate ex
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('cli: set-image moves an ECR image to the stack region\'s replica; release --expect compares digests', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'velox-promote-'))
+  try {
+    for (const s of shippedStacks()) copyFileSync(stackFile(s), stackFile(s, dir))
+    const image = `123456789012.dkr.ecr.us-east-1.amazonaws.com/velox/prod/gateway@${DIGEST}`
+    const set = await cli(['set-image', 'prod-ap-northeast-1', image, '--dir', dir])
+    assert.equal(set.code, 0)
+    const local = `123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/velox/prod/gateway@${DIGEST}`
+    assert.equal(set.stdout.trim(), local)
+    assert.equal(readStackConfig('prod-ap-northeast-1', dir)['velox:gatewayImage'], local)
+    const outputs = join(dir, 'out.json')
+    writeFileSync(outputs, JSON.stringify({ gatewayImage: local }))
+    assert.equal((await cli(['release', '--outputs', outputs, '--expect', image])).code, 0, 'same digest, other region')
+    assert.notEqual((await cli(['release', '--outputs', outputs, '--expect', image.replace(DIGEST, `sha256:${'d'.repeat(64)}`)])).code, 0)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

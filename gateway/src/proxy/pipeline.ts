@@ -1,0 +1,153 @@
+/**
+ * The request pipeline behind every POST endpoint: read the body once, authenticate and
+ * authorize, resolve the model, answer from the cache when it can, else forward the original
+ * bytes through a ProxyCall.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { CachedResponse, CachePlan, ResponseCache } from '../cache/index.ts'
+import type { Principal } from '../auth/authenticator.ts'
+import { GatewayError } from '../errors.ts'
+import { estimateCost } from '../limits/estimate.ts'
+import { Metering } from '../limits/metering.ts'
+import { askForStreamUsage, needsStreamUsage, UsageEventFilter } from '../limits/stream-usage.ts'
+import type { UsageLedger } from '../limits/usage.ts'
+import type { Resolution } from '../routing/router.ts'
+import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
+import type { GatewayMetrics } from '../telemetry/metrics.ts'
+import { HOP_HEADER, type Upstream } from '../upstream/upstream.ts'
+import { CallCache } from './call-cache.ts'
+import { ProxyCall } from './call.ts'
+import type { Endpoint } from './endpoints.ts'
+import { parseBody, rewriteModel, type ParsedBody } from './request-body.ts'
+
+/** What the pipeline reads from the gateway's live state on each request. */
+export interface PipelineState {
+  readonly snapshot: RuntimeSnapshot
+  /** The response cache, or null when caching is off. */
+  readonly cache: ResponseCache | null
+  readonly metrics: GatewayMetrics
+  /** Usage per tenant, key and model (lives across reloads). */
+  readonly usage: UsageLedger
+}
+
+/** Client headers passed upstream; everything else (credentials above all) stays behind. */
+const FORWARDED_REQUEST_HEADERS = ['x-request-id', 'openai-beta'] as const
+
+/** The route handler of a proxied endpoint. */
+export function proxy(state: PipelineState, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
+  const raw = request.body as Buffer | undefined
+  if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
+  const snapshot = state.snapshot
+  const principal = snapshot.auth.authenticate(request.headers)
+  const parsed = parseBody(raw)
+  snapshot.auth.authorize(principal, parsed.model)
+  const resolution = snapshot.resolve(parsed.model)
+  if (resolution === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
+  if (!snapshot.metered) return serve(state, snapshot, endpoint, request, reply, parsed, resolution, raw, principal, null)
+  // Limits reserve what the request may cost before anything else is done for it.
+  const limits = snapshot.limits
+  const admission = limits.admit({ tenant: principal.tenant, keyName: principal.keyName, model: parsed.model }, estimateCost(raw.length, parsed.json, limits.defaultMaxTokens))
+  if (admission instanceof Promise) {
+    return admission.then((a) => serve(state, snapshot, endpoint, request, reply, parsed, resolution, raw, principal, new Metering(a, principal, parsed.model, limits, state.usage)))
+  }
+  return serve(state, snapshot, endpoint, request, reply, parsed, resolution, raw, principal, new Metering(admission, principal, parsed.model, limits, state.usage))
+}
+
+function serve(
+  state: PipelineState,
+  snapshot: RuntimeSnapshot,
+  endpoint: Endpoint,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  parsed: ParsedBody,
+  resolution: Resolution<Upstream>,
+  raw: Buffer,
+  principal: Principal,
+  metering: Metering | null,
+): void | Promise<void> {
+  const headers = request.headers
+  if (metering !== null) {
+    metering.writeHeaders(reply.raw)
+    // Whatever way the response ends (a 4xx/5xx written by the error handler, a client gone
+    // before the call started), the admission is settled; after a call it already was.
+    reply.raw.once('close', () => metering.end(null, false))
+  }
+
+  let callCache: CallCache | null = null
+  const cache = state.cache
+  if (cache !== null) {
+    const user = parsed.json.user
+    const plan = cache.plan({ tenant: principal.tenant, endUser: typeof user === 'string' ? user : null, endpoint: endpoint.name, model: resolution.model, body: parsed.json, headers })
+    callCache = new CallCache(cache, plan)
+    const hit = cache.lookup(plan)
+    if (hit !== null) {
+      if (!(hit instanceof Promise)) return replayHit(state, cache, plan, hit, endpoint, parsed.model, reply, metering)
+      // The shared tier answers within redis.commandTimeoutMs, or as a miss.
+      const onMiss = callCache
+      return hit.then((h) => {
+        if (h !== null) replayHit(state, cache, plan, h, endpoint, parsed.model, reply, metering)
+        else forward(snapshot, endpoint, request, reply, parsed, resolution, raw, onMiss, metering)
+      })
+    }
+  }
+  forward(snapshot, endpoint, request, reply, parsed, resolution, raw, callCache, metering)
+}
+
+function forward(
+  snapshot: RuntimeSnapshot,
+  endpoint: Endpoint,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  parsed: ParsedBody,
+  resolution: Resolution<Upstream>,
+  raw: Buffer,
+  cache: CallCache | null,
+  metering: Metering | null,
+): void {
+  const headers = request.headers
+  let forwardedHeaders: string[] | null = null
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = headers[name]
+    if (typeof value === 'string') (forwardedHeaders ??= []).push(name, value)
+  }
+  let body = resolution.model === parsed.model ? raw : rewriteModel(parsed.json, resolution.model)
+  let usageFilter: UsageEventFilter | null = null
+  if (metering !== null && snapshot.limits.countsTokens && needsStreamUsage(endpoint.name, parsed.json)) {
+    body = askForStreamUsage(body, parsed.json)
+    usageFilter = new UsageEventFilter()
+  }
+  // A request another gateway forwarded is served here or fails here: never bounced to a peer.
+  const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
+  reply.hijack()
+  const call = new ProxyCall(snapshot.ctx, reply.raw, {
+    endpoint,
+    model: parsed.model,
+    resolution,
+    affinityKey: affinityKey(snapshot.config.routing.hashKey, headers, parsed.json),
+    body,
+    forwardedHeaders,
+    startedAt: request.startedAt,
+    excluded,
+    cache,
+    metering,
+    usageFilter,
+  })
+  call.start()
+}
+
+function replayHit(state: PipelineState, cache: ResponseCache, plan: CachePlan, hit: CachedResponse, endpoint: Endpoint, model: string, reply: FastifyReply, metering: Metering | null): void {
+  metering?.end(null, true, true)
+  reply.hijack()
+  cache.replay(hit, plan, reply.raw, {})
+  state.metrics.countRequest(endpoint.name, model, 'cache', 200)
+}
+
+/** The session key consistent hashing routes on: a configured header, else a body field (`user`). */
+export function affinityKey(hashKey: { readonly header?: string | undefined; readonly bodyField: string }, headers: FastifyRequest['headers'], body: Record<string, unknown>): string | null {
+  if (hashKey.header !== undefined) {
+    const value = headers[hashKey.header]
+    if (typeof value === 'string' && value !== '') return value
+  }
+  const field = body[hashKey.bodyField]
+  return typeof field === 'string' && field !== '' ? field : null
+}

@@ -26,7 +26,7 @@ export function globalProgram() {
     accountId: account.accountId,
     untaggedDays: cfg.untaggedImageDays,
   }, { providers: [home] })
-  const accelerator = new GlobalAccelerator(`${name}-edge`, {
+  const accelerator = !cfg.accelerator ? undefined : new GlobalAccelerator(`${name}-edge`, {
     domain: cfg.domain,
     hostedZoneId: cfg.hostedZoneId,
     port: cfg.tls ? 443 : 80,
@@ -34,9 +34,9 @@ export function globalProgram() {
 
   return {
     stage: cfg.stage,
-    listenerArn: accelerator.listenerArn,
-    acceleratorDnsName: accelerator.dnsName,
-    staticIps: accelerator.staticIps,
+    listenerArn: accelerator?.listenerArn,
+    acceleratorDnsName: accelerator?.dnsName,
+    staticIps: accelerator?.staticIps,
     repositoryUrl: registry.repositoryUrl,
     /** Repository URL per region (replicas keep the name): what regional stacks' images start with. */
     regionalRepositoryUrls: registry.repositoryUrl.apply((url) => Object.fromEntries(cfg.regions.map((r) => [r, regionalImage(url, r)]))),

@@ -29,6 +29,8 @@ const GlobalConfigSchema = z.strictObject({
   /** Public name clients use, aliased to the accelerator. */
   domain: z.string().regex(/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'a DNS name such as api.example.com'),
   hostedZoneId: z.string().regex(/^Z[A-Z0-9]{1,31}$/, 'a Route 53 hosted zone id'),
+  /** Put a Global Accelerator in front of the stage (false: the image repository only, e.g. dev). */
+  accelerator: decoded(z.boolean()),
   /** The regional listeners speak TLS on 443 (true) or plain HTTP on 80. */
   tls: decoded(z.boolean()),
   /** ECR repository name for the gateway image. */
@@ -47,7 +49,7 @@ export type GlobalConfig = Readonly<z.output<typeof GlobalConfigSchema>> & {
 export function parseGlobalConfig(stack: string, raw: Readonly<Record<string, string>>): GlobalConfig {
   const stage = stack.slice(0, -'-global'.length)
   if (!isGlobalStack(stack) || !(STAGES as readonly string[]).includes(stage)) throw new Error(`global stack "${stack}" must be named <stage>-global with stage one of ${STAGES.join(', ')}`)
-  const user: Record<string, unknown> = { repositoryName: `velox/${stage}/gateway`, untaggedImageDays: 30, tags: {}, tls: true }
+  const user: Record<string, unknown> = { repositoryName: `velox/${stage}/gateway`, untaggedImageDays: 30, tags: {}, tls: true, accelerator: true }
   for (const [k, v] of Object.entries(raw)) if (k.startsWith('velox:')) user[k.slice('velox:'.length)] = v
   const problems: string[] = []
   const home = raw['aws:region']

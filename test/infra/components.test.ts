@@ -13,7 +13,7 @@ let result: Result
 
 before(async () => {
   result = await new Promise((resolve, reject) => {
-    execFile(process.execPath, [join(REPO_ROOT, 'test/infra/fixtures/components.ts')], { cwd: REPO_ROOT, maxBuffer: 32 * 1024 * 1024, timeout: 60_000 }, (err, out, stderr) =>
+    execFile(process.execPath, [join(REPO_ROOT, 'test/infra/fixtures/components.ts')], { cwd: REPO_ROOT, maxBuffer: 32 * 1024 * 1024, timeout: 240_000 }, (err, out, stderr) =>
       err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(JSON.parse(out) as Result))
   })
 })

@@ -17,13 +17,15 @@ for (const s of ['prod-global', 'prod-eu-west-1', 'staging-us-east-1']) void run
 
 test('global stacks: one per stage that has regions behind an accelerator, each naming exactly its regions', () => {
   const globals = shippedGlobalStacks()
-  assert.deepEqual(globals, ['prod-global', 'staging-global'])
+  assert.deepEqual(globals, ['dev-global', 'prod-global', 'staging-global'])
   for (const g of globals) {
     const cfg = parseGlobalConfig(g, readStackConfig(g))
     const regional = shippedStacks().filter((s) => s.startsWith(`${cfg.stage}-`)).map((s) => parseStackConfig(s, readStackConfig(s)))
     assert.deepEqual([...cfg.regions].sort(), regional.map((r) => r.region).sort(), `${g} lists every ${cfg.stage} region`)
+    assert.equal(cfg.accelerator, cfg.stage !== 'dev')
     for (const r of regional) {
-      assert.equal(r.globalStack?.split('/').pop(), g)
+      assert.ok(r.gatewayImage.startsWith(`123456789012.dkr.ecr.${r.region}.amazonaws.com/${cfg.repositoryName}`), `${r.stage}-${r.region} pulls from its stage's ECR repository`)
+      assert.equal(r.globalStack?.split('/').pop(), cfg.accelerator ? g : undefined)
       assert.equal(r.domain, cfg.domain)
       assert.equal(r.certificateArn !== undefined, cfg.tls, `${r.region}: listener port matches the accelerator's`)
     }
@@ -88,6 +90,14 @@ test('a region joins the accelerator: endpoint group on the global listener, poi
   const dev = await runStack('dev-us-east-1')
   assert.equal(ofType(dev, 'aws:globalaccelerator/endpointGroup:EndpointGroup').length, 0, 'no global stack, no accelerator')
   assert.equal(one(dev, 'aws:route53/record:Record', '-latency').inputs['name'], 'api.dev.velox.example.com')
+})
+
+test('dev-global: the image repository only, no accelerator', async () => {
+  const run = await runStack('dev-global')
+  assert.equal(run.error, null)
+  assert.equal(ofType(run, 'aws:globalaccelerator/accelerator:Accelerator').length, 0)
+  assert.equal(one(run, 'aws:ecr/repository:Repository').inputs['name'], 'velox/dev/gateway')
+  assert.equal(ofType(run, 'aws:ecr/replicationConfiguration:ReplicationConfiguration').length, 0, 'one region: nothing to replicate to')
 })
 
 test('NLB names come from the DNS name; other hostnames are refused; ECR images move to the region\'s replica', () => {

@@ -1,7 +1,7 @@
 import * as aws from '@pulumi/aws'
 import * as pulumi from '@pulumi/pulumi'
 
-export interface ClusterAddonsArgs {
+export interface EksAddonsArgs {
   readonly clusterName: pulumi.Input<string>
   /** The cluster's minor version: each add-on's version is resolved for it. */
   readonly kubernetesVersion: string
@@ -15,12 +15,12 @@ export interface ClusterAddonsArgs {
  * pinned in state so a later `pulumi up` shows any version move as a diff. The program owns their
  * configuration: conflicting fields are overwritten on create and update.
  */
-export class ClusterAddons extends pulumi.ComponentResource {
+export class EksAddons extends pulumi.ComponentResource {
   /** Add-on name -> the version deployed. */
   readonly versions: Record<string, pulumi.Output<string>>
 
-  constructor(name: string, args: ClusterAddonsArgs, opts?: pulumi.ComponentResourceOptions) {
-    super('velox:cluster:ClusterAddons', name, {}, opts)
+  constructor(name: string, args: EksAddonsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('velox:cluster:EksAddons', name, {}, opts)
     this.versions = {}
     for (const addonName of args.addons) {
       const version = aws.eks.getAddonVersionOutput({ addonName, kubernetesVersion: args.kubernetesVersion, mostRecent: true }, { parent: this })

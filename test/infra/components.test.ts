@@ -24,7 +24,7 @@ const component = (name: string) => result.resources.find((r) => !r.custom && r.
 
 test('components use velox:<module>:<Type> tokens and name their children from themselves', () => {
   const tokens = new Set(result.resources.filter((r) => !r.custom).map((r) => r.type))
-  assert.deepEqual([...tokens].sort(), ['velox:cache:Cache', 'velox:cluster:Cluster', 'velox:cluster:ClusterAddons', 'velox:dns:RegionalDns', 'velox:k8s:Workloads', 'velox:network:Network', 'velox:nodes:GatewayNodes', 'velox:nodes:InferenceNodes'])
+  assert.deepEqual([...tokens].sort(), ['velox:cache:Cache', 'velox:cluster:Cluster', 'velox:cluster:EksAddons', 'velox:dns:RegionalDns', 'velox:k8s:Workloads', 'velox:network:Network', 'velox:nodes:GatewayNodes', 'velox:nodes:InferenceNodes'])
   for (const r of result.resources.filter((r) => r.custom && r.typeChain.includes('$'))) {
     const parent = result.resources.find((c) => !c.custom && r.typeChain.startsWith(`${c.type}$`) && r.name.startsWith(`${c.name}-`))
     assert.ok(parent, `${r.name} (${r.typeChain}) is parented to and named from a component`)
@@ -101,7 +101,7 @@ test('Cluster: an access entry and a cluster-scoped policy per role; private CID
   assert.equal(named('kp').filter((r) => r.type.includes('securityGroupIngressRule')).length, 0)
 })
 
-test('ClusterAddons: versions come from DescribeAddonVersions for the cluster version, conflicts overwritten', () => {
+test('EksAddons: versions come from DescribeAddonVersions for the cluster version, conflicts overwritten', () => {
   const addons = named('ad').filter((r) => r.type === 'aws:eks/addon:Addon')
   assert.deepEqual(addons.map((a) => [a.inputs['addonName'], a.inputs['addonVersion'], a.inputs['clusterName']]), [
     ['vpc-cni', 'v1.21.1-eksbuild.1', 'k'], ['coredns', 'v1.13.1-eksbuild.1', 'k'],
@@ -179,13 +179,13 @@ test('Workloads: provider from the kubeconfig, TLS listener on the NLB, secret-b
   const lb = result.resources.find((r) => r.name === 'w-gateway-lb')!
   assert.equal(lb.inputs['metadata'].annotations['service.beta.kubernetes.io/aws-load-balancer-ssl-cert'], 'arn:aws:acm:us-east-1:123456789012:certificate/abc')
   assert.deepEqual(lb.inputs['spec'].ports, [{ name: 'https', port: 443, targetPort: 8080, protocol: 'TCP' }])
-  assert.equal(lb.inputs['spec'].externalTrafficPolicy, 'Local')
+  assert.equal(lb.inputs['spec'].loadBalancerClass, 'service.k8s.aws/nlb')
   const gw = result.resources.find((r) => r.name === 'w-gateway' && r.type === 'kubernetes:apps/v1:Deployment')!
   assert.equal(gw.inputs['spec'].replicas, undefined, 'the HPA owns the replica count')
   assert.equal(gw.inputs['spec'].template.metadata.annotations['velox.dev/config-hash'], 'abc')
   const vllm = result.resources.find((r) => r.name === 'w-vllm' && r.type === 'kubernetes:apps/v1:Deployment')!
   const c = vllm.inputs['spec'].template.spec.containers[0]
-  assert.deepEqual(c.resources.limits, { 'nvidia.com/gpu': '8' })
+  assert.deepEqual(c.resources.limits, { memory: '1500Gi', 'nvidia.com/gpu': '8' })
   assert.ok(c.args.join(' ').includes('--tensor-parallel-size 8 --max-model-len 8192'))
   assert.match(result.outputs['lbHostname'], /\.elb\.us-east-1\.amazonaws\.com$/)
   const pdb = result.resources.find((r) => r.type === 'kubernetes:policy/v1:PodDisruptionBudget')!

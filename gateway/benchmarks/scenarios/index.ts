@@ -5,6 +5,7 @@
  */
 import type { PendingScenario, Scenario } from '../lib/scenario.ts'
 import { allCores } from './all-cores.ts'
+import { bodySize } from './body-size.ts'
 import { cacheHit } from './cache-hit.ts'
 import { fixedRate } from './fixed-rate.ts'
 import { maxThroughput } from './max-throughput.ts'
@@ -13,6 +14,6 @@ import { routingFanout } from './routing-fanout.ts'
 import { slowUpstream } from './slow-upstream.ts'
 import { streaming } from './streaming.ts'
 
-export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, routingFanout, allCores, slowUpstream, cacheHit]
+export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, routingFanout, allCores, slowUpstream, cacheHit, bodySize]
 
 export const pendingScenarios: readonly PendingScenario[] = []

@@ -166,7 +166,7 @@ for (const stack of stacks) {
     const rec = one(run, 'aws:route53/record:Record', '-latency')
     assert.equal(rec.inputs['setIdentifier'], cfg.region)
     assert.deepEqual(rec.inputs['latencyRoutingPolicies'], [{ region: cfg.region }])
-    assert.equal(rec.inputs['name'], cfg.domain)
+    assert.equal(rec.inputs['name'], cfg.globalStack ? `latency.${cfg.domain}` : cfg.domain, 'the accelerator owns <domain> when there is one')
     assert.equal(rec.inputs['zoneId'], cfg.hostedZoneId)
     assert.equal(rec.inputs['healthCheckId'], hc.id, 'guarded by the health check')
     assert.equal(rec.inputs['aliases'][0].name, hc.inputs['fqdn'])

@@ -120,6 +120,8 @@ function mockId(type: string, name: string, inputs: Record<string, any>): string
     case 'aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule': return `sgr-0${h(16)}`
     case 'aws:route53/healthCheck:HealthCheck': return `${h(8)}-${h(12).slice(0, 4)}-4${h(3)}-a${h(3)}-${h(12)}`
     case 'aws:eks/cluster:Cluster': return String(inputs['name'] ?? name)
+    // IAM's id for a role is its name.
+    case 'aws:iam/role:Role': return String(inputs['name'] ?? autoname(name))
     case 'aws:eks/accessEntry:AccessEntry': return `${inputs['clusterName']}:${inputs['principalArn']}`
     case 'aws:eks/accessPolicyAssociation:AccessPolicyAssociation': return `${inputs['clusterName']}#${inputs['principalArn']}#${inputs['policyArn']}`
     case 'aws:elasticache/replicationGroup:ReplicationGroup': return String(inputs['replicationGroupId'] ?? name)

@@ -76,7 +76,7 @@ after(() => new Promise<void>((r) => server.close(() => r())))
 
 test('health gate: passes on a streak of 200s from /readyz, fails on 503s and on flapping', async () => {
   mode = 'ok'
-  const ok = await healthGate({ url, successes: 3, deadlineMs: 2000, intervalMs: 5, timeoutMs: 500 })
+  const ok = await healthGate({ url, successes: 3, deadlineMs: 20000, intervalMs: 5, timeoutMs: 5000 })
   assert.deepEqual([ok.healthy, ok.probes, ok.failures], [true, 3, 0])
   mode = 'fail'
   const bad = await healthGate({ url, successes: 3, deadlineMs: 150, intervalMs: 10, timeoutMs: 500 })

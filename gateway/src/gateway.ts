@@ -8,7 +8,8 @@ import type { ResponseCache } from './cache/index.ts'
 import { Tenancy } from './limits/index.ts'
 import type { UsageLedger } from './limits/usage.ts'
 import type { GatewayConfig } from './config/schema.ts'
-import type { CallContext, ProxyCall } from './proxy/call.ts'
+import type { CallContext } from './proxy/context.ts'
+import type { ProxyCall } from './proxy/call.ts'
 import { GatewayError } from './errors.ts'
 import { RuntimeSnapshot } from './runtime/snapshot.ts'
 import type { GatewayMetrics } from './telemetry/metrics.ts'
@@ -20,10 +21,10 @@ export interface ReloadResult {
 }
 
 /** Keys bound when the process starts listening; a reload logs that they need a restart. */
-const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs', 'requestTimeoutMs'] as const
+const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs', 'requestTimeoutMs', 'bodyMinBytesPerSecond', 'bodyMinRateAfterMs', 'shutdownDelayMs', 'shutdownTimeoutMs'] as const
 
 export class Gateway {
-  snapshot: RuntimeSnapshot
+  snapshot: RuntimeSnapshot<CallContext>
   readonly metrics: GatewayMetrics
   readonly logger: Logger
   readonly inflight: Set<ProxyCall>
@@ -31,11 +32,11 @@ export class Gateway {
   openRequests: number
   /** The response cache, or null when `cache.enabled` is false. Lives across reloads. */
   readonly cache: ResponseCache | null
-  /** Resolves once pools are warmed (whether or not any upstream answered). */
-  readonly warmed: Promise<void>
+  /** Resolves once pools are warmed (whether or not any upstream answered); null until start(). */
+  warmed: Promise<void> | null
   ready: boolean
   shuttingDown: boolean
-  private readonly sweeper: NodeJS.Timeout
+  private sweeper: NodeJS.Timeout | null
 
   /** Incremented by every applied reload; 1 for the boot config. */
   generation: number
@@ -57,6 +58,8 @@ export class Gateway {
     this.openRequests = 0
     this.ready = false
     this.shuttingDown = false
+    this.warmed = null
+    this.sweeper = null
     this.tenancy = new Tenancy(config, metrics.registry, logger)
     this.fileKeys = []
     this.keysFile =
@@ -73,10 +76,17 @@ export class Gateway {
           })
     this.snapshot = this.buildSnapshot(config)
     metrics.setMemberSource(() => this.snapshot.router.members())
+    metrics.setKnownModels(() => this.snapshot.modelIds)
+  }
+
+  /** Starts warming the pools and the in-flight sweeper; returns `warmed`. Call once. */
+  start(): Promise<void> {
+    if (this.warmed !== null) return this.warmed
     this.warmed = this.warm()
     // Total deadlines are enforced by one coarse sweep instead of a timer per request.
     this.sweeper = setInterval(() => this.sweep(), 100)
     this.sweeper.unref()
+    return this.warmed
   }
 
   /** Usage metrics and the usage ledger of this gateway (lives across reloads). */
@@ -84,7 +94,7 @@ export class Gateway {
     return this.tenancy.usage
   }
 
-  private buildSnapshot(config: GatewayConfig): RuntimeSnapshot {
+  private buildSnapshot(config: GatewayConfig): RuntimeSnapshot<CallContext> {
     return new RuntimeSnapshot(config, { env: this.env, logger: this.logger, buildContext: (s) => this.buildContext(s), tenancy: this.tenancy, fileKeys: this.fileKeys })
   }
 
@@ -93,7 +103,7 @@ export class Gateway {
     this.tenancy.usage.setLabels(this.snapshot.modelIds, this.snapshot.auth.principals().map((p) => p.keyName))
   }
 
-  private buildContext(snapshot: RuntimeSnapshot): CallContext {
+  private buildContext(snapshot: RuntimeSnapshot<CallContext>): CallContext {
     return {
       metrics: this.metrics,
       router: snapshot.router,
@@ -115,7 +125,7 @@ export class Gateway {
     const snapshot = this.snapshot
     this.metrics.configGeneration.set(this.generation)
     const started = performance.now()
-    const answered = await snapshot.warm()
+    const answered = await snapshot.start()
     this.labelUsage()
     const ms = Math.round(performance.now() - started)
     const members = snapshot.router.members()
@@ -139,7 +149,7 @@ export class Gateway {
 
   private async reloadNow(load: () => GatewayConfig): Promise<ReloadResult> {
     if (this.shuttingDown) return { applied: false, reason: 'shutting down' }
-    let next: RuntimeSnapshot
+    let next: RuntimeSnapshot<CallContext>
     try {
       const config = load()
       const restartKeys = RESTART_ONLY.filter((k) => JSON.stringify(config.server[k]) !== JSON.stringify(this.snapshot.config.server[k])).map((k) => `server.${k}`)
@@ -154,7 +164,7 @@ export class Gateway {
       this.logger.error({ err: (err as Error).message }, 'config reload refused; the running config stays in force')
       return { applied: false, reason: (err as Error).message }
     }
-    const answered = await next.warm()
+    const answered = await next.start()
     const old = this.snapshot
     this.snapshot = next
     this.labelUsage()
@@ -170,21 +180,34 @@ export class Gateway {
   }
 
   /**
-   * One coarse sweep instead of timers per request: total deadlines, and the first-byte deadline
-   * of streams whose headers came but whose first event has not (a stalled start fails over).
+   * One coarse sweep instead of timers per request: total deadlines, the first-byte deadline
+   * of streams whose headers came but whose first event has not (a stalled start fails over), and
+   * the wait of attempts queued for a connection (pool.queueTimeoutMs).
    */
   private sweep(): void {
     if (this.inflight.size === 0) return
     const now = performance.now()
     for (const call of this.inflight) {
       if (call.deadlineAt !== 0 && now >= call.deadlineAt) call.expire()
-      else if (!call.committed) call.checkFirstByte(now)
+      else if (!call.committed) {
+        call.checkFirstByte(now)
+        if (!call.finished) call.checkQueue(now)
+      }
     }
   }
 
   /** /readyz: warmed, not shutting down, and some member can take a request now. */
   isReady(): boolean {
     return this.ready && !this.shuttingDown && this.snapshot.anyAvailable()
+  }
+
+  /**
+   * The first step of a shutdown: /readyz fails at once, responses ask clients to close their
+   * connections, and everything else keeps serving (the drain comes later).
+   */
+  beginShutdown(): void {
+    this.shuttingDown = true
+    this.ready = false
   }
 
   /**
@@ -205,7 +228,8 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.sweeper)
+    if (this.sweeper !== null) clearInterval(this.sweeper)
+    this.sweeper = null
     this.keysFile?.close()
     await this.snapshot.close()
     await this.tenancy.close()

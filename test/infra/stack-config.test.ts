@@ -148,3 +148,11 @@ test('AZ spread: prod needs 3 AZs, staging and prod a gateway node per AZ', () =
   assert.ok(problems('prod-eu-west-1', { ...prod, 'velox:vpc': '{"azCount":2}' }).includes('velox:vpc.azCount: prod spreads compute over at least 3 AZs, got 2'))
   assert.ok(problems('staging-us-east-1', { ...base(), 'velox:gatewayImage': digest, 'velox:vpc': '{"azCount":3}' }).includes('velox:gatewayNodes.min: 2 cannot keep a gateway node in each of the 3 AZs; use at least 3'))
 })
+
+test('velox:limits is the gateway\'s own limits section: parsed as JSON, checked by the gateway schema', () => {
+  const c = parseStackConfig('dev-us-east-1', { ...base(), 'velox:limits': JSON.stringify({ rules: [{ match: { tenant: 'acme' }, requestsPerMinute: 600 }] }) })
+  assert.equal(c.limits?.rules[0]?.requestsPerMinute, 600)
+  const [p] = problems('dev-us-east-1', { ...base(), 'velox:limits': JSON.stringify({ rules: [{ match: { tenant: 'acme' } }] }) })
+  assert.match(p!, /^velox:limits/)
+  assert.match(p!, /at least one limit/)
+})

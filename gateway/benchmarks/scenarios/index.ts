@@ -8,12 +8,13 @@ import { allCores } from './all-cores.ts'
 import { bodySize } from './body-size.ts'
 import { cacheHit } from './cache-hit.ts'
 import { fixedRate } from './fixed-rate.ts'
+import { inferenceRouting } from './inference-routing.ts'
 import { maxThroughput } from './max-throughput.ts'
 import { oneAtATime } from './one-at-a-time.ts'
 import { routingFanout } from './routing-fanout.ts'
 import { slowUpstream } from './slow-upstream.ts'
 import { streaming } from './streaming.ts'
 
-export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, routingFanout, allCores, slowUpstream, cacheHit, bodySize]
+export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, routingFanout, allCores, slowUpstream, cacheHit, bodySize, inferenceRouting]
 
 export const pendingScenarios: readonly PendingScenario[] = []

@@ -11,13 +11,9 @@ import { AuthSchema } from '../auth/config.ts'
 import { CacheConfigSchema } from '../cache/config.ts'
 import { LimitsSchema } from '../limits/config.ts'
 import { RoutingConfigSchema, UpstreamDiscoverySchema, routingIssues } from '../routing/config.ts'
+import { LOG_LEVELS, envVarName, millis, nonNegativeInt, positiveInt, upstreamName } from './primitives.ts'
 
-const positiveInt = z.number().int().positive()
-const nonNegativeInt = z.number().int().nonnegative()
-/** A duration in milliseconds; 0 disables the timer where the key's docs say so. */
-const millis = nonNegativeInt
-
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export { LOG_LEVELS } from './primitives.ts'
 
 export const ServerSchema = z.strictObject({
   /** Interface to listen on. */
@@ -30,6 +26,20 @@ export const ServerSchema = z.strictObject({
   keepAliveTimeoutMs: millis.default(65_000),
   /** Longest time to receive a whole request, headers and body, from a client (ms); slower uploads get 408. */
   requestTimeoutMs: positiveInt.default(60_000),
+  /**
+   * Lowest average rate of a request body (bytes/s), judged once it has been arriving for
+   * `bodyMinRateAfterMs`; slower gets 408 GW_ERR_BODY_TOO_SLOW. 0 disables (requestTimeoutMs still applies).
+   */
+  bodyMinBytesPerSecond: nonNegativeInt.default(1_024),
+  bodyMinRateAfterMs: positiveInt.default(5_000),
+  /**
+   * On SIGTERM, how long the gateway keeps accepting and serving with /readyz already failing,
+   * before it stops listening and drains (ms). Set it above the load balancer's deregistration
+   * time (health-check interval x unhealthy threshold, plus the target deregistration delay), so
+   * no connection is refused during a rollout. SIGINT skips it. The pod's grace period must cover
+   * shutdownDelayMs + shutdownTimeoutMs.
+   */
+  shutdownDelayMs: millis.default(0),
   /** How long SIGTERM/SIGINT waits for in-flight requests and streams before exiting (ms). */
   shutdownTimeoutMs: millis.default(30_000),
   /** Add a `Server-Timing` header (gateway and upstream time) to every proxied response. */
@@ -62,6 +72,14 @@ export const PoolSchema = z.strictObject({
   headroom: z.number().min(0).max(4).default(0.5),
   /** Negotiate HTTP/2 over TLS (ALPN) with upstreams that offer it. */
   http2: z.boolean().default(false),
+  /**
+   * Requests that may wait for a connection once `connections x pipelining` are busy (Envoy's
+   * max_pending_requests). Past it a request fails over to another member, or gets 503
+   * GW_ERR_UPSTREAM_OVERLOADED with Retry-After. 0: never wait.
+   */
+  maxPending: nonNegativeInt.default(256),
+  /** Longest a request waits for a connection (ms); then it fails over, or gets that 503. */
+  queueTimeoutMs: positiveInt.default(5_000),
 })
 
 export const TimeoutsSchema = z.strictObject({
@@ -77,13 +95,13 @@ export const TimeoutsSchema = z.strictObject({
 
 export const UpstreamSchema = z.strictObject({
   /** Unique name used in metrics, logs and `x-velox-upstream`. */
-  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." or "-", at most 64'),
+  name: upstreamName,
   /** OpenAI-compatible base URL; `/v1/...` is appended. A path prefix is kept (`https://host/openai`). */
   url: z.url({ protocol: /^https?$/ }).refine((u) => !URL.canParse(u) || (!new URL(u).search && !new URL(u).hash), 'no query or fragment'),
   /** Model ids this upstream serves; `"*"` serves any model. */
   models: z.array(z.string().min(1)).min(1),
   /** Environment variable holding the upstream's API key, sent as `Authorization: Bearer ...`. */
-  apiKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  apiKeyEnv: envVarName.optional(),
   /** Relative share of traffic among upstreams of the same priority. */
   weight: positiveInt.default(1),
   /** Lower serves first; a higher tier is used only when no upstream of a lower tier is healthy. */
@@ -96,6 +114,13 @@ export const UpstreamSchema = z.strictObject({
    * unhealthy regions cannot bounce a request between them.
    */
   peer: z.boolean().default(false),
+  /**
+   * Health-check path for this upstream, instead of `routing.health.activePath`. A path named
+   * here must answer 2xx to count as up (a 404 means the path is wrong, not that the server is
+   * fine). Peers default to `/readyz`, with the same 2xx rule, so a region whose own upstreams
+   * are all down stops taking its peers' fallback traffic.
+   */
+  healthPath: z.string().startsWith('/').optional(),
   /** `{ dns: true }`: the URL's hostname (e.g. a Kubernetes headless Service) is re-resolved and every address becomes a member. */
   discovery: UpstreamDiscoverySchema,
 })
@@ -111,7 +136,7 @@ export const RedisSchema = z.strictObject({
    */
   url: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'a redis:// or rediss:// URL').optional(),
   /** Environment variable holding the AUTH token (never written into the config itself). */
-  passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  passwordEnv: envVarName.optional(),
   /** Prefix of every key the gateway writes, so several deployments can share one server. */
   keyPrefix: z.string().default('velox:'),
   /** Connect timeout (ms). */

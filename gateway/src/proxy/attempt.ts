@@ -6,6 +6,7 @@
  */
 import type { Dispatcher } from 'undici'
 import type { FailureKind } from '../routing/config.ts'
+import type { Waiter } from '../upstream/admission.ts'
 import type { ProxyCall } from './call.ts'
 import type { Target, UpstreamHeaders } from './context.ts'
 
@@ -22,7 +23,7 @@ const MAX_HELD_ERROR_BYTES = 64 * 1024
 const SSE_ERROR_PREFIX = Buffer.from('data: {"error"')
 const CANCELLED = new Error('request cancelled by the gateway')
 
-export class Attempt implements Dispatcher.DispatchHandler {
+export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   readonly call: ProxyCall
   readonly target: Target
   readonly startedAt: number
@@ -35,6 +36,10 @@ export class Attempt implements Dispatcher.DispatchHandler {
   /** The member was told how this attempt ended (exactly once). */
   #settled: boolean
   #cancelled: boolean
+  /** When it started waiting in the upstream's admission queue (performance.now() ms); 0 = not waiting. */
+  queuedAt: number
+  /** Holds one of the upstream's admission slots (handed to undici, not finished). */
+  #slot: boolean
 
   constructor(call: ProxyCall, target: Target, now: number) {
     this.call = call
@@ -48,6 +53,31 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.#heldError = null
     this.#settled = false
     this.#cancelled = false
+    this.queuedAt = 0
+    this.#slot = false
+  }
+
+  /** Waiter: a cancelled attempt no longer wants a slot. */
+  get gaveUp(): boolean {
+    return this.#cancelled
+  }
+
+  /** Waiter: a slot came free; the call sends the attempt now. */
+  admitted(): void {
+    this.queuedAt = 0
+    this.call.send(this)
+  }
+
+  /** The attempt was handed to undici holding a slot (released when undici is done with it). */
+  sent(): void {
+    this.#slot = true
+  }
+
+  /** Gives the slot back once undici is done with the request, whatever the outcome. */
+  #releaseSlot(): void {
+    if (!this.#slot) return
+    this.#slot = false
+    this.target.dispatcher.admission.release()
   }
 
   /** When its first byte went to the client (performance.now() ms); 0 until it won. */
@@ -93,6 +123,12 @@ export class Attempt implements Dispatcher.DispatchHandler {
    */
   abandon(): void {
     this.#cancelled = true
+    if (this.queuedAt !== 0) {
+      // Still waiting for a slot: leave the queue; nothing was sent.
+      this.queuedAt = 0
+      this.target.dispatcher.admission.left()
+      return
+    }
     this.#controller?.abort(CANCELLED)
   }
 
@@ -146,6 +182,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.#releaseSlot()
     const call = this.call
     if (this.#cancelled || !call.isLive(this)) return
     if (this.#heldHeaders !== null) {
@@ -162,6 +199,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.#releaseSlot()
     if (this.#cancelled || !this.call.isLive(this)) return
     this.call.fail(this, err)
   }

@@ -16,6 +16,7 @@
 import type { ServerResponse } from 'node:http'
 import type { SemanticResult } from '../cache/index.ts'
 import { GatewayError } from '../errors.ts'
+import { ROUTE_HEADER } from '../routing/route-request.ts'
 import type { FailureKind } from '../routing/config.ts'
 import { Attempt, type HeldError } from './attempt.ts'
 import type { CallContext, CallRequest, Target, UpstreamHeaders } from './context.ts'
@@ -60,7 +61,7 @@ export class ProxyCall {
     this.ctx = ctx
     this.res = res
     this.request = request
-    this.#planner = new AttemptPlanner(ctx.router, request.resolution, request.affinityKey, request.excluded)
+    this.#planner = new AttemptPlanner(ctx.router, request.resolution, request.affinityKey, request.excluded, request.route ?? null)
     this.#outcome = new CallOutcome()
     this.#deadlineAt = 0
     this.#live = []
@@ -99,9 +100,36 @@ export class ProxyCall {
     this.ctx.inflight.add(this)
     this.ctx.track(1)
     const now = performance.now()
-    const target = this.#planner.first(now)
-    if (target === null) {
+    // Admission from saturation (inference-aware only): go now, wait for room, or shed.
+    const router = this.ctx.router
+    const route = this.request.route ?? null
+    const verdict = router.admit(this.request.resolution, route, now)
+    if (verdict === 'admit') this.#begin(now)
+    else if (verdict === 'shed') this.#shed(now)
+    else router.hold(this.request.resolution, (admitted) => this.#holdEnded(admitted), route)
+  }
+
+  #holdEnded(admitted: boolean): void {
+    if (this.#finished) return
+    const now = performance.now()
+    if (admitted) this.#begin(now)
+    else this.#shed(now)
+  }
+
+  #shed(now: number): void {
+    const retryAfter = this.request.resolution.group.admission?.config.retryAfterSeconds ?? 1
+    this.#respondError(new GatewayError('GW_ERR_UPSTREAMS_SATURATED', this.request.model, { retryAfter }), now)
+  }
+
+  #begin(now: number): void {
+    const picked = this.#planner.first(now)
+    if (picked === null) {
       this.#respondError(new GatewayError('GW_ERR_NO_HEALTHY_UPSTREAM', this.request.model, { retryAfter: 1 }), now)
+      return
+    }
+    const target = this.#withRoom(picked, now)
+    if (target === null) {
+      this.#respondError(new GatewayError('GW_ERR_UPSTREAM_OVERLOADED', this.request.model, { retryAfter: 1 }), now)
       return
     }
     this.#dispatch(target, now)
@@ -134,6 +162,18 @@ export class ProxyCall {
     )
   }
 
+  /**
+   * `target`, or another member when its connections are all busy and its queue is full (Envoy's
+   * max_pending_requests overflow); null when no member has room.
+   */
+  #withRoom(target: Target | null, now: number): Target | null {
+    while (target !== null && target.dispatcher.admission.full) {
+      this.ctx.metrics.countQueueRejected(target.upstreamName, 'full')
+      target = this.#planner.instead(target, now)
+    }
+    return target
+  }
+
   #dispatch(target: Target, now: number): void {
     this.#planner.dispatched(target)
     const upstream = target.dispatcher
@@ -143,6 +183,16 @@ export class ProxyCall {
     this.#live.push(attempt)
     target.onStart(now)
     this.ctx.observeConcurrency(target)
+    // Beyond the pool's connections the attempt waits here, bounded and with a deadline, never in undici.
+    if (upstream.admission.admit(attempt) === 'now') this.send(attempt)
+    else attempt.queuedAt = now
+  }
+
+  /** Hands an attempt that holds an admission slot to its upstream's pool. */
+  send(attempt: Attempt): void {
+    const upstream = attempt.target.dispatcher
+    const request = this.request
+    attempt.sent()
     upstream.pool.dispatch(
       {
         path: upstream.basePath + request.endpoint.path,
@@ -167,7 +217,7 @@ export class ProxyCall {
   /** After a failed attempt, when nothing reached the client: another one, if the planner finds one. */
   #failover(kind: FailureKind, now: number): boolean {
     if (this.#finished || this.#winner !== null) return false
-    const target = this.#planner.retry(kind, now, this.#deadlineAt)
+    const target = this.#withRoom(this.#planner.retry(kind, now, this.#deadlineAt), now)
     if (target === null) return false
     this.ctx.metrics.countRetry(target.upstreamName, kind)
     this.#dispatch(target, now)
@@ -179,7 +229,7 @@ export class ProxyCall {
     this.#hedgeTimer = null
     if (this.#finished || this.#winner !== null || this.#live.length !== 1) return
     const now = performance.now()
-    const target = this.#planner.hedge(now)
+    const target = this.#withRoom(this.#planner.hedge(now), now)
     if (target === null) return
     this.ctx.metrics.countHedge('sent')
     this.#dispatch(target, now)
@@ -253,6 +303,8 @@ export class ProxyCall {
     const res = this.res
     if (res.destroyed) return
     const out = responseHeaders(headers, attempt.sse, attempt.target.upstreamName)
+    const explanation = this.request.route?.explanation ?? null
+    if (explanation !== null) out.push(ROUTE_HEADER, explanation)
     if (this.ctx.serverTiming) {
       const upstreamMs = now - attempt.startedAt
       out.push('server-timing', serverTiming(now - this.request.startedAt - upstreamMs, upstreamMs))
@@ -316,8 +368,10 @@ export class ProxyCall {
 
   /** Ends a response that already started: SSE gets an error event, anything else a cut connection. */
   #breakResponse(err: GatewayError): void {
-    this.#outcome.status = err.status
     const res = this.res
+    // The client already has its status (a 200): that is what it saw; the failure counts apart.
+    if (res.headersSent) this.#outcome.broken = err.code
+    else this.#outcome.status = err.status
     if (res.destroyed) return
     if (this.#winner?.sse === true && res.headersSent) res.end(sseErrorEvent(err))
     else res.destroy(err)
@@ -355,6 +409,26 @@ export class ProxyCall {
       if (now - attempt.startedAt < limit) continue
       this.fail(attempt, Object.assign(new Error(`no first event within ${limit} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' }))
       attempt.abandon()
+      return
+    }
+  }
+
+  /**
+   * An attempt that waited longer than its upstream's `pool.queueTimeoutMs` for a connection: it
+   * leaves the queue and the call moves to a member with room, or answers 503 with Retry-After.
+   */
+  checkQueue(now: number): void {
+    for (const attempt of this.#live) {
+      if (attempt.queuedAt === 0) continue
+      const upstream = attempt.target.dispatcher
+      if (now - attempt.queuedAt < upstream.admission.queueTimeoutMs) continue
+      this.ctx.metrics.countQueueRejected(attempt.target.upstreamName, 'timeout')
+      attempt.cancel(now)
+      this.#drop(attempt)
+      if (this.#live.length > 0) return // a hedge is still running
+      const next = this.#withRoom(this.#planner.instead(attempt.target, now), now)
+      if (next !== null) this.#dispatch(next, now)
+      else this.#respondError(new GatewayError('GW_ERR_UPSTREAM_OVERLOADED', this.request.model, { retryAfter: 1 }), now)
       return
     }
   }

@@ -5,30 +5,31 @@
  * authenticator, the serialized /v1/models body. A config reload builds a new snapshot and swaps
  * the reference; in-flight calls keep the one they started on.
  */
-import { Authenticator } from '../auth/authenticator.ts'
+import { Authenticator, type Principal } from '../auth/authenticator.ts'
 import type { ApiKeyConfig } from '../auth/config.ts'
 import type { Limiter, Tenancy } from '../limits/index.ts'
 import type { GatewayConfig } from '../config/schema.ts'
-import type { CallContext } from '../proxy/context.ts'
 import { bindDnsDiscovery, type DnsBinding } from '../routing/dns-binding.ts'
 import { ActiveHealthChecker } from '../routing/health-checker.ts'
 import { Member } from '../routing/member.ts'
+import { PodMetricsScraper } from '../routing/pod-metrics-scraper.ts'
 import { Router, type Resolution } from '../routing/router.ts'
 import { PoolSizer } from '../upstream/pool-sizer.ts'
 import { Upstream } from '../upstream/upstream.ts'
 import type { Logger } from '../telemetry/logger.ts'
 
-export interface SnapshotDeps {
+/** `C` is what the request path builds once per snapshot (its call context); the snapshot only holds it. */
+export interface SnapshotDeps<C> {
   env: NodeJS.ProcessEnv
   logger: Logger
-  buildContext(snapshot: RuntimeSnapshot): CallContext
+  buildContext(snapshot: RuntimeSnapshot<C>): C
   /** The limit store and usage ledger, shared by every snapshot. */
   tenancy: Tenancy
   /** The keys of `auth.keysFile` as last loaded. */
   fileKeys: readonly ApiKeyConfig[]
 }
 
-export class RuntimeSnapshot {
+export class RuntimeSnapshot<C = unknown> {
   readonly config: GatewayConfig
   readonly router: Router<Upstream>
   readonly auth: Authenticator
@@ -39,23 +40,30 @@ export class RuntimeSnapshot {
   /** `GET /v1/models`: configured models and aliases, plus what `"*"` upstreams list (after warm-up). */
   modelsBody: string
   modelIds: ReadonlySet<string>
-  readonly ctx: CallContext
+  /** `GET /v1/models` for keys limited to some models, built on first use per key. */
+  private modelsBodies: WeakMap<Principal, string>
+  private modelsCreated: number
+  readonly ctx: C
   private readonly logger: Logger
   private readonly health: ActiveHealthChecker<Upstream> | null
+  /** Reads vLLM's queue and KV gauges from every member (inference-aware balancer only). */
+  private readonly podMetrics: PodMetricsScraper<Upstream> | null
   /** Opens connections ahead of demand; fed by the request path's `member.onStart`. */
   readonly sizer: PoolSizer
-  private readonly dns: DnsBinding
+  /** Null until start(): discovery resolves names, which is I/O. */
+  private dns: DnsBinding | null
   private closed: boolean
   /** Calls running on this snapshot (started, not finished). */
   private active: number
   private idle: (() => void) | null
 
-  constructor(config: GatewayConfig, deps: SnapshotDeps) {
+  constructor(config: GatewayConfig, deps: SnapshotDeps<C>) {
     this.config = config
     this.logger = deps.logger
     this.closed = false
     this.active = 0
     this.idle = null
+    this.dns = null
     this.auth = new Authenticator(config.auth, deps.fileKeys)
     this.limits = deps.tenancy.limiter(config.limits)
     this.metered = this.auth.enabled || this.limits.enabled
@@ -67,6 +75,8 @@ export class RuntimeSnapshot {
     })
     this.modelIds = new Set()
     this.modelsBody = ''
+    this.modelsBodies = new WeakMap()
+    this.modelsCreated = 0
     this.setModels(this.router.models())
     this.sizer = new PoolSizer(() => this.router.members())
     this.ctx = deps.buildContext(this)
@@ -84,7 +94,21 @@ export class RuntimeSnapshot {
             onChange: (member, healthy) => this.logger.warn({ member: member.name, healthy }, healthy ? 'upstream member healthy again' : 'upstream member failed its health checks'),
           })
         : null
-    this.dns = bindDnsDiscovery(this.router, {
+    const ia = config.routing.inferenceAware
+    this.podMetrics =
+      config.routing.balancer === 'inference-aware' && ia.metrics.enabled
+        ? new PodMetricsScraper<Upstream>({
+            members: () => this.router.members(),
+            fetch: fetchMetrics(ia.metrics.path),
+            intervalMs: ia.metrics.intervalMs,
+            timeoutMs: ia.metrics.timeoutMs,
+            onRound: () => this.router.releaseHeld(performance.now()),
+          })
+        : null
+  }
+
+  private bindDns(): DnsBinding {
+    return bindDnsDiscovery(this.router, {
       onAdded: (m) => {
         this.logger.info({ member: m.name }, 'DNS discovery: member added')
         void m.dispatcher.warm().catch(() => 0)
@@ -102,7 +126,31 @@ export class RuntimeSnapshot {
     const sorted = [...new Set(ids)].sort()
     const created = Math.floor(Date.now() / 1000)
     this.modelIds = new Set(sorted)
+    this.modelsCreated = created
     this.modelsBody = JSON.stringify({ object: 'list', data: sorted.map((id) => ({ id, object: 'model', created, owned_by: 'velox' })) })
+    this.modelsBodies = new WeakMap()
+  }
+
+  /**
+   * Whether `principal` may see the model `id` here: the gateway serves it (listed, or routable
+   * through a `"*"` upstream for a key that names it) and the key may use it.
+   */
+  modelVisible(principal: Principal, id: string): boolean {
+    if (principal.models === null) return this.modelIds.has(id)
+    return principal.models.has(id) && (this.modelIds.has(id) || this.resolve(id) !== null)
+  }
+
+  /** `GET /v1/models` as `principal` sees it: every served model, or those its key may use. */
+  modelsBodyFor(principal: Principal): string {
+    if (principal.models === null) return this.modelsBody
+    let body = this.modelsBodies.get(principal)
+    if (body === undefined) {
+      const created = this.modelsCreated
+      const ids = [...principal.models].filter((id) => this.modelVisible(principal, id)).sort()
+      body = JSON.stringify({ object: 'list', data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'velox' })) })
+      this.modelsBodies.set(principal, body)
+    }
+    return body
   }
 
   /**
@@ -139,25 +187,43 @@ export class RuntimeSnapshot {
     return peers
   }
 
-  /** For /readyz: some request could be routed now. */
+  /**
+   * For /readyz: this region can serve a request with its own upstreams. Peers (other regions'
+   * gateways) are left out: two regions that both lost their inference would otherwise stay
+   * "ready" for each other. A gateway configured with peers only counts them.
+   */
   anyAvailable(): boolean {
-    return this.router.anyAvailable(performance.now())
+    const now = performance.now()
+    let local = false
+    for (const m of this.router.members()) {
+      if (m.dispatcher.config.peer) continue
+      local = true
+      if (m.available(now)) return true
+    }
+    return !local && this.router.anyAvailable(now)
   }
 
   /**
-   * First DNS resolution, then the configured warm connections on every pool, then active health
-   * checks. Resolves to how many members answered (or need no warm-up).
+   * Starts the background work: DNS discovery and its first resolution, then the configured warm
+   * connections on every pool, then pool sizing and active health checks. Resolves to how many
+   * members answered (or need no warm-up). Call once.
    */
-  async warm(): Promise<number> {
+  async start(): Promise<number> {
+    if (this.closed) return 0
+    this.dns = this.bindDns()
     await this.dns.ready
     const members = this.router.members()
-    const results = await Promise.all(members.map((m) => m.dispatcher.warm(this.config.routing.health.activePath).catch(() => 0)))
+    const results = await Promise.all(members.map((m) => m.dispatcher.warm(healthPath(m.dispatcher, this.config.routing.health.activePath)).catch(() => 0)))
     if (!this.closed) {
+      this.sizer.start()
       this.health?.start()
+      this.podMetrics?.start()
       this.limits.start()
     }
     await this.discoverWildcardModels()
-    return results.filter((n, i) => n > 0 || members[i]!.dispatcher.config.pool.warm === 0).length
+    // Readiness counts the region's own upstreams; peers only when there is nothing else.
+    const hasLocal = members.some((m) => !m.dispatcher.config.peer)
+    return results.filter((n, i) => (n > 0 || members[i]!.dispatcher.config.pool.warm === 0) && (!hasLocal || !members[i]!.dispatcher.config.peer)).length
   }
 
   track(delta: 1 | -1): void {
@@ -173,7 +239,9 @@ export class RuntimeSnapshot {
     this.closed = true
     this.sizer.stop()
     this.health?.stop()
-    this.dns.stop()
+    this.podMetrics?.stop()
+    this.router.endHolds(true)
+    this.dns?.stop()
     if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve))
     await this.close()
   }
@@ -183,25 +251,49 @@ export class RuntimeSnapshot {
     this.limits.close()
     this.sizer.stop()
     this.health?.stop()
-    this.dns.stop()
+    this.podMetrics?.stop()
+    this.router.endHolds(false)
+    this.dns?.stop()
     await Promise.all(this.router.members().map((m) => m.dispatcher.close().catch(() => m.dispatcher.destroy())))
   }
 }
 
+/** The path probed on an upstream: its own `healthPath`, `/readyz` for a peer, else the routing default. */
+function healthPath(upstream: Upstream, activePath: string): string {
+  return upstream.config.healthPath ?? (upstream.config.peer ? '/readyz' : activePath)
+}
+
 /**
- * An active health probe: GET the health path on the member's own pool. Any answer below 500
- * means the server is up (a hosted API without /health answers 404 and is still healthy); a
- * refused connection, a timeout or a 5xx (vLLM's engine is dead) is not.
+ * An active health probe: GET the health path on the member's own pool. On the default path any
+ * answer below 500 means the server is up (a hosted API without /health answers 404 and is still
+ * healthy); a refused connection, a timeout or a 5xx (vLLM's engine is dead) is not. A path
+ * named for the upstream (and a peer's `/readyz`) must answer 2xx: there a 404 is a wrong path
+ * and a 503 a region that is not ready.
  */
-function probeMember(path: string) {
+function probeMember(activePath: string) {
   return async (member: Member<Upstream>, signal: AbortSignal): Promise<boolean> => {
     const upstream = member.dispatcher
+    const strict = upstream.config.healthPath !== undefined || upstream.config.peer
     try {
-      const res = await upstream.pool.request({ path: upstream.basePath + path, method: 'GET', headers: upstream.baseHeaders as string[], signal })
+      const res = await upstream.pool.request({ path: upstream.basePath + healthPath(upstream, activePath), method: 'GET', headers: upstream.baseHeaders as string[], signal })
       await res.body.dump()
-      return res.statusCode < 500
+      return strict ? res.statusCode >= 200 && res.statusCode < 300 : res.statusCode < 500
     } catch {
       return false
     }
+  }
+}
+
+/** A pod metrics scrape: GET the metrics path on the member's own pool; peers are not inference pods. */
+function fetchMetrics(path: string) {
+  return async (member: Member<Upstream>, signal: AbortSignal): Promise<string> => {
+    const upstream = member.dispatcher
+    if (upstream.config.peer) throw new Error('a peer gateway is not an inference pod')
+    const res = await upstream.pool.request({ path: upstream.basePath + path, method: 'GET', headers: upstream.baseHeaders as string[], signal })
+    if (res.statusCode !== 200) {
+      await res.body.dump()
+      throw new Error(`HTTP ${res.statusCode}`)
+    }
+    return res.body.text()
   }
 }

@@ -50,6 +50,12 @@ export const ERRORS = Object.freeze({
   GW_ERR_HEADERS_TOO_LARGE: def('GW_ERR_HEADERS_TOO_LARGE', 431, 'invalid_request_error', 'Request headers are too large'),
   GW_ERR_REQUEST_TIMEOUT: def('GW_ERR_REQUEST_TIMEOUT', 408, 'invalid_request_error', 'The request was not received in time'),
   GW_ERR_SHUTTING_DOWN: def('GW_ERR_SHUTTING_DOWN', 503, 'server_error', 'The gateway is shutting down and stopped this response at its drain deadline; retry'),
+  GW_ERR_ADMIN_UNAUTHORIZED: def('GW_ERR_ADMIN_UNAUTHORIZED', 401, 'authentication_error', 'Missing or invalid admin token'),
+  GW_ERR_MEMBER_NOT_FOUND: def('GW_ERR_MEMBER_NOT_FOUND', 404, 'not_found_error', 'No routing member is named "%s"'),
+  GW_ERR_CACHE_DISABLED: def('GW_ERR_CACHE_DISABLED', 409, 'invalid_request_error', 'The response cache is off (cache.enabled: false)'),
+  GW_ERR_CACHE_PURGE_FAILED: def('GW_ERR_CACHE_PURGE_FAILED', 503, 'server_error', 'The shared cache tier could not be purged: %s'),
+  GW_ERR_RELOAD_REJECTED: def('GW_ERR_RELOAD_REJECTED', 422, 'invalid_request_error', 'The config reload was refused; the running config stays in force: %s'),
+  GW_ERR_PROFILE_BUSY: def('GW_ERR_PROFILE_BUSY', 409, 'invalid_request_error', 'A CPU profile is already being taken; try again when it ends'),
   GW_ERR_INTERNAL: def('GW_ERR_INTERNAL', 500, 'server_error', 'Internal gateway error'),
 })
 

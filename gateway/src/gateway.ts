@@ -67,8 +67,8 @@ export class Gateway {
       observeConcurrency: (target) => snapshot.sizer.observe(target),
       shuttingDown: () => this.shuttingDown,
       onUpstreamFailure: (call, target, failure) => {
-        this.metrics.countUpstreamError(target.name, failure.code)
-        this.logger.warn({ upstream: target.name, code: failure.code, detail: failure.detail, attempt: call.attempts, model: call.model }, 'upstream failure')
+        this.metrics.countUpstreamError(target.upstreamName, failure.code)
+        this.logger.warn({ upstream: target.upstreamName, member: target.name, code: failure.code, detail: failure.detail, attempt: call.attempts, model: call.model }, 'upstream failure')
       },
     }
   }

@@ -12,7 +12,8 @@ import { runPrimary } from './cluster/primary.ts'
 import { ConfigError, loadConfig, parseConfig } from './config/load.ts'
 import { watchConfigFile } from './config/watch.ts'
 import type { GatewayConfig } from './config/schema.ts'
-import { buildServer } from './server.ts'
+import { buildAdminServer } from './admin/server.ts'
+import { buildServer, metricsText } from './server.ts'
 import { createLogger, flushLogger, type Logger } from './telemetry/logger.ts'
 
 async function main(): Promise<void> {
@@ -66,9 +67,26 @@ async function main(): Promise<void> {
   const port = typeof address === 'object' && address !== null ? address.port : config.server.port
   logger.info({ host: config.server.host, port, upstreams: config.upstreams.map((u) => u.name) }, 'velox gateway listening')
 
+  const reloadFromSource = () => app.velox.reload(() => withSimulator(loadConfig(file)))
   const reload = (why: string): void => {
     logger.info({ why, file }, 'reloading config')
-    void app.velox.reload(() => withSimulator(loadConfig(file)))
+    void reloadFromSource()
+  }
+
+  let admin: Awaited<ReturnType<typeof buildAdminServer>> | null = null
+  if (config.admin.port !== undefined) {
+    const tokenEnv = config.admin.tokenEnv
+    const token = tokenEnv !== undefined ? process.env[tokenEnv] : undefined
+    if (tokenEnv !== undefined && (token === undefined || token === '')) {
+      logger.fatal({ tokenEnv }, `admin.tokenEnv: ${tokenEnv} is not set; refusing to start an unguarded admin listener`)
+      flushLogger(logger)
+      process.exit(78)
+    }
+    admin = buildAdminServer(app.velox, { token: token ?? null, reload: reloadFromSource, metricsText: () => metricsText(app.velox.metrics), logger })
+    const adminListen: FastifyListenOptions & { reusePort?: boolean } = { host: config.admin.host, port: config.admin.port, reusePort: cluster.isWorker }
+    await admin.listen(adminListen)
+    const a = admin.server.address()
+    logger.info({ host: config.admin.host, port: typeof a === 'object' && a !== null ? a.port : config.admin.port, token: token !== undefined }, 'admin listener up')
   }
   process.on('SIGHUP', () => reload('SIGHUP'))
   const watcher = file !== null ? watchConfigFile(file, () => reload('file changed')) : null
@@ -93,6 +111,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 50)) // let the final error events flush
     }
     app.server.closeAllConnections()
+    await admin?.close()
     await app.close()
     if (closeSimulator) await closeSimulator()
     logger.info('stopped')

@@ -144,11 +144,17 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     new AggregatorRegistry()
     AggregatorRegistry.setRegistries([metrics.registry])
   }
-  app.get('/metrics', async (_request, reply) => {
-    const body = cluster.isWorker ? await clusterMetrics() : await metrics.registry.metrics()
-    return reply.type(metrics.registry.contentType).send(body)
-  })
+  // Operator surfaces live on the admin listener; the main port keeps /metrics only for local
+  // use, while neither an admin listener nor client auth is configured.
+  if (config.admin.port === undefined && config.auth.keys.length === 0) {
+    app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metricsText(metrics)))
+  }
   return app
+}
+
+/** The Prometheus exposition: this process's registry, or in a cluster worker every worker's, summed. */
+export function metricsText(metrics: GatewayMetrics): Promise<string> {
+  return cluster.isWorker ? clusterMetrics() : metrics.registry.metrics()
 }
 
 function proxy(gateway: Gateway, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {

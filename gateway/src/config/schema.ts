@@ -7,9 +7,11 @@
  * instead of being silently ignored.
  */
 import { z } from 'zod'
+import { AdminSchema } from '../admin/config.ts'
 import { AuthSchema } from '../auth/config.ts'
 import { CacheConfigSchema } from '../cache/config.ts'
 import { RoutingConfigSchema, UpstreamDiscoverySchema, routingIssues } from '../routing/config.ts'
+import { TelemetrySchema } from '../telemetry/config.ts'
 
 const positiveInt = z.number().int().positive()
 const nonNegativeInt = z.number().int().nonnegative()
@@ -140,6 +142,8 @@ export const GatewayConfigSchema = z
     cache: CacheConfigSchema.prefault({}),
     auth: AuthSchema.prefault({}),
     simulator: SimulatorSchema.prefault({}),
+    admin: AdminSchema.prefault({}),
+    telemetry: TelemetrySchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {
     const seen = new Set<string>()

@@ -51,7 +51,7 @@ export class GatewayMetrics {
   private readonly models = new Set<string>()
   readonly retries: Counter<'upstream' | 'kind'>
   readonly hedges: Counter<'outcome'>
-  readonly memberState: Gauge<'member' | 'upstream' | 'metric'>
+  readonly memberGauges: readonly Gauge<'member' | 'upstream'>[]
   private memberSource: (() => readonly MemberView[]) | null = null
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
@@ -95,7 +95,7 @@ export class GatewayMetrics {
     }))
     this.upstreamErrors = new Counter({
       name: 'velox_upstream_errors_total',
-      help: 'Upstream transport failures and timeouts, by gateway error code',
+      help: 'Upstream transport failures and timeouts, by upstream (never the member: DNS discovery makes those unbounded) and gateway error code',
       labelNames: ['upstream', 'code'],
       registers: [registry],
     })
@@ -139,25 +139,27 @@ export class GatewayMetrics {
       labelNames: ['outcome'],
       registers: [registry],
     })
-    this.memberState = new Gauge({
-      name: 'velox_upstream_member',
-      help: 'Per routing member: healthy (active checks, 1/0), breaker (0 closed, 1 open, 2 half-open), ewma_seconds (peak-EWMA time to first byte), outstanding, failures and ejections (counts since the snapshot was built)',
-      labelNames: ['member', 'upstream', 'metric'],
-      registers: [registry],
-      collect() {
-        this.reset()
-        const now = performance.now()
-        for (const m of self.memberSource?.() ?? []) {
-          const labels = { member: m.name, upstream: m.upstreamName }
-          this.set({ ...labels, metric: 'healthy' }, m.healthy ? 1 : 0)
-          this.set({ ...labels, metric: 'breaker' }, m.breaker.state)
-          this.set({ ...labels, metric: 'ewma_seconds' }, m.ewma.get(now) / 1000)
-          this.set({ ...labels, metric: 'outstanding' }, m.outstanding)
-          this.set({ ...labels, metric: 'failures' }, m.failed)
-          this.set({ ...labels, metric: 'ejections' }, m.breaker.ejections)
-        }
-      },
-    })
+    // One gauge per quantity (units never mix behind one name), all read at scrape time.
+    const memberGauge = (name: string, help: string, read: (m: MemberView, now: number) => number): Gauge<'member' | 'upstream'> =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['member', 'upstream'],
+        registers: [registry],
+        collect() {
+          this.reset()
+          const now = performance.now()
+          for (const m of self.memberSource?.() ?? []) this.set({ member: m.name, upstream: m.upstreamName }, read(m, now))
+        },
+      })
+    this.memberGauges = [
+      memberGauge('velox_upstream_member_healthy', 'Per routing member: 1 while active health checks pass, else 0', (m) => (m.healthy ? 1 : 0)),
+      memberGauge('velox_upstream_member_breaker_state', 'Per routing member: breaker state, 0 closed, 1 open (ejected), 2 half-open', (m) => m.breaker.state),
+      memberGauge('velox_upstream_member_ewma_seconds', 'Per routing member: peak-EWMA time to first byte', (m, now) => m.ewma.get(now) / 1000),
+      memberGauge('velox_upstream_member_outstanding', 'Per routing member: attempts in flight', (m) => m.outstanding),
+      memberGauge('velox_upstream_member_failures', 'Per routing member: failed attempts since the routing snapshot was built', (m) => m.failed),
+      memberGauge('velox_upstream_member_ejections', 'Per routing member: consecutive ejections since the doubling last reset', (m) => m.breaker.ejections),
+    ]
   }
 
   setMemberSource(source: (() => readonly MemberView[]) | null): void {

@@ -51,6 +51,7 @@ export class Gateway {
     this.shuttingDown = false
     this.snapshot = new RuntimeSnapshot(config, { env, logger, buildContext: (s) => this.buildContext(s) })
     metrics.setMemberSource(() => this.snapshot.router.members())
+    metrics.setConfiguredModels(() => this.snapshot.modelIds)
     this.warmed = this.warm()
     // Total deadlines are enforced by one coarse sweep instead of a timer per request.
     this.sweeper = setInterval(() => this.sweep(), 100)
@@ -118,6 +119,7 @@ export class Gateway {
     const old = this.snapshot
     this.snapshot = next
     this.generation++
+    this.metrics.setConfiguredModels(() => next.modelIds)
     this.metrics.configGeneration.set(this.generation)
     this.metrics.configReloads.inc({ result: 'applied' })
     this.logger.info({ generation: this.generation, members: next.router.members().length, answered }, 'config reloaded')

@@ -9,6 +9,27 @@ import { FastCounter, FastHistogram, type CounterCell, type HistogramCell } from
 const ADDED_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 0.05]
 const UPSTREAM_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 
+/** OpenTelemetry GenAI semantic-convention bucket advice, with finer steps below 10 ms for fast models. */
+const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+const TPOT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5]
+const TOKENS_PER_SECOND_BUCKETS = [1, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000, 2000]
+
+/** gen_ai.operation.name per endpoint (OpenTelemetry GenAI conventions). */
+export const GEN_AI_OPERATION: Readonly<Record<string, string>> = Object.freeze({
+  'chat.completions': 'chat',
+  completions: 'text_completion',
+  embeddings: 'embeddings',
+  responses: 'chat',
+  messages: 'chat',
+})
+
+/** The per-model generation histograms of one (operation, model): resolved once, kept. */
+export interface GenerationCells {
+  readonly ttft: HistogramCell
+  readonly tpot: HistogramCell
+  readonly tokensPerSecond: HistogramCell
+}
+
 /** Distinct model label values kept before new ones are folded into `other` (wildcard upstreams). */
 const MAX_MODEL_LABELS = 256
 
@@ -52,6 +73,14 @@ export class GatewayMetrics {
   readonly retries: Counter<'upstream' | 'kind'>
   readonly hedges: Counter<'outcome'>
   readonly memberGauges: readonly Gauge<'member' | 'upstream'>[]
+  readonly timeToFirstToken: FastHistogram
+  readonly timePerOutputToken: FastHistogram
+  readonly outputTokensPerSecond: FastHistogram
+  readonly usageTokens: FastCounter
+  /** Models served (configured names, aliases, what `"*"` upstreams listed at warm-up): the only values the per-model GenAI histograms carry. */
+  private configuredModels: () => ReadonlySet<string> = () => new Set()
+  private readonly generationCells = new Map<string, Map<string, GenerationCells>>()
+  private readonly usageCells = new Map<string, Map<string, { prompt: CounterCell; completion: CounterCell }>>()
   private memberSource: (() => readonly MemberView[]) | null = null
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
@@ -87,6 +116,29 @@ export class GatewayMetrics {
       help: 'Whole request duration as seen by the gateway, streams included',
       labelNames: ['route'],
       buckets: UPSTREAM_BUCKETS,
+    }))
+    this.timeToFirstToken = fast(new FastHistogram({
+      name: 'gen_ai_server_time_to_first_token_seconds',
+      help: 'OpenTelemetry gen_ai.server.time_to_first_token: request received to the first streamed token sent, for successful streams',
+      labelNames: ['gen_ai_operation_name', 'gen_ai_request_model'],
+      buckets: TTFT_BUCKETS,
+    }))
+    this.timePerOutputToken = fast(new FastHistogram({
+      name: 'gen_ai_server_time_per_output_token_seconds',
+      help: 'OpenTelemetry gen_ai.server.time_per_output_token: time between output tokens after the first (inter-token latency), for successful streams with usage',
+      labelNames: ['gen_ai_operation_name', 'gen_ai_request_model'],
+      buckets: TPOT_BUCKETS,
+    }))
+    this.outputTokensPerSecond = fast(new FastHistogram({
+      name: 'velox_output_tokens_per_second',
+      help: 'Output tokens per second of one successful stream after its first token',
+      labelNames: ['gen_ai_operation_name', 'gen_ai_request_model'],
+      buckets: TOKENS_PER_SECOND_BUCKETS,
+    }))
+    this.usageTokens = fast(new FastCounter({
+      name: 'velox_usage_tokens_total',
+      help: 'Tokens used per tenant and API key name (both from the config, so bounded), by kind',
+      labelNames: ['tenant', 'key', 'kind'],
     }))
     this.tokens = fast(new FastCounter({
       name: 'velox_tokens_total',
@@ -218,6 +270,55 @@ export class GatewayMetrics {
       const m = this.modelLabel(model)
       cells = { prompt: this.tokens.cell(m, 'prompt'), completion: this.tokens.cell(m, 'completion') }
       this.tokenCells.set(model, cells)
+    }
+    if (prompt > 0) cells.prompt.inc(prompt)
+    if (completion > 0) cells.completion.inc(completion)
+  }
+
+  /** The served models (set at boot and every reload): per-model GenAI histograms carry only these, others are `other`. */
+  setConfiguredModels(models: () => ReadonlySet<string>): void {
+    this.configuredModels = models
+    this.generationCells.clear()
+  }
+
+  /** The generation histograms for (operation, public model); cache the result per call site if hot. */
+  generation(operation: string, model: string): GenerationCells {
+    let byModel = this.generationCells.get(operation)
+    if (byModel === undefined) this.generationCells.set(operation, (byModel = new Map()))
+    let cells = byModel.get(model)
+    if (cells === undefined) {
+      const label = this.configuredModels().has(model) ? model : 'other'
+      cells = {
+        ttft: this.timeToFirstToken.cell(operation, label),
+        tpot: this.timePerOutputToken.cell(operation, label),
+        tokensPerSecond: this.outputTokensPerSecond.cell(operation, label),
+      }
+      byModel.set(model, cells)
+    }
+    return cells
+  }
+
+  /**
+   * One finished stream: time to first token, and when the output token count is known, the
+   * time per output token after the first and the stream's tokens per second.
+   */
+  observeGeneration(operation: string, model: string, ttftSeconds: number, afterFirstSeconds: number, outputTokens: number): void {
+    const cells = this.generation(operation, model)
+    cells.ttft.observe(ttftSeconds)
+    if (outputTokens > 1 && afterFirstSeconds > 0) {
+      cells.tpot.observe(afterFirstSeconds / (outputTokens - 1))
+      cells.tokensPerSecond.observe((outputTokens - 1) / afterFirstSeconds)
+    }
+  }
+
+  /** Usage per tenant and key name: both come from the config (auth keys), never from the client. */
+  countUsage(tenant: string, key: string, prompt: number, completion: number): void {
+    let byKey = this.usageCells.get(tenant)
+    if (byKey === undefined) this.usageCells.set(tenant, (byKey = new Map()))
+    let cells = byKey.get(key)
+    if (cells === undefined) {
+      cells = { prompt: this.usageTokens.cell(tenant, key, 'prompt'), completion: this.usageTokens.cell(tenant, key, 'completion') }
+      byKey.set(key, cells)
     }
     if (prompt > 0) cells.prompt.inc(prompt)
     if (completion > 0) cells.completion.inc(completion)

@@ -10,6 +10,7 @@ import {
   CACHE_NODE_TYPES, GATEWAY_INSTANCE_TYPES, INFERENCE_INSTANCE_TYPES,
   gatewayInstanceProblem, inferenceInstanceProblem, instanceType, platformOf,
 } from './instance-types.ts'
+import { DEFAULT_KUBERNETES_VERSION, eksVersionProblem } from './eks-versions.ts'
 
 /** Pulumi passes every config value as a string; structured ones are JSON text. */
 function decoded<T extends z.ZodType>(schema: T) {
@@ -86,7 +87,7 @@ const StackConfigSchema = z.strictObject({
     privateSubnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/)).min(2),
     publicSubnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/)).min(2),
   })).optional(),
-  kubernetesVersion: z.string().regex(/^1\.\d{2}$/, 'a minor version such as 1.33'),
+  kubernetesVersion: z.string().regex(/^1\.\d{2}$/, `a minor version such as ${DEFAULT_KUBERNETES_VERSION}`),
   /** CIDRs allowed to reach the public Kubernetes API endpoint (CI runners, VPN); [] = private only. */
   clusterEndpointPublicCidrs: decoded(z.array(cidr).refine((l) => !l.includes('0.0.0.0/0'), 'must not include 0.0.0.0/0')),
   /** Client CIDRs allowed on the load balancer listener. */
@@ -117,7 +118,7 @@ export const STAGE_DEFAULTS: Readonly<Record<Stage, Record<string, unknown>>> = 
     healthCheckIntervalSeconds: 30, healthCheckFailureThreshold: 3,
     fallbackUpstreams: [],
     vpc: { cidr: '10.40.0.0/16', azCount: 2, natGateways: 'single' },
-    kubernetesVersion: '1.33', clusterEndpointPublicCidrs: [], loadBalancerSourceRanges: ['0.0.0.0/0'],
+    kubernetesVersion: DEFAULT_KUBERNETES_VERSION, clusterEndpointPublicCidrs: [], loadBalancerSourceRanges: ['0.0.0.0/0'],
     busyPollMicros: 0, tags: {},
   },
   staging: {
@@ -171,9 +172,10 @@ export class StackConfigError extends Error {
 
 /**
  * Validates the raw config of one stack. `raw` holds Pulumi's `project:key` strings
- * (`velox:gatewayInstanceType`, `aws:region`); keys of other namespaces are ignored.
+ * (`velox:gatewayInstanceType`, `aws:region`); keys of other namespaces are ignored. `today`
+ * (ISO date) decides whether the cluster version is still in EKS standard support.
  */
-export function parseStackConfig(stack: string, raw: Readonly<Record<string, string>>): StackConfig {
+export function parseStackConfig(stack: string, raw: Readonly<Record<string, string>>, today: string = new Date().toISOString().slice(0, 10)): StackConfig {
   const id = parseStackName(stack)
   const user: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(raw)) if (k.startsWith('velox:')) user[k.slice('velox:'.length)] = v
@@ -210,6 +212,8 @@ export function parseStackConfig(stack: string, raw: Readonly<Record<string, str
   for (const [i, url] of c.fallbackUpstreams.entries()) {
     if (new URL(url).hostname === c.domain) problems.push(`velox:fallbackUpstreams.${i}: "${url}" is the latency-routed name, which resolves back to this region; use a peer's regional name such as https://<region>.${c.domain}`)
   }
+  const versionProblem = eksVersionProblem(c.kubernetesVersion, today)
+  if (versionProblem) problems.push(`velox:kubernetesVersion: ${versionProblem}`)
   if (c.existingVpc && user['vpc'] !== undefined) problems.push('velox:vpc: set either velox:vpc (new VPC) or velox:existingVpc, not both')
   if (problems.length > 0) throw new StackConfigError(stack, problems)
 

@@ -1,8 +1,9 @@
 /**
  * CrossGuard policies for the Velox stacks, typed against @pulumi/policy. They only read a
  * resource's type, URN (for the stack's stage) and props, so tests call them directly with the
- * inputs the program declares under mocks. index.ts wraps them in a PolicyPack for
- * `pulumi preview --policy-pack infra/policy`.
+ * inputs the program declares under mocks. index.js wraps them in a PolicyPack for
+ * `pulumi preview --policy-pack infra/policy` (test/infra/policy-runner.test.ts runs it under
+ * Pulumi's own policy runner).
  */
 import type { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy } from '@pulumi/policy'
 import { instanceType } from '../lib/instance-types.ts'

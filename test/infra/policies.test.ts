@@ -76,7 +76,3 @@ test('no public SSH and IMDSv2 on launch templates', () => {
   assert.equal(checkResource({ type: lt, props: {}, urn: urn('dev-us-east-1', lt), name: 'r' }).length, 1)
 })
 
-test('the policy pack entry loads with @pulumi/policy installed', async () => {
-  const policy = await import('@pulumi/policy')
-  assert.equal(typeof policy.PolicyPack, 'function')
-})

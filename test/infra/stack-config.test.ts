@@ -2,6 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { parseStackConfig, StackConfigError } from '../../infra/lib/stack-config.ts'
 import { parseStackName } from '../../infra/lib/naming.ts'
+import { DEFAULT_KUBERNETES_VERSION, eksVersion, eksVersionProblem } from '../../infra/lib/eks-versions.ts'
 import { readStackConfig, shippedStacks } from '../../infra/tools/stack-files.ts'
 
 const base = (): Record<string, string> => ({
@@ -95,4 +96,16 @@ test('numbers, enums and lists are checked with the key in the message', () => {
   assert.match(problems('dev-us-east-1', { ...base(), 'velox:clusterEndpointPublicCidrs': '["0.0.0.0/0"]' })[0]!, /^velox:clusterEndpointPublicCidrs: must not include 0.0.0.0\/0/)
   assert.match(problems('dev-us-east-1', { ...base(), 'velox:fallbackUpstreams': '["https://api.dev.example.com"]' })[0]!, /^velox:fallbackUpstreams.0: .*resolves back to this region/)
   assert.match(problems('dev-us-east-1', { ...base(), 'velox:gatewayReplicas': '{"min":1,"max":5}' })[0]!, /^velox:gatewayReplicas.max: 5 exceeds velox:gatewayNodes.max 2/)
+})
+
+test('cluster version: the default is in EKS standard support through 2026; unknown and lapsed versions are refused', () => {
+  const c = parseStackConfig('dev-us-east-1', base(), '2026-12-31')
+  const v = eksVersion(c.kubernetesVersion)!
+  assert.ok(v.endOfStandardSupport >= '2026-12-31', `${v.version} ends standard support ${v.endOfStandardSupport}`)
+  assert.equal(c.kubernetesVersion, DEFAULT_KUBERNETES_VERSION)
+  for (const s of shippedStacks()) assert.equal(eksVersionProblem(parseStackConfig(s, readStackConfig(s), '2026-12-31').kubernetesVersion, '2026-12-31'), null, s)
+  assert.match(problems('dev-us-east-1', { ...base(), 'velox:kubernetesVersion': '1.33' })[0]!, /^velox:kubernetesVersion: EKS 1.33 left standard support on 2026-07-29.*use (1.34 or )?1.35$/)
+  assert.match(problems('dev-us-east-1', { ...base(), 'velox:kubernetesVersion': '1.99' })[0]!, /unknown EKS version "1.99"; known: 1.33, 1.34, 1.35/)
+  assert.equal(eksVersionProblem('1.34', '2026-12-02'), null, 'the last day still counts')
+  assert.match(eksVersionProblem('1.34', '2026-12-03') ?? '', /left standard support/)
 })

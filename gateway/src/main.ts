@@ -15,6 +15,8 @@ import type { GatewayConfig } from './config/schema.ts'
 import { buildAdminServer } from './admin/server.ts'
 import { buildServer, metricsText } from './server.ts'
 import { createLogger, flushLogger, type Logger } from './telemetry/logger.ts'
+import { startProfilePush } from './telemetry/profiling.ts'
+import { startTracing } from './telemetry/tracing.ts'
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false })
@@ -59,6 +61,8 @@ async function main(): Promise<void> {
     c.upstreams.length > 0 || simulatorUrl === null ? c : parseConfig({ ...c, upstreams: [{ name: 'simulator', url: simulatorUrl, models: ['*'] }] }, 'embedded defaults')
   config = withSimulator(config)
 
+  // Before the server is built: spans need the SDK registered; without an endpoint nothing loads.
+  const tracing = await startTracing(config.telemetry.tracing, logger)
   const app = await buildServer(config, { logger })
   // Cluster workers each bind the port with SO_REUSEPORT (fastify passes the option to net).
   const listenOptions: FastifyListenOptions & { reusePort?: boolean } = { host: config.server.host, port: config.server.port, reusePort: cluster.isWorker }
@@ -91,6 +95,13 @@ async function main(): Promise<void> {
   process.on('SIGHUP', () => reload('SIGHUP'))
   const watcher = file !== null ? watchConfigFile(file, () => reload('file changed')) : null
 
+  let profiler: Awaited<ReturnType<typeof startProfilePush>> = null
+  try {
+    profiler = await startProfilePush(config.telemetry.profiling, process.env, logger)
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'continuous profiling not started')
+  }
+
   let stopping = false
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) {
@@ -113,6 +124,8 @@ async function main(): Promise<void> {
     app.server.closeAllConnections()
     await admin?.close()
     await app.close()
+    await profiler?.stop()
+    await tracing?.shutdown().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'flushing spans failed'))
     if (closeSimulator) await closeSimulator()
     logger.info('stopped')
     flushLogger(logger)

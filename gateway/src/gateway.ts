@@ -139,7 +139,7 @@ export class Gateway {
     const now = performance.now()
     for (const call of this.inflight) {
       if (call.deadlineAt !== 0 && now >= call.deadlineAt) call.expire()
-      else if (call.winner === null) call.checkFirstByte(now)
+      else if (!call.committed) call.checkFirstByte(now)
     }
   }
 

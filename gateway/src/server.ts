@@ -4,16 +4,15 @@
  */
 import cluster from 'node:cluster'
 import { AggregatorRegistry } from 'prom-client'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { GatewayConfig } from './config/schema.ts'
 import { GatewayError } from './errors.ts'
-import { ResponseCache, type CachePlan, type CachedResponse } from './cache/index.ts'
+import { clientErrorHandler, toGatewayError } from './http-errors.ts'
+import { ResponseCache } from './cache/index.ts'
 import { clusterMetrics } from './cluster/messages.ts'
-import { ENDPOINTS, type Endpoint } from './proxy/endpoints.ts'
+import { ENDPOINTS } from './proxy/endpoints.ts'
 import { Gateway } from './gateway.ts'
-import { ProxyCall, type CallCache } from './proxy/call.ts'
-import { HOP_HEADER } from './upstream/upstream.ts'
-import { parseBody, rewriteModel } from './proxy/request-body.ts'
+import { proxy } from './proxy/pipeline.ts'
 import { GatewayMetrics } from './telemetry/metrics.ts'
 import { createLogger, type Logger } from './telemetry/logger.ts'
 
@@ -37,29 +36,6 @@ declare module 'fastify' {
 }
 
 const ROUTE_NAMES = new Map(ENDPOINTS.map((e) => [e.path, e.name]))
-
-/**
- * Requests Node cannot parse never reach a route: answer them in the OpenAI shape too, then close.
- */
-function clientErrorHandler(err: Error & { code?: string }, socket: import('node:net').Socket): void {
-  if (!socket.writable) {
-    socket.destroy()
-    return
-  }
-  const gwErr =
-    err.code === 'HPE_HEADER_OVERFLOW'
-      ? new GatewayError('GW_ERR_HEADERS_TOO_LARGE')
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? new GatewayError('GW_ERR_REQUEST_TIMEOUT')
-        : new GatewayError('GW_ERR_MALFORMED_REQUEST', err.code ?? err.message)
-  const body = gwErr.body()
-  socket.end(`HTTP/1.1 ${gwErr.status} ${STATUS_TEXT[gwErr.status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
-}
-
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
-
-/** Client headers passed upstream; everything else (credentials above all) stays behind. */
-const FORWARDED_REQUEST_HEADERS = ['x-request-id', 'openai-beta'] as const
 
 export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const logger = opts.logger ?? createLogger(config.log.level)
@@ -155,104 +131,4 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
 /** The Prometheus exposition: this process's registry, or in a cluster worker every worker's, summed. */
 export function metricsText(metrics: GatewayMetrics): Promise<string> {
   return cluster.isWorker ? clusterMetrics() : metrics.registry.metrics()
-}
-
-function proxy(gateway: Gateway, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
-  const raw = request.body as Buffer | undefined
-  if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
-  const snapshot = gateway.snapshot
-  const principal = snapshot.auth.authenticate(request.headers.authorization)
-  const parsed = parseBody(raw)
-  snapshot.auth.authorize(principal, parsed.model)
-  const resolution = snapshot.resolve(parsed.model)
-  if (resolution === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
-  const headers = request.headers
-
-  let callCache: CallCache | null = null
-  const cache = gateway.cache
-  if (cache !== null) {
-    const user = parsed.json.user
-    const plan = cache.plan({ tenant: principal.tenant, endUser: typeof user === 'string' ? user : null, endpoint: endpoint.name, model: resolution.model, body: parsed.json, headers })
-    callCache = { cache, plan, semantic: null, recorder: null }
-    const hit = cache.lookup(plan)
-    if (hit !== null) {
-      if (!(hit instanceof Promise)) return replayHit(gateway, cache, plan, hit, endpoint, parsed.model, reply)
-      // The shared tier answers within redis.commandTimeoutMs, or as a miss.
-      const onMiss = callCache
-      return hit.then((h) => {
-        if (h !== null) replayHit(gateway, cache, plan, h, endpoint, parsed.model, reply)
-        else forward(gateway, snapshot, endpoint, request, reply, parsed, resolution, raw, onMiss)
-      })
-    }
-  }
-  forward(gateway, snapshot, endpoint, request, reply, parsed, resolution, raw, callCache)
-}
-
-function forward(
-  gateway: Gateway,
-  snapshot: Gateway['snapshot'],
-  endpoint: Endpoint,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  parsed: ReturnType<typeof parseBody>,
-  resolution: NonNullable<ReturnType<Gateway['snapshot']['resolve']>>,
-  raw: Buffer,
-  callCache: CallCache | null,
-): void {
-  const headers = request.headers
-  const body = resolution.model === parsed.model ? raw : rewriteModel(parsed.json, resolution.model)
-  let extra: string[] | null = null
-  for (const name of FORWARDED_REQUEST_HEADERS) {
-    const value = headers[name]
-    if (typeof value === 'string') (extra ??= []).push(name, value)
-  }
-  // A request another gateway forwarded is served here or fails here: never bounced to a peer.
-  const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
-  reply.hijack()
-  const call = new ProxyCall(snapshot.ctx, reply.raw, endpoint, parsed.model, resolution, affinityKey(snapshot.config.routing.hashKey, headers, parsed.json), body, extra, request.startedAt, excluded, callCache)
-  call.start()
-  if (callCache !== null && !call.finished) {
-    const abort = new AbortController()
-    const semantic = callCache.cache.semanticLookup(callCache.plan, abort.signal)
-    if (semantic !== null) {
-      callCache.semantic = abort
-      call.raceSemantic(semantic)
-    }
-  }
-}
-
-function replayHit(gateway: Gateway, cache: ResponseCache, plan: CachePlan, hit: CachedResponse, endpoint: Endpoint, model: string, reply: FastifyReply): void {
-  reply.hijack()
-  cache.replay(hit, plan, reply.raw, {})
-  gateway.metrics.countRequest(endpoint.name, model, 'cache', 200)
-}
-
-/** The session key consistent hashing routes on: a configured header, else a body field (`user`). */
-function affinityKey(hashKey: { header?: string | undefined; bodyField: string }, headers: FastifyRequest['headers'], body: Record<string, unknown>): string | null {
-  if (hashKey.header !== undefined) {
-    const value = headers[hashKey.header]
-    if (typeof value === 'string' && value !== '') return value
-  }
-  const field = body[hashKey.bodyField]
-  return typeof field === 'string' && field !== '' ? field : null
-}
-
-function toGatewayError(error: unknown): GatewayError {
-  if (error instanceof GatewayError) return error
-  const e = error as { code?: string; statusCode?: number; message?: string }
-  switch (e.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new GatewayError('GW_ERR_BODY_TOO_LARGE', String((e as { bodyLimit?: number }).bodyLimit ?? ''))
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new GatewayError('GW_ERR_INVALID_JSON', e.message)
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new GatewayError('GW_ERR_UNSUPPORTED_MEDIA_TYPE', e.message)
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new GatewayError('GW_ERR_INVALID_BODY', 'Content-Length does not match the body')
-  }
-  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    return new GatewayError('GW_ERR_INVALID_BODY', e.message ?? 'bad request')
-  }
-  return new GatewayError('GW_ERR_INTERNAL', undefined, { cause: error })
 }

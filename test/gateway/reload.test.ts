@@ -81,7 +81,16 @@ test('the gateway process reloads on a file change and on SIGHUP', async () => {
     renameSync(`${file}.tmp`, file)
   }
   write('a', a.url)
-  const { child, url, logs, exited } = await startGatewayProcess(['--config', file])
+  // Closed whatever happens: a simulator left open would keep this file's process alive.
+  const closeSimulators = async (): Promise<void> => {
+    await a.close()
+    await b.close()
+  }
+  const started = await startGatewayProcess(['--config', file]).catch(async (err: unknown) => {
+    await closeSimulators()
+    throw err
+  })
+  const { child, url, logs, exited } = started
   try {
     const until = async (re: RegExp) => {
       for (let i = 0; i < 200 && !re.test(logs()); i++) await new Promise((r) => setTimeout(r, 25))
@@ -105,7 +114,6 @@ test('the gateway process reloads on a file change and on SIGHUP', async () => {
   } finally {
     child.kill('SIGTERM')
     await exited
-    await a.close()
-    await b.close()
+    await closeSimulators()
   }
 })

@@ -41,7 +41,12 @@ export async function startGatewayProcess(args: string[], env: Record<string, st
   let out = ''
   child.stderr!.on('data', (c: Buffer) => (out += c))
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line:\n${out}`)), 15_000)
+    // Generous: a loaded machine can take many seconds to start a process. A child that never
+    // listens is killed, so a failed start cannot leave it running and the test file hanging.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`no listening line:\n${out}`))
+    }, 60_000)
     child.stdout!.on('data', (c: Buffer) => {
       out += c
       const m = /"port":(\d+)[^\n]*"msg":"velox gateway listening"/.exec(out)

@@ -24,11 +24,21 @@ export class RetryPolicy {
     return (this.retryableMask & FAILURE_BIT[kind]) !== 0
   }
 
+  /** After `attempts` attempts of a request, may one more be sent (a retry or a hedge)? */
+  hasAttemptsLeft(attempts: number): boolean {
+    return attempts < this.maxAttempts
+  }
+
   /**
-   * After attempt number `attempt` (1-based) failed with `kind`: may another start? Spends budget
-   * when it answers true.
+   * After attempt number `attempt` (1-based) failed with `kind`: may another start, budget aside?
+   * The caller spends budget (`budget.tryRetry`) once it has a member to retry on.
    */
+  allows(kind: FailureKind, attempt: number): boolean {
+    return attempt < this.maxAttempts && this.retryable(kind)
+  }
+
+  /** `allows`, then spends budget when the answer is true. */
   shouldRetry(kind: FailureKind, attempt: number, nowMs: number): boolean {
-    return attempt < this.maxAttempts && this.retryable(kind) && this.budget.tryRetry(nowMs)
+    return this.allows(kind, attempt) && this.budget.tryRetry(nowMs)
   }
 }

@@ -7,11 +7,11 @@
  */
 import { Authenticator } from '../auth/authenticator.ts'
 import type { GatewayConfig } from '../config/schema.ts'
-import type { CallContext } from '../proxy/call.ts'
+import type { CallContext } from '../proxy/context.ts'
 import { bindDnsDiscovery, type DnsBinding } from '../routing/dns-binding.ts'
 import { ActiveHealthChecker } from '../routing/health-checker.ts'
 import { Member } from '../routing/member.ts'
-import { Router } from '../routing/router.ts'
+import { Router, type Resolution } from '../routing/router.ts'
 import { PoolSizer } from '../upstream/pool-sizer.ts'
 import { Upstream } from '../upstream/upstream.ts'
 import type { Logger } from '../telemetry/logger.ts'
@@ -116,7 +116,7 @@ export class RuntimeSnapshot {
   }
 
   /** The route for a public model id, or null when no upstream serves it. */
-  resolve(model: string) {
+  resolve(model: string): Resolution<Upstream> | null {
     return this.router.resolve(model)
   }
 

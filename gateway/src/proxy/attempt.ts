@@ -1,0 +1,168 @@
+/**
+ * undici's handler for one dispatch of a call. It holds the response headers until the first body
+ * byte (a stream's first event), so a response that breaks or stalls before it can still fail
+ * over, and holds an upstream error answer that may be passed through when no retry is left.
+ * Callbacks of an attempt the call no longer follows (cancelled, or replaced) are ignored.
+ */
+import type { Dispatcher } from 'undici'
+import type { FailureKind } from '../routing/config.ts'
+import type { ProxyCall } from './call.ts'
+import type { Target, UpstreamHeaders } from './context.ts'
+
+/** An upstream error answer held while no retry is left, to pass through whole if it is small. */
+export interface HeldError {
+  readonly status: number
+  readonly headers: UpstreamHeaders
+  readonly chunks: Buffer[]
+  bytes: number
+}
+
+/** Error bodies are small; past this a held error is streamed on with backpressure instead. */
+const MAX_HELD_ERROR_BYTES = 64 * 1024
+const SSE_ERROR_PREFIX = Buffer.from('data: {"error"')
+const CANCELLED = new Error('request cancelled by the gateway')
+
+export class Attempt implements Dispatcher.DispatchHandler {
+  readonly call: ProxyCall
+  readonly target: Target
+  readonly startedAt: number
+  #firstByteAt: number
+  #controller: Dispatcher.DispatchController | null
+  #sse: boolean
+  #heldStatus: number
+  #heldHeaders: UpstreamHeaders | null
+  #heldError: HeldError | null
+  /** The member was told how this attempt ended (exactly once). */
+  #settled: boolean
+  #cancelled: boolean
+
+  constructor(call: ProxyCall, target: Target, now: number) {
+    this.call = call
+    this.target = target
+    this.startedAt = now
+    this.#firstByteAt = 0
+    this.#controller = null
+    this.#sse = false
+    this.#heldStatus = 0
+    this.#heldHeaders = null
+    this.#heldError = null
+    this.#settled = false
+    this.#cancelled = false
+  }
+
+  /** When its first byte went to the client (performance.now() ms); 0 until it won. */
+  get firstByteAt(): number {
+    return this.#firstByteAt
+  }
+
+  /** The response is an event stream. */
+  get sse(): boolean {
+    return this.#sse
+  }
+
+  /** Headers came, the first body byte has not: the first-byte deadline applies. */
+  get awaitingFirstByte(): boolean {
+    return this.#heldHeaders !== null
+  }
+
+  /** This attempt's response is the one the client gets. */
+  won(now: number): void {
+    this.#firstByteAt = now
+  }
+
+  /** Tells the member how the attempt ended: a failure kind, or null for success. */
+  settle(kind: FailureKind | null, now: number): void {
+    if (this.#settled) return
+    this.#settled = true
+    if (kind === null) this.target.onSuccess(now)
+    else this.target.onFailure(kind, now, now - this.startedAt)
+  }
+
+  /** Aborts the dispatch for a reason that says nothing about the member. */
+  cancel(now: number): void {
+    if (!this.#settled) {
+      this.#settled = true
+      this.target.onCancel(now)
+    }
+    this.abandon()
+  }
+
+  /**
+   * Stops the dispatch of an attempt the call no longer follows (already settled, or replaced).
+   * Marked first: undici may call back synchronously from abort, and those callbacks are ignored.
+   */
+  abandon(): void {
+    this.#cancelled = true
+    this.#controller?.abort(CANCELLED)
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller
+    if (this.#cancelled) controller.abort(CANCELLED)
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: UpstreamHeaders): void {
+    const call = this.call
+    if (this.#cancelled || !call.isLive(this)) return controller.abort(CANCELLED)
+    if (statusCode < 200) return
+    const now = performance.now()
+    const ttfb = now - this.startedAt
+    this.target.onFirstByte(ttfb, now)
+    call.request.resolution.hedge.record(ttfb, now)
+    const verdict = call.onStatus(this, statusCode)
+    if (verdict === 'abort') return this.abandon()
+    if (verdict === 'hold') {
+      this.#heldError = { status: statusCode, headers, chunks: [], bytes: 0 }
+      return
+    }
+    const contentType = headers['content-type']
+    this.#sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream')
+    this.#heldStatus = statusCode
+    this.#heldHeaders = headers
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const call = this.call
+    if (this.#cancelled || !call.isLive(this)) return
+    const held = this.#heldError
+    if (held !== null) {
+      held.chunks.push(chunk)
+      held.bytes += chunk.length
+      if (held.bytes <= MAX_HELD_ERROR_BYTES) return
+      this.#heldError = null
+      call.releaseHeld(this, held)
+      return
+    }
+    if (this.#heldHeaders !== null) {
+      const headers = this.#heldHeaders
+      this.#heldHeaders = null
+      if (this.#sse && chunk.subarray(0, SSE_ERROR_PREFIX.length).equals(SSE_ERROR_PREFIX) && call.streamErrorFirst(this)) return this.abandon()
+      call.commit(this, this.#heldStatus, headers, performance.now())
+    }
+    if (!call.write(chunk)) {
+      controller.pause()
+      call.res.once('drain', () => controller.resume())
+    }
+  }
+
+  onResponseEnd(): void {
+    const call = this.call
+    if (this.#cancelled || !call.isLive(this)) return
+    if (this.#heldHeaders !== null) {
+      const headers = this.#heldHeaders
+      this.#heldHeaders = null
+      // A stream that ends with no event at all is no answer; an empty plain body (204) is one.
+      if (this.#sse) {
+        call.noFirstEvent(this)
+        return
+      }
+      call.commit(this, this.#heldStatus, headers, performance.now())
+    }
+    call.end(this, this.#heldError)
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.#cancelled || !this.call.isLive(this)) return
+    this.call.fail(this, err)
+  }
+}

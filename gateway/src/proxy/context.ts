@@ -1,0 +1,50 @@
+/** The shapes a proxied call is built from: what its snapshot shares, and what one request brings. */
+import type { Member } from '../routing/member.ts'
+import type { Resolution, Router } from '../routing/router.ts'
+import type { GatewayMetrics } from '../telemetry/metrics.ts'
+import type { Upstream } from '../upstream/upstream.ts'
+import type { CallCache } from './call-cache.ts'
+import type { ProxyCall } from './call.ts'
+import type { Endpoint } from './endpoints.ts'
+import type { ClassifiedFailure } from './upstream-errors.ts'
+
+/** A routing member whose dispatcher is an upstream (its undici pool and request headers). */
+export type Target = Member<Upstream>
+
+/** Response headers as undici hands them over. */
+export type UpstreamHeaders = Record<string, string | string[] | undefined>
+
+/** What every call of one runtime snapshot shares; built once per snapshot. */
+export interface CallContext {
+  readonly metrics: GatewayMetrics
+  readonly router: Router<Upstream>
+  readonly serverTiming: boolean
+  readonly onUpstreamFailure: (call: ProxyCall, target: Target, failure: ClassifiedFailure) => void
+  readonly inflight: Set<ProxyCall>
+  /** Remembers a member's concurrency so its pool is kept open ahead of demand. */
+  readonly observeConcurrency: (target: Target) => void
+  /** Counts the calls running on this context's snapshot, so it closes its pools only when idle. */
+  readonly track: (delta: 1 | -1) => void
+  /** True once shutdown began: responses ask clients to close their connection. */
+  readonly shuttingDown: () => boolean
+}
+
+/** One request as the proxy layer forwards it. */
+export interface CallRequest {
+  readonly endpoint: Endpoint
+  /** The model the client named (metrics label); the upstream gets `resolution.model`. */
+  readonly model: string
+  readonly resolution: Resolution<Upstream>
+  /** The session key consistent hashing routes on (a header or `user`), or null. */
+  readonly affinityKey: string | null
+  /** The bytes sent upstream: the client's own, unless the model name was rewritten. */
+  readonly body: Buffer
+  /** Client headers passed upstream, as a flat name/value list, or null for none. */
+  readonly forwardedHeaders: readonly string[] | null
+  /** performance.now() ms when the request arrived. */
+  readonly startedAt: number
+  /** Members this request must never use (peers, for a request another gateway forwarded), or null. */
+  readonly excluded: Set<Target> | null
+  /** The cache's part in the call, or null when caching is off. */
+  readonly cache: CallCache | null
+}

@@ -1,0 +1,109 @@
+/**
+ * The request pipeline behind every POST endpoint: read the body once, authenticate and
+ * authorize, resolve the model, answer from the cache when it can, else forward the original
+ * bytes through a ProxyCall.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { CachedResponse, CachePlan, ResponseCache } from '../cache/index.ts'
+import { GatewayError } from '../errors.ts'
+import type { Resolution } from '../routing/router.ts'
+import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
+import type { GatewayMetrics } from '../telemetry/metrics.ts'
+import { HOP_HEADER, type Upstream } from '../upstream/upstream.ts'
+import { CallCache } from './call-cache.ts'
+import { ProxyCall } from './call.ts'
+import type { Endpoint } from './endpoints.ts'
+import { parseBody, rewriteModel, type ParsedBody } from './request-body.ts'
+
+/** What the pipeline reads from the gateway's live state on each request. */
+export interface PipelineState {
+  readonly snapshot: RuntimeSnapshot
+  /** The response cache, or null when caching is off. */
+  readonly cache: ResponseCache | null
+  readonly metrics: GatewayMetrics
+}
+
+/** Client headers passed upstream; everything else (credentials above all) stays behind. */
+const FORWARDED_REQUEST_HEADERS = ['x-request-id', 'openai-beta'] as const
+
+/** The route handler of a proxied endpoint. */
+export function proxy(state: PipelineState, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
+  const raw = request.body as Buffer | undefined
+  if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
+  const snapshot = state.snapshot
+  const principal = snapshot.auth.authenticate(request.headers.authorization)
+  const parsed = parseBody(raw)
+  snapshot.auth.authorize(principal, parsed.model)
+  const resolution = snapshot.resolve(parsed.model)
+  if (resolution === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
+  const headers = request.headers
+
+  let callCache: CallCache | null = null
+  const cache = state.cache
+  if (cache !== null) {
+    const user = parsed.json.user
+    const plan = cache.plan({ tenant: principal.tenant, endUser: typeof user === 'string' ? user : null, endpoint: endpoint.name, model: resolution.model, body: parsed.json, headers })
+    callCache = new CallCache(cache, plan)
+    const hit = cache.lookup(plan)
+    if (hit !== null) {
+      if (!(hit instanceof Promise)) return replayHit(state, cache, plan, hit, endpoint, parsed.model, reply)
+      // The shared tier answers within redis.commandTimeoutMs, or as a miss.
+      const onMiss = callCache
+      return hit.then((h) => {
+        if (h !== null) replayHit(state, cache, plan, h, endpoint, parsed.model, reply)
+        else forward(snapshot, endpoint, request, reply, parsed, resolution, raw, onMiss)
+      })
+    }
+  }
+  forward(snapshot, endpoint, request, reply, parsed, resolution, raw, callCache)
+}
+
+function forward(
+  snapshot: RuntimeSnapshot,
+  endpoint: Endpoint,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  parsed: ParsedBody,
+  resolution: Resolution<Upstream>,
+  raw: Buffer,
+  cache: CallCache | null,
+): void {
+  const headers = request.headers
+  let forwardedHeaders: string[] | null = null
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = headers[name]
+    if (typeof value === 'string') (forwardedHeaders ??= []).push(name, value)
+  }
+  const body = resolution.model === parsed.model ? raw : rewriteModel(parsed.json, resolution.model)
+  // A request another gateway forwarded is served here or fails here: never bounced to a peer.
+  const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
+  reply.hijack()
+  const call = new ProxyCall(snapshot.ctx, reply.raw, {
+    endpoint,
+    model: parsed.model,
+    resolution,
+    affinityKey: affinityKey(snapshot.config.routing.hashKey, headers, parsed.json),
+    body,
+    forwardedHeaders,
+    startedAt: request.startedAt,
+    excluded,
+    cache,
+  })
+  call.start()
+}
+
+function replayHit(state: PipelineState, cache: ResponseCache, plan: CachePlan, hit: CachedResponse, endpoint: Endpoint, model: string, reply: FastifyReply): void {
+  reply.hijack()
+  cache.replay(hit, plan, reply.raw, {})
+  state.metrics.countRequest(endpoint.name, model, 'cache', 200)
+}
+
+/** The session key consistent hashing routes on: a configured header, else a body field (`user`). */
+export function affinityKey(hashKey: { readonly header?: string | undefined; readonly bodyField: string }, headers: FastifyRequest['headers'], body: Record<string, unknown>): string | null {
+  if (hashKey.header !== undefined) {
+    const value = headers[hashKey.header]
+    if (typeof value === 'string' && value !== '') return value
+  }
+  const field = body[hashKey.bodyField]
+  return typeof field === 'string' && field !== '' ? field : null
+}

@@ -7,6 +7,7 @@ import type { GatewayConfig } from './config/schema.ts'
 import type { CallContext, ProxyCall } from './proxy/call.ts'
 import { GatewayError } from './errors.ts'
 import { RuntimeSnapshot } from './runtime/snapshot.ts'
+import { AccessLog, FailureLimiter } from './telemetry/access-log.ts'
 import type { GatewayMetrics } from './telemetry/metrics.ts'
 import type { Logger } from './telemetry/logger.ts'
 
@@ -33,6 +34,11 @@ export class Gateway {
   shuttingDown: boolean
   private readonly sweeper: NodeJS.Timeout
 
+  /** The access log (`telemetry.accessLog`), or null when off. Set at boot; reloads keep it. */
+  readonly accessLog: AccessLog | null
+  /** Failure log lines kept per cause and minute (access log and upstream failures alike). */
+  readonly failureLogs: FailureLimiter
+
   /** Incremented by every applied reload; 1 for the boot config. */
   generation: number
   private readonly env: NodeJS.ProcessEnv
@@ -49,6 +55,8 @@ export class Gateway {
     this.openRequests = 0
     this.ready = false
     this.shuttingDown = false
+    this.failureLogs = new FailureLimiter(config.telemetry.accessLog.failuresPerMinute)
+    this.accessLog = config.telemetry.accessLog.enabled ? new AccessLog(config.telemetry.accessLog, logger, this.failureLogs) : null
     this.snapshot = new RuntimeSnapshot(config, { env, logger, buildContext: (s) => this.buildContext(s) })
     metrics.setMemberSource(() => this.snapshot.router.members())
     metrics.setConfiguredModels(() => this.snapshot.modelIds)
@@ -67,9 +75,16 @@ export class Gateway {
       track: (delta) => snapshot.track(delta),
       observeConcurrency: (target) => snapshot.sizer.observe(target),
       shuttingDown: () => this.shuttingDown,
+      accessLog: this.accessLog,
       onUpstreamFailure: (call, target, failure) => {
         this.metrics.countUpstreamError(target.upstreamName, failure.code)
-        this.logger.warn({ upstream: target.upstreamName, member: target.name, code: failure.code, detail: failure.detail, attempt: call.attempts, model: call.model }, 'upstream failure')
+        // A dead upstream fails every request: keep a sample of lines per cause, count the rest.
+        const suppressed = this.failureLogs.allow(`upstream:${target.upstreamName}:${failure.code}`, Date.now())
+        if (suppressed < 0) return
+        this.logger.warn(
+          { requestId: call.request.requestId, upstream: target.upstreamName, member: target.name, code: failure.code, detail: failure.detail, attempt: call.attempts, model: call.model, ...(suppressed > 0 ? { suppressed } : {}) },
+          'upstream failure',
+        )
       },
     }
   }

@@ -15,6 +15,7 @@ import { Gateway } from './gateway.ts'
 import { proxy } from './proxy/pipeline.ts'
 import { GatewayMetrics } from './telemetry/metrics.ts'
 import { createLogger, type Logger } from './telemetry/logger.ts'
+import { REQUEST_ID_HEADER, requestId } from './telemetry/request-id.ts'
 
 export { Gateway }
 
@@ -52,7 +53,9 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     requestTimeout: config.server.requestTimeoutMs,
     clientErrorHandler,
     forceCloseConnections: false,
-    requestIdHeader: 'x-request-id',
+    // The client's x-request-id when usable, else a UUID (see telemetry/request-id.ts).
+    requestIdHeader: false,
+    genReqId: requestId,
   })
   const cache = config.cache.enabled ? await ResponseCache.create(config.cache, config.redis, metrics.registry, logger) : null
   const gateway = new Gateway(config, logger, metrics, opts.env ?? process.env, cache)
@@ -84,9 +87,12 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
 
   app.setErrorHandler((error, request, reply) => {
     const err = toGatewayError(error)
-    if (err.status >= 500) request.log.error({ err: error }, 'request failed')
-    gateway.metrics.countRequest(ROUTE_NAMES.get(request.routeOptions.url ?? '') ?? 'other', 'none', 'none', err.status)
+    const route = ROUTE_NAMES.get(request.routeOptions.url ?? '') ?? 'other'
+    if (err.status >= 500) request.log.error({ err: error, requestId: request.id }, 'request failed')
+    gateway.metrics.countRequest(route, 'none', 'none', err.status)
+    gateway.accessLog?.refused(request.id, route, err.status, err.code, request.startedAt)
     if (err.retryAfter !== null) void reply.header('retry-after', String(err.retryAfter))
+    void reply.header(REQUEST_ID_HEADER, request.id)
     return reply.code(err.status).type('application/json').send(err.body())
   })
   const postPaths = new Set(ENDPOINTS.map((e) => e.path))
@@ -96,6 +102,7 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
       ? new GatewayError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} ${path}; use POST`)
       : new GatewayError('GW_ERR_NOT_FOUND', `${request.method} ${path}`)
     if (err.status === 405) void reply.header('allow', 'POST')
+    void reply.header(REQUEST_ID_HEADER, request.id)
     return reply.code(err.status).type('application/json').send(err.body())
   })
 

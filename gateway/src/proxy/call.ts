@@ -24,6 +24,7 @@ import { AttemptPlanner } from './planner.ts'
 import { sseErrorEvent, writeError } from './respond.ts'
 import { responseHeaders, serverTiming } from './response-headers.ts'
 import { classifyUpstreamError } from './upstream-errors.ts'
+import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
 
 export type { CallContext, CallRequest, Target } from './context.ts'
 
@@ -126,7 +127,8 @@ export class ProxyCall {
         const now = performance.now()
         this.#cancelLive(now)
         this.#outcome.status = 200
-        cache.replay(hit, this.res)
+        this.#outcome.cache = 'semantic-hit'
+        cache.replay(hit, this.res, { [REQUEST_ID_HEADER]: this.request.requestId })
         this.#finish(now)
       },
       () => undefined,
@@ -142,11 +144,18 @@ export class ProxyCall {
     this.#live.push(attempt)
     target.onStart(now)
     this.ctx.observeConcurrency(target)
+    let forwarded = request.forwardedHeaders
+    if (request.trace !== null) {
+      // The attempt's own span is the upstream's parent: traceparent (and tracestate) go with it.
+      const carrier = forwarded === null ? [] : forwarded.slice()
+      attempt.span = request.trace.attempt(target, request.resolution.model, this.#planner.attempts, now, carrier)
+      forwarded = carrier
+    }
     upstream.pool.dispatch(
       {
         path: upstream.basePath + request.endpoint.path,
         method: 'POST',
-        headers: request.forwardedHeaders === null ? (upstream.postHeaders as string[]) : upstream.headersWith(request.forwardedHeaders),
+        headers: forwarded === null ? (upstream.postHeaders as string[]) : upstream.headersWith(forwarded),
         body: request.body,
       },
       attempt,
@@ -256,9 +265,11 @@ export class ProxyCall {
       const upstreamMs = now - attempt.startedAt
       out.push('server-timing', serverTiming(now - this.request.startedAt - upstreamMs, upstreamMs))
     }
+    out.push(REQUEST_ID_HEADER, this.request.requestId)
     if (this.ctx.shuttingDown()) out.push('connection', 'close')
     this.request.cache?.committed(status, headers, out)
     res.writeHead(status, out)
+    if (attempt.sse) this.request.trace?.firstToken(now, now - this.request.startedAt)
   }
 
   /** Writes a body chunk; false asks the attempt to pause until the client drains. */
@@ -313,6 +324,7 @@ export class ProxyCall {
   /** Ends a response that already started: SSE gets an error event, anything else a cut connection. */
   #breakResponse(err: GatewayError): void {
     this.#outcome.status = err.status
+    this.#outcome.error = err.code
     const res = this.res
     if (res.destroyed) return
     if (this.#winner?.sse === true && res.headersSent) res.end(sseErrorEvent(err))
@@ -321,7 +333,9 @@ export class ProxyCall {
 
   #respondError(err: GatewayError, now: number): void {
     this.#outcome.status = err.status
-    writeError(this.res, err, this.ctx.shuttingDown() ? { connection: 'close' } : undefined)
+    this.#outcome.error = err.code
+    const id = this.request.requestId
+    writeError(this.res, err, this.ctx.shuttingDown() ? { [REQUEST_ID_HEADER]: id, connection: 'close' } : { [REQUEST_ID_HEADER]: id })
     this.#finish(now)
   }
 
@@ -386,6 +400,7 @@ export class ProxyCall {
     this.res.off('close', onClientClose)
     const request = this.request
     this.#outcome.record(this.ctx.metrics, request.endpoint.name, request.model, request.startedAt, this.#winner, this.#planner.last, now)
+    this.#outcome.report(this.ctx, request, this.attempts, this.#winner, this.#planner.last, now)
     this.#live = []
   }
 }

@@ -8,7 +8,12 @@ import type { CachedResponse, CachePlan, ResponseCache } from '../cache/index.ts
 import { GatewayError } from '../errors.ts'
 import type { Resolution } from '../routing/router.ts'
 import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
-import type { GatewayMetrics } from '../telemetry/metrics.ts'
+import type { AccessLog } from '../telemetry/access-log.ts'
+import { GEN_AI_OPERATION, type GatewayMetrics } from '../telemetry/metrics.ts'
+import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
+import { RequestTrace } from '../telemetry/request-trace.ts'
+import { activeTracing } from '../telemetry/tracing.ts'
+import type { Principal } from '../auth/authenticator.ts'
 import { HOP_HEADER, type Upstream } from '../upstream/upstream.ts'
 import { CallCache } from './call-cache.ts'
 import { ProxyCall } from './call.ts'
@@ -21,10 +26,14 @@ export interface PipelineState {
   /** The response cache, or null when caching is off. */
   readonly cache: ResponseCache | null
   readonly metrics: GatewayMetrics
+  readonly accessLog: AccessLog | null
 }
 
-/** Client headers passed upstream; everything else (credentials above all) stays behind. */
-const FORWARDED_REQUEST_HEADERS = ['x-request-id', 'openai-beta'] as const
+/**
+ * Client headers passed upstream; everything else (credentials above all) stays behind. The
+ * request id always goes (the client's, or the one generated for it).
+ */
+const FORWARDED_REQUEST_HEADERS = ['openai-beta'] as const
 
 /** The route handler of a proxied endpoint. */
 export function proxy(state: PipelineState, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
@@ -37,6 +46,11 @@ export function proxy(state: PipelineState, endpoint: Endpoint, request: Fastify
   const resolution = snapshot.resolve(parsed.model)
   if (resolution === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
   const headers = request.headers
+  const tracing = activeTracing()
+  const trace =
+    tracing === null
+      ? null
+      : new RequestTrace(tracing, headers, { requestId: request.id, method: 'POST', path: endpoint.path, operation: GEN_AI_OPERATION[endpoint.name] ?? endpoint.name, model: parsed.model, stream: parsed.stream, body: parsed.json, tenant: principal.tenant }, request.startedAt)
 
   let callCache: CallCache | null = null
   const cache = state.cache
@@ -46,16 +60,16 @@ export function proxy(state: PipelineState, endpoint: Endpoint, request: Fastify
     callCache = new CallCache(cache, plan)
     const hit = cache.lookup(plan)
     if (hit !== null) {
-      if (!(hit instanceof Promise)) return replayHit(state, cache, plan, hit, endpoint, parsed.model, reply)
+      if (!(hit instanceof Promise)) return replayHit(state, cache, plan, hit, endpoint, parsed.model, request, reply, principal, trace)
       // The shared tier answers within redis.commandTimeoutMs, or as a miss.
       const onMiss = callCache
       return hit.then((h) => {
-        if (h !== null) replayHit(state, cache, plan, h, endpoint, parsed.model, reply)
-        else forward(snapshot, endpoint, request, reply, parsed, resolution, raw, onMiss)
+        if (h !== null) replayHit(state, cache, plan, h, endpoint, parsed.model, request, reply, principal, trace)
+        else forward(snapshot, endpoint, request, reply, parsed, resolution, raw, onMiss, principal, trace)
       })
     }
   }
-  forward(snapshot, endpoint, request, reply, parsed, resolution, raw, callCache)
+  forward(snapshot, endpoint, request, reply, parsed, resolution, raw, callCache, principal, trace)
 }
 
 function forward(
@@ -67,12 +81,14 @@ function forward(
   resolution: Resolution<Upstream>,
   raw: Buffer,
   cache: CallCache | null,
+  principal: Principal,
+  trace: RequestTrace | null,
 ): void {
   const headers = request.headers
-  let forwardedHeaders: string[] | null = null
+  const forwardedHeaders: string[] = [REQUEST_ID_HEADER, request.id]
   for (const name of FORWARDED_REQUEST_HEADERS) {
     const value = headers[name]
-    if (typeof value === 'string') (forwardedHeaders ??= []).push(name, value)
+    if (typeof value === 'string') forwardedHeaders.push(name, value)
   }
   const body = resolution.model === parsed.model ? raw : rewriteModel(parsed.json, resolution.model)
   // A request another gateway forwarded is served here or fails here: never bounced to a peer.
@@ -88,14 +104,39 @@ function forward(
     startedAt: request.startedAt,
     excluded,
     cache,
+    requestId: request.id,
+    tenant: principal.tenant,
+    keyName: principal.keyName,
+    stream: parsed.stream,
+    trace,
   })
   call.start()
 }
 
-function replayHit(state: PipelineState, cache: ResponseCache, plan: CachePlan, hit: CachedResponse, endpoint: Endpoint, model: string, reply: FastifyReply): void {
+function replayHit(
+  state: PipelineState,
+  cache: ResponseCache,
+  plan: CachePlan,
+  hit: CachedResponse,
+  endpoint: Endpoint,
+  model: string,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  principal: Principal,
+  trace: RequestTrace | null,
+): void {
   reply.hijack()
-  cache.replay(hit, plan, reply.raw, {})
+  cache.replay(hit, plan, reply.raw, { [REQUEST_ID_HEADER]: request.id })
   state.metrics.countRequest(endpoint.name, model, 'cache', 200)
+  const outcome = hit.similarity !== null ? 'semantic-hit' : 'hit'
+  if (trace !== null || state.accessLog !== null) {
+    const now = performance.now()
+    trace?.end({ status: 200, cache: outcome, responseModel: null, inputTokens: null, outputTokens: null, errorType: null }, null, now)
+    state.accessLog?.record({
+      id: request.id, tenant: principal.tenant, route: endpoint.name, model, upstream: null, member: null, status: 200, cache: outcome,
+      ttftMs: null, durationMs: Math.round((now - request.startedAt) * 1000) / 1000, inputTokens: null, outputTokens: null, attempts: 0, error: null,
+    })
+  }
 }
 
 /** The session key consistent hashing routes on: a configured header, else a body field (`user`). */

@@ -8,9 +8,10 @@ import type { TelemetryConfig } from './config.ts'
 
 export interface AccessRecord {
   id: string
-  tenant: string
+  /** null for a request refused before its tenant was known. */
+  tenant: string | null
   route: string
-  model: string
+  model: string | null
   upstream: string | null
   member: string | null
   status: number
@@ -85,6 +86,11 @@ export class AccessLog {
     }
   }
 
+  /** A request the gateway refused before proxying it (bad body, auth, unknown model). */
+  refused(id: string, route: string, status: number, code: string, startedAt: number): void {
+    this.record({ id, tenant: null, route, model: null, upstream: null, member: null, status, cache: null, ttftMs: null, durationMs: round(performance.now() - startedAt), inputTokens: null, outputTokens: null, attempts: 0, error: code })
+  }
+
   flush(): void {
     this.scheduled = false
     const batch = this.queue
@@ -101,4 +107,9 @@ export class AccessLog {
       }
     }
   }
+}
+
+/** Milliseconds with microsecond resolution: enough for a log line, short to write. */
+export function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000
 }

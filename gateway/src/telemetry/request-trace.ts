@@ -11,6 +11,8 @@ import type { Tracing } from './tracing.ts'
 
 type IncomingHeaders = Record<string, string | string[] | undefined>
 
+const setter = { set: (carrier: string[], key: string, value: string): void => void carrier.push(key, value) }
+
 const getter: TextMapGetter<IncomingHeaders> = {
   keys: (carrier) => Object.keys(carrier),
   get: (carrier, key) => carrier[key],
@@ -92,9 +94,15 @@ export class RequestTrace {
    * A CLIENT span for one upstream attempt; its context is appended to `carrier` as
    * `traceparent` (and `tracestate`) name/value pairs for the upstream request's headers.
    */
-  attempt(target: TraceTarget, upstreamModel: string, attempt: number, startedAt: number, carrier: string[]): Span {
+  attempt(target: TraceTarget, upstreamModel: string, attempt: number, startedAt: number, carrier: string[]): Span | null {
+    if (!this.recording) {
+      // The request's trace was not sampled, so no child of it is either (every standard sampler
+      // decides by parent or by trace id): pass the request's own context on and make no span.
+      propagation.inject(this.context, carrier, setter)
+      return null
+    }
     const span = this.tracing.tracer.startSpan(`${this.operation} ${upstreamModel}`, { kind: SpanKind.CLIENT, startTime: startedAt }, this.context)
-    propagation.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, { set: (c, k, v) => void c.push(k, v) })
+    propagation.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, setter)
     if (span.isRecording()) {
       const origin = URL.canParse(target.origin) ? new URL(target.origin) : null
       span.setAttributes({

@@ -185,3 +185,17 @@ test('tracing is wanted only with an endpoint or enabled: true, never when disab
   assert.equal(tracingWanted({ enabled: false, captureContent: false }, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }), false)
   assert.equal(tracingWanted({ enabled: true, captureContent: false }, {}), true)
 })
+
+test('a parent that was not sampled: no span is recorded, the trace context still goes upstream', async () => {
+  const traceId = '0af7651916cd43dd8448eb211c80319c'
+  const res = await post(`${gw.url}/v1/chat/completions`, JSON.stringify({ model: 'm1', messages: [{ role: 'user', content: 'hi' }] }), { traceparent: `00-${traceId}-b7ad6b7169203331-00`, 'x-request-id': 'unsampled-1' })
+  await res.arrayBuffer()
+  const seen = upstreamSaw.filter((h) => h['x-request-id'] === 'unsampled-1')
+  assert.ok(seen.length >= 1)
+  for (const h of seen) assert.match(String(h.traceparent), new RegExp(`^00-${traceId}-[0-9a-f]{16}-00$`))
+  // Spans of a later, sampled request arrive; none of the unsampled trace ever does.
+  const marker = await post(`${gw.url}/v1/chat/completions`, JSON.stringify({ model: 'm1', messages: [] }), { 'x-request-id': 'marker-1' })
+  await marker.arrayBuffer()
+  await waitForSpans(() => spans.some((s) => s.kind === 2 && attrs(s)['velox.request_id'] === 'marker-1'))
+  assert.equal(spans.filter((s) => s.traceId === traceId).length, 0)
+})

@@ -14,11 +14,15 @@ import { GATEWAY_NODE_LABEL, GatewayNodes } from './components/gateway-nodes.ts'
 import { GPU_TAINT, INFERENCE_NODE_LABEL, InferenceNodes } from './components/inference-nodes.ts'
 import { Network } from './components/network.ts'
 import { Workloads } from './components/workloads.ts'
+import { ClusterAddons } from './components/cluster-addons.ts'
 import { renderGatewayConfig } from './lib/gateway-config.ts'
 import { NLB_IDLE_TIMEOUT_SECONDS, inferenceUrl, listenerPort } from './lib/manifests.ts'
 import { baseName, baseTags } from './lib/naming.ts'
+import { gatewaySizing, vllmSizing } from './lib/sizing.ts'
+import { hashKey } from '../gateway/src/auth/authenticator.ts'
 
-const { config: cfg, cacheAuthToken } = loadStackConfig()
+const { config: cfg, cacheAuthToken, hfToken, peerApiKey } = loadStackConfig()
+const gatewaySize = gatewaySizing(cfg.gatewayInstanceType, cfg.gatewayWorkers)
 const name = baseName(cfg)
 
 const provider = new aws.Provider(`aws-${cfg.region}`, { region: cfg.region as aws.Region, defaultTags: { tags: baseTags(cfg, cfg.tags) } })
@@ -73,30 +77,51 @@ const cache = new Cache(`${name}-cache`, {
   snapshotRetentionDays: cfg.stage === 'prod' ? 7 : 0,
 }, opts)
 
-const gatewayConfig = cache.primaryEndpoint.apply((host) => renderGatewayConfig({
+const peerKeyHash = peerApiKey !== undefined ? peerApiKey.apply(hashKey) : pulumi.output(undefined)
+const gatewayConfig = pulumi.all([cache.primaryEndpoint, peerKeyHash]).apply(([host, peerHash]) => renderGatewayConfig({
   inferenceUrl: inferenceUrl(),
   model: cfg.model,
   cache: { host, port: cache.port, tls: cache.tls, authToken: cache.authToken },
   pool: cfg.pool,
   timeouts: cfg.timeouts,
   fallbackUpstreams: cfg.fallbackUpstreams,
-  workers: cfg.gatewayWorkers,
+  workers: gatewaySize.workers,
   logLevel: cfg.logLevel,
   redisCommandTimeoutMs: cfg.redisCommandTimeoutMs,
   loadBalancerIdleTimeoutSeconds: NLB_IDLE_TIMEOUT_SECONDS,
+  stage: cfg.stage,
+  apiKeys: cfg.apiKeys,
+  ...(peerHash !== undefined ? { peerKeyHash: peerHash } : {}),
+  cacheMaxBytes: gatewaySize.cacheMaxBytes,
+  shutdownTimeoutMs: cfg.gatewayDrainSeconds * 1000,
 }))
+if (cfg.stage !== 'dev' && cfg.fallbackUpstreams.length > 0 && peerApiKey === undefined) {
+  pulumi.log.warn('velox:fallbackUpstreams is set but velox:peerApiKey is not: peer regions (auth on) will refuse the fallback calls')
+}
+
+// metrics-server, the AWS Load Balancer Controller and the Cluster Autoscaler; they need nodes to run on.
+const addons = new ClusterAddons(`${name}-addons`, {
+  kubeconfig: cluster.kubeconfig,
+  clusterName: cluster.name,
+  kubernetesVersion: cfg.kubernetesVersion,
+  region: cfg.region,
+  vpcId: network.vpcId,
+}, { ...opts, dependsOn: [gatewayNodes] })
 
 const workloads = new Workloads(`${name}-apps`, {
-  kubeconfig: cluster.kubeconfig,
+  provider: addons.provider,
   gateway: {
     image: cfg.gatewayImage,
-    config: gatewayConfig.apply((g) => ({ yaml: g.yaml, hash: g.hash })),
+    // The hash leaves the auth section out, the only part derived from a secret (the peer key).
+    config: { yaml: gatewayConfig.yaml, hash: pulumi.unsecret(gatewayConfig.hash) },
     nodeSelector: { ...GATEWAY_NODE_LABEL },
     replicas: cfg.gatewayReplicas,
     targetCpu: cfg.gatewayTargetCpu,
-    cpu: '1',
-    memory: '1Gi',
+    cpu: gatewaySize.cpu,
+    memory: gatewaySize.memory,
+    drainSeconds: cfg.gatewayDrainSeconds,
     ...(cacheAuthToken ? { redisPassword: cacheAuthToken } : {}),
+    ...(peerApiKey ? { peerApiKey } : {}),
   },
   loadBalancer: { ...(cfg.certificateArn ? { certificateArn: cfg.certificateArn } : {}), sourceRanges: cfg.loadBalancerSourceRanges },
   vllm: {
@@ -107,8 +132,12 @@ const workloads = new Workloads(`${name}-apps`, {
     extraArgs: cfg.vllmExtraArgs,
     nodeSelector: { ...INFERENCE_NODE_LABEL },
     gpuTaint: GPU_TAINT,
+    resources: vllmSizing(cfg.inferenceInstanceType),
+    startupSeconds: cfg.vllmStartupSeconds,
+    drainSeconds: cfg.gatewayDrainSeconds,
+    ...(hfToken ? { hfToken } : {}),
   },
-}, { ...opts, dependsOn: [gatewayNodes, inferenceNodes] })
+}, { ...opts, dependsOn: [gatewayNodes, inferenceNodes, ...addons.ready] })
 
 const dns = new RegionalDns(`${name}-dns`, {
   hostedZoneId: cfg.hostedZoneId,

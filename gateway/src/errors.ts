@@ -14,6 +14,7 @@ export type ErrorType =
   | 'rate_limit_error'
   | 'server_error'
   | 'timeout_error'
+  | 'insufficient_quota'
 
 export interface ErrorDefinition {
   readonly code: string
@@ -21,10 +22,16 @@ export interface ErrorDefinition {
   readonly type: ErrorType
   /** Default message; a `%s` is replaced by the detail given when the error is raised. */
   readonly message: string
+  /**
+   * OpenAI's own code for this condition, sent as `code` so clients written against OpenAI
+   * recognise it (`rate_limit_exceeded`, `insufficient_quota`); the GW_ERR_* code then travels
+   * as `gateway_code`.
+   */
+  readonly openaiCode?: string
 }
 
-function def(code: string, status: number, type: ErrorType, message: string): ErrorDefinition {
-  return Object.freeze({ code, status, type, message })
+function def(code: string, status: number, type: ErrorType, message: string, openaiCode?: string): ErrorDefinition {
+  return Object.freeze(openaiCode === undefined ? { code, status, type, message } : { code, status, type, message, openaiCode })
 }
 
 export const ERRORS = Object.freeze({
@@ -37,6 +44,7 @@ export const ERRORS = Object.freeze({
   GW_ERR_NOT_FOUND: def('GW_ERR_NOT_FOUND', 404, 'not_found_error', 'Unknown endpoint: %s'),
   GW_ERR_METHOD_NOT_ALLOWED: def('GW_ERR_METHOD_NOT_ALLOWED', 405, 'invalid_request_error', 'Method not allowed: %s'),
   GW_ERR_UNAUTHORIZED: def('GW_ERR_UNAUTHORIZED', 401, 'authentication_error', 'Missing or invalid API key'),
+  GW_ERR_KEY_EXPIRED: def('GW_ERR_KEY_EXPIRED', 401, 'authentication_error', 'This API key has expired'),
   GW_ERR_MODEL_NOT_ALLOWED: def('GW_ERR_MODEL_NOT_ALLOWED', 403, 'permission_error', 'This API key may not use the model "%s"'),
   GW_ERR_NO_HEALTHY_UPSTREAM: def('GW_ERR_NO_HEALTHY_UPSTREAM', 503, 'server_error', 'No healthy upstream can serve the model "%s"; retry later'),
   GW_ERR_UPSTREAM_UNAVAILABLE: def('GW_ERR_UPSTREAM_UNAVAILABLE', 502, 'server_error', 'The upstream could not be reached: %s'),
@@ -56,6 +64,8 @@ export const ERRORS = Object.freeze({
   GW_ERR_CACHE_PURGE_FAILED: def('GW_ERR_CACHE_PURGE_FAILED', 503, 'server_error', 'The shared cache tier could not be purged: %s'),
   GW_ERR_RELOAD_REJECTED: def('GW_ERR_RELOAD_REJECTED', 422, 'invalid_request_error', 'The config reload was refused; the running config stays in force: %s'),
   GW_ERR_PROFILE_BUSY: def('GW_ERR_PROFILE_BUSY', 409, 'invalid_request_error', 'A CPU profile is already being taken; try again when it ends'),
+  GW_ERR_RATE_LIMITED: def('GW_ERR_RATE_LIMITED', 429, 'rate_limit_error', 'Rate limit reached: %s', 'rate_limit_exceeded'),
+  GW_ERR_BUDGET_EXCEEDED: def('GW_ERR_BUDGET_EXCEEDED', 429, 'insufficient_quota', 'Budget exceeded: %s', 'insufficient_quota'),
   GW_ERR_INTERNAL: def('GW_ERR_INTERNAL', 500, 'server_error', 'Internal gateway error'),
 })
 
@@ -82,7 +92,9 @@ export class GatewayError extends Error {
   }
 
   /** The OpenAI-shaped JSON body. */
-  toJSON(): { error: { message: string; type: ErrorType; param: string | null; code: string } } {
+  toJSON(): { error: { message: string; type: ErrorType; param: string | null; code: string; gateway_code?: string } } {
+    const openaiCode = ERRORS[this.code].openaiCode
+    if (openaiCode !== undefined) return { error: { message: this.message, type: this.type, param: this.param, code: openaiCode, gateway_code: this.code } }
     return { error: { message: this.message, type: this.type, param: this.param, code: this.code } }
   }
 

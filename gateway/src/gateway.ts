@@ -2,7 +2,11 @@
  * The gateway's live state: the current runtime snapshot (swapped whole by reloads), readiness,
  * in-flight calls and shutdown. Hung on the fastify instance as `app.velox`.
  */
+import type { ApiKeyConfig } from './auth/config.ts'
+import { KeysFileWatcher } from './auth/keys-file.ts'
 import type { ResponseCache } from './cache/index.ts'
+import { Tenancy } from './limits/index.ts'
+import type { UsageLedger } from './limits/usage.ts'
 import type { GatewayConfig } from './config/schema.ts'
 import type { CallContext, ProxyCall } from './proxy/call.ts'
 import { GatewayError } from './errors.ts'
@@ -43,6 +47,10 @@ export class Gateway {
   generation: number
   private readonly env: NodeJS.ProcessEnv
   private reloading: Promise<unknown>
+  /** Limit counters and usage: kept across reloads. */
+  readonly tenancy: Tenancy
+  private fileKeys: readonly ApiKeyConfig[]
+  private readonly keysFile: KeysFileWatcher | null
 
   constructor(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics, env: NodeJS.ProcessEnv, cache: ResponseCache | null = null) {
     this.metrics = metrics
@@ -57,13 +65,41 @@ export class Gateway {
     this.shuttingDown = false
     this.failureLogs = new FailureLimiter(config.telemetry.accessLog.failuresPerMinute)
     this.accessLog = config.telemetry.accessLog.enabled ? new AccessLog(config.telemetry.accessLog, logger, this.failureLogs) : null
-    this.snapshot = new RuntimeSnapshot(config, { env, logger, buildContext: (s) => this.buildContext(s) })
+    this.tenancy = new Tenancy(config, metrics.registry, logger)
+    this.fileKeys = []
+    this.keysFile =
+      config.auth.keysFile === undefined
+        ? null
+        : new KeysFileWatcher(config.auth.keysFile, {
+            loaded: (keys) => {
+              this.fileKeys = keys
+              this.snapshot.auth.setFileKeys(keys)
+              this.labelUsage()
+              this.logger.info({ file: config.auth.keysFile, keys: keys.length }, 'API keys file loaded')
+            },
+            refused: (reason) => this.logger.error({ reason }, 'API keys file refused; the keys in force stay'),
+          })
+    this.snapshot = this.buildSnapshot(config)
     metrics.setMemberSource(() => this.snapshot.router.members())
     metrics.setConfiguredModels(() => this.snapshot.modelIds)
     this.warmed = this.warm()
     // Total deadlines are enforced by one coarse sweep instead of a timer per request.
     this.sweeper = setInterval(() => this.sweep(), 100)
     this.sweeper.unref()
+  }
+
+  /** Usage metrics and the usage ledger of this gateway (lives across reloads). */
+  get usage(): UsageLedger {
+    return this.tenancy.usage
+  }
+
+  private buildSnapshot(config: GatewayConfig): RuntimeSnapshot {
+    return new RuntimeSnapshot(config, { env: this.env, logger: this.logger, buildContext: (s) => this.buildContext(s), tenancy: this.tenancy, fileKeys: this.fileKeys })
+  }
+
+  /** Usage labels come from the running config only: its models and its key names. */
+  private labelUsage(): void {
+    this.tenancy.usage.setLabels(this.snapshot.modelIds, this.snapshot.auth.principals().map((p) => p.keyName))
   }
 
   private buildContext(snapshot: RuntimeSnapshot): CallContext {
@@ -90,10 +126,13 @@ export class Gateway {
   }
 
   private async warm(): Promise<void> {
+    this.tenancy.start()
+    await this.keysFile?.start()
     const snapshot = this.snapshot
     this.metrics.configGeneration.set(this.generation)
     const started = performance.now()
     const answered = await snapshot.warm()
+    this.labelUsage()
     const ms = Math.round(performance.now() - started)
     const members = snapshot.router.members()
     const connections = members.reduce((n, m) => n + m.dispatcher.warmed, 0)
@@ -124,7 +163,8 @@ export class Gateway {
         if (JSON.stringify(config[section]) !== JSON.stringify(this.snapshot.config[section])) restartKeys.push(section)
       }
       if (restartKeys.length > 0) this.logger.warn({ keys: restartKeys }, 'these keys take effect only after a restart')
-      next = new RuntimeSnapshot(config, { env: this.env, logger: this.logger, buildContext: (s) => this.buildContext(s) })
+      if (config.auth.keysFile !== this.snapshot.config.auth.keysFile || config.limits.backend !== this.snapshot.config.limits.backend) restartKeys.push('auth.keysFile / limits.backend')
+      next = this.buildSnapshot(config)
     } catch (err) {
       this.metrics.configReloads.inc({ result: 'rejected' })
       this.logger.error({ err: (err as Error).message }, 'config reload refused; the running config stays in force')
@@ -133,6 +173,7 @@ export class Gateway {
     const answered = await next.warm()
     const old = this.snapshot
     this.snapshot = next
+    this.labelUsage()
     this.generation++
     this.metrics.setConfiguredModels(() => next.modelIds)
     this.metrics.configGeneration.set(this.generation)
@@ -182,7 +223,9 @@ export class Gateway {
 
   async close(): Promise<void> {
     clearInterval(this.sweeper)
+    this.keysFile?.close()
     await this.snapshot.close()
+    await this.tenancy.close()
     await this.cache?.close()
   }
 }

@@ -15,6 +15,18 @@ export const GATEWAY_CONFIG_FILE = 'gateway.yaml'
 export const GATEWAY_CONFIG_PATH = `${GATEWAY_CONFIG_DIR}/${GATEWAY_CONFIG_FILE}`
 /** Environment variable the gateway reads the cache AUTH token from. */
 export const REDIS_PASSWORD_ENV = 'VELOX_REDIS_PASSWORD'
+/** Environment variable holding the key this region presents to peer regions. */
+export const PEER_API_KEY_ENV = 'VELOX_PEER_API_KEY'
+/** Auth entry (name and tenant) of the key peer regions present. */
+export const PEER_KEY_NAME = 'velox-peer'
+
+/** A client API key as the gateway's auth section lists it: only its hash is ever rendered. */
+export interface ApiKeyEntry {
+  readonly name: string
+  readonly tenant: string
+  readonly hash: string
+  readonly models?: readonly string[]
+}
 
 export interface GatewayConfigInputs {
   /** In-cluster vLLM base URL, e.g. http://vllm.velox.svc.cluster.local:8000. */
@@ -32,6 +44,19 @@ export interface GatewayConfigInputs {
   readonly redisCommandTimeoutMs: number
   /** Load balancer idle timeout (s); the gateway's client keep-alive must outlive it. */
   readonly loadBalancerIdleTimeoutSeconds: number
+  /** Stack stage: every stage but dev requires client API keys. */
+  readonly stage: string
+  /** Client API keys (hashes). */
+  readonly apiKeys: readonly ApiKeyEntry[]
+  /**
+   * sha256 hash (`sha256:<hex>`) of the key every region of the stage presents to its peers, when
+   * one is configured: the gateway sends it on fallback calls and accepts it from peers.
+   */
+  readonly peerKeyHash?: string
+  /** Bytes of the in-memory cache tier per worker (the shared tier is Valkey). */
+  readonly cacheMaxBytes: number
+  /** How long SIGTERM waits for in-flight streams (ms). */
+  readonly shutdownTimeoutMs: number
 }
 
 export interface RenderedGatewayConfig {
@@ -39,7 +64,11 @@ export interface RenderedGatewayConfig {
   readonly config: GatewayConfig
   /** YAML of what was rendered (defaults are left to the gateway, so the file stays short). */
   readonly yaml: string
-  /** sha256 of the YAML: the pod template annotation that rolls the gateway on any change. */
+  /**
+   * sha256 of the YAML without the auth section: the pod template annotation that rolls the
+   * gateway. Key changes are left out on purpose: the gateway watches its config file and swaps
+   * the key table on reload, so rotating a key updates the ConfigMap and restarts nothing.
+   */
   readonly hash: string
 }
 
@@ -50,6 +79,9 @@ export function fallbackName(url: string): string {
 }
 
 export function buildGatewayConfig(input: GatewayConfigInputs): GatewayConfigInput {
+  if (input.stage !== 'dev' && input.apiKeys.length === 0) {
+    throw new Error(`stage ${input.stage} serves the internet and needs client API keys: set velox:apiKeys (see docs/workloads.md)`)
+  }
   const scheme = input.cache.tls ? 'rediss' : 'redis'
   const pool = { ...input.pool }
   const timeouts = { ...input.timeouts }
@@ -59,6 +91,7 @@ export function buildGatewayConfig(input: GatewayConfigInputs): GatewayConfigInp
       port: GATEWAY_PORT,
       workers: input.workers,
       keepAliveTimeoutMs: (input.loadBalancerIdleTimeoutSeconds + 5) * 1000,
+      shutdownTimeoutMs: input.shutdownTimeoutMs,
     },
     log: { level: input.logLevel },
     upstreams: [
@@ -74,12 +107,22 @@ export function buildGatewayConfig(input: GatewayConfigInputs): GatewayConfigInp
         // A peer region is a remote origin: fewer warm sockets, a longer connect budget.
         pool: { ...pool, warm: Math.min(pool.warm, 2), connections: Math.max(1, Math.floor(pool.connections / 4)) },
         timeouts: { ...timeouts, connectMs: Math.max(timeouts.connectMs, 3000) },
+        // The peer's auth is on (every stage but dev): present the stage's peer key.
+        ...(input.peerKeyHash !== undefined ? { apiKeyEnv: PEER_API_KEY_ENV } : {}),
       })),
     ],
     redis: {
       url: `${scheme}://${input.cache.host}:${input.cache.port}`,
       ...(input.cache.authToken ? { passwordEnv: REDIS_PASSWORD_ENV } : {}),
       commandTimeoutMs: input.redisCommandTimeoutMs,
+    },
+    // Valkey is the shared tier every gateway of the region reads and fills; memory stays as L1.
+    cache: { backend: 'redis', maxBytes: input.cacheMaxBytes },
+    auth: {
+      keys: [
+        ...input.apiKeys.map((k) => ({ name: k.name, tenant: k.tenant, hash: k.hash, ...(k.models ? { models: [...k.models] } : {}) })),
+        ...(input.peerKeyHash !== undefined ? [{ name: PEER_KEY_NAME, tenant: PEER_KEY_NAME, hash: input.peerKeyHash }] : []),
+      ],
     },
     // Never serve simulated completions from a deployed gateway.
     simulator: { enabled: false },
@@ -95,5 +138,6 @@ export function renderGatewayConfig(input: GatewayConfigInputs): RenderedGateway
     throw new Error(`rendered gateway config is invalid:\n  - ${lines.join('\n  - ')}`)
   }
   const yaml = stringify(raw, { lineWidth: 0 })
-  return { config: result.data, yaml, hash: createHash('sha256').update(yaml).digest('hex') }
+  const { auth: _keys, ...rolling } = raw
+  return { config: result.data, yaml, hash: createHash('sha256').update(stringify(rolling, { lineWidth: 0 })).digest('hex') }
 }

@@ -5,7 +5,8 @@
  */
 import type * as pulumi from '@pulumi/pulumi'
 import type { types } from '@pulumi/kubernetes'
-import { GATEWAY_CONFIG_DIR, GATEWAY_CONFIG_FILE, GATEWAY_CONFIG_PATH, GATEWAY_PORT, REDIS_PASSWORD_ENV } from './gateway-config.ts'
+import { NLB_LOAD_BALANCER_CLASS } from './cluster-addons.ts'
+import { GATEWAY_CONFIG_DIR, GATEWAY_CONFIG_FILE, GATEWAY_CONFIG_PATH, GATEWAY_PORT, PEER_API_KEY_ENV, REDIS_PASSWORD_ENV } from './gateway-config.ts'
 
 
 export const NAMESPACE = 'velox'
@@ -14,6 +15,17 @@ export const VLLM_PORT = 8000
 export const GATEWAY_NAME = 'gateway'
 export const CONFIG_HASH_ANNOTATION = 'velox.dev/config-hash'
 export const REDIS_SECRET_NAME = 'gateway-redis'
+export const PEER_SECRET_NAME = 'gateway-peer'
+/** The Secret vLLM reads HF_TOKEN from (key `token`). */
+export const HF_TOKEN_SECRET_NAME = 'hf-token'
+/**
+ * preStop pause: the pod keeps serving while the load balancer controller deregisters its target
+ * (it reacts to the endpoint turning terminating) and every NLB node stops sending new flows to it.
+ * Deregistration reaches all NLB nodes within seconds to tens of seconds; 40 s covers the slow end.
+ */
+export const GATEWAY_PRESTOP_SECONDS = 40
+/** Image pull and node start on top of the model's own startup, before a vLLM rollout is failed. */
+export const VLLM_SCHEDULING_SECONDS = 600
 /** NLB TCP idle timeout (s), fixed by AWS at 350; the gateway's client keep-alive outlives it. */
 export const NLB_IDLE_TIMEOUT_SECONDS = 350
 
@@ -26,7 +38,18 @@ const gatewayLabels = { 'app.kubernetes.io/name': GATEWAY_NAME, 'app.kubernetes.
 const vllmLabels = { 'app.kubernetes.io/name': VLLM_NAME, 'app.kubernetes.io/part-of': 'velox' }
 
 export function namespace(): types.input.core.v1.Namespace {
-  return { metadata: { name: NAMESPACE, labels: { 'app.kubernetes.io/part-of': 'velox' } } }
+  return {
+    metadata: {
+      name: NAMESPACE,
+      labels: {
+        'app.kubernetes.io/part-of': 'velox',
+        // The load balancer controller adds a readiness gate to the gateway pods: a rolled pod
+        // counts as ready only once the NLB reports its target healthy, so a rollout never
+        // removes the next pod before traffic reaches the new one.
+        'elbv2.k8s.aws/pod-readiness-gate-inject': 'enabled',
+      },
+    },
+  }
 }
 
 export interface VllmSpec {
@@ -37,14 +60,40 @@ export interface VllmSpec {
   readonly extraArgs: readonly string[]
   readonly nodeSelector: Record<string, string>
   readonly gpuTaint: { readonly key: string; readonly value: string }
+  /** Requests and limits from the GPU instance type (lib/sizing.ts). */
+  readonly resources: { readonly cpu: string; readonly memory: string; readonly shm: string }
+  /** Seconds the model may take to download and load (velox:vllmStartupSeconds). */
+  readonly startupSeconds: number
+  /** Whether the hf-token Secret is created (velox:hfToken); without it the variable is optional. */
+  readonly hfToken: boolean
+  /** Seconds a stopping vLLM pod gets to finish the requests it serves. */
+  readonly drainSeconds: number
+}
+
+/** How long Kubernetes waits for a vLLM rollout to progress: the model's startup plus scheduling. */
+export function vllmProgressDeadlineSeconds(s: Pick<VllmSpec, 'startupSeconds'>): number {
+  return s.startupSeconds + VLLM_SCHEDULING_SECONDS
+}
+
+/** Pulumi's await for a Deployment gives up after 10 minutes unless its customTimeouts say otherwise. */
+function minutes(seconds: number): string {
+  return `${Math.ceil(seconds / 60)}m`
+}
+
+/** customTimeouts for the vLLM Deployment: as long as Kubernetes waits, plus a margin to read its verdict. */
+export function vllmAwaitTimeout(s: Pick<VllmSpec, 'startupSeconds'>): string {
+  return minutes(vllmProgressDeadlineSeconds(s) + 300)
 }
 
 export function vllmDeployment(s: VllmSpec): types.input.apps.v1.Deployment {
+  const health = { httpGet: { path: '/health', port: VLLM_PORT } }
   return {
     metadata: { name: VLLM_NAME, namespace: NAMESPACE, labels: vllmLabels },
     spec: {
       replicas: s.replicas,
       selector: { matchLabels: vllmLabels },
+      // Kubernetes' default (600 s) fails a rollout while a large model is still loading.
+      progressDeadlineSeconds: vllmProgressDeadlineSeconds(s),
       // One GPU node per replica: a new pod cannot start before the old one frees the GPUs.
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
       template: {
@@ -52,28 +101,51 @@ export function vllmDeployment(s: VllmSpec): types.input.apps.v1.Deployment {
         spec: {
           nodeSelector: s.nodeSelector,
           tolerations: [{ key: s.gpuTaint.key, operator: 'Equal', value: s.gpuTaint.value, effect: 'NoSchedule' }],
+          terminationGracePeriodSeconds: s.drainSeconds,
           containers: [{
             name: VLLM_NAME,
             image: s.image,
-            args: ['--model', s.model, '--host', '0.0.0.0', '--port', String(VLLM_PORT), '--tensor-parallel-size', String(s.gpus), ...s.extraArgs],
+            // `vllm serve MODEL`: the model is the positional argument (--model is deprecated there).
+            command: ['vllm', 'serve'],
+            args: [s.model, '--host', '0.0.0.0', '--port', String(VLLM_PORT), '--tensor-parallel-size', String(s.gpus), ...s.extraArgs],
             ports: [{ name: 'http', containerPort: VLLM_PORT }],
-            env: [{ name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: 'hf-token', key: 'token', optional: true } } }],
-            resources: { limits: { 'nvidia.com/gpu': String(s.gpus) }, requests: { 'nvidia.com/gpu': String(s.gpus) } },
-            // Downloading and loading weights takes minutes; only then do probes matter.
-            startupProbe: { httpGet: { path: '/health', port: VLLM_PORT }, periodSeconds: 10, failureThreshold: 90 },
-            readinessProbe: { httpGet: { path: '/health', port: VLLM_PORT }, periodSeconds: 5, failureThreshold: 2 },
-            livenessProbe: { httpGet: { path: '/health', port: VLLM_PORT }, periodSeconds: 15, failureThreshold: 4 },
-            volumeMounts: [{ name: 'shm', mountPath: '/dev/shm' }, { name: 'models', mountPath: '/root/.cache/huggingface' }],
+            env: [
+              { name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: HF_TOKEN_SECRET_NAME, key: 'token', optional: !s.hfToken } } },
+              { name: 'HF_HOME', value: '/models' },
+            ],
+            resources: {
+              requests: { cpu: s.resources.cpu, memory: s.resources.memory, 'nvidia.com/gpu': String(s.gpus) },
+              limits: { memory: s.resources.memory, 'nvidia.com/gpu': String(s.gpus) },
+            },
+            // Downloading and loading weights takes minutes; liveness and readiness start after it.
+            startupProbe: { ...health, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: Math.ceil(s.startupSeconds / 10) },
+            readinessProbe: { ...health, periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 3 },
+            // A busy engine answers /health late, not never: a generous timeout before a restart.
+            livenessProbe: { ...health, periodSeconds: 15, timeoutSeconds: 10, failureThreshold: 4 },
+            volumeMounts: [{ name: 'shm', mountPath: '/dev/shm' }, { name: 'models', mountPath: '/models' }],
           }],
           volumes: [
             // NCCL between tensor-parallel workers needs more shared memory than the 64 MiB default.
-            { name: 'shm', emptyDir: { medium: 'Memory', sizeLimit: '16Gi' } },
+            { name: 'shm', emptyDir: { medium: 'Memory', sizeLimit: s.resources.shm } },
+            // Model cache on the node's 300 GiB root volume: a restarted pod does not download again.
             { name: 'models', hostPath: { path: '/var/lib/velox/models', type: 'DirectoryOrCreate' } },
           ],
         },
       },
     },
   }
+}
+
+export function vllmPdb(): types.input.policy.v1.PodDisruptionBudget {
+  return { metadata: { name: VLLM_NAME, namespace: NAMESPACE, labels: vllmLabels }, spec: { maxUnavailable: 1, selector: { matchLabels: vllmLabels } } }
+}
+
+export function hfTokenSecret(token: pulumi.Input<string>): types.input.core.v1.Secret {
+  return { metadata: { name: HF_TOKEN_SECRET_NAME, namespace: NAMESPACE, labels: vllmLabels }, type: 'Opaque', stringData: { token } }
+}
+
+export function peerSecret(key: pulumi.Input<string>): types.input.core.v1.Secret {
+  return { metadata: { name: PEER_SECRET_NAME, namespace: NAMESPACE, labels: gatewayLabels }, type: 'Opaque', stringData: { apiKey: key } }
 }
 
 /** Headless: DNS returns every ready vLLM pod, and the gateway balances across them itself. */
@@ -124,10 +196,25 @@ export interface GatewaySpec {
   readonly image: string
   readonly configHash: pulumi.Input<string>
   readonly redisPassword: boolean
+  /** Whether the gateway-peer Secret exists (velox:peerApiKey). */
+  readonly peerKey: boolean
   readonly nodeSelector: Record<string, string>
-  /** Requested CPU: the HPA's utilisation is measured against it. */
+  /** Requested CPU: the HPA's utilisation is measured against it (lib/sizing.ts). */
   readonly cpu: string
+  /** Memory request and limit (lib/sizing.ts). */
   readonly memory: string
+  /** server.shutdownTimeoutMs in seconds: how long in-flight streams may run after SIGTERM. */
+  readonly drainSeconds: number
+}
+
+/** customTimeouts for the gateway Deployment: Kubernetes' default 600 s deadline plus one pod's replacement. */
+export function gatewayAwaitTimeout(s: Pick<GatewaySpec, 'drainSeconds'>): string {
+  return minutes(600 + gatewayGracePeriodSeconds(s))
+}
+
+/** preStop pause, then the drain, then a margin for the process to exit. */
+export function gatewayGracePeriodSeconds(s: Pick<GatewaySpec, 'drainSeconds'>): number {
+  return GATEWAY_PRESTOP_SECONDS + s.drainSeconds + 10
 }
 
 export function gatewayDeployment(s: GatewaySpec): types.input.apps.v1.Deployment {
@@ -145,8 +232,8 @@ export function gatewayDeployment(s: GatewaySpec): types.input.apps.v1.Deploymen
           // Host networking would otherwise use the node's resolver and miss cluster DNS (vllm.velox.svc).
           dnsPolicy: 'ClusterFirstWithHostNet',
           nodeSelector: s.nodeSelector,
-          // Above the gateway's 30 s drain (server.shutdownTimeoutMs) plus the preStop pause.
-          terminationGracePeriodSeconds: 45,
+          // The preStop pause plus the gateway's drain (server.shutdownTimeoutMs), so long streams end cleanly.
+          terminationGracePeriodSeconds: gatewayGracePeriodSeconds(s),
           topologySpreadConstraints: [
             { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: gatewayLabels } },
             { maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: gatewayLabels } },
@@ -156,12 +243,18 @@ export function gatewayDeployment(s: GatewaySpec): types.input.apps.v1.Deploymen
             image: s.image,
             args: ['--config', GATEWAY_CONFIG_PATH],
             ports: [{ name: 'http', containerPort: GATEWAY_PORT, hostPort: GATEWAY_PORT, protocol: 'TCP' }],
-            env: s.redisPassword ? [{ name: REDIS_PASSWORD_ENV, valueFrom: { secretKeyRef: { name: REDIS_SECRET_NAME, key: 'password' } } }] : [],
+            env: [
+              ...(s.redisPassword ? [{ name: REDIS_PASSWORD_ENV, valueFrom: { secretKeyRef: { name: REDIS_SECRET_NAME, key: 'password' } } }] : []),
+              ...(s.peerKey ? [{ name: PEER_API_KEY_ENV, valueFrom: { secretKeyRef: { name: PEER_SECRET_NAME, key: 'apiKey' } } }] : []),
+            ],
+            // CPU: no limit (throttling adds tail latency); memory: request = limit, sized per worker.
             resources: { requests: { cpu: s.cpu, memory: s.memory }, limits: { memory: s.memory } },
+            // Boot warms the upstream pools; liveness starts only once the process answers.
+            startupProbe: { httpGet: { path: '/healthz', port: GATEWAY_PORT }, periodSeconds: 2, failureThreshold: 30, timeoutSeconds: 1 },
             readinessProbe: { httpGet: { path: '/readyz', port: GATEWAY_PORT }, periodSeconds: 2, failureThreshold: 2, timeoutSeconds: 1 },
             livenessProbe: { httpGet: { path: '/healthz', port: GATEWAY_PORT }, periodSeconds: 10, failureThreshold: 3, timeoutSeconds: 2 },
-            // Keep serving while the load balancer deregisters the target, then drain.
-            lifecycle: { preStop: { sleep: { seconds: 10 } } },
+            // Keep serving while the load balancer deregisters the target; SIGTERM (and the drain) come after.
+            lifecycle: { preStop: { sleep: { seconds: GATEWAY_PRESTOP_SECONDS } } },
             securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: 10001, capabilities: { drop: ['ALL'] } },
             volumeMounts: [{ name: 'config', mountPath: GATEWAY_CONFIG_DIR, readOnly: true }],
           }],
@@ -196,36 +289,59 @@ export interface LoadBalancerSpec {
   /** ACM certificate: TLS terminates on the NLB at 443. Absent: plain TCP on 80. */
   readonly certificateArn?: string
   readonly sourceRanges: readonly string[]
+  /** The gateway's drain (s): the NLB keeps a deregistered target's connections that long. */
+  readonly drainSeconds: number
 }
 
 export function listenerPort(certificateArn: string | undefined): number {
   return certificateArn ? 443 : 80
 }
 
-/** Service of type LoadBalancer: an internet-facing NLB in front of the gateway. */
+/**
+ * How long the NLB keeps a deregistered target's established connections before it closes them:
+ * the preStop pause plus the drain, so streams the gateway is finishing are not cut first.
+ */
+export function deregistrationDelaySeconds(s: Pick<LoadBalancerSpec, 'drainSeconds'>): number {
+  return GATEWAY_PRESTOP_SECONDS + s.drainSeconds
+}
+
+/**
+ * Service of type LoadBalancer owned by the AWS Load Balancer Controller (loadBalancerClass): an
+ * internet-facing NLB with IP targets (the gateway pods' host addresses), health-checked on
+ * /readyz so a pod that fails readiness (it does first when stopping) stops getting new flows.
+ * Only annotations the controller honours are set.
+ */
 export function gatewayService(s: LoadBalancerSpec): types.input.core.v1.Service {
   const port = listenerPort(s.certificateArn)
+  const p = 'service.beta.kubernetes.io/aws-load-balancer-'
   const annotations: Record<string, string> = {
-    'service.beta.kubernetes.io/aws-load-balancer-type': 'nlb',
-    'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internet-facing',
-    // The gateway nodes share one AZ (placement group); NLB nodes in the other AZs must reach them.
-    'service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled': 'true',
-    'service.beta.kubernetes.io/aws-load-balancer-backend-protocol': 'tcp',
-    'service.beta.kubernetes.io/aws-load-balancer-healthcheck-interval': '10',
-    'service.beta.kubernetes.io/aws-load-balancer-healthcheck-healthy-threshold': '2',
-    'service.beta.kubernetes.io/aws-load-balancer-healthcheck-unhealthy-threshold': '2',
+    [`${p}scheme`]: 'internet-facing',
+    [`${p}nlb-target-type`]: 'ip',
+    [`${p}healthcheck-protocol`]: 'http',
+    [`${p}healthcheck-path`]: '/readyz',
+    [`${p}healthcheck-port`]: 'traffic-port',
+    [`${p}healthcheck-interval`]: '10',
+    [`${p}healthcheck-timeout`]: '5',
+    [`${p}healthcheck-healthy-threshold`]: '2',
+    [`${p}healthcheck-unhealthy-threshold`]: '2',
+    // Gateway nodes may sit in fewer AZs than the NLB's subnets.
+    [`${p}attributes`]: 'load_balancing.cross_zone.enabled=true',
+    [`${p}target-group-attributes`]: [
+      `deregistration_delay.timeout_seconds=${deregistrationDelaySeconds(s)}`,
+      'deregistration_delay.connection_termination.enabled=true',
+      'preserve_client_ip.enabled=true',
+    ].join(','),
   }
   if (s.certificateArn) {
-    annotations['service.beta.kubernetes.io/aws-load-balancer-ssl-cert'] = s.certificateArn
-    annotations['service.beta.kubernetes.io/aws-load-balancer-ssl-ports'] = String(port)
-    annotations['service.beta.kubernetes.io/aws-load-balancer-ssl-negotiation-policy'] = 'ELBSecurityPolicy-TLS13-1-2-2021-06'
+    annotations[`${p}ssl-cert`] = s.certificateArn
+    annotations[`${p}ssl-ports`] = String(port)
+    annotations[`${p}ssl-negotiation-policy`] = 'ELBSecurityPolicy-TLS13-1-2-2021-06'
   }
   return {
     metadata: { name: GATEWAY_NAME, namespace: NAMESPACE, labels: gatewayLabels, annotations },
     spec: {
       type: 'LoadBalancer',
-      // Only nodes running a gateway pass the NLB health check: no extra kube-proxy hop between nodes.
-      externalTrafficPolicy: 'Local',
+      loadBalancerClass: NLB_LOAD_BALANCER_CLASS,
       loadBalancerSourceRanges: [...s.sourceRanges],
       selector: gatewayLabels,
       ports: [{ name: s.certificateArn ? 'https' : 'http', port, targetPort: GATEWAY_PORT, protocol: 'TCP' }],

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod'
 import { parseStackName, type Stage, type StackIdentity } from './naming.ts'
+import { ApiKeySchema } from '../../gateway/src/auth/config.ts'
 import {
   CACHE_NODE_TYPES, GATEWAY_INSTANCE_TYPES, INFERENCE_INSTANCE_TYPES,
   gatewayInstanceProblem, inferenceInstanceProblem, instanceType, platformOf,
@@ -96,11 +97,23 @@ const StackConfigSchema = z.strictObject({
   busyPollMicros: decoded(z.number().int().min(0).max(200)),
   /** Extra tags merged into every resource's tags. */
   tags: decoded(z.record(z.string(), z.string())),
+  /** Client API keys as the gateway lists them ({name, tenant, hash: sha256:<hex>, models?}); required outside dev. */
+  apiKeys: decoded(z.array(ApiKeySchema)),
+  /** Seconds a stopping gateway keeps serving in-flight requests and streams (server.shutdownTimeoutMs). */
+  gatewayDrainSeconds: decoded(z.number().int().min(5).max(3600)),
+  /** Seconds vLLM may take to download and load the model before the rollout is failed. */
+  vllmStartupSeconds: decoded(z.number().int().min(300).max(7200)),
+  /** Hugging Face token for gated models (set with --secret); stored in the hf-token Secret. */
+  hfToken: z.string().regex(/^hf_[A-Za-z0-9]{20,}$/, 'a Hugging Face token (hf_...)').optional(),
+  /** Key this region presents to peer regions, and accepts from them (set with --secret, same value in every region of a stage). */
+  peerApiKey: z.string().min(24, 'at least 24 characters').optional(),
 })
 
 type Parsed = z.output<typeof StackConfigSchema>
-export type StackConfig = Readonly<Omit<Parsed, 'cacheAuthToken'>> & StackIdentity & {
+export type StackConfig = Readonly<Omit<Parsed, 'cacheAuthToken' | 'hfToken' | 'peerApiKey'>> & StackIdentity & {
   readonly hasCacheAuthToken: boolean
+  readonly hasHfToken: boolean
+  readonly hasPeerApiKey: boolean
 }
 
 /** Per-stage defaults: dev small and cheap, prod multi-AZ and sized for traffic. */
@@ -120,6 +133,7 @@ export const STAGE_DEFAULTS: Readonly<Record<Stage, Record<string, unknown>>> = 
     vpc: { cidr: '10.40.0.0/16', azCount: 2, natGateways: 'single' },
     kubernetesVersion: DEFAULT_KUBERNETES_VERSION, clusterEndpointPublicCidrs: [], loadBalancerSourceRanges: ['0.0.0.0/0'],
     busyPollMicros: 0, tags: {},
+    apiKeys: [], gatewayDrainSeconds: 30, vllmStartupSeconds: 1200,
   },
   staging: {
     gatewayInstanceType: 'c7gn.xlarge', gatewayNodes: { min: 2, desired: 2, max: 4 }, gatewayReplicas: { min: 2, max: 4 },
@@ -127,6 +141,7 @@ export const STAGE_DEFAULTS: Readonly<Record<Stage, Record<string, unknown>>> = 
     pool: { connections: 64, warm: 8, keepAliveTimeoutMs: 4000, maxConnectionAgeMs: 300000 },
     logLevel: 'info', cacheNodeType: 'cache.r7g.large', cacheNodes: 2,
     healthCheckIntervalSeconds: 30, busyPollMicros: 50,
+    gatewayDrainSeconds: 120,
   },
   prod: {
     gatewayInstanceType: 'c7gn.16xlarge', gatewayNodes: { min: 3, desired: 3, max: 8 }, gatewayReplicas: { min: 3, max: 8 },
@@ -137,6 +152,7 @@ export const STAGE_DEFAULTS: Readonly<Record<Stage, Record<string, unknown>>> = 
     healthCheckIntervalSeconds: 10, healthCheckFailureThreshold: 3,
     vpc: { cidr: '10.40.0.0/16', azCount: 3, natGateways: 'perAz' },
     busyPollMicros: 50,
+    gatewayDrainSeconds: 300, vllmStartupSeconds: 2400,
   },
 }
 
@@ -212,11 +228,12 @@ export function parseStackConfig(stack: string, raw: Readonly<Record<string, str
   for (const [i, url] of c.fallbackUpstreams.entries()) {
     if (new URL(url).hostname === c.domain) problems.push(`velox:fallbackUpstreams.${i}: "${url}" is the latency-routed name, which resolves back to this region; use a peer's regional name such as https://<region>.${c.domain}`)
   }
+  if (id.stage !== 'dev' && c.apiKeys.length === 0) problems.push(`velox:apiKeys: ${id.stage} serves the internet and needs at least one client API key ({name, tenant, hash}; hash with node gateway/src/auth/hash-key.ts)`)
   const versionProblem = eksVersionProblem(c.kubernetesVersion, today)
   if (versionProblem) problems.push(`velox:kubernetesVersion: ${versionProblem}`)
   if (c.existingVpc && user['vpc'] !== undefined) problems.push('velox:vpc: set either velox:vpc (new VPC) or velox:existingVpc, not both')
   if (problems.length > 0) throw new StackConfigError(stack, problems)
 
-  const { cacheAuthToken, ...rest } = c
-  return Object.freeze({ ...rest, ...id, hasCacheAuthToken: cacheAuthToken !== undefined })
+  const { cacheAuthToken, hfToken, peerApiKey, ...rest } = c
+  return Object.freeze({ ...rest, ...id, hasCacheAuthToken: cacheAuthToken !== undefined, hasHfToken: hfToken !== undefined, hasPeerApiKey: peerApiKey !== undefined })
 }

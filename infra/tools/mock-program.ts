@@ -156,7 +156,9 @@ if (import.meta.main) {
     else { const i = p.indexOf('='); overrides[p.slice(0, i)] = p.slice(i + 1) }
   }
   const secrets: Record<string, string> = {}
-  if (overrides['velox:cacheAuthToken'] !== undefined) { secrets['velox:cacheAuthToken'] = overrides['velox:cacheAuthToken']; delete overrides['velox:cacheAuthToken'] }
+  for (const key of ['velox:cacheAuthToken', 'velox:hfToken', 'velox:peerApiKey']) {
+    if (overrides[key] !== undefined) { secrets[key] = overrides[key]; delete overrides[key] }
+  }
   const run = await runProgram(stack, { overrides, remove, secrets })
   process.stdout.write(JSON.stringify(run))
 }

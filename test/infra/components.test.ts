@@ -112,13 +112,13 @@ test('Workloads: provider from the kubeconfig, TLS listener on the NLB, secret-b
   const lb = result.resources.find((r) => r.name === 'w-gateway-lb')!
   assert.equal(lb.inputs['metadata'].annotations['service.beta.kubernetes.io/aws-load-balancer-ssl-cert'], 'arn:aws:acm:us-east-1:123456789012:certificate/abc')
   assert.deepEqual(lb.inputs['spec'].ports, [{ name: 'https', port: 443, targetPort: 8080, protocol: 'TCP' }])
-  assert.equal(lb.inputs['spec'].externalTrafficPolicy, 'Local')
+  assert.equal(lb.inputs['spec'].loadBalancerClass, 'service.k8s.aws/nlb')
   const gw = result.resources.find((r) => r.name === 'w-gateway' && r.type === 'kubernetes:apps/v1:Deployment')!
   assert.equal(gw.inputs['spec'].replicas, undefined, 'the HPA owns the replica count')
   assert.equal(gw.inputs['spec'].template.metadata.annotations['velox.dev/config-hash'], 'abc')
   const vllm = result.resources.find((r) => r.name === 'w-vllm' && r.type === 'kubernetes:apps/v1:Deployment')!
   const c = vllm.inputs['spec'].template.spec.containers[0]
-  assert.deepEqual(c.resources.limits, { 'nvidia.com/gpu': '8' })
+  assert.deepEqual(c.resources.limits, { memory: '1500Gi', 'nvidia.com/gpu': '8' })
   assert.ok(c.args.join(' ').includes('--tensor-parallel-size 8 --max-model-len 8192'))
   assert.match(result.outputs['lbHostname'], /\.elb\.us-east-1\.amazonaws\.com$/)
   const pdb = result.resources.find((r) => r.type === 'kubernetes:policy/v1:PodDisruptionBudget')!

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { parse } from 'yaml'
 import { GatewayConfigSchema } from '../../gateway/src/config/schema.ts'
-import { REDIS_PASSWORD_ENV, renderGatewayConfig, type GatewayConfigInputs } from '../../infra/lib/gateway-config.ts'
+import { PEER_API_KEY_ENV, PEER_KEY_NAME, REDIS_PASSWORD_ENV, renderGatewayConfig, type GatewayConfigInputs } from '../../infra/lib/gateway-config.ts'
 import { inferenceUrl } from '../../infra/lib/manifests.ts'
 
 const inputs = (over: Partial<GatewayConfigInputs> = {}): GatewayConfigInputs => ({
@@ -16,6 +16,10 @@ const inputs = (over: Partial<GatewayConfigInputs> = {}): GatewayConfigInputs =>
   logLevel: 'info',
   redisCommandTimeoutMs: 50,
   loadBalancerIdleTimeoutSeconds: 350,
+  stage: 'staging',
+  apiKeys: [{ name: 'team-a', tenant: 'a', hash: `sha256:${'a'.repeat(64)}` }],
+  cacheMaxBytes: 64 * 1024 * 1024,
+  shutdownTimeoutMs: 120_000,
   ...over,
 })
 
@@ -64,4 +68,39 @@ test('any config change changes the hash (it rolls the gateway); same input, sam
 test('a config the gateway would refuse is refused here, naming the path', () => {
   assert.throws(() => renderGatewayConfig(inputs({ pool: { connections: 2, warm: 8, keepAliveTimeoutMs: 4000, maxConnectionAgeMs: 0 } })), /upstreams\.0\.pool\.warm: warm \(8\) exceeds connections \(2\)/)
   assert.throws(() => renderGatewayConfig(inputs({ inferenceUrl: 'ftp://vllm:8000' })), /upstreams\.0\.url/)
+})
+
+test('auth: every stage but dev refuses to render without client keys; keys render as hashes', () => {
+  assert.throws(() => renderGatewayConfig(inputs({ apiKeys: [] })), /stage staging serves the internet and needs client API keys/)
+  assert.deepEqual(renderGatewayConfig(inputs({ stage: 'dev', apiKeys: [] })).config.auth.keys, [])
+  const r = renderGatewayConfig(inputs())
+  assert.deepEqual(r.config.auth.keys.map((k) => [k.name, k.tenant, k.hash, k.models]), [['team-a', 'a', `sha256:${'a'.repeat(64)}`, ['*']]])
+})
+
+test('key rotation does not roll the pods: the hash leaves auth out, the YAML carries it', () => {
+  const a = renderGatewayConfig(inputs())
+  const b = renderGatewayConfig(inputs({ apiKeys: [{ name: 'team-b', tenant: 'b', hash: `sha256:${'b'.repeat(64)}` }] }))
+  assert.equal(a.hash, b.hash)
+  assert.notEqual(a.yaml, b.yaml)
+  assert.ok(b.yaml.includes('team-b'))
+})
+
+test('peer regions authenticate with the stage peer key: sent on fallback calls, accepted from peers', () => {
+  const peerKeyHash = `sha256:${'c'.repeat(64)}`
+  const r = renderGatewayConfig(inputs({ fallbackUpstreams: ['https://eu-west-1.api.example.com'], peerKeyHash }))
+  const [local, peer] = r.config.upstreams
+  assert.equal(local!.apiKeyEnv, undefined, 'vLLM gets no key')
+  assert.equal(peer!.apiKeyEnv, PEER_API_KEY_ENV)
+  assert.equal(peer!.peer, true)
+  assert.ok(r.config.auth.keys.some((k) => k.name === PEER_KEY_NAME && k.hash === peerKeyHash))
+  const none = renderGatewayConfig(inputs({ fallbackUpstreams: ['https://eu-west-1.api.example.com'] }))
+  assert.equal(none.config.upstreams[1]!.apiKeyEnv, undefined)
+})
+
+test('the shared cache tier is Valkey; memory is a sized L1; the drain is the stack\'s', () => {
+  const r = renderGatewayConfig(inputs())
+  assert.equal(r.config.cache.backend, 'redis')
+  assert.equal(r.config.cache.maxBytes, 64 * 1024 * 1024)
+  assert.equal(r.config.server.shutdownTimeoutMs, 120_000)
+  assert.match(r.config.redis.url!, /^rediss:\/\//)
 })

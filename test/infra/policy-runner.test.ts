@@ -30,8 +30,10 @@ const { Empty } = fromPulumi('google-protobuf/google/protobuf/empty_pb.js') as a
 
 interface Runner { readonly child: ChildProcess; readonly port: number; readonly stderr: () => string }
 
+let started: ChildProcess | null = null
+
 async function startRunner(): Promise<Runner> {
-  const child = spawn(process.execPath, [RUNNER, '127.0.0.1:1', PACK_DIR], {
+  const child = started = spawn(process.execPath, [RUNNER, '127.0.0.1:1', PACK_DIR], {
     cwd: PACK_DIR,
     env: { PATH: process.env['PATH'] ?? '', PULUMI_NODEJS_STACK: 'prod-us-east-1', PULUMI_NODEJS_PROJECT: 'velox' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -41,7 +43,7 @@ async function startRunner(): Promise<Runner> {
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d })
   child.stdout!.setEncoding('utf8')
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`runner printed no port within 30 s\n${err}`)), 30_000)
+    const timer = setTimeout(() => reject(new Error(`runner printed no port within 90 s\n${err}`)), 90_000)
     child.stdout!.on('data', (d: string) => {
       out += d
       const line = /^(\d+)\r?\n/.exec(out)
@@ -53,9 +55,10 @@ async function startRunner(): Promise<Runner> {
 }
 
 const runner = startRunner()
+// Stopped whether or not it ever printed its port.
 after(async () => {
-  const r = await runner.catch(() => undefined)
-  if (r && r.child.exitCode === null) { r.child.kill('SIGTERM'); await once(r.child, 'exit') }
+  await runner.catch(() => undefined)
+  if (started && started.exitCode === null && started.signalCode === null) { started.kill('SIGTERM'); await once(started, 'exit') }
 })
 
 function call<T>(client: any, method: string, request: unknown): Promise<T> {

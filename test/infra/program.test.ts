@@ -37,7 +37,7 @@ for (const stack of stacks) {
     assert.equal(n['aws:route53/healthCheck:HealthCheck'], 1)
     assert.equal(n['aws:route53/record:Record'], 2)
     assert.equal(n['kubernetes:apps/v1:Deployment'], 2)
-    assert.equal(n['kubernetes:policy/v1:PodDisruptionBudget'], 1)
+    assert.equal(n['kubernetes:policy/v1:PodDisruptionBudget'], 2, 'gateway and vLLM')
     assert.equal(n['kubernetes:autoscaling/v2:HorizontalPodAutoscaler'], 1)
     assert.equal(n['pulumi:providers:aws'], 1)
     assert.equal(n['pulumi:providers:kubernetes'], 1)
@@ -157,7 +157,7 @@ for (const stack of stacks) {
     assert.deepEqual([hpa.inputs['spec'].minReplicas, hpa.inputs['spec'].maxReplicas], [cfg.gatewayReplicas.min, cfg.gatewayReplicas.max])
 
     const lb = ofType(run, 'kubernetes:core/v1:Service').find((s) => s.inputs['spec'].type === 'LoadBalancer')!
-    assert.equal(lb.inputs['metadata'].annotations['service.beta.kubernetes.io/aws-load-balancer-type'], 'nlb')
+    assert.equal(lb.inputs['spec'].loadBalancerClass, 'service.k8s.aws/nlb', 'owned by the AWS Load Balancer Controller')
     assert.deepEqual(lb.inputs['spec'].ports.map((p: { port: number }) => p.port), [cfg.certificateArn ? 443 : 80])
     const vllmSvc = ofType(run, 'kubernetes:core/v1:Service').find((s) => s.inputs['metadata'].name === 'vllm')!
     assert.equal(vllmSvc.inputs['spec'].clusterIP, 'None', 'headless')

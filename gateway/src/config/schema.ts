@@ -10,6 +10,7 @@ import { z } from 'zod'
 import { AdminSchema } from '../admin/config.ts'
 import { AuthSchema } from '../auth/config.ts'
 import { CacheConfigSchema } from '../cache/config.ts'
+import { LimitsSchema } from '../limits/config.ts'
 import { RoutingConfigSchema, UpstreamDiscoverySchema, routingIssues } from '../routing/config.ts'
 import { TelemetrySchema } from '../telemetry/config.ts'
 
@@ -141,6 +142,7 @@ export const GatewayConfigSchema = z
     redis: RedisSchema.prefault({}),
     cache: CacheConfigSchema.prefault({}),
     auth: AuthSchema.prefault({}),
+    limits: LimitsSchema.prefault({}),
     simulator: SimulatorSchema.prefault({}),
     admin: AdminSchema.prefault({}),
     telemetry: TelemetrySchema.prefault({}),
@@ -157,6 +159,15 @@ export const GatewayConfigSchema = z
     if (cfg.cache.enabled && cfg.cache.backend === 'redis' && cfg.redis.url === undefined) {
       ctx.addIssue({ code: 'custom', path: ['cache', 'backend'], message: 'backend "redis" needs redis.url' })
     }
+    if (cfg.limits.backend === 'redis' && cfg.redis.url === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['limits', 'backend'], message: 'backend "redis" needs redis.url' })
+    }
+    const keyNames = new Set(cfg.auth.keys.map((k) => k.name))
+    cfg.limits.rules.forEach((rule, i) => {
+      if (rule.match.key !== undefined && cfg.auth.keysFile === undefined && !keyNames.has(rule.match.key)) {
+        ctx.addIssue({ code: 'custom', path: ['limits', 'rules', i, 'match', 'key'], message: `no API key named "${rule.match.key}" in auth.keys` })
+      }
+    })
     for (const issue of routingIssues(cfg.routing, cfg.upstreams)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message })
   })
 

@@ -128,6 +128,7 @@ export class ProxyCall {
         this.#cancelLive(now)
         this.#outcome.status = 200
         this.#outcome.cache = 'semantic-hit'
+        this.request.metering?.end(null, true, true)
         cache.replay(hit, this.res, { [REQUEST_ID_HEADER]: this.request.requestId })
         this.#finish(now)
       },
@@ -277,7 +278,10 @@ export class ProxyCall {
     this.#outcome.sawChunk(chunk)
     this.request.cache?.onData(chunk)
     if (this.res.destroyed) return true
-    return this.res.write(chunk)
+    const filter = this.request.usageFilter
+    if (filter === null) return this.res.write(chunk)
+    const out = filter.filter(chunk)
+    return out.length === 0 ? true : this.res.write(out)
   }
 
   /** The winning attempt's response is complete. */
@@ -290,7 +294,7 @@ export class ProxyCall {
       if (!this.res.destroyed) this.res.end(body)
     } else {
       attempt.settle(null, now)
-      if (!this.res.destroyed) this.res.end()
+      if (!this.res.destroyed) this.res.end(this.request.usageFilter?.flush())
       this.request.cache?.ended(!this.res.destroyed)
     }
     this.#finish(now)
@@ -399,7 +403,7 @@ export class ProxyCall {
     ;(this.res as ResponseWithCall)[kCall] = undefined
     this.res.off('close', onClientClose)
     const request = this.request
-    this.#outcome.record(this.ctx.metrics, request.endpoint.name, request.model, request.startedAt, this.#winner, this.#planner.last, now)
+    this.#outcome.record(this.ctx.metrics, request.endpoint.name, request.model, request.startedAt, this.#winner, this.#planner.last, now, request.metering)
     this.#outcome.report(this.ctx, request, this.attempts, this.#winner, this.#planner.last, now)
     this.#live = []
   }

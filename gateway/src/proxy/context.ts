@@ -1,4 +1,6 @@
 /** The shapes a proxied call is built from: what its snapshot shares, and what one request brings. */
+import type { Metering } from '../limits/metering.ts'
+import type { UsageEventFilter } from '../limits/stream-usage.ts'
 import type { Member } from '../routing/member.ts'
 import type { Resolution, Router } from '../routing/router.ts'
 import type { AccessLog } from '../telemetry/access-log.ts'
@@ -60,4 +62,8 @@ export interface CallRequest {
   readonly stream: boolean
   /** The call's spans, or null when tracing is off. */
   readonly trace: RequestTrace | null
+  /** Limits and usage for the request, or null when neither auth nor limits are configured. */
+  readonly metering: Metering | null
+  /** Takes the usage event the gateway asked for out of the client's stream, or null. */
+  readonly usageFilter: UsageEventFilter | null
 }

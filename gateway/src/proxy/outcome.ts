@@ -2,6 +2,7 @@
  * What a finished call records: the request counter, durations, the gateway's added time to
  * first byte, and the token usage read from the last body chunks of a 200 (usage comes last).
  */
+import type { Metering } from '../limits/metering.ts'
 import { round } from '../telemetry/access-log.ts'
 import { GEN_AI_OPERATION, type GatewayMetrics } from '../telemetry/metrics.ts'
 import { responseModel } from '../telemetry/request-trace.ts'
@@ -43,7 +44,7 @@ export class CallOutcome {
    * Records the finished call. `winner` is the attempt whose response the client got (null when
    * none did); `last` labels the upstream of a call that failed.
    */
-  record(metrics: GatewayMetrics, route: string, model: string, startedAt: number, winner: Attempt | null, last: Target | null, now: number): void {
+  record(metrics: GatewayMetrics, route: string, model: string, startedAt: number, winner: Attempt | null, last: Target | null, now: number, metering: Metering | null): void {
     const upstreamName = winner?.target.upstreamName ?? last?.upstreamName ?? 'none'
     metrics.countRequest(route, model, upstreamName, this.status)
     metrics.observeDuration(route, (now - startedAt) / 1000)
@@ -52,11 +53,10 @@ export class CallOutcome {
       metrics.observeFirstByte(upstreamName, upstreamMs / 1000)
       metrics.observeAdded(route, (winner.firstByteAt - startedAt - upstreamMs) / 1000)
     }
-    if (this.status === 200) {
-      const usage = readUsage(this.#lastChunk, this.#prevChunk)
-      if (usage !== null) metrics.countTokens(model, usage.prompt, usage.completion)
-      this.#usage = usage
-    }
+    const usage = this.status === 200 ? readUsage(this.#lastChunk, this.#prevChunk) : null
+    if (usage !== null) metrics.countTokens(model, usage.prompt, usage.completion)
+    this.#usage = usage
+    metering?.end(usage, winner !== null && winner.firstByteAt > 0)
     this.#lastChunk = null
     this.#prevChunk = null
   }

@@ -5,7 +5,12 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { CachedResponse, CachePlan, ResponseCache } from '../cache/index.ts'
+import type { Principal } from '../auth/authenticator.ts'
 import { GatewayError } from '../errors.ts'
+import { estimateCost } from '../limits/estimate.ts'
+import { Metering } from '../limits/metering.ts'
+import { askForStreamUsage, needsStreamUsage, UsageEventFilter } from '../limits/stream-usage.ts'
+import type { UsageLedger } from '../limits/usage.ts'
 import type { Resolution } from '../routing/router.ts'
 import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
 import type { AccessLog } from '../telemetry/access-log.ts'
@@ -13,7 +18,6 @@ import { GEN_AI_OPERATION, type GatewayMetrics } from '../telemetry/metrics.ts'
 import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
 import { RequestTrace } from '../telemetry/request-trace.ts'
 import { activeTracing } from '../telemetry/tracing.ts'
-import type { Principal } from '../auth/authenticator.ts'
 import { HOP_HEADER, type Upstream } from '../upstream/upstream.ts'
 import { CallCache } from './call-cache.ts'
 import { ProxyCall } from './call.ts'
@@ -27,6 +31,8 @@ export interface PipelineState {
   readonly cache: ResponseCache | null
   readonly metrics: GatewayMetrics
   readonly accessLog: AccessLog | null
+  /** Usage per tenant, key and model (lives across reloads). */
+  readonly usage: UsageLedger
 }
 
 /**
@@ -40,17 +46,45 @@ export function proxy(state: PipelineState, endpoint: Endpoint, request: Fastify
   const raw = request.body as Buffer | undefined
   if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
   const snapshot = state.snapshot
-  const principal = snapshot.auth.authenticate(request.headers.authorization)
+  const principal = snapshot.auth.authenticate(request.headers)
   const parsed = parseBody(raw)
   snapshot.auth.authorize(principal, parsed.model)
   const resolution = snapshot.resolve(parsed.model)
   if (resolution === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
+  if (!snapshot.metered) return serve(state, snapshot, endpoint, request, reply, parsed, resolution, raw, principal, null)
+  // Limits reserve what the request may cost before anything else is done for it.
+  const limits = snapshot.limits
+  const admission = limits.admit({ tenant: principal.tenant, keyName: principal.keyName, model: parsed.model }, estimateCost(raw.length, parsed.json, limits.defaultMaxTokens))
+  if (admission instanceof Promise) {
+    return admission.then((a) => serve(state, snapshot, endpoint, request, reply, parsed, resolution, raw, principal, new Metering(a, principal, parsed.model, limits, state.usage)))
+  }
+  return serve(state, snapshot, endpoint, request, reply, parsed, resolution, raw, principal, new Metering(admission, principal, parsed.model, limits, state.usage))
+}
+
+function serve(
+  state: PipelineState,
+  snapshot: RuntimeSnapshot,
+  endpoint: Endpoint,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  parsed: ParsedBody,
+  resolution: Resolution<Upstream>,
+  raw: Buffer,
+  principal: Principal,
+  metering: Metering | null,
+): void | Promise<void> {
   const headers = request.headers
   const tracing = activeTracing()
   const trace =
     tracing === null
       ? null
       : new RequestTrace(tracing, headers, { requestId: request.id, method: 'POST', path: endpoint.path, operation: GEN_AI_OPERATION[endpoint.name] ?? endpoint.name, model: parsed.model, stream: parsed.stream, body: parsed.json, tenant: principal.tenant }, request.startedAt)
+  if (metering !== null) {
+    metering.writeHeaders(reply.raw)
+    // Whatever way the response ends (a 4xx/5xx written by the error handler, a client gone
+    // before the call started), the admission is settled; after a call it already was.
+    reply.raw.once('close', () => metering.end(null, false))
+  }
 
   let callCache: CallCache | null = null
   const cache = state.cache
@@ -60,16 +94,16 @@ export function proxy(state: PipelineState, endpoint: Endpoint, request: Fastify
     callCache = new CallCache(cache, plan)
     const hit = cache.lookup(plan)
     if (hit !== null) {
-      if (!(hit instanceof Promise)) return replayHit(state, cache, plan, hit, endpoint, parsed.model, request, reply, principal, trace)
+      if (!(hit instanceof Promise)) return replayHit(state, cache, plan, hit, endpoint, parsed.model, request, reply, principal, trace, metering)
       // The shared tier answers within redis.commandTimeoutMs, or as a miss.
       const onMiss = callCache
       return hit.then((h) => {
-        if (h !== null) replayHit(state, cache, plan, h, endpoint, parsed.model, request, reply, principal, trace)
-        else forward(snapshot, endpoint, request, reply, parsed, resolution, raw, onMiss, principal, trace)
+        if (h !== null) replayHit(state, cache, plan, h, endpoint, parsed.model, request, reply, principal, trace, metering)
+        else forward(snapshot, endpoint, request, reply, parsed, resolution, raw, onMiss, principal, trace, metering)
       })
     }
   }
-  forward(snapshot, endpoint, request, reply, parsed, resolution, raw, callCache, principal, trace)
+  forward(snapshot, endpoint, request, reply, parsed, resolution, raw, callCache, principal, trace, metering)
 }
 
 function forward(
@@ -83,6 +117,7 @@ function forward(
   cache: CallCache | null,
   principal: Principal,
   trace: RequestTrace | null,
+  metering: Metering | null,
 ): void {
   const headers = request.headers
   const forwardedHeaders: string[] = [REQUEST_ID_HEADER, request.id]
@@ -90,7 +125,12 @@ function forward(
     const value = headers[name]
     if (typeof value === 'string') forwardedHeaders.push(name, value)
   }
-  const body = resolution.model === parsed.model ? raw : rewriteModel(parsed.json, resolution.model)
+  let body = resolution.model === parsed.model ? raw : rewriteModel(parsed.json, resolution.model)
+  let usageFilter: UsageEventFilter | null = null
+  if (metering !== null && snapshot.limits.countsTokens && needsStreamUsage(endpoint.name, parsed.json)) {
+    body = askForStreamUsage(body, parsed.json)
+    usageFilter = new UsageEventFilter()
+  }
   // A request another gateway forwarded is served here or fails here: never bounced to a peer.
   const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
   reply.hijack()
@@ -109,6 +149,8 @@ function forward(
     keyName: principal.keyName,
     stream: parsed.stream,
     trace,
+    metering,
+    usageFilter,
   })
   call.start()
 }
@@ -124,7 +166,9 @@ function replayHit(
   reply: FastifyReply,
   principal: Principal,
   trace: RequestTrace | null,
+  metering: Metering | null,
 ): void {
+  metering?.end(null, true, true)
   reply.hijack()
   cache.replay(hit, plan, reply.raw, { [REQUEST_ID_HEADER]: request.id })
   state.metrics.countRequest(endpoint.name, model, 'cache', 200)

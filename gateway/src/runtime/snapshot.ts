@@ -6,6 +6,8 @@
  * the reference; in-flight calls keep the one they started on.
  */
 import { Authenticator } from '../auth/authenticator.ts'
+import type { ApiKeyConfig } from '../auth/config.ts'
+import type { Limiter, Tenancy } from '../limits/index.ts'
 import type { GatewayConfig } from '../config/schema.ts'
 import type { CallContext } from '../proxy/context.ts'
 import { bindDnsDiscovery, type DnsBinding } from '../routing/dns-binding.ts'
@@ -20,12 +22,20 @@ export interface SnapshotDeps {
   env: NodeJS.ProcessEnv
   logger: Logger
   buildContext(snapshot: RuntimeSnapshot): CallContext
+  /** The limit store and usage ledger, shared by every snapshot. */
+  tenancy: Tenancy
+  /** The keys of `auth.keysFile` as last loaded. */
+  fileKeys: readonly ApiKeyConfig[]
 }
 
 export class RuntimeSnapshot {
   readonly config: GatewayConfig
   readonly router: Router<Upstream>
   readonly auth: Authenticator
+  /** This config's limit rules over the shared store. */
+  readonly limits: Limiter
+  /** Requests are metered (limits and usage) when keys or limits are configured. */
+  readonly metered: boolean
   /** `GET /v1/models`: configured models and aliases, plus what `"*"` upstreams list (after warm-up). */
   modelsBody: string
   modelIds: ReadonlySet<string>
@@ -46,7 +56,9 @@ export class RuntimeSnapshot {
     this.closed = false
     this.active = 0
     this.idle = null
-    this.auth = new Authenticator(config.auth)
+    this.auth = new Authenticator(config.auth, deps.fileKeys)
+    this.limits = deps.tenancy.limiter(config.limits)
+    this.metered = this.auth.enabled || this.limits.enabled
     const byName = new Map(config.upstreams.map((u) => [u.name, u]))
     const now = performance.now()
     this.router = new Router<Upstream>(config.upstreams, config.routing, {
@@ -140,7 +152,10 @@ export class RuntimeSnapshot {
     await this.dns.ready
     const members = this.router.members()
     const results = await Promise.all(members.map((m) => m.dispatcher.warm(this.config.routing.health.activePath).catch(() => 0)))
-    if (!this.closed) this.health?.start()
+    if (!this.closed) {
+      this.health?.start()
+      this.limits.start()
+    }
     await this.discoverWildcardModels()
     return results.filter((n, i) => n > 0 || members[i]!.dispatcher.config.pool.warm === 0).length
   }
@@ -165,6 +180,7 @@ export class RuntimeSnapshot {
 
   async close(): Promise<void> {
     this.closed = true
+    this.limits.close()
     this.sizer.stop()
     this.health?.stop()
     this.dns.stop()

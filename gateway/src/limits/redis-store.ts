@@ -1,0 +1,264 @@
+/**
+ * Limit counters shared by every replica through Redis/Valkey. Each operation is one server-side
+ * script, so a grant is atomic across replicas. Replicas spend grants locally as leases (see
+ * counter.ts), so a request far from its limit makes no round trip at all.
+ *
+ * When Redis is slow or down, a call fails within `redis.commandTimeoutMs` and this replica
+ * decides locally for a while (each replica enforcing its share, limit / live replicas, with its
+ * own in-memory counters), retries Redis after a back-off, and counts every fallback.
+ */
+import { hostname } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import { Redis, type RedisOptions } from 'ioredis'
+import { MemoryLimitStore, retryAtOf, type GaugeGrant, type Grant, type GrantRequest, type LimitStore } from './store.ts'
+import type { Window } from './windows.ts'
+
+export interface RedisLimitSettings {
+  url: string
+  passwordEnv?: string | undefined
+  keyPrefix: string
+  connectTimeoutMs: number
+  commandTimeoutMs: number
+  /** How often this replica announces itself (ms); it counts as gone after five missed beats. */
+  heartbeatMs?: number
+}
+
+export interface StoreEvents {
+  /** A decision was made locally because Redis failed (`op`: grant | acquire | adjust | release | heartbeat). */
+  fallback(op: string, err: Error): void
+}
+
+/** KEYS: hash of bucket -> count. ARGV: bucket, buckets, limit, need, want, ttlMs. Returns {granted, used, freeBucket|-1}. */
+const GRANT = `
+local now = tonumber(ARGV[1]); local n = tonumber(ARGV[2]); local limit = tonumber(ARGV[3])
+local need = tonumber(ARGV[4]); local want = tonumber(ARGV[5])
+local fields = redis.call('HGETALL', KEYS[1])
+local used = 0
+local live = {}
+for i = 1, #fields, 2 do
+  local b = tonumber(fields[i]); local v = tonumber(fields[i + 1])
+  if b <= now - n then redis.call('HDEL', KEYS[1], fields[i])
+  else used = used + v; live[#live + 1] = {b, v} end
+end
+local avail = limit - used
+local granted = 0
+if avail >= need then granted = math.min(want, avail) end
+local free = -1
+if granted > 0 then
+  redis.call('HINCRBY', KEYS[1], now, granted)
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+else
+  table.sort(live, function(a, b) return a[1] < b[1] end)
+  local freed = avail
+  for _, bv in ipairs(live) do
+    freed = freed + bv[2]
+    if freed >= need then free = bv[1]; break end
+  end
+end
+return {granted, used + granted, free}
+`
+
+/** KEYS: hash. ARGV: bucket, oldest live bucket, delta. */
+const ADJUST = `
+if tonumber(ARGV[1]) < tonumber(ARGV[2]) or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local v = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[3])
+if v < 0 then redis.call('HSET', KEYS[1], ARGV[1], 0) end
+return v
+`
+
+/**
+ * KEYS: gauge hash (replica -> held), replicas zset. ARGV: replica, limit, need, want, now, deadBefore.
+ * Slots of replicas whose heartbeat stopped are dropped first.
+ */
+const ACQUIRE = `
+local fields = redis.call('HGETALL', KEYS[1])
+local held = 0
+for i = 1, #fields, 2 do
+  local seen = redis.call('ZSCORE', KEYS[2], fields[i])
+  if fields[i] ~= ARGV[1] and (not seen or tonumber(seen) < tonumber(ARGV[6])) then redis.call('HDEL', KEYS[1], fields[i])
+  else held = held + tonumber(fields[i + 1]) end
+end
+local avail = tonumber(ARGV[2]) - held
+local granted = 0
+if avail >= tonumber(ARGV[3]) then granted = math.min(tonumber(ARGV[4]), avail) end
+if granted > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], granted); redis.call('PEXPIRE', KEYS[1], 86400000) end
+return {granted, held + granted}
+`
+
+/** KEYS: gauge hash. ARGV: replica, n. */
+const RELEASE = `
+local v = redis.call('HINCRBY', KEYS[1], ARGV[1], -tonumber(ARGV[2]))
+if v <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return v
+`
+
+/** KEYS: replicas zset. ARGV: replica, now, deadBefore. Returns the live count. */
+const HEARTBEAT = `
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+redis.call('PEXPIRE', KEYS[1], 60000)
+return redis.call('ZCARD', KEYS[1])
+`
+
+const HEARTBEAT_MS = 2_000
+const UNUSABLE = new Error('Redis is not connected, or backing off after a failure')
+const BACKOFF_MIN_MS = 500
+const BACKOFF_MAX_MS = 10_000
+
+type Scripted = Redis & {
+  vxGrant(key: string, ...args: (string | number)[]): Promise<[number, number, number]>
+  vxAdjust(key: string, ...args: (string | number)[]): Promise<number>
+  vxAcquire(key: string, replicas: string, ...args: (string | number)[]): Promise<[number, number]>
+  vxRelease(key: string, ...args: (string | number)[]): Promise<number>
+  vxHeartbeat(key: string, ...args: (string | number)[]): Promise<number>
+}
+
+export class RedisLimitStore implements LimitStore {
+  readonly shared = true
+  readonly replica = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
+  readonly #client: Scripted
+  readonly #prefix: string
+  readonly #events: StoreEvents
+  /** Decides while Redis is unusable, each replica within its share of every limit. */
+  readonly #local = new MemoryLimitStore()
+  #replicas = 1
+  #downUntil = 0
+  #backoffMs = BACKOFF_MIN_MS
+  #heartbeat: NodeJS.Timeout | null = null
+  readonly #heartbeatMs: number
+  readonly #deadAfterMs: number
+
+  constructor(settings: RedisLimitSettings, events: StoreEvents) {
+    const password = settings.passwordEnv !== undefined ? process.env[settings.passwordEnv] : undefined
+    const opts: RedisOptions = {
+      lazyConnect: true,
+      connectTimeout: settings.connectTimeoutMs,
+      commandTimeout: settings.commandTimeoutMs,
+      // A request never waits for a reconnect: commands fail at once while disconnected.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
+      ...(password !== undefined ? { password } : {}),
+    }
+    const client = new Redis(settings.url, opts)
+    client.on('error', () => {}) // failures surface per command, as fallbacks
+    client.defineCommand('vxGrant', { numberOfKeys: 1, lua: GRANT })
+    client.defineCommand('vxAdjust', { numberOfKeys: 1, lua: ADJUST })
+    client.defineCommand('vxAcquire', { numberOfKeys: 2, lua: ACQUIRE })
+    client.defineCommand('vxRelease', { numberOfKeys: 1, lua: RELEASE })
+    client.defineCommand('vxHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT })
+    this.#client = client as Scripted
+    this.#prefix = settings.keyPrefix + 'limits:'
+    this.#events = events
+    this.#heartbeatMs = settings.heartbeatMs ?? HEARTBEAT_MS
+    this.#deadAfterMs = 5 * this.#heartbeatMs
+  }
+
+  start(): void {
+    if (this.#heartbeat !== null) return
+    this.#local.start()
+    const beat = (): void => {
+      const now = Date.now()
+      this.#client.vxHeartbeat(this.#prefix + 'replicas', this.replica, now, now - this.#deadAfterMs).then(
+        (n) => {
+          this.#replicas = Math.max(1, n)
+        },
+        (err: Error) => {
+          if (this.#client.status === 'ready') this.#failed('heartbeat', err)
+        },
+      )
+    }
+    // The first beat waits for the connection; a Redis down at boot is retried by the interval.
+    this.#client.connect().then(beat, () => {})
+    this.#heartbeat = setInterval(beat, this.#heartbeatMs)
+    this.#heartbeat.unref()
+  }
+
+  replicas(): number {
+    return this.#replicas
+  }
+
+  /** The connection, shared with the usage ledger. */
+  get client(): Redis {
+    return this.#client
+  }
+
+  /** Redis is connected and not backing off after a failure. */
+  get usable(): boolean {
+    return this.#client.status === 'ready' && Date.now() >= this.#downUntil
+  }
+
+  grant(r: GrantRequest): Grant | Promise<Grant> {
+    if (!this.usable) {
+      this.#events.fallback('grant', UNUSABLE)
+      return this.#local.grant(this.#share(r))
+    }
+    const bucket = r.window.bucket(r.now)
+    return this.#client.vxGrant(this.#prefix + 'w:' + r.key, bucket, r.window.buckets, r.limit, r.need, r.want, r.window.ttlMs).then(
+      ([granted, used, free]) => {
+        this.#succeeded()
+        return { granted, used, retryAt: granted > 0 ? 0 : retryAtOf(r.window, free < 0 ? null : free) }
+      },
+      (err: Error) => {
+        this.#failed('grant', err)
+        return this.#local.grant(this.#share(r))
+      },
+    )
+  }
+
+  adjust(key: string, window: Window, bucket: number, delta: number, now: number): void {
+    // Units given back while Redis is unusable may have come from Redis: dropping them errs on the
+    // safe side (the local share stays counted). Usage beyond a reservation is counted locally.
+    if (!this.usable) return delta > 0 ? this.#local.adjust(key, window, bucket, delta, now) : undefined
+    this.#client.vxAdjust(this.#prefix + 'w:' + key, bucket, window.bucket(now) - window.buckets + 1, Math.round(delta)).catch((err: Error) => this.#failed('adjust', err))
+  }
+
+  acquire(key: string, limit: number, need: number, want: number): GaugeGrant | Promise<GaugeGrant> {
+    if (!this.usable) {
+      this.#events.fallback('acquire', UNUSABLE)
+      return this.#local.acquire(key, this.#shareOf(limit), need, want)
+    }
+    const now = Date.now()
+    return this.#client.vxAcquire(this.#prefix + 'g:' + key, this.#prefix + 'replicas', this.replica, limit, need, want, now, now - this.#deadAfterMs).then(
+      ([granted, held]) => {
+        this.#succeeded()
+        return { granted, held }
+      },
+      (err: Error) => {
+        this.#failed('acquire', err)
+        return this.#local.acquire(key, this.#shareOf(limit), need, want)
+      },
+    )
+  }
+
+  release(key: string, n: number): void {
+    // Slots taken from the local fallback go back there; the rest to Redis (or lapse with the heartbeat).
+    if (!this.usable) return this.#local.release(key, n)
+    this.#client.vxRelease(this.#prefix + 'g:' + key, this.replica, n).catch((err: Error) => this.#failed('release', err))
+  }
+
+  async close(): Promise<void> {
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat)
+    this.#heartbeat = null
+    await this.#local.close()
+    this.#client.disconnect()
+  }
+
+  #share(r: GrantRequest): GrantRequest {
+    return { ...r, limit: this.#shareOf(r.limit) }
+  }
+
+  #shareOf(limit: number): number {
+    return Math.max(1, Math.floor(limit / this.#replicas))
+  }
+
+  #succeeded(): void {
+    this.#backoffMs = BACKOFF_MIN_MS
+  }
+
+  #failed(op: string, err: Error): void {
+    this.#downUntil = Date.now() + this.#backoffMs
+    this.#backoffMs = Math.min(this.#backoffMs * 2, BACKOFF_MAX_MS)
+    this.#events.fallback(op, err)
+  }
+}

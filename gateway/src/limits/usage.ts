@@ -1,0 +1,143 @@
+/**
+ * Usage accounting: per tenant, key and model, requests, input and output tokens and cost, as
+ * Prometheus counters (labels from the config only: unknown models count as `other`) and as
+ * totals per UTC day for the admin usage endpoint. With Redis the daily totals are shared by every
+ * replica (batched: one round trip a second at most) and survive restarts; without it they are
+ * this process's own.
+ */
+import { Counter, type Registry } from 'prom-client'
+import type { Redis } from 'ioredis'
+
+export interface UsageRecord {
+  readonly tenant: string
+  readonly keyName: string
+  readonly model: string
+  readonly inputTokens: number
+  readonly outputTokens: number
+  readonly cost: number
+}
+
+export interface UsageRow {
+  tenant: string
+  key: string
+  model: string
+  requests: number
+  inputTokens: number
+  outputTokens: number
+  cost: number
+}
+
+const FLUSH_MS = 1_000
+const DAY_TTL_S = 40 * 86_400
+const FIELDS = ['requests', 'inputTokens', 'outputTokens', 'cost'] as const
+
+export function utcDay(now: number): string {
+  return new Date(now).toISOString().slice(0, 10)
+}
+
+export class UsageLedger {
+  readonly #requests: Counter<'tenant' | 'key' | 'model'>
+  readonly #tokens: Counter<'tenant' | 'key' | 'model' | 'kind'>
+  readonly #cost: Counter<'tenant' | 'key' | 'model'>
+  #labelModels: ReadonlySet<string>
+  #labelKeys: ReadonlySet<string>
+  /** day -> "tenant\0key\0model" -> totals (this process's share not yet flushed, when shared). */
+  readonly #local = new Map<string, Map<string, UsageRow>>()
+  readonly #pending = new Map<string, Map<string, UsageRow>>()
+  readonly #redis: Redis | null
+  readonly #prefix: string
+  #flusher: NodeJS.Timeout | null = null
+
+  constructor(registry: Registry, redis: Redis | null = null, keyPrefix = 'velox:') {
+    this.#requests = new Counter({ name: 'velox_usage_requests_total', help: 'Requests answered, by tenant, API key and model', labelNames: ['tenant', 'key', 'model'], registers: [registry] })
+    this.#tokens = new Counter({ name: 'velox_usage_tokens_total', help: 'Tokens used, by tenant, API key, model and kind (input|output)', labelNames: ['tenant', 'key', 'model', 'kind'], registers: [registry] })
+    this.#cost = new Counter({ name: 'velox_usage_cost_total', help: 'Spend from the limits price table, by tenant, API key and model', labelNames: ['tenant', 'key', 'model'], registers: [registry] })
+    this.#labelModels = new Set()
+    this.#labelKeys = new Set()
+    this.#redis = redis
+    this.#prefix = keyPrefix + 'usage:'
+  }
+
+  /** The label values allowed, from the running config: configured models and key names. */
+  setLabels(models: Iterable<string>, keys: Iterable<string>): void {
+    this.#labelModels = new Set(models)
+    this.#labelKeys = new Set(keys)
+  }
+
+  start(): void {
+    if (this.#redis === null || this.#flusher !== null) return
+    this.#flusher = setInterval(() => void this.flush(), FLUSH_MS)
+    this.#flusher.unref()
+  }
+
+  record(u: UsageRecord, now = Date.now()): void {
+    const key = this.#labelKeys.has(u.keyName) ? u.keyName : u.keyName === 'anonymous' ? 'anonymous' : 'other'
+    const tenant = key === 'other' ? 'other' : u.tenant
+    const model = this.#labelModels.has(u.model) ? u.model : 'other'
+    this.#requests.inc({ tenant, key, model })
+    if (u.inputTokens > 0) this.#tokens.inc({ tenant, key, model, kind: 'input' }, u.inputTokens)
+    if (u.outputTokens > 0) this.#tokens.inc({ tenant, key, model, kind: 'output' }, u.outputTokens)
+    if (u.cost > 0) this.#cost.inc({ tenant, key, model }, u.cost)
+    const day = utcDay(now)
+    add(this.#redis === null ? this.#local : this.#pending, day, tenant, key, model, u)
+  }
+
+  /** Totals for a UTC day (`YYYY-MM-DD`): across replicas with Redis, this process's otherwise. */
+  async day(day: string): Promise<UsageRow[]> {
+    if (this.#redis === null) return [...(this.#local.get(day)?.values() ?? [])].map((r) => ({ ...r }))
+    await this.flush()
+    const hash = await this.#redis.hgetall(this.#prefix + day)
+    const rows = new Map<string, UsageRow>()
+    for (const [field, value] of Object.entries(hash)) {
+      const parts = field.split('\0')
+      if (parts.length !== 4) continue
+      const [tenant, key, model, name] = parts as [string, string, string, (typeof FIELDS)[number]]
+      const id = tenant + '\0' + key + '\0' + model
+      let row = rows.get(id)
+      if (row === undefined) rows.set(id, (row = { tenant, key, model, requests: 0, inputTokens: 0, outputTokens: 0, cost: 0 }))
+      if (FIELDS.includes(name)) row[name] = Number(value)
+    }
+    return [...rows.values()]
+  }
+
+  /** Sends what was counted since the last flush to Redis; kept for the next try if that fails. */
+  async flush(): Promise<void> {
+    if (this.#redis === null || this.#pending.size === 0) return
+    const batch = [...this.#pending]
+    this.#pending.clear()
+    const pipeline = this.#redis.pipeline()
+    for (const [day, rows] of batch) {
+      const hash = this.#prefix + day
+      for (const [id, row] of rows) {
+        for (const f of FIELDS) if (row[f] !== 0) f === 'cost' ? pipeline.hincrbyfloat(hash, id + '\0' + f, row[f]) : pipeline.hincrby(hash, id + '\0' + f, row[f])
+      }
+      pipeline.expire(hash, DAY_TTL_S)
+    }
+    try {
+      const results = await pipeline.exec()
+      if (results?.some(([err]) => err !== null)) throw new Error('usage flush failed')
+    } catch {
+      for (const [day, rows] of batch) for (const row of rows.values()) add(this.#pending, day, row.tenant, row.key, row.model, row, row.requests)
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#flusher !== null) clearInterval(this.#flusher)
+    this.#flusher = null
+    await this.flush().catch(() => {})
+  }
+}
+
+function add(days: Map<string, Map<string, UsageRow>>, day: string, tenant: string, key: string, model: string, u: { inputTokens: number; outputTokens: number; cost: number }, requests = 1): void {
+  let rows = days.get(day)
+  if (rows === undefined) days.set(day, (rows = new Map()))
+  const id = tenant + '\0' + key + '\0' + model
+  let row = rows.get(id)
+  if (row === undefined) rows.set(id, (row = { tenant, key, model, requests: 0, inputTokens: 0, outputTokens: 0, cost: 0 }))
+  row.requests += requests
+  row.inputTokens += u.inputTokens
+  row.outputTokens += u.outputTokens
+  row.cost += u.cost
+  // Only the last 40 days are kept in memory.
+  if (days.size > 40) days.delete(days.keys().next().value!)
+}

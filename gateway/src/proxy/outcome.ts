@@ -62,7 +62,7 @@ export class CallOutcome {
   }
 
   /**
-   * After `record`: usage per tenant and key, the GenAI histograms of a successful stream (time
+   * After `record`: the GenAI histograms of a successful stream (time
    * to first token, time per output token, tokens per second), the SERVER span's end and the
    * access-log line.
    */
@@ -70,7 +70,6 @@ export class CallOutcome {
     const metrics = ctx.metrics
     const usage = this.#usage
     const status = this.status
-    if (usage !== null) metrics.countUsage(request.tenant, request.keyName, usage.prompt, usage.completion)
     const firstByteAt = winner !== null ? winner.firstByteAt : 0
     if (status === 200 && firstByteAt > 0 && winner!.sse) {
       metrics.observeGeneration(GEN_AI_OPERATION[request.endpoint.name] ?? request.endpoint.name, request.model, (firstByteAt - request.startedAt) / 1000, (now - firstByteAt) / 1000, usage?.completion ?? 0)

@@ -76,11 +76,9 @@ export class GatewayMetrics {
   readonly timeToFirstToken: FastHistogram
   readonly timePerOutputToken: FastHistogram
   readonly outputTokensPerSecond: FastHistogram
-  readonly usageTokens: FastCounter
   /** Models served (configured names, aliases, what `"*"` upstreams listed at warm-up): the only values the per-model GenAI histograms carry. */
   private configuredModels: () => ReadonlySet<string> = () => new Set()
   private readonly generationCells = new Map<string, Map<string, GenerationCells>>()
-  private readonly usageCells = new Map<string, Map<string, { prompt: CounterCell; completion: CounterCell }>>()
   private memberSource: (() => readonly MemberView[]) | null = null
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
@@ -134,11 +132,6 @@ export class GatewayMetrics {
       help: 'Output tokens per second of one successful stream after its first token',
       labelNames: ['gen_ai_operation_name', 'gen_ai_request_model'],
       buckets: TOKENS_PER_SECOND_BUCKETS,
-    }))
-    this.usageTokens = fast(new FastCounter({
-      name: 'velox_usage_tokens_total',
-      help: 'Tokens used per tenant and API key name (both from the config, so bounded), by kind',
-      labelNames: ['tenant', 'key', 'kind'],
     }))
     this.tokens = fast(new FastCounter({
       name: 'velox_tokens_total',
@@ -309,19 +302,6 @@ export class GatewayMetrics {
       cells.tpot.observe(afterFirstSeconds / (outputTokens - 1))
       cells.tokensPerSecond.observe((outputTokens - 1) / afterFirstSeconds)
     }
-  }
-
-  /** Usage per tenant and key name: both come from the config (auth keys), never from the client. */
-  countUsage(tenant: string, key: string, prompt: number, completion: number): void {
-    let byKey = this.usageCells.get(tenant)
-    if (byKey === undefined) this.usageCells.set(tenant, (byKey = new Map()))
-    let cells = byKey.get(key)
-    if (cells === undefined) {
-      cells = { prompt: this.usageTokens.cell(tenant, key, 'prompt'), completion: this.usageTokens.cell(tenant, key, 'completion') }
-      byKey.set(key, cells)
-    }
-    if (prompt > 0) cells.prompt.inc(prompt)
-    if (completion > 0) cells.completion.inc(completion)
   }
 
   countUpstreamError(upstream: string, code: string): void {

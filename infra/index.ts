@@ -91,6 +91,7 @@ const gatewayConfig = pulumi.all([cache.primaryEndpoint, peerKeyHash]).apply(([h
   loadBalancerIdleTimeoutSeconds: NLB_IDLE_TIMEOUT_SECONDS,
   stage: cfg.stage,
   apiKeys: cfg.apiKeys,
+  ...(cfg.limits !== undefined ? { limits: cfg.limits } : {}),
   ...(peerHash !== undefined ? { peerKeyHash: peerHash } : {}),
   cacheMaxBytes: gatewaySize.cacheMaxBytes,
   shutdownTimeoutMs: cfg.gatewayDrainSeconds * 1000,

@@ -46,6 +46,7 @@ export const ERRORS = Object.freeze({
   GW_ERR_UNAUTHORIZED: def('GW_ERR_UNAUTHORIZED', 401, 'authentication_error', 'Missing or invalid API key'),
   GW_ERR_KEY_EXPIRED: def('GW_ERR_KEY_EXPIRED', 401, 'authentication_error', 'This API key has expired'),
   GW_ERR_MODEL_NOT_ALLOWED: def('GW_ERR_MODEL_NOT_ALLOWED', 403, 'permission_error', 'This API key may not use the model "%s"'),
+  GW_ERR_UPSTREAMS_SATURATED: def('GW_ERR_UPSTREAMS_SATURATED', 503, 'server_error', 'Every upstream serving the model "%s" has a full queue; retry later'),
   GW_ERR_NO_HEALTHY_UPSTREAM: def('GW_ERR_NO_HEALTHY_UPSTREAM', 503, 'server_error', 'No healthy upstream can serve the model "%s"; retry later'),
   GW_ERR_UPSTREAM_UNAVAILABLE: def('GW_ERR_UPSTREAM_UNAVAILABLE', 502, 'server_error', 'The upstream could not be reached: %s'),
   GW_ERR_UPSTREAM_TIMEOUT: def('GW_ERR_UPSTREAM_TIMEOUT', 504, 'timeout_error', 'The upstream did not respond in time: %s'),

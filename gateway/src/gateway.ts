@@ -8,7 +8,8 @@ import type { ResponseCache } from './cache/index.ts'
 import { Tenancy } from './limits/index.ts'
 import type { UsageLedger } from './limits/usage.ts'
 import type { GatewayConfig } from './config/schema.ts'
-import type { CallContext, ProxyCall } from './proxy/call.ts'
+import type { CallContext } from './proxy/context.ts'
+import type { ProxyCall } from './proxy/call.ts'
 import { GatewayError } from './errors.ts'
 import { RuntimeSnapshot } from './runtime/snapshot.ts'
 import { AccessLog, FailureLimiter } from './telemetry/access-log.ts'
@@ -24,7 +25,7 @@ export interface ReloadResult {
 const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs', 'requestTimeoutMs'] as const
 
 export class Gateway {
-  snapshot: RuntimeSnapshot
+  snapshot: RuntimeSnapshot<CallContext>
   readonly metrics: GatewayMetrics
   readonly logger: Logger
   readonly inflight: Set<ProxyCall>
@@ -32,11 +33,11 @@ export class Gateway {
   openRequests: number
   /** The response cache, or null when `cache.enabled` is false. Lives across reloads. */
   readonly cache: ResponseCache | null
-  /** Resolves once pools are warmed (whether or not any upstream answered). */
-  readonly warmed: Promise<void>
+  /** Resolves once pools are warmed (whether or not any upstream answered); null until start(). */
+  warmed: Promise<void> | null
   ready: boolean
   shuttingDown: boolean
-  private readonly sweeper: NodeJS.Timeout
+  private sweeper: NodeJS.Timeout | null
 
   /** The access log (`telemetry.accessLog`), or null when off. Set at boot; reloads keep it. */
   readonly accessLog: AccessLog | null
@@ -65,6 +66,8 @@ export class Gateway {
     this.shuttingDown = false
     this.failureLogs = new FailureLimiter(config.telemetry.accessLog.failuresPerMinute)
     this.accessLog = config.telemetry.accessLog.enabled ? new AccessLog(config.telemetry.accessLog, logger, this.failureLogs) : null
+    this.warmed = null
+    this.sweeper = null
     this.tenancy = new Tenancy(config, metrics.registry, logger)
     this.fileKeys = []
     this.keysFile =
@@ -82,10 +85,16 @@ export class Gateway {
     this.snapshot = this.buildSnapshot(config)
     metrics.setMemberSource(() => this.snapshot.router.members())
     metrics.setConfiguredModels(() => this.snapshot.modelIds)
+  }
+
+  /** Starts warming the pools and the in-flight sweeper; returns `warmed`. Call once. */
+  start(): Promise<void> {
+    if (this.warmed !== null) return this.warmed
     this.warmed = this.warm()
     // Total deadlines are enforced by one coarse sweep instead of a timer per request.
     this.sweeper = setInterval(() => this.sweep(), 100)
     this.sweeper.unref()
+    return this.warmed
   }
 
   /** Usage metrics and the usage ledger of this gateway (lives across reloads). */
@@ -93,7 +102,7 @@ export class Gateway {
     return this.tenancy.usage
   }
 
-  private buildSnapshot(config: GatewayConfig): RuntimeSnapshot {
+  private buildSnapshot(config: GatewayConfig): RuntimeSnapshot<CallContext> {
     return new RuntimeSnapshot(config, { env: this.env, logger: this.logger, buildContext: (s) => this.buildContext(s), tenancy: this.tenancy, fileKeys: this.fileKeys })
   }
 
@@ -102,7 +111,7 @@ export class Gateway {
     this.tenancy.usage.setLabels(this.snapshot.modelIds, this.snapshot.auth.principals().map((p) => p.keyName))
   }
 
-  private buildContext(snapshot: RuntimeSnapshot): CallContext {
+  private buildContext(snapshot: RuntimeSnapshot<CallContext>): CallContext {
     return {
       metrics: this.metrics,
       router: snapshot.router,
@@ -131,7 +140,7 @@ export class Gateway {
     const snapshot = this.snapshot
     this.metrics.configGeneration.set(this.generation)
     const started = performance.now()
-    const answered = await snapshot.warm()
+    const answered = await snapshot.start()
     this.labelUsage()
     const ms = Math.round(performance.now() - started)
     const members = snapshot.router.members()
@@ -155,7 +164,7 @@ export class Gateway {
 
   private async reloadNow(load: () => GatewayConfig): Promise<ReloadResult> {
     if (this.shuttingDown) return { applied: false, reason: 'shutting down' }
-    let next: RuntimeSnapshot
+    let next: RuntimeSnapshot<CallContext>
     try {
       const config = load()
       const restartKeys = RESTART_ONLY.filter((k) => JSON.stringify(config.server[k]) !== JSON.stringify(this.snapshot.config.server[k])).map((k) => `server.${k}`)
@@ -170,7 +179,7 @@ export class Gateway {
       this.logger.error({ err: (err as Error).message }, 'config reload refused; the running config stays in force')
       return { applied: false, reason: (err as Error).message }
     }
-    const answered = await next.warm()
+    const answered = await next.start()
     const old = this.snapshot
     this.snapshot = next
     this.labelUsage()
@@ -222,7 +231,8 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.sweeper)
+    if (this.sweeper !== null) clearInterval(this.sweeper)
+    this.sweeper = null
     this.keysFile?.close()
     await this.snapshot.close()
     await this.tenancy.close()

@@ -60,6 +60,7 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   const cache = config.cache.enabled ? await ResponseCache.create(config.cache, config.redis, metrics.registry, logger) : null
   const gateway = new Gateway(config, logger, metrics, opts.env ?? process.env, cache)
   app.decorate('velox', gateway)
+  void gateway.start()
   app.decorateRequest('startedAt', 0)
   // Every request counts until its response closes, so shutdown drains uploads and replays too.
   const onResponseClose = (): void => {

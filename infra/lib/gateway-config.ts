@@ -3,6 +3,8 @@
  * The result is validated with the gateway's own schema (one schema, never two), so the platform
  * cannot ship a config the gateway would refuse at boot.
  */
+import type { ApiKeyConfig } from '../../gateway/src/auth/config.ts'
+import type { LimitsConfigInput } from '../../gateway/src/limits/config.ts'
 import { createHash } from 'node:crypto'
 import { stringify } from 'yaml'
 import { GatewayConfigSchema, type GatewayConfig, type GatewayConfigInput } from '../../gateway/src/config/schema.ts'
@@ -26,6 +28,8 @@ export interface ApiKeyEntry {
   readonly tenant: string
   readonly hash: string
   readonly models?: readonly string[]
+  readonly expiresAt?: string
+  readonly priority?: ApiKeyConfig['priority']
 }
 
 export interface GatewayConfigInputs {
@@ -57,6 +61,8 @@ export interface GatewayConfigInputs {
   readonly cacheMaxBytes: number
   /** How long SIGTERM waits for in-flight streams (ms). */
   readonly shutdownTimeoutMs: number
+  /** Limit rules and prices (the gateway's `limits` section); counted in the stack's Valkey, shared by every gateway pod. */
+  readonly limits?: LimitsConfigInput
 }
 
 export interface RenderedGatewayConfig {
@@ -120,10 +126,20 @@ export function buildGatewayConfig(input: GatewayConfigInputs): GatewayConfigInp
     cache: { backend: 'redis', maxBytes: input.cacheMaxBytes },
     auth: {
       keys: [
-        ...input.apiKeys.map((k) => ({ name: k.name, tenant: k.tenant, hash: k.hash, ...(k.models ? { models: [...k.models] } : {}) })),
+        ...input.apiKeys.map((k) => ({
+          name: k.name,
+          tenant: k.tenant,
+          hash: k.hash,
+          ...(k.models ? { models: [...k.models] } : {}),
+          ...(k.expiresAt !== undefined ? { expiresAt: k.expiresAt } : {}),
+          // Defaults are left to the gateway, so the file stays short.
+          ...(k.priority !== undefined && k.priority !== 'normal' ? { priority: k.priority } : {}),
+        })),
         ...(input.peerKeyHash !== undefined ? [{ name: PEER_KEY_NAME, tenant: PEER_KEY_NAME, hash: input.peerKeyHash }] : []),
       ],
     },
+    // Limits are exact across the region's gateway pods only when they count in the shared Valkey.
+    ...(input.limits !== undefined && (input.limits.rules?.length ?? 0) > 0 ? { limits: { ...input.limits, backend: 'redis' as const } } : {}),
     // Never serve simulated completions from a deployed gateway.
     simulator: { enabled: false },
   }

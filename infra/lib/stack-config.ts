@@ -5,8 +5,10 @@
  * or throws one error listing every problem with its `velox:` key and the allowed values.
  */
 import { z } from 'zod'
+import { LOG_LEVELS } from '../../gateway/src/config/primitives.ts'
 import { parseStackName, type Stage, type StackIdentity } from './naming.ts'
 import { ApiKeySchema } from '../../gateway/src/auth/config.ts'
+import { LimitsSchema } from '../../gateway/src/limits/config.ts'
 import {
   CACHE_NODE_TYPES, GATEWAY_INSTANCE_TYPES, INFERENCE_INSTANCE_TYPES,
   gatewayInstanceProblem, inferenceInstanceProblem, instanceType, platformOf,
@@ -61,7 +63,7 @@ const StackConfigSchema = z.strictObject({
     connections: positive, warm: count, keepAliveTimeoutMs: positive, maxConnectionAgeMs: count,
   }).refine((p) => p.warm <= p.connections, 'warm must not exceed connections')),
   timeouts: decoded(z.strictObject({ connectMs: positive, firstByteMs: positive, idleMs: count, totalMs: count })),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  logLevel: z.enum(LOG_LEVELS),
   /** ElastiCache node type. */
   cacheNodeType: z.string(),
   /** Nodes in the replication group (1 primary + replicas). >= 2 enables failover and Multi-AZ. */
@@ -99,6 +101,8 @@ const StackConfigSchema = z.strictObject({
   tags: decoded(z.record(z.string(), z.string())),
   /** Client API keys as the gateway lists them ({name, tenant, hash: sha256:<hex>, models?}); required outside dev. */
   apiKeys: decoded(z.array(ApiKeySchema)),
+  /** The gateway's `limits` section (rules, prices; docs/limits.md), validated by the gateway's own schema; counters live in the stack's Valkey. */
+  limits: decoded(LimitsSchema).optional(),
   /** Seconds a stopping gateway keeps serving in-flight requests and streams (server.shutdownTimeoutMs). */
   gatewayDrainSeconds: decoded(z.number().int().min(5).max(3600)),
   /** Seconds vLLM may take to download and load the model before the rollout is failed. */

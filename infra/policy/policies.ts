@@ -6,6 +6,7 @@
  * Pulumi's own policy runner).
  */
 import type { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy } from '@pulumi/policy'
+import { parse } from 'yaml'
 import { instanceType } from '../lib/instance-types.ts'
 
 /** The subset of ResourceValidationArgs the policies read (what tests construct). */
@@ -164,7 +165,40 @@ export const imdsV2Required: VeloxPolicy = {
   },
 }
 
-export const POLICIES: readonly VeloxPolicy[] = [gatewayNodesEnaPlacement, cacheEncryptedInTransit, prodMultiAz, noOpenIngress, noPublicSsh, imdsV2Required]
+export const loadBalancerController: VeloxPolicy = {
+  name: 'load-balancer-controller',
+  description: 'LoadBalancer Services belong to the AWS Load Balancer Controller (loadBalancerClass service.k8s.aws/nlb), not the in-tree provider.',
+  enforcementLevel: 'mandatory',
+  validateResource: ({ type, props }, report) => {
+    if (type !== 'kubernetes:core/v1:Service' || props['spec']?.['type'] !== 'LoadBalancer') return
+    if (props['spec']['loadBalancerClass'] !== 'service.k8s.aws/nlb') {
+      report('LoadBalancer Service without loadBalancerClass "service.k8s.aws/nlb": the in-tree provider would build it and ignore most NLB annotations')
+    }
+  },
+}
+
+/** The gateway's rendered config file, from the ConfigMap the program declares. */
+function gatewayConfigOf(props: Record<string, any>): Record<string, any> | null {
+  const text = props['data']?.['gateway.yaml']
+  if (typeof text !== 'string') return null
+  try { return parse(text) as Record<string, any> } catch { return null }
+}
+
+export const gatewayAuthOutsideDev: VeloxPolicy = {
+  name: 'gateway-auth-outside-dev',
+  description: 'Outside dev the gateway config lists client API keys (auth on) and never serves simulated completions.',
+  enforcementLevel: 'mandatory',
+  validateResource: ({ type, props, urn }, report) => {
+    if (type !== 'kubernetes:core/v1:ConfigMap' || stageOf(urn) === 'dev') return
+    const config = gatewayConfigOf(props)
+    if (config === null) return
+    const keys = config['auth']?.['keys']
+    if (!Array.isArray(keys) || keys.length === 0) report(`the gateway config has no auth.keys: a ${stageOf(urn)} gateway would answer anyone`)
+    if (config['simulator']?.['enabled'] !== false) report('the gateway config does not turn the built-in simulator off')
+  },
+}
+
+export const POLICIES: readonly VeloxPolicy[] = [gatewayNodesEnaPlacement, cacheEncryptedInTransit, prodMultiAz, noOpenIngress, noPublicSsh, imdsV2Required, loadBalancerController, gatewayAuthOutsideDev]
 
 /** Runs every policy on one resource; returns `policy: message` lines. */
 export function checkResource(args: PolicyArgs): string[] {

@@ -6,8 +6,12 @@ import { STAGES, parseStackName, type Stage } from '../lib/naming.ts'
 /** Prod regions go one at a time in this order (busiest first, so a bad release is caught where it is watched most); others follow alphabetically. */
 export const PROD_REGION_ORDER: readonly string[] = ['us-east-1', 'eu-west-1', 'ap-northeast-1']
 
-/** Files that change what every stack deploys. */
-const EVERY_STACK = [/^infra\//, /^Pulumi\.yaml$/, /^package(-lock)?\.json$/, /^gateway\/src\/config\/schema\.ts$/]
+/**
+ * Files that change what every stack deploys. The gateway config schema is config/ plus each
+ * folder's config.ts (infra renders configs against it; a test checks this covers every file
+ * schema.ts imports), and gateway/package.json pins the zod it runs on.
+ */
+const EVERY_STACK = [/^infra\//, /^Pulumi\.yaml$/, /^package(-lock)?\.json$/, /^gateway\/package\.json$/, /^gateway\/src\/config\//, /^gateway\/src\/[^/]+\/config\.ts$/]
 
 /**
  * Stacks whose `pulumi preview` a change can alter: a region file affects its own stack; the

@@ -1,6 +1,6 @@
 /**
  * How Pulumi runs the program: Pulumi.yaml asks the nodejs language host for typescript: false,
- * so it import()s main (infra/, resolved to infra/index.ts because package.json is "type":
+ * so it import()s main (infra/, resolved to infra/index.ts because infra/package.json is "type":
  * "module") and Node 24 strips the types. These checks pin each link of that chain offline.
  */
 import { test } from 'node:test'
@@ -24,9 +24,11 @@ test('Pulumi.yaml: project velox, nodejs without ts-node, main infra/, stacks in
 })
 
 test('main resolves the way the language host resolves it for an ES module package', () => {
-  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'))
-  assert.equal(pkg.type, 'module', 'the host uses import(), not require()')
   const dir = join(REPO_ROOT, project['main'])
+  // The host reads the package.json nearest to main: the infra workspace's own.
+  assert.ok(existsSync(join(dir, 'package.json')), 'infra/ is a workspace with its own package.json')
+  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
+  assert.equal(pkg.type, 'module', 'the host uses import(), not require()')
   // The host picks index.js, then index.mjs, then index.ts: a stray index.js would shadow the program.
   assert.equal(existsSync(join(dir, 'index.js')), false)
   assert.equal(existsSync(join(dir, 'index.mjs')), false)

@@ -104,3 +104,14 @@ test('the shared cache tier is Valkey; memory is a sized L1; the drain is the st
   assert.equal(r.config.server.shutdownTimeoutMs, 120_000)
   assert.match(r.config.redis.url!, /^rediss:\/\//)
 })
+
+test('limits from stack config are rendered onto the shared Valkey; key expiry and priority pass through', () => {
+  const limits = { rules: [{ name: 'acme', match: { tenant: 'a' }, requestsPerMinute: 600, tokensPerDay: 5_000_000 }], prices: { 'meta-llama/*': { inputPerMillion: 0.1, outputPerMillion: 0.4 } } }
+  const r = renderGatewayConfig(inputs({ limits, apiKeys: [{ name: 'team-a', tenant: 'a', hash: `sha256:${'a'.repeat(64)}`, expiresAt: '2027-01-01T00:00:00Z', priority: 'high' }] }))
+  assert.equal(r.config.limits.backend, 'redis', 'counts are shared by every gateway pod of the region')
+  assert.equal(r.config.limits.rules[0]!.requestsPerMinute, 600)
+  assert.equal(r.config.auth.keys[0]!.priority, 'high')
+  assert.equal(r.config.auth.keys[0]!.expiresAt, '2027-01-01T00:00:00Z')
+  assert.deepEqual(GatewayConfigSchema.parse(parse(r.yaml)).limits, r.config.limits)
+  assert.equal(renderGatewayConfig(inputs()).config.limits.rules.length, 0, 'no rules: no limits section')
+})

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { POLICIES, cacheEncryptedInTransit, checkResource, gatewayNodesEnaPlacement, imdsV2Required, noOpenIngress, noPublicSsh, prodMultiAz, stageOf, type PolicyArgs, type VeloxPolicy } from '../../infra/policy/policies.ts'
+import { POLICIES, cacheEncryptedInTransit, checkResource, gatewayAuthOutsideDev, gatewayNodesEnaPlacement, imdsV2Required, loadBalancerController, noOpenIngress, noPublicSsh, prodMultiAz, stageOf, type PolicyArgs, type VeloxPolicy } from '../../infra/policy/policies.ts'
 
 const urn = (stack: string, type: string) => `urn:pulumi:${stack}::velox::${type}::r`
 function violations(policy: VeloxPolicy, type: string, props: Record<string, unknown>, stack = 'dev-us-east-1'): string[] {
@@ -11,7 +11,7 @@ function violations(policy: VeloxPolicy, type: string, props: Record<string, unk
 }
 
 test('every policy is mandatory, named and described', () => {
-  assert.equal(POLICIES.length, 6)
+  assert.equal(POLICIES.length, 8)
   for (const p of POLICIES) {
     assert.equal(p.enforcementLevel, 'mandatory')
     assert.match(p.name, /^[a-z0-9-]+$/)
@@ -76,3 +76,21 @@ test('no public SSH and IMDSv2 on launch templates', () => {
   assert.equal(checkResource({ type: lt, props: {}, urn: urn('dev-us-east-1', lt), name: 'r' }).length, 1)
 })
 
+
+test('LoadBalancer Services go to the AWS Load Balancer Controller', () => {
+  const svc = 'kubernetes:core/v1:Service'
+  assert.match(violations(loadBalancerController, svc, { spec: { type: 'LoadBalancer', ports: [{ port: 443 }] } })[0]!, /in-tree provider/)
+  assert.deepEqual(violations(loadBalancerController, svc, { spec: { type: 'LoadBalancer', loadBalancerClass: 'service.k8s.aws/nlb' } }), [])
+  assert.deepEqual(violations(loadBalancerController, svc, { spec: { clusterIP: 'None' } }), [])
+})
+
+test('outside dev the gateway config has client keys and no simulator', () => {
+  const cm = 'kubernetes:core/v1:ConfigMap'
+  const open = { data: { 'gateway.yaml': 'server:\n  port: 8080\nsimulator:\n  enabled: false\n' } }
+  const closed = { data: { 'gateway.yaml': `auth:\n  keys:\n    - { name: a, tenant: a, hash: "sha256:${'0'.repeat(64)}" }\nsimulator:\n  enabled: false\n` } }
+  assert.match(violations(gatewayAuthOutsideDev, cm, open, 'prod-us-east-1')[0]!, /no auth\.keys: a prod gateway would answer anyone/)
+  assert.deepEqual(violations(gatewayAuthOutsideDev, cm, open, 'dev-us-east-1'), [], 'dev may run without keys')
+  assert.deepEqual(violations(gatewayAuthOutsideDev, cm, closed, 'staging-us-east-1'), [])
+  assert.match(violations(gatewayAuthOutsideDev, cm, { data: { 'gateway.yaml': 'auth: { keys: [] }\n' } }, 'staging-us-east-1').join(), /no auth\.keys.*simulator/)
+  assert.deepEqual(violations(gatewayAuthOutsideDev, cm, { data: { other: 'x' } }, 'prod-us-east-1'), [], 'other ConfigMaps are not gateway configs')
+})

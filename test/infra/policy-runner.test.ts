@@ -43,7 +43,12 @@ async function startRunner(): Promise<Runner> {
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d })
   child.stdout!.setEncoding('utf8')
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`runner printed no port within 90 s\n${err}`)), 90_000)
+    // A runner that never printed its port is killed: left running, it would keep this file's process alive.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`runner printed no port within 90 s
+${err}`))
+    }, 90_000)
     child.stdout!.on('data', (d: string) => {
       out += d
       const line = /^(\d+)\r?\n/.exec(out)
@@ -110,4 +115,8 @@ test('Analyze through the runner: violations come back as mandatory diagnostics,
   const single = { transitEncryptionEnabled: true, transitEncryptionMode: 'required', atRestEncryptionEnabled: true, numCacheClusters: 1 }
   assert.deepEqual(await analyze(rg, single, 'dev-us-east-1'), [])
   assert.equal((await analyze(rg, single, 'prod-us-east-1')).filter((d) => d.policyName === 'prod-multi-az').length, 3)
+
+  // A policy that parses YAML: the runner resolves the pack's own imports too.
+  const cm = { data: { 'gateway.yaml': 'simulator:\n  enabled: false\n' } }
+  assert.deepEqual((await analyze('kubernetes:core/v1:ConfigMap', cm, 'prod-us-east-1')).map((d) => d.policyName), ['gateway-auth-outside-dev'])
 })

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from '
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, relative, resolve } from 'node:path'
 import { parse } from 'yaml'
 import { healthGate } from '../../infra/promote/health.ts'
 import { pinImage, releaseFromOutputs, setGatewayImage } from '../../infra/promote/release.ts'
@@ -123,4 +123,21 @@ test('cli: set-image on a copy of regions/, release from outputs, health gate ex
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+})
+
+test('every file the gateway config schema is made of triggers a preview of every stack', () => {
+  // The schema's files: schema.ts and everything it imports, transitively (relative imports only).
+  const files = new Set<string>()
+  const visit = (file: string): void => {
+    if (files.has(file)) return
+    files.add(file)
+    const source = readFileSync(file, 'utf8')
+    for (const m of source.matchAll(/\bfrom\s*['"](\.[^'"]+)['"]/g)) visit(resolve(dirname(file), m[1]!))
+  }
+  visit(join(REPO_ROOT, 'gateway/src/config/schema.ts'))
+  const schemaFiles = [...files].map((f) => relative(REPO_ROOT, f)).sort()
+  assert.ok(schemaFiles.includes('gateway/src/routing/config.ts'), schemaFiles.join(', '))
+  for (const file of [...schemaFiles, 'gateway/package.json']) assert.equal(affectedStacks([file], STACKS).length, STACKS.length, file)
+  // Positive control: gateway code outside the schema previews nothing.
+  assert.deepEqual(affectedStacks(['gateway/src/routing/router.ts', 'gateway/src/proxy/call.ts'], STACKS), [])
 })

@@ -110,3 +110,11 @@ test('cluster version: the default is in EKS standard support through 2026; unkn
   assert.equal(eksVersionProblem('1.34', '2026-12-02'), null, 'the last day still counts')
   assert.match(eksVersionProblem('1.34', '2026-12-03') ?? '', /left standard support/)
 })
+
+test('velox:limits is the gateway\'s own limits section: parsed as JSON, checked by the gateway schema', () => {
+  const c = parseStackConfig('dev-us-east-1', { ...base(), 'velox:limits': JSON.stringify({ rules: [{ match: { tenant: 'acme' }, requestsPerMinute: 600 }] }) })
+  assert.equal(c.limits?.rules[0]?.requestsPerMinute, 600)
+  const [p] = problems('dev-us-east-1', { ...base(), 'velox:limits': JSON.stringify({ rules: [{ match: { tenant: 'acme' } }] }) })
+  assert.match(p!, /^velox:limits/)
+  assert.match(p!, /at least one limit/)
+})

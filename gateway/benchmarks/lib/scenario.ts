@@ -127,6 +127,11 @@ export function computeAdded(rows: ResultRow[]): ResultRow[] {
   return rows
 }
 
+/** The row, or null when that target did not run (nginx not installed). */
+export function optionalRow(rows: ResultRow[], target: string, metric: string): ResultRow | null {
+  return rows.find((r) => r.target === target && r.metric === metric) ?? null
+}
+
 export function findRow(rows: ResultRow[], target: string, metric: string): ResultRow {
   const row = rows.find((r) => r.target === target && r.metric === metric)
   if (!row) throw new Error(`no ${metric} row for ${target}`)

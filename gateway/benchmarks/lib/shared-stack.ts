@@ -1,5 +1,5 @@
 /**
- * The standard stack (simulator beside the gateway, gateway and naive proxy in front of it),
+ * The standard stack (simulator beside the gateway; gateway, naive proxy and nginx in front of it),
  * started once per run and shared by the latency scenarios.
  *
  * A fresh gateway on this machine keeps improving its p99 for its first ~100,000 requests (JIT
@@ -10,6 +10,7 @@
  */
 import { warmUp, assertWarm } from './load.ts'
 import type { BenchContext } from './scenario.ts'
+import { startNginx } from './nginx.ts'
 import { chatRequest, chatBody, directTarget, singleUpstreamConfig, startGateway, startNaiveProxy, startSimulator, type Simulator, type Target } from './targets.ts'
 
 /** The simulator the standard stack runs: long enough streams for (d), short answers for the rest. */
@@ -22,7 +23,7 @@ const WARM_UP_SLICES = 8
 
 export interface StandardStack {
   simulator: Simulator
-  /** direct, gateway, naive-proxy, in that order. */
+  /** direct, gateway, naive-proxy and nginx (when installed), in that order. */
   targets: Target[]
 }
 
@@ -43,8 +44,8 @@ export class SharedStacks {
   async #startStandard(): Promise<StandardStack> {
     const ctx = this.#ctx
     const simulator = await startSimulator(ctx, STANDARD_SIMULATOR)
-    const [gateway, naive] = await Promise.all([startGateway(ctx, singleUpstreamConfig(simulator.url)), startNaiveProxy(ctx, simulator.url)])
-    const targets = [directTarget(simulator), gateway, naive]
+    const [gateway, naive, nginx] = await Promise.all([startGateway(ctx, singleUpstreamConfig(simulator.url)), startNaiveProxy(ctx, simulator.url), startNginx(ctx, simulator.url)])
+    const targets = [directTarget(simulator), gateway, naive, ...(nginx === null ? [] : [nginx])]
     const plain = chatRequest(chatBody({ stream: false, maxTokens: STANDARD_ANSWER_TOKENS }))
     const stream = chatRequest(chatBody({ stream: true, maxTokens: STANDARD_SIMULATOR.tokens }))
     const requests = ctx.options.quick ? 30_000 : 100_000

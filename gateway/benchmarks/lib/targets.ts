@@ -13,6 +13,7 @@ import type { RequestSpec } from './load.ts'
 import type { ManagedProcess } from './processes.ts'
 import { GcTraceCounter, scrapeGc, snapshotProcessTree, type GcTotals, type ProcSnapshot } from './proc-stats.ts'
 import type { BenchContext } from './scenario.ts'
+import { startNginx } from './nginx.ts'
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../../..')
 const NAIVE_PROXY_ENTRY = resolve(import.meta.dirname, '../reference/naive-proxy.ts')
@@ -130,11 +131,14 @@ export function singleUpstreamConfig(simulatorUrl: string): GatewayConfigInput {
   return proxyConfig([{ name: 'sim', url: simulatorUrl, models: ['*'], pool: { connections: 64, warm: 8 } }])
 }
 
-/** Simulator, gateway in front of it and naive proxy in front of it: the three standard targets. */
+/**
+ * Simulator, and in front of it the gateway, the naive proxy and (when installed) nginx: the
+ * standard targets, direct first.
+ */
 export async function startStandardTargets(ctx: BenchContext, simulatorOptions: SimulatorOptions): Promise<{ targets: Target[]; simulator: Simulator }> {
   const simulator = await startSimulator(ctx, simulatorOptions)
-  const [gateway, naive] = await Promise.all([startGateway(ctx, singleUpstreamConfig(simulator.url)), startNaiveProxy(ctx, simulator.url)])
-  return { targets: [directTarget(simulator), gateway, naive], simulator }
+  const [gateway, naive, nginx] = await Promise.all([startGateway(ctx, singleUpstreamConfig(simulator.url)), startNaiveProxy(ctx, simulator.url), startNginx(ctx, simulator.url)])
+  return { targets: [directTarget(simulator), gateway, naive, ...(nginx === null ? [] : [nginx])], simulator }
 }
 
 function listeningUrl(line: string): string | undefined {
@@ -147,7 +151,7 @@ function listeningUrl(line: string): string | undefined {
   }
 }
 
-async function waitForReady(managed: ManagedProcess, readyUrl: string): Promise<void> {
+export async function waitForReady(managed: ManagedProcess, readyUrl: string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS
   let last = 'no answer'
   while (Date.now() < deadline) {

@@ -1,6 +1,7 @@
 import { closeLanes, errorNotes, Lane, totalErrors, warmUpLanes } from '../lib/lane.ts'
 import { assertWarm, closedLoop, openLoop } from '../lib/load.ts'
-import { check, computeAdded, findRow, interleaved, ROUND_REWARM_REQUESTS, topUpRequests, type Measurement, type Scenario } from '../lib/scenario.ts'
+import { NGINX_MISSING_NOTE } from '../lib/nginx.ts'
+import { check, computeAdded, findRow, optionalRow, interleaved, ROUND_REWARM_REQUESTS, topUpRequests, type Measurement, type Scenario } from '../lib/scenario.ts'
 import { STANDARD_ANSWER_TOKENS } from '../lib/shared-stack.ts'
 import { chatBody, chatRequest } from '../lib/targets.ts'
 
@@ -34,17 +35,20 @@ export const fixedRate: Scenario = {
     }
     const rows = computeAdded(lanes.map((lane) => lane.row('latency', lane.name === 'direct' ? null : 'direct')))
     const gateway = findRow(rows, 'gateway', 'latency')
+    const nginx = optionalRow(rows, 'nginx', 'latency')
     const sent = lanes.reduce((n, lane) => n + lane.requests, 0)
     return {
       parameters: { ratePerSecond: rate, ...plan, topUpRequests: topUpRequests(ctx), secondsPerTarget: (plan.rounds * plan.roundMs) / 1000, connections: 64 },
       rows,
       checks: [
         check(`gateway added p99 at ${rate} req/s`, gateway.added!.p99, '<=', 0.42, 'ms'),
+        ...(nginx === null ? [] : [check(`gateway added p99 minus nginx added p99 at ${rate} req/s`, gateway.added!.p99 - nginx.added!.p99, '<=', 0.15, 'ms')]),
         check('failed requests', totalErrors(lanes), '<=', 0, 'requests'),
       ],
       notes: [
         `${lateSends} of ${sent} sends left more than 0.05 ms after their intended time (generator lag; included in the latencies)`,
         ...errorNotes(lanes),
+        ...(nginx === null ? [NGINX_MISSING_NOTE] : []),
       ],
     }
   },

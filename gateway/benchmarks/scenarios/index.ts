@@ -5,8 +5,10 @@
  */
 import type { PendingScenario, Scenario } from '../lib/scenario.ts'
 import { allCores } from './all-cores.ts'
+import { bodySize } from './body-size.ts'
 import { cacheHit } from './cache-hit.ts'
 import { fixedRate } from './fixed-rate.ts'
+import { inferenceRouting } from './inference-routing.ts'
 import { maxThroughput } from './max-throughput.ts'
 import { oneAtATime } from './one-at-a-time.ts'
 import { routingFanout } from './routing-fanout.ts'
@@ -14,6 +16,6 @@ import { slowUpstream } from './slow-upstream.ts'
 import { streaming } from './streaming.ts'
 import { telemetryOverhead } from './telemetry-overhead.ts'
 
-export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, routingFanout, allCores, slowUpstream, cacheHit, telemetryOverhead]
+export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, routingFanout, allCores, slowUpstream, cacheHit, bodySize, inferenceRouting, telemetryOverhead]
 
 export const pendingScenarios: readonly PendingScenario[] = []

@@ -1,4 +1,5 @@
-import { check, computeAdded, findRow, interleaved, type BenchContext, type Measurement, type ResultRow, type Scenario } from '../lib/scenario.ts'
+import { NGINX_MISSING_NOTE } from '../lib/nginx.ts'
+import { check, computeAdded, findRow, optionalRow, interleaved, type BenchContext, type Measurement, type ResultRow, type Scenario } from '../lib/scenario.ts'
 import { chatBody, CostMeter, startStandardTargets, type Target } from '../lib/targets.ts'
 import { runWrk, type WrkResult } from '../lib/wrk.ts'
 
@@ -19,16 +20,19 @@ export const maxThroughput: Scenario = {
     const rows = computeAdded(await measureThroughput(ctx, targets, plan, CONNECTIONS, 'direct'))
     const gateway = findRow(rows, 'gateway', 'latency')
     const naive = findRow(rows, 'naive-proxy', 'latency')
+    const nginx = optionalRow(rows, 'nginx', 'latency')
     return {
       parameters: { ...plan, connections: CONNECTIONS, threads: 1 },
       rows,
       checks: [
         check('gateway throughput, one process', gateway.requestsPerSecond!, '>=', 15_000, 'req/s'),
         check('gateway throughput over naive proxy', gateway.requestsPerSecond! / naive.requestsPerSecond!, '>=', 1, 'ratio'),
+        ...(nginx === null ? [] : [check('gateway throughput over nginx, one process each', gateway.requestsPerSecond! / nginx.requestsPerSecond!, '>=', 0.75, 'ratio')]),
         check('wrk errors', rows.reduce((n, r) => n + r.errors, 0), '<=', 0, 'requests'),
       ],
       notes: [
         'wrk latencies are closed-loop at saturation (queueing, not service time) and come from the median-throughput round; throughput is over all rounds',
+        ...(nginx === null ? [NGINX_MISSING_NOTE] : []),
       ],
     }
   },

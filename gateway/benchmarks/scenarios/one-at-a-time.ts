@@ -1,6 +1,7 @@
 import { closeLanes, errorNotes, Lane, totalErrors, warmUpLanes } from '../lib/lane.ts'
 import { closedLoop } from '../lib/load.ts'
-import { check, computeAdded, findRow, interleaved, ROUND_REWARM_REQUESTS, topUpRequests, type Measurement, type Scenario } from '../lib/scenario.ts'
+import { NGINX_MISSING_NOTE } from '../lib/nginx.ts'
+import { check, computeAdded, findRow, optionalRow, interleaved, ROUND_REWARM_REQUESTS, topUpRequests, type Measurement, type Scenario } from '../lib/scenario.ts'
 import { STANDARD_ANSWER_TOKENS } from '../lib/shared-stack.ts'
 import { chatBody, chatRequest } from '../lib/targets.ts'
 
@@ -31,6 +32,7 @@ export const oneAtATime: Scenario = {
     for (const lane of lanes) if (lane.recorder(SERVER_TIMING).count > 0) rows.push(lane.row(SERVER_TIMING, null))
     const gateway = findRow(rows, 'gateway', 'latency')
     const naive = findRow(rows, 'naive-proxy', 'latency')
+    const nginx = optionalRow(rows, 'nginx', 'latency')
     return {
       parameters: { ...plan, topUpRequests: topUpRequests(ctx), connections: 1, bodyBytes: spec.body?.length ?? 0, answerTokens: STANDARD_ANSWER_TOKENS },
       rows,
@@ -38,9 +40,15 @@ export const oneAtATime: Scenario = {
         check('gateway added p50, one at a time', gateway.added!.p50, '<=', 0.1, 'ms'),
         check('gateway added p99, one at a time', gateway.added!.p99, '<=', 0.3, 'ms'),
         check('gateway p99 at or below naive proxy p99', gateway.latency.p99, '<=', naive.latency.p99, 'ms'),
+        ...(nginx === null
+          ? []
+          : [
+              check('gateway added p50 minus nginx added p50, one at a time', gateway.added!.p50 - nginx.added!.p50, '<=', 0.1, 'ms'),
+              check('gateway added p99 minus nginx added p99, one at a time', gateway.added!.p99 - nginx.added!.p99, '<=', 0.1, 'ms'),
+            ]),
         check('failed requests', totalErrors(lanes), '<=', 0, 'requests'),
       ],
-      notes: errorNotes(lanes),
+      notes: [...errorNotes(lanes), ...(nginx === null ? [NGINX_MISSING_NOTE] : [])],
     }
   },
 }

@@ -1,6 +1,7 @@
 import { closeLanes, errorNotes, Lane, totalErrors, warmUpLanes } from '../lib/lane.ts'
 import { streamLoop } from '../lib/load.ts'
-import { check, computeAdded, findRow, interleaved, topUpRequests, type Measurement, type Scenario } from '../lib/scenario.ts'
+import { NGINX_MISSING_NOTE } from '../lib/nginx.ts'
+import { check, computeAdded, findRow, optionalRow, interleaved, topUpRequests, type Measurement, type Scenario } from '../lib/scenario.ts'
 import { STANDARD_ANSWER_TOKENS, STANDARD_SIMULATOR } from '../lib/shared-stack.ts'
 import { chatBody, chatRequest } from '../lib/targets.ts'
 
@@ -48,6 +49,7 @@ export const streaming: Scenario = {
       }),
     )
     const gatewayTtft = findRow(rows, 'gateway', 'ttft')
+    const nginxTtft = optionalRow(rows, 'nginx', 'ttft')
     const directReads = perResponse(lanes[0]!).readsPerStream!
     const gatewayReads = perResponse(lanes.find((l) => l.name === 'gateway')!).readsPerStream!
     return {
@@ -56,9 +58,10 @@ export const streaming: Scenario = {
       checks: [
         check('gateway added TTFT p50, streaming', gatewayTtft.added!.p50, '<=', 0.2, 'ms'),
         check('gateway socket reads per stream vs direct (no coalescing)', gatewayReads / directReads, '>=', 0.9, 'ratio'),
+        ...(nginxTtft === null ? [] : [check('gateway added TTFT p50 minus nginx added TTFT p50', gatewayTtft.added!.p50 - nginxTtft.added!.p50, '<=', 0.1, 'ms')]),
         check('failed requests', totalErrors(lanes), '<=', 0, 'requests'),
       ],
-      notes: errorNotes(lanes),
+      notes: [...errorNotes(lanes), ...(nginxTtft === null ? [NGINX_MISSING_NOTE] : [])],
     }
   },
 }

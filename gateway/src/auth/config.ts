@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { PLAIN_NAME } from '../config/primitives.ts'
 
 /** `sha256:` + 64 hex digits: the digest of an API key; keys themselves are never stored. */
 export const KEY_HASH = /^sha256:[0-9a-f]{64}$/
@@ -9,11 +10,11 @@ export type Priority = (typeof PRIORITIES)[number]
 
 export const ApiKeySchema = z.strictObject({
   /** Label for logs and metrics (the key itself is never logged). */
-  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+  name: z.string().regex(PLAIN_NAME),
   /** `sha256:<hex>` of the key; make one with `npm run hash-key`. */
   hash: z.string().regex(KEY_HASH, 'expected sha256:<64 lowercase hex digits>'),
   /** Tenant the key belongs to: the scope of cached answers and limits. */
-  tenant: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/),
+  tenant: z.string().regex(PLAIN_NAME),
   /** Public model names this key may use; `"*"` for all. */
   models: z.array(z.string().min(1)).min(1).default(['*']),
   /** After this instant (ISO 8601 with a zone, e.g. `2027-01-01T00:00:00Z`) the key is refused. */

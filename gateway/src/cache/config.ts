@@ -3,11 +3,9 @@
  * per-route overrides are compiled into a lookup table by `policy.ts`, never re-read per request.
  */
 import { z } from 'zod'
+import { envVarName as envName, nonNegativeInt, positiveInt } from '../config/primitives.ts'
 
-const positiveInt = z.number().int().positive()
-const nonNegativeInt = z.number().int().nonnegative()
 const fraction = z.number().min(0).max(1)
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
 
 export const CACHE_ENDPOINTS = ['chat.completions', 'completions', 'embeddings', 'responses'] as const
 export const CACHE_SCOPES = ['tenant', 'user', 'global'] as const

@@ -13,13 +13,9 @@ import { CacheConfigSchema } from '../cache/config.ts'
 import { LimitsSchema } from '../limits/config.ts'
 import { RoutingConfigSchema, UpstreamDiscoverySchema, routingIssues } from '../routing/config.ts'
 import { TelemetrySchema } from '../telemetry/config.ts'
+import { LOG_LEVELS, envVarName, millis, nonNegativeInt, positiveInt, upstreamName } from './primitives.ts'
 
-const positiveInt = z.number().int().positive()
-const nonNegativeInt = z.number().int().nonnegative()
-/** A duration in milliseconds; 0 disables the timer where the key's docs say so. */
-const millis = nonNegativeInt
-
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export { LOG_LEVELS } from './primitives.ts'
 
 export const ServerSchema = z.strictObject({
   /** Interface to listen on. */
@@ -79,13 +75,13 @@ export const TimeoutsSchema = z.strictObject({
 
 export const UpstreamSchema = z.strictObject({
   /** Unique name used in metrics, logs and `x-velox-upstream`. */
-  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." or "-", at most 64'),
+  name: upstreamName,
   /** OpenAI-compatible base URL; `/v1/...` is appended. A path prefix is kept (`https://host/openai`). */
   url: z.url({ protocol: /^https?$/ }).refine((u) => !URL.canParse(u) || (!new URL(u).search && !new URL(u).hash), 'no query or fragment'),
   /** Model ids this upstream serves; `"*"` serves any model. */
   models: z.array(z.string().min(1)).min(1),
   /** Environment variable holding the upstream's API key, sent as `Authorization: Bearer ...`. */
-  apiKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  apiKeyEnv: envVarName.optional(),
   /** Relative share of traffic among upstreams of the same priority. */
   weight: positiveInt.default(1),
   /** Lower serves first; a higher tier is used only when no upstream of a lower tier is healthy. */
@@ -113,7 +109,7 @@ export const RedisSchema = z.strictObject({
    */
   url: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'a redis:// or rediss:// URL').optional(),
   /** Environment variable holding the AUTH token (never written into the config itself). */
-  passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  passwordEnv: envVarName.optional(),
   /** Prefix of every key the gateway writes, so several deployments can share one server. */
   keyPrefix: z.string().default('velox:'),
   /** Connect timeout (ms). */

@@ -16,6 +16,7 @@
 import type { ServerResponse } from 'node:http'
 import type { SemanticResult } from '../cache/index.ts'
 import { GatewayError } from '../errors.ts'
+import { ROUTE_HEADER } from '../routing/route-request.ts'
 import type { FailureKind } from '../routing/config.ts'
 import { Attempt, type HeldError } from './attempt.ts'
 import type { CallContext, CallRequest, Target, UpstreamHeaders } from './context.ts'
@@ -61,7 +62,7 @@ export class ProxyCall {
     this.ctx = ctx
     this.res = res
     this.request = request
-    this.#planner = new AttemptPlanner(ctx.router, request.resolution, request.affinityKey, request.excluded)
+    this.#planner = new AttemptPlanner(ctx.router, request.resolution, request.affinityKey, request.excluded, request.route ?? null)
     this.#outcome = new CallOutcome()
     this.#deadlineAt = 0
     this.#live = []
@@ -100,6 +101,28 @@ export class ProxyCall {
     this.ctx.inflight.add(this)
     this.ctx.track(1)
     const now = performance.now()
+    // Admission from saturation (inference-aware only): go now, wait for room, or shed.
+    const router = this.ctx.router
+    const route = this.request.route ?? null
+    const verdict = router.admit(this.request.resolution, route, now)
+    if (verdict === 'admit') this.#begin(now)
+    else if (verdict === 'shed') this.#shed(now)
+    else router.hold(this.request.resolution, (admitted) => this.#holdEnded(admitted), route)
+  }
+
+  #holdEnded(admitted: boolean): void {
+    if (this.#finished) return
+    const now = performance.now()
+    if (admitted) this.#begin(now)
+    else this.#shed(now)
+  }
+
+  #shed(now: number): void {
+    const retryAfter = this.request.resolution.group.admission?.config.retryAfterSeconds ?? 1
+    this.#respondError(new GatewayError('GW_ERR_UPSTREAMS_SATURATED', this.request.model, { retryAfter }), now)
+  }
+
+  #begin(now: number): void {
     const target = this.#planner.first(now)
     if (target === null) {
       this.#respondError(new GatewayError('GW_ERR_NO_HEALTHY_UPSTREAM', this.request.model, { retryAfter: 1 }), now)
@@ -262,6 +285,8 @@ export class ProxyCall {
     const res = this.res
     if (res.destroyed) return
     const out = responseHeaders(headers, attempt.sse, attempt.target.upstreamName)
+    const explanation = this.request.route?.explanation ?? null
+    if (explanation !== null) out.push(ROUTE_HEADER, explanation)
     if (this.ctx.serverTiming) {
       const upstreamMs = now - attempt.startedAt
       out.push('server-timing', serverTiming(now - this.request.startedAt - upstreamMs, upstreamMs))

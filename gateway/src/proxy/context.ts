@@ -2,6 +2,7 @@
 import type { Metering } from '../limits/metering.ts'
 import type { UsageEventFilter } from '../limits/stream-usage.ts'
 import type { Member } from '../routing/member.ts'
+import type { RouteRequest } from '../routing/route-request.ts'
 import type { Resolution, Router } from '../routing/router.ts'
 import type { AccessLog } from '../telemetry/access-log.ts'
 import type { GatewayMetrics } from '../telemetry/metrics.ts'
@@ -43,6 +44,8 @@ export interface CallRequest {
   readonly resolution: Resolution<Upstream>
   /** The session key consistent hashing routes on (a header or `user`), or null. */
   readonly affinityKey: string | null
+  /** What the inference-aware balancer reads (prompt prefix blocks, explain); absent for the others. */
+  readonly route?: RouteRequest | null
   /** The bytes sent upstream: the client's own, unless the model name was rewritten. */
   readonly body: Buffer
   /** Client headers passed upstream, as a flat name/value list, or null for none. */

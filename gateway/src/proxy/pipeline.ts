@@ -11,6 +11,7 @@ import { estimateCost } from '../limits/estimate.ts'
 import { Metering } from '../limits/metering.ts'
 import { askForStreamUsage, needsStreamUsage, UsageEventFilter } from '../limits/stream-usage.ts'
 import type { UsageLedger } from '../limits/usage.ts'
+import { DEBUG_HEADER, routeRequestFor } from '../routing/route-request.ts'
 import type { Resolution } from '../routing/router.ts'
 import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
 import type { AccessLog } from '../telemetry/access-log.ts'
@@ -21,12 +22,13 @@ import { activeTracing } from '../telemetry/tracing.ts'
 import { HOP_HEADER, type Upstream } from '../upstream/upstream.ts'
 import { CallCache } from './call-cache.ts'
 import { ProxyCall } from './call.ts'
+import type { CallContext } from './context.ts'
 import type { Endpoint } from './endpoints.ts'
 import { parseBody, rewriteModel, type ParsedBody } from './request-body.ts'
 
 /** What the pipeline reads from the gateway's live state on each request. */
 export interface PipelineState {
-  readonly snapshot: RuntimeSnapshot
+  readonly snapshot: RuntimeSnapshot<CallContext>
   /** The response cache, or null when caching is off. */
   readonly cache: ResponseCache | null
   readonly metrics: GatewayMetrics
@@ -63,7 +65,7 @@ export function proxy(state: PipelineState, endpoint: Endpoint, request: Fastify
 
 function serve(
   state: PipelineState,
-  snapshot: RuntimeSnapshot,
+  snapshot: RuntimeSnapshot<CallContext>,
   endpoint: Endpoint,
   request: FastifyRequest,
   reply: FastifyReply,
@@ -107,7 +109,7 @@ function serve(
 }
 
 function forward(
-  snapshot: RuntimeSnapshot,
+  snapshot: RuntimeSnapshot<CallContext>,
   endpoint: Endpoint,
   request: FastifyRequest,
   reply: FastifyReply,
@@ -133,12 +135,15 @@ function forward(
   }
   // A request another gateway forwarded is served here or fails here: never bounced to a peer.
   const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
+  const routing = snapshot.config.routing
+  const key = affinityKey(routing.hashKey, headers, parsed.json)
   reply.hijack()
   const call = new ProxyCall(snapshot.ctx, reply.raw, {
     endpoint,
     model: parsed.model,
     resolution,
-    affinityKey: affinityKey(snapshot.config.routing.hashKey, headers, parsed.json),
+    affinityKey: key,
+    route: routeRequestFor(routing, key, parsed.json, resolution.model, headers[DEBUG_HEADER]),
     body,
     forwardedHeaders,
     startedAt: request.startedAt,

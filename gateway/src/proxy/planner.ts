@@ -6,6 +6,7 @@
  */
 import type { FailureKind } from '../routing/config.ts'
 import type { RetryPolicy } from '../routing/retry-policy.ts'
+import type { RouteRequest } from '../routing/route-request.ts'
 import type { Resolution, Router } from '../routing/router.ts'
 import type { Upstream } from '../upstream/upstream.ts'
 import type { Target } from './context.ts'
@@ -15,6 +16,7 @@ export class AttemptPlanner {
   readonly #policy: RetryPolicy
   readonly #resolution: Resolution<Upstream>
   readonly #affinityKey: string | null
+  readonly #route: RouteRequest | null
   /**
    * Members excluded from the next pick: peers for a forwarded request, and every member already
    * dispatched to. Built only when a second pick happens; until then `#first` is the only one.
@@ -24,7 +26,8 @@ export class AttemptPlanner {
   #last: Target | null
   #attempts: number
 
-  constructor(router: Router<Upstream>, resolution: Resolution<Upstream>, affinityKey: string | null, excluded: Set<Target> | null) {
+  constructor(router: Router<Upstream>, resolution: Resolution<Upstream>, affinityKey: string | null, excluded: Set<Target> | null, route: RouteRequest | null = null) {
+    this.#route = route
     this.#router = router
     this.#policy = router.retry
     this.#resolution = resolution
@@ -48,7 +51,7 @@ export class AttemptPlanner {
   /** The first attempt's member, or null when none is available; counts the request for the retry budget. */
   first(now: number): Target | null {
     this.#policy.budget.recordRequest(now)
-    return this.#router.pick(this.#resolution, this.#affinityKey, this.#tried, now)
+    return this.#router.pick(this.#resolution, this.#affinityKey, this.#tried, now, this.#route)
   }
 
   /** Milliseconds after which a hedge should race the first attempt, or null for no hedge. */
@@ -75,8 +78,8 @@ export class AttemptPlanner {
     const policy = this.#policy
     if (!policy.allows(kind, this.#attempts)) return null
     if (deadlineAt !== 0 && now >= deadlineAt) return null
-    let target = this.#router.pick(this.#resolution, this.#affinityKey, this.#exclusions(), now)
-    if (target === null && (kind === 'reset' || kind === 'connect')) target = this.#router.pick(this.#resolution, this.#affinityKey, null, now)
+    let target = this.#router.pick(this.#resolution, this.#affinityKey, this.#exclusions(), now, this.#route)
+    if (target === null && (kind === 'reset' || kind === 'connect')) target = this.#router.pick(this.#resolution, this.#affinityKey, null, now, this.#route)
     if (target === null || !policy.budget.tryRetry(now)) return null
     return target
   }
@@ -84,7 +87,7 @@ export class AttemptPlanner {
   /** A member for a hedge beside the running attempt, or null. */
   hedge(now: number): Target | null {
     if (!this.#policy.hasAttemptsLeft(this.#attempts)) return null
-    const target = this.#router.pick(this.#resolution, this.#affinityKey, this.#exclusions(), now)
+    const target = this.#router.pick(this.#resolution, this.#affinityKey, this.#exclusions(), now, this.#route)
     if (target === null || !this.#policy.budget.tryRetry(now)) return null
     return target
   }

@@ -5,12 +5,9 @@
  * Everything here is validated once at boot and compiled into a Router; nothing is read per request.
  */
 import { z } from 'zod'
+import { nonNegativeInt, positiveInt, upstreamName } from '../config/primitives.ts'
 
-const positiveInt = z.number().int().positive()
-const nonNegativeInt = z.number().int().nonnegative()
-const upstreamName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." or "-", at most 64')
-
-export const BALANCER_KINDS = ['p2c-peak-ewma', 'weighted-round-robin', 'least-outstanding', 'consistent-hash'] as const
+export const BALANCER_KINDS = ['p2c-peak-ewma', 'weighted-round-robin', 'least-outstanding', 'consistent-hash', 'inference-aware'] as const
 export type BalancerKind = (typeof BALANCER_KINDS)[number]
 
 /**
@@ -78,6 +75,79 @@ export const OutlierSchema = z.strictObject({
   maxEjectionMs: positiveInt.default(60_000),
 })
 
+const weight = z.number().min(0).max(100)
+
+/** How much each scorer counts in the inference-aware balancer's sum; 0 turns a scorer off. */
+export const ScorerWeightsSchema = z.strictObject({
+  /** Share of the prompt's leading blocks the member recently served (its KV cache likely holds them). */
+  prefix: weight.default(3),
+  /** Requests waiting in the member's own queue (vLLM's num_requests_waiting plus what was sent since). */
+  queue: weight.default(2),
+  /** Free KV cache (1 - vllm:kv_cache_usage_perc). */
+  kvCache: weight.default(1),
+  /** Requests in flight on the member (running + waiting, or the gateway's own count without metrics). */
+  load: weight.default(1),
+  /**
+   * Peak-EWMA time to first byte, relative to the fastest member. Kept low by default: an
+   * inference pod's time to first byte mostly says how much of the last prompts it had cached.
+   */
+  latency: weight.default(0.5),
+})
+
+export const PrefixIndexSchema = z.strictObject({
+  /** Characters per prefix block, even (~4 per token: 256 is about 64 tokens). */
+  blockChars: positiveInt.min(16).max(65_536).multipleOf(2).default(256),
+  /** Leading blocks of a prompt that are hashed and indexed; the rest of a long prompt is ignored. */
+  maxBlocks: positiveInt.max(4096).default(256),
+  /** Blocks the index remembers per member group (least recently used forgotten first). */
+  capacity: positiveInt.max(10_000_000).default(200_000),
+  /** Members remembered per block (the most recent ones). */
+  membersPerBlock: positiveInt.max(16).default(4),
+})
+
+export const PodMetricsSchema = z.strictObject({
+  /** Scrape each member's Prometheus endpoint for vLLM's queue and KV-cache gauges. */
+  enabled: z.boolean().default(true),
+  /** Path on the member, relative to the upstream URL (vLLM serves /metrics at its root). */
+  path: z.string().startsWith('/').default('/metrics'),
+  /** Time between scrapes (ms). */
+  intervalMs: positiveInt.min(50).default(250),
+  /** A scrape slower than this fails (ms). */
+  timeoutMs: positiveInt.default(1_000),
+  /** Scraped numbers older than this are ignored, and the gateway's own counts used instead (ms). */
+  staleAfterMs: positiveInt.default(2_000),
+})
+
+export const AdmissionSchema = z.strictObject({
+  /**
+   * A member is saturated when this many requests wait in its queue (vllm:num_requests_waiting
+   * plus what the gateway sent since the last scrape). 0 disables admission control.
+   */
+  queueThreshold: nonNegativeInt.default(0),
+  /** When every member is saturated: hold the request until one is not (up to holdMs), or shed it at once. */
+  mode: z.enum(['hold', 'shed']).default('hold'),
+  /** Longest a request is held before it is shed (ms). */
+  holdMs: positiveInt.max(120_000).default(2_000),
+  /** Requests held at once per member group; more are shed. */
+  maxHeld: positiveInt.default(256),
+  /** `Retry-After` of a shed request (s). */
+  retryAfterSeconds: positiveInt.default(1),
+})
+
+export const InferenceAwareSchema = z.strictObject({
+  weights: ScorerWeightsSchema.prefault({}),
+  /**
+   * Bounded load: no member is picked while its load is above this multiple of the mean (plus one
+   * request), so one hot prefix cannot pile onto one pod. 0 disables the bound.
+   */
+  boundedLoad: z.union([z.literal(0), z.number().min(1).max(100)]).default(1.5),
+  prefix: PrefixIndexSchema.prefault({}),
+  metrics: PodMetricsSchema.prefault({}),
+  admission: AdmissionSchema.prefault({}),
+  /** Answer `x-velox-route` (why the member won) to requests that send `x-velox-debug: route`. */
+  explain: z.boolean().default(false),
+})
+
 export const RoutingConfigSchema = z
   .strictObject({
     /** How one member is chosen among the available members of the best priority tier. */
@@ -95,6 +165,8 @@ export const RoutingConfigSchema = z
     outlier: OutlierSchema.prefault({}),
     /** Decay time of the peak-EWMA latency estimate (ms): how long a slow response is remembered. */
     ewmaDecayMs: positiveInt.default(10_000),
+    /** Settings of the inference-aware balancer (scorer weights, prefix index, pod metrics, admission). */
+    inferenceAware: InferenceAwareSchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {
     if (cfg.outlier.maxEjectionMs < cfg.outlier.baseEjectionMs) {
@@ -118,6 +190,11 @@ export type RetryConfig = RoutingConfig['retry']
 export type HealthConfig = RoutingConfig['health']
 export type OutlierConfig = RoutingConfig['outlier']
 export type HedgeConfig = RoutingConfig['hedge']
+export type InferenceAwareConfig = RoutingConfig['inferenceAware']
+export type ScorerWeights = InferenceAwareConfig['weights']
+export type PrefixIndexConfig = InferenceAwareConfig['prefix']
+export type PodMetricsConfig = InferenceAwareConfig['metrics']
+export type AdmissionConfig = InferenceAwareConfig['admission']
 export type AliasConfig = RoutingConfig['aliases'][string]
 export type UpstreamDiscovery = z.output<typeof UpstreamDiscoverySchema>
 

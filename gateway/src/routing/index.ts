@@ -12,6 +12,10 @@ export {
   type FailureKind,
   type HealthConfig,
   type HedgeConfig,
+  type InferenceAwareConfig,
+  type ScorerWeights,
+  type AdmissionConfig,
+  InferenceAwareSchema,
   type OutlierConfig,
   type RetryConfig,
   type RoutedUpstream,
@@ -20,6 +24,14 @@ export {
   type RoutingIssue,
   type UpstreamDiscovery,
 } from './config.ts'
+export { Admission, type AdmissionVerdict, type HeldCallback } from './admission.ts'
+export { InferenceAwareBalancer } from './balancer-inference-aware.ts'
+export { PodLoad, parseVllmMetrics, type PodReport } from './pod-load.ts'
+export { PodMetricsScraper, type FetchMetrics, type PodMetricsScraperOptions } from './pod-metrics-scraper.ts'
+export { prefixBlocks } from './prefix-hash.ts'
+export { PrefixIndex } from './prefix-index.ts'
+export { DEBUG_HEADER, ROUTE_HEADER, RouteRequest, routeRequestFor } from './route-request.ts'
+export { PickSignals, SCORERS, boundedLoadFilter, type Filter, type Scorer, type ScorerName } from './scorers.ts'
 export { bindDnsDiscovery, type DnsBinding, type DnsBindingOptions } from './dns-binding.ts'
 export { DnsDiscovery, dnsResolver, type DnsDiscoveryOptions, type ResolveAddresses } from './dns-discovery.ts'
 export { PeakEwma } from './ewma.ts'

@@ -13,6 +13,7 @@ import { Breaker, BreakerState } from './breaker.ts'
 import type { FailureKind, OutlierConfig } from './config.ts'
 import { PeakEwma } from './ewma.ts'
 import { hashString } from './hash.ts'
+import { PodLoad } from './pod-load.ts'
 
 export interface MemberInit {
   /** Unique in a Router: the upstream name, or `upstream@address` for a DNS-discovered member. */
@@ -60,6 +61,8 @@ export class Member<D = unknown> {
   /** Removed from its router (DNS no longer lists it): finishes in-flight work, receives no new. */
   draining: boolean
   readonly failurePenaltyMs: number
+  /** What the pod last reported on its /metrics (inference-aware balancer), and the estimate since. */
+  readonly pod: PodLoad
   /** Counters for metrics; never reset. */
   started: number
   failed: number
@@ -81,6 +84,7 @@ export class Member<D = unknown> {
     this.healthy = true
     this.draining = false
     this.failurePenaltyMs = init.failurePenaltyMs ?? 1_000
+    this.pod = new PodLoad()
     this.started = 0
     this.failed = 0
     this.lastFailure = null

@@ -8,12 +8,14 @@
  * explicitly; then, for a name nobody lists, the upstreams that serve "*"; else null (unknown model).
  */
 import { isIP } from 'node:net'
+import { Admission, type AdmissionVerdict, type HeldCallback } from './admission.ts'
 import { type Balancer, createBalancer } from './balancer.ts'
 import type { RoutedUpstream, RoutingConfig } from './config.ts'
 import { HedgeDelay } from './hedge.ts'
 import { Member, type MemberInit } from './member.ts'
 import { RetryPolicy } from './retry-policy.ts'
 import type { Random } from './rng.ts'
+import type { RouteRequest } from './route-request.ts'
 
 export type MemberFactory<D> = (init: MemberInit) => Member<D>
 
@@ -30,12 +32,15 @@ export class MemberGroup<D> {
   members: readonly Member<D>[]
   readonly balancer: Balancer
   readonly hedge: HedgeDelay
+  /** Admission control from saturation; null unless the inference-aware balancer has a queue threshold. */
+  readonly admission: Admission | null
 
-  constructor(upstreamNames: ReadonlySet<string>, members: readonly Member<D>[], balancer: Balancer, hedge: HedgeDelay) {
+  constructor(upstreamNames: ReadonlySet<string>, members: readonly Member<D>[], balancer: Balancer, hedge: HedgeDelay, admission: Admission | null = null) {
     this.upstreamNames = upstreamNames
     this.members = members
     this.balancer = balancer
     this.hedge = hedge
+    this.admission = admission
   }
 }
 
@@ -98,7 +103,9 @@ export class Router<D = unknown> {
       let g = groups.get(key)
       if (g === undefined) {
         const members = Object.freeze(upstreams.filter((u) => names.includes(u.name)).flatMap((u) => membersOf.get(u.name)!))
-        g = new MemberGroup<D>(new Set(names), members, createBalancer(routing.balancer, { random: opts.random }), new HedgeDelay(routing.hedge))
+        const ia = routing.inferenceAware
+        const admission = routing.balancer === 'inference-aware' && ia.admission.queueThreshold > 0 && ia.metrics.enabled ? new Admission(ia.admission, ia.metrics.staleAfterMs) : null
+        g = new MemberGroup<D>(new Set(names), members, createBalancer(routing.balancer, { random: opts.random, inferenceAware: ia }), new HedgeDelay(routing.hedge), admission)
         groups.set(key, g)
       }
       return g
@@ -150,9 +157,35 @@ export class Router<D = unknown> {
    * A member for one attempt, or null when none is available (503 GW_ERR_NO_HEALTHY_UPSTREAM).
    * `exclude`: members this request already tried. Call member.onStart(nowMs) on the result.
    */
-  pick(resolution: Resolution<D>, key: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number): Member<D> | null {
+  pick(resolution: Resolution<D>, key: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number, request: RouteRequest | null = null): Member<D> | null {
     const group = resolution.group
-    return group.balancer.pick(group.members, key, exclude, nowMs)
+    return group.balancer.pick(group.members, key, exclude, nowMs, request)
+  }
+
+  /**
+   * Admission control before the first pick: 'admit' (also whenever admission is off), 'hold'
+   * (then call `hold`) or 'shed' (503 GW_ERR_UPSTREAMS_SATURATED).
+   */
+  admit(resolution: Resolution<D>, request: RouteRequest | null, nowMs: number): AdmissionVerdict {
+    const group = resolution.group
+    return group.admission === null ? 'admit' : group.admission.decide(group.members, nowMs, request?.priority ?? 0)
+  }
+
+  /** Holds a request admission said to hold; `callback(true)` when it may go on, `(false)` when shed. */
+  hold(resolution: Resolution<D>, callback: HeldCallback, request: RouteRequest | null): void {
+    const admission = resolution.group.admission
+    if (admission === null) callback(true)
+    else admission.hold(callback, request?.priority ?? 0)
+  }
+
+  /** After fresh pod metrics: lets held requests go where a member has room again. */
+  releaseHeld(nowMs: number): void {
+    for (const g of this.groups) if (g.admission !== null && g.admission.heldCount > 0) g.admission.release(g.members, nowMs)
+  }
+
+  /** Ends every hold: shed (shutting down), or admitted (a reload replaced this router). */
+  endHolds(admitted: boolean): void {
+    for (const g of this.groups) g.admission?.endAll(admitted)
   }
 
   /** Public model names for /v1/models: every explicitly served model and every alias, sorted. */

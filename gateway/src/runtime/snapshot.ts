@@ -9,26 +9,27 @@ import { Authenticator } from '../auth/authenticator.ts'
 import type { ApiKeyConfig } from '../auth/config.ts'
 import type { Limiter, Tenancy } from '../limits/index.ts'
 import type { GatewayConfig } from '../config/schema.ts'
-import type { CallContext } from '../proxy/context.ts'
 import { bindDnsDiscovery, type DnsBinding } from '../routing/dns-binding.ts'
 import { ActiveHealthChecker } from '../routing/health-checker.ts'
 import { Member } from '../routing/member.ts'
+import { PodMetricsScraper } from '../routing/pod-metrics-scraper.ts'
 import { Router, type Resolution } from '../routing/router.ts'
 import { PoolSizer } from '../upstream/pool-sizer.ts'
 import { Upstream } from '../upstream/upstream.ts'
 import type { Logger } from '../telemetry/logger.ts'
 
-export interface SnapshotDeps {
+/** `C` is what the request path builds once per snapshot (its call context); the snapshot only holds it. */
+export interface SnapshotDeps<C> {
   env: NodeJS.ProcessEnv
   logger: Logger
-  buildContext(snapshot: RuntimeSnapshot): CallContext
+  buildContext(snapshot: RuntimeSnapshot<C>): C
   /** The limit store and usage ledger, shared by every snapshot. */
   tenancy: Tenancy
   /** The keys of `auth.keysFile` as last loaded. */
   fileKeys: readonly ApiKeyConfig[]
 }
 
-export class RuntimeSnapshot {
+export class RuntimeSnapshot<C = unknown> {
   readonly config: GatewayConfig
   readonly router: Router<Upstream>
   readonly auth: Authenticator
@@ -39,23 +40,27 @@ export class RuntimeSnapshot {
   /** `GET /v1/models`: configured models and aliases, plus what `"*"` upstreams list (after warm-up). */
   modelsBody: string
   modelIds: ReadonlySet<string>
-  readonly ctx: CallContext
+  readonly ctx: C
   private readonly logger: Logger
   private readonly health: ActiveHealthChecker<Upstream> | null
+  /** Reads vLLM's queue and KV gauges from every member (inference-aware balancer only). */
+  private readonly podMetrics: PodMetricsScraper<Upstream> | null
   /** Opens connections ahead of demand; fed by the request path's `member.onStart`. */
   readonly sizer: PoolSizer
-  private readonly dns: DnsBinding
+  /** Null until start(): discovery resolves names, which is I/O. */
+  private dns: DnsBinding | null
   private closed: boolean
   /** Calls running on this snapshot (started, not finished). */
   private active: number
   private idle: (() => void) | null
 
-  constructor(config: GatewayConfig, deps: SnapshotDeps) {
+  constructor(config: GatewayConfig, deps: SnapshotDeps<C>) {
     this.config = config
     this.logger = deps.logger
     this.closed = false
     this.active = 0
     this.idle = null
+    this.dns = null
     this.auth = new Authenticator(config.auth, deps.fileKeys)
     this.limits = deps.tenancy.limiter(config.limits)
     this.metered = this.auth.enabled || this.limits.enabled
@@ -84,7 +89,21 @@ export class RuntimeSnapshot {
             onChange: (member, healthy) => this.logger.warn({ member: member.name, healthy }, healthy ? 'upstream member healthy again' : 'upstream member failed its health checks'),
           })
         : null
-    this.dns = bindDnsDiscovery(this.router, {
+    const ia = config.routing.inferenceAware
+    this.podMetrics =
+      config.routing.balancer === 'inference-aware' && ia.metrics.enabled
+        ? new PodMetricsScraper<Upstream>({
+            members: () => this.router.members(),
+            fetch: fetchMetrics(ia.metrics.path),
+            intervalMs: ia.metrics.intervalMs,
+            timeoutMs: ia.metrics.timeoutMs,
+            onRound: () => this.router.releaseHeld(performance.now()),
+          })
+        : null
+  }
+
+  private bindDns(): DnsBinding {
+    return bindDnsDiscovery(this.router, {
       onAdded: (m) => {
         this.logger.info({ member: m.name }, 'DNS discovery: member added')
         void m.dispatcher.warm().catch(() => 0)
@@ -145,15 +164,20 @@ export class RuntimeSnapshot {
   }
 
   /**
-   * First DNS resolution, then the configured warm connections on every pool, then active health
-   * checks. Resolves to how many members answered (or need no warm-up).
+   * Starts the background work: DNS discovery and its first resolution, then the configured warm
+   * connections on every pool, then pool sizing and active health checks. Resolves to how many
+   * members answered (or need no warm-up). Call once.
    */
-  async warm(): Promise<number> {
+  async start(): Promise<number> {
+    if (this.closed) return 0
+    this.dns = this.bindDns()
     await this.dns.ready
     const members = this.router.members()
     const results = await Promise.all(members.map((m) => m.dispatcher.warm(this.config.routing.health.activePath).catch(() => 0)))
     if (!this.closed) {
+      this.sizer.start()
       this.health?.start()
+      this.podMetrics?.start()
       this.limits.start()
     }
     await this.discoverWildcardModels()
@@ -173,7 +197,9 @@ export class RuntimeSnapshot {
     this.closed = true
     this.sizer.stop()
     this.health?.stop()
-    this.dns.stop()
+    this.podMetrics?.stop()
+    this.router.endHolds(true)
+    this.dns?.stop()
     if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve))
     await this.close()
   }
@@ -183,7 +209,9 @@ export class RuntimeSnapshot {
     this.limits.close()
     this.sizer.stop()
     this.health?.stop()
-    this.dns.stop()
+    this.podMetrics?.stop()
+    this.router.endHolds(false)
+    this.dns?.stop()
     await Promise.all(this.router.members().map((m) => m.dispatcher.close().catch(() => m.dispatcher.destroy())))
   }
 }
@@ -203,5 +231,19 @@ function probeMember(path: string) {
     } catch {
       return false
     }
+  }
+}
+
+/** A pod metrics scrape: GET the metrics path on the member's own pool; peers are not inference pods. */
+function fetchMetrics(path: string) {
+  return async (member: Member<Upstream>, signal: AbortSignal): Promise<string> => {
+    const upstream = member.dispatcher
+    if (upstream.config.peer) throw new Error('a peer gateway is not an inference pod')
+    const res = await upstream.pool.request({ path: upstream.basePath + path, method: 'GET', headers: upstream.baseHeaders as string[], signal })
+    if (res.statusCode !== 200) {
+      await res.body.dump()
+      throw new Error(`HTTP ${res.statusCode}`)
+    }
+    return res.body.text()
   }
 }

@@ -1,6 +1,7 @@
 /** Simulator state with no I/O: settings, precomputed bodies, faults and counters. */
 
 import { randomBytes } from 'node:crypto'
+import { type ResolvedVllmOptions, type VllmOptions, VllmEngine, resolveVllmOptions } from './engine.ts'
 import { type Faults, NO_FAULTS, mergeFaults, validateFaultsPatch } from './faults.ts'
 import type { GenConfig } from './reply.ts'
 
@@ -19,6 +20,12 @@ export interface SimulatorOptions {
   /** Idle keep-alive timeout of client connections; 5 s like uvicorn, which serves vLLM. */
   keepAliveTimeoutMs?: number
   faults?: Partial<Faults>
+  /**
+   * Behave like a vLLM pod (batching, KV cache with prefix caching, engine-paced tokens, vLLM's
+   * /metrics): true for the defaults, or the engine's settings. `ttftMs`/`interTokenMs` then do
+   * not apply to chat and text completions.
+   */
+  vllm?: boolean | VllmOptions
 }
 
 export interface SimulatorStats {
@@ -37,6 +44,8 @@ export interface ResolvedOptions {
   readonly tokens: number
   readonly embeddingDim: number
   readonly keepAliveTimeoutMs: number
+  /** The vLLM engine's settings; null when the simulator is not in vLLM mode. */
+  readonly vllm: ResolvedVllmOptions | null
 }
 
 function nonNegative(name: string, value: number | undefined, fallback: number): number {
@@ -72,6 +81,7 @@ export function resolveOptions(opts: SimulatorOptions): ResolvedOptions {
     tokens: opts.tokens === 0 ? 0 : positiveInt('tokens', opts.tokens, 16),
     embeddingDim: positiveInt('embeddingDim', opts.embeddingDim, 256),
     keepAliveTimeoutMs: positiveInt('keepAliveTimeoutMs', opts.keepAliveTimeoutMs, 5_000),
+    vllm: opts.vllm === undefined || opts.vllm === false ? null : resolveVllmOptions(opts.vllm === true ? {} : opts.vllm),
   })
 }
 
@@ -88,9 +98,12 @@ export class SimCore {
   requests = 0
   open = 0
   byPath = new Map<string, number>()
+  /** The vLLM-like engine serving chat and text completions; null outside vLLM mode. */
+  readonly engine: VllmEngine | null
 
   constructor(options: ResolvedOptions, faults: Partial<Faults> | undefined) {
     this.options = options
+    this.engine = options.vllm === null ? null : new VllmEngine(options.vllm)
     this.gen = Object.freeze({
       tokens: options.tokens,
       embeddingDim: options.embeddingDim,
@@ -141,5 +154,9 @@ export class SimCore {
   resetStats(): void {
     this.requests = 0
     this.byPath = new Map()
+  }
+
+  close(): void {
+    this.engine?.close()
   }
 }

@@ -12,6 +12,7 @@ import { type Faults, NO_FAULTS } from './faults.ts'
 import { type GenRequest, type JsonReply, type Reply, errorJson, invalidRequest, json, notFound } from './reply.ts'
 import { createResponse } from './responses.ts'
 import { type SimRequest, type SimResponse, cancelTimer, deliverJson, deliverStream, resetConnection, writeJson } from './transport.ts'
+import { deliverFromEngine, writeEngineMetrics } from './vllm-transport.ts'
 
 const NOT_FOUND = 0
 const METHOD_NOT_ALLOWED = 1
@@ -24,6 +25,7 @@ const EMBEDDINGS = 7
 const RESPONSES = 8
 const SIM_FAULTS = 9
 const SIM_STATS = 10
+const METRICS = 11
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -35,6 +37,7 @@ function routeOf(method: string, path: string): number {
     case '/v1/responses': return method === 'POST' ? RESPONSES : METHOD_NOT_ALLOWED
     case '/v1/models': return method === 'GET' ? MODELS : METHOD_NOT_ALLOWED
     case '/health': return method === 'GET' ? HEALTH : METHOD_NOT_ALLOWED
+    case '/metrics': return method === 'GET' ? METRICS : METHOD_NOT_ALLOWED
     case '/_sim/faults': return method === 'GET' || method === 'POST' || method === 'DELETE' ? SIM_FAULTS : METHOD_NOT_ALLOWED
     case '/_sim/stats': return method === 'GET' || method === 'DELETE' ? SIM_STATS : METHOD_NOT_ALLOWED
   }
@@ -69,6 +72,7 @@ export function createRequestHandler(core: SimCore): (req: SimRequest, res: SimR
   function onClose(this: SimResponse): void {
     this.gone = true
     cancelTimer(this)
+    if (this.engineRequest !== null) core.engine?.cancel(this.engineRequest)
     if (this.counted) {
       this.counted = false
       core.open--
@@ -85,7 +89,7 @@ export function createRequestHandler(core: SimCore): (req: SimRequest, res: SimR
     res.route = route
     res.path = path
     res.on('close', onClose)
-    if (route !== SIM_FAULTS && route !== SIM_STATS) {
+    if (route !== SIM_FAULTS && route !== SIM_STATS && route !== METRICS) {
       core.count(path)
       core.open++
       res.counted = true
@@ -106,6 +110,11 @@ function arrive(res: SimResponse): void {
   const route = res.route
   if (route === SIM_FAULTS || route === SIM_STATS) {
     sendPlain(res, control(core, res))
+    return
+  }
+  if (route === METRICS) {
+    if (core.engine !== null) writeEngineMetrics(res, core.engine, core.options.models[0]!)
+    else sendPlain(res, notFound('GET', res.path))
     return
   }
   if (core.faults === NO_FAULTS || !isFaultable(res.path)) {
@@ -153,13 +162,16 @@ function respond(res: SimResponse): void {
     case CHAT:
     case COMPLETIONS:
     case EMBEDDINGS:
-    case RESPONSES: reply = generate(core, res.route, req); break
+    case RESPONSES: reply = generate(core, res.route, res); break
     case METHOD_NOT_ALLOWED:
       reply = json(405, errorJson(`Method ${req.method ?? ''} is not allowed on ${res.path}`, 'invalid_request_error', null, 'method_not_allowed'))
       break
     default: reply = notFound(req.method ?? 'GET', res.path)
   }
-  if (reply.kind === 'stream') deliverStream(res, reply, core.options.ttftMs, core.options.interTokenMs)
+  // The engine paces chat and text completions; a request with wire faults keeps the plain pacing.
+  if (core.engine !== null && res.params !== null && res.faults === NO_FAULTS && (res.route === CHAT || res.route === COMPLETIONS) && (reply.kind === 'stream' || reply.status === 200)) {
+    deliverFromEngine(res, core.engine, reply, res.params, core.options.tokens)
+  } else if (reply.kind === 'stream') deliverStream(res, reply, core.options.ttftMs, core.options.interTokenMs)
   else if (reply.status === 200 && res.route >= CHAT) deliverJson(res, reply, core.options.ttftMs)
   else if (reply.status === 200 && res.faults !== NO_FAULTS) deliverJson(res, reply, 0)
   else writeJson(res, reply.status, reply.body)
@@ -199,9 +211,11 @@ function bodyError(req: SimRequest): JsonReply {
   return invalidRequest('The request body must be a JSON object', null)
 }
 
-function generate(core: SimCore, route: number, req: SimRequest): Reply {
+function generate(core: SimCore, route: number, res: SimResponse): Reply {
+  const req = res.req
   const params = parseBody(req)
   if (params === null) return bodyError(req)
+  res.params = params
   const genReq: GenRequest = { seq: ++core.seq, created: Math.floor(Date.now() / 1000) }
   switch (route) {
     case CHAT: return chatCompletion(params, core.gen, genReq)

@@ -7,12 +7,14 @@
 import { type Server as HttpServer, createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { SimCore, type SimulatorOptions, type SimulatorStats, resolveOptions } from './core.ts'
+import type { VllmEngine } from './engine.ts'
 import type { Faults } from './faults.ts'
 import { createRequestHandler } from './handler.ts'
 import { SimRequest, SimResponse } from './transport.ts'
 
 export type { Faults } from './faults.ts'
 export type { SimulatorOptions, SimulatorStats } from './core.ts'
+export type { VllmOptions } from './engine.ts'
 
 export interface Simulator {
   /** `http://HOST:PORT`, no trailing slash. */
@@ -23,6 +25,8 @@ export interface Simulator {
   clearFaults(): void
   stats(): SimulatorStats
   resetStats(): void
+  /** The vLLM-like engine (vLLM mode only), e.g. to read its queue and cache in tests. */
+  readonly engine: VllmEngine | null
   /** Closes the listener (new connections are refused) and destroys every open connection. */
   stopAccepting(): Promise<void>
   /** Listens again on the same port. */
@@ -79,6 +83,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     clearFaults: () => core.clearFaults(),
     stats: () => core.stats(),
     resetStats: () => core.resetStats(),
+    engine: core.engine,
     stopAccepting: () => stopListening(server),
     async resumeAccepting(): Promise<void> {
       if (closed) throw new Error('simulator is closed')
@@ -86,6 +91,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     },
     async close(): Promise<void> {
       closed = true
+      core.close()
       await stopListening(server)
     },
   })

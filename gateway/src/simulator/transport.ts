@@ -8,6 +8,7 @@
 import { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { SimCore } from './core.ts'
+import type { EngineRequest } from './engine.ts'
 import { type Faults, NO_FAULTS } from './faults.ts'
 import type { JsonReply, StreamReply } from './reply.ts'
 
@@ -44,9 +45,13 @@ export class SimResponse extends ServerResponse<SimRequest> {
   interTokenMs = 0
   resetAt = -1
   hangAt = -1
+  /** The parsed body of a generation request (the vLLM engine reads the prompt from it). */
+  params: Record<string, unknown> | null = null
+  /** In the vLLM engine's queue or batch until its last token. */
+  engineRequest: EngineRequest | null = null
 }
 
-const SSE_HEADERS = ['content-type', 'text/event-stream', 'cache-control', 'no-cache', 'x-accel-buffering', 'no']
+export const SSE_HEADERS = ['content-type', 'text/event-stream', 'cache-control', 'no-cache', 'x-accel-buffering', 'no']
 
 export function cancelTimer(res: SimResponse): void {
   if (res.timer !== null) {

@@ -6,30 +6,46 @@
  * decays slowly: connections are opened ahead of demand, and let go (by the pool's own idle
  * timeout, shorter than the upstream's) only when demand stays low.
  */
-import type { Member } from '../routing/member.ts'
 import type { Upstream } from './upstream.ts'
+
+/** What the sizer reads of a routing member (routing's Member has this shape). */
+export interface SizedMember {
+  /** Requests in flight on the member now. */
+  readonly outstanding: number
+  readonly draining: boolean
+  available(nowMs: number): boolean
+  readonly dispatcher: Upstream
+}
 
 /** Per tick, the remembered peak keeps this share of itself (~30 s half-life at 1 s ticks). */
 const PEAK_DECAY = 0.977
 
 export class PoolSizer {
-  private readonly members: () => readonly Member<Upstream>[]
-  private readonly timer: NodeJS.Timeout
+  private readonly members: () => readonly SizedMember[]
+  private readonly intervalMs: number
+  private timer: NodeJS.Timeout | null
 
-  constructor(members: () => readonly Member<Upstream>[], intervalMs = 1_000) {
+  constructor(members: () => readonly SizedMember[], intervalMs = 1_000) {
     this.members = members
-    this.timer = setInterval(() => this.tick(), intervalMs)
+    this.intervalMs = intervalMs
+    this.timer = null
+  }
+
+  /** Starts the periodic resize (idempotent). */
+  start(): void {
+    if (this.timer !== null) return
+    this.timer = setInterval(() => this.tick(), this.intervalMs)
     this.timer.unref()
   }
 
   /** Called by the request path's own bookkeeping: a member's in-flight count just rose. */
-  observe(member: Member<Upstream>): void {
+  observe(member: SizedMember): void {
     const up = member.dispatcher
     if (member.outstanding > up.peakConcurrency) up.peakConcurrency = member.outstanding
   }
 
   /** The connection count a member should hold now. */
-  target(member: Member<Upstream>): number {
+  target(member: SizedMember): number {
     const pool = member.dispatcher.config.pool
     const peak = member.dispatcher.peakConcurrency
     return Math.min(pool.connections, Math.max(pool.warm, Math.ceil(peak * (1 + pool.headroom))))
@@ -48,6 +64,7 @@ export class PoolSizer {
   }
 
   stop(): void {
-    clearInterval(this.timer)
+    if (this.timer !== null) clearInterval(this.timer)
+    this.timer = null
   }
 }

@@ -13,7 +13,24 @@ test('defaults fill every key', () => {
     health: { activePath: '/health', intervalMs: 5000, timeoutMs: 1000, healthyThreshold: 1, unhealthyThreshold: 2 },
     outlier: { consecutiveFailures: 5, baseEjectionMs: 5000, maxEjectionMs: 60000 },
     ewmaDecayMs: 10000,
+    inferenceAware: {
+      weights: { prefix: 3, queue: 2, kvCache: 1, load: 1, latency: 0.5 },
+      boundedLoad: 1.5,
+      prefix: { blockChars: 256, maxBlocks: 256, capacity: 200000, membersPerBlock: 4 },
+      metrics: { enabled: true, path: '/metrics', intervalMs: 250, timeoutMs: 1000, staleAfterMs: 2000 },
+      admission: { queueThreshold: 0, mode: 'hold', holdMs: 2000, maxHeld: 256, retryAfterSeconds: 1 },
+      explain: false,
+    },
   })
+})
+
+test('inference-aware settings are checked', () => {
+  assert.throws(() => RoutingConfigSchema.parse({ inferenceAware: { boundedLoad: 0.5 } }), /boundedLoad/)
+  assert.throws(() => RoutingConfigSchema.parse({ inferenceAware: { weights: { prefix: -1 } } }), /weights/)
+  assert.throws(() => RoutingConfigSchema.parse({ inferenceAware: { weights: { tokens: 1 } } }), /tokens/)
+  const cfg = RoutingConfigSchema.parse({ balancer: 'inference-aware', inferenceAware: { weights: { queue: 0 }, boundedLoad: 0 } })
+  assert.equal(cfg.inferenceAware.weights.queue, 0)
+  assert.equal(cfg.inferenceAware.boundedLoad, 0)
 })
 
 test('default lists are not shared between parses', () => {

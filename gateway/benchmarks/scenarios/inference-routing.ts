@@ -1,0 +1,307 @@
+/**
+ * Inference-aware routing against the other balancers on simulated vLLM pods: 8 pods (one
+ * process, vLLM mode: continuous batching, paged KV cache with prefix caching, chunked prefill),
+ * one gateway per balancer, the same open-loop workload replayed through each from cold caches.
+ *
+ * Workloads (each run against round robin, P2C + peak-EWMA, consistent hash on the session
+ * header, and inference-aware):
+ *   multi-turn   100 sessions x 10 turns, 4 long system prompts shared across sessions
+ *   skew         60% of sessions share one system prompt, the rest have their own
+ *   no-key       multi-turn without the session header (consistent hash falls back to P2C)
+ *   slow-pod     multi-turn with one pod three times slower
+ *   unique       single-turn prompts sharing nothing (prefix affinity can only hurt here)
+ *
+ * Arrivals are Poisson at a fixed rate; each arrival takes the next turn of a random session
+ * among a window of open ones, so conversations interleave as they do in production. A turn's
+ * history holds the previous turns' user and (synthetic) assistant messages, so each turn's
+ * prompt extends the last one. Latency is measured from the intended send time.
+ */
+import { BenchClient, type RequestSpec } from '../lib/load.ts'
+import { LatencyRecorder } from '../lib/recorder.ts'
+import { check, type Check, type Measurement, type ResultRow, type Scenario } from '../lib/scenario.ts'
+import { startGateway, type Target } from '../lib/targets.ts'
+import type { BenchContext } from '../lib/scenario.ts'
+import { seededRandom, type Random } from '../../src/routing/rng.ts'
+import type { GatewayConfigInput } from '../../src/config/schema.ts'
+import { resolve } from 'node:path'
+
+const PODS = 8
+const MODEL = 'llm'
+const OUTPUT_TOKENS = 24
+const FLEET_ENTRY = resolve(import.meta.dirname, '../reference/vllm-fleet.ts')
+/**
+ * One pod, in simulated ms: 16 sequences per batch, 8192 KV blocks of 16 tokens (131k tokens),
+ * prefill at 5k tokens/s, 20 ms per step plus 1 ms per decoding sequence (a large model on one
+ * GPU), run at half speed (timeScale 0.5). A conversation's own history is most of its prompt, so
+ * where its turns land decides how much of it is prefilled again; TTFTs are tens to hundreds of
+ * ms, above timer and scheduling noise on a busy machine.
+ */
+const POD = { maxBatch: 16, kvBlocks: 8192, blockTokens: 16, maxBatchedTokens: 2048, prefillMsPerToken: 0.2, stepMs: 20, decodeMsPerSeq: 1, timeScale: 0.5 }
+/** Three times slower on every count. */
+const SLOW_POD = { prefillMsPerToken: 0.6, stepMs: 60, decodeMsPerSeq: 3 }
+
+const BALANCERS = [
+  ['round-robin', 'weighted-round-robin'],
+  ['p2c-peak-ewma', 'p2c-peak-ewma'],
+  ['consistent-hash', 'consistent-hash'],
+  ['inference-aware', 'inference-aware'],
+] as const
+
+export interface Workload {
+  name: string
+  sessions: number
+  turns: number
+  /** Open sessions at a time (the arrival picks among them). */
+  window: number
+  ratePerSecond: number
+  /** System prompt of session s. */
+  system: (s: number) => string
+  sessionKey: boolean
+  slowPod: boolean
+}
+
+const WORDS = 'the of and to in is for on that with as by at from this be are or it an we can will which all their has more one about other into also time only new some could these two may first any like now over such our most even after made many where much through back years way well down should because each just those people how too little state good very make world still own see men work long get here between both life being under never day same another know while last might us great old year off come since against go came right used take three'.split(' ')
+
+function words(rng: Random, chars: number): string {
+  let s = ''
+  while (s.length < chars) s += WORDS[Math.floor(rng() * WORDS.length)] + ' '
+  return s.slice(0, chars)
+}
+
+export function systemPrompts(count: number, chars: number, seed: number): string[] {
+  return Array.from({ length: count }, (_, i) => `System ${i}: you are assistant number ${i}. ` + words(seededRandom(seed + i), chars))
+}
+
+interface Planned {
+  at: number
+  session: number
+  spec: RequestSpec
+}
+
+/** Poisson arrivals; arrival k takes the next turn of a random open session. */
+export function plan(w: Workload, seed: number): Planned[] {
+  const rng = seededRandom(seed)
+  const turnOf = new Int32Array(w.sessions)
+  const open: number[] = []
+  let nextSession = 0
+  while (open.length < w.window && nextSession < w.sessions) open.push(nextSession++)
+  const out: Planned[] = []
+  let t = 0
+  while (open.length > 0) {
+    t += -Math.log(1 - rng()) * (1000 / w.ratePerSecond)
+    const slot = Math.floor(rng() * open.length)
+    const s = open[slot]!
+    const turn = turnOf[s]!++
+    const messages: { role: string; content: string }[] = [{ role: 'system', content: w.system(s) }]
+    for (let k = 0; k <= turn; k++) {
+      const r = seededRandom(s * 1000 + k + seed * 7)
+      messages.push({ role: 'user', content: `Session ${s}, question ${k}: ` + words(r, 1200) })
+      if (k < turn) messages.push({ role: 'assistant', content: words(r, 800) })
+    }
+    const headers: Record<string, string> = { 'content-type': 'application/json' }
+    if (w.sessionKey) headers['x-session-id'] = `session-${s}`
+    const body = Buffer.from(JSON.stringify({ model: MODEL, messages, stream: true, max_tokens: OUTPUT_TOKENS }))
+    out.push({ at: t, session: s, spec: { method: 'POST', path: '/v1/chat/completions', body, headers } })
+    if (turnOf[s]! >= w.turns) {
+      if (nextSession < w.sessions) open[slot] = nextSession++
+      else open.splice(slot, 1)
+    }
+  }
+  return out
+}
+
+interface RunResult {
+  balancer: string
+  ttft: LatencyRecorder
+  errors: number
+  firstError: string | null
+  completed: number
+  elapsedMs: number
+  perPod: number[]
+  hitRate: number
+}
+
+async function startFleet(ctx: BenchContext, slowPod: boolean): Promise<{ urls: string[]; stop: () => Promise<void> }> {
+  const args = [FLEET_ENTRY, '--pods', String(PODS), '--model', MODEL, '--tokens', String(OUTPUT_TOKENS), '--vllm', JSON.stringify(POD)]
+  if (slowPod) args.push('--slow', JSON.stringify({ [String(PODS - 1)]: SLOW_POD }))
+  const fleet = ctx.processes.start({ name: 'vllm-fleet', command: process.execPath, args, cpus: ctx.cores.loadGenerator })
+  const urls = await fleet.waitForLine((line) => {
+    if (!line.startsWith('{')) return undefined
+    const event = JSON.parse(line) as { event?: string; urls?: string[] }
+    return event.event === 'listening' ? event.urls : undefined
+  }, 20_000)
+  return { urls: urls!, stop: () => ctx.processes.stop(fleet) }
+}
+
+function gatewayConfig(urls: string[], balancer: string): GatewayConfigInput {
+  return {
+    log: { level: 'warn' },
+    cache: { enabled: false },
+    upstreams: urls.map((url, i) => ({ name: `pod${i}`, url, models: [MODEL], pool: { connections: 128, warm: 4 }, timeouts: { firstByteMs: 60_000 } })),
+    routing: {
+      balancer: balancer as 'p2c-peak-ewma',
+      hashKey: { header: 'x-session-id' },
+      retry: { maxAttempts: 1 },
+      health: { intervalMs: 0 },
+    },
+  }
+}
+
+async function podCounters(urls: string[]): Promise<{ hits: number; queries: number }> {
+  let hits = 0
+  let queries = 0
+  for (const url of urls) {
+    const text = await (await fetch(url + '/metrics')).text()
+    for (const line of text.split('\n')) {
+      if (line.startsWith('vllm:prefix_cache_hits_total{')) hits += Number(line.split(' ').at(-1))
+      if (line.startsWith('vllm:prefix_cache_queries_total{')) queries += Number(line.split(' ').at(-1))
+    }
+  }
+  return { hits, queries }
+}
+
+/** Replays the plan through one gateway, open loop; resolves when every request has ended. */
+function replay(gateway: Target, planned: Planned[], deadlineMs: number): Promise<Omit<RunResult, 'balancer' | 'hitRate'>> {
+  const client = new BenchClient(gateway.url, { connections: 1024, keepHeader: 'x-velox-upstream' })
+  const ttft = new LatencyRecorder()
+  const perPod = new Array<number>(PODS).fill(0)
+  let errors = 0
+  let firstError: string | null = null
+  let completed = 0
+  let lastDone = 0
+  const start = performance.now() + 20
+  return new Promise((resolveRun) => {
+    let pending = planned.length
+    const finish = (): void => {
+      void client.close()
+      resolveRun({ ttft, errors, firstError, completed, elapsedMs: lastDone - start, perPod })
+    }
+    const guard = setTimeout(() => {
+      errors += pending
+      firstError ??= `${pending} requests still running at the ${deadlineMs} ms deadline`
+      pending = 0
+      finish()
+    }, deadlineMs + planned.at(-1)!.at)
+    for (const p of planned) {
+      const intended = start + p.at
+      setTimeout(() => {
+        const late = performance.now() - intended
+        void client.exchange(p.spec, false).then((x) => {
+          if (pending === 0) return
+          if (x.status === 200) {
+            ttft.record(late + x.firstByteMs)
+            completed++
+            const pod = Number((x.keptHeader ?? '').replace('pod', ''))
+            if (Number.isInteger(pod) && pod >= 0 && pod < PODS) perPod[pod]!++
+          } else {
+            errors++
+            firstError ??= `HTTP ${x.status}: ${x.error ?? ''}`
+          }
+          lastDone = performance.now()
+          if (--pending === 0) {
+            clearTimeout(guard)
+            finish()
+          }
+        })
+      }, Math.max(0, intended - performance.now()))
+    }
+  })
+}
+
+async function runWorkload(ctx: BenchContext, w: Workload, seed: number): Promise<RunResult[]> {
+  const planned = plan(w, seed)
+  const results: RunResult[] = []
+  // Interleave the balancer order per workload so machine drift does not favour one.
+  const order = BALANCERS.map((_, i) => BALANCERS[(i + seed) % BALANCERS.length]!)
+  for (const [label, kind] of order) {
+    const fleet = await startFleet(ctx, w.slowPod)
+    try {
+      const gateway = await startGateway(ctx, gatewayConfig(fleet.urls, kind), { name: `gateway-${label}` })
+      try {
+        ctx.log(`${w.name}: ${label}, ${planned.length} requests`)
+        const run = await replay(gateway, planned, 60_000)
+        const { hits, queries } = await podCounters(fleet.urls)
+        results.push({ balancer: label, ...run, hitRate: queries > 0 ? hits / queries : NaN })
+      } finally {
+        await ctx.processes.stop(gateway.process!)
+      }
+    } finally {
+      await fleet.stop()
+    }
+  }
+  return results.sort((a, b) => BALANCERS.findIndex((x) => x[0] === a.balancer) - BALANCERS.findIndex((x) => x[0] === b.balancer))
+}
+
+function spread(perPod: number[]): number {
+  const mean = perPod.reduce((a, b) => a + b, 0) / perPod.length
+  return mean > 0 ? Math.max(...perPod) / mean : NaN
+}
+
+function rowOf(workload: string, r: RunResult): ResultRow {
+  return {
+    target: `${workload}/${r.balancer}`,
+    metric: 'ttft',
+    latency: r.ttft.summary(),
+    requestsPerSecond: r.elapsedMs > 0 ? (r.completed * 1000) / r.elapsedMs : null,
+    errors: r.errors,
+    addedOver: null,
+    added: null,
+    cost: null,
+    extra: { prefixHitRate: Number(r.hitRate.toFixed(3)), maxPodOverMean: Number(spread(r.perPod).toFixed(2)), perPod: r.perPod.join('/') },
+  }
+}
+
+export const inferenceRouting: Scenario = {
+  name: 'inference-routing',
+  title: 'Inference-aware routing vs round robin, P2C and consistent hash on 8 simulated vLLM pods',
+  description: 'Multi-turn conversations with shared system prompts (plus skew, no session key, one slow pod, no shared prefix), open loop near 70% of P2C capacity; TTFT, throughput, prefix-cache hit rate, load spread.',
+  async run(ctx): Promise<Measurement> {
+    const q = ctx.options.quick
+    const shared = systemPrompts(4, 2000, 11)
+    const hot = systemPrompts(1, 8000, 99)[0]!
+    const own = (s: number): string => `Private assistant for customer ${s}. ` + words(seededRandom(5000 + s), 4000)
+    const rate = Number(process.env.VELOX_BENCH_ROUTING_RATE ?? 18)
+    const only = process.env.VELOX_BENCH_ROUTING_WORKLOADS?.split(',') ?? null
+    const workloads: Workload[] = [
+      { name: 'multi-turn', sessions: q ? 40 : 100, turns: q ? 6 : 10, window: 32, ratePerSecond: rate, system: (s) => shared[s % 4]!, sessionKey: true, slowPod: false },
+      { name: 'skew', sessions: q ? 24 : 48, turns: q ? 4 : 8, window: 32, ratePerSecond: rate, system: (s) => (s % 5 < 3 ? hot : own(s)), sessionKey: true, slowPod: false },
+      { name: 'no-key', sessions: q ? 24 : 48, turns: q ? 4 : 8, window: 32, ratePerSecond: rate, system: (s) => shared[s % 4]!, sessionKey: false, slowPod: false },
+      { name: 'slow-pod', sessions: q ? 24 : 48, turns: q ? 4 : 8, window: 32, ratePerSecond: rate, system: (s) => shared[s % 4]!, sessionKey: true, slowPod: true },
+      { name: 'unique', sessions: q ? 100 : 240, turns: 1, window: 32, ratePerSecond: rate, system: (s) => own(s), sessionKey: true, slowPod: false },
+    ]
+    const rows: ResultRow[] = []
+    const checks: Check[] = []
+    const notes: string[] = []
+    for (const [i, w] of workloads.entries()) {
+      if (only !== null && !only.includes(w.name)) continue
+      const results = await runWorkload(ctx, w, i + 1)
+      for (const r of results) {
+        rows.push(rowOf(w.name, r))
+        if (r.errors > 0) notes.push(`${w.name}/${r.balancer}: ${r.errors} failed, first: ${r.firstError}`)
+      }
+      const by = (name: string): RunResult => results.find((r) => r.balancer === name)!
+      const ia = by('inference-aware').ttft.summary()
+      const p2c = by('p2c-peak-ewma').ttft.summary()
+      const ch = by('consistent-hash').ttft.summary()
+      if (w.name === 'multi-turn') {
+        checks.push(check('multi-turn: inference-aware TTFT p50 / P2C p50', ia.p50 / p2c.p50, '<=', 0.5, 'x'))
+        checks.push(check('multi-turn: inference-aware TTFT p50 / consistent-hash p50', ia.p50 / ch.p50, '<=', 1, 'x'))
+        checks.push(check('multi-turn: inference-aware TTFT p99 / min(P2C, consistent-hash) p99', ia.p99 / Math.min(p2c.p99, ch.p99), '<=', 1, 'x'))
+      }
+      if (w.name !== 'unique') checks.push(check(`${w.name}: inference-aware busiest pod / mean`, spread(by('inference-aware').perPod), '<=', 2, 'x'))
+      if (w.name === 'unique') {
+        checks.push(check('unique: inference-aware TTFT p50 / P2C p50', ia.p50 / p2c.p50, '<=', 1.1, 'x'))
+        checks.push(check('unique: inference-aware TTFT p99 / P2C p99', ia.p99 / p2c.p99, '<=', 1.1, 'x'))
+      }
+      checks.push(check(`${w.name}: failed requests (all balancers)`, results.reduce((n, r) => n + r.errors, 0), '<=', 0, 'requests'))
+    }
+    notes.push('rows: <workload>/<balancer>; latency is TTFT (first body byte, from the intended send time) in ms; extra: prefix-cache hit rate over all pods, busiest pod / mean requests, requests per pod')
+    notes.push('unique: the 1.1x limit allows for run-to-run noise on this shared machine; the others are the exact goals')
+    return {
+      parameters: { pods: PODS, pod: POD, slowPod: SLOW_POD, outputTokens: OUTPUT_TOKENS, ratePerSecond: rate, workloads: workloads.map((w) => ({ name: w.name, sessions: w.sessions, turns: w.turns })) },
+      rows,
+      checks,
+      notes,
+    }
+  },
+}

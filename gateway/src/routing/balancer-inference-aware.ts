@@ -1,0 +1,149 @@
+/**
+ * Inference-aware balancing: send each request to the member that will produce its first token
+ * soonest, as llm-d's scheduler does for vLLM pods. Per pick:
+ *
+ *   1. filters: available members of the best tier (TierScan), then bounded load;
+ *   2. scorers, each in [0, 1]: prefix (share of the prompt's leading blocks the member recently
+ *      served, from a bounded per-group PrefixIndex), queue and kvCache (from the pod's own
+ *      /metrics, plus what this gateway sent since the scrape), load (requests in flight),
+ *      latency (peak-EWMA time to first byte);
+ *   3. picker: the highest weighted sum; ties go to a rotating start so equal members share.
+ *
+ * The chosen member is then recorded as holding the request's prefix blocks. With `explain`, the
+ * request gets a one-line reason (member, sum, each scorer, runner-up, how many were filtered).
+ *
+ * Members without fresh pod metrics (no /metrics, scrape failing) are scored on the gateway's own
+ * outstanding count, so the balancer works in front of any OpenAI-compatible upstream.
+ */
+import type { InferenceAwareConfig } from './config.ts'
+import type { Member } from './member.ts'
+import { PrefixIndex } from './prefix-index.ts'
+import type { RouteRequest } from './route-request.ts'
+import { type Filter, type Scorer, PickSignals, SCORERS, type ScorerName, boundedLoadFilter } from './scorers.ts'
+import { type Balancer, TierScan } from './tier-scan.ts'
+
+interface WeightedScorer {
+  readonly scorer: Scorer
+  readonly weight: number
+}
+
+export class InferenceAwareBalancer extends TierScan implements Balancer {
+  readonly index: PrefixIndex
+  private readonly scorers: readonly WeightedScorer[]
+  private readonly filters: readonly Filter[]
+  private readonly staleAfterMs: number
+  private readonly usesPrefix: boolean
+  private readonly signals = new PickSignals()
+  private totals: Float64Array = new Float64Array(16)
+  /** scores[k * n + i]: scorer k's score of member i, kept only for explanations. */
+  private scratch: Float64Array = new Float64Array(16)
+  private cursor = 0
+
+  constructor(cfg: InferenceAwareConfig) {
+    super()
+    this.index = new PrefixIndex(cfg.prefix.capacity, cfg.prefix.membersPerBlock)
+    this.scorers = (Object.keys(SCORERS) as ScorerName[]).filter((name) => cfg.weights[name] > 0).map((name) => ({ scorer: SCORERS[name], weight: cfg.weights[name] }))
+    this.filters = cfg.boundedLoad > 0 ? [boundedLoadFilter(cfg.boundedLoad)] : []
+    this.staleAfterMs = cfg.metrics.enabled ? cfg.metrics.staleAfterMs : 0
+    this.usesPrefix = cfg.weights.prefix > 0
+  }
+
+  pick<D>(members: readonly Member<D>[], _key: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number, request: RouteRequest | null = null): Member<D> | null {
+    const count = this.scan(members, exclude, nowMs)
+    if (count === 0) return null
+    const blocks = this.usesPrefix && request !== null ? request.blocks : null
+    const explain = request !== null && request.explain
+    if (count === 1 && blocks === null && !explain) return members[this.firstIndex]!
+
+    const n = members.length
+    const s = this.signals
+    s.ensure(n)
+    this.gather(members, nowMs, blocks)
+    let filtered = 0
+    for (const f of this.filters) filtered += f.filter(s)
+
+    if (this.totals.length < n) this.totals = new Float64Array(Math.max(n, this.totals.length * 2))
+    const totals = this.totals
+    totals.fill(0, 0, n)
+    const k = this.scorers.length
+    if (explain && this.scratch.length < k * n) this.scratch = new Float64Array(k * n)
+    for (let j = 0; j < k; j++) {
+      const { scorer, weight } = this.scorers[j]!
+      const out = explain ? this.scratch.subarray(j * n, (j + 1) * n) : this.scoreBuffer(n)
+      scorer.score(s, out)
+      for (let i = 0; i < n; i++) if (s.eligible[i] === 1) totals[i] = totals[i]! + weight * out[i]!
+    }
+
+    const start = this.cursor++ % n
+    if (this.cursor >= n) this.cursor = 0
+    let best = -1
+    let second = -1
+    for (let step = 0; step < n; step++) {
+      const i = start + step < n ? start + step : start + step - n
+      if (s.eligible[i] !== 1) continue
+      if (best === -1 || totals[i]! > totals[best]! + 1e-9) {
+        second = best
+        best = i
+      } else if (second === -1 || totals[i]! > totals[second]! + 1e-9) {
+        second = i
+      }
+    }
+    const winner = members[best]!
+    if (blocks !== null) this.index.record(blocks, winner)
+    if (explain) request.explanation = this.explainPick(members, best, second, filtered)
+    return winner
+  }
+
+  private scoreBufferStore: Float64Array = new Float64Array(16)
+  private scoreBuffer(n: number): Float64Array {
+    if (this.scoreBufferStore.length < n) this.scoreBufferStore = new Float64Array(Math.max(n, this.scoreBufferStore.length * 2))
+    return this.scoreBufferStore
+  }
+
+  /** Fills the signals of every flagged member. */
+  private gather(members: readonly Member<unknown>[], nowMs: number, blocks: Uint32Array | null): void {
+    const s = this.signals
+    const n = members.length
+    const flags = this.flags
+    for (let i = 0; i < n; i++) {
+      s.eligible[i] = flags[i]!
+      if (flags[i] !== 1) continue
+      const m = members[i]!
+      const pod = m.pod
+      if (this.staleAfterMs > 0 && pod.fresh(nowMs, this.staleAfterMs)) {
+        s.load[i] = pod.load(m.outstanding)
+        s.queue[i] = pod.queue(m.outstanding)
+        s.kvUsage[i] = pod.kvUsage
+      } else {
+        s.load[i] = m.outstanding
+        s.queue[i] = 0
+        s.kvUsage[i] = -1
+      }
+      s.latencyMs[i] = m.ewma.get(nowMs)
+    }
+    if (blocks !== null) {
+      this.index.match(blocks, members)
+      const matched = this.index.matched
+      for (let i = 0; i < n; i++) s.prefixBlocks[i] = matched[i]!
+      s.requestBlocks = blocks.length
+    } else {
+      s.prefixBlocks.fill(0, 0, n)
+      s.requestBlocks = 0
+    }
+  }
+
+  private explainPick(members: readonly Member<unknown>[], best: number, second: number, filtered: number): string {
+    const s = this.signals
+    const n = members.length
+    const parts = [`member=${members[best]!.name}`, `score=${this.totals[best]!.toFixed(3)}`]
+    for (let j = 0; j < this.scorers.length; j++) {
+      const { scorer, weight } = this.scorers[j]!
+      parts.push(`${scorer.name}=${this.scratch[j * n + best]!.toFixed(3)}x${weight}`)
+    }
+    parts.push(`prefix_blocks=${s.prefixBlocks[best]}/${s.requestBlocks}`, `queue=${s.queue[best]}`, `load=${s.load[best]}`)
+    if (s.kvUsage[best]! >= 0) parts.push(`kv=${s.kvUsage[best]!.toFixed(3)}`)
+    if (second !== -1) parts.push(`runner_up=${members[second]!.name}:${this.totals[second]!.toFixed(3)}`)
+    parts.push(`filtered=${filtered}`)
+    return parts.join('; ')
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * What the balancers may know about one request besides its model: the affinity key, the hashed
+ * prompt prefix (inference-aware only), whether the caller asked why a member was chosen, and a
+ * priority for admission control. Built once per request; every attempt of it reads the same one.
+ */
+import type { RoutingConfig } from './config.ts'
+import { prefixBlocks } from './prefix-hash.ts'
+
+export class RouteRequest {
+  /** Consistent-hash key (session header or body field), or null. */
+  readonly key: string | null
+  /** Chained hashes of the prompt's leading blocks (see prefix-hash.ts), or null when not computed. */
+  readonly blocks: Uint32Array | null
+  /** Fill `explanation` on every pick. */
+  readonly explain: boolean
+  /**
+   * Admission priority, 0 by default; higher is more important. Reserved for tenant priorities:
+   * admission control reads it (see admission.ts) but nothing sets it yet.
+   */
+  readonly priority: number
+  /** Why the last pick chose its member, when `explain` is set. */
+  explanation: string | null
+
+  constructor(key: string | null, blocks: Uint32Array | null = null, explain = false, priority = 0) {
+    this.key = key
+    this.blocks = blocks
+    this.explain = explain
+    this.priority = priority
+    this.explanation = null
+  }
+}
+
+/** The request header that asks for `x-velox-route` (value `route`), when `inferenceAware.explain` is on. */
+export const DEBUG_HEADER = 'x-velox-debug'
+/** The response header that says why the member won. */
+export const ROUTE_HEADER = 'x-velox-route'
+
+/**
+ * What one request tells the inference-aware balancer (null for the other balancers): the
+ * prompt's prefix blocks when the prefix scorer is on (hashing costs microseconds per KB of prompt), and `explain` only when
+ * the config allows it and the client asked.
+ */
+export function routeRequestFor(routing: RoutingConfig, key: string | null, body: Record<string, unknown>, model: string, debugHeader: string | string[] | undefined): RouteRequest | null {
+  // The other balancers read only the key, which the call passes on its own: nothing to build.
+  if (routing.balancer !== 'inference-aware') return null
+  const ia = routing.inferenceAware
+  const blocks = ia.weights.prefix > 0 ? prefixBlocks(body, model, ia.prefix.blockChars, ia.prefix.maxBlocks) : null
+  const explain = ia.explain && typeof debugHeader === 'string' && debugHeader.includes('route')
+  return new RouteRequest(key, blocks, explain)
+}

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { Admission } from '../../../gateway/src/routing/admission.ts'
+import { AdmissionSchema } from '../../../gateway/src/routing/config.ts'
+import type { Member } from '../../../gateway/src/routing/member.ts'
+import { PodMetricsScraper } from '../../../gateway/src/routing/pod-metrics-scraper.ts'
+import { startSimulator } from '../../../gateway/src/simulator/server.ts'
+import { makeMember, makeMembers } from './helpers.ts'
+
+const admission = (input: Record<string, unknown>) => new Admission(AdmissionSchema.parse(input), 2_000)
+
+function queueOf(m: Member<null>, waiting: number, now = performance.now()): void {
+  m.pod.update({ running: 8, waiting, kvUsage: 0.9 }, m.outstanding, now)
+}
+
+test('saturated only when every available member is past the threshold with fresh metrics', () => {
+  const a = admission({ queueThreshold: 4 })
+  const members = makeMembers(2)
+  const now = performance.now()
+  assert.equal(a.saturated(members, now), false, 'no metrics: never saturated')
+  queueOf(members[0]!, 5, now)
+  assert.equal(a.saturated(members, now), false)
+  queueOf(members[1]!, 4, now)
+  assert.equal(a.saturated(members, now), true)
+  assert.equal(a.saturated(members, now + 10_000), false, 'stale metrics are no evidence')
+  assert.equal(admission({ queueThreshold: 0 }).saturated(members, now), false, 'threshold 0 is off')
+})
+
+test('shed mode answers shed at once; hold mode holds up to maxHeld, then sheds', () => {
+  const members = makeMembers(1)
+  queueOf(members[0]!, 10)
+  const now = performance.now()
+  assert.equal(admission({ queueThreshold: 1, mode: 'shed' }).decide(members, now), 'shed')
+  const a = admission({ queueThreshold: 1, maxHeld: 2, holdMs: 60_000 })
+  const results: boolean[] = []
+  for (let i = 0; i < 2; i++) {
+    assert.equal(a.decide(members, now), 'hold')
+    a.hold((ok) => results.push(ok))
+  }
+  assert.equal(a.decide(members, now), 'shed')
+  a.endAll(false)
+  assert.deepEqual(results, [false, false])
+})
+
+test('held requests go, oldest first, as soon as a member has room, and a newcomer does not overtake them', () => {
+  const members = makeMembers(1)
+  queueOf(members[0]!, 3)
+  const a = admission({ queueThreshold: 2, holdMs: 60_000 })
+  const order: string[] = []
+  for (const name of ['first', 'second', 'third']) a.hold(() => {
+    order.push(name)
+    members[0]!.onStart(performance.now()) // dispatched: counts toward the queue estimate at once
+  })
+  queueOf(members[0]!, 3)
+  a.release(members, performance.now())
+  assert.deepEqual(order, [])
+  assert.equal(a.decide(members, performance.now()), 'hold', 'still saturated')
+  queueOf(members[0]!, 0)
+  assert.equal(a.decide(members, performance.now()), 'hold', 'others are held: a newcomer waits behind them')
+  a.release(members, performance.now())
+  assert.deepEqual(order, ['first', 'second'], 'two go; the second fills the queue back to the threshold')
+  a.endAll(false)
+})
+
+test('a held request is shed after holdMs', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] })
+  const a = admission({ queueThreshold: 1, holdMs: 500 })
+  let result: boolean | null = null
+  a.hold((ok) => (result = ok))
+  t.mock.timers.tick(499)
+  assert.equal(result, null)
+  t.mock.timers.tick(1)
+  assert.equal(result, false)
+  assert.equal(a.heldCount, 0)
+})
+
+test('the scraper reads a vLLM-mode simulator: queue and batch on member.pod, failures counted', async () => {
+  const sim = await startSimulator({ vllm: { maxBatch: 1, stepMs: 50 }, tokens: 50 })
+  const member = makeMember('pod')
+  const dead = makeMember('dead')
+  const urls = new Map([[member, sim.url], [dead, 'http://127.0.0.1:1']])
+  let rounds = 0
+  const scraper = new PodMetricsScraper<null>({
+    members: () => [member, dead],
+    fetch: async (m, signal) => {
+      const res = await fetch(urls.get(m)! + '/metrics', { signal })
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}`)
+      return res.text()
+    },
+    intervalMs: 50,
+    timeoutMs: 1_000,
+    onRound: () => rounds++,
+  })
+  const aborts = [new AbortController(), new AbortController()]
+  try {
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }], stream: true })
+    const streams = aborts.map((c) => fetch(sim.url + '/v1/chat/completions', { method: 'POST', body, signal: c.signal }).catch(() => null))
+    await Promise.all(streams)
+    await scraper.scrapeOnce()
+    assert.equal(member.pod.running, 1)
+    assert.equal(member.pod.waiting, 1)
+    assert.ok(member.pod.kvUsage > 0)
+    assert.ok(member.pod.fresh(performance.now(), 2_000))
+    assert.equal(dead.pod.failures, 1)
+    assert.equal(dead.pod.scrapedAt, 0)
+    scraper.start()
+    const until = Date.now() + 5_000
+    while (rounds < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
+    assert.ok(rounds >= 3, 'rounds repeat on the interval')
+  } finally {
+    scraper.stop()
+    await scraper.settled()
+    for (const c of aborts) c.abort()
+    await sim.close()
+  }
+})

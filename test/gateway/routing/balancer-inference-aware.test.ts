@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { InferenceAwareBalancer } from '../../../gateway/src/routing/balancer-inference-aware.ts'
+import { InferenceAwareSchema, type InferenceAwareConfig } from '../../../gateway/src/routing/config.ts'
+import type { Member } from '../../../gateway/src/routing/member.ts'
+import { parseVllmMetrics } from '../../../gateway/src/routing/pod-load.ts'
+import { prefixBlocks } from '../../../gateway/src/routing/prefix-hash.ts'
+import { RouteRequest } from '../../../gateway/src/routing/route-request.ts'
+import { eject, makeMembers } from './helpers.ts'
+
+const cfg = (input: Record<string, unknown> = {}): InferenceAwareConfig => InferenceAwareSchema.parse(input)
+const SYSTEM = 'Answer as a travel agent who knows every timetable in Europe. '.repeat(30)
+
+function request(session: string, turn = 0, explain = false): RouteRequest {
+  const messages = [{ role: 'system', content: SYSTEM }]
+  for (let t = 0; t <= turn; t++) messages.push({ role: 'user', content: `${session} asks question ${t}: `.padEnd(300, 'x') })
+  return new RouteRequest(null, prefixBlocks({ model: 'm', messages }, 'm', 256, 256), explain)
+}
+
+function report(m: Member<null>, running: number, waiting: number, kv: number, now: number): void {
+  m.pod.update({ running, waiting, kvUsage: kv }, m.outstanding, now)
+}
+
+test('concurrent first turns sharing a system prompt spread; each later turn returns to its member', () => {
+  const members = makeMembers(4)
+  const b = new InferenceAwareBalancer(cfg())
+  const home = new Map<string, Member<null>>()
+  for (const s of Array.from({ length: 16 }, (_, i) => `s${i}`)) {
+    const m = b.pick(members, null, null, 0, request(s, 0))!
+    m.onStart(0)
+    home.set(s, m)
+  }
+  assert.ok(new Set(home.values()).size >= 3, `first turns spread over the members (${[...home.values()].map((m) => m.name)})`)
+  for (const m of home.values()) m.onSuccess(1)
+  for (let turn = 1; turn < 4; turn++) {
+    for (const [s, m] of home) assert.equal(b.pick(members, null, null, 2, request(s, turn))!.name, m.name, `${s} turn ${turn}`)
+  }
+})
+
+test('a queue on the member holding the prefix sends the request elsewhere', () => {
+  const members = makeMembers(3)
+  const b = new InferenceAwareBalancer(cfg())
+  const home = b.pick(members, null, null, 0, request('s', 0))!
+  for (const m of members) report(m, m === home ? 32 : 2, m === home ? 12 : 0, m === home ? 0.9 : 0.2, 1)
+  const next = b.pick(members, null, null, 2, request('s', 1, true))!
+  assert.notEqual(next, home)
+})
+
+test('bounded load: a hot prefix does not pile onto one member', () => {
+  const members = makeMembers(4)
+  const b = new InferenceAwareBalancer(cfg({ weights: { queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+  const counts = new Map<string, number>()
+  // One prompt, many requests in flight at once: prefix affinity alone would send all to one member.
+  for (let i = 0; i < 40; i++) {
+    const m = b.pick(members, null, null, 0, request('same', 0))!
+    m.onStart(0)
+    counts.set(m.name, (counts.get(m.name) ?? 0) + 1)
+  }
+  const max = Math.max(...counts.values())
+  assert.ok(max <= Math.ceil((1.5 * 40) / 4) + 1, `at most ~1.5x the mean on one member (${[...counts.entries()]})`)
+  const unbounded = new InferenceAwareBalancer(cfg({ weights: { queue: 0, kvCache: 0, load: 0, latency: 0 }, boundedLoad: 0 }))
+  const fresh = makeMembers(4)
+  const names = new Set<string>()
+  for (let i = 0; i < 20; i++) {
+    const m = unbounded.pick(fresh, null, null, 0, request('same', 0))!
+    m.onStart(0)
+    names.add(m.name)
+  }
+  assert.equal(names.size, 1, 'without the bound, affinity alone keeps one member (so the bound is what spreads)')
+})
+
+test('a slow member loses to the latency scorer when nothing else differs', () => {
+  const members = makeMembers(2)
+  members[0]!.onFirstByte(500, 0)
+  members[1]!.onFirstByte(20, 0)
+  const b = new InferenceAwareBalancer(cfg())
+  for (let i = 0; i < 5; i++) assert.equal(b.pick(members, null, null, 1, new RouteRequest(null))!.name, 'm1')
+})
+
+test('stale pod metrics are ignored: the gateway falls back to its own outstanding counts', () => {
+  const members = makeMembers(2)
+  const b = new InferenceAwareBalancer(cfg({ weights: { prefix: 0, kvCache: 0, latency: 0 } }))
+  report(members[0]!, 0, 0, 0, 0)
+  report(members[1]!, 30, 20, 1, 0)
+  assert.equal(b.pick(members, null, null, 100, null)!.name, 'm0', 'fresh: m1 is full')
+  members[0]!.onStart(5000)
+  members[0]!.onStart(5000)
+  assert.equal(b.pick(members, null, null, 5000, null)!.name, 'm1', 'stale (>2 s): only outstanding counts')
+})
+
+test('unavailable and excluded members are never picked; none left is null', () => {
+  const members = makeMembers(3)
+  const b = new InferenceAwareBalancer(cfg())
+  eject(members[0]!, 0)
+  const excluded = new Set([members[1]!])
+  for (let i = 0; i < 10; i++) assert.equal(b.pick(members, null, excluded, 1, request('s', i))!.name, 'm2')
+  excluded.add(members[2]!)
+  assert.equal(b.pick(members, null, excluded, 1, request('s', 0)), null)
+})
+
+test('explain says who won and why', () => {
+  const members = makeMembers(2)
+  const b = new InferenceAwareBalancer(cfg())
+  const first = b.pick(members, null, null, 0, request('s', 0))!
+  const r = request('s', 1, true)
+  assert.equal(b.pick(members, null, null, 0, r), first)
+  assert.match(r.explanation!, new RegExp(`^member=${first.name}; score=\\d\\.\\d{3}; prefix=0\\.\\d{3}x3; queue=1\\.000x2;`))
+  assert.match(r.explanation!, /prefix_blocks=\d+\/\d+; queue=0; load=0; runner_up=m\d:\d\.\d{3}; filtered=0$/)
+  const quiet = request('s', 2)
+  b.pick(members, null, null, 0, quiet)
+  assert.equal(quiet.explanation, null, 'no explanation unless asked')
+})
+
+test('vLLM /metrics text: the three gauges, summed over engines, older KV name accepted', () => {
+  const text = [
+    '# HELP vllm:num_requests_running Number of requests in model execution batches.',
+    '# TYPE vllm:num_requests_running gauge',
+    'vllm:num_requests_running{engine="0",model_name="m"} 3.0',
+    'vllm:num_requests_running{engine="1",model_name="m"} 2.0',
+    'vllm:num_requests_waiting{engine="0",model_name="m"} 4.0',
+    'vllm:num_requests_waiting{engine="1",model_name="m"} 0.0',
+    'vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.5',
+    'vllm:kv_cache_usage_perc{engine="1",model_name="m"} 0.25',
+    'vllm:num_requests_running_total_bogus 99',
+  ].join('\n')
+  assert.deepEqual(parseVllmMetrics(text), { running: 5, waiting: 4, kvUsage: 0.375 })
+  assert.deepEqual(parseVllmMetrics('vllm:num_requests_waiting 1\nvllm:gpu_cache_usage_perc{model_name="m"} 0.5 1700000000\n'), { running: 0, waiting: 1, kvUsage: 0.5 })
+  assert.equal(parseVllmMetrics('# nothing\nhttp_requests_total 5\n'), null)
+})
+
+test('pod estimate between scrapes: sent requests fill free batch slots, then queue', () => {
+  const [m] = makeMembers(1)
+  report(m!, 8, 2, 0.5, 0) // saturated once: batch size 8 learned
+  report(m!, 6, 0, 0.5, 1)
+  assert.equal(m!.pod.queue(m!.outstanding), 0)
+  for (let i = 0; i < 3; i++) m!.onStart(2)
+  assert.equal(m!.pod.load(m!.outstanding), 9)
+  assert.equal(m!.pod.queue(m!.outstanding), 1, 'two free slots, three sent: one waits')
+})

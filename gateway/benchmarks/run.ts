@@ -220,7 +220,7 @@ function writeResults(started: Date, options: BenchOptions, cores: CorePlan, res
 }
 
 /**
- * The cache's own components, measured in-process by gateway/src/cache/bench.ts: exact lookup,
+ * The cache's own components, measured in-process by gateway/benchmarks/micro/cache.ts: exact lookup,
  * semantic index search at 10k (and 100k without --quick) entries, embedding latency, and
  * precision/hit rate on the labelled paraphrase set.
  */
@@ -229,7 +229,7 @@ const CACHE_COMPONENTS = 'cache-components'
 function runCacheComponents(quick: boolean, resultsFile: string): boolean {
   console.log(`\nrunning ${CACHE_COMPONENTS} ...`)
   const out = resultsFile.replace(/\.json$/, '-cache.json')
-  const args = [join(REPO_ROOT, 'gateway/src/cache/bench.ts'), '--out', out, ...(quick ? ['--quick'] : [])]
+  const args = [join(REPO_ROOT, 'gateway/benchmarks/micro/cache.ts'), '--out', out, ...(quick ? ['--quick'] : [])]
   const r = spawnSync(process.execPath, args, { stdio: 'inherit', timeout: 300_000 })
   if (r.status !== 0) console.log(`  ${CACHE_COMPONENTS} failed (exit ${r.status ?? r.signal})`)
   return r.status === 0

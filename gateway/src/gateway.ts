@@ -22,7 +22,7 @@ export interface ReloadResult {
 }
 
 /** Keys bound when the process starts listening; a reload logs that they need a restart. */
-const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs', 'requestTimeoutMs'] as const
+const RESTART_ONLY = ['host', 'port', 'workers', 'bodyLimit', 'keepAliveTimeoutMs', 'requestTimeoutMs', 'bodyMinBytesPerSecond', 'bodyMinRateAfterMs', 'shutdownDelayMs', 'shutdownTimeoutMs'] as const
 
 export class Gateway {
   snapshot: RuntimeSnapshot<CallContext>
@@ -85,6 +85,7 @@ export class Gateway {
     this.snapshot = this.buildSnapshot(config)
     metrics.setMemberSource(() => this.snapshot.router.members())
     metrics.setConfiguredModels(() => this.snapshot.modelIds)
+    metrics.setKnownModels(() => this.snapshot.modelIds)
   }
 
   /** Starts warming the pools and the in-flight sweeper; returns `warmed`. Call once. */
@@ -196,21 +197,34 @@ export class Gateway {
   }
 
   /**
-   * One coarse sweep instead of timers per request: total deadlines, and the first-byte deadline
-   * of streams whose headers came but whose first event has not (a stalled start fails over).
+   * One coarse sweep instead of timers per request: total deadlines, the first-byte deadline
+   * of streams whose headers came but whose first event has not (a stalled start fails over), and
+   * the wait of attempts queued for a connection (pool.queueTimeoutMs).
    */
   private sweep(): void {
     if (this.inflight.size === 0) return
     const now = performance.now()
     for (const call of this.inflight) {
       if (call.deadlineAt !== 0 && now >= call.deadlineAt) call.expire()
-      else if (!call.committed) call.checkFirstByte(now)
+      else if (!call.committed) {
+        call.checkFirstByte(now)
+        if (!call.finished) call.checkQueue(now)
+      }
     }
   }
 
   /** /readyz: warmed, not shutting down, and some member can take a request now. */
   isReady(): boolean {
     return this.ready && !this.shuttingDown && this.snapshot.anyAvailable()
+  }
+
+  /**
+   * The first step of a shutdown: /readyz fails at once, responses ask clients to close their
+   * connections, and everything else keeps serving (the drain comes later).
+   */
+  beginShutdown(): void {
+    this.shuttingDown = true
+    this.ready = false
   }
 
   /**

@@ -42,6 +42,7 @@ async function main(): Promise<void> {
       host: config.server.host,
       port: config.server.port,
       shutdownTimeoutMs: config.server.shutdownTimeoutMs,
+      shutdownDelayMs: config.server.shutdownDelayMs,
       logger,
       env: sim ? { VELOX_SIMULATOR_URL: sim.url } : {},
       onStopped: sim ? () => sim.close() : undefined,
@@ -111,6 +112,14 @@ async function main(): Promise<void> {
     }
     stopping = true
     watcher?.close()
+    // Readiness fails first; the listener stays open while the load balancer deregisters this
+    // instance (it still sends new connections meanwhile), then the drain begins.
+    app.velox.beginShutdown()
+    const delay = signal === 'SIGTERM' ? config.server.shutdownDelayMs : 0
+    if (delay > 0) {
+      logger.info({ signal, delayMs: delay }, 'shutting down: readiness failed; still accepting connections until the load balancer stops sending')
+      await new Promise((r) => setTimeout(r, delay))
+    }
     const deadline = config.server.shutdownTimeoutMs
     logger.info({ signal, inflight: app.velox.inflight.size, deadlineMs: deadline }, 'shutting down: no new connections, draining in-flight requests')
     app.server.close()

@@ -4,7 +4,7 @@
  */
 import cluster from 'node:cluster'
 import { AggregatorRegistry } from 'prom-client'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
 import type { GatewayConfig } from './config/schema.ts'
 import { GatewayError } from './errors.ts'
 import { clientErrorHandler, toGatewayError } from './http-errors.ts'
@@ -13,6 +13,8 @@ import { clusterMetrics } from './cluster/messages.ts'
 import { ENDPOINTS } from './proxy/endpoints.ts'
 import { Gateway } from './gateway.ts'
 import { proxy } from './proxy/pipeline.ts'
+import { lingerOnClose, UploadGuard } from './proxy/client-limits.ts'
+import { conformHttp, hostError } from './proxy/http-conformance.ts'
 import { GatewayMetrics } from './telemetry/metrics.ts'
 import { createLogger, type Logger } from './telemetry/logger.ts'
 import { REQUEST_ID_HEADER, requestId } from './telemetry/request-id.ts'
@@ -56,7 +58,15 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     // The client's x-request-id when usable, else a UUID (see telemetry/request-id.ts).
     requestIdHeader: false,
     genReqId: requestId,
+    // Host is checked by the onRequest hook, so a request without one gets an OpenAI-shaped 400 (Node's is empty).
+    http: { requireHostHeader: false },
+    // A path whose percent-encoding does not decode: fastify's own answer is not in the OpenAI shape.
+    frameworkErrors: (error, _request, reply) => {
+      const err = new GatewayError('GW_ERR_MALFORMED_REQUEST', error.message)
+      void (reply as FastifyReply).code(err.status).type('application/json').send(err.body())
+    },
   })
+  conformHttp(app.server)
   const cache = config.cache.enabled ? await ResponseCache.create(config.cache, config.redis, metrics.registry, logger) : null
   const gateway = new Gateway(config, logger, metrics, opts.env ?? process.env, cache)
   app.decorate('velox', gateway)
@@ -70,9 +80,18 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     request.startedAt = performance.now()
     gateway.openRequests++
     reply.raw.on('close', onResponseClose)
+    const bad = hostError(request.raw)
+    if (bad !== null) {
+      if (!request.raw.complete) lingerOnClose(request.raw.socket)
+      void reply.code(bad.status).header('connection', 'close').type('application/json').send(bad.body())
+      return
+    }
     done()
   })
+  const { requestTimeoutMs, bodyMinBytesPerSecond, bodyMinRateAfterMs } = config.server
+  const uploads = new UploadGuard(app.server, { requestTimeoutMs, bodyMinBytesPerSecond, bodyMinRateAfterMs }, (status) => gateway.metrics.countRequest('other', 'none', 'none', status))
   app.addHook('onClose', async () => {
+    uploads.close()
     await gateway.close()
   })
 
@@ -94,6 +113,8 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     gateway.accessLog?.refused(request.id, route, err.status, err.code, request.startedAt)
     if (err.retryAfter !== null) void reply.header('retry-after', String(err.retryAfter))
     void reply.header(REQUEST_ID_HEADER, request.id)
+    // Refused before its body was read (413): close only once the client can read the answer.
+    if (!request.raw.complete) lingerOnClose(request.raw.socket)
     return reply.code(err.status).type('application/json').send(err.body())
   })
   const postPaths = new Set(ENDPOINTS.map((e) => e.path))
@@ -111,10 +132,18 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     app.post(endpoint.path, (request, reply) => proxy(gateway, endpoint, request, reply))
   }
 
-  app.get('/v1/models', (_request, reply) => reply.type('application/json').send(gateway.snapshot.modelsBody))
+  // With API keys configured the model list needs one too, and shows only what that key may use.
+  app.get('/v1/models', (request, reply) => {
+    const snapshot = gateway.snapshot
+    const principal = snapshot.auth.authenticate(request.headers)
+    return reply.type('application/json').send(snapshot.modelsBodyFor(principal))
+  })
   app.get<{ Params: { '*': string } }>('/v1/models/*', (request, reply) => {
     const id = request.params['*']
-    if (!gateway.snapshot.modelIds.has(id)) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', id, { param: 'model' })
+    const snapshot = gateway.snapshot
+    const principal = snapshot.auth.authenticate(request.headers)
+    // A model the key may not use is not found, as OpenAI answers: its existence is not revealed.
+    if (!snapshot.modelVisible(principal, id)) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', id, { param: 'model' })
     return reply.type('application/json').send({ id, object: 'model', created: 0, owned_by: 'velox' })
   })
   app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }))

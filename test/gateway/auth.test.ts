@@ -54,3 +54,37 @@ test('the hash-key tool prints the config form of a key read from stdin', () => 
 test('a config with a malformed hash is refused', async () => {
   await assert.rejects(startGateway({ auth: { keys: [{ name: 'k', hash: 'sk-plain-key', tenant: 't' }] } }), /auth\.keys\[0\]\.hash/)
 })
+
+test('the Bearer scheme is case-insensitive and may be followed by several spaces', async () => {
+  for (const auth of ['bearer sk-team-a-secret', 'BEARER sk-team-a-secret', 'bEaReR   sk-team-a-secret']) {
+    assert.equal((await post(`${gw.url}/v1/chat/completions`, chatBody(), { authorization: auth })).status, 200, auth)
+  }
+  for (const auth of ['bearersk-team-a-secret', 'bearer', 'bearer    ', 'Bearers sk-team-a-secret']) {
+    assert.equal((await post(`${gw.url}/v1/chat/completions`, chatBody(), { authorization: auth })).status, 401, auth)
+  }
+})
+
+test('with keys configured, /v1/models and /v1/models/{id} need a key and show only what it may use', async () => {
+  for (const path of ['/v1/models', '/v1/models/velox-sim-1', '/v1/models/other-model']) {
+    const res = await fetch(`${gw.url}${path}`)
+    assert.equal(res.status, 401, path)
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'GW_ERR_UNAUTHORIZED')
+  }
+  const ids = async (key: string): Promise<string[]> => {
+    const res = await fetch(`${gw.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })
+    assert.equal(res.status, 200)
+    return ((await res.json()) as { data: Array<{ id: string }> }).data.map((m) => m.id)
+  }
+  assert.deepEqual(await ids('sk-team-a-secret'), ['other-model', 'velox-sim-1'])
+  assert.deepEqual(await ids('sk-team-b-secret'), ['other-model'])
+  const one = async (key: string, id: string): Promise<number> => {
+    const res = await fetch(`${gw.url}/v1/models/${id}`, { headers: { authorization: `Bearer ${key}` } })
+    await res.arrayBuffer()
+    return res.status
+  }
+  assert.equal(await one('sk-team-b-secret', 'other-model'), 200)
+  const hidden = await fetch(`${gw.url}/v1/models/velox-sim-1`, { headers: { authorization: 'Bearer sk-team-b-secret' } })
+  assert.equal(hidden.status, 404)
+  assert.equal(((await hidden.json()) as { error: { code: string } }).error.code, 'GW_ERR_MODEL_NOT_FOUND')
+  assert.equal(await one('sk-team-a-secret', 'velox-sim-1'), 200)
+})

@@ -16,6 +16,8 @@ export interface PrimaryOptions {
   host: string
   port: number
   shutdownTimeoutMs: number
+  /** SIGTERM only: how long workers keep serving with readiness failed before they drain. */
+  shutdownDelayMs: number
   logger: Logger
   /** Extra environment for every worker (e.g. the simulator's URL). */
   env: Record<string, string>
@@ -64,8 +66,10 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
     logger.info({ signal, workers: workers.length }, 'shutting down workers')
     const exited = Promise.all(workers.map((w) => new Promise<void>((resolve) => (w.isDead() ? resolve() : w.once('exit', () => resolve())))))
-    for (const w of workers) w.process.kill('SIGTERM')
-    const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), opts.shutdownTimeoutMs + 2_000).unref())
+    // Workers get the same signal: SIGTERM waits out the drain delay, SIGINT does not.
+    for (const w of workers) w.process.kill(signal)
+    const delay = signal === 'SIGTERM' ? opts.shutdownDelayMs : 0
+    const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), delay + opts.shutdownTimeoutMs + 2_000).unref())
     if ((await Promise.race([exited, deadline])) === 'timeout') {
       logger.warn('workers did not stop in time; killing them')
       for (const w of workers) w.process.kill('SIGKILL')

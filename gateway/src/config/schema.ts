@@ -28,6 +28,20 @@ export const ServerSchema = z.strictObject({
   keepAliveTimeoutMs: millis.default(65_000),
   /** Longest time to receive a whole request, headers and body, from a client (ms); slower uploads get 408. */
   requestTimeoutMs: positiveInt.default(60_000),
+  /**
+   * Lowest average rate of a request body (bytes/s), judged once it has been arriving for
+   * `bodyMinRateAfterMs`; slower gets 408 GW_ERR_BODY_TOO_SLOW. 0 disables (requestTimeoutMs still applies).
+   */
+  bodyMinBytesPerSecond: nonNegativeInt.default(1_024),
+  bodyMinRateAfterMs: positiveInt.default(5_000),
+  /**
+   * On SIGTERM, how long the gateway keeps accepting and serving with /readyz already failing,
+   * before it stops listening and drains (ms). Set it above the load balancer's deregistration
+   * time (health-check interval x unhealthy threshold, plus the target deregistration delay), so
+   * no connection is refused during a rollout. SIGINT skips it. The pod's grace period must cover
+   * shutdownDelayMs + shutdownTimeoutMs.
+   */
+  shutdownDelayMs: millis.default(0),
   /** How long SIGTERM/SIGINT waits for in-flight requests and streams before exiting (ms). */
   shutdownTimeoutMs: millis.default(30_000),
   /** Add a `Server-Timing` header (gateway and upstream time) to every proxied response. */
@@ -60,6 +74,14 @@ export const PoolSchema = z.strictObject({
   headroom: z.number().min(0).max(4).default(0.5),
   /** Negotiate HTTP/2 over TLS (ALPN) with upstreams that offer it. */
   http2: z.boolean().default(false),
+  /**
+   * Requests that may wait for a connection once `connections x pipelining` are busy (Envoy's
+   * max_pending_requests). Past it a request fails over to another member, or gets 503
+   * GW_ERR_UPSTREAM_OVERLOADED with Retry-After. 0: never wait.
+   */
+  maxPending: nonNegativeInt.default(256),
+  /** Longest a request waits for a connection (ms); then it fails over, or gets that 503. */
+  queueTimeoutMs: positiveInt.default(5_000),
 })
 
 export const TimeoutsSchema = z.strictObject({
@@ -94,6 +116,13 @@ export const UpstreamSchema = z.strictObject({
    * unhealthy regions cannot bounce a request between them.
    */
   peer: z.boolean().default(false),
+  /**
+   * Health-check path for this upstream, instead of `routing.health.activePath`. A path named
+   * here must answer 2xx to count as up (a 404 means the path is wrong, not that the server is
+   * fine). Peers default to `/readyz`, with the same 2xx rule, so a region whose own upstreams
+   * are all down stops taking its peers' fallback traffic.
+   */
+  healthPath: z.string().startsWith('/').optional(),
   /** `{ dns: true }`: the URL's hostname (e.g. a Kubernetes headless Service) is re-resolved and every address becomes a member. */
   discovery: UpstreamDiscoverySchema,
 })

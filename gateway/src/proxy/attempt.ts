@@ -8,6 +8,7 @@ import type { Span } from '@opentelemetry/api'
 import type { Dispatcher } from 'undici'
 import type { FailureKind } from '../routing/config.ts'
 import { endAttempt } from '../telemetry/request-trace.ts'
+import type { Waiter } from '../upstream/admission.ts'
 import type { ProxyCall } from './call.ts'
 import type { Target, UpstreamHeaders } from './context.ts'
 
@@ -24,7 +25,7 @@ const MAX_HELD_ERROR_BYTES = 64 * 1024
 const SSE_ERROR_PREFIX = Buffer.from('data: {"error"')
 const CANCELLED = new Error('request cancelled by the gateway')
 
-export class Attempt implements Dispatcher.DispatchHandler {
+export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   readonly call: ProxyCall
   readonly target: Target
   readonly startedAt: number
@@ -41,6 +42,10 @@ export class Attempt implements Dispatcher.DispatchHandler {
   span: Span | null
   /** The upstream's status once it answered; 0 before. */
   statusCode: number
+  /** When it started waiting in the upstream's admission queue (performance.now() ms); 0 = not waiting. */
+  queuedAt: number
+  /** Holds one of the upstream's admission slots (handed to undici, not finished). */
+  #slot: boolean
 
   constructor(call: ProxyCall, target: Target, now: number) {
     this.call = call
@@ -56,6 +61,31 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.#cancelled = false
     this.span = null
     this.statusCode = 0
+    this.queuedAt = 0
+    this.#slot = false
+  }
+
+  /** Waiter: a cancelled attempt no longer wants a slot. */
+  get gaveUp(): boolean {
+    return this.#cancelled
+  }
+
+  /** Waiter: a slot came free; the call sends the attempt now. */
+  admitted(): void {
+    this.queuedAt = 0
+    this.call.send(this)
+  }
+
+  /** The attempt was handed to undici holding a slot (released when undici is done with it). */
+  sent(): void {
+    this.#slot = true
+  }
+
+  /** Gives the slot back once undici is done with the request, whatever the outcome. */
+  #releaseSlot(): void {
+    if (!this.#slot) return
+    this.#slot = false
+    this.target.dispatcher.admission.release()
   }
 
   /** When its first byte went to the client (performance.now() ms); 0 until it won. */
@@ -108,6 +138,12 @@ export class Attempt implements Dispatcher.DispatchHandler {
    */
   abandon(): void {
     this.#cancelled = true
+    if (this.queuedAt !== 0) {
+      // Still waiting for a slot: leave the queue; nothing was sent.
+      this.queuedAt = 0
+      this.target.dispatcher.admission.left()
+      return
+    }
     this.#controller?.abort(CANCELLED)
   }
 
@@ -162,6 +198,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.#releaseSlot()
     const call = this.call
     if (this.#cancelled || !call.isLive(this)) return
     if (this.#heldHeaders !== null) {
@@ -178,6 +215,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.#releaseSlot()
     if (this.#cancelled || !this.call.isLive(this)) return
     this.call.fail(this, err)
   }

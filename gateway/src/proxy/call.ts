@@ -123,9 +123,14 @@ export class ProxyCall {
   }
 
   #begin(now: number): void {
-    const target = this.#planner.first(now)
-    if (target === null) {
+    const picked = this.#planner.first(now)
+    if (picked === null) {
       this.#respondError(new GatewayError('GW_ERR_NO_HEALTHY_UPSTREAM', this.request.model, { retryAfter: 1 }), now)
+      return
+    }
+    const target = this.#withRoom(picked, now)
+    if (target === null) {
+      this.#respondError(new GatewayError('GW_ERR_UPSTREAM_OVERLOADED', this.request.model, { retryAfter: 1 }), now)
       return
     }
     this.#dispatch(target, now)
@@ -159,6 +164,18 @@ export class ProxyCall {
     )
   }
 
+  /**
+   * `target`, or another member when its connections are all busy and its queue is full (Envoy's
+   * max_pending_requests overflow); null when no member has room.
+   */
+  #withRoom(target: Target | null, now: number): Target | null {
+    while (target !== null && target.dispatcher.admission.full) {
+      this.ctx.metrics.countQueueRejected(target.upstreamName, 'full')
+      target = this.#planner.instead(target, now)
+    }
+    return target
+  }
+
   #dispatch(target: Target, now: number): void {
     this.#planner.dispatched(target)
     const upstream = target.dispatcher
@@ -168,11 +185,21 @@ export class ProxyCall {
     this.#live.push(attempt)
     target.onStart(now)
     this.ctx.observeConcurrency(target)
+    // Beyond the pool's connections the attempt waits here, bounded and with a deadline, never in undici.
+    if (upstream.admission.admit(attempt) === 'now') this.send(attempt)
+    else attempt.queuedAt = now
+  }
+
+  /** Hands an attempt that holds an admission slot to its upstream's pool. */
+  send(attempt: Attempt): void {
+    const upstream = attempt.target.dispatcher
+    const request = this.request
+    attempt.sent()
     let forwarded = request.forwardedHeaders
     if (request.trace !== null) {
       // The attempt's own span is the upstream's parent: traceparent (and tracestate) go with it.
       const carrier = forwarded === null ? [] : forwarded.slice()
-      attempt.span = request.trace.attempt(target, request.resolution.model, this.#planner.attempts, now, carrier)
+      attempt.span = request.trace.attempt(attempt.target, request.resolution.model, this.#planner.attempts, performance.now(), carrier)
       forwarded = carrier
     }
     upstream.pool.dispatch(
@@ -199,7 +226,7 @@ export class ProxyCall {
   /** After a failed attempt, when nothing reached the client: another one, if the planner finds one. */
   #failover(kind: FailureKind, now: number): boolean {
     if (this.#finished || this.#winner !== null) return false
-    const target = this.#planner.retry(kind, now, this.#deadlineAt)
+    const target = this.#withRoom(this.#planner.retry(kind, now, this.#deadlineAt), now)
     if (target === null) return false
     this.ctx.metrics.countRetry(target.upstreamName, kind)
     this.#dispatch(target, now)
@@ -211,7 +238,7 @@ export class ProxyCall {
     this.#hedgeTimer = null
     if (this.#finished || this.#winner !== null || this.#live.length !== 1) return
     const now = performance.now()
-    const target = this.#planner.hedge(now)
+    const target = this.#withRoom(this.#planner.hedge(now), now)
     if (target === null) return
     this.ctx.metrics.countHedge('sent')
     this.#dispatch(target, now)
@@ -352,9 +379,11 @@ export class ProxyCall {
 
   /** Ends a response that already started: SSE gets an error event, anything else a cut connection. */
   #breakResponse(err: GatewayError): void {
-    this.#outcome.status = err.status
     this.#outcome.error = err.code
     const res = this.res
+    // The client already has its status (a 200): that is what it saw; the failure counts apart.
+    if (res.headersSent) this.#outcome.broken = err.code
+    else this.#outcome.status = err.status
     if (res.destroyed) return
     if (this.#winner?.sse === true && res.headersSent) res.end(sseErrorEvent(err))
     else res.destroy(err)
@@ -394,6 +423,26 @@ export class ProxyCall {
       if (now - attempt.startedAt < limit) continue
       this.fail(attempt, Object.assign(new Error(`no first event within ${limit} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' }))
       attempt.abandon()
+      return
+    }
+  }
+
+  /**
+   * An attempt that waited longer than its upstream's `pool.queueTimeoutMs` for a connection: it
+   * leaves the queue and the call moves to a member with room, or answers 503 with Retry-After.
+   */
+  checkQueue(now: number): void {
+    for (const attempt of this.#live) {
+      if (attempt.queuedAt === 0) continue
+      const upstream = attempt.target.dispatcher
+      if (now - attempt.queuedAt < upstream.admission.queueTimeoutMs) continue
+      this.ctx.metrics.countQueueRejected(attempt.target.upstreamName, 'timeout')
+      attempt.cancel(now)
+      this.#drop(attempt)
+      if (this.#live.length > 0) return // a hedge is still running
+      const next = this.#withRoom(this.#planner.instead(attempt.target, now), now)
+      if (next !== null) this.#dispatch(next, now)
+      else this.#respondError(new GatewayError('GW_ERR_UPSTREAM_OVERLOADED', this.request.model, { retryAfter: 1 }), now)
       return
     }
   }

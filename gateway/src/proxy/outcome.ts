@@ -17,6 +17,11 @@ export class CallOutcome {
   error: string | null
   /** Set when the cache answered (a semantic hit that won the race); else the plan says. */
   cache: string | null
+  /**
+   * The gateway error that ended a response after it started, or null. The client's status stays
+   * what it received (a 200); the failure is counted on its own.
+   */
+  broken: string | null
   #lastChunk: Buffer | null
   #prevChunk: Buffer | null
   /** The first body chunk: it names the response's model. */
@@ -27,6 +32,7 @@ export class CallOutcome {
     this.status = 0
     this.error = null
     this.cache = null
+    this.broken = null
     this.#lastChunk = null
     this.#prevChunk = null
     this.#firstChunk = null
@@ -47,13 +53,14 @@ export class CallOutcome {
   record(metrics: GatewayMetrics, route: string, model: string, startedAt: number, winner: Attempt | null, last: Target | null, now: number, metering: Metering | null): void {
     const upstreamName = winner?.target.upstreamName ?? last?.upstreamName ?? 'none'
     metrics.countRequest(route, model, upstreamName, this.status)
+    if (this.broken !== null) metrics.countBroken(route, upstreamName, this.broken)
     metrics.observeDuration(route, (now - startedAt) / 1000)
     if (winner !== null && winner.firstByteAt > 0) {
       const upstreamMs = winner.firstByteAt - winner.startedAt
       metrics.observeFirstByte(upstreamName, upstreamMs / 1000)
       metrics.observeAdded(route, (winner.firstByteAt - startedAt - upstreamMs) / 1000)
     }
-    const usage = this.status === 200 ? readUsage(this.#lastChunk, this.#prevChunk) : null
+    const usage = this.status === 200 && this.broken === null ? readUsage(this.#lastChunk, this.#prevChunk) : null
     if (usage !== null) metrics.countTokens(model, usage.prompt, usage.completion)
     this.#usage = usage
     metering?.end(usage, winner !== null && winner.firstByteAt > 0)

@@ -92,6 +92,15 @@ export class AttemptPlanner {
     return target
   }
 
+  /**
+   * `target` cannot take the attempt (its queue is full): keep the call off it and pick another,
+   * without spending retry budget (nothing was sent). Null when no other member is available.
+   */
+  instead(target: Target, now: number): Target | null {
+    this.#exclusions().add(target)
+    return this.#router.pick(this.#resolution, this.#affinityKey, this.#tried, now)
+  }
+
   #exclusions(): Set<Target> {
     if (this.#tried === null) {
       this.#tried = new Set()

@@ -71,6 +71,7 @@ export class Resolution<D = unknown> {
 
 /** Unknown names routed to "*" upstreams get a cached Resolution, up to this many names. */
 const WILDCARD_CACHE_LIMIT = 1024
+const WILDCARD_CACHE_KEY_LIMIT = 256
 
 export class Router<D = unknown> {
   readonly routing: RoutingConfig
@@ -148,7 +149,8 @@ export class Router<D = unknown> {
     let w = this.wildcardResolutions.get(publicModel)
     if (w === undefined) {
       w = new Resolution(publicModel, this.wildcardGroup)
-      if (this.wildcardResolutions.size < WILDCARD_CACHE_LIMIT) this.wildcardResolutions.set(publicModel, w)
+      // Only short names are remembered: the key is client-chosen.
+      if (this.wildcardResolutions.size < WILDCARD_CACHE_LIMIT && publicModel.length <= WILDCARD_CACHE_KEY_LIMIT) this.wildcardResolutions.set(publicModel, w)
     }
     return w
   }

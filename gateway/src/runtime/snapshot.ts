@@ -5,7 +5,7 @@
  * authenticator, the serialized /v1/models body. A config reload builds a new snapshot and swaps
  * the reference; in-flight calls keep the one they started on.
  */
-import { Authenticator } from '../auth/authenticator.ts'
+import { Authenticator, type Principal } from '../auth/authenticator.ts'
 import type { ApiKeyConfig } from '../auth/config.ts'
 import type { Limiter, Tenancy } from '../limits/index.ts'
 import type { GatewayConfig } from '../config/schema.ts'
@@ -40,6 +40,9 @@ export class RuntimeSnapshot<C = unknown> {
   /** `GET /v1/models`: configured models and aliases, plus what `"*"` upstreams list (after warm-up). */
   modelsBody: string
   modelIds: ReadonlySet<string>
+  /** `GET /v1/models` for keys limited to some models, built on first use per key. */
+  private modelsBodies: WeakMap<Principal, string>
+  private modelsCreated: number
   readonly ctx: C
   private readonly logger: Logger
   private readonly health: ActiveHealthChecker<Upstream> | null
@@ -72,6 +75,8 @@ export class RuntimeSnapshot<C = unknown> {
     })
     this.modelIds = new Set()
     this.modelsBody = ''
+    this.modelsBodies = new WeakMap()
+    this.modelsCreated = 0
     this.setModels(this.router.models())
     this.sizer = new PoolSizer(() => this.router.members())
     this.ctx = deps.buildContext(this)
@@ -121,7 +126,31 @@ export class RuntimeSnapshot<C = unknown> {
     const sorted = [...new Set(ids)].sort()
     const created = Math.floor(Date.now() / 1000)
     this.modelIds = new Set(sorted)
+    this.modelsCreated = created
     this.modelsBody = JSON.stringify({ object: 'list', data: sorted.map((id) => ({ id, object: 'model', created, owned_by: 'velox' })) })
+    this.modelsBodies = new WeakMap()
+  }
+
+  /**
+   * Whether `principal` may see the model `id` here: the gateway serves it (listed, or routable
+   * through a `"*"` upstream for a key that names it) and the key may use it.
+   */
+  modelVisible(principal: Principal, id: string): boolean {
+    if (principal.models === null) return this.modelIds.has(id)
+    return principal.models.has(id) && (this.modelIds.has(id) || this.resolve(id) !== null)
+  }
+
+  /** `GET /v1/models` as `principal` sees it: every served model, or those its key may use. */
+  modelsBodyFor(principal: Principal): string {
+    if (principal.models === null) return this.modelsBody
+    let body = this.modelsBodies.get(principal)
+    if (body === undefined) {
+      const created = this.modelsCreated
+      const ids = [...principal.models].filter((id) => this.modelVisible(principal, id)).sort()
+      body = JSON.stringify({ object: 'list', data: ids.map((id) => ({ id, object: 'model', created, owned_by: 'velox' })) })
+      this.modelsBodies.set(principal, body)
+    }
+    return body
   }
 
   /**
@@ -158,9 +187,20 @@ export class RuntimeSnapshot<C = unknown> {
     return peers
   }
 
-  /** For /readyz: some request could be routed now. */
+  /**
+   * For /readyz: this region can serve a request with its own upstreams. Peers (other regions'
+   * gateways) are left out: two regions that both lost their inference would otherwise stay
+   * "ready" for each other. A gateway configured with peers only counts them.
+   */
   anyAvailable(): boolean {
-    return this.router.anyAvailable(performance.now())
+    const now = performance.now()
+    let local = false
+    for (const m of this.router.members()) {
+      if (m.dispatcher.config.peer) continue
+      local = true
+      if (m.available(now)) return true
+    }
+    return !local && this.router.anyAvailable(now)
   }
 
   /**
@@ -173,7 +213,7 @@ export class RuntimeSnapshot<C = unknown> {
     this.dns = this.bindDns()
     await this.dns.ready
     const members = this.router.members()
-    const results = await Promise.all(members.map((m) => m.dispatcher.warm(this.config.routing.health.activePath).catch(() => 0)))
+    const results = await Promise.all(members.map((m) => m.dispatcher.warm(healthPath(m.dispatcher, this.config.routing.health.activePath)).catch(() => 0)))
     if (!this.closed) {
       this.sizer.start()
       this.health?.start()
@@ -181,7 +221,9 @@ export class RuntimeSnapshot<C = unknown> {
       this.limits.start()
     }
     await this.discoverWildcardModels()
-    return results.filter((n, i) => n > 0 || members[i]!.dispatcher.config.pool.warm === 0).length
+    // Readiness counts the region's own upstreams; peers only when there is nothing else.
+    const hasLocal = members.some((m) => !m.dispatcher.config.peer)
+    return results.filter((n, i) => (n > 0 || members[i]!.dispatcher.config.pool.warm === 0) && (!hasLocal || !members[i]!.dispatcher.config.peer)).length
   }
 
   track(delta: 1 | -1): void {
@@ -216,18 +258,26 @@ export class RuntimeSnapshot<C = unknown> {
   }
 }
 
+/** The path probed on an upstream: its own `healthPath`, `/readyz` for a peer, else the routing default. */
+function healthPath(upstream: Upstream, activePath: string): string {
+  return upstream.config.healthPath ?? (upstream.config.peer ? '/readyz' : activePath)
+}
+
 /**
- * An active health probe: GET the health path on the member's own pool. Any answer below 500
- * means the server is up (a hosted API without /health answers 404 and is still healthy); a
- * refused connection, a timeout or a 5xx (vLLM's engine is dead) is not.
+ * An active health probe: GET the health path on the member's own pool. On the default path any
+ * answer below 500 means the server is up (a hosted API without /health answers 404 and is still
+ * healthy); a refused connection, a timeout or a 5xx (vLLM's engine is dead) is not. A path
+ * named for the upstream (and a peer's `/readyz`) must answer 2xx: there a 404 is a wrong path
+ * and a 503 a region that is not ready.
  */
-function probeMember(path: string) {
+function probeMember(activePath: string) {
   return async (member: Member<Upstream>, signal: AbortSignal): Promise<boolean> => {
     const upstream = member.dispatcher
+    const strict = upstream.config.healthPath !== undefined || upstream.config.peer
     try {
-      const res = await upstream.pool.request({ path: upstream.basePath + path, method: 'GET', headers: upstream.baseHeaders as string[], signal })
+      const res = await upstream.pool.request({ path: upstream.basePath + healthPath(upstream, activePath), method: 'GET', headers: upstream.baseHeaders as string[], signal })
       await res.body.dump()
-      return res.statusCode < 500
+      return strict ? res.statusCode >= 200 && res.statusCode < 300 : res.statusCode < 500
     } catch {
       return false
     }

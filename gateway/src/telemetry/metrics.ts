@@ -31,7 +31,12 @@ export interface GenerationCells {
 }
 
 /** Distinct model label values kept before new ones are folded into `other` (wildcard upstreams). */
+/**
+ * Model names a client chose that are not in the config (served by a `"*"` upstream): at most this
+ * many become label values, each at most MAX_MODEL_LABEL_LENGTH long; the rest count as `other`.
+ */
 const MAX_MODEL_LABELS = 256
+const MAX_MODEL_LABEL_LENGTH = 64
 
 /** What the per-member gauges read at scrape time (the routing members of the live snapshot). */
 export interface MemberView {
@@ -63,7 +68,7 @@ export class GatewayMetrics {
   readonly pool: Gauge<'upstream' | 'state'>
   readonly configReloads: Counter<'result'>
   readonly configGeneration: Gauge
-  /** route -> model -> upstream -> status -> cell: four lookups, no key string built per request. */
+  /** route -> model label -> upstream -> status -> cell: four lookups, no key string built per request. */
   private readonly requestCells = new Map<string, Map<string, Map<string, Map<number, CounterCell>>>>()
   private readonly addedCells = new Map<string, HistogramCell>()
   private readonly durationCells = new Map<string, HistogramCell>()
@@ -71,6 +76,8 @@ export class GatewayMetrics {
   private readonly tokenCells = new Map<string, { prompt: CounterCell; completion: CounterCell }>()
   private readonly models = new Set<string>()
   readonly retries: Counter<'upstream' | 'kind'>
+  readonly queueRejected: Counter<'upstream' | 'reason'>
+  readonly broken: Counter<'route' | 'upstream' | 'code'>
   readonly hedges: Counter<'outcome'>
   readonly memberGauges: readonly Gauge<'member' | 'upstream'>[]
   readonly timeToFirstToken: FastHistogram
@@ -80,6 +87,8 @@ export class GatewayMetrics {
   private configuredModels: () => ReadonlySet<string> = () => new Set()
   private readonly generationCells = new Map<string, Map<string, GenerationCells>>()
   private memberSource: (() => readonly MemberView[]) | null = null
+  /** The model ids the config serves (and `"*"` upstreams listed): always their own label. */
+  private knownModels: (() => ReadonlySet<string>) | null = null
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registry = new Registry()
@@ -178,6 +187,18 @@ export class GatewayMetrics {
       labelNames: ['upstream', 'kind'],
       registers: [registry],
     })
+    this.queueRejected = new Counter({
+      name: 'velox_upstream_queue_rejected_total',
+      help: 'Requests an upstream could not take: its connections busy and its queue full (full), or the wait for a connection past pool.queueTimeoutMs (timeout). Each failed over or got 503 GW_ERR_UPSTREAM_OVERLOADED',
+      labelNames: ['upstream', 'reason'],
+      registers: [registry],
+    })
+    this.broken = new Counter({
+      name: 'velox_responses_broken_total',
+      help: 'Responses that failed after they started (the client already had its status, counted as such in velox_requests_total): a stream ended by an error event, or a body cut short, by gateway error code',
+      labelNames: ['route', 'upstream', 'code'],
+      registers: [registry],
+    })
     this.hedges = new Counter({
       name: 'velox_hedges_total',
       help: 'Hedged attempts: sent, and for races that finished, whether the hedge won or lost',
@@ -211,25 +232,41 @@ export class GatewayMetrics {
     this.memberSource = source
   }
 
+  setKnownModels(source: (() => ReadonlySet<string>) | null): void {
+    this.knownModels = source
+  }
+
   countRetry(upstream: string, kind: string): void {
     this.retries.inc({ upstream, kind })
+  }
+
+  countQueueRejected(upstream: string, reason: 'full' | 'timeout'): void {
+    this.queueRejected.inc({ upstream, reason })
+  }
+
+  countBroken(route: string, upstream: string, code: string): void {
+    this.broken.inc({ route, upstream, code })
   }
 
   countHedge(outcome: 'sent' | 'won' | 'lost'): void {
     this.hedges.inc({ outcome })
   }
 
-  /** The label value for a model: itself, or `other` once too many distinct ones were seen. */
+  /**
+   * The label value for a model: itself when the config serves it; a name only a client chose is
+   * itself while few and short ones have been seen, else `other`. Labels and the cell maps below
+   * are keyed by this value, so no client-chosen string grows memory or a scrape without bound.
+   */
   modelLabel(model: string): string {
-    if (this.models.has(model)) return model
-    if (this.models.size >= MAX_MODEL_LABELS) return 'other'
+    if (this.knownModels?.().has(model) === true || this.models.has(model)) return model
+    if (this.models.size >= MAX_MODEL_LABELS || model.length > MAX_MODEL_LABEL_LENGTH) return 'other'
     this.models.add(model)
     return model
   }
 
   countRequest(route: string, model: string, upstream: string, status: number): void {
     const byModel = child(this.requestCells, route)
-    const byUpstream = child(byModel, model)
+    const byUpstream = child(byModel, this.modelLabel(model))
     const byStatus = child(byUpstream, upstream)
     let cell = byStatus.get(status)
     if (cell === undefined) {
@@ -258,11 +295,11 @@ export class GatewayMetrics {
   }
 
   countTokens(model: string, prompt: number, completion: number): void {
-    let cells = this.tokenCells.get(model)
+    const label = this.modelLabel(model)
+    let cells = this.tokenCells.get(label)
     if (cells === undefined) {
-      const m = this.modelLabel(model)
-      cells = { prompt: this.tokens.cell(m, 'prompt'), completion: this.tokens.cell(m, 'completion') }
-      this.tokenCells.set(model, cells)
+      cells = { prompt: this.tokens.cell(label, 'prompt'), completion: this.tokens.cell(label, 'completion') }
+      this.tokenCells.set(label, cells)
     }
     if (prompt > 0) cells.prompt.inc(prompt)
     if (completion > 0) cells.completion.inc(completion)

@@ -5,6 +5,7 @@
  */
 import { Pool } from 'undici'
 import type { UpstreamConfig } from '../config/schema.ts'
+import { AdmissionQueue } from './admission.ts'
 
 /** Marks a request one gateway forwarded to another (a peer region). */
 export const HOP_HEADER = 'x-velox-hop'
@@ -24,6 +25,8 @@ export class Upstream {
   /** Path prefix from the configured URL, without a trailing slash (`''` or `/openai`). */
   readonly basePath: string
   readonly pool: Pool
+  /** Bounds how many requests are in the pool and how many wait for it, and for how long. */
+  readonly admission: AdmissionQueue
   /**
    * Request headers sent on every call, as undici's flat `[name, value, ...]` array, built once:
    * the injected credential. Client headers are never copied wholesale, so a client's own
@@ -78,6 +81,7 @@ export class Upstream {
       // TLS servername for discovered members (dialled by IP).
       ...(hostOverride && url.protocol === 'https:' ? { connect: { servername: url.hostname } } : {}),
     })
+    this.admission = new AdmissionQueue(pool.connections * pool.pipelining, pool.maxPending, pool.queueTimeoutMs)
     this.warmed = 0
     this.healthPath = '/health'
     this.opening = false
@@ -124,9 +128,10 @@ export class Upstream {
     return this.postHeaders.concat(extra)
   }
 
+  /** `pending`: requests waiting for a connection, in the admission queue or (briefly) in undici's. */
   stats(): PoolStatsSnapshot {
     const s = this.pool.stats
-    return { connected: s.connected, free: s.free, pending: s.pending, running: s.running }
+    return { connected: s.connected, free: s.free, pending: s.pending + this.admission.waiting, running: s.running }
   }
 
   close(): Promise<void> {

@@ -1,12 +1,12 @@
 /**
  * Micro-benchmark of Balancer.pick: ns per call with 1 and 16 members for every balancer, and of a
  * full attempt's bookkeeping (pick, onStart, onFirstByte, onSuccess). Run:
- *   node gateway/src/routing/bench-pick.ts
+ *   npx node gateway/benchmarks/micro/pick.ts
  */
-import { createBalancer } from './balancer.ts'
-import { BALANCER_KINDS, RoutingConfigSchema } from './config.ts'
-import { Member } from './member.ts'
-import { seededRandom } from './rng.ts'
+import { createBalancer } from '../../src/routing/balancer.ts'
+import { BALANCER_KINDS, RoutingConfigSchema } from '../../src/routing/config.ts'
+import { Member } from '../../src/routing/member.ts'
+import { seededRandom } from '../../src/routing/rng.ts'
 
 const ITERATIONS = 2_000_000
 const cfg = RoutingConfigSchema.parse({})

@@ -2,7 +2,7 @@
  * Response cache micro-benchmarks: plan + exact hit, semantic index search at 10k and 100k
  * entries, embedding latency, and precision / hit rate on the labelled paraphrase set.
  *
- *   node gateway/src/cache/bench.ts [--quick] [--out bench-results/cache.json]
+ *   npx node gateway/benchmarks/micro/cache.ts [--quick] [--out bench-results/cache.json]
  *
  * `--quick` stops the index benchmark at 10k entries (building 100k 512-d vectors into HNSW takes
  * about a minute on two cores).
@@ -11,12 +11,12 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Registry } from 'prom-client'
-import { CacheConfigSchema } from './config.ts'
-import { ResponseCache, type CacheRequest } from './index.ts'
-import { readPairs, report, scorePairs, type PairReport, type ScoredPair } from './semantic/evaluate.ts'
-import { LocalEmbedder } from './semantic/local-embedder.ts'
-import { PartitionIndex } from './semantic/vector-index.ts'
-import { canonicalBody, digest } from './canonical.ts'
+import { CacheConfigSchema } from '../../src/cache/config.ts'
+import { ResponseCache, type CacheRequest } from '../../src/cache/index.ts'
+import { readPairs, report, scorePairs, type PairReport, type ScoredPair } from '../../src/cache/semantic/evaluate.ts'
+import { LocalEmbedder } from '../../src/cache/semantic/local-embedder.ts'
+import { PartitionIndex } from '../../src/cache/semantic/vector-index.ts'
+import { canonicalBody, digest } from '../../src/cache/canonical.ts'
 
 interface Stat {
   p50_us: number

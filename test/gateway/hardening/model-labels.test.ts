@@ -1,0 +1,54 @@
+/**
+ * Model names are client-chosen when a `"*"` upstream serves any model: they must not grow the
+ * metrics (label values, series, per-name cells) or any per-model map without bound.
+ */
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startSimulator, type Simulator } from '../../../gateway/src/simulator/server.ts'
+import { post, startGateway, type TestGateway } from '../../helpers/gateway.ts'
+
+let sim: Simulator
+let gw: TestGateway
+
+before(async () => {
+  sim = await startSimulator({ tokens: 2, models: ['listed-model'] })
+  gw = await startGateway({
+    upstreams: [
+      { name: 'sim', url: sim.url, models: ['*'], pool: { warm: 1 } },
+      { name: 'named', url: sim.url, models: ['configured-model-with-a-rather-long-name-that-exceeds-sixty-four-characters-easily'], pool: { warm: 1 } },
+    ],
+    routing: { health: { intervalMs: 0 } },
+    cache: { enabled: false },
+  })
+})
+
+after(async () => {
+  await gw.close()
+  await sim.close()
+})
+
+async function send(model: string): Promise<void> {
+  const res = await post(`${gw.url}/v1/chat/completions`, JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }))
+  assert.equal(res.status, 200)
+  await res.arrayBuffer()
+}
+
+test('client-chosen model names are bounded in /metrics and in the per-name cells; configured names keep their label', async () => {
+  const before = (await (await fetch(`${gw.url}/metrics`)).text()).length
+  for (let i = 0; i < 600; i++) await send(`${String(i).padStart(4, '0')}-${'x'.repeat(i % 2 === 0 ? 20 : 240)}`)
+  await send('configured-model-with-a-rather-long-name-that-exceeds-sixty-four-characters-easily')
+  await send('listed-model') // listed by the "*" upstream's own /v1/models at warm-up
+  const text = await (await fetch(`${gw.url}/metrics`)).text()
+  const labels = new Set([...text.matchAll(/^velox_requests_total\{[^}]*model="([^"]*)"/gm)].map((m) => m[1]!))
+  assert.ok(labels.has('other'))
+  assert.ok(labels.has('configured-model-with-a-rather-long-name-that-exceeds-sixty-four-characters-easily'))
+  assert.ok(labels.has('listed-model'))
+  assert.ok(labels.size <= 256 + 3, `${labels.size} model label values`)
+  for (const l of labels) assert.ok(l.length <= 64 || l.startsWith('configured-model'), `label of ${l.length} characters`)
+  // Long client-chosen names never became labels: only the 20-character ones did (up to the cap).
+  assert.ok(![...labels].some((l) => l.includes('x'.repeat(65))))
+  assert.ok(text.length - before < 200_000, `the scrape grew by ${text.length - before} bytes`)
+  // The cells behind the counter are keyed by label, not by the raw name.
+  const cells = (gw.app.velox.metrics as unknown as { requestCells: Map<string, Map<string, unknown>> }).requestCells
+  for (const byModel of cells.values()) assert.ok(byModel.size <= 256 + 3, `${byModel.size} per-model cell maps`)
+})

@@ -75,7 +75,7 @@ describe('inference-aware routing', () => {
   test('x-velox-route explains the pick only when asked', async () => {
     const asked = await post(`${gw.url}/v1/chat/completions`, conversation('erin', 1), { 'x-velox-debug': 'route' })
     await asked.arrayBuffer()
-    assert.match(asked.headers.get('x-velox-route') ?? '', /^member=pod\d; score=[\d.]+; prefix=[\d.]+x3; queue=[\d.]+x2; kvCache=[\d.]+x1; load=[\d.]+x1; latency=[\d.]+x0\.5; prefix_blocks=\d+\/\d+;/)
+    assert.match(asked.headers.get('x-velox-route') ?? '', /^member=pod\d; score=[\d.]+; prefix=[\d.]+x3; queue=[\d.]+x2; kvCache=[\d.]+x1; load=[\d.]+x2; latency=[\d.]+x0\.5; prefix_blocks=\d+\/\d+;/)
     const quiet = await post(`${gw.url}/v1/chat/completions`, conversation('erin', 1))
     await quiet.arrayBuffer()
     assert.equal(quiet.headers.get('x-velox-route'), null)

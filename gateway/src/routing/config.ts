@@ -86,7 +86,7 @@ export const ScorerWeightsSchema = z.strictObject({
   /** Free KV cache (1 - vllm:kv_cache_usage_perc). */
   kvCache: weight.default(1),
   /** Requests in flight on the member (running + waiting, or the gateway's own count without metrics). */
-  load: weight.default(1),
+  load: weight.default(2),
   /**
    * Peak-EWMA time to first byte, relative to the fastest member. Kept low by default: an
    * inference pod's time to first byte mostly says how much of the last prompts it had cached.

@@ -342,6 +342,22 @@ export class ResponseCache {
     this.#memory.clear()
   }
 
+  /**
+   * Operator purge: the entry under one exact `key`, or every entry of a `tenant` (its per-user
+   * entries too), from memory, the semantic index and the shared Redis tier. Entries other
+   * gateway processes hold in memory age out by their TTL.
+   */
+  async purge(target: { key: string } | { tenant: string }): Promise<{ memory: number; semantic: number; redis: number }> {
+    const key = 'key' in target ? target.key : null
+    const tenantScope = 'tenant' in target ? 't:' + target.tenant : null
+    const match = (meta: { key: string; scope: string }): boolean =>
+      key !== null ? meta.key === key : meta.scope === tenantScope || meta.scope.startsWith(tenantScope + '\u0000')
+    const memory = this.#memory.deleteWhere(match)
+    const semantic = this.#semantic?.store.deleteWhere(match) ?? 0
+    const redis = this.#redis === null ? 0 : await this.#redis.purge(key, match)
+    return { memory, semantic, redis }
+  }
+
   /** Entries and bytes held in this process, by tier. */
   stats(): Record<string, { bytes: number; entries: number }> {
     return this.metrics.sizes()

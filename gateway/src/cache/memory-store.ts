@@ -66,6 +66,17 @@ export class MemoryStore {
     if (e !== undefined) this.#remove(key, e)
   }
 
+  /** Removes every entry whose metadata matches (an operator's purge); returns how many. */
+  deleteWhere(match: (meta: StoredEntry['meta']) => boolean): number {
+    let n = 0
+    for (const [key, e] of this.#entries) {
+      if (!match(e.meta)) continue
+      this.#remove(key, e)
+      n++
+    }
+    return n
+  }
+
   clear(): void {
     this.#entries.clear()
     this.#bytes = 0

@@ -305,6 +305,38 @@ export class RedisTier {
     }
   }
 
+  /**
+   * An operator's purge of the shared tier: the exact entry under `key`, or every exact and
+   * semantic entry whose metadata matches (a scan of this deployment's keys, in batches).
+   * Returns how many keys were deleted; throws when Redis cannot be reached.
+   */
+  async purge(key: string | null, match: (meta: StoredEntry['meta']) => boolean): Promise<number> {
+    if (key !== null) return await this.#client.del(this.key('x', key))
+    let deleted = 0
+    for (const kind of ['x', 's'] as const) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await this.#client.scan(cursor, 'MATCH', this.key(kind, '*'), 'COUNT', SCAN_BATCH)
+        cursor = next
+        if (keys.length === 0) continue
+        const pipe = this.#client.pipeline()
+        for (const k of keys) {
+          if (kind === 'x') pipe.getBuffer(k)
+          else pipe.hgetBuffer(k, 'entry')
+        }
+        const rows = (await pipe.exec()) ?? []
+        const doomed: string[] = []
+        rows.forEach((row, i) => {
+          const buf = row[1] as Buffer | null
+          const entry = buf === null ? null : decodeEntry(buf)
+          if (entry !== null && match(entry.meta)) doomed.push(keys[i]!)
+        })
+        if (doomed.length > 0) deleted += await this.#client.del(...doomed)
+      } while (cursor !== '0')
+    }
+    return deleted
+  }
+
   async close(): Promise<void> {
     this.#closed = true
     this.#client.disconnect()

@@ -7,10 +7,12 @@
  * instead of being silently ignored.
  */
 import { z } from 'zod'
+import { AdminSchema } from '../admin/config.ts'
 import { AuthSchema } from '../auth/config.ts'
 import { CacheConfigSchema } from '../cache/config.ts'
 import { LimitsSchema } from '../limits/config.ts'
 import { RoutingConfigSchema, UpstreamDiscoverySchema, routingIssues } from '../routing/config.ts'
+import { TelemetrySchema } from '../telemetry/config.ts'
 import { LOG_LEVELS, envVarName, millis, nonNegativeInt, positiveInt, upstreamName } from './primitives.ts'
 
 export { LOG_LEVELS } from './primitives.ts'
@@ -167,6 +169,8 @@ export const GatewayConfigSchema = z
     auth: AuthSchema.prefault({}),
     limits: LimitsSchema.prefault({}),
     simulator: SimulatorSchema.prefault({}),
+    admin: AdminSchema.prefault({}),
+    telemetry: TelemetrySchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {
     const seen = new Set<string>()

@@ -25,6 +25,7 @@ import { AttemptPlanner } from './planner.ts'
 import { sseErrorEvent, writeError } from './respond.ts'
 import { responseHeaders, serverTiming } from './response-headers.ts'
 import { classifyUpstreamError } from './upstream-errors.ts'
+import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
 
 export type { CallContext, CallRequest, Target } from './context.ts'
 
@@ -154,8 +155,9 @@ export class ProxyCall {
         const now = performance.now()
         this.#cancelLive(now)
         this.#outcome.status = 200
+        this.#outcome.cache = 'semantic-hit'
         this.request.metering?.end(null, true, true)
-        cache.replay(hit, this.res)
+        cache.replay(hit, this.res, { [REQUEST_ID_HEADER]: this.request.requestId })
         this.#finish(now)
       },
       () => undefined,
@@ -193,11 +195,18 @@ export class ProxyCall {
     const upstream = attempt.target.dispatcher
     const request = this.request
     attempt.sent()
+    let forwarded = request.forwardedHeaders
+    if (request.trace !== null) {
+      // The attempt's own span is the upstream's parent: traceparent (and tracestate) go with it.
+      const carrier = forwarded === null ? [] : forwarded.slice()
+      attempt.span = request.trace.attempt(attempt.target, request.resolution.model, this.#planner.attempts, performance.now(), carrier)
+      forwarded = carrier
+    }
     upstream.pool.dispatch(
       {
         path: upstream.basePath + request.endpoint.path,
         method: 'POST',
-        headers: request.forwardedHeaders === null ? (upstream.postHeaders as string[]) : upstream.headersWith(request.forwardedHeaders),
+        headers: forwarded === null ? (upstream.postHeaders as string[]) : upstream.headersWith(forwarded),
         body: request.body,
       },
       attempt,
@@ -309,9 +318,11 @@ export class ProxyCall {
       const upstreamMs = now - attempt.startedAt
       out.push('server-timing', serverTiming(now - this.request.startedAt - upstreamMs, upstreamMs))
     }
+    out.push(REQUEST_ID_HEADER, this.request.requestId)
     if (this.ctx.shuttingDown()) out.push('connection', 'close')
     this.request.cache?.committed(status, headers, out)
     res.writeHead(status, out)
+    if (attempt.sse) this.request.trace?.firstToken(now, now - this.request.startedAt)
   }
 
   /** Writes a body chunk; false asks the attempt to pause until the client drains. */
@@ -368,6 +379,7 @@ export class ProxyCall {
 
   /** Ends a response that already started: SSE gets an error event, anything else a cut connection. */
   #breakResponse(err: GatewayError): void {
+    this.#outcome.error = err.code
     const res = this.res
     // The client already has its status (a 200): that is what it saw; the failure counts apart.
     if (res.headersSent) this.#outcome.broken = err.code
@@ -379,7 +391,9 @@ export class ProxyCall {
 
   #respondError(err: GatewayError, now: number): void {
     this.#outcome.status = err.status
-    writeError(this.res, err, this.ctx.shuttingDown() ? { connection: 'close' } : undefined)
+    this.#outcome.error = err.code
+    const id = this.request.requestId
+    writeError(this.res, err, this.ctx.shuttingDown() ? { [REQUEST_ID_HEADER]: id, connection: 'close' } : { [REQUEST_ID_HEADER]: id })
     this.#finish(now)
   }
 
@@ -464,6 +478,7 @@ export class ProxyCall {
     this.res.off('close', onClientClose)
     const request = this.request
     this.#outcome.record(this.ctx.metrics, request.endpoint.name, request.model, request.startedAt, this.#winner, this.#planner.last, now, request.metering)
+    this.#outcome.report(this.ctx, request, this.attempts, this.#winner, this.#planner.last, now)
     this.#live = []
   }
 }

@@ -14,7 +14,11 @@ import type { UsageLedger } from '../limits/usage.ts'
 import { DEBUG_HEADER, routeRequestFor } from '../routing/route-request.ts'
 import type { Resolution } from '../routing/router.ts'
 import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
-import type { GatewayMetrics } from '../telemetry/metrics.ts'
+import type { AccessLog } from '../telemetry/access-log.ts'
+import { GEN_AI_OPERATION, type GatewayMetrics } from '../telemetry/metrics.ts'
+import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
+import { RequestTrace } from '../telemetry/request-trace.ts'
+import { activeTracing } from '../telemetry/tracing.ts'
 import { HOP_HEADER, type Upstream } from '../upstream/upstream.ts'
 import { CallCache } from './call-cache.ts'
 import { ProxyCall } from './call.ts'
@@ -28,12 +32,16 @@ export interface PipelineState {
   /** The response cache, or null when caching is off. */
   readonly cache: ResponseCache | null
   readonly metrics: GatewayMetrics
+  readonly accessLog: AccessLog | null
   /** Usage per tenant, key and model (lives across reloads). */
   readonly usage: UsageLedger
 }
 
-/** Client headers passed upstream; everything else (credentials above all) stays behind. */
-const FORWARDED_REQUEST_HEADERS = ['x-request-id', 'openai-beta'] as const
+/**
+ * Client headers passed upstream; everything else (credentials above all) stays behind. The
+ * request id always goes (the client's, or the one generated for it).
+ */
+const FORWARDED_REQUEST_HEADERS = ['openai-beta'] as const
 
 /** The route handler of a proxied endpoint. */
 export function proxy(state: PipelineState, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
@@ -68,6 +76,11 @@ function serve(
   metering: Metering | null,
 ): void | Promise<void> {
   const headers = request.headers
+  const tracing = activeTracing()
+  const trace =
+    tracing === null
+      ? null
+      : new RequestTrace(tracing, headers, { requestId: request.id, method: 'POST', path: endpoint.path, operation: GEN_AI_OPERATION[endpoint.name] ?? endpoint.name, model: parsed.model, stream: parsed.stream, body: parsed.json, tenant: principal.tenant }, request.startedAt)
   if (metering !== null) {
     metering.writeHeaders(reply.raw)
     // Whatever way the response ends (a 4xx/5xx written by the error handler, a client gone
@@ -83,16 +96,16 @@ function serve(
     callCache = new CallCache(cache, plan)
     const hit = cache.lookup(plan)
     if (hit !== null) {
-      if (!(hit instanceof Promise)) return replayHit(state, cache, plan, hit, endpoint, parsed.model, reply, metering)
+      if (!(hit instanceof Promise)) return replayHit(state, cache, plan, hit, endpoint, parsed.model, request, reply, principal, trace, metering)
       // The shared tier answers within redis.commandTimeoutMs, or as a miss.
       const onMiss = callCache
       return hit.then((h) => {
-        if (h !== null) replayHit(state, cache, plan, h, endpoint, parsed.model, reply, metering)
-        else forward(snapshot, endpoint, request, reply, parsed, resolution, raw, onMiss, metering)
+        if (h !== null) replayHit(state, cache, plan, h, endpoint, parsed.model, request, reply, principal, trace, metering)
+        else forward(snapshot, endpoint, request, reply, parsed, resolution, raw, onMiss, principal, trace, metering)
       })
     }
   }
-  forward(snapshot, endpoint, request, reply, parsed, resolution, raw, callCache, metering)
+  forward(snapshot, endpoint, request, reply, parsed, resolution, raw, callCache, principal, trace, metering)
 }
 
 function forward(
@@ -104,13 +117,15 @@ function forward(
   resolution: Resolution<Upstream>,
   raw: Buffer,
   cache: CallCache | null,
+  principal: Principal,
+  trace: RequestTrace | null,
   metering: Metering | null,
 ): void {
   const headers = request.headers
-  let forwardedHeaders: string[] | null = null
+  const forwardedHeaders: string[] = [REQUEST_ID_HEADER, request.id]
   for (const name of FORWARDED_REQUEST_HEADERS) {
     const value = headers[name]
-    if (typeof value === 'string') (forwardedHeaders ??= []).push(name, value)
+    if (typeof value === 'string') forwardedHeaders.push(name, value)
   }
   let body = resolution.model === parsed.model ? raw : rewriteModel(parsed.json, resolution.model)
   let usageFilter: UsageEventFilter | null = null
@@ -134,17 +149,43 @@ function forward(
     startedAt: request.startedAt,
     excluded,
     cache,
+    requestId: request.id,
+    tenant: principal.tenant,
+    keyName: principal.keyName,
+    stream: parsed.stream,
+    trace,
     metering,
     usageFilter,
   })
   call.start()
 }
 
-function replayHit(state: PipelineState, cache: ResponseCache, plan: CachePlan, hit: CachedResponse, endpoint: Endpoint, model: string, reply: FastifyReply, metering: Metering | null): void {
+function replayHit(
+  state: PipelineState,
+  cache: ResponseCache,
+  plan: CachePlan,
+  hit: CachedResponse,
+  endpoint: Endpoint,
+  model: string,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  principal: Principal,
+  trace: RequestTrace | null,
+  metering: Metering | null,
+): void {
   metering?.end(null, true, true)
   reply.hijack()
-  cache.replay(hit, plan, reply.raw, {})
+  cache.replay(hit, plan, reply.raw, { [REQUEST_ID_HEADER]: request.id })
   state.metrics.countRequest(endpoint.name, model, 'cache', 200)
+  const outcome = hit.similarity !== null ? 'semantic-hit' : 'hit'
+  if (trace !== null || state.accessLog !== null) {
+    const now = performance.now()
+    trace?.end({ status: 200, cache: outcome, responseModel: null, inputTokens: null, outputTokens: null, errorType: null }, null, now)
+    state.accessLog?.record({
+      id: request.id, tenant: principal.tenant, route: endpoint.name, model, upstream: null, member: null, status: 200, cache: outcome,
+      ttftMs: null, durationMs: Math.round((now - request.startedAt) * 1000) / 1000, inputTokens: null, outputTokens: null, attempts: 0, error: null,
+    })
+  }
 }
 
 /** The session key consistent hashing routes on: a configured header, else a body field (`user`). */

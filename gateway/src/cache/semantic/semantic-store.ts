@@ -113,6 +113,17 @@ export class SemanticStore {
     }
   }
 
+  /** Removes every entry whose metadata matches (an operator's purge); returns how many. */
+  deleteWhere(match: (meta: StoredEntry['meta']) => boolean): number {
+    let n = 0
+    for (const item of [...this.#items.values()]) {
+      if (!match(item.entry.meta)) continue
+      this.#remove(item)
+      n++
+    }
+    return n
+  }
+
   clear(): void {
     this.#items.clear()
     this.#byLabel.clear()

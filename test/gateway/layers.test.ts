@@ -15,6 +15,7 @@ const SRC = new URL('../../gateway/src/', import.meta.url).pathname
 const LAYERS: readonly (readonly string[])[] = [
   ['main.ts'],
   ['server.ts'],
+  ['admin'],
   ['gateway.ts', 'http-errors.ts'],
   ['cluster', 'simulator'],
   ['proxy'],
@@ -23,8 +24,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ['auth'],
   ['routing'],
   ['upstream'],
-  ['config'],
   ['telemetry'],
+  ['config'],
   ['errors.ts'],
 ]
 const CONFIG_LAYER = LAYERS.findIndex((l) => l.includes('config'))

@@ -17,7 +17,7 @@ import { ResponseCache, type CacheRequest } from '../../src/cache/index.ts'
 import { readPairs, report, scorePairs, type PairReport, type ScoredPair } from '../../src/cache/semantic/evaluate.ts'
 import { LexicalVerifier } from '../../src/cache/semantic/lexical-verifier.ts'
 import { LocalEmbedder } from '../../src/cache/semantic/local-embedder.ts'
-import { trafficEval } from '../../src/cache/semantic/traffic-run.ts'
+import { trafficEval } from '../lib/semantic-traffic.ts'
 import { PartitionIndex } from '../../src/cache/semantic/vector-index.ts'
 import { canonicalBody, digest } from '../../src/cache/canonical.ts'
 

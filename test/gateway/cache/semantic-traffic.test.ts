@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { readPairs } from '../../../gateway/src/cache/semantic/evaluate.ts'
-import { trafficEval } from '../../../gateway/src/cache/semantic/traffic-run.ts'
+import { trafficEval } from '../../../gateway/benchmarks/lib/semantic-traffic.ts'
 
 const pairs = readPairs(fileURLToPath(new URL('../../fixtures/cache/pairs-dev.jsonl', import.meta.url))).filter((_, i) => i % 10 === 0)
 

@@ -4,12 +4,12 @@
  * gateway built by `buildServer` with semantic caching on and every other setting at its default.
  */
 import type { AddressInfo } from 'node:net'
-import { parseConfig } from '../../config/load.ts'
-import { buildServer } from '../../server.ts'
-import { startSimulator } from '../../simulator/server.ts'
-import { createLogger } from '../../telemetry/logger.ts'
-import type { LabelledPair } from './evaluate.ts'
-import { runTraffic, type TrafficOrder, type TrafficReport } from './traffic-eval.ts'
+import { parseConfig } from '../../src/config/load.ts'
+import { buildServer } from '../../src/server.ts'
+import { startSimulator } from '../../src/simulator/server.ts'
+import { createLogger } from '../../src/telemetry/logger.ts'
+import type { LabelledPair } from '../../src/cache/semantic/evaluate.ts'
+import { runTraffic, type TrafficOrder, type TrafficReport } from '../../src/cache/semantic/traffic-eval.ts'
 
 export interface TrafficRunOptions {
   /** The simulator's time to first byte: the semantic lookup must answer before it to be seen. */

@@ -9,7 +9,8 @@
  *   cache:slog         stream of semantic inserts (`id`, `src`) that instances tail to stay in sync
  *   cache:sidx         FT vector index over cache:s:*, when the server has vector search
  */
-import { Redis, type RedisOptions } from 'ioredis'
+import { Redis } from 'ioredis'
+import { requestPathRedisOptions } from '../config/redis-client.ts'
 import { randomUUID } from 'node:crypto'
 import { decodeEntry, encodeEntry, type StoredEntry } from './entry.ts'
 import type { CacheMetrics } from './metrics.ts'
@@ -70,17 +71,7 @@ export class RedisTier {
     this.#metrics = metrics
     this.#logger = logger
     this.#timeoutMs = settings.commandTimeoutMs
-    const password = settings.passwordEnv !== undefined ? process.env[settings.passwordEnv] : undefined
-    const opts: RedisOptions = {
-      lazyConnect: true,
-      connectTimeout: settings.connectTimeoutMs,
-      commandTimeout: settings.commandTimeoutMs,
-      // A request must never wait for a reconnect: commands fail at once while disconnected.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
-      ...(password !== undefined ? { password } : {}),
-    }
+    const opts = requestPathRedisOptions(settings)
     this.#client = new Redis(settings.url, opts)
     // The tail connection blocks in XREAD, so it gets no command timeout and may queue while reconnecting.
     this.#tail = new Redis(settings.url, { ...opts, commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null })

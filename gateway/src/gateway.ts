@@ -13,6 +13,7 @@ import type { ProxyCall } from './proxy/call.ts'
 import { GatewayError } from './errors.ts'
 import { compileForwardedHeaders, type ForwardedHeaders } from './protocols/forwarded-headers.ts'
 import { RuntimeSnapshot } from './runtime/snapshot.ts'
+import { AccessLog, FailureLimiter } from './telemetry/access-log.ts'
 import type { GatewayMetrics } from './telemetry/metrics.ts'
 import type { Logger } from './telemetry/logger.ts'
 
@@ -41,6 +42,11 @@ export class Gateway {
   shuttingDown: boolean
   private sweeper: NodeJS.Timeout | null
 
+  /** The access log (`telemetry.accessLog`), or null when off. Set at boot; reloads keep it. */
+  readonly accessLog: AccessLog | null
+  /** Failure log lines kept per cause and minute (access log and upstream failures alike). */
+  readonly failureLogs: FailureLimiter
+
   /** Incremented by every applied reload; 1 for the boot config. */
   generation: number
   private readonly env: NodeJS.ProcessEnv
@@ -62,6 +68,8 @@ export class Gateway {
     this.openRequests = 0
     this.ready = false
     this.shuttingDown = false
+    this.failureLogs = new FailureLimiter(config.telemetry.accessLog.failuresPerMinute)
+    this.accessLog = config.telemetry.accessLog.enabled ? new AccessLog(config.telemetry.accessLog, logger, this.failureLogs) : null
     this.warmed = null
     this.sweeper = null
     this.tenancy = new Tenancy(config, metrics.registry, logger)
@@ -80,6 +88,7 @@ export class Gateway {
           })
     this.snapshot = this.buildSnapshot(config)
     metrics.setMemberSource(() => this.snapshot.router.members())
+    metrics.setConfiguredModels(() => this.snapshot.modelIds)
     metrics.setKnownModels(() => this.snapshot.modelIds)
   }
 
@@ -116,9 +125,16 @@ export class Gateway {
       track: (delta) => snapshot.track(delta),
       observeConcurrency: (target) => snapshot.sizer.observe(target),
       shuttingDown: () => this.shuttingDown,
+      accessLog: this.accessLog,
       onUpstreamFailure: (call, target, failure) => {
-        this.metrics.countUpstreamError(target.name, failure.code)
-        this.logger.warn({ upstream: target.name, code: failure.code, detail: failure.detail, attempt: call.attempts, model: call.model }, 'upstream failure')
+        this.metrics.countUpstreamError(target.upstreamName, failure.code)
+        // A dead upstream fails every request: keep a sample of lines per cause, count the rest.
+        const suppressed = this.failureLogs.allow(`upstream:${target.upstreamName}:${failure.code}`, Date.now())
+        if (suppressed < 0) return
+        this.logger.warn(
+          { requestId: call.request.requestId, upstream: target.upstreamName, member: target.name, code: failure.code, detail: failure.detail, attempt: call.attempts, model: call.model, ...(suppressed > 0 ? { suppressed } : {}) },
+          'upstream failure',
+        )
       },
     }
   }
@@ -173,6 +189,7 @@ export class Gateway {
     this.snapshot = next
     this.labelUsage()
     this.generation++
+    this.metrics.setConfiguredModels(() => next.modelIds)
     this.metrics.configGeneration.set(this.generation)
     this.metrics.configReloads.inc({ result: 'applied' })
     this.logger.info({ generation: this.generation, members: next.router.members().length, answered }, 'config reloaded')

@@ -12,8 +12,11 @@ import { runPrimary } from './cluster/primary.ts'
 import { ConfigError, loadConfig, parseConfig } from './config/load.ts'
 import { watchConfigFile } from './config/watch.ts'
 import type { GatewayConfig } from './config/schema.ts'
-import { buildServer } from './server.ts'
+import { buildAdminServer } from './admin/server.ts'
+import { buildServer, metricsText } from './server.ts'
 import { createLogger, flushLogger, type Logger } from './telemetry/logger.ts'
+import { startProfilePush } from './telemetry/profiling.ts'
+import { startTracing } from './telemetry/tracing.ts'
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false })
@@ -59,6 +62,8 @@ async function main(): Promise<void> {
     c.upstreams.length > 0 || simulatorUrl === null ? c : parseConfig({ ...c, upstreams: [{ name: 'simulator', url: simulatorUrl, models: ['*'] }] }, 'embedded defaults')
   config = withSimulator(config)
 
+  // Before the server is built: spans need the SDK registered; without an endpoint nothing loads.
+  const tracing = await startTracing(config.telemetry.tracing, logger)
   const app = await buildServer(config, { logger })
   // Cluster workers each bind the port with SO_REUSEPORT (fastify passes the option to net).
   const listenOptions: FastifyListenOptions & { reusePort?: boolean } = { host: config.server.host, port: config.server.port, reusePort: cluster.isWorker }
@@ -67,12 +72,36 @@ async function main(): Promise<void> {
   const port = typeof address === 'object' && address !== null ? address.port : config.server.port
   logger.info({ host: config.server.host, port, upstreams: config.upstreams.map((u) => u.name) }, 'velox gateway listening')
 
+  const reloadFromSource = () => app.velox.reload(() => withSimulator(loadConfig(file)))
   const reload = (why: string): void => {
     logger.info({ why, file }, 'reloading config')
-    void app.velox.reload(() => withSimulator(loadConfig(file)))
+    void reloadFromSource()
+  }
+
+  let admin: Awaited<ReturnType<typeof buildAdminServer>> | null = null
+  if (config.admin.port !== undefined) {
+    const tokenEnv = config.admin.tokenEnv
+    const token = tokenEnv !== undefined ? process.env[tokenEnv] : undefined
+    if (tokenEnv !== undefined && (token === undefined || token === '')) {
+      logger.fatal({ tokenEnv }, `admin.tokenEnv: ${tokenEnv} is not set; refusing to start an unguarded admin listener`)
+      flushLogger(logger)
+      process.exit(78)
+    }
+    admin = buildAdminServer(app.velox, { token: token ?? null, reload: reloadFromSource, metricsText: () => metricsText(app.velox.metrics), logger })
+    const adminListen: FastifyListenOptions & { reusePort?: boolean } = { host: config.admin.host, port: config.admin.port, reusePort: cluster.isWorker }
+    await admin.listen(adminListen)
+    const a = admin.server.address()
+    logger.info({ host: config.admin.host, port: typeof a === 'object' && a !== null ? a.port : config.admin.port, token: token !== undefined }, 'admin listener up')
   }
   process.on('SIGHUP', () => reload('SIGHUP'))
   const watcher = file !== null ? watchConfigFile(file, () => reload('file changed')) : null
+
+  let profiler: Awaited<ReturnType<typeof startProfilePush>> = null
+  try {
+    profiler = await startProfilePush(config.telemetry.profiling, process.env, logger)
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'continuous profiling not started')
+  }
 
   let stopping = false
   const shutdown = async (signal: string): Promise<void> => {
@@ -102,7 +131,10 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 50)) // let the final error events flush
     }
     app.server.closeAllConnections()
+    await admin?.close()
     await app.close()
+    await profiler?.stop()
+    await tracing?.shutdown().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'flushing spans failed'))
     if (closeSimulator) await closeSimulator()
     logger.info('stopped')
     flushLogger(logger)

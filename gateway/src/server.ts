@@ -21,6 +21,7 @@ import { decodeBody, isIdentity } from './protocols/content-encoding.ts'
 import { Cors } from './protocols/cors.ts'
 import { GatewayMetrics } from './telemetry/metrics.ts'
 import { createLogger, type Logger } from './telemetry/logger.ts'
+import { REQUEST_ID_HEADER, requestId } from './telemetry/request-id.ts'
 
 export { Gateway }
 
@@ -58,7 +59,9 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     requestTimeout: config.server.requestTimeoutMs,
     clientErrorHandler,
     forceCloseConnections: false,
-    requestIdHeader: 'x-request-id',
+    // The client's x-request-id when usable, else a UUID (see telemetry/request-id.ts).
+    requestIdHeader: false,
+    genReqId: requestId,
     // Host is checked by the onRequest hook, so a request without one gets an OpenAI-shaped 400 (Node's is empty).
     http: { requireHostHeader: false },
     // A path whose percent-encoding does not decode: fastify's own answer is not in the OpenAI shape.
@@ -124,9 +127,12 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
 
   app.setErrorHandler((error, request, reply) => {
     const err = toGatewayError(error, config.server.bodyLimit)
-    if (err.status >= 500) request.log.error({ err: error }, 'request failed')
-    gateway.metrics.countRequest(ROUTE_NAMES.get(request.routeOptions.url ?? '') ?? 'other', 'none', 'none', err.status)
+    const route = ROUTE_NAMES.get(request.routeOptions.url ?? '') ?? 'other'
+    if (err.status >= 500) request.log.error({ err: error, requestId: request.id }, 'request failed')
+    gateway.metrics.countRequest(route, 'none', 'none', err.status)
+    gateway.accessLog?.refused(request.id, route, err.status, err.code, request.startedAt)
     if (err.retryAfter !== null) void reply.header('retry-after', String(err.retryAfter))
+    void reply.header(REQUEST_ID_HEADER, request.id)
     // Refused before its body was read (413): close only once the client can read the answer.
     if (!request.raw.complete) lingerOnClose(request.raw.socket)
     return reply.code(err.status).type('application/json').send(isAnthropicRoute(request.url) ? gatewayErrorBody(err) : err.body())
@@ -138,6 +144,7 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
       ? new GatewayError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} ${path}; use POST`)
       : new GatewayError('GW_ERR_NOT_FOUND', `${request.method} ${path}`)
     if (err.status === 405) void reply.header('allow', 'POST')
+    void reply.header(REQUEST_ID_HEADER, request.id)
     return reply.code(err.status).type('application/json').send(isAnthropicRoute(path) ? gatewayErrorBody(err) : err.body())
   })
 
@@ -174,9 +181,15 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     new AggregatorRegistry()
     AggregatorRegistry.setRegistries([metrics.registry])
   }
-  app.get('/metrics', async (_request, reply) => {
-    const body = cluster.isWorker ? await clusterMetrics() : await metrics.registry.metrics()
-    return reply.type(metrics.registry.contentType).send(body)
-  })
+  // Operator surfaces live on the admin listener; the main port keeps /metrics only for local
+  // use, while neither an admin listener nor client auth is configured.
+  if (config.admin.port === undefined && config.auth.keys.length === 0) {
+    app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metricsText(metrics)))
+  }
   return app
+}
+
+/** The Prometheus exposition: this process's registry, or in a cluster worker every worker's, summed. */
+export function metricsText(metrics: GatewayMetrics): Promise<string> {
+  return cluster.isWorker ? clusterMetrics() : metrics.registry.metrics()
 }

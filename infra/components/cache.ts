@@ -9,6 +9,8 @@ export interface CacheArgs {
   readonly vpcId: pulumi.Input<string>
   /** Private subnets, one per AZ: replicas land in different AZs. */
   readonly subnetIds: pulumi.Input<string>[]
+  /** The AZs of the compute, first one first: the primary is placed in zones[0], replicas in the next ones. */
+  readonly zones: pulumi.Input<string>[]
   /** Security groups allowed to connect (the nodes'). */
   readonly clientSecurityGroupIds: pulumi.Input<string>[]
   readonly nodeType: string
@@ -31,6 +33,12 @@ export const CACHE_PARAMETERS: readonly { name: string; value: string }[] = [
   { name: 'tcp-keepalive', value: '60' },
 ]
 
+/** One AZ per cache node: the primary in the compute's first AZ, each replica in the next. */
+export function cacheZones<T>(zones: readonly T[], nodes: number): T[] {
+  if (zones.length === 0) throw new Error('the cache needs at least one AZ')
+  return Array.from({ length: nodes }, (_, i) => zones[i % zones.length]!)
+}
+
 export function parameterFamily(engineVersion: string): string {
   return `valkey${engineVersion.split('.')[0]}`
 }
@@ -41,6 +49,8 @@ export function parameterFamily(engineVersion: string): string {
  */
 export class Cache extends pulumi.ComponentResource {
   readonly primaryEndpoint: pulumi.Output<string>
+  /** Reader endpoint (replicas); equals the primary's node when there are none. */
+  readonly readerEndpoint: pulumi.Output<string>
   readonly port: number
   readonly tls: boolean
   readonly authToken: boolean
@@ -72,6 +82,9 @@ export class Cache extends pulumi.ComponentResource {
       nodeType: args.nodeType,
       port: CACHE_PORT,
       numCacheClusters: args.nodes,
+      // The first AZ gets the primary (the gateway reaches it in-AZ there); creation order only:
+      // after a failover the primary stays wherever ElastiCache promoted it.
+      preferredCacheClusterAzs: cacheZones(args.zones, args.nodes),
       automaticFailoverEnabled: replicated,
       multiAzEnabled: replicated,
       transitEncryptionEnabled: true,
@@ -86,11 +99,15 @@ export class Cache extends pulumi.ComponentResource {
       tags: { Name: `${name}-valkey` },
     }, parent)
 
-    this.primaryEndpoint = group.primaryEndpointAddress
+    this.primaryEndpoint = group.primaryEndpointAddress.apply((h) => {
+      if (!h) throw new Error(`ElastiCache replication group ${args.replicationGroupId} reported no primary endpoint`)
+      return h
+    })
+    this.readerEndpoint = group.readerEndpointAddress
     this.port = CACHE_PORT
     this.tls = true
     this.authToken = args.authToken !== undefined
     this.securityGroupId = sg.id
-    this.registerOutputs({ primaryEndpoint: this.primaryEndpoint, securityGroupId: this.securityGroupId })
+    this.registerOutputs({ primaryEndpoint: this.primaryEndpoint, readerEndpoint: this.readerEndpoint, securityGroupId: this.securityGroupId })
   }
 }

@@ -4,8 +4,10 @@ import * as pulumi from '@pulumi/pulumi'
 export interface RegionalDnsArgs {
   /** Existing hosted zone that owns the domain. */
   readonly hostedZoneId: string
-  /** Latency-routed name every region answers for, e.g. api.velox.example.com. */
+  /** The public name, e.g. api.velox.example.com (regional names hang off it). */
   readonly domain: string
+  /** The latency-routed name every region answers for: the domain itself, or latency.<domain> when an accelerator owns the domain. */
+  readonly latencyName: string
   readonly region: string
   /** The region's NLB DNS name. */
   readonly loadBalancerHostname: pulumi.Input<string>
@@ -17,6 +19,11 @@ export interface RegionalDnsArgs {
 }
 
 /** The per-region name peers use as a fallback upstream: `<region>.<domain>`. */
+/** The latency-routed DNS path beside a Global Accelerator that owns `<domain>`. */
+export function latencyName(domain: string): string {
+  return `latency.${domain}`
+}
+
 export function regionalName(region: string, domain: string): string {
   return `${region}.${domain}`
 }
@@ -52,7 +59,7 @@ export class RegionalDns extends pulumi.ComponentResource {
     const alias = { name: args.loadBalancerHostname, zoneId: nlbZone.id, evaluateTargetHealth: true }
     const latency = new aws.route53.Record(`${name}-latency`, {
       zoneId: args.hostedZoneId,
-      name: args.domain,
+      name: args.latencyName,
       type: 'A',
       setIdentifier: args.region,
       latencyRoutingPolicies: [{ region: args.region }],

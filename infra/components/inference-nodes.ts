@@ -1,6 +1,8 @@
 import * as pulumi from '@pulumi/pulumi'
 import { INFERENCE_AMI_TYPE, inferenceInstanceProblem, instanceType } from '../lib/instance-types.ts'
 import { gatewayTuning, nodeUserData, tuningScript } from '../lib/user-data.ts'
+import { splitNodes } from '../lib/zones.ts'
+import type { ZoneSubnet } from './gateway-nodes.ts'
 import { declareNodePool } from './shared/node-pool.ts'
 
 export const INFERENCE_NODE_LABEL = { 'velox.dev/role': 'inference' } as const
@@ -12,19 +14,26 @@ export interface InferenceNodesArgs {
   readonly kubernetesVersion: string
   readonly nodeRoleArn: pulumi.Input<string>
   readonly securityGroupIds: pulumi.Input<string>[]
-  /** Same subnet (AZ) as the gateway nodes. */
-  readonly subnetId: pulumi.Input<string>
-  /** The gateway nodes' cluster placement group: gateway -> vLLM stays inside one network spine. */
-  readonly placementGroupName: pulumi.Input<string>
+  /** The gateway nodes' AZs and subnets: gateway -> vLLM stays inside an AZ. */
+  readonly zones: readonly ZoneSubnet[]
   /** g6e/p5 class. */
   readonly instanceType: string
+  /** Totals over every AZ, split like the gateway nodes. */
   readonly nodes: { readonly min: number; readonly desired: number; readonly max: number }
+  /** ENA Express (same-subnet TCP to the gateways), decided together with the gateway type. */
+  readonly enaExpress: boolean
 }
 
-/** GPU nodes for vLLM on the NVIDIA AL2023 AMI, tainted, colocated with the gateway nodes. */
+/**
+ * GPU nodes for vLLM on the NVIDIA AL2023 AMI, tainted, one node group per gateway AZ in the
+ * gateways' subnet. Not in the gateways' cluster placement group: EC2 advises one instance type
+ * per cluster placement group, GPU capacity is the scarce kind (a packed launch fails with
+ * InsufficientInstanceCapacity first), and one same-AZ hop per request is microseconds against
+ * the milliseconds a token takes.
+ */
 export class InferenceNodes extends pulumi.ComponentResource {
-  readonly nodeGroupName: pulumi.Output<string>
-  readonly launchTemplateId: pulumi.Output<string>
+  readonly nodeGroupNames: pulumi.Output<string>[]
+  readonly launchTemplateIds: pulumi.Output<string>[]
   /** GPUs per node: vLLM's tensor parallel size. */
   readonly gpusPerNode: number
 
@@ -33,29 +42,32 @@ export class InferenceNodes extends pulumi.ComponentResource {
     const problem = inferenceInstanceProblem(args.instanceType)
     const info = instanceType(args.instanceType)
     if (problem || !info) throw new Error(`inference nodes: ${problem ?? 'unknown instance type'}`)
+    if (args.enaExpress && !info.enaExpress) throw new Error(`inference nodes: "${args.instanceType}" does not support ENA Express`)
 
-    const pool = declareNodePool(this, name, {
+    const counts = splitNodes(args.nodes, args.zones.length)
+    // vLLM's HTTP server benefits from the same backlog and buffer settings; no busy polling
+    // on GPU hosts, whose CPUs feed the GPUs.
+    const userData = nodeUserData(tuningScript(gatewayTuning(0)))
+    const pools = args.zones.map((z, i) => declareNodePool(this, `${name}-${i}`, {
       clusterName: args.clusterName,
       nodeRoleArn: args.nodeRoleArn,
       securityGroupIds: args.securityGroupIds,
-      subnetId: args.subnetId,
-      placementGroupName: args.placementGroupName,
+      subnetId: z.subnetId,
+      placementGroupName: undefined,
       instanceType: args.instanceType,
       amiType: INFERENCE_AMI_TYPE,
-      enaExpress: info.enaExpress,
-      // vLLM's HTTP server benefits from the same backlog and buffer settings; no busy polling
-      // on GPU hosts, whose CPUs feed the GPUs.
-      userData: nodeUserData(tuningScript(gatewayTuning(0))),
+      enaExpress: args.enaExpress,
+      userData,
       // Model weights are downloaded to the node; room for a 70B checkpoint.
       rootVolumeGiB: 300,
-      nodes: args.nodes,
+      nodes: counts[i]!,
       labels: { ...INFERENCE_NODE_LABEL },
       taints: [{ ...GPU_TAINT }],
       kubernetesVersion: args.kubernetesVersion,
-    })
-    this.nodeGroupName = pool.nodeGroup.nodeGroupName
-    this.launchTemplateId = pool.launchTemplate.id
+    }))
+    this.nodeGroupNames = pools.map((p) => p.nodeGroup.nodeGroupName)
+    this.launchTemplateIds = pools.map((p) => p.launchTemplate.id)
     this.gpusPerNode = info.gpus
-    this.registerOutputs({ nodeGroupName: this.nodeGroupName, launchTemplateId: this.launchTemplateId })
+    this.registerOutputs({ nodeGroupNames: this.nodeGroupNames, launchTemplateIds: this.launchTemplateIds })
   }
 }

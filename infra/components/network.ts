@@ -1,10 +1,14 @@
 import * as aws from '@pulumi/aws'
 import * as pulumi from '@pulumi/pulumi'
 import { planSubnets } from '../lib/subnets.ts'
+import { checkZones, pickZones, type Offering } from '../lib/zones.ts'
 
 export interface NetworkArgs {
   /** Name of the EKS cluster that will use the subnets (tags for load balancer subnet discovery). */
   readonly clusterName: string
+  readonly region: string
+  /** Instance types every AZ used must offer (the node types): checked against EC2's per-AZ offerings. */
+  readonly instanceTypes: readonly string[]
   /** A new VPC: its CIDR, how many AZs, and whether each AZ gets its own NAT gateway. */
   readonly vpc?: { readonly cidr: string; readonly azCount: number; readonly natGateways: 'single' | 'perAz' }
   /** An existing VPC instead; nothing is created, the ids pass through. */
@@ -13,8 +17,10 @@ export interface NetworkArgs {
 
 export interface NetworkOutputs {
   readonly vpcId: pulumi.Output<string>
-  /** Node and cache subnets, one per AZ; index 0 is the AZ the placement group lives in. */
+  /** Node and cache subnets, one per AZ; index 0's AZ also holds the cache primary. */
   readonly privateSubnetIds: pulumi.Output<string>[]
+  /** The AZ of each private subnet (same order); every one offers every node instance type. */
+  readonly zones: pulumi.Output<string>[]
   /** Load balancer (and NAT) subnets. */
   readonly publicSubnetIds: pulumi.Output<string>[]
 }
@@ -26,32 +32,47 @@ export interface NetworkOutputs {
 export class Network extends pulumi.ComponentResource implements NetworkOutputs {
   readonly vpcId: pulumi.Output<string>
   readonly privateSubnetIds: pulumi.Output<string>[]
+  readonly zones: pulumi.Output<string>[]
   readonly publicSubnetIds: pulumi.Output<string>[]
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super('velox:network:Network', name, {}, opts)
-    const out = args.existingVpc ? existingNetwork(args.existingVpc) : newNetwork(this, name, args)
+    const offerings = aws.ec2.getInstanceTypeOfferingsOutput({
+      locationType: 'availability-zone',
+      filters: [{ name: 'instance-type', values: [...args.instanceTypes] }],
+    }, { parent: this }).apply((r): Offering[] => r.instanceTypes.map((instanceType, i) => ({ instanceType, zone: r.locations[i]! })))
+    const out = args.existingVpc ? existingNetwork(this, args, args.existingVpc, offerings) : newNetwork(this, name, args, offerings)
     this.vpcId = out.vpcId
     this.privateSubnetIds = out.privateSubnetIds
+    this.zones = out.zones
     this.publicSubnetIds = out.publicSubnetIds
-    this.registerOutputs({ vpcId: this.vpcId, privateSubnetIds: this.privateSubnetIds, publicSubnetIds: this.publicSubnetIds })
+    this.registerOutputs({ vpcId: this.vpcId, privateSubnetIds: this.privateSubnetIds, zones: this.zones, publicSubnetIds: this.publicSubnetIds })
   }
 }
 
-function existingNetwork(v: NonNullable<NetworkArgs['existingVpc']>): NetworkOutputs {
+/** Existing subnets pass through once their AZs are known to offer the node types. */
+function existingNetwork(parent: pulumi.Resource, args: NetworkArgs, v: NonNullable<NetworkArgs['existingVpc']>, offerings: pulumi.Output<Offering[]>): NetworkOutputs {
+  const found = v.privateSubnetIds.map((id) => aws.ec2.getSubnetOutput({ id }, { parent }).availabilityZone)
+  const checked = pulumi.all([offerings, pulumi.all(found)]).apply(([o, zones]) => {
+    checkZones(args.region, zones, o, args.instanceTypes)
+    return zones
+  })
   return {
     vpcId: pulumi.output(v.vpcId),
-    privateSubnetIds: v.privateSubnetIds.map((id) => pulumi.output(id)),
+    privateSubnetIds: v.privateSubnetIds.map((id) => checked.apply(() => id)),
+    zones: found.map((_, i) => checked.apply((z) => z[i]!)),
     publicSubnetIds: v.publicSubnetIds.map((id) => pulumi.output(id)),
   }
 }
 
-function newNetwork(parent: pulumi.Resource, name: string, args: NetworkArgs): NetworkOutputs {
+function newNetwork(parent: pulumi.Resource, name: string, args: NetworkArgs, offerings: pulumi.Output<Offering[]>): NetworkOutputs {
   const spec = args.vpc
   if (!spec) throw new Error('Network needs either vpc or existingVpc')
   const opts = { parent }
   const plan = planSubnets(spec.cidr, spec.azCount)
-  const azs = aws.getAvailabilityZonesOutput({ state: 'available' }, opts)
+  const available = aws.getAvailabilityZonesOutput({ state: 'available', filters: [{ name: 'zone-type', values: ['availability-zone'] }] }, opts)
+  // The VPC is laid over the first azCount AZs that offer every node type (not simply a, b, c).
+  const azs = { names: pulumi.all([available.names, offerings]).apply(([names, o]) => pickZones(args.region, names, o, args.instanceTypes, spec.azCount)) }
   const clusterTag = { [`kubernetes.io/cluster/${args.clusterName}`]: 'shared' }
 
   const vpc = new aws.ec2.Vpc(`${name}-vpc`, {
@@ -94,7 +115,12 @@ function newNetwork(parent: pulumi.Resource, name: string, args: NetworkArgs): N
     return subnet
   })
 
-  return { vpcId: vpc.id, privateSubnetIds: privateSubnets.map((s) => s.id), publicSubnetIds: publicSubnets.map((s) => s.id) }
+  return {
+    vpcId: vpc.id,
+    privateSubnetIds: privateSubnets.map((s) => s.id),
+    zones: privateSubnets.map((s) => s.availabilityZone),
+    publicSubnetIds: publicSubnets.map((s) => s.id),
+  }
 }
 
 function pickAz(names: string[], index: number): string {

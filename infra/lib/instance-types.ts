@@ -152,3 +152,15 @@ export const CACHE_NODE_TYPES: readonly string[] = [
   'cache.m7g.large', 'cache.m7g.xlarge', 'cache.m7g.2xlarge',
   'cache.r7g.large', 'cache.r7g.xlarge', 'cache.r7g.2xlarge', 'cache.r7g.4xlarge',
 ]
+
+/**
+ * Whether ENA Express can do anything for this pair. Its only effect is on TCP (and opt-in UDP)
+ * flows between two instances in the same subnet that both have it enabled: it sends them over
+ * AWS SRD (multipath, faster retransmit), raising single-flow bandwidth from 5 to 25 Gbit/s and
+ * cutting the tail latency of loss. The gateway's only such peer is vLLM on the inference nodes of
+ * its AZ (client traffic arrives through the NLB; Valkey is a managed service), so it is enabled
+ * on both or on neither.
+ */
+export function enaExpressApplies(gatewayType: string, inferenceType: string): boolean {
+  return (instanceType(gatewayType)?.enaExpress ?? false) && (instanceType(inferenceType)?.enaExpress ?? false)
+}

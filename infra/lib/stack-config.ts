@@ -14,6 +14,7 @@ import {
   gatewayInstanceProblem, inferenceInstanceProblem, instanceType, platformOf,
 } from './instance-types.ts'
 import { DEFAULT_KUBERNETES_VERSION, eksVersionProblem } from './eks-versions.ts'
+import { privateCidrProblem, publicCidrProblem } from './cidrs.ts'
 
 /** Pulumi passes every config value as a string; structured ones are JSON text. */
 function decoded<T extends z.ZodType>(schema: T) {
@@ -26,6 +27,8 @@ function decoded<T extends z.ZodType>(schema: T) {
 const count = decoded(z.number().int().nonnegative())
 const positive = decoded(z.number().int().positive())
 const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 CIDR such as 10.0.0.0/16')
+/** An IAM role ARN (not an `assumed-role` session ARN, which EKS access entries refuse). */
+const roleArn = z.string().regex(/^arn:aws[\w-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'an IAM role ARN such as arn:aws:iam::123456789012:role/velox-deploy (not an sts assumed-role ARN)')
 /** `repo:tag` or `repo@sha256:<digest>`. */
 const IMAGE = /^[a-z0-9]+([._\-/:][a-z0-9]+)*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9]{64})?$/
 const DIGEST = /@sha256:[a-f0-9]{64}$/
@@ -91,12 +94,35 @@ const StackConfigSchema = z.strictObject({
     publicSubnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]+$/)).min(2),
   })).optional(),
   kubernetesVersion: z.string().regex(/^1\.\d{2}$/, `a minor version such as ${DEFAULT_KUBERNETES_VERSION}`),
-  /** CIDRs allowed to reach the public Kubernetes API endpoint (CI runners, VPN); [] = private only. */
-  clusterEndpointPublicCidrs: decoded(z.array(cidr).refine((l) => !l.includes('0.0.0.0/0'), 'must not include 0.0.0.0/0')),
+  /**
+   * Public egress CIDRs allowed on the public Kubernetes API endpoint (fixed-egress CI runners, a
+   * VPN); [] = private endpoint only. Checked by lib/cidrs.ts: no 0.0.0.0/0, nothing broader than
+   * /16, no documentation or private ranges.
+   */
+  clusterEndpointPublicCidrs: decoded(z.array(cidr)),
+  /** Private CIDRs (runners inside or peered with the VPC) allowed to the private API endpoint on 443. */
+  clusterEndpointPrivateCidrs: decoded(z.array(cidr)),
+  /**
+   * Who may use the Kubernetes API, as EKS access entries: the CI deploy role (cluster admin), the
+   * PR preview role (read-only, AmazonEKSAdminViewPolicy) and operators (cluster admin). The cluster
+   * creator gets no implicit access: whoever runs `pulumi up` must be one of these roles.
+   */
+  clusterAccess: decoded(z.strictObject({
+    deployRoleArn: roleArn,
+    previewRoleArn: roleArn.optional(),
+    operatorRoleArns: z.array(roleArn),
+  })),
   /** Client CIDRs allowed on the load balancer listener. */
   loadBalancerSourceRanges: decoded(z.array(cidr).min(1)),
   /** Sysctl net.core.busy_poll/busy_read on gateway nodes (µs); 0 disables busy polling. */
   busyPollMicros: decoded(z.number().int().min(0).max(200)),
+  /**
+   * The stage's global stack (`<org>/velox/<stage>-global`): when set, this region adds an endpoint
+   * group for its NLB to the global accelerator, and its latency records move to latency.<domain>.
+   */
+  globalStack: z.string().regex(/^[\w.-]+\/velox\/[a-z]+-global$/, 'a stack reference such as acme/velox/prod-global').optional(),
+  /** Share (0-100) of this region's accelerator traffic it takes; lower it to drain a region. */
+  acceleratorTrafficDial: decoded(z.number().int().min(0).max(100)),
   /** Extra tags merged into every resource's tags. */
   tags: decoded(z.record(z.string(), z.string())),
   /** Client API keys as the gateway lists them ({name, tenant, hash: sha256:<hex>, models?}); required outside dev. */
@@ -135,8 +161,9 @@ export const STAGE_DEFAULTS: Readonly<Record<Stage, Record<string, unknown>>> = 
     healthCheckIntervalSeconds: 30, healthCheckFailureThreshold: 3,
     fallbackUpstreams: [],
     vpc: { cidr: '10.40.0.0/16', azCount: 2, natGateways: 'single' },
-    kubernetesVersion: DEFAULT_KUBERNETES_VERSION, clusterEndpointPublicCidrs: [], loadBalancerSourceRanges: ['0.0.0.0/0'],
-    busyPollMicros: 0, tags: {},
+    kubernetesVersion: DEFAULT_KUBERNETES_VERSION, clusterEndpointPublicCidrs: [], clusterEndpointPrivateCidrs: [],
+    clusterAccess: { operatorRoleArns: [] }, loadBalancerSourceRanges: ['0.0.0.0/0'],
+    busyPollMicros: 0, tags: {}, acceleratorTrafficDial: 100,
     apiKeys: [], gatewayDrainSeconds: 30, vllmStartupSeconds: 1200,
   },
   staging: {
@@ -226,15 +253,33 @@ export function parseStackConfig(stack: string, raw: Readonly<Record<string, str
   if (id.stage !== 'dev' && !DIGEST.test(c.gatewayImage)) problems.push(`velox:gatewayImage: ${id.stage} runs only images pinned by digest (repo@sha256:...), got "${c.gatewayImage}"`)
   if (id.stage === 'prod' && c.cacheNodes < 2) problems.push(`velox:cacheNodes: prod needs at least 2 nodes for Multi-AZ failover, got ${c.cacheNodes}`)
   if (id.stage === 'prod' && c.gatewayNodes.min < 2) problems.push(`velox:gatewayNodes.min: prod needs at least 2 gateway nodes, got ${c.gatewayNodes.min}`)
+  const azCount = c.existingVpc ? c.existingVpc.privateSubnetIds.length : c.vpc.azCount
+  if (id.stage === 'prod' && azCount < 3) problems.push(`velox:vpc.azCount: prod spreads compute over at least 3 AZs, got ${azCount}`)
+  if (id.stage !== 'dev' && c.gatewayNodes.min < azCount) problems.push(`velox:gatewayNodes.min: ${c.gatewayNodes.min} cannot keep a gateway node in each of the ${azCount} AZs; use at least ${azCount}`)
   if (c.gatewayReplicas.max > c.gatewayNodes.max) problems.push(`velox:gatewayReplicas.max: ${c.gatewayReplicas.max} exceeds velox:gatewayNodes.max ${c.gatewayNodes.max} (host networking runs one gateway per node)`)
   const inf = instanceType(c.inferenceInstanceType)
   if (inf && c.inferenceNodes.desired === 0) problems.push('velox:inferenceNodes.desired: at least one inference node is needed to serve the model')
   for (const [i, url] of c.fallbackUpstreams.entries()) {
     if (new URL(url).hostname === c.domain) problems.push(`velox:fallbackUpstreams.${i}: "${url}" is the latency-routed name, which resolves back to this region; use a peer's regional name such as https://<region>.${c.domain}`)
   }
+  for (const [i, c0] of c.clusterEndpointPublicCidrs.entries()) {
+    const p = publicCidrProblem(c0)
+    if (p) problems.push(`velox:clusterEndpointPublicCidrs.${i}: ${p}`)
+  }
+  for (const [i, c0] of c.clusterEndpointPrivateCidrs.entries()) {
+    const p = privateCidrProblem(c0)
+    if (p) problems.push(`velox:clusterEndpointPrivateCidrs.${i}: ${p}`)
+  }
+  const principals = [c.clusterAccess.deployRoleArn, ...(c.clusterAccess.previewRoleArn ? [c.clusterAccess.previewRoleArn] : []), ...c.clusterAccess.operatorRoleArns]
+  const seen = new Set<string>()
+  for (const arn of principals) {
+    if (seen.has(arn)) problems.push(`velox:clusterAccess: ${arn} is listed twice; EKS allows one access entry per principal`)
+    seen.add(arn)
+  }
   if (id.stage !== 'dev' && c.apiKeys.length === 0) problems.push(`velox:apiKeys: ${id.stage} serves the internet and needs at least one client API key ({name, tenant, hash}; hash with node gateway/src/auth/hash-key.ts)`)
   const versionProblem = eksVersionProblem(c.kubernetesVersion, today)
   if (versionProblem) problems.push(`velox:kubernetesVersion: ${versionProblem}`)
+  if (c.globalStack && c.globalStack.split('/').pop() !== `${id.stage}-global`) problems.push(`velox:globalStack: "${c.globalStack}" is not this stage's global stack (${id.stage}-global)`)
   if (c.existingVpc && user['vpc'] !== undefined) problems.push('velox:vpc: set either velox:vpc (new VPC) or velox:existingVpc, not both')
   if (problems.length > 0) throw new StackConfigError(stack, problems)
 

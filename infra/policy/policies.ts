@@ -85,9 +85,12 @@ export const prodMultiAz: VeloxPolicy = {
     }
     if (type === 'aws:elasticache/subnetGroup:SubnetGroup' && (props['subnetIds'] ?? []).length < 2) report('prod cache subnet group must span at least 2 subnets (AZs)')
     if (type === 'aws:eks/cluster:Cluster' && (props['vpcConfig']?.['subnetIds'] ?? []).length < 2) report('prod cluster must span at least 2 subnets (AZs)')
-    if (type === 'aws:eks/nodeGroup:NodeGroup' && isGatewayRole(props['labels']) && Number(props['scalingConfig']?.['minSize'] ?? 0) < 2) {
-      report('prod gateway node group needs at least 2 nodes')
+    // Gateway node groups are per AZ (the program declares one in each of at least 3 AZs in prod):
+    // each must keep a node, so losing an AZ leaves the others serving.
+    if (type === 'aws:eks/nodeGroup:NodeGroup' && isGatewayRole(props['labels']) && Number(props['scalingConfig']?.['minSize'] ?? 0) < 1) {
+      report('prod gateway node group (one per AZ) needs at least 1 node')
     }
+    if (type === 'aws:eks/nodeGroup:NodeGroup' && (props['subnetIds'] ?? []).length !== 1) report('node groups are per AZ: exactly one subnet')
   },
 }
 

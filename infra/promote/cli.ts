@@ -13,9 +13,10 @@
 import { execFileSync } from 'node:child_process'
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { REGIONS_DIR, shippedStacks, stackFile } from '../tools/stack-files.ts'
+import { REGIONS_DIR, shippedGlobalStacks, shippedStacks, stackFile } from '../tools/stack-files.ts'
 import { healthGate } from './health.ts'
-import { pinImage, releaseFromOutputs, setGatewayImage } from './release.ts'
+import { parseStackName } from '../lib/naming.ts'
+import { pinImage, regionalImage, releaseFromOutputs, setGatewayImage } from './release.ts'
 import { affectedStacks, promotionPlan } from './stacks.ts'
 
 function emit(key: string, value: string): void {
@@ -39,7 +40,7 @@ switch (command) {
   case 'affected': {
     if (!values.base) throw new Error('affected needs --base <git-ref>')
     const changed = execFileSync('git', ['diff', '--name-only', `${values.base}...HEAD`], { encoding: 'utf8' }).split('\n').filter(Boolean)
-    emit('stacks', JSON.stringify(affectedStacks(changed, shippedStacks(dir))))
+    emit('stacks', JSON.stringify(affectedStacks(changed, [...shippedGlobalStacks(dir), ...shippedStacks(dir)])))
     break
   }
   case 'plan':
@@ -47,9 +48,10 @@ switch (command) {
     break
   case 'release': {
     if (!values.outputs) throw new Error('release needs --outputs <file from `pulumi stack output --json`>')
-    const { image } = releaseFromOutputs(JSON.parse(readFileSync(values.outputs, 'utf8')) as Record<string, unknown>)
-    // Every step must move the very image the promotion started with.
-    if (values.expect && values.expect !== image) throw new Error(`previous stage runs ${image}, but this promotion is for ${values.expect}`)
+    const { image, digest } = releaseFromOutputs(JSON.parse(readFileSync(values.outputs, 'utf8')) as Record<string, unknown>)
+    // Every step must move the very image (digest) the promotion started with; regions pull it
+    // from their own ECR replica, so the registry host may differ.
+    if (values.expect && !values.expect.endsWith(`@${digest}`)) throw new Error(`previous stage runs ${image}, but this promotion is for ${values.expect}`)
     emit('image', image)
     break
   }
@@ -63,8 +65,10 @@ switch (command) {
     const [stack, image] = positionals
     if (!stack || !image) throw new Error('set-image needs <stack> <image>')
     const file = stackFile(stack, dir)
-    writeFileSync(file, setGatewayImage(readFileSync(file, 'utf8'), image))
-    emit('image', image)
+    // One digest everywhere; an ECR image is pulled from the stack's own region's replica.
+    const local = regionalImage(image, parseStackName(stack).region)
+    writeFileSync(file, setGatewayImage(readFileSync(file, 'utf8'), local))
+    emit('image', local)
     break
   }
   case 'health-gate': {

@@ -36,3 +36,13 @@ export function setGatewayImage(stackFileText: string, image: string): string {
   doc.setIn(['config', 'velox:gatewayImage'], image)
   return doc.toString({ lineWidth: 0 })
 }
+
+const ECR_HOST = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com\//
+
+/**
+ * The same image as pulled in `region`: an ECR image is rewritten to that region's replica of the
+ * repository (same account and name, same digest); any other registry is left alone.
+ */
+export function regionalImage(image: string, region: string): string {
+  return image.replace(ECR_HOST, (_, account: string) => `${account}.dkr.ecr.${region}.amazonaws.com/`)
+}

@@ -10,12 +10,21 @@ import { parse } from 'yaml'
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const REGIONS_DIR = join(REPO_ROOT, 'regions')
 
-/** Every stack that has a config file in regions/, sorted. */
-export function shippedStacks(dir = REGIONS_DIR): string[] {
+function stackFiles(dir: string): string[] {
   return readdirSync(dir)
     .map((f) => /^Pulumi\.(.+)\.yaml$/.exec(f)?.[1])
     .filter((s): s is string => s !== undefined)
     .sort()
+}
+
+/** Every regional stack (`<stage>-<region>`) that has a config file in regions/, sorted. */
+export function shippedStacks(dir = REGIONS_DIR): string[] {
+  return stackFiles(dir).filter((s) => !s.endsWith('-global'))
+}
+
+/** Every global stack (`<stage>-global`) that has a config file in regions/, sorted. */
+export function shippedGlobalStacks(dir = REGIONS_DIR): string[] {
+  return stackFiles(dir).filter((s) => s.endsWith('-global'))
 }
 
 export function stackFile(stack: string, dir = REGIONS_DIR): string {

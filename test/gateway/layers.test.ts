@@ -15,6 +15,7 @@ const SRC = new URL('../../gateway/src/', import.meta.url).pathname
 const LAYERS: readonly (readonly string[])[] = [
   ['main.ts'],
   ['server.ts'],
+  ['admin'],
   ['gateway.ts', 'http-errors.ts'],
   ['cluster', 'simulator'],
   ['proxy'],
@@ -23,10 +24,10 @@ const LAYERS: readonly (readonly string[])[] = [
   ['auth'],
   ['routing'],
   ['upstream'],
-  ['config'],
   ['providers'],
   ['protocols'],
   ['telemetry'],
+  ['config'],
   ['errors.ts'],
 ]
 const CONFIG_LAYER = LAYERS.findIndex((l) => l.includes('config'))

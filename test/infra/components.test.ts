@@ -13,7 +13,7 @@ let result: Result
 
 before(async () => {
   result = await new Promise((resolve, reject) => {
-    execFile(process.execPath, [join(REPO_ROOT, 'test/infra/fixtures/components.ts')], { cwd: REPO_ROOT, maxBuffer: 32 * 1024 * 1024, timeout: 60_000 }, (err, out, stderr) =>
+    execFile(process.execPath, [join(REPO_ROOT, 'test/infra/fixtures/components.ts')], { cwd: REPO_ROOT, maxBuffer: 32 * 1024 * 1024, timeout: 240_000 }, (err, out, stderr) =>
       err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(JSON.parse(out) as Result))
   })
 })
@@ -24,7 +24,7 @@ const component = (name: string) => result.resources.find((r) => !r.custom && r.
 
 test('components use velox:<module>:<Type> tokens and name their children from themselves', () => {
   const tokens = new Set(result.resources.filter((r) => !r.custom).map((r) => r.type))
-  assert.deepEqual([...tokens].sort(), ['velox:cache:Cache', 'velox:cluster:Cluster', 'velox:dns:RegionalDns', 'velox:k8s:Workloads', 'velox:network:Network', 'velox:nodes:GatewayNodes', 'velox:nodes:InferenceNodes'])
+  assert.deepEqual([...tokens].sort(), ['velox:cache:Cache', 'velox:cluster:Cluster', 'velox:cluster:EksAddons', 'velox:dns:RegionalDns', 'velox:k8s:Workloads', 'velox:network:Network', 'velox:nodes:GatewayNodes', 'velox:nodes:InferenceNodes'])
   for (const r of result.resources.filter((r) => r.custom && r.typeChain.includes('$'))) {
     const parent = result.resources.find((c) => !c.custom && r.typeChain.startsWith(`${c.type}$`) && r.name.startsWith(`${c.name}-`))
     assert.ok(parent, `${r.name} (${r.typeChain}) is parented to and named from a component`)
@@ -42,6 +42,9 @@ test('Network: subnets, NAT and routes per AZ; an existing VPC passes through', 
   assert.equal(pub.inputs['tags']['kubernetes.io/role/elb'], '1')
   assert.equal(pub.inputs['mapPublicIpOnLaunch'], false)
   assert.equal(n3.find((r) => r.name === 'n3-private-2')!.inputs['availabilityZone'], 'us-east-1c')
+  assert.deepEqual(result.outputs['n3Zones'], ['us-east-1a', 'us-east-1b', 'us-east-1c'])
+  // The mock's us-east-1e offers no node family: an existing subnet's AZ comes from EC2, checked.
+  assert.deepEqual(result.outputs['existingZones'], ['us-east-1b', 'us-east-1c'])
   assert.equal(named('ne').length, 0)
   assert.ok(component('ne'))
   assert.deepEqual(result.outputs['existingPrivate'], ['subnet-01', 'subnet-02'])
@@ -52,40 +55,100 @@ test('Cluster: control plane, node role with SSM (no SSH), OIDC provider, restri
   const k = under('velox:cluster:Cluster').filter((r) => r.name.startsWith('k-'))
   const eks = k.find((r) => r.type === 'aws:eks/cluster:Cluster')!
   assert.deepEqual(eks.inputs['vpcConfig']['publicAccessCidrs'], ['198.51.100.0/24'])
-  assert.equal(eks.inputs['accessConfig']['authenticationMode'], 'API')
+  assert.deepEqual(eks.inputs['accessConfig'], { authenticationMode: 'API', bootstrapClusterCreatorAdminPermissions: false })
+  assert.equal(eks.inputs['bootstrapSelfManagedAddons'], false, 'managed add-ons replace the self-managed ones')
+  assert.deepEqual(eks.inputs['zonalShiftConfig'], { enabled: true })
   const oidc = k.find((r) => r.type === 'aws:iam/openIdConnectProvider:OpenIdConnectProvider')!
   assert.deepEqual(oidc.inputs['clientIdLists'], ['sts.amazonaws.com'])
   assert.equal(oidc.inputs['url'], result.outputs['oidcIssuer'])
+  assert.equal(oidc.inputs['url'], eks.state['identities'][0].oidcs[0].issuer, 'the issuer EKS computed')
   const policies = k.filter((r) => r.type === 'aws:iam/rolePolicyAttachment:RolePolicyAttachment').map((r) => r.inputs['policyArn'].split('/').pop())
   assert.deepEqual(policies.sort(), ['AmazonEC2ContainerRegistryReadOnly', 'AmazonEKSClusterPolicy', 'AmazonEKSWorkerNodePolicy', 'AmazonEKS_CNI_Policy', 'AmazonSSMManagedInstanceCore'])
   const priv = result.resources.find((r) => r.name === 'kp-eks')!
   assert.equal(priv.inputs['vpcConfig']['endpointPublicAccess'], false)
+  assert.equal(priv.inputs['vpcConfig']['endpointPrivateAccess'], true)
   assert.equal(priv.inputs['vpcConfig']['publicAccessCidrs'], undefined)
   const kc = JSON.parse(result.outputs['kubeconfig'])
   assert.deepEqual(kc.users[0].user.exec.args.slice(0, 4), ['eks', 'get-token', '--cluster-name', 'k'])
+  assert.equal(kc.clusters[0].cluster.server, eks.state['endpoint'], 'the endpoint EKS computed')
+  assert.equal(kc.clusters[0].cluster['certificate-authority-data'], eks.state['certificateAuthority'].data)
+  assert.match(Buffer.from(kc.clusters[0].cluster['certificate-authority-data'], 'base64').toString(), /BEGIN CERTIFICATE/)
 })
 
-test('GatewayNodes: ENA Express only where supported, arch-matched AMI, cluster placement, bad types refused', () => {
-  const lt = result.resources.find((r) => r.name === 'gwx-lt')!
-  assert.deepEqual(lt.inputs['networkInterfaces'][0].enaSrdSpecification, { enaSrdEnabled: true, enaSrdUdpSpecification: { enaSrdUdpEnabled: true } })
-  assert.equal(result.resources.find((r) => r.name === 'gwx-nodes')!.inputs['amiType'], 'AL2023_x86_64_STANDARD')
+test('Cluster: an access entry and a cluster-scoped policy per role; private CIDRs reach the API through the computed cluster security group', () => {
+  const entries = named('k').filter((r) => r.type === 'aws:eks/accessEntry:AccessEntry')
+  const assoc = named('k').filter((r) => r.type === 'aws:eks/accessPolicyAssociation:AccessPolicyAssociation')
+  const policy = (p: string) => `arn:aws:eks::aws:cluster-access-policy/${p}`
+  assert.deepEqual(entries.map((e) => [e.name, e.inputs['principalArn'], e.inputs['type']]), [
+    ['k-access-deploy', 'arn:aws:iam::123456789012:role/deploy', 'STANDARD'],
+    ['k-access-preview', 'arn:aws:iam::123456789012:role/preview', 'STANDARD'],
+    ['k-access-operator-0', 'arn:aws:iam::123456789012:role/ops-a', 'STANDARD'],
+    ['k-access-operator-1', 'arn:aws:iam::123456789012:role/ops-b', 'STANDARD'],
+  ])
+  assert.deepEqual(assoc.map((a) => [a.inputs['principalArn'], a.inputs['policyArn'], a.inputs['accessScope']]), [
+    ['arn:aws:iam::123456789012:role/deploy', policy('AmazonEKSClusterAdminPolicy'), { type: 'cluster' }],
+    ['arn:aws:iam::123456789012:role/preview', policy('AmazonEKSAdminViewPolicy'), { type: 'cluster' }],
+    ['arn:aws:iam::123456789012:role/ops-a', policy('AmazonEKSClusterAdminPolicy'), { type: 'cluster' }],
+    ['arn:aws:iam::123456789012:role/ops-b', policy('AmazonEKSClusterAdminPolicy'), { type: 'cluster' }],
+  ])
+  for (const r of [...entries, ...assoc]) assert.equal(r.inputs['clusterName'], 'k')
+  assert.deepEqual(result.outputs['accessPrincipals'], entries.map((e) => e.inputs['principalArn']))
+  assert.equal(named('kp').filter((r) => r.type === 'aws:eks/accessEntry:AccessEntry').length, 1, 'deploy only')
+  const rule = result.resources.find((r) => r.name === 'k-api-0')!
+  assert.equal(rule.type, 'aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule')
+  assert.deepEqual([rule.inputs['securityGroupId'], rule.inputs['ipProtocol'], rule.inputs['fromPort'], rule.inputs['toPort'], rule.inputs['cidrIpv4']], [result.outputs['clusterSg'], 'tcp', 443, 443, '10.99.0.0/20'])
+  assert.equal(result.outputs['clusterSg'], result.resources.find((r) => r.name === 'k-eks')!.state['vpcConfig'].clusterSecurityGroupId)
+  assert.equal(named('kp').filter((r) => r.type.includes('securityGroupIngressRule')).length, 0)
+})
+
+test('EksAddons: versions come from DescribeAddonVersions for the cluster version, conflicts overwritten', () => {
+  const addons = named('ad').filter((r) => r.type === 'aws:eks/addon:Addon')
+  assert.deepEqual(addons.map((a) => [a.inputs['addonName'], a.inputs['addonVersion'], a.inputs['clusterName']]), [
+    ['vpc-cni', 'v1.21.1-eksbuild.1', 'k'], ['coredns', 'v1.13.1-eksbuild.1', 'k'],
+  ])
+  for (const a of addons) assert.deepEqual([a.inputs['resolveConflictsOnCreate'], a.inputs['resolveConflictsOnUpdate']], ['OVERWRITE', 'OVERWRITE'])
+  assert.deepEqual(result.outputs['addonVersions'], { 'vpc-cni': 'v1.21.1-eksbuild.1', coredns: 'v1.13.1-eksbuild.1' })
+})
+
+test('GatewayNodes: a node group and a cluster placement group per AZ, counts split, ENA Express only when asked and supported', () => {
+  const groups = named('gwx').filter((r) => r.type === 'aws:eks/nodeGroup:NodeGroup')
+  assert.equal(groups.length, 3)
+  const subnets = ['n3-private-0', 'n3-private-1', 'n3-private-2'].map((n) => result.resources.find((r) => r.name === n)!.id)
+  assert.deepEqual(groups.map((g) => g.inputs['subnetIds']), subnets.map((s) => [s]), 'one AZ each, the ids EC2 assigned')
+  assert.deepEqual(groups.map((g) => g.inputs['scalingConfig']), [
+    { minSize: 2, desiredSize: 2, maxSize: 3 }, { minSize: 1, desiredSize: 2, maxSize: 3 }, { minSize: 1, desiredSize: 1, maxSize: 2 },
+  ])
+  const pgs = named('gwx').filter((r) => r.type === 'aws:ec2/placementGroup:PlacementGroup')
+  assert.deepEqual(pgs.map((p) => p.inputs['strategy']), ['cluster', 'cluster', 'cluster'])
+  assert.deepEqual(result.outputs['gwPlacementGroups'], pgs.map((p) => p.state['name']))
+  const lts = named('gwx').filter((r) => r.type === 'aws:ec2/launchTemplate:LaunchTemplate')
+  assert.deepEqual(lts.map((l) => l.inputs['placement'].groupName), pgs.map((p) => p.state['name']), 'each AZ in its own placement group, by the name Pulumi generated')
+  assert.deepEqual(groups.map((g) => g.inputs['launchTemplate'].id), lts.map((l) => l.id))
+  const lt = lts[0]!
+  assert.deepEqual(lt.inputs['networkInterfaces'][0].enaSrdSpecification, { enaSrdEnabled: true, enaSrdUdpSpecification: { enaSrdUdpEnabled: false } })
+  assert.equal(groups[0]!.inputs['amiType'], 'AL2023_x86_64_STANDARD')
   assert.equal(result.outputs['gwEnaExpress'], true)
-  assert.equal(result.resources.find((r) => r.name === 'gws-lt')!.inputs['networkInterfaces'][0].enaSrdSpecification, undefined)
-  assert.equal(result.resources.find((r) => r.name === 'gws-nodes')!.inputs['amiType'], 'AL2023_ARM_64_STANDARD')
-  assert.equal(result.resources.find((r) => r.name === 'gwx-placement')!.inputs['strategy'], 'cluster')
+  assert.equal(result.resources.find((r) => r.name === 'gws-0-lt')!.inputs['networkInterfaces'][0].enaSrdSpecification, undefined)
+  assert.equal(result.resources.find((r) => r.name === 'gws-0-nodes')!.inputs['amiType'], 'AL2023_ARM_64_STANDARD')
   assert.equal(lt.inputs['metadataOptions'].httpTokens, 'required')
   assert.equal(lt.inputs['metadataOptions'].httpPutResponseHopLimit, 1)
   assert.match(result.errors['gw-bad'] ?? '', /gateway nodes: "t2.micro" is not ENA-capable/)
-  assert.equal(named('gwbad').length, 0)
+  assert.match(result.errors['gw-srd'] ?? '', /"c7gn.large" does not support ENA Express/)
+  assert.match(result.errors['gw-one-az'] ?? '', /need at least two AZs, got 1/)
+  assert.equal(named('gwbad').length + named('gwsrd').length + named('gwone').length, 0)
 })
 
-test('InferenceNodes: NVIDIA AMI, GPU taint, joins the gateway placement group, ENA Express on p5', () => {
-  const ng = result.resources.find((r) => r.name === 'inf-nodes')!
-  assert.equal(ng.inputs['amiType'], 'AL2023_x86_64_NVIDIA')
-  assert.deepEqual(ng.inputs['instanceTypes'], ['p5.48xlarge'])
-  assert.deepEqual(ng.inputs['labels'], { 'velox.dev/role': 'inference' })
-  const lt = result.resources.find((r) => r.name === 'inf-lt')!
-  assert.equal(lt.inputs['placement'].groupName, result.resources.find((r) => r.name === 'gwx-placement')!.inputs['name'] ?? 'gwx-placement')
+test('InferenceNodes: NVIDIA AMI, GPU taint, the gateways\' AZs and subnets, no placement group, ENA Express on p5', () => {
+  const groups = named('inf').filter((r) => r.type === 'aws:eks/nodeGroup:NodeGroup')
+  const gw = named('gwx').filter((r) => r.type === 'aws:eks/nodeGroup:NodeGroup')
+  assert.deepEqual(groups.map((g) => g.inputs['subnetIds']), gw.map((g) => g.inputs['subnetIds']))
+  for (const ng of groups) {
+    assert.equal(ng.inputs['amiType'], 'AL2023_x86_64_NVIDIA')
+    assert.deepEqual(ng.inputs['instanceTypes'], ['p5.48xlarge'])
+    assert.deepEqual(ng.inputs['labels'], { 'velox.dev/role': 'inference' })
+  }
+  const lt = result.resources.find((r) => r.name === 'inf-0-lt')!
+  assert.equal(lt.inputs['placement'], undefined)
   assert.ok(lt.inputs['networkInterfaces'][0].enaSrdSpecification.enaSrdEnabled)
   assert.match(result.errors['inf-bad'] ?? '', /"c7gn.large" has no GPU/)
 })
@@ -99,11 +162,15 @@ test('Cache: TLS required, at-rest encryption, failover and Multi-AZ only with r
   }
   assert.deepEqual([c1.inputs['multiAzEnabled'], c1.inputs['automaticFailoverEnabled']], [false, false])
   assert.deepEqual([c3.inputs['multiAzEnabled'], c3.inputs['automaticFailoverEnabled'], c3.inputs['numCacheClusters']], [true, true, 3])
+  assert.deepEqual(c3.inputs['preferredCacheClusterAzs'], ['us-east-1a', 'us-east-1b', 'us-east-1c'], 'primary in the first compute AZ')
+  assert.deepEqual(c1.inputs['preferredCacheClusterAzs'], ['us-east-1a'])
+  assert.equal(result.outputs['cacheReader'], c3.state['readerEndpointAddress'])
   assert.equal(c1.inputs['authToken'], undefined)
   assert.equal(c3.inputs['authToken'].value, '0123456789abcdefXYZ')
   assert.equal(result.outputs['cacheAuth'], true)
   assert.equal(result.resources.find((r) => r.name === 'c3-params')!.inputs['family'], 'valkey8')
-  assert.match(result.outputs['cacheEndpoint'], /^master\.c3\./)
+  assert.equal(result.outputs['cacheEndpoint'], c3.state['primaryEndpointAddress'])
+  assert.match(result.outputs['cacheEndpoint'], /^master\.c3\.[0-9a-f]{6}\.use1\.cache\.amazonaws\.com$/)
 })
 
 test('Workloads: provider from the kubeconfig, TLS listener on the NLB, secret-backed password', () => {
@@ -132,6 +199,7 @@ test('RegionalDns: HTTPS /readyz check through the NLB guards the latency record
   const rec = result.resources.find((r) => r.name === 'd-latency')!
   assert.equal(rec.inputs['setIdentifier'], 'us-east-1')
   assert.equal(rec.inputs['healthCheckId'], result.outputs['healthCheckId'])
+  assert.equal(rec.inputs['healthCheckId'], hc.id, 'the id Route 53 assigned')
   assert.deepEqual(rec.inputs['aliases'], [{ name: result.outputs['lbHostname'], zoneId: 'Z26RNL4JYFTOTI', evaluateTargetHealth: true }])
   assert.equal(result.resources.find((r) => r.name === 'd-regional')!.inputs['name'], 'us-east-1.api.example.com')
 })

@@ -2,11 +2,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import {
-  GATEWAY_INSTANCE_TYPES, INFERENCE_INSTANCE_TYPES, INSTANCE_TYPES, amiArch, gatewayAmiType, gatewayInstanceProblem, INFERENCE_AMI_TYPE,
+  GATEWAY_INSTANCE_TYPES, INFERENCE_INSTANCE_TYPES, INSTANCE_TYPES, amiArch, enaExpressApplies, gatewayAmiType, gatewayInstanceProblem, INFERENCE_AMI_TYPE,
 } from '../../infra/lib/instance-types.ts'
 import { parseCidr, planSubnets, subnetAt } from '../../infra/lib/subnets.ts'
 import { gatewayTuning, nodeUserData, sysctls, tuningScript } from '../../infra/lib/user-data.ts'
 import { baseName, parseStackName } from '../../infra/lib/naming.ts'
+import { checkZones, pickZones, splitNodes } from '../../infra/lib/zones.ts'
+import { cacheZones } from '../../infra/components/cache.ts'
 
 test('every gateway type is ENA, network-optimised, placeable, CPU-only; AMI arch matches', () => {
   assert.ok(GATEWAY_INSTANCE_TYPES.includes('c7gn.16xlarge') && GATEWAY_INSTANCE_TYPES.includes('c6in.32xlarge'))
@@ -70,4 +72,42 @@ test('the CPU mask helpers print the kernel format, past 32 CPUs too', () => {
   assert.equal(run(2, 'allmask'), '00000003')
   assert.equal(run(64, 'cpumask 33'), '00000002,00000000')
   assert.equal(run(48, 'allmask'), '0000ffff,ffffffff')
+})
+
+test('zones: the first AZs offering every type; a clear error naming where each type is offered', () => {
+  const offerings = [
+    { instanceType: 'c7gn.large', zone: 'x-1a' }, { instanceType: 'c7gn.large', zone: 'x-1b' }, { instanceType: 'c7gn.large', zone: 'x-1c' },
+    { instanceType: 'g6e.xlarge', zone: 'x-1b' }, { instanceType: 'g6e.xlarge', zone: 'x-1c' }, { instanceType: 'g6e.xlarge', zone: 'x-1d' },
+  ]
+  const available = ['x-1a', 'x-1b', 'x-1c', 'x-1d']
+  assert.deepEqual(pickZones('x-1', available, offerings, ['c7gn.large', 'g6e.xlarge'], 2), ['x-1b', 'x-1c'])
+  assert.throws(() => pickZones('x-1', available, offerings, ['c7gn.large', 'g6e.xlarge'], 3),
+    /^Error: x-1: 3 AZs must offer c7gn.large and g6e.xlarge, but only 2 do \(x-1b, x-1c\); offered in c7gn.large: x-1a, x-1b, x-1c; g6e.xlarge: x-1b, x-1c, x-1d\. /)
+  assert.doesNotThrow(() => checkZones('x-1', ['x-1b', 'x-1c'], offerings, ['c7gn.large', 'g6e.xlarge']))
+  assert.throws(() => checkZones('x-1', ['x-1a', 'x-1d'], offerings, ['c7gn.large', 'g6e.xlarge']), /does not offer g6e.xlarge in x-1a, c7gn.large in x-1d/)
+})
+
+test('node counts split over AZs: min and desired sum to the totals, every AZ can grow', () => {
+  for (let zones = 1; zones <= 4; zones++) {
+    for (let min = 0; min <= 6; min++) for (let desired = min; desired <= 7; desired++) for (let max = Math.max(1, desired); max <= 9; max++) {
+      const parts = splitNodes({ min, desired, max }, zones)
+      assert.equal(parts.length, zones)
+      assert.equal(parts.reduce((a, p) => a + p.min, 0), min)
+      assert.equal(parts.reduce((a, p) => a + p.desired, 0), desired)
+      for (const p of parts) assert.ok(p.min <= p.desired && p.desired <= p.max && p.max >= 1, JSON.stringify({ min, desired, max, zones, p }))
+      assert.ok(parts.reduce((a, p) => a + p.max, 0) <= Math.max(max, desired) + zones - 1)
+    }
+  }
+})
+
+test('ENA Express only when both the gateway and the inference type support it', () => {
+  assert.equal(enaExpressApplies('c7gn.16xlarge', 'p5.48xlarge'), true)
+  assert.equal(enaExpressApplies('c7gn.16xlarge', 'g6e.12xlarge'), false, 'g6e has no ENA Express: the gateway side alone does nothing')
+  assert.equal(enaExpressApplies('c7gn.large', 'p5.48xlarge'), false)
+})
+
+test('cache AZs: primary in the first compute AZ, replicas in the next', () => {
+  assert.deepEqual(cacheZones(['a', 'b', 'c'], 1), ['a'])
+  assert.deepEqual(cacheZones(['a', 'b', 'c'], 3), ['a', 'b', 'c'])
+  assert.deepEqual(cacheZones(['a', 'b'], 3), ['a', 'b', 'a'])
 })

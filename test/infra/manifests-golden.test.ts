@@ -17,7 +17,7 @@ const update = process.env['UPDATE_GOLDEN'] === '1'
 
 function render(stack: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [TOOL, stack], { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024, timeout: 60_000 }, (err, out, stderr) =>
+    execFile(process.execPath, [TOOL, stack], { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024, timeout: 240_000 }, (err, out, stderr) =>
       err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(out))
   })
 }

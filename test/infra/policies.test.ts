@@ -46,7 +46,9 @@ test('prod is Multi-AZ; dev may be single-AZ', () => {
   assert.equal(violations(prodMultiAz, rg, single, 'prod-us-east-1').length, 3)
   assert.deepEqual(violations(prodMultiAz, rg, { multiAzEnabled: true, automaticFailoverEnabled: true, numCacheClusters: 2 }, 'prod-us-east-1'), [])
   assert.match(violations(prodMultiAz, 'aws:eks/cluster:Cluster', { vpcConfig: { subnetIds: ['a'] } }, 'prod-eu-west-1')[0]!, /2 subnets/)
-  assert.match(violations(prodMultiAz, 'aws:eks/nodeGroup:NodeGroup', { labels: { 'velox.dev/role': 'gateway' }, scalingConfig: { minSize: 1 } }, 'prod-eu-west-1')[0]!, /at least 2 nodes/)
+  assert.match(violations(prodMultiAz, 'aws:eks/nodeGroup:NodeGroup', { labels: { 'velox.dev/role': 'gateway' }, scalingConfig: { minSize: 0 }, subnetIds: ['subnet-1'] }, 'prod-eu-west-1')[0]!, /\(one per AZ\) needs at least 1 node/)
+  assert.deepEqual(violations(prodMultiAz, 'aws:eks/nodeGroup:NodeGroup', { labels: { 'velox.dev/role': 'gateway' }, scalingConfig: { minSize: 1 }, subnetIds: ['subnet-1'] }, 'prod-eu-west-1'), [])
+  assert.match(violations(prodMultiAz, 'aws:eks/nodeGroup:NodeGroup', { labels: { 'velox.dev/role': 'gateway' }, scalingConfig: { minSize: 1 }, subnetIds: ['subnet-1', 'subnet-2'] }, 'prod-eu-west-1')[0]!, /exactly one subnet/)
 })
 
 test('0.0.0.0/0 ingress only on the load balancer listener', () => {

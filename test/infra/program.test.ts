@@ -5,7 +5,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { parse } from 'yaml'
 import { GatewayConfigSchema } from '../../gateway/src/config/schema.ts'
-import { instanceType } from '../../infra/lib/instance-types.ts'
+import { enaExpressApplies, instanceType } from '../../infra/lib/instance-types.ts'
+import { MOCK_ADDON_VERSIONS } from '../../infra/tools/mock-program.ts'
 import { parseStackConfig } from '../../infra/lib/stack-config.ts'
 import { checkResource } from '../../infra/policy/policies.ts'
 import { readStackConfig, shippedStacks } from '../../infra/tools/stack-files.ts'
@@ -30,9 +31,12 @@ for (const stack of stacks) {
     assert.equal(n['aws:ec2/natGateway:NatGateway'], cfg.vpc.natGateways === 'perAz' ? az : 1)
     assert.equal(n['aws:eks/cluster:Cluster'], 1)
     assert.equal(n['aws:iam/openIdConnectProvider:OpenIdConnectProvider'], 1)
-    assert.equal(n['aws:eks/nodeGroup:NodeGroup'], 2)
-    assert.equal(n['aws:ec2/launchTemplate:LaunchTemplate'], 2)
-    assert.equal(n['aws:ec2/placementGroup:PlacementGroup'], 1)
+    assert.equal(n['aws:eks/nodeGroup:NodeGroup'], 2 * az, 'gateway and inference node group per AZ')
+    assert.equal(n['aws:ec2/launchTemplate:LaunchTemplate'], 2 * az)
+    assert.equal(n['aws:ec2/placementGroup:PlacementGroup'], az, 'one cluster placement group per AZ')
+    assert.equal(n['aws:eks/addon:Addon'], 4)
+    assert.equal(n['aws:eks/accessEntry:AccessEntry'], 2 + cfg.clusterAccess.operatorRoleArns.length)
+    assert.equal(n['aws:eks/accessPolicyAssociation:AccessPolicyAssociation'], n['aws:eks/accessEntry:AccessEntry'])
     assert.equal(n['aws:elasticache/replicationGroup:ReplicationGroup'], 1)
     assert.equal(n['aws:route53/healthCheck:HealthCheck'], 1)
     assert.equal(n['aws:route53/record:Record'], 2)
@@ -52,48 +56,84 @@ for (const stack of stacks) {
     for (const r of run.resources.filter((r) => r.type.startsWith('aws:'))) {
       assert.ok(r.provider?.includes(`::${provider.name}::`), `${r.name} uses the regional provider`)
       assert.match(r.typeChain, /^velox:[a-z0-9]+:[A-Za-z]+\$/, `${r.name} is a component's child`)
-      const component = run.resources.find((c) => !c.custom && r.typeChain.startsWith(`${c.type}$`))!
-      assert.ok(r.name.startsWith(`${component.name}-`), `${r.name} is named from its component ${component.name}`)
+      const component = run.resources.find((c) => !c.custom && r.typeChain.startsWith(`${c.type}$`) && r.name.startsWith(`${c.name}-`))!
+      assert.ok(component, `${r.name} is named from a component of type ${r.typeChain.split('$')[0]}`)
     }
     for (const r of run.resources.filter((r) => r.type.startsWith('kubernetes:'))) assert.match(r.provider ?? '', /pulumi:providers:kubernetes/)
     const k8sProvider = one(run, 'pulumi:providers:kubernetes')
     assert.match(JSON.stringify(k8sProvider.inputs['kubeconfig']), /get-token/)
   })
 
-  test(`${stack}: gateway nodes are ENA, in a cluster placement group, tuned, IMDSv2, no SSH`, async () => {
+  test(`${stack}: gateway nodes are ENA, per AZ in cluster placement groups, tuned, IMDSv2, no SSH; inference nodes in the same AZs`, async () => {
     const run = await runStack(stack)
     const info = instanceType(cfg.gatewayInstanceType)!
-    assert.equal(one(run, 'aws:ec2/placementGroup:PlacementGroup').inputs['strategy'], 'cluster')
-    const ng = one(run, 'aws:eks/nodeGroup:NodeGroup', '-gateway-nodes')
-    assert.deepEqual(ng.inputs['instanceTypes'], [cfg.gatewayInstanceType])
+    const zones = run.outputs['zoneNames'] as string[]
+    assert.equal(new Set(zones).size, cfg.vpc.azCount, 'distinct AZs')
+    assert.ok(zones.length >= (cfg.stage === 'prod' ? 3 : 2))
+    const subnetOf = new Map(ofType(run, 'aws:ec2/subnet:Subnet').map((s) => [s.id, s.inputs['availabilityZone']]))
+    const gw = ofType(run, 'aws:eks/nodeGroup:NodeGroup').filter((g) => g.name.includes('-gateway-'))
+    const gpu = ofType(run, 'aws:eks/nodeGroup:NodeGroup').filter((g) => g.name.includes('-inference-'))
+    assert.deepEqual(gw.map((g) => subnetOf.get(g.inputs['subnetIds'][0])), zones, 'a gateway node group in every AZ')
+    assert.deepEqual(gpu.map((g) => subnetOf.get(g.inputs['subnetIds'][0])), zones, 'inference node groups in the gateways\' AZs')
+    assert.equal(gw.reduce((a, g) => a + g.inputs['scalingConfig'].desiredSize, 0), cfg.gatewayNodes.desired)
+    assert.equal(gpu.reduce((a, g) => a + g.inputs['scalingConfig'].desiredSize, 0), cfg.inferenceNodes.desired)
+    if (cfg.stage !== 'dev') assert.ok(gw.every((g) => g.inputs['scalingConfig'].minSize >= 1), 'outside dev every AZ keeps a gateway')
+    for (const ng of gw) {
+      assert.deepEqual(ng.inputs['instanceTypes'], [cfg.gatewayInstanceType])
+      assert.equal(ng.inputs['amiType'], info.arch === 'arm64' ? 'AL2023_ARM_64_STANDARD' : 'AL2023_x86_64_STANDARD')
+      assert.equal(ng.inputs['remoteAccess'], undefined)
+      assert.equal(ng.inputs['subnetIds'].length, 1, 'one AZ: its placement group')
+    }
     assert.ok(info.ena && info.networkOptimized)
-    assert.equal(ng.inputs['amiType'], info.arch === 'arm64' ? 'AL2023_ARM_64_STANDARD' : 'AL2023_x86_64_STANDARD')
-    assert.equal(ng.inputs['remoteAccess'], undefined)
-    assert.equal(ng.inputs['subnetIds'].length, 1, 'one AZ: the placement group')
-    const gpu = one(run, 'aws:eks/nodeGroup:NodeGroup', '-inference-nodes')
-    assert.deepEqual(gpu.inputs['subnetIds'], ng.inputs['subnetIds'], 'inference nodes share the AZ')
-    assert.equal(gpu.inputs['amiType'], 'AL2023_x86_64_NVIDIA')
-    assert.deepEqual(gpu.inputs['taints'], [{ key: 'nvidia.com/gpu', value: 'present', effect: 'NO_SCHEDULE' }])
-
-    const gwLt = one(run, 'aws:ec2/launchTemplate:LaunchTemplate', '-gateway-lt')
-    const gpuLt = one(run, 'aws:ec2/launchTemplate:LaunchTemplate', '-inference-lt')
-    const pg = one(run, 'aws:ec2/placementGroup:PlacementGroup')
-    assert.equal(gwLt.inputs['placement'].groupName, pg.inputs['name'] ?? pg.name)
-    assert.equal(gpuLt.inputs['placement'].groupName, gwLt.inputs['placement'].groupName, 'same placement group')
-    for (const lt of [gwLt, gpuLt]) {
+    for (const ng of gpu) {
+      assert.equal(ng.inputs['amiType'], 'AL2023_x86_64_NVIDIA')
+      assert.deepEqual(ng.inputs['taints'], [{ key: 'nvidia.com/gpu', value: 'present', effect: 'NO_SCHEDULE' }])
+    }
+    const pgs = ofType(run, 'aws:ec2/placementGroup:PlacementGroup')
+    const gwLts = ofType(run, 'aws:ec2/launchTemplate:LaunchTemplate').filter((l) => l.name.includes('-gateway-'))
+    const gpuLts = ofType(run, 'aws:ec2/launchTemplate:LaunchTemplate').filter((l) => l.name.includes('-inference-'))
+    assert.deepEqual(gwLts.map((l) => l.inputs['placement'].groupName), pgs.map((p) => p.state['name']))
+    assert.ok(pgs.every((p) => p.inputs['strategy'] === 'cluster'))
+    for (const lt of gpuLts) assert.equal(lt.inputs['placement'], undefined, 'GPU capacity is not packed into the gateways\' placement group')
+    const srdWanted = enaExpressApplies(cfg.gatewayInstanceType, cfg.inferenceInstanceType)
+    for (const lt of [...gwLts, ...gpuLts]) {
       assert.equal(lt.inputs['metadataOptions'].httpTokens, 'required')
       assert.equal(lt.inputs['keyName'], undefined)
       assert.equal(lt.inputs['networkInterfaces'][0].associatePublicIpAddress, 'false')
       assert.ok(lt.inputs['blockDeviceMappings'][0].ebs.encrypted === 'true')
       assert.ok(lt.inputs['tagSpecifications'].some((t: { resourceType: string }) => t.resourceType === 'instance'))
+      const srd = lt.inputs['networkInterfaces'][0].enaSrdSpecification
+      if (srdWanted) assert.deepEqual(srd, { enaSrdEnabled: true, enaSrdUdpSpecification: { enaSrdUdpEnabled: false } })
+      else assert.equal(srd, undefined, 'no ENA Express unless both ends of the same-subnet hop support it')
     }
-    const srd = gwLt.inputs['networkInterfaces'][0].enaSrdSpecification
-    if (info.enaExpress) assert.deepEqual(srd, { enaSrdEnabled: true, enaSrdUdpSpecification: { enaSrdUdpEnabled: true } })
-    else assert.equal(srd, undefined, 'no ENA Express on a type without it')
-    const userData = Buffer.from(gwLt.inputs['userData'], 'base64').toString('utf8')
+    const userData = Buffer.from(gwLts[0]!.inputs['userData'], 'base64').toString('utf8')
     for (const k of ['net.core.somaxconn', 'net.core.netdev_max_backlog', 'net.ipv4.tcp_fastopen = 3', `net.core.busy_poll = ${cfg.busyPollMicros}`, 'net.core.rmem_max', 'smp_affinity_list', 'xps_cpus', 'rps_cpus']) {
       assert.ok(userData.includes(k), k)
     }
+  })
+
+  test(`${stack}: the API admits the configured roles only, add-ons match the cluster version, the kubeconfig is what EKS computed`, async () => {
+    const run = await runStack(stack)
+    const eks = one(run, 'aws:eks/cluster:Cluster')
+    assert.equal(eks.inputs['version'], cfg.kubernetesVersion)
+    assert.equal(eks.inputs['accessConfig'].authenticationMode, 'API')
+    assert.equal(eks.inputs['accessConfig'].bootstrapClusterCreatorAdminPermissions, false)
+    assert.equal(eks.inputs['vpcConfig'].endpointPublicAccess, cfg.clusterEndpointPublicCidrs.length > 0)
+    assert.ok(!(eks.inputs['vpcConfig'].publicAccessCidrs ?? []).includes('0.0.0.0/0'))
+    const principals = ofType(run, 'aws:eks/accessEntry:AccessEntry').map((e) => e.inputs['principalArn'])
+    assert.deepEqual(principals, [cfg.clusterAccess.deployRoleArn, ...(cfg.clusterAccess.previewRoleArn ? [cfg.clusterAccess.previewRoleArn] : []), ...cfg.clusterAccess.operatorRoleArns])
+    const rules = ofType(run, 'aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule')
+    assert.deepEqual(rules.map((r) => r.inputs['cidrIpv4']), cfg.clusterEndpointPrivateCidrs)
+    for (const r of rules) assert.equal(r.inputs['securityGroupId'], eks.state['vpcConfig'].clusterSecurityGroupId)
+    const addons = ofType(run, 'aws:eks/addon:Addon')
+    assert.deepEqual(addons.map((a) => a.inputs['addonName']).sort(), ['coredns', 'eks-pod-identity-agent', 'kube-proxy', 'vpc-cni'])
+    for (const a of addons) assert.equal(a.inputs['addonVersion'], MOCK_ADDON_VERSIONS[cfg.kubernetesVersion]![a.inputs['addonName']])
+    assert.deepEqual(run.outputs['addonVersions'], MOCK_ADDON_VERSIONS[cfg.kubernetesVersion])
+    const kc = JSON.parse(String(run.outputs['kubeconfig']))
+    assert.equal(kc.clusters[0].cluster.server, eks.state['endpoint'])
+    assert.equal(kc.clusters[0].cluster['certificate-authority-data'], eks.state['certificateAuthority'].data)
+    const nodeSg = ofType(run, 'aws:ec2/launchTemplate:LaunchTemplate')[0]!.inputs['networkInterfaces'][0].securityGroups
+    assert.deepEqual(nodeSg, [eks.state['vpcConfig'].clusterSecurityGroupId], 'nodes join the security group EKS created')
   })
 
   test(`${stack}: cache is TLS-only, encrypted, Multi-AZ when replicated, LRU-tuned, closed to the world`, async () => {
@@ -109,6 +149,9 @@ for (const stack of stacks) {
     if (cfg.stage === 'prod') assert.ok(rg.inputs['multiAzEnabled'])
     const params = one(run, 'aws:elasticache/parameterGroup:ParameterGroup')
     assert.ok(params.inputs['parameters'].some((p: { name: string; value: string }) => p.name === 'maxmemory-policy' && p.value === 'allkeys-lru'))
+    assert.equal((rg.inputs['preferredCacheClusterAzs'] as string[])[0], (run.outputs['zoneNames'] as string[])[0], 'primary in the first compute AZ')
+    assert.equal(new Set(rg.inputs['preferredCacheClusterAzs']).size, Math.min(cfg.cacheNodes, cfg.vpc.azCount), 'replicas in other AZs')
+    assert.equal(run.outputs['cacheEndpoint'], rg.state['primaryEndpointAddress'])
     const sg = one(run, 'aws:ec2/securityGroup:SecurityGroup', '-cache-sg')
     assert.deepEqual(sg.inputs['ingress'].map((r: { cidrBlocks?: string[] }) => r.cidrBlocks ?? []), [[]])
   })
@@ -123,9 +166,9 @@ for (const stack of stacks) {
     const rec = one(run, 'aws:route53/record:Record', '-latency')
     assert.equal(rec.inputs['setIdentifier'], cfg.region)
     assert.deepEqual(rec.inputs['latencyRoutingPolicies'], [{ region: cfg.region }])
-    assert.equal(rec.inputs['name'], cfg.domain)
+    assert.equal(rec.inputs['name'], cfg.globalStack ? `latency.${cfg.domain}` : cfg.domain, 'the accelerator owns <domain> when there is one')
     assert.equal(rec.inputs['zoneId'], cfg.hostedZoneId)
-    assert.ok(rec.inputs['healthCheckId'].endsWith(hc.name), 'guarded by the health check')
+    assert.equal(rec.inputs['healthCheckId'], hc.id, 'guarded by the health check')
     assert.equal(rec.inputs['aliases'][0].name, hc.inputs['fqdn'])
     assert.equal(one(run, 'aws:route53/record:Record', '-regional').inputs['name'], `${cfg.region}.${cfg.domain}`)
   })
@@ -202,12 +245,30 @@ test('bad stack config fails before any resource is declared', async () => {
     [['velox:gatewayInstanceType=m4.large'], /velox:gatewayInstanceType: "m4.large" is not ENA-capable/],
     [['velox:gatewayInstanceType=x9.large'], /velox:gatewayInstanceType: unknown instance type "x9.large"; allowed:/],
     [['-velox:hostedZoneId'], /velox:hostedZoneId: required/],
+    [['-velox:clusterAccess'], /velox:clusterAccess.deployRoleArn: required/],
+    [['velox:clusterEndpointPublicCidrs=["0.0.0.0/0"]'], /velox:clusterEndpointPublicCidrs.0: 0.0.0.0\/0 opens the Kubernetes API to the whole internet/],
+    [['velox:clusterEndpointPublicCidrs=["203.0.113.0/24"]'], /documentation range \(TEST-NET-3/],
+    [['velox:kubernetesVersion=1.29'], /velox:kubernetesVersion: unknown EKS version "1.29"/],
   ]
   for (const [args, message] of cases) {
     const run = await runStack('dev-us-east-1', ...args)
     assert.match(run.error ?? '', message)
     assert.deepEqual(run.resources, [], 'nothing declared')
   }
+})
+
+test('instance types not offered in enough AZs stop the deployment before any node group, naming where they are offered', async () => {
+  const run = await runStack('dev-us-east-1', 'env:VELOX_MOCK_NOT_OFFERED=g6e.xlarge@us-east-1a,g6e.xlarge@us-east-1c,g6e.xlarge@us-east-1d,g6e.xlarge@us-east-1f')
+  assert.match(run.error ?? '', /^us-east-1: 2 AZs must offer c7gn.large and g6e.xlarge, but only 1 do \(us-east-1b\); offered in c7gn.large: us-east-1a, us-east-1b, us-east-1c, us-east-1d, us-east-1f; g6e.xlarge: us-east-1b\./)
+  assert.equal(ofType(run, 'aws:eks/nodeGroup:NodeGroup').length, 0)
+  // An AZ without an offering is skipped, not failed: with us-east-1a out, the VPC takes b and c.
+  const skip = await runStack('dev-us-east-1', 'env:VELOX_MOCK_NOT_OFFERED=g6e.xlarge@us-east-1a')
+  assert.equal(skip.error, null)
+  assert.deepEqual(skip.outputs['zoneNames'], ['us-east-1b', 'us-east-1c'])
+  // An existing VPC whose subnet sits in an AZ without the type is refused.
+  const existing = await runStack('dev-us-east-1', 'velox:existingVpc={"vpcId":"vpc-0abc","privateSubnetIds":["subnet-01","subnet-04"],"publicSubnetIds":["subnet-02","subnet-03"]}', '-velox:vpc')
+  assert.match(existing.error ?? '', /existing VPC's private subnets are in AZs where EC2 does not offer c7gn.large in us-east-1e, g6e.xlarge in us-east-1e/)
+  assert.equal(ofType(existing, 'aws:eks/nodeGroup:NodeGroup').length, 0)
 })
 
 test('an AUTH token reaches the cache as a secret and the gateway as an env var, never the config', async () => {

@@ -76,7 +76,7 @@ after(() => new Promise<void>((r) => server.close(() => r())))
 
 test('health gate: passes on a streak of 200s from /readyz, fails on 503s and on flapping', async () => {
   mode = 'ok'
-  const ok = await healthGate({ url, successes: 3, deadlineMs: 2000, intervalMs: 5, timeoutMs: 500 })
+  const ok = await healthGate({ url, successes: 3, deadlineMs: 20000, intervalMs: 5, timeoutMs: 5000 })
   assert.deepEqual([ok.healthy, ok.probes, ok.failures], [true, 3, 0])
   mode = 'fail'
   const bad = await healthGate({ url, successes: 3, deadlineMs: 150, intervalMs: 10, timeoutMs: 500 })
@@ -120,6 +120,25 @@ test('cli: set-image on a copy of regions/, release from outputs, health gate ex
     const failed = await cli(['health-gate', '--url', url, '--successes', '2', '--deadline-s', '0.3', '--interval-s', '0.05'])
     assert.equal(failed.code, 1)
     assert.equal(failed.stdout.trim(), 'false')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('cli: set-image moves an ECR image to the stack region\'s replica; release --expect compares digests', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'velox-promote-'))
+  try {
+    for (const s of shippedStacks()) copyFileSync(stackFile(s), stackFile(s, dir))
+    const image = `123456789012.dkr.ecr.us-east-1.amazonaws.com/velox/prod/gateway@${DIGEST}`
+    const set = await cli(['set-image', 'prod-ap-northeast-1', image, '--dir', dir])
+    assert.equal(set.code, 0)
+    const local = `123456789012.dkr.ecr.ap-northeast-1.amazonaws.com/velox/prod/gateway@${DIGEST}`
+    assert.equal(set.stdout.trim(), local)
+    assert.equal(readStackConfig('prod-ap-northeast-1', dir)['velox:gatewayImage'], local)
+    const outputs = join(dir, 'out.json')
+    writeFileSync(outputs, JSON.stringify({ gatewayImage: local }))
+    assert.equal((await cli(['release', '--outputs', outputs, '--expect', image])).code, 0, 'same digest, other region')
+    assert.notEqual((await cli(['release', '--outputs', outputs, '--expect', image.replace(DIGEST, `sha256:${'d'.repeat(64)}`)])).code, 0)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -10,7 +10,9 @@ const base = (): Record<string, string> => ({
   'velox:gatewayImage': 'ghcr.io/velox-ai/gateway:main',
   'velox:domain': 'api.dev.example.com',
   'velox:hostedZoneId': 'Z0123456789ABC',
+  'velox:clusterAccess': '{"deployRoleArn":"arn:aws:iam::123456789012:role/velox-deploy"}',
 })
+const ROLE = 'arn:aws:iam::123456789012:role/velox-deploy'
 
 function problems(stack: string, raw: Record<string, string>): string[] {
   try {
@@ -94,7 +96,7 @@ test('numbers, enums and lists are checked with the key in the message', () => {
   assert.match(problems('dev-us-east-1', { ...base(), 'velox:cacheNodeType': 'cache.x1.huge' })[0]!, /^velox:cacheNodeType: unknown cache node type .*allowed: cache.t4g.micro/)
   assert.match(problems('dev-us-east-1', { ...base(), 'velox:logLevel': 'loud' })[0]!, /^velox:logLevel: .*"info"/)
   assert.match(problems('dev-us-east-1', { ...base(), 'velox:pool': '{"connections":4,"warm":8}' })[0]!, /^velox:pool: warm must not exceed connections/)
-  assert.match(problems('dev-us-east-1', { ...base(), 'velox:clusterEndpointPublicCidrs': '["0.0.0.0/0"]' })[0]!, /^velox:clusterEndpointPublicCidrs: must not include 0.0.0.0\/0/)
+  assert.match(problems('dev-us-east-1', { ...base(), 'velox:clusterEndpointPublicCidrs': '["0.0.0.0/0"]' })[0]!, /^velox:clusterEndpointPublicCidrs.0: 0.0.0.0\/0 opens the Kubernetes API to the whole internet/)
   assert.match(problems('dev-us-east-1', { ...base(), 'velox:fallbackUpstreams': '["https://api.dev.example.com"]' })[0]!, /^velox:fallbackUpstreams.0: .*resolves back to this region/)
   assert.match(problems('dev-us-east-1', { ...base(), 'velox:gatewayReplicas': '{"min":1,"max":5}' })[0]!, /^velox:gatewayReplicas.max: 5 exceeds velox:gatewayNodes.max 2/)
 })
@@ -109,6 +111,42 @@ test('cluster version: the default is in EKS standard support through 2026; unkn
   assert.match(problems('dev-us-east-1', { ...base(), 'velox:kubernetesVersion': '1.99' })[0]!, /unknown EKS version "1.99"; known: 1.33, 1.34, 1.35/)
   assert.equal(eksVersionProblem('1.34', '2026-12-02'), null, 'the last day still counts')
   assert.match(eksVersionProblem('1.34', '2026-12-03') ?? '', /left standard support/)
+})
+
+test('cluster access: a deploy role is required, session ARNs and duplicates are refused', () => {
+  const raw = { ...base() }
+  delete raw['velox:clusterAccess']
+  assert.ok(problems('dev-us-east-1', raw).includes('velox:clusterAccess.deployRoleArn: required'))
+  const session = problems('dev-us-east-1', { ...base(), 'velox:clusterAccess': '{"deployRoleArn":"arn:aws:sts::123456789012:assumed-role/deploy/ci"}' })
+  assert.match(session[0]!, /^velox:clusterAccess.deployRoleArn: an IAM role ARN .*not an sts assumed-role ARN/)
+  const dup = problems('dev-us-east-1', { ...base(), 'velox:clusterAccess': JSON.stringify({ deployRoleArn: ROLE, operatorRoleArns: [ROLE] }) })
+  assert.match(dup[0]!, /is listed twice; EKS allows one access entry per principal/)
+  const c = parseStackConfig('dev-us-east-1', { ...base(), 'velox:clusterAccess': JSON.stringify({ deployRoleArn: ROLE }) })
+  assert.deepEqual(c.clusterAccess, { deployRoleArn: ROLE, operatorRoleArns: [] })
+})
+
+test('API endpoint CIDRs: no 0.0.0.0/0, nothing wider than /16, no documentation or private ranges in public; private only private', () => {
+  const pub = (cidrs: string[]) => problems('dev-us-east-1', { ...base(), 'velox:clusterEndpointPublicCidrs': JSON.stringify(cidrs) })
+  assert.match(pub(['0.0.0.0/0'])[0]!, /^velox:clusterEndpointPublicCidrs.0: 0.0.0.0\/0 opens the Kubernetes API to the whole internet/)
+  assert.match(pub(['52.0.0.0/8'])[0]!, /broader than \/16/)
+  assert.match(pub(['198.51.100.7/32'])[0]!, /documentation range \(TEST-NET-2/)
+  assert.match(pub(['10.1.0.0/16'])[0]!, /private range \(RFC 1918\).*velox:clusterEndpointPrivateCidrs/)
+  assert.match(pub(['52.1.2.3/24'])[0]!, /host bits set/)
+  parseStackConfig('dev-us-east-1', { ...base(), 'velox:clusterEndpointPublicCidrs': '["52.94.10.0/24","34.192.7.9/32"]' })
+  const priv = problems('dev-us-east-1', { ...base(), 'velox:clusterEndpointPrivateCidrs': '["52.94.10.0/24"]' })
+  assert.match(priv[0]!, /^velox:clusterEndpointPrivateCidrs.0: 52.94.10.0\/24 is not inside a private range/)
+  parseStackConfig('dev-us-east-1', { ...base(), 'velox:clusterEndpointPrivateCidrs': '["10.40.0.0/16","172.20.4.0/22"]' })
+  for (const s of shippedStacks()) {
+    const c = parseStackConfig(s, readStackConfig(s))
+    assert.deepEqual(c.clusterEndpointPublicCidrs, [], `${s}: no public API endpoint in the shipped stacks`)
+  }
+})
+
+test('AZ spread: prod needs 3 AZs, staging and prod a gateway node per AZ', () => {
+  const digest = 'ghcr.io/velox-ai/gateway@sha256:' + 'a'.repeat(64)
+  const prod = { ...base(), 'aws:region': 'eu-west-1', 'velox:gatewayImage': digest }
+  assert.ok(problems('prod-eu-west-1', { ...prod, 'velox:vpc': '{"azCount":2}' }).includes('velox:vpc.azCount: prod spreads compute over at least 3 AZs, got 2'))
+  assert.ok(problems('staging-us-east-1', { ...base(), 'velox:gatewayImage': digest, 'velox:vpc': '{"azCount":3}' }).includes('velox:gatewayNodes.min: 2 cannot keep a gateway node in each of the 3 AZs; use at least 3'))
 })
 
 test('velox:limits is the gateway\'s own limits section: parsed as JSON, checked by the gateway schema', () => {

@@ -54,3 +54,43 @@ test('every CLI call in a workflow is a subcommand the CLI has', () => {
   const cli = readFileSync(join(REPO_ROOT, 'infra/promote/cli.ts'), 'utf8')
   for (const c of CLI_COMMANDS) assert.ok(cli.includes(`case '${c}':`), c)
 })
+
+test('jobs that reach a cluster run on a self-hosted runner of that stack; PR previews never run forks there', () => {
+  const clusterJobs: [string, string, string][] = [
+    ['infra-deploy-dev.yml', 'up-dev', '${{ matrix.stack }}'],
+    ['infra-pr.yml', 'preview', '${{ matrix.stack }}'],
+    ['infra-promote-step.yml', 'promote', '${{ inputs.stack }}'],
+  ]
+  for (const [file, job, stack] of clusterJobs) {
+    assert.deepEqual(load(file)['jobs'][job]['runs-on'], ['self-hosted', 'velox', stack], `${file} ${job}`)
+  }
+  assert.match(load('infra-pr.yml')['jobs'].preview.if, /github\.event\.pull_request\.head\.repo\.full_name == github\.repository/)
+  // Everything else stays on GitHub-hosted runners: no cluster access, nothing to protect.
+  for (const f of readdirSync(dir)) {
+    for (const [name, job] of Object.entries(load(f)['jobs'] as Record<string, any>)) {
+      if (clusterJobs.some(([file, j]) => file === f && j === name) || job.uses) continue
+      assert.equal(job['runs-on'], 'ubuntu-latest', `${f} ${name}`)
+    }
+  }
+})
+
+test('images go to ECR; every set-image is committed on release/<stack> before the pulumi up that uses it', () => {
+  for (const [file, job] of [['infra-deploy-dev.yml', 'up-dev'], ['infra-promote-step.yml', 'promote']] as const) {
+    const wf = load(file)
+    assert.equal(wf['permissions'].contents, 'write', `${file}: may push release branches`)
+    const steps = wf['jobs'][job].steps as { run?: string; uses?: string; with?: Record<string, unknown> }[]
+    const setImage = steps.findIndex((s) => /cli\.ts set-image/.test(s.run ?? ''))
+    const commit = steps.findIndex((s) => /git push --force origin "release\//.test(s.run ?? ''))
+    const up = steps.findIndex((s) => s.uses?.startsWith('pulumi/actions@') && s.with?.['command'] === 'up')
+    assert.ok(setImage >= 0 && setImage < commit && commit < up, `${file}: set-image -> commit -> up (${setImage}, ${commit}, ${up})`)
+    assert.match(steps[commit]!.run!, /git add "regions\/Pulumi\.\$\{\{ (matrix|inputs)\.stack \}\}\.yaml"/)
+  }
+  const texts = readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8')).join('\n')
+  assert.doesNotMatch(texts, /ghcr\.io/, 'no GHCR images: nodes pull from ECR with their role')
+  const dev = load('infra-deploy-dev.yml')
+  assert.deepEqual(dev['jobs'].image.needs, 'global', 'the repository exists before the push')
+  assert.match(dev['jobs'].image.steps.find((s: { id?: string }) => s.id === 'build').with.tags, /velox\/dev\/gateway:/)
+  const step = load('infra-promote-step.yml')['jobs'].promote.steps.map((s: { run?: string }) => s.run ?? '').join('\n')
+  assert.match(step, /imagetools create --tag "\$target:\$\{\{ inputs\.commit \}\}" "\$\{\{ inputs\.image \}\}"/)
+  assert.match(step, /pulumi up --yes --stack "\$ORG\/\$\{STACK%%-\*\}-global"/)
+})

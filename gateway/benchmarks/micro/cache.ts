@@ -1,8 +1,9 @@
 /**
  * Response cache micro-benchmarks: plan + exact hit, semantic index search at 10k and 100k
- * entries, embedding latency, and precision / hit rate on the labelled paraphrase set.
+ * entries, embedding latency, verification cost, precision / recall on the labelled development
+ * and test sets, and (with `--traffic`) both sets sent through a real gateway in both orders.
  *
- *   npx node gateway/benchmarks/micro/cache.ts [--quick] [--out bench-results/cache.json]
+ *   npx node gateway/benchmarks/micro/cache.ts [--quick] [--traffic] [--out bench-results/cache.json]
  *
  * `--quick` stops the index benchmark at 10k entries (building 100k 512-d vectors into HNSW takes
  * about a minute on two cores).
@@ -14,7 +15,9 @@ import { Registry } from 'prom-client'
 import { CacheConfigSchema } from '../../src/cache/config.ts'
 import { ResponseCache, type CacheRequest } from '../../src/cache/index.ts'
 import { readPairs, report, scorePairs, type PairReport, type ScoredPair } from '../../src/cache/semantic/evaluate.ts'
+import { LexicalVerifier } from '../../src/cache/semantic/lexical-verifier.ts'
 import { LocalEmbedder } from '../../src/cache/semantic/local-embedder.ts'
+import { trafficEval } from '../lib/semantic-traffic.ts'
 import { PartitionIndex } from '../../src/cache/semantic/vector-index.ts'
 import { canonicalBody, digest } from '../../src/cache/canonical.ts'
 
@@ -130,12 +133,49 @@ async function embeddingBench(embedder: LocalEmbedder): Promise<Record<string, u
   return { embedder: embedder.id, sequential: stats(samples), concurrent_32_mean_ms: round(batchedMs) }
 }
 
-async function pairBench(embedder: LocalEmbedder): Promise<PairReport[]> {
-  const file = fileURLToPath(new URL('../../../test/fixtures/cache/paraphrases.jsonl', import.meta.url))
-  const pairs = readPairs(file)
-  const scored: ScoredPair[] = []
-  for (let i = 0; i < pairs.length; i += 16) scored.push(...(await scorePairs(embedder, pairs.slice(i, i + 16))))
-  return [0.8, 0.85, 0.9, 0.93].map((t) => ({ ...report(scored, t), falsePositivePairs: report(scored, t).falsePositivePairs.slice(0, 5) }))
+interface SetReport extends PairReport {
+  readonly set: 'dev' | 'test'
+}
+
+/** Pair-level precision and recall (threshold, then the lexical verifier) on both labelled sets. */
+async function pairBench(embedder: LocalEmbedder, verifier: LexicalVerifier): Promise<SetReport[]> {
+  const out: SetReport[] = []
+  for (const set of ['dev', 'test'] as const) {
+    const pairs = readPairs(fileURLToPath(new URL(`../../../test/fixtures/cache/pairs-${set}.jsonl`, import.meta.url)))
+    const scored: ScoredPair[] = await scorePairs(embedder, verifier, pairs)
+    for (const t of [0.7, 0.8, 0.85, 0.9]) {
+      const r = report(scored, t)
+      out.push({ ...r, set, falsePositivePairs: r.falsePositivePairs.slice(0, 5) })
+    }
+  }
+  return out
+}
+
+/** Cost of one verification, warm (the WordNet synsets of these words already read once). */
+function verifierBench(verifier: LexicalVerifier): Stat {
+  const pairs: [string, string][] = [
+    ['What is the capital of France?', 'Which city is the capital of France?'],
+    ['How do I fix a leaky faucet?', 'How can I repair a leaky faucet?'],
+    ['What are the advantages of remote work?', 'What are the disadvantages of remote work?'],
+  ]
+  let i = 0
+  return perOp(() => {
+    const [a, b] = pairs[i++ % pairs.length]!
+    verifier.judge(a, b)
+  }, 50, 20)
+}
+
+/** Semantic partition through the real gateway, both traffic orders, both sets. */
+async function trafficBench(): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = []
+  for (const set of ['dev', 'test'] as const) {
+    const pairs = readPairs(fileURLToPath(new URL(`../../../test/fixtures/cache/pairs-${set}.jsonl`, import.meta.url)))
+    for (const order of ['interleaved', 'burst-then-repeat'] as const) {
+      const r = await trafficEval(pairs, order)
+      out.push({ set, ...r })
+    }
+  }
+  return out
 }
 
 async function main(): Promise<void> {
@@ -148,9 +188,14 @@ async function main(): Promise<void> {
   const index = [indexBench(10_000)]
   if (!quick) index.push(indexBench(100_000))
   const embedder = await LocalEmbedder.start()
+  const verifier = new LexicalVerifier()
   const embedding = await embeddingBench(embedder)
-  const pairs = await pairBench(embedder)
+  const pairs = await pairBench(embedder, verifier)
+  const verification = verifierBench(verifier)
   await embedder.close()
+  await verifier.close()
+  // About 15 minutes (both sets, both orders, each miss waits for the simulated model): opt-in.
+  const traffic = args.includes('--traffic') ? await trafficBench() : []
 
   const e = exact as Record<string, Stat | number>
   const rows: [string, string, string][] = [
@@ -163,14 +208,20 @@ async function main(): Promise<void> {
       return [`index search k=4, ${r.entries} entries`, `p50 ${s.p50_us} us, p99 ${s.p99_us} us`, `build ${r.build_s} s, self-recall ${r.self_recall_at_1}`]
     }),
     ['embedding (USE lite, worker)', `p50 ${round((embedding.sequential as Stat).p50_us / 1000)} ms, p99 ${round((embedding.sequential as Stat).p99_us / 1000)} ms`, `${embedding.concurrent_32_mean_ms} ms each when 32 are batched`],
-    ...pairs.map((p): [string, string, string] => [`paraphrase set @ ${p.threshold}`, `precision ${p.precision.toFixed(3)}`, `hit rate ${p.hitRate.toFixed(3)} (${p.truePositives}/${p.shouldHit}; ${p.falsePositives} false of ${p.mustNotHit} must-not-hit)`]),
+    ['verification (lexical, WordNet), warm', `${verification.mean_us} us`, 'per candidate pair'],
+    ...pairs.map((p): [string, string, string] => [`pairs-${p.set} @ ${p.threshold}`, `precision ${p.precision.toFixed(3)}`, `recall ${p.recall.toFixed(3)} (${p.truePositives}/${p.shouldHit}; ${p.falsePositives} false of ${p.mustNotHit} must-not-hit)`]),
+    ...traffic.map((t): [string, string, string] => [
+      `gateway, pairs-${t.set as string}, ${t.order as string}`,
+      `${t.falseHits as number} false hits`,
+      `recall ${(t.recall as number).toFixed(3)} (${t.truePositives as number}/${t.shouldHit as number}), ${t.requests as number} requests`,
+    ]),
   ]
   const w0 = Math.max(...rows.map((r) => r[0].length))
   const w1 = Math.max(...rows.map((r) => r[1].length))
   console.log(`${'benchmark'.padEnd(w0)}  ${'result'.padEnd(w1)}  notes`)
   for (const [a, b, c] of rows) console.log(`${a.padEnd(w0)}  ${b.padEnd(w1)}  ${c}`)
 
-  const result = { node: process.version, date: new Date().toISOString(), exact, index, embedding, pairs }
+  const result = { node: process.version, date: new Date().toISOString(), exact, index, embedding, verification, pairs, traffic }
   mkdirSync(path.dirname(out), { recursive: true })
   writeFileSync(out, JSON.stringify(result, null, 2))
   console.log(`\nwrote ${out}`)

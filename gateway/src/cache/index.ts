@@ -17,7 +17,7 @@ import type { ClientResponse } from '../protocols/client-response.ts'
 import type { Registry } from 'prom-client'
 import { canonicalBody, digest } from './canonical.ts'
 import type { CacheConfig, CacheEndpoint } from './config.ts'
-import { loadEntry, storeEntry, type CachedResponse, type StoredEntry } from './entry.ts'
+import { compressEntry, loadEntry, storeEntry, worthCompressing, type CachedResponse, type StoredEntry } from './entry.ts'
 import { MemoryStore } from './memory-store.ts'
 import { CacheMetrics } from './metrics.ts'
 import { normalizeResponse } from './normalize.ts'
@@ -28,7 +28,7 @@ import { RedisTier, type Logger, type RedisSettings } from './redis-tier.ts'
 import { CACHE_REASON_HEADER, CACHE_SIMILARITY_HEADER, CACHE_STATUS_HEADER, servesShape, writeReplay } from './replay.ts'
 import { createEmbedder } from './semantic/embedder.ts'
 import { semanticInput } from './semantic/request.ts'
-import { SemanticCache } from './semantic/semantic-cache.ts'
+import type { SemanticCache } from './semantic/semantic-cache.ts'
 import { warmFromFile } from './warm.ts'
 
 export { CacheConfigSchema, type CacheConfig, type CacheConfigInput, type CacheEndpoint } from './config.ts'
@@ -83,6 +83,8 @@ export class ResponseCache {
   readonly #semantic: SemanticCache | null
   readonly #logger: CacheLogger
   readonly #boot: Promise<void>[] = []
+  /** Stores still finishing in the background (compression, then Redis and the semantic tier). */
+  readonly #storing = new Set<Promise<void>>()
 
   private constructor(config: CacheConfig, metrics: CacheMetrics, redis: RedisTier | null, semantic: SemanticCache | null, logger: CacheLogger) {
     this.#config = config
@@ -106,10 +108,15 @@ export class ResponseCache {
     let useRedisSearch = false
     if (wantsSemantic) {
       try {
+        // Loaded only here: the vector index (a native addon) and the model stay out of a gateway
+        // that has no semantic route.
+        const { SemanticCache } = await import('./semantic/semantic-cache.ts')
+        const { createVerifier } = await import('./semantic/verifier.ts')
         const embedder = await createEmbedder(config.semantic.embedder)
+        const verifier = await createVerifier(config.semantic.verifier)
         useRedisSearch = redis !== null && config.semantic.redisSearch === 'auto' && (await redis.detectVectorSearch())
-        semantic = new SemanticCache(config.semantic, embedder, metrics, redis, useRedisSearch)
-        logger.info({ embedder: embedder.id, index: useRedisSearch ? 'redis-vector-search' : 'in-process' }, 'cache: semantic cache on')
+        semantic = new SemanticCache(config.semantic, embedder, verifier, metrics, redis, useRedisSearch)
+        logger.info({ embedder: embedder.id, verifier: verifier.id, index: useRedisSearch ? 'redis-vector-search' : 'in-process' }, 'cache: semantic cache on')
       } catch (err) {
         logger.warn({ err: (err as Error).message }, 'cache: semantic cache off, the embedder could not start')
       }
@@ -152,7 +159,7 @@ export class ResponseCache {
     let semantic: SemanticPlan | null = null
     if (policy.semanticEnabled && this.#semantic !== null) {
       const s = semanticInput(scope, req.model, body, this.#semantic.embedder.id, this.#config.semantic.maxInputChars)
-      if (s !== null) semantic = { partition: s.partition, text: s.text, threshold: policy.semanticThreshold, guard: null, vector: null }
+      if (s !== null) semantic = { partition: s.partition, text: s.text, threshold: policy.semanticThreshold, analysis: null, vector: null }
     }
     const plan: LookupPlan = {
       mode: 'lookup',
@@ -279,12 +286,27 @@ export class ResponseCache {
     }
     const stored = storeEntry(response)
     this.#memory.set(plan.key, stored)
-    this.#redis?.set(plan.key, stored, ttlMs)
     this.metrics.stores.inc({ kind: 'exact', outcome: 'stored' })
+    if (!worthCompressing(stored)) {
+      this.#share(plan, stored, ttlMs)
+      return true
+    }
+    // Served uncompressed from now on; swapped for its compressed form once the pool has made it.
+    const p = compressEntry(stored).then((compressed) => {
+      if (compressed !== null) this.#memory.replace(plan.key, stored, compressed)
+      this.#share(plan, compressed ?? stored, ttlMs)
+      this.#storing.delete(p)
+    })
+    this.#storing.add(p)
+    return true
+  }
+
+  /** Writes a stored entry to Redis and the semantic tier, where they apply. */
+  #share(plan: LookupPlan, stored: StoredEntry, ttlMs: number): void {
+    this.#redis?.set(plan.key, stored, ttlMs)
     if (plan.semantic !== null && this.#semantic !== null) {
       void this.#semantic.add(plan, stored, ttlMs).then((ok) => this.metrics.stores.inc({ kind: 'semantic', outcome: ok ? 'stored' : 'rejected' }))
     }
-    return true
   }
 
   /** Writes a hit (from `lookup` or `semanticLookup`) in the shape the client asked for. */
@@ -308,11 +330,33 @@ export class ResponseCache {
     await Promise.allSettled(this.#boot)
   }
 
+  /** Resolves when every store begun so far has finished its background part (compression). */
+  async settled(): Promise<void> {
+    while (this.#storing.size > 0) await Promise.all(this.#storing)
+  }
+
   async close(): Promise<void> {
     await this.ready()
+    await this.settled()
     await this.#semantic?.close()
     await this.#redis?.close()
     this.#memory.clear()
+  }
+
+  /**
+   * Operator purge: the entry under one exact `key`, or every entry of a `tenant` (its per-user
+   * entries too), from memory, the semantic index and the shared Redis tier. Entries other
+   * gateway processes hold in memory age out by their TTL.
+   */
+  async purge(target: { key: string } | { tenant: string }): Promise<{ memory: number; semantic: number; redis: number }> {
+    const key = 'key' in target ? target.key : null
+    const tenantScope = 'tenant' in target ? 't:' + target.tenant : null
+    const match = (meta: { key: string; scope: string }): boolean =>
+      key !== null ? meta.key === key : meta.scope === tenantScope || meta.scope.startsWith(tenantScope + '\u0000')
+    const memory = this.#memory.deleteWhere(match)
+    const semantic = this.#semantic?.store.deleteWhere(match) ?? 0
+    const redis = this.#redis === null ? 0 : await this.#redis.purge(key, match)
+    return { memory, semantic, redis }
   }
 
   /** Entries and bytes held in this process, by tier. */

@@ -49,9 +49,32 @@ export class MemoryStore {
     return true
   }
 
+  /**
+   * Swaps `current` for `next` (its compressed form) if `current` is still the entry under `key`;
+   * false when it was replaced, evicted or expired meanwhile.
+   */
+  replace(key: string, current: StoredEntry, next: StoredEntry): boolean {
+    if (this.#entries.get(key) !== current) return false
+    // Map.set on an existing key keeps its place in the LRU order.
+    this.#entries.set(key, next)
+    this.#bytes += storedBytes(next) - storedBytes(current)
+    return true
+  }
+
   delete(key: string): void {
     const e = this.#entries.get(key)
     if (e !== undefined) this.#remove(key, e)
+  }
+
+  /** Removes every entry whose metadata matches (an operator's purge); returns how many. */
+  deleteWhere(match: (meta: StoredEntry['meta']) => boolean): number {
+    let n = 0
+    for (const [key, e] of this.#entries) {
+      if (!match(e.meta)) continue
+      this.#remove(key, e)
+      n++
+    }
+    return n
   }
 
   clear(): void {

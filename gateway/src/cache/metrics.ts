@@ -14,6 +14,7 @@ export class CacheMetrics {
   readonly stores: Counter<'kind' | 'outcome'>
   readonly redisErrors: Counter<'op'>
   readonly predictorSkips: Counter
+  readonly verifications: Counter<'verifier' | 'outcome'>
   /** Read when the registry is scraped, so sizes cost nothing per request. */
   sizes: () => Record<string, { bytes: number; entries: number }> = () => ({})
 
@@ -65,5 +66,11 @@ export class CacheMetrics {
     this.stores = new Counter({ name: 'velox_cache_stores_total', help: 'Responses offered to the cache, by outcome', labelNames: ['kind', 'outcome'], registers })
     this.redisErrors = new Counter({ name: 'velox_cache_redis_errors_total', help: 'Redis commands that failed or timed out', labelNames: ['op'], registers })
     this.predictorSkips = new Counter({ name: 'velox_cache_predictor_skips_total', help: 'Semantic lookups skipped by the hit predictor', registers })
+    this.verifications = new Counter({
+      name: 'velox_cache_verifications_total',
+      help: 'Semantic candidates put to the verifier: accepted, rejected, or failed (the verifier could not answer)',
+      labelNames: ['verifier', 'outcome'],
+      registers,
+    })
   }
 }

@@ -1,14 +1,15 @@
 /** What `ResponseCache.plan` decides for one request; carried through lookup, record and replay. */
 import type { CacheEndpoint } from './config.ts'
 import type { BypassReason } from './policy.ts'
+import type { TextAnalysis } from './semantic/guard.ts'
 
 export interface SemanticPlan {
   readonly partition: string
   /** The last user message, trimmed: what gets embedded. */
   readonly text: string
   readonly threshold: number
-  /** Detail signature of `text`, computed on first use. */
-  guard: string | null
+  /** Detail signature and content words of `text`, computed on first use. */
+  analysis: TextAnalysis | null
   /** Embedding of `text` once a lookup has started it, reused when the answer is stored. */
   vector: Promise<Float32Array> | null
 }

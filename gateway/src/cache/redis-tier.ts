@@ -5,11 +5,12 @@
  *
  * Layout under `redis.keyPrefix`:
  *   cache:x:<key>      exact entry (encoded StoredEntry), PX ttl
- *   cache:s:<id>       semantic entry hash {part, vec, guard, entry, src}, PX ttl
+ *   cache:s:<id>       semantic entry hash {part, vec, guard, text, entry, src}, PX ttl
  *   cache:slog         stream of semantic inserts (`id`, `src`) that instances tail to stay in sync
  *   cache:sidx         FT vector index over cache:s:*, when the server has vector search
  */
-import { Redis, type RedisOptions } from 'ioredis'
+import { Redis } from 'ioredis'
+import { requestPathRedisOptions } from '../config/redis-client.ts'
 import { randomUUID } from 'node:crypto'
 import { decodeEntry, encodeEntry, type StoredEntry } from './entry.ts'
 import type { CacheMetrics } from './metrics.ts'
@@ -32,6 +33,8 @@ export interface SemanticRecord {
   readonly partition: string
   readonly vector: Float32Array
   readonly guard: string
+  /** The prompt the entry answers, for the verifier. */
+  readonly text: string
   readonly entry: StoredEntry
 }
 
@@ -68,17 +71,7 @@ export class RedisTier {
     this.#metrics = metrics
     this.#logger = logger
     this.#timeoutMs = settings.commandTimeoutMs
-    const password = settings.passwordEnv !== undefined ? process.env[settings.passwordEnv] : undefined
-    const opts: RedisOptions = {
-      lazyConnect: true,
-      connectTimeout: settings.connectTimeoutMs,
-      commandTimeout: settings.commandTimeoutMs,
-      // A request must never wait for a reconnect: commands fail at once while disconnected.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
-      ...(password !== undefined ? { password } : {}),
-    }
+    const opts = requestPathRedisOptions(settings)
     this.#client = new Redis(settings.url, opts)
     // The tail connection blocks in XREAD, so it gets no command timeout and may queue while reconnecting.
     this.#tail = new Redis(settings.url, { ...opts, commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null })
@@ -162,7 +155,7 @@ export class RedisTier {
     const vec = Buffer.from(r.vector.buffer, r.vector.byteOffset, r.vector.byteLength)
     this.#client
       .multi()
-      .hset(k, { part: r.partition, vec, guard: r.guard, entry: encodeEntry(r.entry), src: this.instanceId })
+      .hset(k, { part: r.partition, vec, guard: r.guard, text: r.text, entry: encodeEntry(r.entry), src: this.instanceId })
       .pexpire(k, px)
       .xadd(this.#logKey, 'MAXLEN', '~', STREAM_MAXLEN, '*', 'id', r.id, 'src', this.instanceId)
       .exec()
@@ -284,7 +277,7 @@ export class RedisTier {
       const tag = partition.replace(/[^A-Za-z0-9_]/g, (c) => '\\' + c)
       const res = (await this.#client.callBuffer(
         'FT.SEARCH', this.#indexName, `@part:{${tag}}=>[KNN ${k} @vec $B AS dist]`,
-        'PARAMS', '2', 'B', blob, 'RETURN', '5', 'dist', 'part', 'vec', 'guard', 'entry', 'SORTBY', 'dist', 'LIMIT', '0', String(k), 'DIALECT', '2',
+        'PARAMS', '2', 'B', blob, 'RETURN', '6', 'dist', 'part', 'vec', 'guard', 'text', 'entry', 'SORTBY', 'dist', 'LIMIT', '0', String(k), 'DIALECT', '2',
       )) as unknown[]
       const hits: VectorHit[] = []
       for (let i = 1; i + 1 < res.length; i += 2) {
@@ -301,6 +294,38 @@ export class RedisTier {
       this.#fail('semantic-search', err as Error)
       return []
     }
+  }
+
+  /**
+   * An operator's purge of the shared tier: the exact entry under `key`, or every exact and
+   * semantic entry whose metadata matches (a scan of this deployment's keys, in batches).
+   * Returns how many keys were deleted; throws when Redis cannot be reached.
+   */
+  async purge(key: string | null, match: (meta: StoredEntry['meta']) => boolean): Promise<number> {
+    if (key !== null) return await this.#client.del(this.key('x', key))
+    let deleted = 0
+    for (const kind of ['x', 's'] as const) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await this.#client.scan(cursor, 'MATCH', this.key(kind, '*'), 'COUNT', SCAN_BATCH)
+        cursor = next
+        if (keys.length === 0) continue
+        const pipe = this.#client.pipeline()
+        for (const k of keys) {
+          if (kind === 'x') pipe.getBuffer(k)
+          else pipe.hgetBuffer(k, 'entry')
+        }
+        const rows = (await pipe.exec()) ?? []
+        const doomed: string[] = []
+        rows.forEach((row, i) => {
+          const buf = row[1] as Buffer | null
+          const entry = buf === null ? null : decodeEntry(buf)
+          if (entry !== null && match(entry.meta)) doomed.push(keys[i]!)
+        })
+        if (doomed.length > 0) deleted += await this.#client.del(...doomed)
+      } while (cursor !== '0')
+    }
+    return deleted
   }
 
   async close(): Promise<void> {
@@ -331,12 +356,13 @@ function pairs(fields: string[]): Record<string, string> {
 }
 
 function parseRecord(id: string, f: Record<string, Buffer> | null): SemanticRecord | null {
-  if (f === null || f.part === undefined || f.vec === undefined || f.entry === undefined || f.guard === undefined) return null
+  // An entry without its prompt (written before verification existed) cannot be verified: skipped.
+  if (f === null || f.part === undefined || f.vec === undefined || f.entry === undefined || f.guard === undefined || f.text === undefined) return null
   const entry = decodeEntry(f.entry)
   if (entry === null || entry.meta.expiresAt <= Date.now()) return null
   if (f.vec.length % 4 !== 0 || f.vec.length === 0) return null
   // Copy: the Buffer may be a view into a pooled slab with an unaligned offset.
   const vector = new Float32Array(f.vec.length / 4)
   new Uint8Array(vector.buffer).set(f.vec)
-  return { id, partition: f.part.toString(), vector, guard: f.guard.toString(), entry }
+  return { id, partition: f.part.toString(), vector, guard: f.guard.toString(), text: f.text.toString(), entry }
 }

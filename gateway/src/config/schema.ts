@@ -7,12 +7,14 @@
  * instead of being silently ignored.
  */
 import { z } from 'zod'
+import { AdminSchema } from '../admin/config.ts'
 import { AuthSchema } from '../auth/config.ts'
-import { NEVER_FORWARDED } from '../protocols/forwarded-headers.ts'
-import { UPSTREAM_KINDS } from '../providers/provider.ts'
+import { NEVER_FORWARDED } from '../protocols/config.ts'
+import { UPSTREAM_KINDS } from '../providers/config.ts'
 import { CacheConfigSchema } from '../cache/config.ts'
 import { LimitsSchema } from '../limits/config.ts'
 import { RoutingConfigSchema, UpstreamDiscoverySchema, routingIssues } from '../routing/config.ts'
+import { TelemetrySchema } from '../telemetry/config.ts'
 import { LOG_LEVELS, envVarName, millis, nonNegativeInt, positiveInt, upstreamName } from './primitives.ts'
 
 export { LOG_LEVELS } from './primitives.ts'
@@ -196,6 +198,8 @@ export const GatewayConfigSchema = z
     auth: AuthSchema.prefault({}),
     limits: LimitsSchema.prefault({}),
     simulator: SimulatorSchema.prefault({}),
+    admin: AdminSchema.prefault({}),
+    telemetry: TelemetrySchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {
     const seen = new Set<string>()

@@ -9,7 +9,8 @@
  */
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import { Redis, type RedisOptions } from 'ioredis'
+import { Redis } from 'ioredis'
+import { requestPathRedisOptions } from '../config/redis-client.ts'
 import { MemoryLimitStore, retryAtOf, type GaugeGrant, type Grant, type GrantRequest, type LimitStore } from './store.ts'
 import type { Window } from './windows.ts'
 
@@ -129,17 +130,7 @@ export class RedisLimitStore implements LimitStore {
   readonly #deadAfterMs: number
 
   constructor(settings: RedisLimitSettings, events: StoreEvents) {
-    const password = settings.passwordEnv !== undefined ? process.env[settings.passwordEnv] : undefined
-    const opts: RedisOptions = {
-      lazyConnect: true,
-      connectTimeout: settings.connectTimeoutMs,
-      commandTimeout: settings.commandTimeoutMs,
-      // A request never waits for a reconnect: commands fail at once while disconnected.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
-      ...(password !== undefined ? { password } : {}),
-    }
+    const opts = requestPathRedisOptions(settings)
     const client = new Redis(settings.url, opts)
     client.on('error', () => {}) // failures surface per command, as fallbacks
     client.defineCommand('vxGrant', { numberOfKeys: 1, lua: GRANT })

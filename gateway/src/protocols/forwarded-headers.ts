@@ -4,12 +4,9 @@
  * `x-forwarded-user-agent`, since the upstream connection has its own.
  */
 import type { IncomingHttpHeaders } from 'node:http'
+import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
+import { NEVER_FORWARDED } from './config.ts'
 
-/** Headers never forwarded whatever the config says: credentials and hop or framing headers. */
-export const NEVER_FORWARDED: ReadonlySet<string> = new Set([
-  'authorization', 'x-api-key', 'cookie', 'proxy-authorization', 'host', 'content-length', 'content-type', 'content-encoding',
-  'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'x-velox-hop',
-])
 
 const RENAMED: Record<string, string> = { 'user-agent': 'x-forwarded-user-agent' }
 
@@ -20,13 +17,22 @@ export function compileForwardedHeaders(names: readonly string[]): ForwardedHead
   return Object.freeze(names.map((n) => n.toLowerCase()).filter((n) => !NEVER_FORWARDED.has(n)).map((n) => Object.freeze([n, RENAMED[n] ?? n] as const)))
 }
 
-/** The forwarded headers of one request as undici's flat `[name, value, ...]` list, or null for none. */
-export function pickForwarded(headers: IncomingHttpHeaders, forwarded: ForwardedHeaders): string[] | null {
-  let out: string[] | null = null
+/** Trace context the gateway writes itself when it traces a call (its own span is the upstream's parent). */
+const TRACE_CONTEXT: ReadonlySet<string> = new Set(['traceparent', 'tracestate'])
+
+/**
+ * The headers sent upstream for one request as undici's flat `[name, value, ...]` list: the
+ * request id always (the client's, or the one generated for it), then the allow-listed client
+ * headers. When `traced`, the client's trace context is left for the call's span to inject.
+ */
+export function pickForwarded(headers: IncomingHttpHeaders, forwarded: ForwardedHeaders, requestId: string, traced: boolean): string[] {
+  const out: string[] = [REQUEST_ID_HEADER, requestId]
   for (let i = 0; i < forwarded.length; i++) {
     const pair = forwarded[i]!
-    const value = headers[pair[0]]
-    if (typeof value === 'string') (out ??= []).push(pair[1], value)
+    const name = pair[0]
+    if (name === REQUEST_ID_HEADER || (traced && TRACE_CONTEXT.has(name))) continue
+    const value = headers[name]
+    if (typeof value === 'string') out.push(pair[1], value)
   }
   return out
 }

@@ -8,8 +8,8 @@
  */
 import type { ClientResponse } from '../protocols/client-response.ts'
 
-export const UPSTREAM_KINDS = ['openai', 'anthropic', 'azure-openai', 'gemini'] as const
-export type UpstreamKind = (typeof UPSTREAM_KINDS)[number]
+import type { UpstreamKind } from './config.ts'
+export { UPSTREAM_KINDS, type UpstreamKind } from './config.ts'
 
 /** A request that arrived in a provider's own protocol, which that provider takes untouched. */
 export interface NativeRequest {

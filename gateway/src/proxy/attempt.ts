@@ -4,8 +4,10 @@
  * over, and holds an upstream error answer that may be passed through when no retry is left.
  * Callbacks of an attempt the call no longer follows (cancelled, or replaced) are ignored.
  */
+import type { Span } from '@opentelemetry/api'
 import type { Dispatcher } from 'undici'
 import type { FailureKind } from '../routing/config.ts'
+import { endAttempt } from '../telemetry/request-trace.ts'
 import type { Waiter } from '../upstream/admission.ts'
 import type { ProxyCall } from './call.ts'
 import type { Target, UpstreamHeaders } from './context.ts'
@@ -36,6 +38,10 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   /** The member was told how this attempt ended (exactly once). */
   #settled: boolean
   #cancelled: boolean
+  /** The attempt's CLIENT span while tracing is on, else null; ended when the attempt settles. */
+  span: Span | null
+  /** The upstream's status once it answered; 0 before. */
+  statusCode: number
   /** When it started waiting in the upstream's admission queue (performance.now() ms); 0 = not waiting. */
   queuedAt: number
   /** The path and body for a provider of another kind; null sends the call's own. */
@@ -55,6 +61,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     this.#heldError = null
     this.#settled = false
     this.#cancelled = false
+    this.span = null
+    this.statusCode = 0
     this.queuedAt = 0
     this.outgoing = null
     this.#slot = false
@@ -109,6 +117,12 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     this.#settled = true
     if (kind === null) this.target.onSuccess(now)
     else this.target.onFailure(kind, now, now - this.startedAt)
+    if (this.span !== null) this.#endSpan(kind, now)
+  }
+
+  #endSpan(errorType: string | null, now: number): void {
+    endAttempt(this.span!, this.statusCode, null, errorType, now)
+    this.span = null
   }
 
   /** Aborts the dispatch for a reason that says nothing about the member. */
@@ -117,6 +131,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
       this.#settled = true
       this.target.onCancel(now)
     }
+    if (this.span !== null) this.#endSpan('cancelled', now)
     this.abandon()
   }
 
@@ -144,6 +159,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     const call = this.call
     if (this.#cancelled || !call.isLive(this)) return controller.abort(CANCELLED)
     if (statusCode < 200) return
+    this.statusCode = statusCode
     const now = performance.now()
     const ttfb = now - this.startedAt
     this.target.onFirstByte(ttfb, now)

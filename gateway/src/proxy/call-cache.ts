@@ -30,8 +30,13 @@ export class CallCache {
   }
 
   /** A semantic hit won the race: the client gets it instead of the upstream's answer. */
-  replay(hit: SemanticResult, res: ClientResponse): void {
-    this.cache.replay(hit.response, this.plan, res, {})
+  replay(hit: SemanticResult, res: ClientResponse, extraHeaders: Record<string, string>): void {
+    this.cache.replay(hit.response, this.plan, res, extraHeaders)
+  }
+
+  /** What the cache did for a call the upstream answered: looked and missed, or stayed out. */
+  get outcome(): 'miss' | 'bypass' {
+    return this.plan.mode === 'lookup' ? 'miss' : 'bypass'
   }
 
   /**

@@ -26,6 +26,7 @@ import { AttemptPlanner } from './planner.ts'
 import { sseErrorEvent, writeError } from './respond.ts'
 import { responseHeaders, serverTiming } from './response-headers.ts'
 import { classifyUpstreamError } from './upstream-errors.ts'
+import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
 
 export type { CallContext, CallRequest, Target } from './context.ts'
 
@@ -166,8 +167,9 @@ export class ProxyCall {
         const now = performance.now()
         this.#cancelLive(now)
         this.#outcome.status = 200
+        this.#outcome.cache = 'semantic-hit'
         this.request.metering?.end(null, true, true)
-        cache.replay(hit, this.res)
+        cache.replay(hit, this.res, { [REQUEST_ID_HEADER]: this.request.requestId })
         this.#finish(now)
       },
       () => undefined,
@@ -217,11 +219,18 @@ export class ProxyCall {
     const request = this.request
     const outgoing = attempt.outgoing
     attempt.sent()
+    let forwarded = request.forwardedHeaders
+    if (request.trace !== null) {
+      // The attempt's own span is the upstream's parent: traceparent (and tracestate) go with it.
+      const carrier = forwarded === null ? [] : forwarded.slice()
+      attempt.span = request.trace.attempt(attempt.target, request.resolution.model, this.#planner.attempts, performance.now(), carrier)
+      forwarded = carrier
+    }
     upstream.pool.dispatch(
       {
         path: upstream.basePath + (outgoing === null ? request.endpoint.path : outgoing.path),
         method: 'POST',
-        headers: request.forwardedHeaders === null ? (upstream.postHeaders as string[]) : upstream.headersWith(request.forwardedHeaders),
+        headers: forwarded === null ? (upstream.postHeaders as string[]) : upstream.headersWith(forwarded),
         body: outgoing === null ? request.body : outgoing.body,
       },
       attempt,
@@ -336,10 +345,12 @@ export class ProxyCall {
       const upstreamMs = now - attempt.startedAt
       out.push('server-timing', serverTiming(now - this.request.startedAt - upstreamMs, upstreamMs))
     }
+    out.push(REQUEST_ID_HEADER, this.request.requestId)
     if (this.ctx.shuttingDown()) out.push('connection', 'close')
     if (translated === null) this.request.cache?.committed(status, headers, out)
     else this.request.cache?.committedUncached(out)
     res.writeHead(status, out)
+    if (attempt.sse) this.request.trace?.firstToken(now, now - this.request.startedAt)
   }
 
   /** Writes a body chunk; false asks the attempt to pause until the client drains. */
@@ -397,6 +408,7 @@ export class ProxyCall {
 
   /** Ends a response that already started: SSE gets an error event, anything else a cut connection. */
   #breakResponse(err: GatewayError): void {
+    this.#outcome.error = err.code
     const res = this.res
     // The client already has its status (a 200): that is what it saw; the failure counts apart.
     if (res.headersSent) this.#outcome.broken = err.code
@@ -408,7 +420,9 @@ export class ProxyCall {
 
   #respondError(err: GatewayError, now: number): void {
     this.#outcome.status = err.status
-    writeError(this.res, err, this.ctx.shuttingDown() ? { connection: 'close' } : undefined)
+    this.#outcome.error = err.code
+    const id = this.request.requestId
+    writeError(this.res, err, this.ctx.shuttingDown() ? { [REQUEST_ID_HEADER]: id, connection: 'close' } : { [REQUEST_ID_HEADER]: id })
     this.#finish(now)
   }
 
@@ -493,6 +507,7 @@ export class ProxyCall {
     this.res.off('close', onClientClose)
     const request = this.request
     this.#outcome.record(this.ctx.metrics, request.endpoint.name, request.model, request.startedAt, this.#winner, this.#planner.last, now, request.metering)
+    this.#outcome.report(this.ctx, request, this.attempts, this.#winner, this.#planner.last, now)
     this.#live = []
   }
 }

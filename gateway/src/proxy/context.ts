@@ -4,7 +4,9 @@ import type { UsageEventFilter } from '../limits/stream-usage.ts'
 import type { Member } from '../routing/member.ts'
 import type { RouteRequest } from '../routing/route-request.ts'
 import type { Resolution, Router } from '../routing/router.ts'
+import type { AccessLog } from '../telemetry/access-log.ts'
 import type { GatewayMetrics } from '../telemetry/metrics.ts'
+import type { RequestTrace } from '../telemetry/request-trace.ts'
 import type { Upstream } from '../upstream/upstream.ts'
 import type { NativeRequest } from '../providers/index.ts'
 import type { CallCache } from './call-cache.ts'
@@ -31,6 +33,8 @@ export interface CallContext {
   readonly track: (delta: 1 | -1) => void
   /** True once shutdown began: responses ask clients to close their connection. */
   readonly shuttingDown: () => boolean
+  /** One line per finished call, or null when the access log is off. */
+  readonly accessLog: AccessLog | null
 }
 
 /** One request as the proxy layer forwards it. */
@@ -55,6 +59,15 @@ export interface CallRequest {
   readonly cache: CallCache | null
   /** The request in the protocol the client spoke, for an upstream that speaks it natively; null for OpenAI requests. */
   readonly native: NativeRequest | null
+  /** Returned to the client, sent upstream, on every log line and span of the call. */
+  readonly requestId: string
+  /** The caller, from auth: a tenant and the name of its key (both from the config). */
+  readonly tenant: string
+  readonly keyName: string
+  /** The client asked for a stream. */
+  readonly stream: boolean
+  /** The call's spans, or null when tracing is off. */
+  readonly trace: RequestTrace | null
   /** Limits and usage for the request, or null when neither auth nor limits are configured. */
   readonly metering: Metering | null
   /** Takes the usage event the gateway asked for out of the client's stream, or null. */

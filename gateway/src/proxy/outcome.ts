@@ -3,14 +3,20 @@
  * first byte, and the token usage read from the last body chunks of a 200 (usage comes last).
  */
 import type { Metering } from '../limits/metering.ts'
-import type { GatewayMetrics } from '../telemetry/metrics.ts'
-import { readUsage } from '../telemetry/usage.ts'
+import { round } from '../telemetry/access-log.ts'
+import { GEN_AI_OPERATION, type GatewayMetrics } from '../telemetry/metrics.ts'
+import { responseModel } from '../telemetry/request-trace.ts'
+import { readUsage, type Usage } from '../telemetry/usage.ts'
 import type { Attempt } from './attempt.ts'
-import type { Target } from './context.ts'
+import type { CallContext, CallRequest, Target } from './context.ts'
 
 export class CallOutcome {
   /** The status the client got (499 when it left first); 0 until one is known. */
   status: number
+  /** The GW_ERR_* code when the gateway ended the call with an error; null otherwise. */
+  error: string | null
+  /** Set when the cache answered (a semantic hit that won the race); else the plan says. */
+  cache: string | null
   /**
    * The gateway error that ended a response after it started, or null. The client's status stays
    * what it received (a 200); the failure is counted on its own.
@@ -18,16 +24,24 @@ export class CallOutcome {
   broken: string | null
   #lastChunk: Buffer | null
   #prevChunk: Buffer | null
+  /** The first body chunk: it names the response's model. */
+  #firstChunk: Buffer | null
+  #usage: Usage | null
 
   constructor() {
     this.status = 0
+    this.error = null
+    this.cache = null
     this.broken = null
     this.#lastChunk = null
     this.#prevChunk = null
+    this.#firstChunk = null
+    this.#usage = null
   }
 
-  /** Keeps the last two body chunks: the usage object may straddle them. */
+  /** Keeps the first and the last two body chunks: the usage object may straddle the last two. */
   sawChunk(chunk: Buffer): void {
+    if (this.#firstChunk === null) this.#firstChunk = chunk
     this.#prevChunk = this.#lastChunk
     this.#lastChunk = chunk
   }
@@ -48,8 +62,54 @@ export class CallOutcome {
     }
     const usage = this.status === 200 && this.broken === null ? readUsage(this.#lastChunk, this.#prevChunk) : null
     if (usage !== null) metrics.countTokens(model, usage.prompt, usage.completion)
+    this.#usage = usage
     metering?.end(usage, winner !== null && winner.firstByteAt > 0)
     this.#lastChunk = null
     this.#prevChunk = null
+  }
+
+  /**
+   * After `record`: the GenAI histograms of a successful stream (time
+   * to first token, time per output token, tokens per second), the SERVER span's end and the
+   * access-log line.
+   */
+  report(ctx: CallContext, request: CallRequest, attempts: number, winner: Attempt | null, last: Target | null, now: number): void {
+    const metrics = ctx.metrics
+    const usage = this.#usage
+    const status = this.status
+    const firstByteAt = winner !== null ? winner.firstByteAt : 0
+    if (status === 200 && firstByteAt > 0 && winner!.sse) {
+      metrics.observeGeneration(GEN_AI_OPERATION[request.endpoint.name] ?? request.endpoint.name, request.model, (firstByteAt - request.startedAt) / 1000, (now - firstByteAt) / 1000, usage?.completion ?? 0)
+    }
+    const trace = request.trace
+    const accessLog = ctx.accessLog
+    if (trace !== null || accessLog !== null) {
+      const target = winner?.target ?? last
+      const cache = this.cache ?? request.cache?.outcome ?? null
+      const error = this.error ?? (status >= 400 ? String(status) : null)
+      trace?.end(
+        { status, cache, responseModel: trace.recording ? responseModel(this.#firstChunk) : null, inputTokens: usage?.prompt ?? null, outputTokens: usage?.completion ?? null, errorType: error },
+        target,
+        now,
+      )
+      accessLog?.record({
+        id: request.requestId,
+        tenant: request.tenant,
+        route: request.endpoint.name,
+        model: request.model,
+        upstream: target?.upstreamName ?? null,
+        member: target?.name ?? null,
+        status,
+        cache,
+        ttftMs: firstByteAt > 0 ? round(firstByteAt - request.startedAt) : null,
+        durationMs: round(now - request.startedAt),
+        inputTokens: usage?.prompt ?? null,
+        outputTokens: usage?.completion ?? null,
+        attempts,
+        error,
+      })
+    }
+    this.#firstChunk = null
+    this.#usage = null
   }
 }

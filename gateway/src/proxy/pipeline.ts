@@ -14,7 +14,11 @@ import type { UsageLedger } from '../limits/usage.ts'
 import { DEBUG_HEADER, routeRequestFor } from '../routing/route-request.ts'
 import type { Resolution } from '../routing/router.ts'
 import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
-import type { GatewayMetrics } from '../telemetry/metrics.ts'
+import type { AccessLog } from '../telemetry/access-log.ts'
+import { GEN_AI_OPERATION, type GatewayMetrics } from '../telemetry/metrics.ts'
+import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
+import { RequestTrace } from '../telemetry/request-trace.ts'
+import { activeTracing } from '../telemetry/tracing.ts'
 import { HOP_HEADER, type Upstream } from '../upstream/upstream.ts'
 import { CallCache } from './call-cache.ts'
 import { ProxyCall } from './call.ts'
@@ -32,6 +36,7 @@ export interface PipelineState {
   /** The response cache, or null when caching is off. */
   readonly cache: ResponseCache | null
   readonly metrics: GatewayMetrics
+  readonly accessLog: AccessLog | null
   /** Usage per tenant, key and model (lives across reloads). */
   readonly usage: UsageLedger
   /** Client headers passed upstream (`server.forwardHeaders`, compiled at boot). */
@@ -90,6 +95,11 @@ function serve(
 ): void | Promise<void> {
   const { endpoint, parsed, principal } = call
   const headers = request.headers
+  const tracing = activeTracing()
+  const trace =
+    tracing === null
+      ? null
+      : new RequestTrace(tracing, headers, { requestId: request.id, method: 'POST', path: endpoint.path, operation: GEN_AI_OPERATION[endpoint.name] ?? endpoint.name, model: parsed.model, stream: parsed.stream, body: parsed.json, tenant: principal.tenant }, request.startedAt)
   if (metering !== null) {
     metering.writeHeaders(reply.raw)
     // Whatever way the response ends (a 4xx/5xx written by the error handler, a client gone
@@ -105,16 +115,16 @@ function serve(
     callCache = new CallCache(cache, plan)
     const hit = cache.lookup(plan)
     if (hit !== null) {
-      if (!(hit instanceof Promise)) return replayHit(state, cache, plan, hit, endpoint, parsed.model, reply, metering, call.res)
+      if (!(hit instanceof Promise)) return replayHit(state, cache, plan, hit, call, request, reply, trace, metering)
       // The shared tier answers within redis.commandTimeoutMs, or as a miss.
       const onMiss = callCache
       return hit.then((h) => {
-        if (h !== null) replayHit(state, cache, plan, h, endpoint, parsed.model, reply, metering, call.res)
-        else forward(state, snapshot, call, request, reply, resolution, onMiss, metering)
+        if (h !== null) replayHit(state, cache, plan, h, call, request, reply, trace, metering)
+        else forward(state, snapshot, call, request, reply, resolution, onMiss, trace, metering)
       })
     }
   }
-  forward(state, snapshot, call, request, reply, resolution, callCache, metering)
+  forward(state, snapshot, call, request, reply, resolution, callCache, trace, metering)
 }
 
 function forward(
@@ -125,11 +135,12 @@ function forward(
   reply: FastifyReply,
   resolution: Resolution<Upstream>,
   cache: CallCache | null,
+  trace: RequestTrace | null,
   metering: Metering | null,
 ): void {
-  const { endpoint, parsed } = call
+  const { endpoint, parsed, principal } = call
   const headers = request.headers
-  const forwardedHeaders = pickForwarded(headers, state.forwardedHeaders)
+  const forwardedHeaders = pickForwarded(headers, state.forwardedHeaders, request.id, trace !== null)
   let body = resolution.model === parsed.model ? call.body : rewriteModel(parsed.json, resolution.model)
   let usageFilter: UsageEventFilter | null = null
   if (metering !== null && snapshot.limits.countsTokens && needsStreamUsage(endpoint.name, parsed.json)) {
@@ -152,6 +163,11 @@ function forward(
     startedAt: request.startedAt,
     excluded,
     cache,
+    requestId: request.id,
+    tenant: principal.tenant,
+    keyName: principal.keyName,
+    stream: parsed.stream,
+    trace,
     metering,
     usageFilter,
     native: call.native,
@@ -159,11 +175,32 @@ function forward(
   proxied.start()
 }
 
-function replayHit(state: PipelineState, cache: ResponseCache, plan: CachePlan, hit: CachedResponse, endpoint: Endpoint, model: string, reply: FastifyReply, metering: Metering | null, res: ClientResponse | null): void {
+function replayHit(
+  state: PipelineState,
+  cache: ResponseCache,
+  plan: CachePlan,
+  hit: CachedResponse,
+  call: PreparedCall,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  trace: RequestTrace | null,
+  metering: Metering | null,
+): void {
+  const { endpoint, principal } = call
+  const model = call.parsed.model
   metering?.end(null, true, true)
   reply.hijack()
-  cache.replay(hit, plan, res ?? reply.raw, {})
+  cache.replay(hit, plan, call.res ?? reply.raw, { [REQUEST_ID_HEADER]: request.id })
   state.metrics.countRequest(endpoint.name, model, 'cache', 200)
+  const outcome = hit.similarity !== null ? 'semantic-hit' : 'hit'
+  if (trace !== null || state.accessLog !== null) {
+    const now = performance.now()
+    trace?.end({ status: 200, cache: outcome, responseModel: null, inputTokens: null, outputTokens: null, errorType: null }, null, now)
+    state.accessLog?.record({
+      id: request.id, tenant: principal.tenant, route: endpoint.name, model, upstream: null, member: null, status: 200, cache: outcome,
+      ttftMs: null, durationMs: Math.round((now - request.startedAt) * 1000) / 1000, inputTokens: null, outputTokens: null, attempts: 0, error: null,
+    })
+  }
 }
 
 /** The session key consistent hashing routes on: a configured header, else a body field (`user`). */

@@ -9,6 +9,28 @@ import { FastCounter, FastHistogram, type CounterCell, type HistogramCell } from
 const ADDED_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 0.05]
 const UPSTREAM_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 
+/** OpenTelemetry GenAI semantic-convention bucket advice, with finer steps below 10 ms for fast models. */
+const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+const TPOT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5]
+const TOKENS_PER_SECOND_BUCKETS = [1, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000, 2000]
+
+/** gen_ai.operation.name per endpoint (OpenTelemetry GenAI conventions). */
+export const GEN_AI_OPERATION: Readonly<Record<string, string>> = Object.freeze({
+  'chat.completions': 'chat',
+  completions: 'text_completion',
+  embeddings: 'embeddings',
+  responses: 'chat',
+  messages: 'chat',
+})
+
+/** The per-model generation histograms of one (operation, model): resolved once, kept. */
+export interface GenerationCells {
+  readonly ttft: HistogramCell
+  readonly tpot: HistogramCell
+  readonly tokensPerSecond: HistogramCell
+}
+
+/** Distinct model label values kept before new ones are folded into `other` (wildcard upstreams). */
 /**
  * Model names a client chose that are not in the config (served by a `"*"` upstream): at most this
  * many become label values, each at most MAX_MODEL_LABEL_LENGTH long; the rest count as `other`.
@@ -57,7 +79,13 @@ export class GatewayMetrics {
   readonly queueRejected: Counter<'upstream' | 'reason'>
   readonly broken: Counter<'route' | 'upstream' | 'code'>
   readonly hedges: Counter<'outcome'>
-  readonly memberState: Gauge<'member' | 'upstream' | 'metric'>
+  readonly memberGauges: readonly Gauge<'member' | 'upstream'>[]
+  readonly timeToFirstToken: FastHistogram
+  readonly timePerOutputToken: FastHistogram
+  readonly outputTokensPerSecond: FastHistogram
+  /** Models served (configured names, aliases, what `"*"` upstreams listed at warm-up): the only values the per-model GenAI histograms carry. */
+  private configuredModels: () => ReadonlySet<string> = () => new Set()
+  private readonly generationCells = new Map<string, Map<string, GenerationCells>>()
   private memberSource: (() => readonly MemberView[]) | null = null
   /** The model ids the config serves (and `"*"` upstreams listed): always their own label. */
   private knownModels: (() => ReadonlySet<string>) | null = null
@@ -96,6 +124,24 @@ export class GatewayMetrics {
       labelNames: ['route'],
       buckets: UPSTREAM_BUCKETS,
     }))
+    this.timeToFirstToken = fast(new FastHistogram({
+      name: 'gen_ai_server_time_to_first_token_seconds',
+      help: 'OpenTelemetry gen_ai.server.time_to_first_token: request received to the first streamed token sent, for successful streams',
+      labelNames: ['gen_ai_operation_name', 'gen_ai_request_model'],
+      buckets: TTFT_BUCKETS,
+    }))
+    this.timePerOutputToken = fast(new FastHistogram({
+      name: 'gen_ai_server_time_per_output_token_seconds',
+      help: 'OpenTelemetry gen_ai.server.time_per_output_token: time between output tokens after the first (inter-token latency), for successful streams with usage',
+      labelNames: ['gen_ai_operation_name', 'gen_ai_request_model'],
+      buckets: TPOT_BUCKETS,
+    }))
+    this.outputTokensPerSecond = fast(new FastHistogram({
+      name: 'velox_output_tokens_per_second',
+      help: 'Output tokens per second of one successful stream after its first token',
+      labelNames: ['gen_ai_operation_name', 'gen_ai_request_model'],
+      buckets: TOKENS_PER_SECOND_BUCKETS,
+    }))
     this.tokens = fast(new FastCounter({
       name: 'velox_tokens_total',
       help: 'Tokens reported in upstream usage blocks (streamed usage included), by kind',
@@ -103,7 +149,7 @@ export class GatewayMetrics {
     }))
     this.upstreamErrors = new Counter({
       name: 'velox_upstream_errors_total',
-      help: 'Upstream transport failures and timeouts, by gateway error code',
+      help: 'Upstream transport failures and timeouts, by upstream (never the member: DNS discovery makes those unbounded) and gateway error code',
       labelNames: ['upstream', 'code'],
       registers: [registry],
     })
@@ -159,25 +205,27 @@ export class GatewayMetrics {
       labelNames: ['outcome'],
       registers: [registry],
     })
-    this.memberState = new Gauge({
-      name: 'velox_upstream_member',
-      help: 'Per routing member: healthy (active checks, 1/0), breaker (0 closed, 1 open, 2 half-open), ewma_seconds (peak-EWMA time to first byte), outstanding, failures and ejections (counts since the snapshot was built)',
-      labelNames: ['member', 'upstream', 'metric'],
-      registers: [registry],
-      collect() {
-        this.reset()
-        const now = performance.now()
-        for (const m of self.memberSource?.() ?? []) {
-          const labels = { member: m.name, upstream: m.upstreamName }
-          this.set({ ...labels, metric: 'healthy' }, m.healthy ? 1 : 0)
-          this.set({ ...labels, metric: 'breaker' }, m.breaker.state)
-          this.set({ ...labels, metric: 'ewma_seconds' }, m.ewma.get(now) / 1000)
-          this.set({ ...labels, metric: 'outstanding' }, m.outstanding)
-          this.set({ ...labels, metric: 'failures' }, m.failed)
-          this.set({ ...labels, metric: 'ejections' }, m.breaker.ejections)
-        }
-      },
-    })
+    // One gauge per quantity (units never mix behind one name), all read at scrape time.
+    const memberGauge = (name: string, help: string, read: (m: MemberView, now: number) => number): Gauge<'member' | 'upstream'> =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['member', 'upstream'],
+        registers: [registry],
+        collect() {
+          this.reset()
+          const now = performance.now()
+          for (const m of self.memberSource?.() ?? []) this.set({ member: m.name, upstream: m.upstreamName }, read(m, now))
+        },
+      })
+    this.memberGauges = [
+      memberGauge('velox_upstream_member_healthy', 'Per routing member: 1 while active health checks pass, else 0', (m) => (m.healthy ? 1 : 0)),
+      memberGauge('velox_upstream_member_breaker_state', 'Per routing member: breaker state, 0 closed, 1 open (ejected), 2 half-open', (m) => m.breaker.state),
+      memberGauge('velox_upstream_member_ewma_seconds', 'Per routing member: peak-EWMA time to first byte', (m, now) => m.ewma.get(now) / 1000),
+      memberGauge('velox_upstream_member_outstanding', 'Per routing member: attempts in flight', (m) => m.outstanding),
+      memberGauge('velox_upstream_member_failures', 'Per routing member: failed attempts since the routing snapshot was built', (m) => m.failed),
+      memberGauge('velox_upstream_member_ejections', 'Per routing member: consecutive ejections since the doubling last reset', (m) => m.breaker.ejections),
+    ]
   }
 
   setMemberSource(source: (() => readonly MemberView[]) | null): void {
@@ -255,6 +303,42 @@ export class GatewayMetrics {
     }
     if (prompt > 0) cells.prompt.inc(prompt)
     if (completion > 0) cells.completion.inc(completion)
+  }
+
+  /** The served models (set at boot and every reload): per-model GenAI histograms carry only these, others are `other`. */
+  setConfiguredModels(models: () => ReadonlySet<string>): void {
+    this.configuredModels = models
+    this.generationCells.clear()
+  }
+
+  /** The generation histograms for (operation, public model); cache the result per call site if hot. */
+  generation(operation: string, model: string): GenerationCells {
+    let byModel = this.generationCells.get(operation)
+    if (byModel === undefined) this.generationCells.set(operation, (byModel = new Map()))
+    let cells = byModel.get(model)
+    if (cells === undefined) {
+      const label = this.configuredModels().has(model) ? model : 'other'
+      cells = {
+        ttft: this.timeToFirstToken.cell(operation, label),
+        tpot: this.timePerOutputToken.cell(operation, label),
+        tokensPerSecond: this.outputTokensPerSecond.cell(operation, label),
+      }
+      byModel.set(model, cells)
+    }
+    return cells
+  }
+
+  /**
+   * One finished stream: time to first token, and when the output token count is known, the
+   * time per output token after the first and the stream's tokens per second.
+   */
+  observeGeneration(operation: string, model: string, ttftSeconds: number, afterFirstSeconds: number, outputTokens: number): void {
+    const cells = this.generation(operation, model)
+    cells.ttft.observe(ttftSeconds)
+    if (outputTokens > 1 && afterFirstSeconds > 0) {
+      cells.tpot.observe(afterFirstSeconds / (outputTokens - 1))
+      cells.tokensPerSecond.observe((outputTokens - 1) / afterFirstSeconds)
+    }
   }
 
   countUpstreamError(upstream: string, code: string): void {

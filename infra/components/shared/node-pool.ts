@@ -12,11 +12,13 @@ export interface NodePoolSpec {
   readonly clusterName: pulumi.Input<string>
   readonly nodeRoleArn: pulumi.Input<string>
   readonly securityGroupIds: pulumi.Input<string>[]
-  /** One subnet: the placement group's AZ. */
+  /** One subnet: one AZ (a cluster placement group cannot span AZs). */
   readonly subnetId: pulumi.Input<string>
-  readonly placementGroupName: pulumi.Input<string>
+  /** A cluster placement group in that AZ, or none. */
+  readonly placementGroupName: pulumi.Input<string> | undefined
   readonly instanceType: string
   readonly amiType: AmiType
+  /** ENA Express (SRD) for TCP on the primary interface: only where both ends of same-subnet traffic support it. */
   readonly enaExpress: boolean
   readonly userData: string
   readonly rootVolumeGiB: number
@@ -36,9 +38,10 @@ export function launchTemplateArgs(name: string, spec: NodePoolSpec): aws.ec2.La
       associatePublicIpAddress: 'false',
       deleteOnTermination: 'true',
       securityGroups: spec.securityGroupIds,
-      ...(spec.enaExpress ? { enaSrdSpecification: { enaSrdEnabled: true, enaSrdUdpSpecification: { enaSrdUdpEnabled: true } } } : {}),
+      // TCP uses SRD once enabled on both ends; nothing node-to-node here speaks UDP, so UDP stays off.
+      ...(spec.enaExpress ? { enaSrdSpecification: { enaSrdEnabled: true, enaSrdUdpSpecification: { enaSrdUdpEnabled: false } } } : {}),
     }],
-    placement: { groupName: spec.placementGroupName },
+    ...(spec.placementGroupName !== undefined ? { placement: { groupName: spec.placementGroupName } } : {}),
     userData: spec.userData,
     ebsOptimized: 'true',
     blockDeviceMappings: [{

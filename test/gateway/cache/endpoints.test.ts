@@ -110,18 +110,21 @@ describe('OpenAI-compatible embedder', () => {
 
   test('posts to /v1/embeddings with the key, returns unit vectors, and fails fast', async () => {
     process.env.VELOX_TEST_EMBED_KEY = 'sk-test'
+    // The slow answer takes 300 ms, three times the timeout; the others have no deadline to race.
     const e = new OpenAIEmbedder({ kind: 'openai', url, model: 'text-embed', apiKeyEnv: 'VELOX_TEST_EMBED_KEY', version: '3', timeoutMs: 100 })
+    const patient = new OpenAIEmbedder({ kind: 'openai', url, model: 'text-embed', apiKeyEnv: 'VELOX_TEST_EMBED_KEY', version: '3', timeoutMs: 60_000 })
     try {
       assert.equal(e.id, 'openai:text-embed@3')
-      const v = await e.embed('abc')
+      const v = await patient.embed('abc')
       assert.equal(v.length, 26)
       assert.ok(Math.abs(v.reduce((s, x) => s + x * x, 0) - 1) < 1e-6)
       assert.equal(seen.at(-1)!.auth, 'Bearer sk-test')
       assert.equal(seen.at(-1)!.body.model, 'text-embed')
       await assert.rejects(e.embed('slow'))
-      await assert.rejects(e.embed('broken'))
+      await assert.rejects(patient.embed('broken'))
     } finally {
       await e.close()
+      await patient.close()
     }
   })
 

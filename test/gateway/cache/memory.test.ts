@@ -6,25 +6,43 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { brotliCompressSync } from 'node:zlib'
-import { storeEntry, storedBytes, type CachedResponse } from '../../../gateway/src/cache/entry.ts'
-import { chatJson } from './helpers.ts'
+import { compressEntry, storeEntry, storedBytes, type CachedResponse } from '../../../gateway/src/cache/entry.ts'
+import { chatJson, chatRequest, makeCache } from './helpers.ts'
 
 function response(i: number): CachedResponse {
   const body = chatJson(`answer ${i}: ${'the same few words repeat and compress well. '.repeat(20)}`)
   return { key: `k${i}`, scope: 't', endpoint: 'chat.completions', status: 200, shape: 'json', sourceShape: 'json', hasUsage: false, body, size: body.length, storedAt: 0, expiresAt: 1, similarity: null }
 }
 
-test('stored entries hold about the bytes the cache accounts for, not whole zlib output chunks', () => {
+test('stored entries hold about the bytes the cache accounts for, not whole zlib output chunks', async () => {
   const sample = response(0)
   // Positive control: what zlib hands back is a small view into a much larger output chunk.
   const raw = brotliCompressSync(sample.body)
   assert.ok(raw.buffer.byteLength > raw.length * 4, `zlib output ${raw.length} bytes in a ${raw.buffer.byteLength}-byte allocation`)
 
   for (let i = 0; i < 200; i++) {
-    const e = storeEntry(response(i))
+    const first = storeEntry(response(i))
+    // Stored uncompressed at once (owning its bytes too), compressed on the thread pool after.
+    assert.equal(first.meta.z, 0)
+    assert.equal(first.payload.buffer.byteLength, first.payload.length)
+    const e = (await compressEntry(first))!
+    assert.ok(e !== null)
     assert.equal(e.meta.z, 1, 'compressible answers are stored compressed')
     assert.equal(e.payload.byteOffset, 0)
     assert.equal(e.payload.buffer.byteLength, e.payload.length, `entry ${i} pins ${e.payload.buffer.byteLength} bytes for a ${e.payload.length}-byte payload`)
     assert.ok(storedBytes(e) >= e.payload.buffer.byteLength, 'the accounting covers the whole allocation')
   }
+})
+
+test('a small answer is stored as is: compressing it would cost more than it saves', async () => {
+  const { cache } = await makeCache()
+  const plan = cache.plan(chatRequest({ body: { model: 'llama', temperature: 0, messages: [{ role: 'user', content: 'short' }] } }))
+  const body = chatJson('yes')
+  assert.ok(plan.mode === 'lookup' && cache.commit(plan, 'application/json', body))
+  await cache.settled()
+  const hit = cache.lookup(plan)
+  assert.ok(hit !== null && !(hit instanceof Promise))
+  assert.equal(hit.body.length, body.length)
+  assert.ok(cache.stats().exact!.bytes < body.length + 400)
+  await cache.close()
 })

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { detailSignature } from '../../../gateway/src/cache/semantic/guard.ts'
+import { analyzeText, detailSignature } from '../../../gateway/src/cache/semantic/guard.ts'
 import { PartitionIndex } from '../../../gateway/src/cache/semantic/vector-index.ts'
-import { HitPredictor } from '../../../gateway/src/cache/semantic/predictor.ts'
+import { HitPredictor, sketchWords } from '../../../gateway/src/cache/semantic/predictor.ts'
+import { LexicalVerifier } from '../../../gateway/src/cache/semantic/lexical-verifier.ts'
 import { LocalEmbedder } from '../../../gateway/src/cache/semantic/local-embedder.ts'
 import { readPairs, report, scorePairs } from '../../../gateway/src/cache/semantic/evaluate.ts'
 import { CacheConfigSchema } from '../../../gateway/src/cache/config.ts'
 
-describe('detail signature', () => {
+describe('detail signature (numbers, entities in order, code, URLs, quotes, negation)', () => {
   const same = (a: string, b: string) => detailSignature(a) === detailSignature(b)
   test('matches rephrasings that keep every detail', () => {
     assert.ok(same('How do I reverse a list in Python?', "What's the way to reverse a list in Python?"))
@@ -24,7 +25,6 @@ describe('detail signature', () => {
     assert.ok(!same('Summarize https://x.test/a', 'Summarize https://x.test/b'))
     assert.ok(!same('Is "racecar" a palindrome?', 'Is "raceboat" a palindrome?'))
     assert.ok(!same('Is coffee good for you?', 'Is coffee not good for you?'))
-    assert.ok(!same('How do I encrypt a file?', 'How do I decrypt a file?'))
   })
 })
 
@@ -58,33 +58,103 @@ describe('partition index', () => {
   })
 })
 
-test('hit predictor skips partitions that never hit, but keeps exploring', () => {
+describe('hit predictor', () => {
   const cfg = CacheConfigSchema.parse({}).semantic.predictor
-  let r = 0
-  const p = new HitPredictor(cfg, () => (r = (r + 0.37) % 1))
-  for (let i = 0; i < 100; i++) p.observe('cold', false)
-  for (let i = 0; i < 100; i++) p.observe('warm', i % 3 === 0)
-  assert.equal(p.shouldEmbed('fresh'), true)
-  assert.equal(p.shouldEmbed('warm'), true)
-  let runs = 0
-  for (let i = 0; i < 1000; i++) if (p.shouldEmbed('cold')) runs++
-  assert.ok(runs > 0 && runs < 150, `cold partition embedded ${runs}/1000 times`)
+  const words = (t: string) => sketchWords(analyzeText(t).content)
+
+  test('a burst of new questions does not switch the cache off: the repeats that follow are looked up', () => {
+    let r = 0
+    const p = new HitPredictor(cfg, () => (r = (r + 0.37) % 1))
+    const burst = Array.from({ length: 60 }, (_, i) => `Tell me about topic${i} and subject${i}`)
+    for (const q of burst) {
+      // Each new question is looked up (or skipped) against what is stored, misses, then is stored.
+      const pr = p.predict('part', words(q))
+      if (pr.embed) p.observe('part', pr.band, false)
+      p.remember('part', words(q))
+    }
+    for (const q of burst.slice(-40)) assert.equal(p.predict('part', words('Could you tell me about ' + q.slice(14))).embed, true, q)
+  })
+
+  test('requests unlike anything stored are skipped once their band keeps missing, but exploration goes on', () => {
+    let r = 0
+    const p = new HitPredictor(cfg, () => (r = (r + 0.37) % 1))
+    p.remember('part', words('How do I reverse a list in Python?'))
+    let embedded = 0
+    for (let i = 0; i < 1000; i++) {
+      const pr = p.predict('part', words(`Unrelated question number ${i} about gardening${i}`))
+      assert.ok(pr.band < 4)
+      if (pr.embed) {
+        embedded++
+        p.observe('part', pr.band, false)
+      }
+    }
+    assert.ok(embedded > cfg.warmupLookups && embedded < 120, `embedded ${embedded}/1000`)
+    // The band starts hitting: noticed through exploration, and the band comes back.
+    for (let i = 0; i < 200; i++) {
+      const pr = p.predict('part', words(`Unrelated question number ${i} about gardening${i}`))
+      if (pr.embed) p.observe('part', pr.band, true)
+    }
+    assert.equal(p.predict('part', words('Something else entirely')).embed, true)
+  })
+
+  test('the sketch keeps a large partition\'s words, and forgets the least recently stored past its bound', () => {
+    const p = new HitPredictor(cfg)
+    p.remember('part', words('What is photosynthesis?'))
+    assert.equal(p.overlap('part', words('Explain photosynthesis')), 1)
+    for (let i = 0; i < 1000; i++) p.remember('part', [`w${i}`, `v${i}`])
+    assert.equal(p.overlap('part', words('Explain photosynthesis')), 1)
+    for (let i = 0; i < 3000; i++) p.remember('part', [`x${i}`])
+    assert.equal(p.overlap('part', words('Explain photosynthesis')), 0)
+    assert.equal(p.overlap('unknown', words('photosynthesis')), 0)
+  })
 })
 
-describe('labelled paraphrase set', () => {
+describe('lexical verifier (WordNet)', () => {
+  const v = new LexicalVerifier()
+  after(() => v.close())
+  test('aligns synonyms, attributes, derivations and answer-type nouns', () => {
+    for (const [a, b] of [
+      ['What is the capital of France?', 'Which city is the capital of France?'],
+      ['How old is the universe?', 'What is the age of the universe?'],
+      ['How do I fix a leaky faucet?', 'How can I repair a leaky faucet?'],
+      ['Explain quantum entanglement simply.', 'Give me a simple explanation of quantum entanglement.'],
+      ['How do I lose weight safely?', 'What is a safe way to lose weight?'],
+    ]) assert.equal(v.judge(a!, b!).same, true, `${a} / ${b}: ${v.judge(a!, b!).reason}`)
+  })
+  test('rejects antonyms, substitutions, scope changes, swapped order and differing details', () => {
+    for (const [a, b, reason] of [
+      ['What is the largest planet?', 'What is the smallest planet?', /antonym|substitution/],
+      ['How do I encrypt a file?', 'How do I decrypt a file?', /substitution/],
+      ['How do I scale up a deployment?', 'How do I scale down a deployment?', /substitution|antonym/],
+      ['How do I learn to swim?', 'How do I learn to swim as an adult?', /extra-word/],
+      ['Convert 5 miles to kilometers.', 'Convert 5 kilometers to miles.', /order/],
+      ['Is 17 prime?', 'Is 21 prime?', /details/],
+      ['Is coffee good for you?', 'Is coffee not good for you?', /details/],
+    ] as const) {
+      const verdict = v.judge(a, b)
+      assert.equal(verdict.same, false, `${a} / ${b}`)
+      assert.match(verdict.reason, reason)
+    }
+  })
+})
+
+describe('labelled pairs: development set', () => {
   let embedder: LocalEmbedder
+  const verifier = new LexicalVerifier()
   before(async () => {
     embedder = await LocalEmbedder.start()
   })
-  after(async () => embedder.close())
+  after(async () => {
+    await embedder.close()
+    await verifier.close()
+  })
 
   test('precision first: no must-not-hit pair is served at the default threshold, and most paraphrases are', async () => {
-    const pairs = readPairs(fileURLToPath(new URL('../../fixtures/cache/paraphrases.jsonl', import.meta.url)))
-    assert.ok(pairs.length >= 200)
-    const scored = []
-    for (let i = 0; i < pairs.length; i += 16) scored.push(...(await scorePairs(embedder, pairs.slice(i, i + 16))))
+    const pairs = readPairs(fileURLToPath(new URL('../../fixtures/cache/pairs-dev.jsonl', import.meta.url)))
+    assert.ok(pairs.length >= 300)
+    const scored = await scorePairs(embedder, verifier, pairs)
     const r = report(scored, CacheConfigSchema.parse({}).semantic.threshold)
     assert.equal(r.falsePositives, 0, JSON.stringify(r.falsePositivePairs.map((p) => [p.a, p.b])))
-    assert.ok(r.hitRate >= 0.5, `hit rate ${r.hitRate}`)
+    assert.ok(r.recall >= 0.8, `recall ${r.recall}`)
   })
 })

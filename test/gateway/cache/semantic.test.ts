@@ -39,7 +39,7 @@ async function store(c: ResponseCache, req: CacheRequest, answer: string): Promi
   // A miss first, as live traffic would do: its embedding is reused when the answer is stored.
   await c.semanticLookup(plan, new AbortController().signal)
   await record(c, plan, 200, 'application/json', [chatJson(answer)])
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 1_000; i++) {
     await new Promise((r) => setTimeout(r, 10))
     if (c.stats().semantic!.entries > 0) break
   }
@@ -141,7 +141,7 @@ describe('warming and sharing', () => {
     const { cache: warm } = await makeCache({ ...SEM, warmFile: file })
     try {
       assert.ok(warm.lookup(warm.plan(ask('What is the capital of France?'))))
-      for (let i = 0; i < 100 && warm.stats().semantic!.entries === 0; i++) await new Promise((r) => setTimeout(r, 10))
+      for (let i = 0; i < 1_000 && warm.stats().semantic!.entries === 0; i++) await new Promise((r) => setTimeout(r, 10))
       const hit = await semantic(warm, ask('Can you tell me what the capital of France is?'))
       assert.ok(hit)
     } finally {

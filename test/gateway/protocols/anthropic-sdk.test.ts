@@ -10,6 +10,7 @@ import { generateText, jsonSchema, streamText, tool } from 'ai'
 import { hashKey } from '../../../gateway/src/auth/authenticator.ts'
 import { startSimulator, type Simulator } from '../../../gateway/src/simulator/server.ts'
 import { post, readEvents, startGateway, type TestGateway } from '../../helpers/gateway.ts'
+import { metricsText } from '../../../gateway/src/server.ts'
 
 // The AI SDK warns on stderr about unknown model ids; the simulator's are unknown by design.
 ;(globalThis as { AI_SDK_LOG_WARNINGS?: boolean }).AI_SDK_LOG_WARNINGS = false
@@ -225,8 +226,8 @@ describe('Anthropic Messages ingress, official SDKs', () => {
   })
 
   test('metrics count Messages requests under their own route', async () => {
-    const res = await fetch(`${gw.url}/metrics`)
-    const text = await res.text()
+    // With API keys on, /metrics lives on the admin listener only; read the same text directly.
+    const text = await metricsText(gw.app.velox.metrics)
     assert.match(text, /velox_requests_total\{route="messages",model="velox-sim-1",upstream="sim",status="200"\} \d+/)
     assert.match(text, /velox_requests_total\{route="messages.count_tokens",model="velox-sim-1",upstream="sim",status="200"\} 1/)
   })

@@ -24,7 +24,7 @@ export function runStack(stack: string, ...args: string[]): Promise<ProgramRun> 
   let run = cache.get(key)
   if (!run) {
     run = slot(() => new Promise<ProgramRun>((resolve, reject) => {
-      execFile(process.execPath, [SCRIPT, stack, ...args], { cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 60_000 }, (err, stdout, stderr) => {
+      execFile(process.execPath, [SCRIPT, stack, ...args], { cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 240_000 }, (err, stdout, stderr) => {
         if (err) return reject(new Error(`${key}: ${err.message}\n${stderr}`))
         try { resolve(JSON.parse(stdout) as ProgramRun) } catch (e) { reject(new Error(`${key}: bad output ${String(e)}\n${stderr}`)) }
       })

@@ -1,21 +1,29 @@
 /**
- * Scores the semantic decision (similarity threshold plus the detail check) on labelled pairs:
- * the benchmark reports it and a test holds it to a precision floor.
+ * Scores the semantic decision (similarity threshold, then the verifier) on labelled pairs: the
+ * component benchmark reports it per category and a test holds the development set to it.
  */
 import { readFileSync } from 'node:fs'
 import type { Embedder } from './embedder.ts'
-import { detailSignature } from './guard.ts'
+import type { Verifier } from './verifier.ts'
 
 export interface LabelledPair {
   readonly a: string
   readonly b: string
   readonly label: 'hit' | 'miss'
   readonly kind: string
+  readonly source?: string
 }
 
 export interface ScoredPair extends LabelledPair {
   readonly similarity: number
-  readonly detailsMatch: boolean
+  /** The verifier's decision on the pair. */
+  readonly verified: boolean
+}
+
+export interface CategoryReport {
+  readonly pairs: number
+  /** Pairs served as hits. */
+  readonly served: number
 }
 
 export interface PairReport {
@@ -28,7 +36,8 @@ export interface PairReport {
   /** Of the pairs served as hits, the share that were right to be. 1 when nothing was served. */
   readonly precision: number
   /** Of the should-hit pairs, the share served. */
-  readonly hitRate: number
+  readonly recall: number
+  readonly byKind: Readonly<Record<string, CategoryReport>>
   readonly falsePositivePairs: readonly ScoredPair[]
 }
 
@@ -39,22 +48,38 @@ export function readPairs(file: string): LabelledPair[] {
     .map((l) => JSON.parse(l) as LabelledPair)
 }
 
-export async function scorePairs(embedder: Embedder, pairs: readonly LabelledPair[]): Promise<ScoredPair[]> {
-  return Promise.all(
-    pairs.map(async (p) => {
-      const [va, vb] = await Promise.all([embedder.embed(p.a), embedder.embed(p.b)])
-      let s = 0
-      for (let i = 0; i < va.length; i++) s += va[i]! * vb[i]!
-      return { ...p, similarity: s, detailsMatch: detailSignature(p.a.trim()) === detailSignature(p.b.trim()) }
-    }),
-  )
+export async function scorePairs(embedder: Embedder, verifier: Verifier, pairs: readonly LabelledPair[]): Promise<ScoredPair[]> {
+  const out: ScoredPair[] = []
+  // In slices: the embedder refuses more than 32 in flight.
+  for (let i = 0; i < pairs.length; i += 8) {
+    out.push(
+      ...(await Promise.all(
+        pairs.slice(i, i + 8).map(async (p) => {
+          const [va, vb] = await Promise.all([embedder.embed(p.a), embedder.embed(p.b)])
+          let s = 0
+          for (let k = 0; k < va.length; k++) s += va[k]! * vb[k]!
+          const [verified] = await verifier.verify(p.b.trim(), [p.a.trim()])
+          return { ...p, similarity: s, verified: verified === true }
+        }),
+      )),
+    )
+  }
+  return out
 }
 
 export function report(scored: readonly ScoredPair[], threshold: number): PairReport {
-  const served = scored.filter((p) => p.similarity >= threshold && p.detailsMatch)
+  const isServed = (p: ScoredPair): boolean => p.similarity >= threshold && p.verified
+  const served = scored.filter(isServed)
   const tp = served.filter((p) => p.label === 'hit').length
   const fp = served.length - tp
   const shouldHit = scored.filter((p) => p.label === 'hit').length
+  const byKind: Record<string, { pairs: number; served: number }> = {}
+  for (const p of scored) {
+    const k = `${p.label}:${p.kind}`
+    const c = (byKind[k] ??= { pairs: 0, served: 0 })
+    c.pairs++
+    if (isServed(p)) c.served++
+  }
   return {
     threshold,
     pairs: scored.length,
@@ -63,7 +88,8 @@ export function report(scored: readonly ScoredPair[], threshold: number): PairRe
     truePositives: tp,
     falsePositives: fp,
     precision: served.length === 0 ? 1 : tp / served.length,
-    hitRate: shouldHit === 0 ? 0 : tp / shouldHit,
+    recall: shouldHit === 0 ? 0 : tp / shouldHit,
+    byKind,
     falsePositivePairs: served.filter((p) => p.label === 'miss'),
   }
 }

@@ -1,8 +1,10 @@
 /**
  * The details a sentence embedding blurs: "Is 17 prime?" and "Is 21 prime?" embed almost alike.
  * A semantic hit requires both texts to carry exactly the same numbers and named entities (in the
- * same order), code spans, URLs, quoted strings, identifiers, negation and content words. The signature errs towards a miss: a
- * detail spelled differently (lower-case "france") simply does not match.
+ * same order), code spans, URLs, quoted strings, identifiers and negation: that is the detail
+ * signature, compared as one string. The content words ("capital", "old", "reverse") are returned
+ * beside it for the verifier, which aligns them allowing synonyms. The signature errs towards a
+ * miss: a detail spelled differently (lower-case "france") simply does not match.
  */
 
 const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi
@@ -22,9 +24,10 @@ const NUMBER_WORDS: Record<string, string> = {
 
 /**
  * Words that carry no topic: function words and the phrasing of a request ("what's the way to",
- * "can you explain"). Every other word is a content word, and both texts must use the same
- * content words (after light stemming): a sentence embedding scores "encrypt" and "decrypt",
- * or "largest" and "smallest", as near-identical, so a swapped content word means a miss.
+ * "can you explain"). Every other word is a content word, which the verifier must align with the
+ * other text: a sentence embedding scores "encrypt" and "decrypt", or "largest" and "smallest",
+ * as near-identical, so a swapped content word means a miss. Directions ("up", "down", "out")
+ * and speed ("quickly") change the answer, so they are content words.
  */
 const FILLER = new Set(
   (
@@ -32,9 +35,9 @@ const FILLER = new Set(
     'what whats which who whom whose when where why how is are was were be been being am do does did doing done ' +
     'can could would should will shall may might must have has had having please kindly tell give show explain ' +
     'explanation describe description define definition summarize summarise summary list name know let lets ' +
-    'in on at for from by with about of to into onto over under up down out off as than then so and or but if ' +
+    'in on at for from by with about of to as than then so and or but if ' +
     'also any some all each every just really very quite actually exactly basically simply simple simplest brief briefly ' +
-    'quick quickly short way ways best good right correct proper properly possible usually typically generally ' +
+    'short way ways best good right correct proper properly possible usually typically generally ' +
     'thing things something anything stuff one ones get got use using used make made go going want need needed ' +
     'like help hi hello hey thanks thank you\'re it\'s what\'s that\'s there\'s how\'s who\'s where\'s ' +
     'option options step steps method methods mean means meaning able cause causes main many between ' +
@@ -78,8 +81,21 @@ function normNumber(raw: string): string {
   return (Number.isFinite(n) ? String(n) : s) + (pct ? '%' : '')
 }
 
+export interface TextAnalysis {
+  /** Sorted, de-duplicated exact details (numbers, entities in order, code, URLs, quotes, negation) as one string. */
+  readonly signature: string
+  /** Content words in text order, lower-case, as written (no stemming): what the verifier aligns. */
+  readonly content: readonly string[]
+  /** The word right before each content word (lower-case), for answer-type nouns ("which city"). */
+  readonly before: readonly string[]
+}
+
 /** Sorted, de-duplicated list of the exact details in `text`, joined into one comparable string. */
 export function detailSignature(text: string): string {
+  return analyzeText(text).signature
+}
+
+export function analyzeText(text: string): TextAnalysis {
   const parts: string[] = []
   let rest = text
   rest = rest.replace(FENCED_RE, (m) => {
@@ -101,7 +117,9 @@ export function detailSignature(text: string): string {
   // Thousands separators: "1,000" is one number, not 1 and 0.
   rest = rest.replace(/(\d)[,_](?=\d{3}(?!\d))/g, '$1')
   const ordered: string[] = []
-  const content = new Set<string>()
+  const content: string[] = []
+  const preceding: string[] = []
+  let prevLower = ''
   let negated = false
   let sentenceStart = true
   for (const m of rest.matchAll(WORD_RE)) {
@@ -128,19 +146,30 @@ export function detailSignature(text: string): string {
     } else if (/^\p{Lu}/u.test(word)) {
       const acronym = word.length > 1 && word === word.toUpperCase()
       if (acronym || !sentenceStart || !COMMON_INITIAL.has(lower)) ordered.push('e:' + lower)
-      else if (!FILLER.has(lower)) content.add(stem(lower))
-    } else if (!FILLER.has(lower) && !NEGATION.has(lower)) {
-      content.add(stem(lower))
+      else if (!FILLER.has(lower)) {
+        content.push(lower)
+        preceding.push(prevLower)
+      }
+    } else if (!FILLER.has(lower) && !NEGATION.has(lower) && !lower.endsWith("n't") && !lower.endsWith('n’t')) {
+      content.push(lower)
+      preceding.push(prevLower)
     }
     sentenceStart = false
+    prevLower = lower
   }
   if (negated) parts.push('neg')
   // Order matters for entities and numbers: "Celsius to Fahrenheit" is not "Fahrenheit to Celsius".
   if (ordered.length > 0) parts.push('o:' + ordered.join('\u0002'))
-  for (const w of content) parts.push('w:' + w)
-  if (parts.length === 0) return ''
-  parts.sort()
-  let out = parts[0]!
-  for (let i = 1; i < parts.length; i++) if (parts[i] !== parts[i - 1]) out += '\u0001' + parts[i]
-  return out
+  let signature = ''
+  if (parts.length > 0) {
+    parts.sort()
+    signature = parts[0]!
+    for (let i = 1; i < parts.length; i++) if (parts[i] !== parts[i - 1]) signature += '\u0001' + parts[i]
+  }
+  return { signature, content, before: preceding }
+}
+
+/** Light stem: a plural or possessive `s` dropped, then the first five letters. */
+export function lightStem(lower: string): string {
+  return stem(lower)
 }

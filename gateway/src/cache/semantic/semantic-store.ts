@@ -10,6 +10,8 @@ export interface SemanticItem {
   readonly partition: string
   readonly label: number
   readonly guard: string
+  /** The prompt the entry answers: what the verifier compares a request with. */
+  readonly text: string
   readonly entry: StoredEntry
   readonly bytes: number
 }
@@ -47,7 +49,7 @@ export class SemanticStore {
     return this.#partitions.get(partition)?.size ?? 0
   }
 
-  add(id: string, partition: string, vector: Float32Array, guard: string, entry: StoredEntry): void {
+  add(id: string, partition: string, vector: Float32Array, guard: string, text: string, entry: StoredEntry): void {
     const existing = this.#items.get(id)
     if (existing !== undefined) this.#remove(existing)
     let index = this.#partitions.get(partition)
@@ -58,7 +60,7 @@ export class SemanticStore {
       return
     }
     const label = this.#nextLabel++
-    const item: SemanticItem = { id, partition, label, guard, entry, bytes: storedBytes(entry) + index.bytesPerVector() + guard.length * 2 + id.length * 2 + 96 }
+    const item: SemanticItem = { id, partition, label, guard, text, entry, bytes: storedBytes(entry) + index.bytesPerVector() + (guard.length + text.length + id.length) * 2 + 112 }
     if (item.bytes > this.#maxBytes) return
     index.add(label, vector)
     this.#items.set(id, item)
@@ -109,6 +111,17 @@ export class SemanticStore {
       this.#remove(item)
       this.#onEvict(item.entry.meta.expiresAt <= now ? 'expired' : 'capacity')
     }
+  }
+
+  /** Removes every entry whose metadata matches (an operator's purge); returns how many. */
+  deleteWhere(match: (meta: StoredEntry['meta']) => boolean): number {
+    let n = 0
+    for (const item of [...this.#items.values()]) {
+      if (!match(item.entry.meta)) continue
+      this.#remove(item)
+      n++
+    }
+    return n
   }
 
   clear(): void {

@@ -1,0 +1,204 @@
+/**
+ * Velox in one AWS region: `pulumi up` on stack `<stage>-<region>` (index.ts dispatches here). Stack config is read and
+ * validated once (infra/config.ts) before anything is declared; every component gets the
+ * region's explicit AWS provider; the gateway config is rendered from stack outputs by a pure
+ * function and validated against the gateway's own schema.
+ */
+import * as aws from '@pulumi/aws'
+import * as pulumi from '@pulumi/pulumi'
+import { loadStackConfig } from './config.ts'
+import { AcceleratorEndpoint } from './components/accelerator-endpoint.ts'
+import { Cache } from './components/cache.ts'
+import { EksAddons } from './components/addons.ts'
+import { Cluster } from './components/cluster.ts'
+import { RegionalDns, latencyName, regionalName } from './components/dns.ts'
+import { GATEWAY_NODE_LABEL, GatewayNodes } from './components/gateway-nodes.ts'
+import { GPU_TAINT, INFERENCE_NODE_LABEL, InferenceNodes } from './components/inference-nodes.ts'
+import { Network } from './components/network.ts'
+import { Workloads } from './components/workloads.ts'
+import { ClusterAddons } from './components/cluster-addons.ts'
+import { renderGatewayConfig } from './lib/gateway-config.ts'
+import { NLB_IDLE_TIMEOUT_SECONDS, inferenceUrl, listenerPort } from './lib/manifests.ts'
+import { baseName, baseTags } from './lib/naming.ts'
+import { gatewaySizing, vllmSizing } from './lib/sizing.ts'
+import { hashKey } from '../gateway/src/auth/authenticator.ts'
+import { NODE_ADDONS, WORKLOAD_ADDONS } from './lib/cluster-access.ts'
+import { enaExpressApplies } from './lib/instance-types.ts'
+
+const { config: cfg, cacheAuthToken, hfToken, peerApiKey } = loadStackConfig()
+const gatewaySize = gatewaySizing(cfg.gatewayInstanceType, cfg.gatewayWorkers)
+const name = baseName(cfg)
+
+const provider = new aws.Provider(`aws-${cfg.region}`, { region: cfg.region as aws.Region, defaultTags: { tags: baseTags(cfg, cfg.tags) } })
+const opts: pulumi.ComponentResourceOptions = { providers: [provider] }
+
+const enaExpress = enaExpressApplies(cfg.gatewayInstanceType, cfg.inferenceInstanceType)
+const network = new Network(`${name}-net`, {
+  clusterName: name,
+  region: cfg.region,
+  instanceTypes: [cfg.gatewayInstanceType, cfg.inferenceInstanceType],
+  ...(cfg.existingVpc ? { existingVpc: cfg.existingVpc } : { vpc: cfg.vpc }),
+}, opts)
+
+const cluster = new Cluster(`${name}-cluster`, {
+  clusterName: name,
+  region: cfg.region,
+  kubernetesVersion: cfg.kubernetesVersion,
+  subnetIds: network.privateSubnetIds,
+  endpointPublicCidrs: cfg.clusterEndpointPublicCidrs,
+  endpointPrivateCidrs: cfg.clusterEndpointPrivateCidrs,
+  access: cfg.clusterAccess,
+}, opts)
+
+// Pod networking, service routing and pod identity must be running before a node can be Ready.
+const nodeAddons = new EksAddons(`${name}-eks-addons`, { clusterName: cluster.name, kubernetesVersion: cfg.kubernetesVersion, addons: NODE_ADDONS }, opts)
+
+// One node group per AZ for each role; inference nodes share the gateways' AZs and subnets.
+const zones = network.privateSubnetIds.map((subnetId, i) => ({ subnetId, zone: network.zones[i]! }))
+const gatewayNodes = new GatewayNodes(`${name}-gateway`, {
+  clusterName: cluster.name,
+  kubernetesVersion: cfg.kubernetesVersion,
+  nodeRoleArn: cluster.nodeRoleArn,
+  securityGroupIds: [cluster.clusterSecurityGroupId],
+  zones,
+  instanceType: cfg.gatewayInstanceType,
+  nodes: cfg.gatewayNodes,
+  busyPollMicros: cfg.busyPollMicros,
+  enaExpress,
+}, { ...opts, dependsOn: [nodeAddons] })
+
+const inferenceNodes = new InferenceNodes(`${name}-inference`, {
+  clusterName: cluster.name,
+  kubernetesVersion: cfg.kubernetesVersion,
+  nodeRoleArn: cluster.nodeRoleArn,
+  securityGroupIds: [cluster.clusterSecurityGroupId],
+  zones,
+  instanceType: cfg.inferenceInstanceType,
+  nodes: cfg.inferenceNodes,
+  enaExpress,
+}, { ...opts, dependsOn: [nodeAddons] })
+
+// CoreDNS is a Deployment: it goes ACTIVE only once there are nodes to run it.
+const dnsAddons = new EksAddons(`${name}-coredns`, { clusterName: cluster.name, kubernetesVersion: cfg.kubernetesVersion, addons: WORKLOAD_ADDONS }, { ...opts, dependsOn: [gatewayNodes] })
+
+const cache = new Cache(`${name}-cache`, {
+  replicationGroupId: name,
+  vpcId: network.vpcId,
+  subnetIds: network.privateSubnetIds,
+  zones: network.zones,
+  clientSecurityGroupIds: [cluster.clusterSecurityGroupId],
+  nodeType: cfg.cacheNodeType,
+  nodes: cfg.cacheNodes,
+  engineVersion: cfg.cacheEngineVersion,
+  ...(cacheAuthToken ? { authToken: cacheAuthToken } : {}),
+  snapshotRetentionDays: cfg.stage === 'prod' ? 7 : 0,
+}, opts)
+
+const peerKeyHash = peerApiKey !== undefined ? peerApiKey.apply(hashKey) : pulumi.output(undefined)
+const gatewayConfig = pulumi.all([cache.primaryEndpoint, peerKeyHash]).apply(([host, peerHash]) => renderGatewayConfig({
+  inferenceUrl: inferenceUrl(),
+  model: cfg.model,
+  cache: { host, port: cache.port, tls: cache.tls, authToken: cache.authToken },
+  pool: cfg.pool,
+  timeouts: cfg.timeouts,
+  fallbackUpstreams: cfg.fallbackUpstreams,
+  workers: gatewaySize.workers,
+  logLevel: cfg.logLevel,
+  redisCommandTimeoutMs: cfg.redisCommandTimeoutMs,
+  loadBalancerIdleTimeoutSeconds: NLB_IDLE_TIMEOUT_SECONDS,
+  stage: cfg.stage,
+  apiKeys: cfg.apiKeys,
+  ...(cfg.limits !== undefined ? { limits: cfg.limits } : {}),
+  ...(peerHash !== undefined ? { peerKeyHash: peerHash } : {}),
+  cacheMaxBytes: gatewaySize.cacheMaxBytes,
+  shutdownTimeoutMs: cfg.gatewayDrainSeconds * 1000,
+}))
+if (cfg.stage !== 'dev' && cfg.fallbackUpstreams.length > 0 && peerApiKey === undefined) {
+  pulumi.log.warn('velox:fallbackUpstreams is set but velox:peerApiKey is not: peer regions (auth on) will refuse the fallback calls')
+}
+
+// metrics-server, the AWS Load Balancer Controller and the Cluster Autoscaler; they need nodes to run on.
+const addons = new ClusterAddons(`${name}-addons`, {
+  kubeconfig: cluster.kubeconfig,
+  clusterName: cluster.name,
+  kubernetesVersion: cfg.kubernetesVersion,
+  region: cfg.region,
+  vpcId: network.vpcId,
+}, { ...opts, dependsOn: [gatewayNodes] })
+
+const workloads = new Workloads(`${name}-apps`, {
+  provider: addons.provider,
+  gateway: {
+    image: cfg.gatewayImage,
+    // The hash leaves the auth section out, the only part derived from a secret (the peer key).
+    config: { yaml: gatewayConfig.yaml, hash: pulumi.unsecret(gatewayConfig.hash) },
+    nodeSelector: { ...GATEWAY_NODE_LABEL },
+    replicas: cfg.gatewayReplicas,
+    targetCpu: cfg.gatewayTargetCpu,
+    cpu: gatewaySize.cpu,
+    memory: gatewaySize.memory,
+    drainSeconds: cfg.gatewayDrainSeconds,
+    ...(cacheAuthToken ? { redisPassword: cacheAuthToken } : {}),
+    ...(peerApiKey ? { peerApiKey } : {}),
+  },
+  loadBalancer: { ...(cfg.certificateArn ? { certificateArn: cfg.certificateArn } : {}), sourceRanges: cfg.loadBalancerSourceRanges },
+  vllm: {
+    image: cfg.vllmImage,
+    model: cfg.model,
+    replicas: cfg.inferenceNodes.desired,
+    gpus: inferenceNodes.gpusPerNode,
+    extraArgs: cfg.vllmExtraArgs,
+    nodeSelector: { ...INFERENCE_NODE_LABEL },
+    gpuTaint: GPU_TAINT,
+    resources: vllmSizing(cfg.inferenceInstanceType),
+    startupSeconds: cfg.vllmStartupSeconds,
+    drainSeconds: cfg.gatewayDrainSeconds,
+    ...(hfToken ? { hfToken } : {}),
+  },
+}, { ...opts, dependsOn: [gatewayNodes, inferenceNodes, dnsAddons, ...addons.ready] })
+
+// With a global stack, <domain> is the accelerator's alias (global.ts) and the latency-routed
+// records move to latency.<domain>: the DNS path stays, as a name to fail back to.
+const globalStack = cfg.globalStack ? new pulumi.StackReference(cfg.globalStack) : undefined
+const dns = new RegionalDns(`${name}-dns`, {
+  hostedZoneId: cfg.hostedZoneId,
+  domain: cfg.domain,
+  latencyName: globalStack ? latencyName(cfg.domain) : cfg.domain,
+  region: cfg.region,
+  loadBalancerHostname: workloads.loadBalancerHostname,
+  tls: cfg.certificateArn !== undefined,
+  intervalSeconds: cfg.healthCheckIntervalSeconds,
+  failureThreshold: cfg.healthCheckFailureThreshold,
+}, opts)
+
+const accelerator = globalStack ? new AcceleratorEndpoint(`${name}-edge`, {
+  listenerArn: globalStack.requireOutput('listenerArn').apply(String),
+  region: cfg.region,
+  loadBalancerHostname: workloads.loadBalancerHostname,
+  tls: cfg.certificateArn !== undefined,
+  trafficDialPercentage: cfg.acceleratorTrafficDial,
+}, opts) : undefined
+
+const scheme = cfg.certificateArn ? 'https' : 'http'
+const port = listenerPort(cfg.certificateArn)
+const portSuffix = (scheme === 'https' && port === 443) || (scheme === 'http' && port === 80) ? '' : `:${port}`
+
+// What peers, promotion and operators read from this stack.
+export const stage = cfg.stage
+export const region = cfg.region
+export const clusterName = cluster.name
+export const gatewayImage = cfg.gatewayImage
+export const publicUrl = `${scheme}://${cfg.domain}${portSuffix}`
+/** The name peer regions list in velox:fallbackUpstreams. */
+export const regionalUrl = `${scheme}://${regionalName(cfg.region, cfg.domain)}${portSuffix}`
+export const loadBalancerHostname = workloads.loadBalancerHostname
+export const healthCheckId = dns.healthCheckId
+export const cacheEndpoint = cache.primaryEndpoint
+export const cacheReaderEndpoint = cache.readerEndpoint
+export const zoneNames = pulumi.all(network.zones)
+export const clusterAccessPrincipals = cluster.accessPrincipals
+export const addonVersions = pulumi.all({ ...nodeAddons.versions, ...dnsAddons.versions })
+export const gatewayConfigHash = gatewayConfig.hash
+export const kubeconfig = cluster.kubeconfig
+export const acceleratorEndpointGroupArn = accelerator?.endpointGroupArn
+export const latencyUrl = `${scheme}://${globalStack ? latencyName(cfg.domain) : cfg.domain}${portSuffix}`

@@ -1,0 +1,49 @@
+/** Cache purge across tiers, against a real redis-server: a purged tenant is gone for every instance sharing it. */
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { chatJson, chatRequest, makeCache, record, RedisServer } from '../cache/helpers.ts'
+
+let redis: RedisServer
+before(async () => {
+  redis = await RedisServer.start()
+})
+after(async () => {
+  await redis.stop()
+})
+
+test('purge by tenant clears memory and the shared Redis tier; purge by key only that entry', async () => {
+  const { cache } = await makeCache({ backend: 'redis' }, redis.url)
+  const { cache: peer } = await makeCache({ backend: 'redis' }, redis.url)
+  try {
+    const plans = {
+      acme: cache.plan(chatRequest({ tenant: 'acme' })),
+      acmeOther: cache.plan(chatRequest({ tenant: 'acme', body: { model: 'llama', temperature: 0, messages: [{ role: 'user', content: 'another question' }] } })),
+      globex: cache.plan(chatRequest({ tenant: 'globex' })),
+    }
+    for (const p of Object.values(plans)) assert.ok(await record(cache, p, 200, 'application/json', [chatJson('Paris.')]))
+    // Redis writes are fire-and-forget: wait until the peer can read all three.
+    for (let i = 0; i < 100; i++) {
+      const seen = await Promise.all(Object.values(plans).map((p) => peer.lookup(p)))
+      if (seen.every((s) => s !== null)) break
+      assert.ok(i < 99, 'the entries never reached redis')
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    const purged = await cache.purge({ tenant: 'acme' })
+    assert.deepEqual(purged, { memory: 2, semantic: 0, redis: 2 })
+    assert.equal(await cache.lookup(plans.acme), null)
+    assert.equal(await cache.lookup(plans.acmeOther), null)
+    const { cache: fresh } = await makeCache({ backend: 'redis' }, redis.url)
+    try {
+      assert.equal(await fresh.lookup(plans.acme), null, 'the shared tier still had the purged tenant')
+      assert.notEqual(await fresh.lookup(plans.globex), null, 'another tenant was purged too')
+    } finally {
+      await fresh.close()
+    }
+    const byKey = await cache.purge({ key: (plans.globex as { key: string }).key })
+    assert.deepEqual(byKey, { memory: 1, semantic: 0, redis: 1 })
+    assert.equal(await cache.lookup(plans.globex), null)
+  } finally {
+    await cache.close()
+    await peer.close()
+  }
+})

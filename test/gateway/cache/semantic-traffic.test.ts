@@ -1,0 +1,25 @@
+/**
+ * The semantic cache as a user meets it: labelled prompts from the development set sent as chat
+ * requests through a real gateway (buildServer, listening) in front of the inference simulator,
+ * in both traffic orders, reading `x-velox-cache` and the answers that come back. The full sets
+ * run in the cache benchmark (`node gateway/benchmarks/micro/cache.ts`); this is every tenth pair.
+ */
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { readPairs } from '../../../gateway/src/cache/semantic/evaluate.ts'
+import { trafficEval } from '../../../gateway/benchmarks/lib/semantic-traffic.ts'
+
+const pairs = readPairs(fileURLToPath(new URL('../../fixtures/cache/pairs-dev.jsonl', import.meta.url))).filter((_, i) => i % 10 === 0)
+
+for (const order of ['interleaved', 'burst-then-repeat'] as const) {
+  test(`through the gateway, ${order}: no false hit, and at least 70% of paraphrases served`, async () => {
+    // A fresh gateway and simulator. The model takes a second to answer: the semantic lookup
+    // (embedding in the worker, search, verification) must answer first to be seen, as it would
+    // in front of a real model; a second leaves room for a loaded test machine.
+    const r = await trafficEval(pairs, order, { ttftMs: 1_000 })
+    assert.equal(r.falseHits, 0, `${JSON.stringify(r.falseHitExamples)}`)
+    assert.ok(r.shouldHit >= 12, `${r.shouldHit} should-hit pairs`)
+    assert.ok(r.recall >= 0.7, `served ${r.truePositives}/${r.shouldHit}`)
+  })
+}

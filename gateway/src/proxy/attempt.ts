@@ -22,7 +22,16 @@ export interface HeldError {
 
 /** Error bodies are small; past this a held error is streamed on with backpressure instead. */
 const MAX_HELD_ERROR_BYTES = 64 * 1024
+/** The first event of a stream that failed before it started: chat-style, or Responses/Messages `event: error`. */
 const SSE_ERROR_PREFIX = Buffer.from('data: {"error"')
+const SSE_ERROR_EVENT_PREFIX = Buffer.from('event: error')
+
+function isErrorEvent(chunk: Buffer): boolean {
+  if (chunk.subarray(0, SSE_ERROR_PREFIX.length).equals(SSE_ERROR_PREFIX)) return true
+  if (!chunk.subarray(0, SSE_ERROR_EVENT_PREFIX.length).equals(SSE_ERROR_EVENT_PREFIX)) return false
+  const next = chunk[SSE_ERROR_EVENT_PREFIX.length]
+  return next === undefined || next === 0x0a || next === 0x0d // the whole event name, not `event: error_xyz`
+}
 const CANCELLED = new Error('request cancelled by the gateway')
 
 export class Attempt implements Dispatcher.DispatchHandler, Waiter {
@@ -191,7 +200,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     if (this.#heldHeaders !== null) {
       const headers = this.#heldHeaders
       this.#heldHeaders = null
-      if (this.#sse && chunk.subarray(0, SSE_ERROR_PREFIX.length).equals(SSE_ERROR_PREFIX) && call.streamErrorFirst(this)) return this.abandon()
+      if (this.#sse && isErrorEvent(chunk) && call.streamErrorFirst(this)) return this.abandon()
       call.commit(this, this.#heldStatus, headers, performance.now())
     }
     if (!call.write(chunk)) {

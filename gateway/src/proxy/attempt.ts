@@ -6,6 +6,8 @@
  */
 import type { Span } from '@opentelemetry/api'
 import type { Dispatcher } from 'undici'
+import type { OutgoingRequest } from '../providers/index.ts'
+import { EVENT_STREAM_CONTENT_TYPE, startsWithException } from '../protocols/bedrock/event-stream.ts'
 import type { FailureKind } from '../routing/config.ts'
 import { endAttempt } from '../telemetry/request-trace.ts'
 import type { Waiter } from '../upstream/admission.ts'
@@ -41,6 +43,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   #firstByteAt: number
   #controller: Dispatcher.DispatchController | null
   #sse: boolean
+  /** The stream is AWS event-stream framing (Bedrock's ConverseStream), not text SSE. */
+  #binaryEvents: boolean
   #heldStatus: number
   #heldHeaders: UpstreamHeaders | null
   #heldError: HeldError | null
@@ -54,7 +58,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   /** When it started waiting in the upstream's admission queue (performance.now() ms); 0 = not waiting. */
   queuedAt: number
   /** The path and body for a provider of another kind; null sends the call's own. */
-  outgoing: { readonly path: string; readonly body: Buffer } | null
+  outgoing: OutgoingRequest | null
   /** Holds one of the upstream's admission slots (handed to undici, not finished). */
   #slot: boolean
 
@@ -65,6 +69,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     this.#firstByteAt = 0
     this.#controller = null
     this.#sse = false
+    this.#binaryEvents = false
     this.#heldStatus = 0
     this.#heldHeaders = null
     this.#heldError = null
@@ -105,7 +110,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     return this.#firstByteAt
   }
 
-  /** The response is an event stream. */
+  /** The response is an event stream (for the client: a binary upstream stream is translated to SSE). */
   get sse(): boolean {
     return this.#sse
   }
@@ -181,6 +186,11 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     }
     const contentType = headers['content-type']
     this.#sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream')
+    if (!this.#sse && typeof contentType === 'string' && contentType.startsWith(EVENT_STREAM_CONTENT_TYPE)) {
+      // Bedrock's stream: translated to SSE for the client, held and checked like one.
+      this.#sse = true
+      this.#binaryEvents = true
+    }
     this.#heldStatus = statusCode
     this.#heldHeaders = headers
   }
@@ -200,7 +210,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     if (this.#heldHeaders !== null) {
       const headers = this.#heldHeaders
       this.#heldHeaders = null
-      if (this.#sse && isErrorEvent(chunk) && call.streamErrorFirst(this)) return this.abandon()
+      if (this.#sse && (this.#binaryEvents ? startsWithException(chunk) : isErrorEvent(chunk)) && call.streamErrorFirst(this)) return this.abandon()
       call.commit(this, this.#heldStatus, headers, performance.now())
     }
     if (!call.write(chunk)) {

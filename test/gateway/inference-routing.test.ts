@@ -20,7 +20,7 @@ function conversation(session: string, turns: number, extra: Record<string, unkn
   return JSON.stringify({ model: 'llm', messages, ...extra })
 }
 
-const until = (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000) => eventually(check, { what, timeoutMs })
+const until = (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000) => eventually(check, { what, timeoutMs })
 
 /** Waits until the gateway has scraped every pod after `t` (performance.now() of this process, the gateway's too). */
 async function scrapedAfter(gw: TestGateway, t: number): Promise<void> {

@@ -207,6 +207,12 @@ export class ProxyCall {
     attempt.outgoing = outgoing
     this.#live.push(attempt)
     target.onStart(now)
+    const charge = request.route?.charge ?? 0
+    if (charge > 0) {
+      // The pick just made estimated this much prefill on the member: charged until the first token.
+      attempt.prefill = charge
+      attempt.prefillWork = target.beginPrefill(charge)
+    }
     this.ctx.observeConcurrency(target)
     // Beyond the pool's connections the attempt waits here, bounded and with a deadline, never in undici.
     if (upstream.admission.admit(attempt) === 'now') this.send(attempt)

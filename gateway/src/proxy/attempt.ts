@@ -107,6 +107,15 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     return this.#sse
   }
 
+  /** The status and headers held until the first body byte (null once released, or never held). */
+  get heldStatus(): number {
+    return this.#heldStatus
+  }
+
+  get heldHeaders(): UpstreamHeaders | null {
+    return this.#heldHeaders
+  }
+
   /** Headers came, the first body byte has not: the first-byte deadline applies. */
   get awaitingFirstByte(): boolean {
     return this.#heldHeaders !== null
@@ -121,7 +130,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   #endPrefill(firstToken: boolean, now: number): void {
     const blocks = this.prefill
     this.prefill = 0
-    if (firstToken) this.target.endPrefill(blocks, this.prefillWork, now - this.startedAt)
+    if (firstToken) this.target.endPrefill(blocks, this.prefillWork, now - this.startedAt, now)
     else this.target.dropPrefill(blocks)
   }
 
@@ -190,6 +199,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     this.#sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream')
     this.#heldStatus = statusCode
     this.#heldHeaders = headers
+    if (this.#sse) call.awaitFirstEvent()
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -127,7 +127,7 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
       }
       s.latencyMs[i] = m.ewma.get(nowMs)
       s.pendingPrefill[i] = m.prefillPending
-      s.msPerBlock[i] = m.prefillMsPerBlock
+      s.msPerBlock[i] = m.prefillPace(nowMs)
     }
     if (blocks !== null) {
       this.index.match(blocks, members)

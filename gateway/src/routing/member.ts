@@ -45,6 +45,8 @@ export interface MemberInit {
 const PREFILL_RATE_ALPHA = 0.2
 /** Least work (blocks ahead, own included) whose time to first token teaches the pace. */
 export const PREFILL_SAMPLE_MIN_BLOCKS = 8
+/** How long a learned prefill pace is trusted without a new sample (ms). */
+export const PREFILL_PACE_MEMORY_MS = 2_000
 
 /** Cost of a member that has never answered but has requests in flight (Finagle's penalty). */
 const UNKNOWN_LATENCY_PENALTY = 1e12
@@ -83,6 +85,8 @@ export class Member<D = unknown> {
    * PREFILL_SAMPLE_MIN_BLOCKS); 0 until the first sample. A slower pod learns a larger one.
    */
   prefillMsPerBlock: number
+  /** performance.now() of the last pace sample; the pace is trusted for PREFILL_PACE_MEMORY_MS after it. */
+  prefillSampledAt: number
   /** Counters for metrics; never reset. */
   started: number
   failed: number
@@ -107,6 +111,7 @@ export class Member<D = unknown> {
     this.pod = new PodLoad()
     this.prefillPending = 0
     this.prefillMsPerBlock = 0
+    this.prefillSampledAt = 0
     this.started = 0
     this.failed = 0
     this.lastFailure = null
@@ -173,13 +178,24 @@ export class Member<D = unknown> {
    * The first token of an attempt charged `blocks` came after `ttftMs`, behind `work` blocks
    * (its own included): release the charge and learn the member's time per block.
    */
-  endPrefill(blocks: number, work: number, ttftMs: number): void {
+  endPrefill(blocks: number, work: number, ttftMs: number, nowMs: number): void {
     this.dropPrefill(blocks)
     // A first token after little work is mostly the pod's fixed cost per step (and the network):
     // learning from it would make a member that serves warm prefixes look slow per block.
     if (work < PREFILL_SAMPLE_MIN_BLOCKS || !(ttftMs >= 0)) return
     const sample = ttftMs / work
-    this.prefillMsPerBlock = this.prefillMsPerBlock === 0 ? sample : this.prefillMsPerBlock + PREFILL_RATE_ALPHA * (sample - this.prefillMsPerBlock)
+    const known = this.prefillMsPerBlock > 0 && nowMs - this.prefillSampledAt <= PREFILL_PACE_MEMORY_MS
+    this.prefillMsPerBlock = known ? this.prefillMsPerBlock + PREFILL_RATE_ALPHA * (sample - this.prefillMsPerBlock) : sample
+    this.prefillSampledAt = nowMs
+  }
+
+  /**
+   * The learned time per prefill block, or 0 when it was not confirmed in the last
+   * PREFILL_PACE_MEMORY_MS: a member that one slow sample made look slow gets no requests, hence no
+   * new samples, so an old pace is forgotten rather than kept forever.
+   */
+  prefillPace(nowMs: number): number {
+    return this.prefillMsPerBlock > 0 && nowMs - this.prefillSampledAt <= PREFILL_PACE_MEMORY_MS ? this.prefillMsPerBlock : 0
   }
 
   /** The attempt ended without a first token: release its charge, learn nothing. */

@@ -134,7 +134,7 @@ test('prefill pace is learned per member: the same work goes to the member that 
   // Same work behind each first token (10 blocks), three times the time on one.
   for (const [m, ms] of [[fast, 100], [slow, 300]] as const) {
     const work = m.beginPrefill(10)
-    m.endPrefill(10, work, ms)
+    m.endPrefill(10, work, ms, 0)
   }
   assert.equal(fast.prefillPending, 0, 'the charge is released at the first token')
   assert.equal(fast.prefillMsPerBlock, 10)
@@ -154,10 +154,15 @@ test('prefill pace is learned per member: the same work goes to the member that 
   slow.dropPrefill(1e6)
   assert.equal(slow.prefillPending, 0, 'never negative')
   const rate = slow.prefillMsPerBlock
-  slow.endPrefill(0, 0, 500)
+  slow.endPrefill(0, 0, 500, 1)
   slow.beginPrefill(2)
-  slow.endPrefill(2, 2, 500)
+  slow.endPrefill(2, 2, 500, 1)
   assert.equal(slow.prefillMsPerBlock, rate, 'little work teaches nothing (mostly fixed cost)')
+  assert.equal(slow.prefillPace(2_000), rate)
+  assert.equal(slow.prefillPace(2_001), 0, 'a pace not confirmed for 2 s is forgotten (the member gets tried again)')
+  slow.beginPrefill(10)
+  slow.endPrefill(10, 10, 50, 5_000)
+  assert.equal(slow.prefillMsPerBlock, 5, 'a forgotten pace restarts from the new sample')
 })
 
 test('vLLM /metrics text: the three gauges, summed over engines, older KV name accepted', () => {

@@ -69,6 +69,8 @@ export const ERRORS = Object.freeze({
   GW_ERR_CACHE_DISABLED: def('GW_ERR_CACHE_DISABLED', 409, 'invalid_request_error', 'The response cache is off (cache.enabled: false)'),
   GW_ERR_CACHE_PURGE_FAILED: def('GW_ERR_CACHE_PURGE_FAILED', 503, 'server_error', 'The shared cache tier could not be purged: %s'),
   GW_ERR_RELOAD_REJECTED: def('GW_ERR_RELOAD_REJECTED', 422, 'invalid_request_error', 'The config reload was refused; the running config stays in force: %s'),
+  GW_ERR_INVALID_QUERY: def('GW_ERR_INVALID_QUERY', 400, 'invalid_request_error', 'A query parameter is invalid: %s'),
+  GW_ERR_USAGE_UNAVAILABLE: def('GW_ERR_USAGE_UNAVAILABLE', 503, 'server_error', 'The shared usage totals could not be read from Redis: %s'),
   GW_ERR_PROFILE_BUSY: def('GW_ERR_PROFILE_BUSY', 409, 'invalid_request_error', 'A CPU profile is already being taken; try again when it ends'),
   GW_ERR_RATE_LIMITED: def('GW_ERR_RATE_LIMITED', 429, 'rate_limit_error', 'Rate limit reached: %s', 'rate_limit_exceeded'),
   GW_ERR_BUDGET_EXCEEDED: def('GW_ERR_BUDGET_EXCEEDED', 429, 'insufficient_quota', 'Budget exceeded: %s', 'insufficient_quota'),

@@ -79,6 +79,22 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     return this.#cancelled
   }
 
+  /** Waiter: the caller's priority class (0 is critical), for the upstream's queue. */
+  get priority(): number {
+    return this.call.request.priority
+  }
+
+  /** Waiter: the caller's tenant; the queue serves tenants of a class in turn. */
+  get tenant(): string {
+    return this.call.request.tenant
+  }
+
+  /** Waiter: a request of a more important class took this attempt's place in the queue. */
+  shed(): void {
+    this.queuedAt = 0
+    this.call.queueShed(this)
+  }
+
   /** Waiter: a slot came free; the call sends the attempt now. */
   admitted(): void {
     this.queuedAt = 0
@@ -169,7 +185,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     if (this.queuedAt !== 0) {
       // Still waiting for a slot: leave the queue; nothing was sent.
       this.queuedAt = 0
-      this.target.dispatcher.admission.left()
+      this.target.dispatcher.admission.left(this)
       return
     }
     this.#controller?.abort(CANCELLED)

@@ -197,7 +197,7 @@ export class ProxyCall {
    * max_pending_requests overflow); null when no member has room.
    */
   #withRoom(target: Target | null, now: number): Target | null {
-    while (target !== null && target.dispatcher.admission.full) {
+    while (target !== null && target.dispatcher.admission.fullFor(this.request.priority)) {
       this.ctx.metrics.countQueueRejected(target.upstreamName, 'full')
       target = this.#planner.instead(target, now)
     }
@@ -549,15 +549,26 @@ export class ProxyCall {
       if (attempt.queuedAt === 0) continue
       const upstream = attempt.target.dispatcher
       if (now - attempt.queuedAt < upstream.admission.queueTimeoutMs) continue
-      this.ctx.metrics.countQueueRejected(attempt.target.upstreamName, 'timeout')
-      attempt.cancel(now)
-      this.#drop(attempt)
-      if (this.#live.length > 0) return // a hedge is still running
-      const next = this.#withRoom(this.#planner.instead(attempt.target, now), now)
-      if (next !== null) this.#dispatch(next, now)
-      else this.#respondError(new GatewayError('GW_ERR_UPSTREAM_OVERLOADED', this.request.model, { retryAfter: 1 }), now)
+      this.#leftQueue(attempt, 'timeout', now)
       return
     }
+  }
+
+  /** A more important request took this attempt's place in its upstream's queue. */
+  queueShed(attempt: Attempt): void {
+    if (this.#finished || !this.isLive(attempt)) return
+    this.#leftQueue(attempt, 'preempted', performance.now())
+  }
+
+  /** A queued attempt that stopped waiting: the call moves to a member with room, or answers 503 with Retry-After. */
+  #leftQueue(attempt: Attempt, reason: 'timeout' | 'preempted', now: number): void {
+    this.ctx.metrics.countQueueRejected(attempt.target.upstreamName, reason)
+    attempt.cancel(now)
+    this.#drop(attempt)
+    if (this.#live.length > 0) return // a hedge is still running
+    const next = this.#withRoom(this.#planner.instead(attempt.target, now), now)
+    if (next !== null) this.#dispatch(next, now)
+    else this.#respondError(new GatewayError('GW_ERR_UPSTREAM_OVERLOADED', this.request.model, { retryAfter: 1 }), now)
   }
 
   /** The total deadline passed (checked by the in-flight sweeper). */

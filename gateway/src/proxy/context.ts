@@ -66,6 +66,8 @@ export interface CallRequest {
   /** The caller, from auth: a tenant and the name of its key (both from the config). */
   readonly tenant: string
   readonly keyName: string
+  /** The key's priority class (PRIORITY_CLASS: 0 is critical): its place in upstream queues. */
+  readonly priority: number
   /** The client asked for a stream. */
   readonly stream: boolean
   /** The call's spans, or null when tracing is off. */

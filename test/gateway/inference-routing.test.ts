@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { type Simulator, type VllmOptions, startSimulator } from '../../gateway/src/simulator/server.ts'
 import { post, startGateway, type TestGateway } from '../helpers/gateway.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 const SYSTEM = 'You are the support assistant of a bicycle shop; be concise and friendly. '.repeat(30)
 
@@ -20,13 +20,7 @@ function conversation(session: string, turns: number, extra: Record<string, unkn
   return JSON.stringify({ model: 'llm', messages, ...extra })
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await sleep(20)
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000) => eventually(check, { what, timeoutMs })
 
 /** Waits until the gateway has scraped every pod after `t` (performance.now() of this process, the gateway's too). */
 async function scrapedAfter(gw: TestGateway, t: number): Promise<void> {

@@ -119,8 +119,9 @@ test('the gateway\'s embedder and verifier, built from the rendered config, call
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const local = (url: string) => { const u = new URL(url); u.host = `127.0.0.1:${(server.address() as AddressInfo).port}`; return u.toString() }
-  const embedder = new OpenAIEmbedder({ ...semantic.embedder, url: local(semantic.embedder.url) })
-  const verifier = new RerankVerifier({ ...semantic.verifier, url: local(semantic.verifier.url) }, null)
+  // Generous timeouts: this checks paths and payloads, not speed, on a machine that may be busy.
+  const embedder = new OpenAIEmbedder({ ...semantic.embedder, url: local(semantic.embedder.url), timeoutMs: 30_000 })
+  const verifier = new RerankVerifier({ ...semantic.verifier, url: local(semantic.verifier.url), timeoutMs: 30_000 }, null)
   try {
     const v = await embedder.embed('What is the capital of France?')
     assert.deepEqual([...v].map((x) => Math.round(x * 10) / 10), [0.6, 0.8])

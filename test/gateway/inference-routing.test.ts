@@ -64,12 +64,14 @@ describe('inference-aware routing', () => {
     const hits = sims.reduce((n, s) => n + s.engine!.counters.prefixHits, 0)
     const queries = sims.reduce((n, s) => n + s.engine!.counters.prefixQueries, 0)
     assert.ok(hits / queries > 0.5, `prefix-cache hit rate ${(hits / queries).toFixed(2)}`)
+    // Every charge was released at its first token.
+    for (const m of gw.app.velox.snapshot.router.members()) assert.equal(m.prefillPending, 0, m.name)
   })
 
   test('x-velox-route explains the pick only when asked', async () => {
     const asked = await post(`${gw.url}/v1/chat/completions`, conversation('erin', 1), { 'x-velox-debug': 'route' })
     await asked.arrayBuffer()
-    assert.match(asked.headers.get('x-velox-route') ?? '', /^member=pod\d; score=[\d.]+; prefix=[\d.]+x3; queue=[\d.]+x2; kvCache=[\d.]+x1; load=[\d.]+x2; latency=[\d.]+x0\.5; prefix_blocks=\d+\/\d+;/)
+    assert.match(asked.headers.get('x-velox-route') ?? '', /^member=pod\d; score=[\d.]+; prefill=[\d.]+x4; prefix=[\d.]+x1; queue=[\d.]+x1; kvCache=[\d.]+x0\.5; load=[\d.]+x1; latency=[\d.]+x0\.5; prefix_blocks=\d+\/\d+; pending_blocks=\d+;/)
     const quiet = await post(`${gw.url}/v1/chat/completions`, conversation('erin', 1))
     await quiet.arrayBuffer()
     assert.equal(quiet.headers.get('x-velox-route'), null)

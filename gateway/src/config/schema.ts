@@ -46,6 +46,14 @@ export const ServerSchema = z.strictObject({
   shutdownDelayMs: millis.default(0),
   /** How long SIGTERM/SIGINT waits for in-flight requests and streams before exiting (ms). */
   shutdownTimeoutMs: millis.default(30_000),
+  /**
+   * SSE keep-alive (ms; 0: off). When a stream's first event has not come this long after the
+   * request (a long prefill, a deep queue), the gateway sends the stream's headers and an SSE
+   * comment, then one every as many ms until the first event, so a load balancer's idle timeout
+   * does not cut the connection. Set it below that timeout (AWS ALB: 60 s). It ends failover for
+   * that request: a failure before the first event then ends the stream with an SSE error event.
+   */
+  sseKeepAliveMs: millis.default(0),
   /** Add a `Server-Timing` header (gateway and upstream time) to every proxied response. */
   serverTiming: z.boolean().default(true),
   /** Worker processes sharing the port: 1 runs in-process, 0 means one per core. */

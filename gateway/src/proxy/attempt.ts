@@ -48,6 +48,10 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   outgoing: { readonly path: string; readonly body: Buffer } | null
   /** Holds one of the upstream's admission slots (handed to undici, not finished). */
   #slot: boolean
+  /** Prompt blocks charged to the member until the first token (inference-aware routing); 0: none. */
+  prefill: number
+  /** The member's pending prefill work when this attempt was charged, its own included. */
+  prefillWork: number
 
   constructor(call: ProxyCall, target: Target, now: number) {
     this.call = call
@@ -66,6 +70,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     this.queuedAt = 0
     this.outgoing = null
     this.#slot = false
+    this.prefill = 0
+    this.prefillWork = 0
   }
 
   /** Waiter: a cancelled attempt no longer wants a slot. */
@@ -117,6 +123,15 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     return this.#sse
   }
 
+  /** The status and headers held until the first body byte (null once released, or never held). */
+  get heldStatus(): number {
+    return this.#heldStatus
+  }
+
+  get heldHeaders(): UpstreamHeaders | null {
+    return this.#heldHeaders
+  }
+
   /** Headers came, the first body byte has not: the first-byte deadline applies. */
   get awaitingFirstByte(): boolean {
     return this.#heldHeaders !== null
@@ -127,10 +142,19 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     this.#firstByteAt = now
   }
 
+  /** Releases the member's prefill charge: at the first token (learning its pace) or without one. */
+  #endPrefill(firstToken: boolean, now: number): void {
+    const blocks = this.prefill
+    this.prefill = 0
+    if (firstToken) this.target.endPrefill(blocks, this.prefillWork, now - this.startedAt, now)
+    else this.target.dropPrefill(blocks)
+  }
+
   /** Tells the member how the attempt ended: a failure kind, or null for success. */
   settle(kind: FailureKind | null, now: number): void {
     if (this.#settled) return
     this.#settled = true
+    if (this.prefill !== 0) this.#endPrefill(false, now)
     if (kind === null) this.target.onSuccess(now)
     else this.target.onFailure(kind, now, now - this.startedAt)
     if (this.span !== null) this.#endSpan(kind, now)
@@ -145,6 +169,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   cancel(now: number): void {
     if (!this.#settled) {
       this.#settled = true
+      if (this.prefill !== 0) this.#endPrefill(false, now)
       this.target.onCancel(now)
     }
     if (this.span !== null) this.#endSpan('cancelled', now)
@@ -190,6 +215,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     this.#sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream')
     this.#heldStatus = statusCode
     this.#heldHeaders = headers
+    if (this.#sse) call.awaitFirstEvent()
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -207,6 +233,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     if (this.#heldHeaders !== null) {
       const headers = this.#heldHeaders
       this.#heldHeaders = null
+      if (this.prefill !== 0) this.#endPrefill(true, performance.now())
       if (this.#sse && chunk.subarray(0, SSE_ERROR_PREFIX.length).equals(SSE_ERROR_PREFIX) && call.streamErrorFirst(this)) return this.abandon()
       call.commit(this, this.#heldStatus, headers, performance.now())
     }

@@ -46,6 +46,11 @@ export function toYaml(docs: readonly Record<string, unknown>[]): string {
   return docs.map((d) => stringify(d, { lineWidth: 0, sortMapEntries: false })).join('---\n')
 }
 
+/** The file render-manifests prints for a stack's declared resources (the golden files' content). */
+export function renderManifests(stack: string, resources: readonly DeclaredResource[]): string {
+  return `# Kubernetes manifests for stack ${stack}, rendered offline from the program's inputs.\n${toYaml(manifestsOf(resources))}`
+}
+
 if (import.meta.main) {
   const args = process.argv.slice(2)
   const stack = args[0]
@@ -59,7 +64,7 @@ if (import.meta.main) {
     console.error(run.error)
     process.exit(1)
   }
-  const yaml = `# Kubernetes manifests for stack ${stack}, rendered offline from the program's inputs.\n${toYaml(manifestsOf(run.resources))}`
+  const yaml = renderManifests(stack, run.resources)
   if (outIndex >= 0 && args[outIndex + 1]) writeFileSync(args[outIndex + 1]!, yaml)
   else process.stdout.write(yaml)
 }

@@ -240,6 +240,16 @@ test('a region\'s fallback URLs name other shipped regions\' regional URLs', () 
   }
 })
 
+/** The raw config mock-program.ts hands the program for these CLI arguments. */
+function withArgs(stack: string, args: readonly string[]): Record<string, string> {
+  const raw = readStackConfig(stack)
+  for (const a of args) {
+    if (a.startsWith('-')) delete raw[a.slice(1)]
+    else raw[a.slice(0, a.indexOf('='))] = a.slice(a.indexOf('=') + 1)
+  }
+  return raw
+}
+
 test('bad stack config fails before any resource is declared', async () => {
   const cases: [string[], RegExp][] = [
     [['velox:gatewayInstanceType=m4.large'], /velox:gatewayInstanceType: "m4.large" is not ENA-capable/],
@@ -250,11 +260,21 @@ test('bad stack config fails before any resource is declared', async () => {
     [['velox:clusterEndpointPublicCidrs=["203.0.113.0/24"]'], /documentation range \(TEST-NET-3/],
     [['velox:kubernetesVersion=1.29'], /velox:kubernetesVersion: unknown EKS version "1.29"/],
   ]
+  // Each case is refused by the stack-config validation the program runs first...
   for (const [args, message] of cases) {
-    const run = await runStack('dev-us-east-1', ...args)
-    assert.match(run.error ?? '', message)
-    assert.deepEqual(run.resources, [], 'nothing declared')
+    assert.throws(() => parseStackConfig('dev-us-east-1', withArgs('dev-us-east-1', args)), message)
   }
+  // ...and the program, given several at once, stops with that validation's whole message and
+  // declares nothing (one run: a run costs a process and the Pulumi SDK's load).
+  // (A missing required key stops validation before the instance-type and version checks.)
+  const combined = ['velox:gatewayInstanceType=m4.large', 'velox:clusterEndpointPublicCidrs=["0.0.0.0/0"]', 'velox:kubernetesVersion=1.29']
+  let expected = ''
+  try { parseStackConfig('dev-us-east-1', withArgs('dev-us-east-1', combined)) } catch (err) { expected = (err as Error).message }
+  for (const [args, message] of cases) if (combined.includes(args[0]!)) assert.match(expected, message)
+  assert.equal(expected.split('\n  - ').length, 1 + combined.length, expected)
+  const run = await runStack('dev-us-east-1', ...combined)
+  assert.equal(run.error, expected)
+  assert.deepEqual(run.resources, [], 'nothing declared')
 })
 
 test('instance types not offered in enough AZs stop the deployment before any node group, naming where they are offered', async () => {

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { PRIORITIES, type Priority } from '../auth/config.ts'
 
 const positive = z.number().positive()
 const positiveInt = z.number().int().positive()
@@ -62,6 +63,29 @@ export const PriceSchema = z.strictObject({
   outputPerMillion: z.number().nonnegative(),
 })
 
+/**
+ * The share of every bounded wait (an upstream's `pool.maxPending` queue, the saturation hold's
+ * `maxHeld` and its `queueThreshold`) each priority class may fill; the rest is kept for the
+ * classes above it. A less important class never gets more than a more important one.
+ */
+export const QueueSharesSchema = z
+  .strictObject(Object.fromEntries(PRIORITIES.map((p) => [p, z.number().gt(0).max(1).optional()])) as Record<Priority, z.ZodOptional<z.ZodNumber>>)
+  .transform((given) => Object.fromEntries(PRIORITIES.map((p) => [p, given[p] ?? DEFAULT_QUEUE_SHARES[p]])) as Record<Priority, number>)
+  .superRefine((shares, ctx) => {
+    for (let i = 1; i < PRIORITIES.length; i++) {
+      const above = PRIORITIES[i - 1]!
+      const p = PRIORITIES[i]!
+      if (shares[p] > shares[above]) ctx.addIssue({ code: 'custom', path: [p], message: `${p} (${shares[p]}) may not get a larger share than ${above} (${shares[above]})` })
+    }
+  })
+
+export const DEFAULT_QUEUE_SHARES: Readonly<Record<Priority, number>> = Object.freeze({ critical: 1, high: 1, normal: 1, low: 0.5, batch: 0.25 })
+
+/** The shares as an array indexed by class (PRIORITY_CLASS order: critical first). */
+export function classShares(shares: Readonly<Record<Priority, number>>): readonly number[] {
+  return Object.freeze(PRIORITIES.map((p) => shares[p]))
+}
+
 export const LimitsSchema = z.strictObject({
   /** `redis`: counters shared by every replica through the top-level `redis` section; `memory`: this process only. */
   backend: z.enum(['memory', 'redis']).default('memory'),
@@ -84,6 +108,8 @@ export const LimitsSchema = z.strictObject({
   streamUsage: z.boolean().default(true),
   /** Send OpenAI's `x-ratelimit-*` headers on every response a rule covers. */
   headers: z.boolean().default(true),
+  /** Share of each bounded queue a priority class may fill (see QueueSharesSchema). */
+  queueShares: QueueSharesSchema.prefault({}),
 })
 
 export type LimitsConfig = z.output<typeof LimitsSchema>

@@ -13,7 +13,7 @@ import { UsageLedger } from './usage.ts'
 
 export { Limiter, UNLIMITED, type Admission, type LimitSubject } from './limiter.ts'
 export { estimateCost } from './estimate.ts'
-export { LimitsSchema, type LimitsConfig } from './config.ts'
+export { LimitsSchema, classShares, type LimitsConfig } from './config.ts'
 
 export interface TenancyLogger {
   warn(obj: object, msg: string): void

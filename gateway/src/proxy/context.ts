@@ -25,6 +25,8 @@ export interface CallContext {
   readonly metrics: GatewayMetrics
   readonly router: Router<Upstream>
   readonly serverTiming: boolean
+  /** server.sseKeepAliveMs: keep-alive comments while a stream waits for its first event; 0 or absent: off. */
+  readonly sseKeepAliveMs?: number
   readonly onUpstreamFailure: (call: ProxyCall, target: Target, failure: ClassifiedFailure) => void
   readonly inflight: Set<ProxyCall>
   /** Remembers a member's concurrency so its pool is kept open ahead of demand. */
@@ -64,6 +66,8 @@ export interface CallRequest {
   /** The caller, from auth: a tenant and the name of its key (both from the config). */
   readonly tenant: string
   readonly keyName: string
+  /** The key's priority class (PRIORITY_CLASS: 0 is critical): its place in upstream queues. */
+  readonly priority: number
   /** The client asked for a stream. */
   readonly stream: boolean
   /** The call's spans, or null when tracing is off. */

@@ -19,6 +19,7 @@ import { GEN_AI_OPERATION, type GatewayMetrics } from '../telemetry/metrics.ts'
 import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
 import { RequestTrace } from '../telemetry/request-trace.ts'
 import { activeTracing } from '../telemetry/tracing.ts'
+import { PRIORITY_CLASS } from '../upstream/fair-queue.ts'
 import { HOP_HEADER, type Upstream } from '../upstream/upstream.ts'
 import { CallCache } from './call-cache.ts'
 import { ProxyCall } from './call.ts'
@@ -151,13 +152,14 @@ function forward(
   const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
   const routing = snapshot.config.routing
   const key = affinityKey(routing.hashKey, headers, parsed.json)
+  const priority = PRIORITY_CLASS[principal.priority]
   reply.hijack()
   const proxied = new ProxyCall(snapshot.ctx, call.res ?? reply.raw, {
     endpoint,
     model: parsed.model,
     resolution,
     affinityKey: key,
-    route: routeRequestFor(routing, key, parsed.json, resolution.model, headers[DEBUG_HEADER]),
+    route: routeRequestFor(routing, key, parsed.json, resolution.model, headers[DEBUG_HEADER], principal.tenant, priority),
     body,
     forwardedHeaders,
     startedAt: request.startedAt,
@@ -166,6 +168,7 @@ function forward(
     requestId: request.id,
     tenant: principal.tenant,
     keyName: principal.keyName,
+    priority,
     stream: parsed.stream,
     trace,
     metering,

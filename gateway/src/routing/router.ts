@@ -16,6 +16,7 @@ import { Member, type MemberInit } from './member.ts'
 import { RetryPolicy } from './retry-policy.ts'
 import type { Random } from './rng.ts'
 import type { RouteRequest } from './route-request.ts'
+import { NORMAL_CLASS } from '../upstream/fair-queue.ts'
 
 export type MemberFactory<D> = (init: MemberInit) => Member<D>
 
@@ -24,6 +25,8 @@ export interface RouterOptions<D> {
   readonly createMember: MemberFactory<D>
   readonly random?: Random
   readonly nowMs?: number
+  /** Share of the saturation hold and threshold each priority class may use (index: PRIORITY_CLASS); all 1 when absent. */
+  readonly queueShares?: readonly number[]
 }
 
 /** Members that serve one (model, upstream set), with the balancer and hedge timing that keep state for them. */
@@ -105,7 +108,7 @@ export class Router<D = unknown> {
       if (g === undefined) {
         const members = Object.freeze(upstreams.filter((u) => names.includes(u.name)).flatMap((u) => membersOf.get(u.name)!))
         const ia = routing.inferenceAware
-        const admission = routing.balancer === 'inference-aware' && ia.admission.queueThreshold > 0 && ia.metrics.enabled ? new Admission(ia.admission, ia.metrics.staleAfterMs) : null
+        const admission = routing.balancer === 'inference-aware' && ia.admission.queueThreshold > 0 && ia.metrics.enabled ? new Admission(ia.admission, ia.metrics.staleAfterMs, opts.queueShares) : null
         g = new MemberGroup<D>(new Set(names), members, createBalancer(routing.balancer, { random: opts.random, inferenceAware: ia }), new HedgeDelay(routing.hedge), admission)
         groups.set(key, g)
       }
@@ -170,14 +173,14 @@ export class Router<D = unknown> {
    */
   admit(resolution: Resolution<D>, request: RouteRequest | null, nowMs: number): AdmissionVerdict {
     const group = resolution.group
-    return group.admission === null ? 'admit' : group.admission.decide(group.members, nowMs, request?.priority ?? 0)
+    return group.admission === null ? 'admit' : group.admission.decide(group.members, nowMs, request?.priority ?? NORMAL_CLASS)
   }
 
   /** Holds a request admission said to hold; `callback(true)` when it may go on, `(false)` when shed. */
   hold(resolution: Resolution<D>, callback: HeldCallback, request: RouteRequest | null): void {
     const admission = resolution.group.admission
     if (admission === null) callback(true)
-    else admission.hold(callback, request?.priority ?? 0)
+    else admission.hold(callback, request?.priority ?? NORMAL_CLASS, request?.tenant ?? 'default')
   }
 
   /** After fresh pod metrics: lets held requests go where a member has room again. */

@@ -7,7 +7,7 @@
  */
 import { Authenticator, type Principal } from '../auth/authenticator.ts'
 import type { ApiKeyConfig } from '../auth/config.ts'
-import type { Limiter, Tenancy } from '../limits/index.ts'
+import { classShares, type Limiter, type Tenancy } from '../limits/index.ts'
 import type { GatewayConfig } from '../config/schema.ts'
 import { bindDnsDiscovery, type DnsBinding } from '../routing/dns-binding.ts'
 import { ActiveHealthChecker } from '../routing/health-checker.ts'
@@ -69,9 +69,11 @@ export class RuntimeSnapshot<C = unknown> {
     this.metered = this.auth.enabled || this.limits.enabled
     const byName = new Map(config.upstreams.map((u) => [u.name, u]))
     const now = performance.now()
+    const queueShares = classShares(config.limits.queueShares)
     this.router = new Router<Upstream>(config.upstreams, config.routing, {
       nowMs: now,
-      createMember: (init) => new Member(init, new Upstream(byName.get(init.upstreamName)!, deps.env, init.origin)),
+      queueShares,
+      createMember: (init) => new Member(init, new Upstream(byName.get(init.upstreamName)!, deps.env, init.origin, queueShares)),
     })
     this.modelIds = new Set()
     this.modelsBody = ''

@@ -189,7 +189,7 @@ export class GatewayMetrics {
     })
     this.queueRejected = new Counter({
       name: 'velox_upstream_queue_rejected_total',
-      help: 'Requests an upstream could not take: its connections busy and its queue full (full), or the wait for a connection past pool.queueTimeoutMs (timeout). Each failed over or got 503 GW_ERR_UPSTREAM_OVERLOADED',
+      help: 'Requests an upstream could not take: its connections busy and its queue full (full), the wait for a connection past pool.queueTimeoutMs (timeout), or a waiter whose place a more important priority class took (preempted). Each failed over or got 503 GW_ERR_UPSTREAM_OVERLOADED',
       labelNames: ['upstream', 'reason'],
       registers: [registry],
     })
@@ -240,7 +240,7 @@ export class GatewayMetrics {
     this.retries.inc({ upstream, kind })
   }
 
-  countQueueRejected(upstream: string, reason: 'full' | 'timeout'): void {
+  countQueueRejected(upstream: string, reason: 'full' | 'timeout' | 'preempted'): void {
     this.queueRejected.inc({ upstream, reason })
   }
 

@@ -6,7 +6,7 @@
 import { Pool } from 'undici'
 import type { UpstreamConfig } from '../config/schema.ts'
 import { providerFor, type Provider } from '../providers/index.ts'
-import { AdmissionQueue } from './admission.ts'
+import { AdmissionQueue, FULL_SHARES } from './admission.ts'
 
 /** Marks a request one gateway forwarded to another (a peer region). */
 export const HOP_HEADER = 'x-velox-hop'
@@ -49,9 +49,10 @@ export class Upstream {
   /**
    * `origin`: where to connect when it is not the URL's own host, as for one DNS-discovered
    * address of a headless Service (`http://10.0.1.7:8000`). The URL's host is still sent as the
-   * Host header and TLS servername.
+   * Host header and TLS servername. `queueShares`: the share of `pool.maxPending` each priority
+   * class may fill (index: PRIORITY_CLASS).
    */
-  constructor(config: UpstreamConfig, env: NodeJS.ProcessEnv = process.env, origin: string | null = null) {
+  constructor(config: UpstreamConfig, env: NodeJS.ProcessEnv = process.env, origin: string | null = null, queueShares: readonly number[] = FULL_SHARES) {
     const url = new URL(config.url)
     const hostOverride = origin !== null && origin !== url.origin
     this.name = config.name
@@ -62,7 +63,7 @@ export class Upstream {
     if (config.apiKeyEnv && !apiKey) {
       throw new Error(`upstream "${config.name}": environment variable ${config.apiKeyEnv} (apiKeyEnv) is empty or unset`)
     }
-    this.provider = providerFor(config.kind, { apiVersion: config.apiVersion, deployments: config.deployments })
+    this.provider = providerFor(config.kind, { apiVersion: config.apiVersion, deployments: config.deployments, region: config.region, name: config.name, host: url.host, basePath: this.basePath, apiKey, env })
     // The credential header is the provider's: Bearer, Azure's api-key, Anthropic's x-api-key.
     const headers: string[] = this.provider.headers(apiKey)
     if (config.peer) headers.push(HOP_HEADER, '1')
@@ -85,7 +86,7 @@ export class Upstream {
       // TLS servername for discovered members (dialled by IP).
       ...(hostOverride && url.protocol === 'https:' ? { connect: { servername: url.hostname } } : {}),
     })
-    this.admission = new AdmissionQueue(pool.connections * pool.pipelining, pool.maxPending, pool.queueTimeoutMs)
+    this.admission = new AdmissionQueue(pool.connections * pool.pipelining, pool.maxPending, pool.queueTimeoutMs, queueShares)
     this.warmed = 0
     this.healthPath = '/health'
     this.opening = false
@@ -99,6 +100,8 @@ export class Upstream {
    */
   async warm(path = '/health', timeoutMs = 2_000): Promise<number> {
     this.healthPath = path
+    // Credentials a provider signs with are loaded before the upstream counts as warm.
+    await this.provider.ready?.()
     this.warmed = await this.open(this.config.pool.warm, timeoutMs)
     return this.warmed
   }

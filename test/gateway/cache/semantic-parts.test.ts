@@ -119,6 +119,8 @@ describe('lexical verifier (WordNet)', () => {
       ['How do I fix a leaky faucet?', 'How can I repair a leaky faucet?'],
       ['Explain quantum entanglement simply.', 'Give me a simple explanation of quantum entanglement.'],
       ['How do I lose weight safely?', 'What is a safe way to lose weight?'],
+      ['Is a whale a mammal?', 'Is the whale a mammal?'],
+      ['Is a tomato a fruit or a vegetable?', 'Is the tomato a vegetable or a fruit?'],
     ]) assert.equal(v.judge(a!, b!).same, true, `${a} / ${b}: ${v.judge(a!, b!).reason}`)
   })
   test('rejects antonyms, substitutions, scope changes, swapped order and differing details', () => {
@@ -128,6 +130,9 @@ describe('lexical verifier (WordNet)', () => {
       ['How do I scale up a deployment?', 'How do I scale down a deployment?', /substitution|antonym/],
       ['How do I learn to swim?', 'How do I learn to swim as an adult?', /extra-word/],
       ['Convert 5 miles to kilometers.', 'Convert 5 kilometers to miles.', /order/],
+      ['Is a square a rectangle?', 'Is a rectangle a square?', /order/],
+      ['Does the moon orbit the earth?', 'Does the earth orbit the moon?', /order/],
+      ['Do cats eat mice?', 'Do mice eat cats?', /order/],
       ['Is 17 prime?', 'Is 21 prime?', /details/],
       ['Is coffee good for you?', 'Is coffee not good for you?', /details/],
     ] as const) {

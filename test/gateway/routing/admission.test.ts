@@ -2,6 +2,8 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Admission } from '../../../gateway/src/routing/admission.ts'
 import { AdmissionSchema } from '../../../gateway/src/routing/config.ts'
+import { classShares, LimitsSchema } from '../../../gateway/src/limits/index.ts'
+import { PRIORITY_CLASS } from '../../../gateway/src/upstream/fair-queue.ts'
 import type { Member } from '../../../gateway/src/routing/member.ts'
 import { PodMetricsScraper } from '../../../gateway/src/routing/pod-metrics-scraper.ts'
 import { startSimulator } from '../../../gateway/src/simulator/server.ts'
@@ -113,4 +115,65 @@ test('the scraper reads a vLLM-mode simulator: queue and batch on member.pod, fa
     for (const c of aborts) c.abort()
     await sim.close()
   }
+})
+
+const { critical, high, normal, batch } = PRIORITY_CLASS
+
+test('held requests go most important class first, and tenants of one class in turn', () => {
+  const members = makeMembers(1)
+  queueOf(members[0]!, 5)
+  const a = admission({ queueThreshold: 2, holdMs: 60_000 })
+  const order: string[] = []
+  const hold = (name: string, priority: number, tenant: string) => a.hold(() => order.push(name), priority, tenant)
+  hold('batch-a', batch, 'a')
+  hold('normal-a1', normal, 'a')
+  hold('normal-a2', normal, 'a')
+  hold('normal-a3', normal, 'a')
+  hold('normal-b1', normal, 'b')
+  hold('critical-c', critical, 'c')
+  hold('high-a', high, 'a')
+  queueOf(members[0]!, 0)
+  a.release(members, performance.now())
+  assert.deepEqual(order, ['critical-c', 'high-a', 'normal-a1', 'normal-b1', 'normal-a2', 'normal-a3', 'batch-a'])
+})
+
+test('a newcomer waits behind held requests of its class or above, not behind less important ones', () => {
+  const members = makeMembers(1)
+  queueOf(members[0]!, 5)
+  const a = admission({ queueThreshold: 2, holdMs: 60_000 })
+  a.hold(() => {}, batch, 'a')
+  queueOf(members[0]!, 0)
+  const now = performance.now()
+  assert.equal(a.decide(members, now, critical), 'admit', 'only a batch request is held')
+  assert.equal(a.decide(members, now, batch), 'hold', 'the held batch request goes first')
+  a.endAll(false)
+})
+
+test('each class sees its share of the threshold and of maxHeld; a full hold makes room by shedding a less important class', () => {
+  const members = makeMembers(1)
+  const shares = classShares(LimitsSchema.parse({ queueShares: { normal: 0.5, low: 0.5, batch: 0.25 } }).queueShares)
+  const a = new Admission(AdmissionSchema.parse({ queueThreshold: 4, maxHeld: 4, holdMs: 60_000 }), 2_000, shares)
+  assert.deepEqual(a.thresholds, [4, 4, 2, 2, 1])
+  assert.deepEqual(a.holdBounds, [4, 4, 2, 2, 1])
+  queueOf(members[0]!, 2)
+  const now = performance.now()
+  assert.equal(a.decide(members, now, high), 'admit', 'a queue of 2 is below high\'s threshold')
+  assert.equal(a.decide(members, now, normal), 'hold', 'and at normal\'s')
+  const results: string[] = []
+  a.hold((ok) => results.push(`batch ${ok}`), batch, 'a')
+  assert.equal(a.decide(members, now, batch), 'shed', 'batch may hold one')
+  a.hold((ok) => results.push(`normal1 ${ok}`), normal, 'b')
+  assert.equal(a.decide(members, now, normal), 'hold', 'normal is at its share, but the batch request can make room')
+  a.hold((ok) => results.push(`normal2 ${ok}`), normal, 'b')
+  assert.deepEqual(results, ['batch false'])
+  assert.equal(a.heldCount, 2)
+  assert.equal(a.decide(members, now, normal), 'shed', 'nothing less important left to shed')
+  queueOf(members[0]!, 5)
+  assert.equal(a.decide(members, now, critical), 'hold', 'critical may use the whole hold')
+  a.hold((ok) => results.push(`critical1 ${ok}`), critical, 'c')
+  a.hold((ok) => results.push(`critical2 ${ok}`), critical, 'c')
+  assert.deepEqual(results, ['batch false'])
+  a.hold((ok) => results.push(`critical3 ${ok}`), critical, 'c')
+  assert.deepEqual(results, ['batch false', 'normal2 false'], 'the hold is full for critical (4): the newest normal one is shed')
+  a.endAll(false)
 })

@@ -10,7 +10,8 @@
  * allowed when it adds nothing: a hypernym of another word of the same text, or the answer-type
  * noun of a wh-question ("Which city is the capital of France?"). Words left over on both sides
  * are a substitution ("benefits" / "drawbacks", "cat" / "dog"): a miss. When the text has an
- * asymmetric relation ("to", "from", "than", "vs"), the aligned words must keep their order.
+ * asymmetric relation ("to", "from", "than", "vs"), the aligned words must keep their order; in a
+ * yes/no question the aligned nouns must ("Is a square a rectangle?" is not "Is a rectangle a square?").
  */
 import { analyzeText, lightStem, type TextAnalysis } from './guard.ts'
 import type { Verifier } from './verifier.ts'
@@ -23,6 +24,16 @@ const HYPERNYM_DEPTH = 3
 const WH_WORDS = new Set(['which', 'what', 'whats', "what's"])
 /** Words that make order matter: "miles to kilometres" is not "kilometres to miles". */
 const ASYMMETRIC = /\b(to|into|from|than|vs|versus|over|before|after|instead)\b/i
+/** Words right before a content word that make it a thing named ("a square", "the earth"). */
+const DETERMINERS = new Set(['a', 'an', 'the', 'every', 'all', 'any', 'some', 'each'])
+/**
+ * A yes/no question ("Is a square a rectangle?", "Does the moon orbit the earth?") relates the
+ * things it names by their places: swap two of them and it asks the converse. Paraphrases of one
+ * keep those nouns in order even when the rest moves ("Is eating sushi safe when pregnant?").
+ */
+const YES_NO = /^\s*(is|are|was|were|am|do|does|did|can|could|will|would|should|shall|may|might|must|has|have|had)\b/i
+/** A list ("a fruit or a vegetable") names its items in any order: the yes/no order rule stays out. */
+const COORDINATED = /\b(or|and|nor)\b|,/i
 
 export interface Verdict {
   readonly same: boolean
@@ -74,7 +85,28 @@ export class LexicalVerifier implements Verifier {
         last = j
       }
     }
+    if (aText !== undefined && bText !== undefined && YES_NO.test(aText) && YES_NO.test(bText) && !COORDINATED.test(aText) && !COORDINATED.test(bText)) {
+      let last = -1
+      for (let i = 0; i < matchA.length; i++) {
+        const j = matchA[i]!
+        if (j === -1 || !this.#nounish(a, i) || !this.#nounish(b, j)) continue
+        if (j < last) return { same: false, reason: 'order' }
+        last = j
+      }
+    }
     return { same: true, reason: 'same' }
+  }
+
+  /**
+   * Content word `i` of `t` names a thing rather than a quality or an act: a determiner comes
+   * right before it ("a square"), or most of its WordNet senses are nouns.
+   */
+  #nounish(t: TextAnalysis, i: number): boolean {
+    if (DETERMINERS.has(t.before[i]!)) return true
+    const senses = this.#wn.synsetsOf(t.content[i]!)
+    let nouns = 0
+    for (const id of senses) if (id.startsWith('n:')) nouns++
+    return nouns > 0 && nouns * 2 > senses.length
   }
 
   /** Every unmatched word of `t` adds nothing to the question. */

@@ -3,7 +3,7 @@
  * defaults (no config file: the built-in simulator, in-memory cache off, no Redis, no tracing) none
  * of the optional engines may be loaded, not even after a request has been served: the semantic
  * cache's TF.js, embedding model, vector index and WordNet, the OpenTelemetry SDK, the profiler,
- * ioredis, and Node's bundled undici (which an ESM import of node:http pulls in). A config that
+ * ioredis, the AWS SDK (Bedrock's credentials and event streams), and Node's bundled undici (which an ESM import of node:http pulls in). A config that
  * names Redis loads ioredis: the same probe sees it, so the check can fail.
  */
 import { test, after } from 'node:test'
@@ -24,6 +24,8 @@ const OPTIONAL = [
   /\/node_modules\/@opentelemetry\/sdk-/,
   /\/node_modules\/@datadog\/pprof\//,
   /\/node_modules\/ioredis\//,
+  /\/node_modules\/@aws-sdk\//,
+  /\/node_modules\/@smithy\//,
   /\/gateway\/src\/cache\/semantic\/semantic-cache\.ts$/,
   /^NativeModule internal\/deps\/undici\/undici$/,
 ]

@@ -18,5 +18,5 @@ registerHooks({
   },
 })
 process.on('SIGUSR2', () => {
-  writeFileSync(out, JSON.stringify({ resolved: [...resolved], builtins: process.moduleLoadList }))
+  writeFileSync(out, JSON.stringify({ resolved: [...resolved], builtins: (process as unknown as { moduleLoadList: string[] }).moduleLoadList }))
 })

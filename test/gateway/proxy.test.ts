@@ -1,8 +1,8 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { startSimulator, type Simulator } from '../../gateway/src/simulator/server.ts'
 import { chatBody, post, readEvents, startGateway, startRawUpstream, type TestGateway } from '../helpers/gateway.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 describe('proxying to one upstream', () => {
   let sim: Simulator
@@ -106,9 +106,7 @@ describe('proxying to one upstream', () => {
       assert.ok(sim.stats().open >= 1)
       await reader.cancel()
       ac.abort()
-      const until = Date.now() + 2000
-      while (sim.stats().open > 0 && Date.now() < until) await sleep(10)
-      assert.equal(sim.stats().open, 0, 'the simulator is still generating for a client that left')
+      await eventually(() => sim.stats().open === 0, { what: 'the simulator to stop generating for a client that left', intervalMs: 10 })
     } finally {
       sim.clearFaults()
     }

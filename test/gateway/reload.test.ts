@@ -5,6 +5,7 @@ import { parseConfig } from '../../gateway/src/config/load.ts'
 import { startSimulator } from '../../gateway/src/simulator/server.ts'
 import { chatBody, post, readEvents, startGateway } from '../helpers/gateway.ts'
 import { configFile, startGatewayProcess } from '../helpers/process.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 const upstream = (name: string, url: string) => ({ name, url, models: ['velox-sim-1'] })
 
@@ -93,8 +94,7 @@ test('the gateway process reloads on a file change and on SIGHUP', async () => {
   const { child, url, logs, exited } = started
   try {
     const until = async (re: RegExp) => {
-      for (let i = 0; i < 200 && !re.test(logs()); i++) await new Promise((r) => setTimeout(r, 25))
-      assert.match(logs(), re)
+      await eventually(() => { assert.match(logs(), re); return true }, { what: `a log line ${re}`, intervalMs: 25 })
     }
     const upstreamOf = async () => {
       const res = await post(`${url}/v1/chat/completions`, chatBody())

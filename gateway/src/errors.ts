@@ -58,6 +58,7 @@ export const ERRORS = Object.freeze({
   GW_ERR_UPSTREAM_TOTAL_TIMEOUT: def('GW_ERR_UPSTREAM_TOTAL_TIMEOUT', 504, 'timeout_error', 'The request exceeded its total deadline of %s ms'),
   GW_ERR_UPSTREAM_STREAM_BROKEN: def('GW_ERR_UPSTREAM_STREAM_BROKEN', 502, 'server_error', 'The upstream connection failed mid-response: %s'),
   GW_ERR_UPSTREAM_BAD_RESPONSE: def('GW_ERR_UPSTREAM_BAD_RESPONSE', 502, 'server_error', 'The upstream answered with something the gateway will not pass on: %s'),
+  GW_ERR_UPSTREAM_CREDENTIALS: def('GW_ERR_UPSTREAM_CREDENTIALS', 503, 'server_error', 'The gateway has no credentials to sign requests to this upstream: %s'),
   GW_ERR_MALFORMED_REQUEST: def('GW_ERR_MALFORMED_REQUEST', 400, 'invalid_request_error', 'The HTTP request could not be parsed: %s'),
   GW_ERR_EXPECTATION_FAILED: def('GW_ERR_EXPECTATION_FAILED', 417, 'invalid_request_error', 'The Expect header "%s" cannot be met; only 100-continue is supported'),
   GW_ERR_HEADERS_TOO_LARGE: def('GW_ERR_HEADERS_TOO_LARGE', 431, 'invalid_request_error', 'Request headers are too large'),

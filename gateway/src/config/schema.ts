@@ -131,14 +131,17 @@ export const UpstreamSchema = z.strictObject({
   models: z.array(z.string().min(1)).min(1),
   /**
    * The upstream's protocol: `openai` (OpenAI-compatible: vLLM, SGLang, TGI, OpenAI), `anthropic`
-   * (the Messages API), `azure-openai` (deployment URLs, `api-version`, `api-key` header), or
-   * `gemini` (Gemini's OpenAI-compatible endpoint). See docs/protocols.md.
+   * (the Messages API), `azure-openai` (deployment URLs, `api-version`, `api-key` header),
+   * `gemini` (Gemini's OpenAI-compatible endpoint) or `bedrock` (Amazon Bedrock's Converse API,
+   * SigV4-signed). See docs/protocols.md.
    */
   kind: z.enum(UPSTREAM_KINDS).default('openai'),
   /** `azure-openai`: the `api-version` query parameter (default 2024-10-21). */
   apiVersion: z.string().regex(/^[0-9a-z.-]{4,40}$/).optional(),
   /** `azure-openai`: model id -> deployment name; a model not listed uses its id as the deployment. */
   deployments: z.record(z.string().min(1), z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/)).optional(),
+  /** `bedrock`: the AWS region (default: from a `bedrock-runtime.REGION.amazonaws.com` URL, else AWS_REGION). */
+  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region such as us-east-1').optional(),
   /** Environment variable holding the upstream's API key, sent as the kind's credential (`Authorization: Bearer ...` for openai). */
   apiKeyEnv: envVarName.optional(),
   /** Relative share of traffic among upstreams of the same priority. */

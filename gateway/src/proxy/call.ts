@@ -252,7 +252,7 @@ export class ProxyCall {
       {
         path: upstream.basePath + (outgoing === null ? request.endpoint.path : outgoing.path),
         method: 'POST',
-        headers: forwarded === null ? (upstream.postHeaders as string[]) : upstream.headersWith(forwarded),
+        headers: outgoing?.headers != null ? upstream.headersWith(forwarded === null ? outgoing.headers : outgoing.headers.concat(forwarded)) : forwarded === null ? (upstream.postHeaders as string[]) : upstream.headersWith(forwarded),
         body: outgoing === null ? request.body : outgoing.body,
       },
       attempt,

@@ -15,6 +15,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler'
 import OpenAI from 'openai'
 import aws4 from 'aws4'
 import { parseConfig } from '../../gateway/src/config/load.ts'
+import { metricsText } from '../../gateway/src/server.ts'
 import type { GatewayConfigInput } from '../../gateway/src/config/schema.ts'
 import { startSimulator, type Simulator } from '../../gateway/src/simulator/server.ts'
 import { post, startGateway, startRawUpstream, type TestGateway } from '../helpers/gateway.ts'
@@ -130,6 +131,20 @@ describe('kind: bedrock behind the gateway, official OpenAI and Anthropic SDKs',
     assert.equal(streamed, text)
     assert.deepEqual(finish, ['stop'])
     assert.equal((usage as { completion_tokens: number }).completion_tokens, 6)
+  })
+
+  test('token usage of Bedrock answers (JSON and event stream) is counted', async () => {
+    const tokens = async (): Promise<number> => {
+      const m = /velox_tokens_total\{model="([^"]+)",kind="completion"\} (\d+)/.exec(await metricsText(gw.app.velox.metrics))
+      return m === null ? 0 : Number(m[2])
+    }
+    const before = await tokens()
+    await openai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'count me' }] })
+    const afterJson = await tokens()
+    assert.equal(afterJson - before, 6)
+    const stream = await openai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'count me' }], stream: true })
+    for await (const _ of stream) void _
+    assert.equal((await tokens()) - afterJson, 6)
   })
 
   test('chat tools: a tool call (stream and not), then the answer to its result', async () => {

@@ -9,12 +9,25 @@
  * the AWS SDKs use; this file only cuts the byte stream into whole messages, wherever the chunks
  * of the response split them.
  */
-import { EventStreamCodec, type MessageHeaders } from '@smithy/core/event-streams'
+import { createRequire } from 'node:module'
+import type { EventStreamCodec, MessageHeaders } from '@smithy/core/event-streams'
 
 const toUtf8 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
 const fromUtf8 = (text: string): Uint8Array => Buffer.from(text, 'utf8')
 
-const codec = new EventStreamCodec(toUtf8, fromUtf8)
+let codecInstance: EventStreamCodec | null = null
+
+/**
+ * Smithy's codec, loaded on the first Bedrock message: a gateway without a Bedrock upstream never
+ * loads @smithy/core (about 7 MB resident).
+ */
+function codec(): EventStreamCodec {
+  if (codecInstance === null) {
+    const smithy = createRequire(import.meta.url)('@smithy/core/event-streams') as typeof import('@smithy/core/event-streams')
+    codecInstance = new smithy.EventStreamCodec(toUtf8, fromUtf8)
+  }
+  return codecInstance
+}
 
 /** The smallest message: prelude (12 bytes) and message CRC (4), no headers, no payload. */
 const MIN_MESSAGE_BYTES = 16
@@ -58,7 +71,7 @@ export class EventStreamReader {
       const total = buf.readUInt32BE(0)
       if (total < MIN_MESSAGE_BYTES || total > MAX_MESSAGE_BYTES) throw new Error(`not an event-stream message (length ${total})`)
       if (buf.length < total) break
-      const message = codec.decode(buf.subarray(0, total))
+      const message = codec().decode(buf.subarray(0, total))
       const messageType = stringHeader(message.headers, ':message-type')
       const type = messageType === 'exception' ? stringHeader(message.headers, ':exception-type') : messageType === 'error' ? stringHeader(message.headers, ':error-code') : stringHeader(message.headers, ':event-type')
       const payload = messageType === 'error' ? JSON.stringify({ message: stringHeader(message.headers, ':error-message') }) : toUtf8(message.body)
@@ -77,31 +90,38 @@ export function encodeMessage(messageType: 'event' | 'exception', type: string, 
     [messageType === 'event' ? ':event-type' : ':exception-type']: { type: 'string', value: type },
     ':content-type': { type: 'string', value: 'application/json' },
   }
-  const bytes = codec.encode({ headers, body: fromUtf8(payload) })
+  const bytes = codec().encode({ headers, body: fromUtf8(payload) })
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
 /**
- * Whether a response's first bytes are an exception message (a stream that failed before its
- * first event): read from the headers in place, without decoding the message.
+ * The exception type when a response's first bytes are an exception message (a stream that
+ * failed before its first event), read from the headers in place without decoding the message:
+ * `throttlingException`, `modelStreamErrorException`..., '' when the type is not in this chunk;
+ * null for an event (or anything else).
  */
-export function startsWithException(chunk: Buffer): boolean {
-  if (chunk.length < 12) return false
+export function exceptionAtStart(chunk: Buffer): string | null {
+  if (chunk.length < 12) return null
   const headersEnd = Math.min(12 + chunk.readUInt32BE(4), chunk.length)
+  let exception = false
+  let type = ''
   let i = 12
   while (i < headersEnd) {
     const nameLength = chunk[i]!
     const name = chunk.toString('latin1', i + 1, i + 1 + nameLength)
     i += 1 + nameLength
-    if (i + 3 > chunk.length) return false
-    const valueType = chunk[i]
-    if (valueType !== 7) return false // the message type is a string; anything before it, we do not walk
+    if (i + 3 > chunk.length) break
+    // Bedrock's headers are strings; a header of another type ends the walk.
+    if (chunk[i] !== 7) break
     const valueLength = chunk.readUInt16BE(i + 1)
+    const value = chunk.toString('latin1', i + 3, Math.min(i + 3 + valueLength, chunk.length))
     if (name === ':message-type') {
-      const value = chunk.toString('latin1', i + 3, i + 3 + valueLength)
-      return value === 'exception' || value === 'error'
+      if (value !== 'exception' && value !== 'error') return null
+      exception = true
+    } else if (name === ':exception-type' || name === ':error-code') {
+      type = value
     }
     i += 3 + valueLength
   }
-  return false
+  return exception ? type : null
 }

@@ -8,8 +8,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { chatBody, post, startGateway, startRawUpstream } from '../helpers/gateway.ts'
 
-async function upstreamCountingConnections(): Promise<{ url: string; connections: () => number; close(): Promise<void> }> {
-  let connections = 0
+async function upstreamCountingConnections(): Promise<{ url: string; connections: () => number; openedAt: number[]; close(): Promise<void> }> {
+  const openedAt: number[] = []
   const upstream = await startRawUpstream((req, res) => {
     req.resume()
     req.on('end', () => {
@@ -17,8 +17,8 @@ async function upstreamCountingConnections(): Promise<{ url: string; connections
       res.end(JSON.stringify({ id: 'x', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }] }))
     })
   })
-  upstream.server.on('connection', () => connections++)
-  return { url: upstream.url, connections: () => connections, close: () => upstream.close() }
+  upstream.server.on('connection', () => openedAt.push(performance.now()))
+  return { url: upstream.url, connections: () => openedAt.length, openedAt, close: () => upstream.close() }
 }
 
 async function send(url: string): Promise<void> {
@@ -38,7 +38,8 @@ test('a connection past maxConnectionAgeMs is replaced by a new one', async () =
     // Requests keep coming; once the connection is older than 300 ms the pool opens another.
     while (upstream.connections() === first && performance.now() - started < 10_000) await send(gw.url)
     assert.equal(upstream.connections(), first + 1, 'a new connection replaced the aged one')
-    assert.ok(performance.now() - started >= 250, 'not before the connection was old enough')
+    const [firstOpened, replacedAt] = [upstream.openedAt[first - 1]!, upstream.openedAt[first]!]
+    assert.ok(replacedAt - firstOpened >= 300, `replaced ${(replacedAt - firstOpened).toFixed(0)} ms after it opened: not before it was old enough`)
     assert.equal(gw.app.velox.snapshot.router.members()[0]!.dispatcher.agedConnections, 1, 'the new connection is watched')
   } finally {
     await gw.close()

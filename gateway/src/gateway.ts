@@ -121,6 +121,7 @@ export class Gateway {
       metrics: this.metrics,
       router: snapshot.router,
       serverTiming: snapshot.config.server.serverTiming,
+      sseKeepAliveMs: snapshot.config.server.sseKeepAliveMs,
       inflight: this.inflight,
       track: (delta) => snapshot.track(delta),
       observeConcurrency: (target) => snapshot.sizer.observe(target),

@@ -5,6 +5,7 @@ import { hashKey } from '../../gateway/src/auth/authenticator.ts'
 import { startSimulator, type Simulator } from '../../gateway/src/simulator/server.ts'
 import { chatBody, post, readEvents, startGateway, type TestGateway } from '../helpers/gateway.ts'
 import { RedisServer } from './cache/helpers.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 const chatCount = (sim: Simulator) => sim.stats().byPath['/v1/chat/completions'] ?? 0
 const deterministic = (content: string, extra: Record<string, unknown> = {}) =>
@@ -103,14 +104,11 @@ describe('shared Redis tier', () => {
       const first = await post(`${one.url}/v1/chat/completions`, deterministic('shared'))
       assert.equal(first.headers.get('x-velox-cache'), 'miss')
       await first.arrayBuffer()
-      let res: Response | null = null
-      for (let i = 0; i < 50; i++) {
-        res = await post(`${two.url}/v1/chat/completions`, deterministic('shared'))
+      await eventually(async () => {
+        const res = await post(`${two.url}/v1/chat/completions`, deterministic('shared'))
         await res.arrayBuffer()
-        if (res.headers.get('x-velox-cache') === 'hit') break
-        await new Promise((r) => setTimeout(r, 20))
-      }
-      assert.equal(res!.headers.get('x-velox-cache'), 'hit', 'the second gateway never saw the first one’s entry')
+        return res.headers.get('x-velox-cache') === 'hit'
+      }, { what: 'the second gateway to see the first one’s entry', timeoutMs: 5_000 })
 
       await redis.stop()
       for (let i = 0; i < 10; i++) {
@@ -130,13 +128,13 @@ describe('shared Redis tier', () => {
 /** Polls the gateway's metrics until it holds `n` semantic entries (they are added after the answer ends). */
 async function semanticEntries(url: string, n: number): Promise<void> {
   let text = ''
-  for (let i = 0; i < 500; i++) {
+  await eventually(async () => {
     text = await (await fetch(`${url}/metrics`)).text()
     const m = /^velox_cache_entries\{tier="semantic"\} (\d+)/m.exec(text)
-    if (m !== null && Number(m[1]) >= n) return
-    await new Promise((r) => setTimeout(r, 10))
-  }
-  throw new Error(`the gateway never held ${n} semantic entries: ${text.split('\n').filter((l) => l.startsWith('velox_cache_') && !l.endsWith(' 0')).join('; ')}`)
+    return m !== null && Number(m[1]) >= n
+  }, { intervalMs: 10 }).catch(() => {
+    throw new Error(`the gateway never held ${n} semantic entries: ${text.split('\n').filter((l) => l.startsWith('velox_cache_') && !l.endsWith(' 0')).join('; ')}`)
+  })
 }
 
 describe('semantic cache', () => {
@@ -162,8 +160,7 @@ describe('semantic cache', () => {
       assert.ok(Number(hit.headers.get('x-velox-cache-similarity')) >= 0.8)
       assert.ok(body.choices[0]!.message.content.length > 0)
       // The upstream request is cancelled, not left to finish.
-      for (let i = 0; i < 500 && sim.stats().open > 0; i++) await new Promise((r) => setTimeout(r, 10))
-      assert.equal(sim.stats().open, 0, 'the upstream request was not cancelled')
+      await eventually(() => sim.stats().open === 0, { what: 'the upstream request to be cancelled', intervalMs: 10 })
 
       await (await post(`${gw.url}/v1/chat/completions`, deterministic('Is 17 a prime number?'))).arrayBuffer()
       await semanticEntries(gw.url, 2)

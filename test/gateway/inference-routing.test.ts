@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { type Simulator, type VllmOptions, startSimulator } from '../../gateway/src/simulator/server.ts'
 import { post, startGateway, type TestGateway } from '../helpers/gateway.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 const SYSTEM = 'You are the support assistant of a bicycle shop; be concise and friendly. '.repeat(30)
 
@@ -20,13 +20,7 @@ function conversation(session: string, turns: number, extra: Record<string, unkn
   return JSON.stringify({ model: 'llm', messages, ...extra })
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await sleep(20)
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000) => eventually(check, { what, timeoutMs })
 
 /** Waits until the gateway has scraped every pod after `t` (performance.now() of this process, the gateway's too). */
 async function scrapedAfter(gw: TestGateway, t: number): Promise<void> {
@@ -70,12 +64,14 @@ describe('inference-aware routing', () => {
     const hits = sims.reduce((n, s) => n + s.engine!.counters.prefixHits, 0)
     const queries = sims.reduce((n, s) => n + s.engine!.counters.prefixQueries, 0)
     assert.ok(hits / queries > 0.5, `prefix-cache hit rate ${(hits / queries).toFixed(2)}`)
+    // Every charge was released at its first token.
+    for (const m of gw.app.velox.snapshot.router.members()) assert.equal(m.prefillPending, 0, m.name)
   })
 
   test('x-velox-route explains the pick only when asked', async () => {
     const asked = await post(`${gw.url}/v1/chat/completions`, conversation('erin', 1), { 'x-velox-debug': 'route' })
     await asked.arrayBuffer()
-    assert.match(asked.headers.get('x-velox-route') ?? '', /^member=pod\d; score=[\d.]+; prefix=[\d.]+x3; queue=[\d.]+x2; kvCache=[\d.]+x1; load=[\d.]+x2; latency=[\d.]+x0\.5; prefix_blocks=\d+\/\d+;/)
+    assert.match(asked.headers.get('x-velox-route') ?? '', /^member=pod\d; score=[\d.]+; prefill=[\d.]+x4; prefix=[\d.]+x1; queue=[\d.]+x1; kvCache=[\d.]+x0\.5; load=[\d.]+x1; latency=[\d.]+x0\.5; prefix_blocks=\d+\/\d+; pending_blocks=\d+;/)
     const quiet = await post(`${gw.url}/v1/chat/completions`, conversation('erin', 1))
     await quiet.arrayBuffer()
     assert.equal(quiet.headers.get('x-velox-route'), null)

@@ -61,6 +61,31 @@ describe('OpenAI edge cases', () => {
     }
   })
 
+  test('a stream whose first event is `event: error` (Responses, Messages) fails over before the first byte', async () => {
+    const broken = await startSimulator({ tokens: 6, models: ['velox-sim-1'] })
+    broken.setFaults({ errorEventFirst: true })
+    const failover = await startGateway({
+      upstreams: [
+        { name: 'broken', url: broken.url, models: ['velox-sim-1'], priority: 0, pool: { warm: 0 } },
+        { name: 'broken-anthropic', kind: 'anthropic', url: broken.url, models: ['claude-sim'], priority: 0, pool: { warm: 0 } },
+        { name: 'healthy', url: sim.url, models: ['velox-sim-1', 'claude-sim'], priority: 1, pool: { warm: 0 } },
+      ],
+    })
+    try {
+      const responses = await post(`${failover.url}/v1/responses`, JSON.stringify({ model: 'velox-sim-1', input: 'hi', stream: true }))
+      assert.equal(responses.headers.get('x-velox-upstream'), 'healthy')
+      assert.match(await responses.text(), /event: response\.completed/)
+      // An Anthropic upstream's Messages error event, for an OpenAI chat stream.
+      const chat = await post(`${failover.url}/v1/chat/completions`, JSON.stringify({ model: 'claude-sim', stream: true, messages: [{ role: 'user', content: 'hi' }] }))
+      assert.equal(chat.headers.get('x-velox-upstream'), 'healthy')
+      assert.match(await chat.text(), /data: \[DONE\]/)
+      assert.ok((broken.stats().byPath['/v1/responses'] ?? 0) >= 1 && (broken.stats().byPath['/v1/messages'] ?? 0) >= 1, 'the broken upstream was tried first')
+    } finally {
+      await failover.close()
+      await broken.close()
+    }
+  })
+
   test('models.retrieve agrees with what chat accepts: "*" upstreams, aliases by the name asked', async () => {
     const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused' })
     const demo = await client.models.retrieve('demo')

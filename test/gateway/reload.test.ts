@@ -1,10 +1,12 @@
-import { test } from 'node:test'
+import { test, after, before, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { renameSync, writeFileSync } from 'node:fs'
 import { parseConfig } from '../../gateway/src/config/load.ts'
-import { startSimulator } from '../../gateway/src/simulator/server.ts'
-import { chatBody, post, readEvents, startGateway } from '../helpers/gateway.ts'
+import { startSimulator, type Simulator } from '../../gateway/src/simulator/server.ts'
+import { chatBody, post, readEvents, startGateway, startRawUpstream, type TestGateway } from '../helpers/gateway.ts'
 import { configFile, startGatewayProcess } from '../helpers/process.ts'
+import { eventually } from '../helpers/eventually.ts'
+import type { GatewayConfigInput } from '../../gateway/src/config/schema.ts'
 
 const upstream = (name: string, url: string) => ({ name, url, models: ['velox-sim-1'] })
 
@@ -93,8 +95,7 @@ test('the gateway process reloads on a file change and on SIGHUP', async () => {
   const { child, url, logs, exited } = started
   try {
     const until = async (re: RegExp) => {
-      for (let i = 0; i < 200 && !re.test(logs()); i++) await new Promise((r) => setTimeout(r, 25))
-      assert.match(logs(), re)
+      await eventually(() => { assert.match(logs(), re); return true }, { what: `a log line ${re}`, intervalMs: 25 })
     }
     const upstreamOf = async () => {
       const res = await post(`${url}/v1/chat/completions`, chatBody())
@@ -116,4 +117,66 @@ test('the gateway process reloads on a file change and on SIGHUP', async () => {
     await exited
     await closeSimulators()
   }
+})
+
+describe('failover of requests still running across a reload', () => {
+  /**
+   * A config reload does not take failover away from requests already running: they finish on the
+   * old snapshot, and a retry or hedge they send after the swap still finds the old snapshot's
+   * pools open.
+   */
+  let sim: Simulator
+  let slow: Awaited<ReturnType<typeof startRawUpstream>>
+  let gw: TestGateway
+  let config: GatewayConfigInput
+
+  before(async () => {
+    sim = await startSimulator()
+    // Answers health checks at once and every completion with a 503 after 300 ms.
+    slow = await startRawUpstream((req, res) => {
+      if (req.method === 'GET') return void res.end('ok')
+      req.resume()
+      setTimeout(() => {
+        res.writeHead(503, { 'content-type': 'application/json' })
+        res.end('{"error":{"message":"overloaded","type":"server_error","code":null,"param":null}}')
+      }, 300)
+    })
+    config = {
+      log: { level: 'silent' },
+      upstreams: [
+        { name: 'flaky', url: slow.url, models: ['*'], priority: 0, pool: { warm: 1 } },
+        { name: 'healthy', url: sim.url, models: ['*'], priority: 1, pool: { warm: 1 } },
+      ],
+      routing: { retry: { maxAttempts: 3, budgetMinPerSecond: 1000 }, health: { intervalMs: 0 }, outlier: { consecutiveFailures: 1000 } },
+    }
+    gw = await startGateway(config)
+  })
+
+  after(async () => {
+    await gw.close()
+    await slow.close()
+    await sim.close()
+  })
+
+  test('control: without a reload the 503 fails over to the healthy upstream', async () => {
+    const res = await post(`${gw.url}/v1/chat/completions`, chatBody())
+    assert.equal(res.status, 200, await res.clone().text())
+    assert.equal(res.headers.get('x-velox-upstream'), 'healthy')
+    await res.arrayBuffer()
+  })
+
+  test(
+    'a request in flight during a reload still fails over when its first upstream answers 503',
+    async () => {
+      const pending = post(`${gw.url}/v1/chat/completions`, chatBody())
+      await new Promise((r) => setTimeout(r, 80))
+      // Same upstreams: nothing about the healthy member changed, yet it is no longer usable by this request.
+      const result = await gw.app.velox.reload(() => parseConfig({ ...config, server: { host: '127.0.0.1', port: 0 } }))
+      assert.equal(result.applied, true)
+      const res = await pending
+      const text = await res.text()
+      assert.equal(res.status, 200, `got ${res.status}: ${text}`)
+      assert.equal(res.headers.get('x-velox-upstream'), 'healthy')
+    },
+  )
 })

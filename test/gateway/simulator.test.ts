@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import OpenAI from 'openai'
 import { Agent, fetch } from 'undici'
 import { type Simulator, startSimulator } from '../../gateway/src/simulator/server.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 const MAIN = fileURLToPath(new URL('../../gateway/src/simulator/main.ts', import.meta.url))
 const MODEL = 'velox-sim-1'
@@ -23,13 +24,7 @@ function post(sim: Simulator, path: string, body: string, signal?: AbortSignal) 
   return fetch(sim.url + path, { method: 'POST', body, headers: { 'content-type': 'application/json' }, dispatcher, signal })
 }
 
-async function waitFor(check: () => boolean, what: string, timeoutMs = 2_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await sleep(5)
-  }
-}
+const waitFor = (check: () => boolean, what: string, timeoutMs = 2_000) => eventually(check, { what, timeoutMs })
 
 /** Reads an SSE body, noting when each read delivered data. */
 async function readStream(body: ReadableStream<Uint8Array>): Promise<{ text: string; reads: number[] }> {

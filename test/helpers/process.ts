@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { eventually } from './eventually.ts'
 
 export const MAIN = new URL('../../gateway/src/main.ts', import.meta.url).pathname
 
@@ -61,10 +62,5 @@ export async function startGatewayProcess(args: string[], env: Record<string, st
 }
 
 export async function waitReady(url: string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const res = await fetch(`${url}/readyz`).catch(() => null)
-    if (res?.status === 200) return
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  throw new Error(`${url} never became ready`)
+  await eventually(async () => (await fetch(`${url}/readyz`).catch(() => null))?.status === 200, { what: `${url} to become ready`, intervalMs: 25 })
 }

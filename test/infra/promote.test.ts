@@ -82,7 +82,8 @@ test('health gate: passes on a streak of 200s from /readyz, fails on 503s and on
   const bad = await healthGate({ url, successes: 3, deadlineMs: 150, intervalMs: 10, timeoutMs: 500 })
   assert.equal(bad.healthy, false)
   assert.equal(bad.lastError, 'HTTP 503')
-  assert.ok(bad.failures >= 2)
+  // Every probe failed (on a loaded machine the deadline may leave room for one only).
+  assert.ok(bad.failures >= 1 && bad.failures === bad.probes, `${bad.failures} failures in ${bad.probes} probes`)
   mode = 'flap'
   const flap = await healthGate({ url, successes: 2, deadlineMs: 200, intervalMs: 5, timeoutMs: 500 })
   assert.equal(flap.healthy, false, 'never two in a row')

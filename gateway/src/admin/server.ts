@@ -10,6 +10,7 @@
  *   POST /cache/purge                     {"tenant": "..."} or {"key": "..."}
  *   POST /reload                          reload the config from its source
  *   GET  /config                          the running config, secrets redacted
+ *   GET  /usage?day=|from=&to=&tenant=&key=&model=&by=   usage per UTC day (usage.ts)
  *   GET  /debug/pprof/profile?seconds=N   CPU profile (pprof)
  *   GET  /debug/pprof/heap[?seconds=N]    sampled heap profile (pprof)
  */
@@ -21,6 +22,7 @@ import type { Logger } from '../telemetry/logger.ts'
 import { cpuProfile, heapProfile } from '../telemetry/profiling.ts'
 import { describeMember, ejectMember } from './members.ts'
 import { redactConfig } from './redact.ts'
+import { usageReport, type UsageQuery } from './usage.ts'
 
 export interface AdminOptions {
   /** The admin token; null: no token (loopback only, enforced by the config schema). */
@@ -61,6 +63,7 @@ export function buildAdminServer(gateway: Gateway, opts: AdminOptions): FastifyI
   app.setErrorHandler((error, request, reply) => {
     const err = error instanceof GatewayError ? error : new GatewayError(typeof (error as { statusCode?: number }).statusCode === 'number' && (error as { statusCode: number }).statusCode < 500 ? 'GW_ERR_INVALID_BODY' : 'GW_ERR_INTERNAL', (error as Error).message)
     if (err.status >= 500) request.log.error({ err: error, url: request.url }, 'admin request failed')
+    if (err.retryAfter !== null) void reply.header('retry-after', String(err.retryAfter))
     return reply.code(err.status).type('application/json').send(err.body())
   })
   app.setNotFoundHandler((request, reply) => {
@@ -136,6 +139,7 @@ export function buildAdminServer(gateway: Gateway, opts: AdminOptions): FastifyI
     return reply.send({ applied: true, generation: gateway.generation })
   })
   app.get('/config', (_request, reply) => reply.send({ generation: gateway.generation, config: redactConfig(gateway.snapshot.config) }))
+  app.get<{ Querystring: UsageQuery }>('/usage', async (request, reply) => reply.send(await usageReport(gateway.usage, request.query)))
 
   app.get<{ Querystring: { seconds?: string } }>('/debug/pprof/profile', async (request, reply) => {
     const body = await cpuProfile(seconds(request.query.seconds, 30))

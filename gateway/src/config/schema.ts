@@ -46,6 +46,14 @@ export const ServerSchema = z.strictObject({
   shutdownDelayMs: millis.default(0),
   /** How long SIGTERM/SIGINT waits for in-flight requests and streams before exiting (ms). */
   shutdownTimeoutMs: millis.default(30_000),
+  /**
+   * SSE keep-alive (ms; 0: off). When a stream's first event has not come this long after the
+   * request (a long prefill, a deep queue), the gateway sends the stream's headers and an SSE
+   * comment, then one every as many ms until the first event, so a load balancer's idle timeout
+   * does not cut the connection. Set it below that timeout (AWS ALB: 60 s). It ends failover for
+   * that request: a failure before the first event then ends the stream with an SSE error event.
+   */
+  sseKeepAliveMs: millis.default(0),
   /** Add a `Server-Timing` header (gateway and upstream time) to every proxied response. */
   serverTiming: z.boolean().default(true),
   /** Worker processes sharing the port: 1 runs in-process, 0 means one per core. */
@@ -123,14 +131,17 @@ export const UpstreamSchema = z.strictObject({
   models: z.array(z.string().min(1)).min(1),
   /**
    * The upstream's protocol: `openai` (OpenAI-compatible: vLLM, SGLang, TGI, OpenAI), `anthropic`
-   * (the Messages API), `azure-openai` (deployment URLs, `api-version`, `api-key` header), or
-   * `gemini` (Gemini's OpenAI-compatible endpoint). See docs/protocols.md.
+   * (the Messages API), `azure-openai` (deployment URLs, `api-version`, `api-key` header),
+   * `gemini` (Gemini's OpenAI-compatible endpoint) or `bedrock` (Amazon Bedrock's Converse API,
+   * SigV4-signed). See docs/protocols.md.
    */
   kind: z.enum(UPSTREAM_KINDS).default('openai'),
   /** `azure-openai`: the `api-version` query parameter (default 2024-10-21). */
   apiVersion: z.string().regex(/^[0-9a-z.-]{4,40}$/).optional(),
   /** `azure-openai`: model id -> deployment name; a model not listed uses its id as the deployment. */
   deployments: z.record(z.string().min(1), z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/)).optional(),
+  /** `bedrock`: the AWS region (default: from a `bedrock-runtime.REGION.amazonaws.com` URL, else AWS_REGION). */
+  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region such as us-east-1').optional(),
   /** Environment variable holding the upstream's API key, sent as the kind's credential (`Authorization: Bearer ...` for openai). */
   apiKeyEnv: envVarName.optional(),
   /** Relative share of traffic among upstreams of the same priority. */

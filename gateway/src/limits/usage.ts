@@ -58,6 +58,11 @@ export class UsageLedger {
     this.#prefix = keyPrefix + 'usage:'
   }
 
+  /** Daily totals are every replica's, through Redis (false: this process's own). */
+  get shared(): boolean {
+    return this.#redis !== null
+  }
+
   /** The label values allowed, from the running config: configured models and key names. */
   setLabels(models: Iterable<string>, keys: Iterable<string>): void {
     this.#labelModels = new Set(models)

@@ -46,6 +46,8 @@ export interface OutgoingRequest {
   /** Appended to the upstream's base path. */
   readonly path: string
   readonly body: Buffer
+  /** Headers for this request alone (a SigV4 signature), added to the upstream's own; null for none. */
+  readonly headers?: readonly string[] | null
 }
 
 export interface UpstreamSettings {
@@ -53,12 +55,26 @@ export interface UpstreamSettings {
   readonly apiVersion?: string | undefined
   /** `azure-openai`: model id -> deployment name (default: the model id). */
   readonly deployments?: Readonly<Record<string, string>> | undefined
+  /** `bedrock`: the AWS region (default: from the URL's host, else AWS_REGION). */
+  readonly region?: string | undefined
+  /** The upstream's name, for error messages. */
+  readonly name?: string
+  /** `host[:port]` of the upstream URL (signed by `bedrock`). */
+  readonly host?: string
+  /** The upstream URL's path prefix. */
+  readonly basePath?: string
+  /** The upstream's API key, when `apiKeyEnv` names one. */
+  readonly apiKey?: string | undefined
+  /** Where credentials are read from (AWS_* for `bedrock`). */
+  readonly env?: NodeJS.ProcessEnv
 }
 
 export interface Provider {
   readonly kind: UpstreamKind
   /** Headers that carry the upstream's own credential, plus any fixed headers of the protocol. */
   headers(apiKey: string | undefined): string[]
+  /** Resolves once the provider can send (credentials loaded); absent when it always can. */
+  ready?(): Promise<void>
   /** How this call goes to this upstream; null sends the internal body to the endpoint's path. Throws a GatewayError when it cannot. */
   prepare(call: ProviderCall): OutgoingRequest | null
   /**

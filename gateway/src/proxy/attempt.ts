@@ -6,6 +6,8 @@
  */
 import type { Span } from '@opentelemetry/api'
 import type { Dispatcher } from 'undici'
+import type { OutgoingRequest } from '../providers/index.ts'
+import { EVENT_STREAM_CONTENT_TYPE, startsWithException } from '../protocols/bedrock/event-stream.ts'
 import type { FailureKind } from '../routing/config.ts'
 import { endAttempt } from '../telemetry/request-trace.ts'
 import type { Waiter } from '../upstream/admission.ts'
@@ -22,7 +24,16 @@ export interface HeldError {
 
 /** Error bodies are small; past this a held error is streamed on with backpressure instead. */
 const MAX_HELD_ERROR_BYTES = 64 * 1024
+/** The first event of a stream that failed before it started: chat-style, or Responses/Messages `event: error`. */
 const SSE_ERROR_PREFIX = Buffer.from('data: {"error"')
+const SSE_ERROR_EVENT_PREFIX = Buffer.from('event: error')
+
+function isErrorEvent(chunk: Buffer): boolean {
+  if (chunk.subarray(0, SSE_ERROR_PREFIX.length).equals(SSE_ERROR_PREFIX)) return true
+  if (!chunk.subarray(0, SSE_ERROR_EVENT_PREFIX.length).equals(SSE_ERROR_EVENT_PREFIX)) return false
+  const next = chunk[SSE_ERROR_EVENT_PREFIX.length]
+  return next === undefined || next === 0x0a || next === 0x0d // the whole event name, not `event: error_xyz`
+}
 const CANCELLED = new Error('request cancelled by the gateway')
 
 export class Attempt implements Dispatcher.DispatchHandler, Waiter {
@@ -32,6 +43,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   #firstByteAt: number
   #controller: Dispatcher.DispatchController | null
   #sse: boolean
+  /** The stream is AWS event-stream framing (Bedrock's ConverseStream), not text SSE. */
+  #binaryEvents: boolean
   #heldStatus: number
   #heldHeaders: UpstreamHeaders | null
   #heldError: HeldError | null
@@ -45,9 +58,13 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   /** When it started waiting in the upstream's admission queue (performance.now() ms); 0 = not waiting. */
   queuedAt: number
   /** The path and body for a provider of another kind; null sends the call's own. */
-  outgoing: { readonly path: string; readonly body: Buffer } | null
+  outgoing: OutgoingRequest | null
   /** Holds one of the upstream's admission slots (handed to undici, not finished). */
   #slot: boolean
+  /** Prompt blocks charged to the member until the first token (inference-aware routing); 0: none. */
+  prefill: number
+  /** The member's pending prefill work when this attempt was charged, its own included. */
+  prefillWork: number
 
   constructor(call: ProxyCall, target: Target, now: number) {
     this.call = call
@@ -56,6 +73,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     this.#firstByteAt = 0
     this.#controller = null
     this.#sse = false
+    this.#binaryEvents = false
     this.#heldStatus = 0
     this.#heldHeaders = null
     this.#heldError = null
@@ -66,6 +84,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     this.queuedAt = 0
     this.outgoing = null
     this.#slot = false
+    this.prefill = 0
+    this.prefillWork = 0
   }
 
   /** Waiter: a cancelled attempt no longer wants a slot. */
@@ -112,9 +132,18 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     return this.#firstByteAt
   }
 
-  /** The response is an event stream. */
+  /** The response is an event stream (for the client: a binary upstream stream is translated to SSE). */
   get sse(): boolean {
     return this.#sse
+  }
+
+  /** The status and headers held until the first body byte (null once released, or never held). */
+  get heldStatus(): number {
+    return this.#heldStatus
+  }
+
+  get heldHeaders(): UpstreamHeaders | null {
+    return this.#heldHeaders
   }
 
   /** Headers came, the first body byte has not: the first-byte deadline applies. */
@@ -127,10 +156,19 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     this.#firstByteAt = now
   }
 
+  /** Releases the member's prefill charge: at the first token (learning its pace) or without one. */
+  #endPrefill(firstToken: boolean, now: number): void {
+    const blocks = this.prefill
+    this.prefill = 0
+    if (firstToken) this.target.endPrefill(blocks, this.prefillWork, now - this.startedAt, now)
+    else this.target.dropPrefill(blocks)
+  }
+
   /** Tells the member how the attempt ended: a failure kind, or null for success. */
   settle(kind: FailureKind | null, now: number): void {
     if (this.#settled) return
     this.#settled = true
+    if (this.prefill !== 0) this.#endPrefill(false, now)
     if (kind === null) this.target.onSuccess(now)
     else this.target.onFailure(kind, now, now - this.startedAt)
     if (this.span !== null) this.#endSpan(kind, now)
@@ -145,6 +183,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   cancel(now: number): void {
     if (!this.#settled) {
       this.#settled = true
+      if (this.prefill !== 0) this.#endPrefill(false, now)
       this.target.onCancel(now)
     }
     if (this.span !== null) this.#endSpan('cancelled', now)
@@ -188,8 +227,14 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     }
     const contentType = headers['content-type']
     this.#sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream')
+    if (!this.#sse && typeof contentType === 'string' && contentType.startsWith(EVENT_STREAM_CONTENT_TYPE)) {
+      // Bedrock's stream: translated to SSE for the client, held and checked like one.
+      this.#sse = true
+      this.#binaryEvents = true
+    }
     this.#heldStatus = statusCode
     this.#heldHeaders = headers
+    if (this.#sse) call.awaitFirstEvent()
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -207,7 +252,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     if (this.#heldHeaders !== null) {
       const headers = this.#heldHeaders
       this.#heldHeaders = null
-      if (this.#sse && chunk.subarray(0, SSE_ERROR_PREFIX.length).equals(SSE_ERROR_PREFIX) && call.streamErrorFirst(this)) return this.abandon()
+      if (this.prefill !== 0) this.#endPrefill(true, performance.now())
+      if (this.#sse && (this.#binaryEvents ? startsWithException(chunk) : isErrorEvent(chunk)) && call.streamErrorFirst(this)) return this.abandon()
       call.commit(this, this.#heldStatus, headers, performance.now())
     }
     if (!call.write(chunk)) {

@@ -44,6 +44,13 @@ function onHedgeTimer(call: ProxyCall): void {
   call.hedge()
 }
 
+function onKeepAliveTimer(call: ProxyCall): void {
+  call.keepAlive()
+}
+
+/** An SSE comment: every SSE client ignores it; every idle timer between here and the client resets. */
+const KEEP_ALIVE = Buffer.from(': keep-alive\n\n')
+
 export class ProxyCall {
   readonly ctx: CallContext
   readonly res: ClientResponse
@@ -62,6 +69,10 @@ export class ProxyCall {
   #out: ClientResponse
   /** What providers of other kinds read from this call; built on first use. */
   #providerCall: ProviderCall | null
+  /** Next SSE keep-alive comment while a stream waits for its first event (server.sseKeepAliveMs). */
+  #keepAliveTimer: NodeJS.Timeout | null
+  /** The winner's headers went out with keep-alive comments; its first event has not come yet. */
+  #keptAlive: boolean
 
   constructor(ctx: CallContext, res: ClientResponse, request: CallRequest) {
     this.ctx = ctx
@@ -76,6 +87,8 @@ export class ProxyCall {
     this.#finished = false
     this.#out = res
     this.#providerCall = null
+    this.#keepAliveTimer = null
+    this.#keptAlive = false
   }
 
   #forProvider(): ProviderCall {
@@ -98,9 +111,12 @@ export class ProxyCall {
     return this.#deadlineAt
   }
 
-  /** Some attempt's response reached the client. */
+  /**
+   * Some attempt's response reached the client. A stream kept alive before its first event is not
+   * committed yet in this sense: its first-byte deadline still applies (see keepAlive()).
+   */
   get committed(): boolean {
-    return this.#winner !== null
+    return this.#winner !== null && !this.#keptAlive
   }
 
   get finished(): boolean {
@@ -207,6 +223,12 @@ export class ProxyCall {
     attempt.outgoing = outgoing
     this.#live.push(attempt)
     target.onStart(now)
+    const charge = request.route?.charge ?? 0
+    if (charge > 0) {
+      // The pick just made estimated this much prefill on the member: charged until the first token.
+      attempt.prefill = charge
+      attempt.prefillWork = target.beginPrefill(charge)
+    }
     this.ctx.observeConcurrency(target)
     // Beyond the pool's connections the attempt waits here, bounded and with a deadline, never in undici.
     if (upstream.admission.admit(attempt) === 'now') this.send(attempt)
@@ -230,7 +252,7 @@ export class ProxyCall {
       {
         path: upstream.basePath + (outgoing === null ? request.endpoint.path : outgoing.path),
         method: 'POST',
-        headers: forwarded === null ? (upstream.postHeaders as string[]) : upstream.headersWith(forwarded),
+        headers: outgoing?.headers != null ? upstream.headersWith(forwarded === null ? outgoing.headers : outgoing.headers.concat(forwarded)) : forwarded === null ? (upstream.postHeaders as string[]) : upstream.headersWith(forwarded),
         body: outgoing === null ? request.body : outgoing.body,
       },
       attempt,
@@ -314,11 +336,66 @@ export class ProxyCall {
     return false
   }
 
+  /**
+   * An upstream accepted a stream (200, text/event-stream) and the gateway holds its headers until
+   * the first event. With `server.sseKeepAliveMs`, a timer sends keep-alive comments once the
+   * client has waited that long since its request.
+   */
+  awaitFirstEvent(): void {
+    const delay = this.ctx.sseKeepAliveMs ?? 0
+    if (delay <= 0 || this.#keepAliveTimer !== null || this.#finished) return
+    const due = this.request.startedAt + delay - performance.now()
+    this.#keepAliveTimer = setTimeout(onKeepAliveTimer, due > 0 ? due : 0, this)
+  }
+
+  /**
+   * The client has waited `sseKeepAliveMs` and a stream's first event has not come: send its
+   * headers now and an SSE comment, again every `sseKeepAliveMs`, so load balancers with idle
+   * timeouts keep the connection through a long prefill. This ends failover: the response is
+   * committed to this attempt (a racing hedge is cancelled), and a failure before its first event
+   * (an error event first, an empty stream, the first-byte timeout) now ends the stream with an
+   * SSE error event instead of moving to another member.
+   */
+  keepAlive(): void {
+    this.#keepAliveTimer = null
+    if (this.#finished) return
+    let attempt = this.#winner
+    if (attempt === null) {
+      for (const a of this.#live) if (a.sse && a.awaitingFirstByte) attempt = a
+      // No accepted stream waiting (it failed over, or is not back yet): the next one re-arms.
+      if (attempt === null) return
+      this.#keptAlive = true
+      this.#take(attempt, performance.now())
+    } else if (!this.#keptAlive) return
+    // Straight to the client: a translation in front (another provider's protocol) would drop a comment.
+    const res = this.res
+    if (res.destroyed) return
+    res.write(KEEP_ALIVE)
+    this.#keepAliveTimer = setTimeout(onKeepAliveTimer, this.ctx.sseKeepAliveMs!, this)
+  }
+
   /** The attempt's first byte for the client: it wins, every other attempt is cancelled. */
   commit(attempt: Attempt, status: number, headers: UpstreamHeaders, now: number): void {
+    if (this.#keepAliveTimer !== null) {
+      clearTimeout(this.#keepAliveTimer)
+      this.#keepAliveTimer = null
+    }
+    if (this.#keptAlive && this.#winner === attempt) {
+      // Its headers already went out with the keep-alive comments: this is the first event.
+      this.#keptAlive = false
+      attempt.won(now)
+      if (attempt.sse) this.request.trace?.firstToken(now, now - this.request.startedAt)
+      return
+    }
+    attempt.won(now)
+    this.#take(attempt, now, status, headers)
+    if (attempt.sse) this.request.trace?.firstToken(now, now - this.request.startedAt)
+  }
+
+  /** `attempt` becomes the client's response: every other attempt is cancelled, its headers go out. */
+  #take(attempt: Attempt, now: number, status: number = attempt.heldStatus, headers: UpstreamHeaders = attempt.heldHeaders!): void {
     this.#winner = attempt
     this.#outcome.status = status
-    attempt.won(now)
     if (this.#live.length > 1) {
       const others = this.#live
       this.#live = [attempt]
@@ -350,7 +427,6 @@ export class ProxyCall {
     if (translated === null) this.request.cache?.committed(status, headers, out)
     else this.request.cache?.committedUncached(out)
     res.writeHead(status, out)
-    if (attempt.sse) this.request.trace?.firstToken(now, now - this.request.startedAt)
   }
 
   /** Writes a body chunk; false asks the attempt to pause until the client drains. */
@@ -389,7 +465,9 @@ export class ProxyCall {
     this.ctx.onUpstreamFailure(this, attempt.target, failure)
     if (this.#winner === attempt) {
       this.#drop(attempt)
-      this.#breakResponse(new GatewayError(failure.code === 'GW_ERR_UPSTREAM_IDLE_TIMEOUT' ? failure.code : 'GW_ERR_UPSTREAM_STREAM_BROKEN', failure.detail))
+      // Kept alive before its first event: the upstream's own failure (a timeout, a reset) is the news.
+      const code = this.#keptAlive || failure.code === 'GW_ERR_UPSTREAM_IDLE_TIMEOUT' ? failure.code : 'GW_ERR_UPSTREAM_STREAM_BROKEN'
+      this.#breakResponse(new GatewayError(code, failure.detail))
       this.#finish(now)
       return
     }
@@ -419,6 +497,12 @@ export class ProxyCall {
   }
 
   #respondError(err: GatewayError, now: number): void {
+    if (this.res.headersSent) {
+      // Keep-alive comments already sent the stream's headers: the error ends the stream instead.
+      this.#breakResponse(err)
+      this.#finish(now)
+      return
+    }
     this.#outcome.status = err.status
     this.#outcome.error = err.code
     const id = this.request.requestId
@@ -512,6 +596,8 @@ export class ProxyCall {
     this.request.cache?.close()
     if (this.#hedgeTimer !== null) clearTimeout(this.#hedgeTimer)
     this.#hedgeTimer = null
+    if (this.#keepAliveTimer !== null) clearTimeout(this.#keepAliveTimer)
+    this.#keepAliveTimer = null
     this.ctx.inflight.delete(this)
     this.ctx.track(-1)
     ;(this.res as ResponseWithCall)[kCall] = undefined

@@ -25,6 +25,8 @@ export interface CallContext {
   readonly metrics: GatewayMetrics
   readonly router: Router<Upstream>
   readonly serverTiming: boolean
+  /** server.sseKeepAliveMs: keep-alive comments while a stream waits for its first event; 0 or absent: off. */
+  readonly sseKeepAliveMs?: number
   readonly onUpstreamFailure: (call: ProxyCall, target: Target, failure: ClassifiedFailure) => void
   readonly inflight: Set<ProxyCall>
   /** Remembers a member's concurrency so its pool is kept open ahead of demand. */

@@ -3,7 +3,9 @@
  * soonest, as llm-d's scheduler does for vLLM pods. Per pick:
  *
  *   1. filters: available members of the best tier (TierScan), then bounded load;
- *   2. scorers, each in [0, 1]: prefix (share of the prompt's leading blocks the member recently
+ *   2. scorers, each in [0, 1]: prefill (estimated time to first token: prompt blocks queued on
+ *      the member ahead of this request plus its own uncached ones, times the member's learned
+ *      time per block), prefix (share of the prompt's leading blocks the member recently
  *      served, from a bounded per-group PrefixIndex), queue and kvCache (from the pod's own
  *      /metrics, plus what this gateway sent since the scrape), load (requests in flight),
  *      latency (peak-EWMA time to first byte);
@@ -19,7 +21,7 @@ import type { InferenceAwareConfig } from './config.ts'
 import type { Member } from './member.ts'
 import { PrefixIndex } from './prefix-index.ts'
 import type { RouteRequest } from './route-request.ts'
-import { type Filter, type Scorer, PickSignals, SCORERS, type ScorerName, boundedLoadFilter } from './scorers.ts'
+import { type Filter, type Scorer, PickSignals, SCORERS, type ScorerName, boundedLoadFilter, prefillWork } from './scorers.ts'
 import { type Balancer, TierScan } from './tier-scan.ts'
 
 interface WeightedScorer {
@@ -45,7 +47,7 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     this.scorers = (Object.keys(SCORERS) as ScorerName[]).filter((name) => cfg.weights[name] > 0).map((name) => ({ scorer: SCORERS[name], weight: cfg.weights[name] }))
     this.filters = cfg.boundedLoad > 0 ? [boundedLoadFilter(cfg.boundedLoad)] : []
     this.staleAfterMs = cfg.metrics.enabled ? cfg.metrics.staleAfterMs : 0
-    this.usesPrefix = cfg.weights.prefix > 0
+    this.usesPrefix = cfg.weights.prefix > 0 || cfg.weights.prefill > 0
   }
 
   pick<D>(members: readonly Member<D>[], _key: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number, request: RouteRequest | null = null): Member<D> | null {
@@ -53,7 +55,10 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     if (count === 0) return null
     const blocks = this.usesPrefix && request !== null ? request.blocks : null
     const explain = request !== null && request.explain
-    if (count === 1 && blocks === null && !explain) return members[this.firstIndex]!
+    if (count === 1 && blocks === null && !explain) {
+      if (request !== null) request.charge = 1
+      return members[this.firstIndex]!
+    }
 
     const n = members.length
     const s = this.signals
@@ -89,6 +94,7 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
       }
     }
     const winner = members[best]!
+    if (request !== null) request.charge = prefillWork(s, best) - s.pendingPrefill[best]!
     if (blocks !== null) this.index.record(blocks, winner)
     if (explain) request.explanation = this.explainPick(members, best, second, filtered)
     return winner
@@ -120,6 +126,8 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
         s.kvUsage[i] = -1
       }
       s.latencyMs[i] = m.ewma.get(nowMs)
+      s.pendingPrefill[i] = m.prefillPending
+      s.msPerBlock[i] = m.prefillPace(nowMs)
     }
     if (blocks !== null) {
       this.index.match(blocks, members)
@@ -140,7 +148,8 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
       const { scorer, weight } = this.scorers[j]!
       parts.push(`${scorer.name}=${this.scratch[j * n + best]!.toFixed(3)}x${weight}`)
     }
-    parts.push(`prefix_blocks=${s.prefixBlocks[best]}/${s.requestBlocks}`, `queue=${s.queue[best]}`, `load=${s.load[best]}`)
+    parts.push(`prefix_blocks=${s.prefixBlocks[best]}/${s.requestBlocks}`, `pending_blocks=${Math.round(s.pendingPrefill[best]!)}`, `queue=${s.queue[best]}`, `load=${s.load[best]}`)
+    if (s.msPerBlock[best]! > 0) parts.push(`ms_per_block=${s.msPerBlock[best]!.toFixed(2)}`)
     if (s.kvUsage[best]! >= 0) parts.push(`kv=${s.kvUsage[best]!.toFixed(3)}`)
     if (second !== -1) parts.push(`runner_up=${members[second]!.name}:${this.totals[second]!.toFixed(3)}`)
     parts.push(`filtered=${filtered}`)

@@ -79,14 +79,20 @@ const weight = z.number().min(0).max(100)
 
 /** How much each scorer counts in the inference-aware balancer's sum; 0 turns a scorer off. */
 export const ScorerWeightsSchema = z.strictObject({
+  /**
+   * Estimated time to first token: the prompt blocks this gateway sent to the member that have
+   * not produced a first token yet, plus the request's own blocks the member does not hold, times
+   * the member's learned time per block. Weighs a warm prefix against a queue in one unit.
+   */
+  prefill: weight.default(4),
   /** Share of the prompt's leading blocks the member recently served (its KV cache likely holds them). */
-  prefix: weight.default(3),
+  prefix: weight.default(1),
   /** Requests waiting in the member's own queue (vLLM's num_requests_waiting plus what was sent since). */
-  queue: weight.default(2),
+  queue: weight.default(1),
   /** Free KV cache (1 - vllm:kv_cache_usage_perc). */
-  kvCache: weight.default(1),
+  kvCache: weight.default(0.5),
   /** Requests in flight on the member (running + waiting, or the gateway's own count without metrics). */
-  load: weight.default(2),
+  load: weight.default(1),
   /**
    * Peak-EWMA time to first byte, relative to the fastest member. Kept low by default: an
    * inference pod's time to first byte mostly says how much of the last prompts it had cached.

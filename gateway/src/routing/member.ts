@@ -6,6 +6,10 @@
  *   member.onFirstByte(latencyMs, now)       response headers arrived (latency = time to first byte)
  *   member.onSuccess(now) | member.onFailure(kind, now, elapsedMs) | member.onCancel(now)   exactly once
  *
+ * For the inference-aware balancer an attempt may also charge the member the prompt blocks it
+ * expects the pod to prefill (`beginPrefill`), and release them when the first body byte (the
+ * first token) arrives (`endPrefill`) or the attempt ends without one (`dropPrefill`).
+ *
  * An upstream's own 4xx answers are successes here (the member worked; the request was wrong).
  * All fields are set in the constructor so every Member has the same hidden class.
  */
@@ -37,6 +41,13 @@ export interface MemberInit {
   readonly nowMs?: number
 }
 
+/** Weight of a new sample in the learned time per prefill block. */
+const PREFILL_RATE_ALPHA = 0.2
+/** Least work (blocks ahead, own included) whose time to first token teaches the pace. */
+export const PREFILL_SAMPLE_MIN_BLOCKS = 8
+/** How long a learned prefill pace is trusted without a new sample (ms). */
+export const PREFILL_PACE_MEMORY_MS = 2_000
+
 /** Cost of a member that has never answered but has requests in flight (Finagle's penalty). */
 const UNKNOWN_LATENCY_PENALTY = 1e12
 
@@ -63,6 +74,19 @@ export class Member<D = unknown> {
   readonly failurePenaltyMs: number
   /** What the pod last reported on its /metrics (inference-aware balancer), and the estimate since. */
   readonly pod: PodLoad
+  /**
+   * Prompt blocks this gateway sent to the member that have not produced a first token yet: the
+   * prefill work queued on the pod ahead of a new request (inference-aware balancer).
+   */
+  prefillPending: number
+  /**
+   * Learned time per pending prefill block (ms, EWMA of time to first token over the blocks that
+   * were ahead of it, its own included, from first tokens behind at least
+   * PREFILL_SAMPLE_MIN_BLOCKS); 0 until the first sample. A slower pod learns a larger one.
+   */
+  prefillMsPerBlock: number
+  /** performance.now() of the last pace sample; the pace is trusted for PREFILL_PACE_MEMORY_MS after it. */
+  prefillSampledAt: number
   /** Counters for metrics; never reset. */
   started: number
   failed: number
@@ -85,6 +109,9 @@ export class Member<D = unknown> {
     this.draining = false
     this.failurePenaltyMs = init.failurePenaltyMs ?? 1_000
     this.pod = new PodLoad()
+    this.prefillPending = 0
+    this.prefillMsPerBlock = 0
+    this.prefillSampledAt = 0
     this.started = 0
     this.failed = 0
     this.lastFailure = null
@@ -139,6 +166,42 @@ export class Member<D = unknown> {
   onCancel(nowMs: number): void {
     this.release()
     this.breaker.onCancel(nowMs)
+  }
+
+  /** An attempt will make the pod prefill `blocks`: returns the work it waits for, its own included. */
+  beginPrefill(blocks: number): number {
+    this.prefillPending += blocks
+    return this.prefillPending
+  }
+
+  /**
+   * The first token of an attempt charged `blocks` came after `ttftMs`, behind `work` blocks
+   * (its own included): release the charge and learn the member's time per block.
+   */
+  endPrefill(blocks: number, work: number, ttftMs: number, nowMs: number): void {
+    this.dropPrefill(blocks)
+    // A first token after little work is mostly the pod's fixed cost per step (and the network):
+    // learning from it would make a member that serves warm prefixes look slow per block.
+    if (work < PREFILL_SAMPLE_MIN_BLOCKS || !(ttftMs >= 0)) return
+    const sample = ttftMs / work
+    const known = this.prefillMsPerBlock > 0 && nowMs - this.prefillSampledAt <= PREFILL_PACE_MEMORY_MS
+    this.prefillMsPerBlock = known ? this.prefillMsPerBlock + PREFILL_RATE_ALPHA * (sample - this.prefillMsPerBlock) : sample
+    this.prefillSampledAt = nowMs
+  }
+
+  /**
+   * The learned time per prefill block, or 0 when it was not confirmed in the last
+   * PREFILL_PACE_MEMORY_MS: a member that one slow sample made look slow gets no requests, hence no
+   * new samples, so an old pace is forgotten rather than kept forever.
+   */
+  prefillPace(nowMs: number): number {
+    return this.prefillMsPerBlock > 0 && nowMs - this.prefillSampledAt <= PREFILL_PACE_MEMORY_MS ? this.prefillMsPerBlock : 0
+  }
+
+  /** The attempt ended without a first token: release its charge, learn nothing. */
+  dropPrefill(blocks: number): void {
+    const left = this.prefillPending - blocks
+    this.prefillPending = left > 1e-9 ? left : 0
   }
 
   /** Active health verdict after the checker's thresholds. */

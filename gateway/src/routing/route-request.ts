@@ -23,6 +23,11 @@ export class RouteRequest {
   readonly tenant: string
   /** Why the last pick chose its member, when `explain` is set. */
   explanation: string | null
+  /**
+   * Prompt blocks the last pick expects its member to prefill (the uncached ones, plus one); the
+   * attempt charges them to the member until its first token. 0 when not estimated.
+   */
+  charge: number
 
   constructor(key: string | null, blocks: Uint32Array | null = null, explain = false, priority = NORMAL_CLASS, tenant = 'default') {
     this.key = key
@@ -31,6 +36,7 @@ export class RouteRequest {
     this.priority = priority
     this.tenant = tenant
     this.explanation = null
+    this.charge = 0
   }
 }
 
@@ -41,7 +47,7 @@ export const ROUTE_HEADER = 'x-velox-route'
 
 /**
  * What one request tells the inference-aware balancer (null for the other balancers): the
- * prompt's prefix blocks when the prefix scorer is on (hashing costs microseconds per KB of prompt), and `explain` only when
+ * prompt's prefix blocks when the prefix or prefill scorer is on (hashing costs microseconds per KB of prompt), and `explain` only when
  * the config allows it and the client asked.
  */
 export function routeRequestFor(
@@ -56,7 +62,7 @@ export function routeRequestFor(
   // The other balancers read only the key, which the call passes on its own: nothing to build.
   if (routing.balancer !== 'inference-aware') return null
   const ia = routing.inferenceAware
-  const blocks = ia.weights.prefix > 0 ? prefixBlocks(body, model, ia.prefix.blockChars, ia.prefix.maxBlocks) : null
+  const blocks = ia.weights.prefix > 0 || ia.weights.prefill > 0 ? prefixBlocks(body, model, ia.prefix.blockChars, ia.prefix.maxBlocks) : null
   const explain = ia.explain && typeof debugHeader === 'string' && debugHeader.includes('route')
   return new RouteRequest(key, blocks, explain, priority, tenant)
 }

@@ -20,6 +20,10 @@ export class PickSignals {
   latencyMs: Float64Array = new Float64Array(0)
   /** Leading prompt blocks the member is believed to hold. */
   prefixBlocks: Uint16Array = new Uint16Array(0)
+  /** Prompt blocks sent to the member that have not produced a first token yet. */
+  pendingPrefill: Float64Array = new Float64Array(0)
+  /** The member's learned time per prefill block (ms); 0 when not learned yet. */
+  msPerBlock: Float64Array = new Float64Array(0)
   /** Full blocks in the request's prompt (0: no prefix information). */
   requestBlocks = 0
 
@@ -33,6 +37,8 @@ export class PickSignals {
     this.kvUsage = new Float64Array(size)
     this.latencyMs = new Float64Array(size)
     this.prefixBlocks = new Uint16Array(size)
+    this.pendingPrefill = new Float64Array(size)
+    this.msPerBlock = new Float64Array(size)
   }
 }
 
@@ -58,23 +64,57 @@ export const prefixScorer: Scorer = {
 }
 
 /**
- * Queue depth, min-max normalised (llm-d's queue scorer): the shortest queue scores 1, the longest
- * 0; all equal (typically all empty) scores 1 for everyone, so an idle fleet leaves the choice
- * to the other scorers.
+ * Blocks member i would prefill before this request's first token: what was sent there and has
+ * not produced a first token yet, plus the request's own blocks it does not hold, plus one (the
+ * partial last block and the step that emits the token, so a fully cached prompt still costs).
+ */
+export function prefillWork(s: PickSignals, i: number): number {
+  return s.pendingPrefill[i]! + (s.requestBlocks - s.prefixBlocks[i]!) + 1
+}
+
+/**
+ * Estimated time to first token, the quantity the balancer exists to minimise. A vLLM pod
+ * prefills in arrival order within its step budget (chunked prefill, FCFS), so a new request's
+ * first token waits for the prompt blocks already queued there (`pendingPrefill`) and then for its
+ * own blocks the pod does not hold (a cached prefix is skipped). That work times the member's
+ * learned time per block (a slow pod's is larger; members not measured yet take the mean of the
+ * measured ones) is the estimate; the score is the cheapest estimate over this one's, so 1 for the
+ * fastest and 0.5 for a member expected to take twice as long. This one scorer weighs a warm prefix
+ * against a queue in the same unit, where prefix and queue scores alone are added by weights.
+ */
+export const prefillScorer: Scorer = {
+  name: 'prefill',
+  score(s, out) {
+    let known = 0
+    let rateSum = 0
+    for (let i = 0; i < s.n; i++) {
+      if (s.eligible[i] === 1 && s.msPerBlock[i]! > 0) {
+        known++
+        rateSum += s.msPerBlock[i]!
+      }
+    }
+    const fallback = known > 0 ? rateSum / known : 1
+    let min = Number.POSITIVE_INFINITY
+    for (let i = 0; i < s.n; i++) {
+      if (s.eligible[i] !== 1) continue
+      const rate = s.msPerBlock[i]! > 0 ? s.msPerBlock[i]! : fallback
+      const cost = rate * prefillWork(s, i)
+      out[i] = cost
+      if (cost < min) min = cost
+    }
+    for (let i = 0; i < s.n; i++) if (s.eligible[i] === 1) out[i] = out[i]! > 0 ? min / out[i]! : 1
+  },
+}
+
+/**
+ * Requests waiting in the pod's own queue (vLLM's num_requests_waiting plus what was sent since):
+ * 1 / (1 + waiting). Smooth rather than min-max normalised, so one waiting request against none
+ * costs half the weight, not all of it; an idle fleet scores 1 everywhere.
  */
 export const queueScorer: Scorer = {
   name: 'queue',
   score(s, out) {
-    let min = Number.POSITIVE_INFINITY
-    let max = Number.NEGATIVE_INFINITY
-    for (let i = 0; i < s.n; i++) {
-      if (s.eligible[i] !== 1) continue
-      const q = s.queue[i]!
-      if (q < min) min = q
-      if (q > max) max = q
-    }
-    const span = max - min
-    for (let i = 0; i < s.n; i++) if (s.eligible[i] === 1) out[i] = span > 0 ? (max - s.queue[i]!) / span : 1
+    for (let i = 0; i < s.n; i++) if (s.eligible[i] === 1) out[i] = 1 / (1 + s.queue[i]!)
   },
 }
 
@@ -158,5 +198,5 @@ export function boundedLoadFilter(factor: number): Filter {
   }
 }
 
-export const SCORERS = { prefix: prefixScorer, queue: queueScorer, kvCache: kvCacheScorer, load: loadScorer, latency: latencyScorer } as const
+export const SCORERS = { prefill: prefillScorer, prefix: prefixScorer, queue: queueScorer, kvCache: kvCacheScorer, load: loadScorer, latency: latencyScorer } as const
 export type ScorerName = keyof typeof SCORERS

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto'
 import { type ResolvedVllmOptions, type VllmOptions, VllmEngine, resolveVllmOptions } from './engine.ts'
 import { type Faults, NO_FAULTS, mergeFaults, validateFaultsPatch } from './faults.ts'
+import type { SimAwsCredentials } from './bedrock.ts'
 import type { GenConfig } from './reply.ts'
 
 export interface SimulatorOptions {
@@ -26,6 +27,11 @@ export interface SimulatorOptions {
    * not apply to chat and text completions.
    */
   vllm?: boolean | VllmOptions
+  /**
+   * AWS credentials the Bedrock wire format (`/model/{id}/converse[-stream]`) checks SigV4
+   * signatures against, as Bedrock does; absent: those requests are not checked.
+   */
+  aws?: SimAwsCredentials
 }
 
 export interface SimulatorStats {
@@ -46,6 +52,7 @@ export interface ResolvedOptions {
   readonly keepAliveTimeoutMs: number
   /** The vLLM engine's settings; null when the simulator is not in vLLM mode. */
   readonly vllm: ResolvedVllmOptions | null
+  readonly aws: SimAwsCredentials | null
 }
 
 function nonNegative(name: string, value: number | undefined, fallback: number): number {
@@ -82,6 +89,7 @@ export function resolveOptions(opts: SimulatorOptions): ResolvedOptions {
     embeddingDim: positiveInt('embeddingDim', opts.embeddingDim, 256),
     keepAliveTimeoutMs: positiveInt('keepAliveTimeoutMs', opts.keepAliveTimeoutMs, 5_000),
     vllm: opts.vllm === undefined || opts.vllm === false ? null : resolveVllmOptions(opts.vllm === true ? {} : opts.vllm),
+    aws: opts.aws ?? null,
   })
 }
 

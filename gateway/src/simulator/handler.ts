@@ -13,6 +13,7 @@ import { type Faults, NO_FAULTS } from './faults.ts'
 import { type GenRequest, type JsonReply, type Reply, errorJson, invalidRequest, json, notFound } from './reply.ts'
 import { createResponse } from './responses.ts'
 import { anthropicFault, isMessagesPath, messages, openAIPath } from './wire-formats.ts'
+import { bedrockError, bedrockFaultType, bedrockRoute, converse, isBedrockPath, verifySignature } from './bedrock.ts'
 import { type SimRequest, type SimResponse, cancelTimer, deliverJson, deliverStream, resetConnection, writeJson } from './transport.ts'
 import { deliverFromEngine, writeEngineMetrics } from './vllm-transport.ts'
 
@@ -31,6 +32,7 @@ const METRICS = 11
 const TOKENIZE = 12
 const MESSAGES = 13
 const COUNT_TOKENS = 14
+const CONVERSE = 15
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -50,11 +52,12 @@ function routeOf(method: string, path: string): number {
     case '/_sim/stats': return method === 'GET' || method === 'DELETE' ? SIM_STATS : METHOD_NOT_ALLOWED
   }
   if (path.startsWith('/v1/models/') && path.length > 11) return method === 'GET' ? MODEL : METHOD_NOT_ALLOWED
+  if (isBedrockPath(path) && bedrockRoute(path) !== null) return method === 'POST' ? CONVERSE : METHOD_NOT_ALLOWED
   return NOT_FOUND
 }
 
 function isFaultable(path: string): boolean {
-  return path.startsWith('/v1/')
+  return path.startsWith('/v1/') || isBedrockPath(path)
 }
 
 function onData(this: SimRequest, chunk: Buffer): void {
@@ -154,8 +157,13 @@ function afterStall(res: SimResponse): void {
 function sendFaultStatus(res: SimResponse, f: Readonly<Faults>, status: number): void {
   const type = status === 429 ? 'rate_limit_error' : status >= 500 ? 'server_error' : 'invalid_request_error'
   const code = status === 429 ? 'rate_limit_exceeded' : 'simulated_fault'
-  const body = isMessagesPath(res.path) ? anthropicFault(status, `Simulated upstream failure (HTTP ${status})`) : errorJson(`Simulated upstream failure (HTTP ${status})`, type, null, code)
   const retry = f.retryAfterSeconds !== null && (status === 429 || status === 503) ? ['retry-after', String(f.retryAfterSeconds)] : null
+  if (isBedrockPath(res.path)) {
+    const reply = bedrockError(status, bedrockFaultType(status), `Simulated upstream failure (HTTP ${status})`) as JsonReply
+    writeJson(res, status, reply.body, retry === null ? reply.headers! : reply.headers!.concat(retry))
+    return
+  }
+  const body = isMessagesPath(res.path) ? anthropicFault(status, `Simulated upstream failure (HTTP ${status})`) : errorJson(`Simulated upstream failure (HTTP ${status})`, type, null, code)
   writeJson(res, status, body, retry)
 }
 
@@ -173,7 +181,8 @@ function respond(res: SimResponse): void {
     case RESPONSES:
     case TOKENIZE:
     case MESSAGES:
-    case COUNT_TOKENS: reply = generate(core, res.route, res); break
+    case COUNT_TOKENS:
+    case CONVERSE: reply = generate(core, res.route, res); break
     case METHOD_NOT_ALLOWED:
       reply = json(405, errorJson(`Method ${req.method ?? ''} is not allowed on ${res.path}`, 'invalid_request_error', null, 'method_not_allowed'))
       break
@@ -185,7 +194,7 @@ function respond(res: SimResponse): void {
   } else if (reply.kind === 'stream') deliverStream(res, reply, core.options.ttftMs, core.options.interTokenMs)
   else if (reply.status === 200 && res.route >= CHAT) deliverJson(res, reply, core.options.ttftMs)
   else if (reply.status === 200 && res.faults !== NO_FAULTS) deliverJson(res, reply, 0)
-  else writeJson(res, reply.status, reply.body)
+  else writeJson(res, reply.status, reply.body, reply.headers ?? null)
 }
 
 function retrieveModel(core: SimCore, path: string): JsonReply {
@@ -224,6 +233,11 @@ function bodyError(req: SimRequest): JsonReply {
 
 function generate(core: SimCore, route: number, res: SimResponse): Reply {
   const req = res.req
+  if (route === CONVERSE && core.options.aws !== null) {
+    const raw = req.chunks !== null ? Buffer.concat(req.chunks) : (req.chunk ?? Buffer.alloc(0))
+    const refused = verifySignature(core.options.aws, req.method ?? 'POST', req.url ?? '/', req.headers, raw, Date.now())
+    if (refused !== null) return refused
+  }
   const params = parseBody(req)
   if (params === null) return bodyError(req)
   res.params = params
@@ -233,6 +247,10 @@ function generate(core: SimCore, route: number, res: SimResponse): Reply {
     case TOKENIZE: return tokenize(params)
     case MESSAGES: return messages(params, core.gen, genReq, false)
     case COUNT_TOKENS: return messages(params, core.gen, genReq, true)
+    case CONVERSE: {
+      const r = bedrockRoute(res.path)!
+      return converse(params, r.model, r.stream, core.gen, genReq)
+    }
     case COMPLETIONS: return textCompletion(params, core.gen, genReq)
     case EMBEDDINGS: return embeddings(params, core.gen)
     default: return createResponse(params, core.gen, genReq)

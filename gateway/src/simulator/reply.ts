@@ -7,16 +7,20 @@ export interface JsonReply {
   readonly kind: 'json'
   readonly status: number
   readonly body: string | Buffer
+  /** Headers besides the content type and length (a provider's request id or error type). */
+  readonly headers?: string[]
 }
 
 export interface StreamReply {
   readonly kind: 'stream'
-  /** Each entry is one complete SSE event, written with its own `res.write`. */
-  readonly events: string[]
+  /** Each entry is one complete SSE event (or binary event-stream message), written with its own `res.write`. */
+  readonly events: (string | Buffer)[]
   /** `pauses[i] === 1` means wait the inter-token delay before writing `events[i]`. */
   readonly pauses: Uint8Array
   /** Sent alone when the `errorEventFirst` fault is on. */
-  readonly errorEvent: string
+  readonly errorEvent: string | Buffer
+  /** The response headers instead of the SSE ones (Bedrock's binary event stream). */
+  readonly headers?: string[]
 }
 
 export type Reply = JsonReply | StreamReply

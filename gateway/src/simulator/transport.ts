@@ -39,7 +39,8 @@ export class SimResponse extends ServerResponse<SimRequest> {
   faultStatus = 0
   jsonStatus = 200
   jsonBody: string | Buffer = ''
-  events: string[] | null = null
+  jsonHeaders: string[] | null = null
+  events: (string | Buffer)[] | null = null
   pauses: Uint8Array | null = null
   next = 0
   interTokenMs = 0
@@ -72,6 +73,7 @@ export function writeJson(res: SimResponse, status: number, body: string | Buffe
 export function deliverJson(res: SimResponse, reply: JsonReply, ttftMs: number): void {
   res.jsonStatus = reply.status
   res.jsonBody = reply.body
+  res.jsonHeaders = reply.headers ?? null
   if (ttftMs > 0) res.timer = setTimeout(sendJsonBody, ttftMs, res)
   else sendJsonBody(res)
 }
@@ -81,7 +83,7 @@ function sendJsonBody(res: SimResponse): void {
   if (res.gone) return
   const f = res.faults
   if (f === NO_FAULTS || (f.stallAfterHeadersMs === 0 && f.resetAfterChunks === null && f.hangAfterChunks === null)) {
-    writeJson(res, res.jsonStatus, res.jsonBody)
+    writeJson(res, res.jsonStatus, res.jsonBody, res.jsonHeaders)
     return
   }
   const body = typeof res.jsonBody === 'string' ? Buffer.from(res.jsonBody) : res.jsonBody
@@ -118,7 +120,7 @@ export function deliverStream(res: SimResponse, reply: StreamReply, ttftMs: numb
   res.interTokenMs = f.interTokenMs ?? interTokenMs
   res.resetAt = f.resetAfterChunks ?? -1
   res.hangAt = f.hangAfterChunks ?? -1
-  res.writeHead(200, SSE_HEADERS)
+  res.writeHead(200, reply.headers ?? SSE_HEADERS)
   const delay = f.stallAfterHeadersMs + ttftMs
   if (delay > 0) {
     // Headers go out now, as an inference server does once it accepts the request.

@@ -1,7 +1,8 @@
 /**
  * Reads token usage from the tail of a response without parsing the whole body: OpenAI-compatible
  * servers put `usage` last in a JSON body and in the last data event of a stream (when the client
- * asked for `stream_options.include_usage`). Called once per response, after it has been sent.
+ * asked for `stream_options.include_usage`); Anthropic's Messages and Bedrock's Converse do too
+ * (`input_tokens`, `inputTokens`). Called once per response, after it has been sent.
  */
 
 const USAGE = Buffer.from('"usage"')
@@ -18,6 +19,9 @@ const KEYS = {
   input: Buffer.from('"input_tokens"'),
   completion: Buffer.from('"completion_tokens"'),
   output: Buffer.from('"output_tokens"'),
+  // Bedrock's Converse (JSON answers, and the payload of ConverseStream's metadata event).
+  inputCamel: Buffer.from('"inputTokens"'),
+  outputCamel: Buffer.from('"outputTokens"'),
 }
 
 /**
@@ -35,8 +39,8 @@ function readUsageIn(buf: Buffer): Usage | null {
   const at = buf.lastIndexOf(USAGE)
   if (at === -1) return null
   const end = Math.min(buf.length, at + WINDOW)
-  const prompt = numberAfter(buf, KEYS.prompt, at, end) ?? numberAfter(buf, KEYS.input, at, end)
-  const completion = numberAfter(buf, KEYS.completion, at, end) ?? numberAfter(buf, KEYS.output, at, end)
+  const prompt = numberAfter(buf, KEYS.prompt, at, end) ?? numberAfter(buf, KEYS.input, at, end) ?? numberAfter(buf, KEYS.inputCamel, at, end)
+  const completion = numberAfter(buf, KEYS.completion, at, end) ?? numberAfter(buf, KEYS.output, at, end) ?? numberAfter(buf, KEYS.outputCamel, at, end)
   if (prompt === null && completion === null) return null
   return { prompt: prompt ?? 0, completion: completion ?? 0 }
 }

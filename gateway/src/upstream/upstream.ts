@@ -63,7 +63,7 @@ export class Upstream {
     if (config.apiKeyEnv && !apiKey) {
       throw new Error(`upstream "${config.name}": environment variable ${config.apiKeyEnv} (apiKeyEnv) is empty or unset`)
     }
-    this.provider = providerFor(config.kind, { apiVersion: config.apiVersion, deployments: config.deployments })
+    this.provider = providerFor(config.kind, { apiVersion: config.apiVersion, deployments: config.deployments, region: config.region, name: config.name, host: url.host, basePath: this.basePath, apiKey, env })
     // The credential header is the provider's: Bearer, Azure's api-key, Anthropic's x-api-key.
     const headers: string[] = this.provider.headers(apiKey)
     if (config.peer) headers.push(HOP_HEADER, '1')
@@ -100,6 +100,8 @@ export class Upstream {
    */
   async warm(path = '/health', timeoutMs = 2_000): Promise<number> {
     this.healthPath = path
+    // Credentials a provider signs with are loaded before the upstream counts as warm.
+    await this.provider.ready?.()
     this.warmed = await this.open(this.config.pool.warm, timeoutMs)
     return this.warmed
   }

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { configFile, killGatewayProcesses, MAIN, startGatewayProcess, waitReady } from '../../helpers/process.ts'
+import { eventually } from '../../helpers/eventually.ts'
 
 after(killGatewayProcesses)
 
@@ -12,12 +13,7 @@ test('main.ts serves /metrics on the admin port with the token, and not on the m
   const gw = await startGatewayProcess(['--config', file], { VELOX_TEST_ADMIN_TOKEN: 's3cret' })
   try {
     await waitReady(gw.url)
-    let port: string | undefined
-    for (let i = 0; i < 200 && port === undefined; i++) {
-      port = /"port":(\d+)[^\n]*"msg":"admin listener up"/.exec(gw.logs())?.[1]
-      if (port === undefined) await new Promise((r) => setTimeout(r, 25))
-    }
-    assert.ok(port, 'no admin listener line')
+    const port = await eventually(() => /"port":(\d+)[^\n]*"msg":"admin listener up"/.exec(gw.logs())?.[1], { what: 'the admin listener line', intervalMs: 25 })
     const admin = `http://127.0.0.1:${port}`
     assert.equal((await fetch(`${admin}/metrics`)).status, 401)
     const res = await fetch(`${admin}/metrics`, { headers: { authorization: 'Bearer s3cret' } })

@@ -2,6 +2,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { chatJson, chatRequest, makeCache, record, RedisServer } from '../cache/helpers.ts'
+import { eventually } from '../../helpers/eventually.ts'
 
 let redis: RedisServer
 before(async () => {
@@ -22,12 +23,7 @@ test('purge by tenant clears memory and the shared Redis tier; purge by key only
     }
     for (const p of Object.values(plans)) assert.ok(await record(cache, p, 200, 'application/json', [chatJson('Paris.')]))
     // Redis writes are fire-and-forget: wait until the peer can read all three.
-    for (let i = 0; i < 100; i++) {
-      const seen = await Promise.all(Object.values(plans).map((p) => peer.lookup(p)))
-      if (seen.every((s) => s !== null)) break
-      assert.ok(i < 99, 'the entries never reached redis')
-      await new Promise((r) => setTimeout(r, 20))
-    }
+    await eventually(async () => (await Promise.all(Object.values(plans).map((p) => peer.lookup(p)))).every((s) => s !== null), { what: 'the entries in redis', timeoutMs: 2_000 })
     const purged = await cache.purge({ tenant: 'acme' })
     assert.deepEqual(purged, { memory: 2, semantic: 0, redis: 2 })
     assert.equal(await cache.lookup(plans.acme), null)

@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test'
 import type { CacheRequest, ResponseCache } from '../../../gateway/src/cache/index.ts'
 import { OpenAIEmbedder } from '../../../gateway/src/cache/semantic/openai-embedder.ts'
 import { makeCache, record, ReplayServer, sseDataEvents } from './helpers.ts'
+import { eventually } from '../../helpers/eventually.ts'
 
 let cache: ResponseCache
 let server: ReplayServer
@@ -135,7 +136,7 @@ describe('OpenAI-compatible embedder', () => {
       const ask = (text: string): CacheRequest => ({ tenant: 't', endUser: null, endpoint: 'chat.completions', model: 'm', headers: {}, body: { model: 'm', temperature: 0, messages: [{ role: 'user', content: text }] } })
       const plan = c.plan(ask('listen silent'))
       await record(c, plan, 200, 'application/json', [Buffer.from(JSON.stringify({ id: 'x', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'anagram' }, finish_reason: 'stop' }], usage: { total_tokens: 1 } }))])
-      for (let i = 0; i < 100 && c.stats().semantic!.entries === 0; i++) await new Promise((r) => setTimeout(r, 10))
+      await eventually(() => c.stats().semantic!.entries > 0, { what: 'the entry in the semantic index', intervalMs: 10 })
       // Same letters, same content words: the character-count vectors are identical.
       const hit = await c.semanticLookup(c.plan(ask('silent listen')), new AbortController().signal)
       assert.ok(hit && hit.similarity > 0.99)

@@ -176,13 +176,17 @@ describe('isolation and expiry', () => {
     assert.equal(lookupSync(cache.plan(chatRequest({ body: { ...body, messages: [{ role: 'system', content: 'B' }, body.messages[1]] } }))), null)
   })
 
-  test('entries expire after their TTL', async () => {
+  test('entries expire after their TTL', async (t) => {
     const { cache: short } = await makeCache({ ttlSeconds: 1, ttlJitter: 0 })
     try {
       const req = chatRequest()
+      // The clock is the test's from here: stored at `now`, the entry lives 1 s of it.
+      t.mock.timers.enable({ apis: ['Date'], now: Date.now() })
       await record(short, short.plan(req), 200, 'application/json', [chatJson('soon gone')])
       assert.ok(short.lookup(short.plan(req)))
-      await new Promise((r) => setTimeout(r, 1_050))
+      t.mock.timers.tick(999)
+      assert.ok(short.lookup(short.plan(req)), 'still fresh just before its TTL')
+      t.mock.timers.tick(2)
       assert.equal(short.lookup(short.plan(req)), null)
     } finally {
       await short.close()

@@ -4,14 +4,17 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { CacheRequest, ResponseCache } from '../../../gateway/src/cache/index.ts'
+import type { Registry } from 'prom-client'
 import { chatJson, chatRequest, chatSse, makeCache, record, RedisServer, ReplayServer, sseDataEvents } from './helpers.ts'
+import { eventually } from '../../helpers/eventually.ts'
 
 const SEM = { semantic: { enabled: true } }
 let cache: ResponseCache
+let registry: Registry
 let server: ReplayServer
 
 before(async () => {
-  ;({ cache } = await makeCache(SEM))
+  ;({ cache, registry } = await makeCache(SEM))
   server = await ReplayServer.start()
 })
 after(async () => {
@@ -38,11 +41,9 @@ async function store(c: ResponseCache, req: CacheRequest, answer: string): Promi
   const plan = c.plan(req)
   // A miss first, as live traffic would do: its embedding is reused when the answer is stored.
   await c.semanticLookup(plan, new AbortController().signal)
+  const entries = c.stats().semantic!.entries
   await record(c, plan, 200, 'application/json', [chatJson(answer)])
-  for (let i = 0; i < 1_000; i++) {
-    await new Promise((r) => setTimeout(r, 10))
-    if (c.stats().semantic!.entries > 0) break
-  }
+  await eventually(() => c.stats().semantic!.entries > entries, { what: 'the entry in the semantic index', intervalMs: 10 })
 }
 
 async function semantic(c: ResponseCache, req: CacheRequest) {
@@ -119,8 +120,11 @@ describe('semantic cache, embedded model', () => {
     const req = ask('What is the boiling point of water at sea level?')
     const plan = cache.plan(req)
     await cache.semanticLookup(plan, new AbortController().signal)
+    const rejected = async () => (await registry.getSingleMetric('velox_cache_stores_total')!.get()).values.find((v) => v.labels['kind'] === 'exact' && v.labels['outcome'] === 'rejected')?.value ?? 0
+    const before = await rejected()
     await record(cache, plan, 200, 'text/event-stream', chatSse(['10', '0 C'], { done: false }))
-    await new Promise((r) => setTimeout(r, 100))
+    // Refused when it ended (synchronously): a refused answer is never offered to the semantic tier.
+    assert.equal(await rejected(), before + 1)
     assert.equal(await semantic(cache, ask('At sea level, what is the boiling point of water?')), null)
   })
 })
@@ -141,7 +145,7 @@ describe('warming and sharing', () => {
     const { cache: warm } = await makeCache({ ...SEM, warmFile: file })
     try {
       assert.ok(warm.lookup(warm.plan(ask('What is the capital of France?'))))
-      for (let i = 0; i < 1_000 && warm.stats().semantic!.entries === 0; i++) await new Promise((r) => setTimeout(r, 10))
+      await eventually(() => warm.stats().semantic!.entries > 0, { what: 'the warm entry in the semantic index', intervalMs: 10 })
       const hit = await semantic(warm, ask('Can you tell me what the capital of France is?'))
       assert.ok(hit)
     } finally {
@@ -156,12 +160,7 @@ describe('warming and sharing', () => {
     let c: ResponseCache | null = null
     try {
       await store(a, ask('How do I boil an egg?'), 'Simmer it for 9 minutes.')
-      let hit = null
-      for (let i = 0; i < 100 && hit === null; i++) {
-        await new Promise((r) => setTimeout(r, 20))
-        hit = await semantic(b, ask("What's the way to boil an egg?"))
-      }
-      assert.ok(hit, 'b sees a\'s entry through the stream')
+      await eventually(() => semantic(b, ask("What's the way to boil an egg?")), { what: 'b to see a\'s entry through the stream', timeoutMs: 2_000 })
       // A new instance rebuilds its index from Redis at boot.
       c = (await makeCache({ ...SEM, backend: 'redis' }, redis.url, 200)).cache
       assert.ok(c.stats().semantic!.entries >= 1)

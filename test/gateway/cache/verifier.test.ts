@@ -11,6 +11,7 @@ import type { ResponseCache } from '../../../gateway/src/cache/index.ts'
 import { RerankVerifier } from '../../../gateway/src/cache/semantic/rerank-verifier.ts'
 import { LexicalVerifier } from '../../../gateway/src/cache/semantic/lexical-verifier.ts'
 import { chatJson, chatRequest, makeCache, record } from './helpers.ts'
+import { eventually } from '../../helpers/eventually.ts'
 
 interface FakeReranker {
   url: string
@@ -113,8 +114,7 @@ describe('the cache with a reranker as verifier', () => {
     await record(cache, plan, 200, 'application/json', [chatJson('Use reversed().')])
     await cache.settled()
     // Polling: the entry is added once the embedder worker has embedded the prompt.
-    for (let i = 0; i < 1_000 && cache.stats().semantic!.entries === 0; i++) await new Promise((r) => setTimeout(r, 10))
-    assert.equal(cache.stats().semantic!.entries, 1)
+    await eventually(() => cache.stats().semantic!.entries === 1, { what: 'the entry in the semantic index', intervalMs: 10 })
     fake.calls.length = 0
     const hit = await lookup("What's the way to reverse a list in Python?")
     assert.ok(hit !== null)

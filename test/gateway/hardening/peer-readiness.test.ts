@@ -7,16 +7,11 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startSimulator } from '../../../gateway/src/simulator/server.ts'
 import { startGateway, startRawUpstream, type TestGateway } from '../../helpers/gateway.ts'
+import { eventually } from '../../helpers/eventually.ts'
 
 const fastHealth = { health: { intervalMs: 50, timeoutMs: 500, unhealthyThreshold: 1, healthyThreshold: 1 } }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`never: ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+const until = (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000) => eventually(check, { what, timeoutMs })
 
 const readyz = async (gw: TestGateway): Promise<number> => {
   const res = await fetch(`${gw.url}/readyz`)

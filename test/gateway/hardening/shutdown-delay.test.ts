@@ -8,18 +8,13 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { startSimulator } from '../../../gateway/src/simulator/server.ts'
 import { configFile, killGatewayProcesses, startGatewayProcess, waitReady } from '../../helpers/process.ts'
+import { eventually } from '../../helpers/eventually.ts'
 
 after(killGatewayProcesses)
 
 const chat = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hi' }] })
 
-async function until(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`never: ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+const until = (what: string, check: () => Promise<boolean>, timeoutMs = 10_000) => eventually(check, { what, timeoutMs })
 
 test('SIGTERM: readiness fails first, new connections are still served during the delay, then the drain', async () => {
   const sim = await startSimulator({ tokens: 2 })

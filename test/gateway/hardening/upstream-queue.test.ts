@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startSimulator, type Simulator } from '../../../gateway/src/simulator/server.ts'
 import { post, startGateway, type TestGateway } from '../../helpers/gateway.ts'
+import { eventually } from '../../helpers/eventually.ts'
 
 let slow: Simulator
 let longStreams: Simulator
@@ -25,13 +26,7 @@ after(async () => {
   await fast.close()
 })
 
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`never: ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
+const until = (what: string, check: () => boolean, timeoutMs = 10_000) => eventually(check, { what, timeoutMs, intervalMs: 5 })
 
 const stream = JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] })
 

@@ -104,11 +104,65 @@ test('explain says who won and why', () => {
   const first = b.pick(members, null, null, 0, request('s', 0))!
   const r = request('s', 1, true)
   assert.equal(b.pick(members, null, null, 0, r), first)
-  assert.match(r.explanation!, new RegExp(`^member=${first.name}; score=\\d\\.\\d{3}; prefix=0\\.\\d{3}x3; queue=1\\.000x2;`))
-  assert.match(r.explanation!, /prefix_blocks=\d+\/\d+; queue=0; load=0; runner_up=m\d:\d\.\d{3}; filtered=0$/)
+  assert.match(r.explanation!, new RegExp(`^member=${first.name}; score=\\d\\.\\d{3}; prefill=1\\.000x4; prefix=0\\.\\d{3}x1; queue=1\\.000x1;`))
+  assert.match(r.explanation!, /prefix_blocks=\d+\/\d+; pending_blocks=0; queue=0; load=0; runner_up=m\d:\d\.\d{3}; filtered=0$/)
   const quiet = request('s', 2)
   b.pick(members, null, null, 0, quiet)
   assert.equal(quiet.explanation, null, 'no explanation unless asked')
+})
+
+test('prefill estimate: a warm prefix wins until the prefill queued on its member costs more than a cold start elsewhere', () => {
+  const members = makeMembers(3)
+  const b = new InferenceAwareBalancer(cfg({ weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+  const first = request('s', 0)
+  const home = b.pick(members, null, null, 0, first)!
+  const total = first.blocks!.length
+  assert.equal(first.charge, total + 1, 'a cold member is charged the whole prompt plus one')
+  const next = request('s', 1)
+  assert.equal(b.pick(members, null, null, 1, next), home, 'nothing queued anywhere: the warm member')
+  assert.ok(next.charge < next.blocks!.length / 2, `only the uncached tail is charged (${next.charge} of ${next.blocks!.length})`)
+  // Other conversations' prompts sent to the home member, no first token yet: more work than a cold prefill elsewhere.
+  home.beginPrefill(next.blocks!.length + 2)
+  const third = request('s', 2)
+  assert.notEqual(b.pick(members, null, null, 2, third), home)
+  assert.equal(third.charge, third.blocks!.length + 1)
+})
+
+test('prefill pace is learned per member: the same work goes to the member that prefills faster', () => {
+  const members = makeMembers(2)
+  const [fast, slow] = members as [Member<null>, Member<null>]
+  // Same work behind each first token (10 blocks), three times the time on one.
+  for (const [m, ms] of [[fast, 100], [slow, 300]] as const) {
+    const work = m.beginPrefill(10)
+    m.endPrefill(10, work, ms, 0)
+  }
+  assert.equal(fast.prefillPending, 0, 'the charge is released at the first token')
+  assert.equal(fast.prefillMsPerBlock, 10)
+  assert.equal(slow.prefillMsPerBlock, 30)
+  const b = new InferenceAwareBalancer(cfg({ weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+  // The fast member keeps winning until what is queued on it takes longer than the slow one's
+  // queue: fast costs 10 x 9k for its k-th, slow 30 x 9k, so the slow member takes every fourth.
+  const picks: string[] = []
+  for (let i = 0; i < 8; i++) {
+    // Prompts sharing nothing (8 blocks each, charged 9), so only the queues and the paces differ.
+    const r = new RouteRequest(null, prefixBlocks({ model: 'm', messages: [{ role: 'user', content: `${i} `.repeat(1100) }] }, 'm', 256, 256))
+    const m = b.pick(members, null, null, 0, r)!
+    m.beginPrefill(r.charge)
+    picks.push(m.name)
+  }
+  assert.equal(picks.filter((n) => n === fast.name).length, 6, picks.join(','))
+  slow.dropPrefill(1e6)
+  assert.equal(slow.prefillPending, 0, 'never negative')
+  const rate = slow.prefillMsPerBlock
+  slow.endPrefill(0, 0, 500, 1)
+  slow.beginPrefill(2)
+  slow.endPrefill(2, 2, 500, 1)
+  assert.equal(slow.prefillMsPerBlock, rate, 'little work teaches nothing (mostly fixed cost)')
+  assert.equal(slow.prefillPace(2_000), rate)
+  assert.equal(slow.prefillPace(2_001), 0, 'a pace not confirmed for 2 s is forgotten (the member gets tried again)')
+  slow.beginPrefill(10)
+  slow.endPrefill(10, 10, 50, 5_000)
+  assert.equal(slow.prefillMsPerBlock, 5, 'a forgotten pace restarts from the new sample')
 })
 
 test('vLLM /metrics text: the three gauges, summed over engines, older KV name accepted', () => {

@@ -14,7 +14,7 @@ test('defaults fill every key', () => {
     outlier: { consecutiveFailures: 5, baseEjectionMs: 5000, maxEjectionMs: 60000 },
     ewmaDecayMs: 10000,
     inferenceAware: {
-      weights: { prefix: 3, queue: 2, kvCache: 1, load: 2, latency: 0.5 },
+      weights: { prefill: 4, prefix: 1, queue: 1, kvCache: 0.5, load: 1, latency: 0.5 },
       boundedLoad: 1.5,
       prefix: { blockChars: 256, maxBlocks: 256, capacity: 200000, membersPerBlock: 4 },
       metrics: { enabled: true, path: '/metrics', intervalMs: 250, timeoutMs: 1000, staleAfterMs: 2000 },

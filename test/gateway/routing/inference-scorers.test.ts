@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { PickSignals, boundedLoadFilter, kvCacheScorer, latencyScorer, loadScorer, prefixScorer, queueScorer } from '../../../gateway/src/routing/scorers.ts'
+import { PickSignals, boundedLoadFilter, kvCacheScorer, latencyScorer, loadScorer, prefillScorer, prefillWork, prefixScorer, queueScorer } from '../../../gateway/src/routing/scorers.ts'
 
-function signals(n: number, fill: Partial<Record<'load' | 'queue' | 'kvUsage' | 'latencyMs' | 'prefixBlocks', number[]>>, requestBlocks = 0): PickSignals {
+function signals(n: number, fill: Partial<Record<'load' | 'queue' | 'kvUsage' | 'latencyMs' | 'prefixBlocks' | 'pendingPrefill' | 'msPerBlock', number[]>>, requestBlocks = 0): PickSignals {
   const s = new PickSignals()
   s.ensure(n)
   s.eligible.fill(1, 0, n)
@@ -22,12 +22,29 @@ test('prefix: the share of the prompt blocks each member holds', () => {
   assert.deepEqual(run(prefixScorer, signals(2, { prefixBlocks: [0, 0] }, 0)), [0, 0], 'no blocks: no preference')
 })
 
-test('queue: min-max over eligible members; all equal scores 1', () => {
-  assert.deepEqual(run(queueScorer, signals(3, { queue: [0, 2, 4] })), [1, 0.5, 0])
+test('queue: 1 / (1 + waiting); an idle fleet scores 1 everywhere', () => {
+  assert.deepEqual(run(queueScorer, signals(3, { queue: [0, 2, 4] })), [1, 1 / 3, 0.2])
   assert.deepEqual(run(queueScorer, signals(3, { queue: [0, 0, 0] })), [1, 1, 1])
-  const s = signals(3, { queue: [0, 2, 40] })
-  s.eligible[2] = 0
-  assert.deepEqual(run(queueScorer, s).slice(0, 2), [1, 0], 'an ineligible member does not stretch the scale')
+})
+
+test('prefill: cheapest estimated time to first token over each member\'s', () => {
+  // 20-block prompt; m0 holds 16 of it, m1 none, m2 none but has 30 blocks queued.
+  const s = signals(3, { prefixBlocks: [16, 0, 0], pendingPrefill: [0, 0, 30] }, 20)
+  assert.deepEqual([0, 1, 2].map((i) => prefillWork(s, i)), [5, 21, 51], 'queued + uncached + 1')
+  assert.deepEqual(run(prefillScorer, s), [1, 5 / 21, 5 / 51])
+  // A warm prefix behind a long queue loses to a cold member with none.
+  const queued = signals(2, { prefixBlocks: [16, 0], pendingPrefill: [40, 0] }, 20)
+  assert.deepEqual(run(prefillScorer, queued), [21 / 45, 1])
+})
+
+test('prefill: a member learned to be slower costs more; unmeasured members take the mean of the measured', () => {
+  const s = signals(3, { msPerBlock: [2, 6, 0] }, 10)
+  // Same work (11 blocks) everywhere: costs 22, 66 and 11 x mean(2, 6) = 44.
+  assert.deepEqual(run(prefillScorer, s), [1, 22 / 66, 22 / 44])
+  assert.deepEqual(run(prefillScorer, signals(2, {}, 0)), [1, 1], 'nothing known: all equal')
+  const ineligible = signals(2, { msPerBlock: [1, 100] }, 4)
+  ineligible.eligible[1] = 0
+  assert.equal(run(prefillScorer, ineligible)[0], 1)
 })
 
 test('kvCache: free fraction; unknown scores as empty', () => {

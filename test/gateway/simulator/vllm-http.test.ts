@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import OpenAI from 'openai'
 import { type Simulator, startSimulator } from '../../../gateway/src/simulator/server.ts'
+import { eventually } from '../../helpers/eventually.ts'
 
 const SYSTEM = 'You answer questions about the gateway in detail. '.repeat(60)
 
@@ -13,13 +13,7 @@ async function metric(sim: Simulator, name: string): Promise<number> {
   return Number(line.split(' ').at(-1))
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await sleep(5)
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, what: string) => eventually(check, { what, timeoutMs: 5_000, intervalMs: 5 })
 
 describe('simulator in vLLM mode', () => {
   let sim: Simulator

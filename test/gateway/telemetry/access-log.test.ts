@@ -11,6 +11,7 @@ import { startSimulator } from '../../../gateway/src/simulator/server.ts'
 import { FailureLimiter } from '../../../gateway/src/telemetry/access-log.ts'
 import { createLogger } from '../../../gateway/src/telemetry/logger.ts'
 import { chatBody, post, readEvents } from '../../helpers/gateway.ts'
+import { eventually } from '../../helpers/eventually.ts'
 
 async function gatewayWithLog(input: GatewayConfigInput) {
   const lines: Array<Record<string, unknown>> = []
@@ -26,7 +27,7 @@ async function gatewayWithLog(input: GatewayConfigInput) {
   await app.velox.warmed
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
   const access = async (n: number): Promise<Array<Record<string, unknown>>> => {
-    for (let i = 0; i < 200 && lines.filter((l) => l.msg === 'access').length < n; i++) await new Promise((r) => setTimeout(r, 10))
+    await eventually(() => lines.filter((l) => l.msg === 'access').length >= n, { what: `${n} access lines`, timeoutMs: 2_000, intervalMs: 10 }).catch(() => {})
     return lines.filter((l) => l.msg === 'access')
   }
   return { app, url, lines, access, close: async () => { app.server.closeAllConnections(); await app.close() } }

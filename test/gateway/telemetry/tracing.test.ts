@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net'
 import { createLogger } from '../../../gateway/src/telemetry/logger.ts'
 import { activeTracing, startTracing, tracingWanted } from '../../../gateway/src/telemetry/tracing.ts'
 import { post, startGateway, startRawUpstream, type TestGateway } from '../../helpers/gateway.ts'
+import { eventually } from '../../helpers/eventually.ts'
 
 interface OtlpValue { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean; arrayValue?: { values: OtlpValue[] } }
 interface OtlpSpan {
@@ -97,8 +98,7 @@ after(async () => {
 })
 
 async function waitForSpans(pred: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !pred(); i++) await new Promise((r) => setTimeout(r, 25))
-  assert.ok(pred(), `spans never arrived; got ${spans.map((s) => s.name).join(', ')}`)
+  await eventually(() => pred() || assert.fail(`spans never arrived; got ${spans.map((s) => s.name).join(', ')}`), { what: 'spans', intervalMs: 25 })
 }
 
 test('a client traceparent continues into a SERVER span; each attempt is a CLIENT span whose context goes upstream', async () => {

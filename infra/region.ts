@@ -13,17 +13,18 @@ import { EksAddons } from './components/addons.ts'
 import { Cluster } from './components/cluster.ts'
 import { RegionalDns, latencyName, regionalName } from './components/dns.ts'
 import { GATEWAY_NODE_LABEL, GatewayNodes } from './components/gateway-nodes.ts'
-import { GPU_TAINT, INFERENCE_NODE_LABEL, InferenceNodes } from './components/inference-nodes.ts'
+import { GPU_TAINT, INFERENCE_NODE_LABEL, InferenceNodes, SEMANTIC_NODE_LABEL } from './components/inference-nodes.ts'
+import { Monitoring } from './components/monitoring.ts'
 import { Network } from './components/network.ts'
 import { Workloads } from './components/workloads.ts'
 import { ClusterAddons } from './components/cluster-addons.ts'
 import { renderGatewayConfig } from './lib/gateway-config.ts'
-import { NLB_IDLE_TIMEOUT_SECONDS, inferenceUrl, listenerPort } from './lib/manifests.ts'
+import { NAMESPACE, NLB_IDLE_TIMEOUT_SECONDS, inferenceUrl, listenerPort, semanticModelName, type VllmSpec } from './lib/manifests.ts'
 import { baseName, baseTags } from './lib/naming.ts'
 import { gatewaySizing, vllmSizing } from './lib/sizing.ts'
 import { hashKey } from '../gateway/src/auth/authenticator.ts'
 import { NODE_ADDONS, WORKLOAD_ADDONS } from './lib/cluster-access.ts'
-import { enaExpressApplies } from './lib/instance-types.ts'
+import { enaExpressApplies, instanceType } from './lib/instance-types.ts'
 
 const { config: cfg, cacheAuthToken, hfToken, peerApiKey } = loadStackConfig()
 const gatewaySize = gatewaySizing(cfg.gatewayInstanceType, cfg.gatewayWorkers)
@@ -32,11 +33,12 @@ const name = baseName(cfg)
 const provider = new aws.Provider(`aws-${cfg.region}`, { region: cfg.region as aws.Region, defaultTags: { tags: baseTags(cfg, cfg.tags) } })
 const opts: pulumi.ComponentResourceOptions = { providers: [provider] }
 
+const semantic = cfg.semanticCache
 const enaExpress = enaExpressApplies(cfg.gatewayInstanceType, cfg.inferenceInstanceType)
 const network = new Network(`${name}-net`, {
   clusterName: name,
   region: cfg.region,
-  instanceTypes: [cfg.gatewayInstanceType, cfg.inferenceInstanceType],
+  instanceTypes: [cfg.gatewayInstanceType, cfg.inferenceInstanceType, ...(semantic.enabled ? [semantic.instanceType] : [])],
   ...(cfg.existingVpc ? { existingVpc: cfg.existingVpc } : { vpc: cfg.vpc }),
 }, opts)
 
@@ -78,6 +80,24 @@ const inferenceNodes = new InferenceNodes(`${name}-inference`, {
   enaExpress,
 }, { ...opts, dependsOn: [nodeAddons] })
 
+// The semantic cache's models: one GPU node per model replica, in the gateways' AZs.
+const semanticNodes = semantic.enabled ? new InferenceNodes(`${name}-semantic`, {
+  clusterName: cluster.name,
+  kubernetesVersion: cfg.kubernetesVersion,
+  nodeRoleArn: cluster.nodeRoleArn,
+  securityGroupIds: [cluster.clusterSecurityGroupId],
+  zones,
+  instanceType: semantic.instanceType,
+  nodes: (() => {
+    const n = semantic.embedding.replicas + semantic.reranker.replicas
+    return { min: n, desired: n, max: n }
+  })(),
+  enaExpress: enaExpress && (instanceType(semantic.instanceType)?.enaExpress ?? false),
+  labels: SEMANTIC_NODE_LABEL,
+  // Embedding models and rerankers weigh a few GB.
+  rootVolumeGiB: 100,
+}, { ...opts, dependsOn: [nodeAddons] }) : undefined
+
 // CoreDNS is a Deployment: it goes ACTIVE only once there are nodes to run it.
 const dnsAddons = new EksAddons(`${name}-coredns`, { clusterName: cluster.name, kubernetesVersion: cfg.kubernetesVersion, addons: WORKLOAD_ADDONS }, { ...opts, dependsOn: [gatewayNodes] })
 
@@ -112,6 +132,13 @@ const gatewayConfig = pulumi.all([cache.primaryEndpoint, peerKeyHash]).apply(([h
   ...(peerHash !== undefined ? { peerKeyHash: peerHash } : {}),
   cacheMaxBytes: gatewaySize.cacheMaxBytes,
   shutdownTimeoutMs: cfg.gatewayDrainSeconds * 1000,
+  ...(semantic.enabled ? {
+    semantic: {
+      embedding: { url: inferenceUrl(NAMESPACE, semanticModelName('embedding')), model: semantic.embedding.model },
+      reranker: { url: inferenceUrl(NAMESPACE, semanticModelName('reranker')), model: semantic.reranker.model, minScore: semantic.reranker.minScore },
+      ...(semantic.threshold !== undefined ? { threshold: semantic.threshold } : {}),
+    },
+  } : {}),
 }))
 if (cfg.stage !== 'dev' && cfg.fallbackUpstreams.length > 0 && peerApiKey === undefined) {
   pulumi.log.warn('velox:fallbackUpstreams is set but velox:peerApiKey is not: peer regions (auth on) will refuse the fallback calls')
@@ -125,6 +152,22 @@ const addons = new ClusterAddons(`${name}-addons`, {
   region: cfg.region,
   vpcId: network.vpcId,
 }, { ...opts, dependsOn: [gatewayNodes] })
+
+/** An embedding model or reranker: vLLM's image, one GPU, sized and probed like the inference Deployment. */
+function semanticModel(role: 'embedding' | 'reranker'): Omit<VllmSpec, 'hfToken'> {
+  return {
+    image: cfg.vllmImage,
+    model: semantic[role].model,
+    replicas: semantic[role].replicas,
+    gpus: 1,
+    extraArgs: semantic[role].extraArgs,
+    nodeSelector: { ...SEMANTIC_NODE_LABEL },
+    gpuTaint: GPU_TAINT,
+    resources: vllmSizing(semantic.instanceType),
+    startupSeconds: cfg.vllmStartupSeconds,
+    drainSeconds: cfg.gatewayDrainSeconds,
+  }
+}
 
 const workloads = new Workloads(`${name}-apps`, {
   provider: addons.provider,
@@ -155,7 +198,14 @@ const workloads = new Workloads(`${name}-apps`, {
     drainSeconds: cfg.gatewayDrainSeconds,
     ...(hfToken ? { hfToken } : {}),
   },
-}, { ...opts, dependsOn: [gatewayNodes, inferenceNodes, dnsAddons, ...addons.ready] })
+  ...(semanticNodes ? { semantic: { embedding: semanticModel('embedding'), reranker: semanticModel('reranker') } } : {}),
+}, { ...opts, dependsOn: [gatewayNodes, inferenceNodes, ...(semanticNodes ? [semanticNodes] : []), dnsAddons, ...addons.ready] })
+
+// Rules, scrape and dashboard for the cluster's monitoring stack (velox:monitoring).
+new Monitoring(`${name}-monitoring`, { provider: addons.provider, spec: cfg.monitoring }, { ...opts, dependsOn: [workloads] })
+if (cfg.stage !== 'dev' && !cfg.monitoring.prometheusOperator) {
+  pulumi.log.warn('velox:monitoring.prometheusOperator is off: no alert rules and no scrape of the gateways are deployed (see docs/observability.md)')
+}
 
 // With a global stack, <domain> is the accelerator's alias (global.ts) and the latency-routed
 // records move to latency.<domain>: the DNS path stays, as a name to fail back to.

@@ -5,7 +5,7 @@
  */
 import { generate, type FuzzCase } from './lib/cases.ts'
 import type { GatewayProc } from './lib/procs.ts'
-import { example, newReport, sampleAfter, sampleBefore, type PhaseReport } from './lib/report.ts'
+import { example, measureAfter, measureBefore, newReport, type PhaseReport } from './lib/report.ts'
 import { Rng } from './lib/rng.ts'
 import { exchange, gatewayCode, isOpenAIError, type WireResult } from './lib/wire.ts'
 
@@ -89,7 +89,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<PhaseReport> {
   await Promise.all(Array.from({ length: 8 }, async (_, w) => {
     for (let i = w; i < 400; i += 8) await exchange({ port: gateway.port, pieces: [fuzzCase(opts.seed ^ 0x5eed, i).pieces[0]!], expect: 1, timeoutMs: opts.hangMs })
   }))
-  sampleBefore(report, gateway.proc)
+  await measureBefore(report, gateway)
   let next = 0
   const families: Record<string, number> = {}
   const worker = async (): Promise<void> => {
@@ -108,7 +108,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<PhaseReport> {
     report.crashes++
     example(report, `gateway exited (${gateway.proc.exitStatus}):\n${gateway.proc.logs().slice(-2_000)}`)
   }
-  sampleAfter(report, gateway.proc)
+  await measureAfter(report, gateway)
   const wrong = report.figures['wrong status']
   if (wrong !== undefined) report.violations.push(`${wrong} answers with a status the HTTP rules forbid for the request`)
   for (const [f, n] of Object.entries(families)) report.figures[`family ${f}`] = n

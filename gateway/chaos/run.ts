@@ -4,7 +4,7 @@
  * from client input, hangs, non-OpenAI-shaped answers, RSS and file descriptors.
  *
  *   npm run chaos -- [--only fuzz,clients,faults,soak] [--faults matrix,redis,reload,sigterm] [--seed N]
- *     [--requests N] [--soak-seconds N] [--json FILE]
+ *     [--requests N] [--soak-seconds N] [--json FILE] [--heap-snapshots DIR] [--gateway-node-args=--trace-gc]
  *
  * Exits 1 when any phase fails its thresholds. Every process it starts is stopped by PID.
  */
@@ -13,8 +13,8 @@ import { parseArgs } from 'node:util'
 import { runClients } from './clients.ts'
 import { runFaults } from './faults.ts'
 import { runFuzz } from './fuzz.ts'
-import { killAll, startGatewayProc, startSimulatorProc } from './lib/procs.ts'
-import { formatTable, passed, type PhaseReport } from './lib/report.ts'
+import { gatewayNodeArgs, killAll, startGatewayProc, startSimulatorProc } from './lib/procs.ts'
+import { formatTable, passed, setSnapshotDir, type PhaseReport } from './lib/report.ts'
 import { runSoak } from './soak.ts'
 
 const { values } = parseArgs({
@@ -25,12 +25,16 @@ const { values } = parseArgs({
     'soak-seconds': { type: 'string' },
     json: { type: 'string' },
     faults: { type: 'string' },
+    'heap-snapshots': { type: 'string' },
+    'gateway-node-args': { type: 'string' },
   },
 })
 const only = new Set((values.only ?? 'fuzz,clients,faults,soak').split(','))
 const seed = Number(values.seed ?? 20261201)
 const requests = Number(values.requests ?? 10_000)
 const soakSeconds = Number(values['soak-seconds'] ?? 60)
+if (values['heap-snapshots'] !== undefined) setSnapshotDir(values['heap-snapshots'])
+if (values['gateway-node-args'] !== undefined) gatewayNodeArgs.push(...values['gateway-node-args'].split(' ').filter((a) => a !== ''))
 
 export const FUZZ_CONFIG = (simUrl: string): string => `
 server: { host: 127.0.0.1, port: 0, requestTimeoutMs: 5000, shutdownTimeoutMs: 5000 }
@@ -52,7 +56,7 @@ async function main(): Promise<void> {
   }
   if (only.has('fuzz') || only.has('clients')) {
     const sim = await startSimulatorProc('simulator', ['--tokens', '8'])
-    const gw = await startGatewayProc(FUZZ_CONFIG(sim.url))
+    const gw = await startGatewayProc(FUZZ_CONFIG(sim.url), {}, { inspect: true })
     try {
       if (only.has('fuzz')) log(await runFuzz({ gateway: gw, seed, requests, concurrency: 32, hangMs: 15_000 }))
       if (only.has('clients')) log(await runClients({ gateway: gw, requestTimeoutMs: 5_000 }))

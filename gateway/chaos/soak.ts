@@ -6,7 +6,7 @@
 import { fuzzCase, judge } from './fuzz.ts'
 import { chatRequest, emptyLoad, percentile, sendOne } from './lib/load.ts'
 import { startGatewayProc, startSimulatorProc } from './lib/procs.ts'
-import { example, newReport, sampleAfter, sampleBefore, type PhaseReport } from './lib/report.ts'
+import { example, measureAfter, measureBefore, newReport, type PhaseReport } from './lib/report.ts'
 import { Rng } from './lib/rng.ts'
 import { exchange } from './lib/wire.ts'
 
@@ -28,7 +28,7 @@ log: { level: info }
 upstreams:
   - { name: sim, url: ${sim.url}, models: ["*"], pool: { warm: 4 } }
 cache: { enabled: true }
-`)
+`, {}, { inspect: true })
   const rng = new Rng(opts.seed ?? 99)
   const load = emptyLoad()
   const rss: number[] = []
@@ -52,7 +52,7 @@ cache: { enabled: true }
   try {
     // Warm-up: same traffic, not judged; the baseline is taken once it is over.
     await Promise.all(Array.from({ length: opts.concurrency ?? 16 }, worker))
-    sampleBefore(report, gw.proc)
+    await measureBefore(report, gw)
     measuring = true
     stopAt = performance.now() + opts.seconds * 1000
     const sampler = setInterval(() => {
@@ -60,7 +60,7 @@ cache: { enabled: true }
     }, 5_000)
     await Promise.all(Array.from({ length: opts.concurrency ?? 16 }, worker))
     clearInterval(sampler)
-    sampleAfter(report, gw.proc)
+    await measureAfter(report, gw)
     if (gw.proc.exitStatus !== null) {
       report.crashes++
       example(report, `gateway exited (${gw.proc.exitStatus}): ${gw.proc.logs().slice(-1_500)}`)
@@ -80,7 +80,7 @@ cache: { enabled: true }
     'requests/s': (load.requests / opts.seconds).toFixed(0),
     'p50 ms': percentile(load.latenciesMs, 50).toFixed(2),
     'p99 ms': percentile(load.latenciesMs, 99).toFixed(2),
-    'RSS MB every 5 s': rss.map((b) => (b / 1024 / 1024).toFixed(0)).join(' '),
+    'RSS MB under load every 5 s': rss.map((b) => (b / 1024 / 1024).toFixed(0)).join(' '),
   })
   if (load.verdicts.ok < load.requests) report.violations.push(`${load.requests - load.verdicts.ok} valid requests did not succeed: ${JSON.stringify(load.statuses)}`)
   report.rssLimit = 0.1

@@ -3,6 +3,7 @@
  * compiled. It never listens; gateway/src/main.ts (or a test) does.
  */
 import cluster from 'node:cluster'
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import { AggregatorRegistry } from 'prom-client'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { GatewayConfig } from './config/schema.ts'
@@ -12,7 +13,8 @@ import { ResponseCache } from './cache/index.ts'
 import { clusterMetrics } from './cluster/messages.ts'
 import { ENDPOINTS } from './proxy/endpoints.ts'
 import { Gateway } from './gateway.ts'
-import { proxy, proxyParsed } from './proxy/pipeline.ts'
+import { proxy, proxyParsed, type Exchange } from './proxy/pipeline.ts'
+import { LeanHandler } from './proxy/lean-handler.ts'
 import { lingerOnClose, UploadGuard } from './proxy/client-limits.ts'
 import { conformHttp, hostError } from './proxy/http-conformance.ts'
 import { COUNT_TOKENS_PATH, MESSAGES_PATH, isAnthropicRoute, translateMessagesCall } from './proxy/messages.ts'
@@ -47,7 +49,21 @@ const ROUTE_NAMES = new Map<string, string>([...ENDPOINTS.map((e) => [e.path, e.
 export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const logger = opts.logger ?? createLogger(config.log.level)
   const metrics = new GatewayMetrics({ defaultMetrics: opts.defaultMetrics ?? true })
+  // Plain proxied requests are served by the lean handler straight from node:http; fastify gets
+  // the rest (see proxy/lean-handler.ts). Set once the gateway exists, before the server listens.
+  let lean: LeanHandler | null = null
   const app = Fastify({
+    serverFactory: (handler, factoryOptions) => {
+      const options = factoryOptions as { http?: http.ServerOptions; keepAliveTimeout: number; requestTimeout: number; connectionTimeout: number }
+      const server = http.createServer(options.http ?? {}, (req: IncomingMessage, res: ServerResponse) => {
+        if (lean === null || !lean.take(req, res)) handler(req, res)
+      })
+      // What fastify sets on a server it creates itself.
+      server.keepAliveTimeout = options.keepAliveTimeout
+      server.requestTimeout = options.requestTimeout
+      server.setTimeout(options.connectionTimeout)
+      return server
+    },
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     // No child logger per request: building one (bindings, redaction) was a measurable share of
@@ -81,6 +97,7 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     gateway.openRequests--
   }
   const cors = new Cors(config.server.cors)
+  lean = new LeanHandler(gateway, { bodyLimit: config.server.bodyLimit, cors, toGatewayError: (error) => toGatewayError(error, config.server.bodyLimit) })
   app.addHook('onRequest', (request, reply, done) => {
     request.startedAt = performance.now()
     gateway.openRequests++
@@ -149,11 +166,12 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   })
 
   for (const endpoint of ENDPOINTS) {
-    app.post(endpoint.path, (request, reply) => proxy(gateway, endpoint, request, reply))
+    app.post(endpoint.path, (request, reply) => proxy(gateway, endpoint, new FastifyExchange(request, reply), request.body as Buffer | undefined))
   }
   // The Anthropic Messages API, translated at the edge onto the same pipeline.
-  app.post(MESSAGES_PATH, (request, reply) => proxyParsed(gateway, translateMessagesCall(gateway.snapshot, request, reply, false), request, reply))
-  app.post(COUNT_TOKENS_PATH, (request, reply) => proxyParsed(gateway, translateMessagesCall(gateway.snapshot, request, reply, true), request, reply))
+  for (const [path, countOnly] of [[MESSAGES_PATH, false], [COUNT_TOKENS_PATH, true]] as const) {
+    app.post(path, (request, reply) => proxyParsed(gateway, translateMessagesCall(gateway.snapshot, request.body as Buffer | undefined, request.headers, reply.raw, countOnly), new FastifyExchange(request, reply)))
+  }
 
   // With API keys configured the model list needs one too, and shows only what that key may use.
   app.get('/v1/models', (request, reply) => {
@@ -187,6 +205,37 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metricsText(metrics)))
   }
   return app
+}
+
+/** A request fastify routed, as the pipeline sees it. */
+class FastifyExchange implements Exchange {
+  readonly request: FastifyRequest
+  readonly reply: FastifyReply
+
+  constructor(request: FastifyRequest, reply: FastifyReply) {
+    this.request = request
+    this.reply = reply
+  }
+
+  get id(): string {
+    return this.request.id
+  }
+
+  get headers(): FastifyRequest['headers'] {
+    return this.request.headers
+  }
+
+  get startedAt(): number {
+    return this.request.startedAt
+  }
+
+  get raw(): ServerResponse {
+    return this.reply.raw
+  }
+
+  takeOver(): void {
+    this.reply.hijack()
+  }
 }
 
 /** The Prometheus exposition: this process's registry, or in a cluster worker every worker's, summed. */

@@ -6,6 +6,8 @@ import type { ZoneSubnet } from './gateway-nodes.ts'
 import { declareNodePool } from './shared/node-pool.ts'
 
 export const INFERENCE_NODE_LABEL = { 'velox.dev/role': 'inference' } as const
+/** The semantic cache's GPU nodes (embedding model and reranker), apart from the ones vLLM fills. */
+export const SEMANTIC_NODE_LABEL = { 'velox.dev/role': 'semantic' } as const
 /** The taint the NVIDIA AMI's GPUs are guarded by; only GPU workloads tolerate it. */
 export const GPU_TAINT = { key: 'nvidia.com/gpu', value: 'present', effect: 'NO_SCHEDULE' } as const
 
@@ -22,6 +24,10 @@ export interface InferenceNodesArgs {
   readonly nodes: { readonly min: number; readonly desired: number; readonly max: number }
   /** ENA Express (same-subnet TCP to the gateways), decided together with the gateway type. */
   readonly enaExpress: boolean
+  /** Node labels; default INFERENCE_NODE_LABEL (the semantic node group passes SEMANTIC_NODE_LABEL). */
+  readonly labels?: Readonly<Record<string, string>>
+  /** Root volume (GiB), which holds the model cache; default 300, room for a 70B checkpoint. */
+  readonly rootVolumeGiB?: number
 }
 
 /**
@@ -59,9 +65,9 @@ export class InferenceNodes extends pulumi.ComponentResource {
       enaExpress: args.enaExpress,
       userData,
       // Model weights are downloaded to the node; room for a 70B checkpoint.
-      rootVolumeGiB: 300,
+      rootVolumeGiB: args.rootVolumeGiB ?? 300,
       nodes: counts[i]!,
-      labels: { ...INFERENCE_NODE_LABEL },
+      labels: { ...(args.labels ?? INFERENCE_NODE_LABEL) },
       taints: [{ ...GPU_TAINT }],
       kubernetesVersion: args.kubernetesVersion,
     }))

@@ -1,10 +1,13 @@
+import { createHash } from 'node:crypto'
 import * as k8s from '@pulumi/kubernetes'
 import * as pulumi from '@pulumi/pulumi'
+import * as random from '@pulumi/random'
 import {
-  NAMESPACE, gatewayAwaitTimeout, gatewayConfigMap, gatewayDeployment, gatewayHpa, gatewayPdb, gatewayService,
-  hfTokenSecret, namespace, nvidiaDevicePlugin, peerSecret, redisSecret, vllmDeployment, vllmPdb,
-  vllmAwaitTimeout, vllmService, type VllmSpec,
+  NAMESPACE, SEMANTIC_ROLES, gatewayAwaitTimeout, gatewayConfigMap, gatewayDeployment, gatewayHpa, gatewayPdb, gatewayService,
+  hfTokenSecret, namespace, nvidiaDevicePlugin, peerSecret, redisSecret, semanticModelDeployment, semanticModelPdb, semanticModelService,
+  vllmDeployment, vllmPdb, vllmAwaitTimeout, vllmService, type SemanticRole, type VllmSpec,
 } from '../lib/manifests.ts'
+import { adminService, adminTokenSecret } from '../lib/monitoring.ts'
 
 export interface WorkloadsArgs {
   /** The cluster's Kubernetes provider (ClusterAddons builds it), or a kubeconfig to build one from. */
@@ -31,6 +34,11 @@ export interface WorkloadsArgs {
     /** Hugging Face token for gated weights: becomes the hf-token Secret vLLM reads HF_TOKEN from. */
     readonly hfToken?: pulumi.Input<string>
   }
+  /**
+   * The semantic cache's models (velox:semanticCache), each a vLLM Deployment on the semantic GPU
+   * nodes (`nodeSelector`), one GPU per replica; absent: semantic caching is off.
+   */
+  readonly semantic?: Readonly<Record<SemanticRole, Omit<VllmSpec, 'hfToken'>>>
 }
 
 /**
@@ -51,7 +59,9 @@ export class Workloads extends pulumi.ComponentResource {
     const ns = new k8s.core.v1.Namespace(`${name}-ns`, namespace(), o)
     const inNs = { ...o, dependsOn: [ns] }
 
-    const plugin = new k8s.apps.v1.DaemonSet(`${name}-nvidia-device-plugin`, nvidiaDevicePlugin(args.vllm), o)
+    const plugin = new k8s.apps.v1.DaemonSet(`${name}-nvidia-device-plugin`, nvidiaDevicePlugin({
+      ...args.vllm, ...(args.semantic ? { alsoOn: args.semantic.embedding.nodeSelector } : {}),
+    }), o)
     const { hfToken, ...vllmArgs } = args.vllm
     const hf = hfToken !== undefined ? new k8s.core.v1.Secret(`${name}-hf-token`, hfTokenSecret(pulumi.secret(hfToken)), inNs) : undefined
     const vllm: VllmSpec = { ...vllmArgs, hfToken: hf !== undefined }
@@ -61,6 +71,26 @@ export class Workloads extends pulumi.ComponentResource {
     })
     new k8s.core.v1.Service(`${name}-vllm`, vllmService(), inNs)
     new k8s.policy.v1.PodDisruptionBudget(`${name}-vllm`, vllmPdb(), inNs)
+
+    const semanticModels: k8s.apps.v1.Deployment[] = []
+    for (const role of args.semantic ? SEMANTIC_ROLES : []) {
+      const spec: VllmSpec = { ...args.semantic![role], hfToken: hf !== undefined }
+      const wait = vllmAwaitTimeout(spec)
+      semanticModels.push(new k8s.apps.v1.Deployment(`${name}-${role}`, semanticModelDeployment(role, spec), {
+        ...inNs, dependsOn: [ns, plugin, ...(hf ? [hf] : [])], customTimeouts: { create: wait, update: wait },
+      }))
+      new k8s.core.v1.Service(`${name}-${role}`, semanticModelService(role), inNs)
+      new k8s.policy.v1.PodDisruptionBudget(`${name}-${role}`, semanticModelPdb(role), inNs)
+    }
+
+    // The admin listener's token: generated once, kept (encrypted) in the stack's state; the
+    // gateway reads it from the Secret, and so does Prometheus (the ServiceMonitor). Rotate with
+    // `pulumi up --replace <urn of the RandomPassword>`; the token's digest on the pod template
+    // rolls the pods then (the digest of 48 random characters reveals nothing, so it is unsecret).
+    const adminToken = new random.RandomPassword(`${name}-admin-token`, { length: 48, special: false }, { parent: this })
+    const adminSecret = new k8s.core.v1.Secret(`${name}-gateway-admin`, adminTokenSecret(adminToken.result), inNs)
+    new k8s.core.v1.Service(`${name}-gateway-admin`, adminService(), inNs)
+    const adminTokenDigest = pulumi.unsecret(adminToken.result.apply((t) => createHash('sha256').update(t).digest('hex').slice(0, 16)))
 
     // Separate Inputs: the YAML may be secret (it holds the peer key's hash), the hash never is.
     const config = args.gateway.config
@@ -77,6 +107,7 @@ export class Workloads extends pulumi.ComponentResource {
     const deployment = new k8s.apps.v1.Deployment(`${name}-gateway`, gatewayDeployment({
       image: args.gateway.image,
       configHash: config.hash,
+      adminTokenDigest,
       redisPassword: secret !== undefined,
       peerKey: peer !== undefined,
       nodeSelector: args.gateway.nodeSelector,
@@ -85,7 +116,8 @@ export class Workloads extends pulumi.ComponentResource {
       drainSeconds: args.gateway.drainSeconds,
     }), {
       ...inNs,
-      dependsOn: [ns, configMap, vllmDeploymentResource, ...(secret ? [secret] : []), ...(peer ? [peer] : [])],
+      // The semantic models too, so the first gateway's semantic lookups find them serving.
+      dependsOn: [ns, configMap, adminSecret, vllmDeploymentResource, ...semanticModels, ...(secret ? [secret] : []), ...(peer ? [peer] : [])],
       customTimeouts: { create: gatewayWait, update: gatewayWait },
     })
     new k8s.policy.v1.PodDisruptionBudget(`${name}-gateway`, gatewayPdb(), inNs)

@@ -8,6 +8,9 @@ import type { LimitsConfigInput } from '../../gateway/src/limits/config.ts'
 import { createHash } from 'node:crypto'
 import { stringify } from 'yaml'
 import { GatewayConfigSchema, type GatewayConfig, type GatewayConfigInput } from '../../gateway/src/config/schema.ts'
+import { ADMIN_PORT, ADMIN_TOKEN_ENV } from './monitoring.ts'
+
+export { ADMIN_PORT, ADMIN_TOKEN_ENV }
 
 /** Port the gateway listens on, on the node itself (host networking). */
 export const GATEWAY_PORT = 8080
@@ -63,6 +66,19 @@ export interface GatewayConfigInputs {
   readonly shutdownTimeoutMs: number
   /** Limit rules and prices (the gateway's `limits` section); counted in the stack's Valkey, shared by every gateway pod. */
   readonly limits?: LimitsConfigInput
+  /**
+   * The semantic tier's models in the cluster (velox:semanticCache): when present, semantic
+   * lookups are on, embedding through `embedding` and verified by the `reranker` cross-encoder.
+   */
+  readonly semantic?: SemanticModels
+}
+
+export interface SemanticModels {
+  /** vLLM serving the embedding model: base URL (`/v1/embeddings` is appended) and model id. */
+  readonly embedding: { readonly url: string; readonly model: string }
+  /** vLLM serving the cross-encoder: base URL (`/v1/rerank` is called) and model id. */
+  readonly reranker: { readonly url: string; readonly model: string; readonly minScore: number }
+  readonly threshold?: number
 }
 
 export interface RenderedGatewayConfig {
@@ -100,6 +116,9 @@ export function buildGatewayConfig(input: GatewayConfigInputs): GatewayConfigInp
       shutdownTimeoutMs: input.shutdownTimeoutMs,
     },
     log: { level: input.logLevel },
+    // On the pod's (host) network for Prometheus inside the cluster; the token guards it (the
+    // gateway refuses a listener off loopback without one). The NLB only targets GATEWAY_PORT.
+    admin: { host: '0.0.0.0', port: ADMIN_PORT, tokenEnv: ADMIN_TOKEN_ENV },
     upstreams: [
       // The inference Service is headless: every vLLM pod's address becomes its own balanced member.
       { name: 'vllm-local', url: input.inferenceUrl, models: [input.model], priority: 0, pool, timeouts, discovery: { dns: true, intervalMs: 5000 } },
@@ -123,7 +142,7 @@ export function buildGatewayConfig(input: GatewayConfigInputs): GatewayConfigInp
       commandTimeoutMs: input.redisCommandTimeoutMs,
     },
     // Valkey is the shared tier every gateway of the region reads and fills; memory stays as L1.
-    cache: { backend: 'redis', maxBytes: input.cacheMaxBytes },
+    cache: { backend: 'redis', maxBytes: input.cacheMaxBytes, ...(input.semantic !== undefined ? { semantic: semanticSection(input.semantic) } : {}) },
     auth: {
       keys: [
         ...input.apiKeys.map((k) => ({
@@ -142,6 +161,21 @@ export function buildGatewayConfig(input: GatewayConfigInputs): GatewayConfigInp
     ...(input.limits !== undefined && (input.limits.rules?.length ?? 0) > 0 ? { limits: { ...input.limits, backend: 'redis' as const } } : {}),
     // Never serve simulated completions from a deployed gateway.
     simulator: { enabled: false },
+  }
+}
+
+/**
+ * Semantic lookups on for every route, embedding with the cluster's embedding model and verifying
+ * candidates with its reranker. A reranker that fails or is slow falls back to the embedded
+ * lexical verifier: never a hit without verification, never a request that waits on it.
+ */
+function semanticSection(m: SemanticModels): NonNullable<NonNullable<GatewayConfigInput['cache']>['semantic']> {
+  return {
+    enabled: true,
+    ...(m.threshold !== undefined ? { threshold: m.threshold } : {}),
+    // The model id versions the partition: a new embedding model starts a new vector space.
+    embedder: { kind: 'openai', url: m.embedding.url, model: m.embedding.model, version: m.embedding.model },
+    verifier: { kind: 'rerank', url: `${m.reranker.url}/v1`, model: m.reranker.model, api: 'rerank', minScore: m.reranker.minScore, fallback: 'lexical' },
   }
 }
 

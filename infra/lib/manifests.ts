@@ -7,6 +7,7 @@ import type * as pulumi from '@pulumi/pulumi'
 import type { types } from '@pulumi/kubernetes'
 import { NLB_LOAD_BALANCER_CLASS } from './cluster-addons.ts'
 import { GATEWAY_CONFIG_DIR, GATEWAY_CONFIG_FILE, GATEWAY_CONFIG_PATH, GATEWAY_PORT, PEER_API_KEY_ENV, REDIS_PASSWORD_ENV } from './gateway-config.ts'
+import { ADMIN_PORT, ADMIN_PORT_NAME, ADMIN_SECRET_KEY, ADMIN_SECRET_NAME, ADMIN_TOKEN_ENV } from './monitoring.ts'
 
 
 export const NAMESPACE = 'velox'
@@ -14,6 +15,8 @@ export const VLLM_NAME = 'vllm'
 export const VLLM_PORT = 8000
 export const GATEWAY_NAME = 'gateway'
 export const CONFIG_HASH_ANNOTATION = 'velox.dev/config-hash'
+/** A digest of the admin token: rotating the token rolls the pods, which read it at start. */
+export const ADMIN_TOKEN_ANNOTATION = 'velox.dev/admin-token-digest'
 export const REDIS_SECRET_NAME = 'gateway-redis'
 export const PEER_SECRET_NAME = 'gateway-peer'
 /** The Secret vLLM reads HF_TOKEN from (key `token`). */
@@ -30,8 +33,18 @@ export const VLLM_SCHEDULING_SECONDS = 600
 export const NLB_IDLE_TIMEOUT_SECONDS = 350
 
 /** The headless Service's in-cluster DNS name: every ready vLLM pod's address. */
-export function inferenceUrl(namespace = NAMESPACE): string {
-  return `http://${VLLM_NAME}.${namespace}.svc.cluster.local:${VLLM_PORT}`
+export function inferenceUrl(namespace = NAMESPACE, name = VLLM_NAME): string {
+  return `http://${name}.${namespace}.svc.cluster.local:${VLLM_PORT}`
+}
+
+/** The semantic cache's two models, each its own vLLM Deployment and headless Service. */
+export const SEMANTIC_ROLES = ['embedding', 'reranker'] as const
+export type SemanticRole = (typeof SEMANTIC_ROLES)[number]
+export function semanticModelName(role: SemanticRole): string {
+  return `${VLLM_NAME}-${role}`
+}
+function semanticLabels(role: SemanticRole): Record<string, string> {
+  return { 'app.kubernetes.io/name': semanticModelName(role), 'app.kubernetes.io/component': 'semantic-cache', 'app.kubernetes.io/part-of': 'velox' }
 }
 
 const gatewayLabels = { 'app.kubernetes.io/name': GATEWAY_NAME, 'app.kubernetes.io/part-of': 'velox' }
@@ -86,18 +99,45 @@ export function vllmAwaitTimeout(s: Pick<VllmSpec, 'startupSeconds'>): string {
 }
 
 export function vllmDeployment(s: VllmSpec): types.input.apps.v1.Deployment {
+  return servingDeployment(VLLM_NAME, vllmLabels, s, [s.model, '--host', '0.0.0.0', '--port', String(VLLM_PORT), '--tensor-parallel-size', String(s.gpus), ...s.extraArgs])
+}
+
+/**
+ * The semantic cache's embedding model or reranker: vLLM's pooling runner (`/v1/embeddings`;
+ * `/v1/rerank` and `/v1/score` for a cross-encoder), one GPU per replica, probed, sized and rolled
+ * out like the inference Deployment.
+ */
+export function semanticModelDeployment(role: SemanticRole, s: VllmSpec): types.input.apps.v1.Deployment {
+  if (s.gpus !== 1) throw new Error(`the ${role} model runs on one GPU per replica, got ${s.gpus}`)
+  return servingDeployment(semanticModelName(role), semanticLabels(role), s, [s.model, '--host', '0.0.0.0', '--port', String(VLLM_PORT), '--runner', 'pooling', ...s.extraArgs])
+}
+
+export function semanticModelService(role: SemanticRole): types.input.core.v1.Service {
+  const labels = semanticLabels(role)
+  return {
+    metadata: { name: semanticModelName(role), namespace: NAMESPACE, labels },
+    spec: { clusterIP: 'None', selector: labels, ports: [{ name: 'http', port: VLLM_PORT, targetPort: VLLM_PORT }] },
+  }
+}
+
+export function semanticModelPdb(role: SemanticRole): types.input.policy.v1.PodDisruptionBudget {
+  const labels = semanticLabels(role)
+  return { metadata: { name: semanticModelName(role), namespace: NAMESPACE, labels }, spec: { maxUnavailable: 1, selector: { matchLabels: labels } } }
+}
+
+function servingDeployment(name: string, labels: Record<string, string>, s: VllmSpec, args: string[]): types.input.apps.v1.Deployment {
   const health = { httpGet: { path: '/health', port: VLLM_PORT } }
   return {
-    metadata: { name: VLLM_NAME, namespace: NAMESPACE, labels: vllmLabels },
+    metadata: { name, namespace: NAMESPACE, labels },
     spec: {
       replicas: s.replicas,
-      selector: { matchLabels: vllmLabels },
+      selector: { matchLabels: labels },
       // Kubernetes' default (600 s) fails a rollout while a large model is still loading.
       progressDeadlineSeconds: vllmProgressDeadlineSeconds(s),
       // One GPU node per replica: a new pod cannot start before the old one frees the GPUs.
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
       template: {
-        metadata: { labels: vllmLabels },
+        metadata: { labels },
         spec: {
           nodeSelector: s.nodeSelector,
           tolerations: [{ key: s.gpuTaint.key, operator: 'Equal', value: s.gpuTaint.value, effect: 'NoSchedule' }],
@@ -107,7 +147,7 @@ export function vllmDeployment(s: VllmSpec): types.input.apps.v1.Deployment {
             image: s.image,
             // `vllm serve MODEL`: the model is the positional argument (--model is deprecated there).
             command: ['vllm', 'serve'],
-            args: [s.model, '--host', '0.0.0.0', '--port', String(VLLM_PORT), '--tensor-parallel-size', String(s.gpus), ...s.extraArgs],
+            args,
             ports: [{ name: 'http', containerPort: VLLM_PORT }],
             env: [
               { name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: HF_TOKEN_SECRET_NAME, key: 'token', optional: !s.hfToken } } },
@@ -156,8 +196,11 @@ export function vllmService(): types.input.core.v1.Service {
   }
 }
 
-/** The NVIDIA device plugin: advertises `nvidia.com/gpu` on the NVIDIA AMI's nodes. */
-export function nvidiaDevicePlugin(s: { readonly nodeSelector: Record<string, string>; readonly gpuTaint: { readonly key: string; readonly value: string } }): types.input.apps.v1.DaemonSet {
+/**
+ * The NVIDIA device plugin: advertises `nvidia.com/gpu` on the NVIDIA AMI's nodes. `alsoOn`: the
+ * labels of a second GPU node group (the semantic cache's) it must run on too.
+ */
+export function nvidiaDevicePlugin(s: { readonly nodeSelector: Record<string, string>; readonly gpuTaint: { readonly key: string; readonly value: string }; readonly alsoOn?: Record<string, string> }): types.input.apps.v1.DaemonSet {
   const labels = { 'app.kubernetes.io/name': 'nvidia-device-plugin' }
   return {
     metadata: { name: 'nvidia-device-plugin', namespace: 'kube-system', labels },
@@ -168,7 +211,12 @@ export function nvidiaDevicePlugin(s: { readonly nodeSelector: Record<string, st
         metadata: { labels },
         spec: {
           priorityClassName: 'system-node-critical',
-          nodeSelector: s.nodeSelector,
+          ...(s.alsoOn === undefined ? { nodeSelector: s.nodeSelector } : {
+            // Node selector terms are ORed: either GPU node group.
+            affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [s.nodeSelector, s.alsoOn].map((labels) => ({
+              matchExpressions: Object.entries(labels).map(([key, value]) => ({ key, operator: 'In', values: [value] })),
+            })) } } },
+          }),
           tolerations: [{ key: s.gpuTaint.key, operator: 'Exists', effect: 'NoSchedule' }],
           containers: [{
             name: 'nvidia-device-plugin',
@@ -195,6 +243,8 @@ export function redisSecret(token: pulumi.Input<string>): types.input.core.v1.Se
 export interface GatewaySpec {
   readonly image: string
   readonly configHash: pulumi.Input<string>
+  /** Digest of the admin token (never the token): its annotation rolls the pods on rotation. */
+  readonly adminTokenDigest?: pulumi.Input<string>
   readonly redisPassword: boolean
   /** Whether the gateway-peer Secret exists (velox:peerApiKey). */
   readonly peerKey: boolean
@@ -226,7 +276,10 @@ export function gatewayDeployment(s: GatewaySpec): types.input.apps.v1.Deploymen
       // Host networking binds the node's port: a surge pod has nowhere to go, so replace in place.
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
       template: {
-        metadata: { labels: gatewayLabels, annotations: { [CONFIG_HASH_ANNOTATION]: s.configHash } },
+        metadata: {
+          labels: gatewayLabels,
+          annotations: { [CONFIG_HASH_ANNOTATION]: s.configHash, ...(s.adminTokenDigest !== undefined ? { [ADMIN_TOKEN_ANNOTATION]: s.adminTokenDigest } : {}) },
+        },
         spec: {
           hostNetwork: true,
           // Host networking would otherwise use the node's resolver and miss cluster DNS (vllm.velox.svc).
@@ -242,8 +295,13 @@ export function gatewayDeployment(s: GatewaySpec): types.input.apps.v1.Deploymen
             name: GATEWAY_NAME,
             image: s.image,
             args: ['--config', GATEWAY_CONFIG_PATH],
-            ports: [{ name: 'http', containerPort: GATEWAY_PORT, hostPort: GATEWAY_PORT, protocol: 'TCP' }],
+            ports: [
+              { name: 'http', containerPort: GATEWAY_PORT, hostPort: GATEWAY_PORT, protocol: 'TCP' },
+              // Admin listener (token-guarded): Prometheus scrapes it through the gateway-admin Service.
+              { name: ADMIN_PORT_NAME, containerPort: ADMIN_PORT, hostPort: ADMIN_PORT, protocol: 'TCP' },
+            ],
             env: [
+              { name: ADMIN_TOKEN_ENV, valueFrom: { secretKeyRef: { name: ADMIN_SECRET_NAME, key: ADMIN_SECRET_KEY } } },
               ...(s.redisPassword ? [{ name: REDIS_PASSWORD_ENV, valueFrom: { secretKeyRef: { name: REDIS_SECRET_NAME, key: 'password' } } }] : []),
               ...(s.peerKey ? [{ name: PEER_API_KEY_ENV, valueFrom: { secretKeyRef: { name: PEER_SECRET_NAME, key: 'apiKey' } } }] : []),
             ],

@@ -137,6 +137,48 @@ const StackConfigSchema = z.strictObject({
   hfToken: z.string().regex(/^hf_[A-Za-z0-9]{20,}$/, 'a Hugging Face token (hf_...)').optional(),
   /** Key this region presents to peer regions, and accepts from them (set with --secret, same value in every region of a stage). */
   peerApiKey: z.string().min(24, 'at least 24 characters').optional(),
+  /**
+   * What the platform deploys for the cluster's monitoring stack (docs/observability.md): the
+   * alert and recording rules as a PrometheusRule and a ServiceMonitor scraping the gateway's
+   * admin listener with its token (both need the Prometheus Operator's CRDs, e.g. from
+   * kube-prometheus-stack), and the Grafana dashboard as a ConfigMap for Grafana's sidecar.
+   */
+  monitoring: decoded(z.strictObject({
+    /** PrometheusRule + ServiceMonitor (monitoring.coreos.com/v1). Off: the cluster has no Prometheus Operator. */
+    prometheusOperator: z.boolean().default(false),
+    /** Labels the Prometheus's ruleSelector and serviceMonitorSelector match (kube-prometheus-stack: {release: <its release name>}). */
+    selectorLabels: z.record(z.string(), z.string()).default({}),
+    /** How often Prometheus scrapes each gateway's /metrics. */
+    scrapeInterval: z.string().regex(/^\d+(s|m)$/, 'a Prometheus duration such as 30s').default('30s'),
+    /** The dashboard (infra/observability/dashboard.json) as a ConfigMap the Grafana sidecar loads. */
+    grafanaDashboard: z.boolean().default(true),
+    /** The label the Grafana sidecar watches (kube-prometheus-stack's default: grafana_dashboard=1). */
+    dashboardLabel: z.strictObject({ key: z.string().min(1), value: z.string() }).default({ key: 'grafana_dashboard', value: '1' }),
+  })),
+  /**
+   * The semantic cache's production models (docs/caching.md): an embedding model and a
+   * cross-encoder reranker, each served by vLLM on its own GPU on a semantic node group; the
+   * rendered gateway config turns semantic lookups on and points them at both.
+   */
+  semanticCache: decoded(z.strictObject({
+    enabled: z.boolean().default(false),
+    /** One GPU per model replica: a one-GPU type (g6.xlarge: one L4). */
+    instanceType: z.string().default('g6.xlarge'),
+    embedding: z.strictObject({
+      model: z.string().min(1).default('BAAI/bge-base-en-v1.5'),
+      replicas: z.number().int().min(1).max(16).default(1),
+      extraArgs: z.array(z.string()).default([]),
+    }).prefault({}),
+    reranker: z.strictObject({
+      model: z.string().min(1).default('BAAI/bge-reranker-v2-m3'),
+      replicas: z.number().int().min(1).max(16).default(1),
+      extraArgs: z.array(z.string()).default([]),
+      /** A candidate answer is served when the reranker scores the two prompts at least this. */
+      minScore: z.number().min(0).max(1).default(0.5),
+    }).prefault({}),
+    /** Cosine similarity a candidate must reach before it is verified (the gateway's default when absent). */
+    threshold: z.number().min(0).max(1).optional(),
+  })),
 })
 
 type Parsed = z.output<typeof StackConfigSchema>
@@ -165,6 +207,7 @@ export const STAGE_DEFAULTS: Readonly<Record<Stage, Record<string, unknown>>> = 
     clusterAccess: { operatorRoleArns: [] }, loadBalancerSourceRanges: ['0.0.0.0/0'],
     busyPollMicros: 0, tags: {}, acceleratorTrafficDial: 100,
     apiKeys: [], gatewayDrainSeconds: 30, vllmStartupSeconds: 1200,
+    monitoring: {}, semanticCache: {},
   },
   staging: {
     gatewayInstanceType: 'c7gn.xlarge', gatewayNodes: { min: 2, desired: 2, max: 4 }, gatewayReplicas: { min: 2, max: 4 },
@@ -280,6 +323,12 @@ export function parseStackConfig(stack: string, raw: Readonly<Record<string, str
   const versionProblem = eksVersionProblem(c.kubernetesVersion, today)
   if (versionProblem) problems.push(`velox:kubernetesVersion: ${versionProblem}`)
   if (c.globalStack && c.globalStack.split('/').pop() !== `${id.stage}-global`) problems.push(`velox:globalStack: "${c.globalStack}" is not this stage's global stack (${id.stage}-global)`)
+  if (c.semanticCache.enabled) {
+    const semanticProblem = inferenceInstanceProblem(c.semanticCache.instanceType)
+    const semantic = instanceType(c.semanticCache.instanceType)
+    if (semanticProblem) problems.push(`velox:semanticCache.instanceType: ${semanticProblem}; allowed: ${INFERENCE_INSTANCE_TYPES.join(', ')}`)
+    else if (semantic && semantic.gpus !== 1) problems.push(`velox:semanticCache.instanceType: "${c.semanticCache.instanceType}" has ${semantic.gpus} GPUs; each model replica gets one GPU node, so pick a one-GPU type (g6.xlarge, g6e.xlarge...)`)
+  }
   if (c.existingVpc && user['vpc'] !== undefined) problems.push('velox:vpc: set either velox:vpc (new VPC) or velox:existingVpc, not both')
   if (problems.length > 0) throw new StackConfigError(stack, problems)
 

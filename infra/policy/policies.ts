@@ -8,6 +8,7 @@
 import type { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy } from '@pulumi/policy'
 import { parse } from 'yaml'
 import { instanceType } from '../lib/instance-types.ts'
+import { ADMIN_PORT } from '../lib/monitoring.ts'
 
 /** The subset of ResourceValidationArgs the policies read (what tests construct). */
 export type PolicyArgs = Pick<ResourceValidationArgs, 'type' | 'props' | 'urn' | 'name'>
@@ -201,7 +202,30 @@ export const gatewayAuthOutsideDev: VeloxPolicy = {
   },
 }
 
-export const POLICIES: readonly VeloxPolicy[] = [gatewayNodesEnaPlacement, cacheEncryptedInTransit, prodMultiAz, noOpenIngress, noPublicSsh, imdsV2Required, loadBalancerController, gatewayAuthOutsideDev]
+export const gatewayAdminPrivate: VeloxPolicy = {
+  name: 'gateway-admin-private',
+  description: `The gateway's admin listener (port ${ADMIN_PORT}: metrics, profiles, drain, purge, reload) is never behind a load balancer or node port, and Prometheus scrapes it with the admin token.`,
+  enforcementLevel: 'mandatory',
+  validateResource: ({ type, props }, report) => {
+    if (type === 'kubernetes:core/v1:Service') {
+      const kind = props['spec']?.['type']
+      if (kind !== 'LoadBalancer' && kind !== 'NodePort') return
+      const ports: { port?: unknown; targetPort?: unknown }[] = props['spec']?.['ports'] ?? []
+      if (ports.some((p) => Number(p.port) === ADMIN_PORT || Number(p.targetPort) === ADMIN_PORT || p.targetPort === 'admin')) {
+        report(`a ${kind} Service exposes the admin port ${ADMIN_PORT}; only the headless gateway-admin Service may select it`)
+      }
+    }
+    if (type === 'kubernetes:monitoring.coreos.com/v1:ServiceMonitor') {
+      const endpoints: Record<string, any>[] = props['spec']?.['endpoints'] ?? []
+      for (const e of endpoints) {
+        const fromSecret = e['authorization']?.['credentials']?.['name'] !== undefined
+        if (!fromSecret) report(`ServiceMonitor endpoint "${String(e['port'] ?? e['targetPort'] ?? '?')}" scrapes without the admin token from a Secret (authorization.credentials): the admin listener refuses it`)
+      }
+    }
+  },
+}
+
+export const POLICIES: readonly VeloxPolicy[] = [gatewayNodesEnaPlacement, cacheEncryptedInTransit, prodMultiAz, noOpenIngress, noPublicSsh, imdsV2Required, loadBalancerController, gatewayAuthOutsideDev, gatewayAdminPrivate]
 
 /** Runs every policy on one resource; returns `policy: message` lines. */
 export function checkResource(args: PolicyArgs): string[] {

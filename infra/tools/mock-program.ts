@@ -220,6 +220,9 @@ function mockState(type: string, name: string, id: string, inputs: Record<string
       const accelerator = `arn:aws:globalaccelerator::${ACCOUNT}:accelerator/${hex(ref, 8)}-${hex(`${ref}1`, 4)}-${hex(`${ref}2`, 4)}-${hex(`${ref}3`, 4)}-${hex(`${ref}4`, 12)}`
       return { name: ref, outputs: { listenerArn: `${accelerator}/listener/${hex(`${ref}l`, 8)}`, stage: ref.split('/').pop()!.replace(/-global$/, '') }, secretOutputNames: [] }
     }
+    case 'random:index/randomPassword:RandomPassword':
+      // The provider's generated value (deterministic here, so renders are reproducible).
+      return { ...inputs, result: hex(`password:${name}`, Number(inputs['length'] ?? 32)).slice(0, Number(inputs['length'] ?? 32)), bcryptHash: `$2a$10$${hex(`bcrypt:${name}`, 53)}` }
     case 'kubernetes:core/v1:Service':
       // An NLB provisioned for a LoadBalancer Service (AWS Load Balancer Controller naming).
       return inputs['spec']?.type === 'LoadBalancer'

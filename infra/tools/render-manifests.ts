@@ -9,13 +9,25 @@ import { writeFileSync } from 'node:fs'
 import { stringify } from 'yaml'
 import { runProgram, type DeclaredResource } from './mock-program.ts'
 
-const KIND_ORDER = ['Namespace', 'ConfigMap', 'Secret', 'DaemonSet', 'Deployment', 'Service', 'PodDisruptionBudget', 'HorizontalPodAutoscaler']
+const KIND_ORDER = ['Namespace', 'ConfigMap', 'Secret', 'DaemonSet', 'Deployment', 'Service', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'ServiceMonitor', 'PrometheusRule']
 
 /** `kubernetes:apps/v1:Deployment` -> { apiVersion: 'apps/v1', kind: 'Deployment' }; core has no group. */
 export function apiVersionKind(type: string): { apiVersion: string; kind: string } {
   const [, groupVersion = '', kind = ''] = type.split(':')
   const [group, version] = groupVersion.split('/')
   return { apiVersion: group === 'core' ? String(version) : `${group}/${version}`, kind }
+}
+
+/** Pulumi's wire form of a secret value: `{ <sig>: <secret sig>, value }`. */
+const SECRET_SIG = '4dabf18193072939515e22adb298388d'
+
+/** Replaces secret-wrapped values by what they wrap (Secrets are then redacted by field). */
+function unwrapSecrets(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(unwrapSecrets)
+  if (v === null || typeof v !== 'object') return v
+  const o = v as Record<string, unknown>
+  if (SECRET_SIG in o) return unwrapSecrets(o['value'])
+  return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, unwrapSecrets(x)]))
 }
 
 function redact(kind: string, body: Record<string, unknown>): Record<string, unknown> {
@@ -33,7 +45,7 @@ export function manifestsOf(resources: readonly DeclaredResource[]): Record<stri
     .filter((r) => r.type.startsWith('kubernetes:') && !r.type.startsWith('pulumi:providers'))
     .map((r) => {
       const { apiVersion, kind } = apiVersionKind(r.type)
-      const { apiVersion: _a, kind: _k, metadata, ...rest } = r.inputs
+      const { apiVersion: _a, kind: _k, metadata, ...rest } = unwrapSecrets(r.inputs) as DeclaredResource["inputs"]
       return { apiVersion, kind, metadata, ...redact(kind, rest) }
     })
   const rank = (k: string) => (KIND_ORDER.indexOf(k) + KIND_ORDER.length + 1) % (KIND_ORDER.length + 1)

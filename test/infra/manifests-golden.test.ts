@@ -26,7 +26,7 @@ for (const stack of stacks) {
     assert.equal(run.error, null)
     const yaml = renderManifests(stack, run.resources)
     const docs = parseAllDocuments(yaml).map((d) => d.toJS() as { kind: string })
-    assert.deepEqual(docs.map((d) => d.kind), ['Namespace', 'ConfigMap', 'DaemonSet', 'Deployment', 'Deployment', 'Service', 'Service', 'PodDisruptionBudget', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'Release', 'Release', 'Release'])
+    assert.deepEqual(docs.map((d) => d.kind), ['Namespace', 'ConfigMap', 'ConfigMap', 'Secret', 'DaemonSet', 'Deployment', 'Deployment', 'Service', 'Service', 'Service', 'PodDisruptionBudget', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'Release', 'Release', 'Release'])
     const file = join(GOLDEN, `${stack}.yaml`)
     if (update || !existsSync(file)) {
       if (!update) assert.fail(`missing golden ${file}; run with UPDATE_GOLDEN=1 and commit it`)

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { POLICIES, cacheEncryptedInTransit, checkResource, gatewayAuthOutsideDev, gatewayNodesEnaPlacement, imdsV2Required, loadBalancerController, noOpenIngress, noPublicSsh, prodMultiAz, stageOf, type PolicyArgs, type VeloxPolicy } from '../../infra/policy/policies.ts'
+import { POLICIES, cacheEncryptedInTransit, checkResource, gatewayAdminPrivate, gatewayAuthOutsideDev, gatewayNodesEnaPlacement, imdsV2Required, loadBalancerController, noOpenIngress, noPublicSsh, prodMultiAz, stageOf, type PolicyArgs, type VeloxPolicy } from '../../infra/policy/policies.ts'
 
 const urn = (stack: string, type: string) => `urn:pulumi:${stack}::velox::${type}::r`
 function violations(policy: VeloxPolicy, type: string, props: Record<string, unknown>, stack = 'dev-us-east-1'): string[] {
@@ -11,7 +11,7 @@ function violations(policy: VeloxPolicy, type: string, props: Record<string, unk
 }
 
 test('every policy is mandatory, named and described', () => {
-  assert.equal(POLICIES.length, 8)
+  assert.equal(POLICIES.length, 9)
   for (const p of POLICIES) {
     assert.equal(p.enforcementLevel, 'mandatory')
     assert.match(p.name, /^[a-z0-9-]+$/)
@@ -95,4 +95,16 @@ test('outside dev the gateway config has client keys and no simulator', () => {
   assert.deepEqual(violations(gatewayAuthOutsideDev, cm, closed, 'staging-us-east-1'), [])
   assert.match(violations(gatewayAuthOutsideDev, cm, { data: { 'gateway.yaml': 'auth: { keys: [] }\n' } }, 'staging-us-east-1').join(), /no auth\.keys.*simulator/)
   assert.deepEqual(violations(gatewayAuthOutsideDev, cm, { data: { other: 'x' } }, 'prod-us-east-1'), [], 'other ConfigMaps are not gateway configs')
+})
+
+test('the admin port is never behind a load balancer or node port, and is scraped with the token', () => {
+  const svc = 'kubernetes:core/v1:Service'
+  assert.match(violations(gatewayAdminPrivate, svc, { spec: { type: 'LoadBalancer', ports: [{ port: 80, targetPort: 8080 }, { port: 9901, targetPort: 9901 }] } })[0]!, /exposes the admin port 9901/)
+  assert.equal(violations(gatewayAdminPrivate, svc, { spec: { type: 'NodePort', ports: [{ port: 81, targetPort: 'admin' }] } }).length, 1)
+  assert.deepEqual(violations(gatewayAdminPrivate, svc, { spec: { clusterIP: 'None', ports: [{ name: 'admin', port: 9901, targetPort: 9901 }] } }), [], 'the headless admin Service')
+  assert.deepEqual(violations(gatewayAdminPrivate, svc, { spec: { type: 'LoadBalancer', ports: [{ port: 443, targetPort: 8080 }] } }), [])
+  const sm = 'kubernetes:monitoring.coreos.com/v1:ServiceMonitor'
+  assert.match(violations(gatewayAdminPrivate, sm, { spec: { endpoints: [{ port: 'admin', path: '/metrics' }] } })[0]!, /scrapes without the admin token/)
+  assert.match(violations(gatewayAdminPrivate, sm, { spec: { endpoints: [{ port: 'admin', bearerTokenFile: '/var/run/token' }] } })[0]!, /without the admin token/)
+  assert.deepEqual(violations(gatewayAdminPrivate, sm, { spec: { endpoints: [{ port: 'admin', authorization: { type: 'Bearer', credentials: { name: 'gateway-admin', key: 'token' } } }] } }), [])
 })

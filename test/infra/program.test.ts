@@ -175,7 +175,7 @@ for (const stack of stacks) {
 
   test(`${stack}: the gateway runs the config the gateway accepts, with probes, host networking and an NLB`, async () => {
     const run = await runStack(stack)
-    const cm = one(run, 'kubernetes:core/v1:ConfigMap')
+    const cm = one(run, 'kubernetes:core/v1:ConfigMap', 'gateway-config')
     const config = GatewayConfigSchema.parse(parse(cm.inputs['data']['gateway.yaml']))
     assert.equal(config.upstreams[0]!.url, 'http://vllm.velox.svc.cluster.local:8000')
     assert.deepEqual(config.upstreams[0]!.models, [cfg.model])
@@ -297,11 +297,14 @@ test('an AUTH token reaches the cache as a secret and the gateway as an env var,
   // Pulumi's wire form of a secret: the special signature key marks the value as secret.
   const SECRET = { '4dabf18193072939515e22adb298388d': '1b47061264138c4ac30d75fd1eb44270', value: 'abcdefghijklmnop0123' }
   assert.deepEqual(one(run, 'aws:elasticache/replicationGroup:ReplicationGroup').inputs['authToken'], SECRET)
-  assert.deepEqual(one(run, 'kubernetes:core/v1:Secret').inputs['stringData'], { ...SECRET, value: { password: SECRET.value } })
-  const cm = one(run, 'kubernetes:core/v1:ConfigMap').inputs['data']['gateway.yaml'] as string
+  assert.deepEqual(one(run, 'kubernetes:core/v1:Secret', 'gateway-redis').inputs['stringData'], { ...SECRET, value: { password: SECRET.value } })
+  const cm = one(run, 'kubernetes:core/v1:ConfigMap', 'gateway-config').inputs['data']['gateway.yaml'] as string
   assert.ok(!cm.includes('abcdefghijklmnop0123'))
   assert.equal(GatewayConfigSchema.parse(parse(cm)).redis.passwordEnv, 'VELOX_REDIS_PASSWORD')
   const env = one(run, 'kubernetes:apps/v1:Deployment', '-gateway').inputs['spec']['template']['spec']['containers'][0]['env']
-  assert.deepEqual(env, [{ name: 'VELOX_REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'gateway-redis', key: 'password' } } }])
-  assert.equal(ofType(run, 'kubernetes:core/v1:Secret').length, 1)
+  assert.deepEqual(env, [
+    { name: 'VELOX_ADMIN_TOKEN', valueFrom: { secretKeyRef: { name: 'gateway-admin', key: 'token' } } },
+    { name: 'VELOX_REDIS_PASSWORD', valueFrom: { secretKeyRef: { name: 'gateway-redis', key: 'password' } } },
+  ])
+  assert.deepEqual(ofType(run, 'kubernetes:core/v1:Secret').map((s) => s.inputs['metadata'].name).sort(), ['gateway-admin', 'gateway-redis'])
 })

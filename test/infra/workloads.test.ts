@@ -107,7 +107,7 @@ test('prod stack: secrets become Secrets, pods read them, and the rendered confi
   assert.deepEqual(gw.containers[0].resources, { requests: { cpu: size.cpu, memory: size.memory }, limits: { memory: size.memory } })
   assert.equal(gw.terminationGracePeriodSeconds, gatewayGracePeriodSeconds({ drainSeconds: 300 }))
 
-  const cm = one(run, 'kubernetes:core/v1:ConfigMap').inputs['data']
+  const cm = one(run, 'kubernetes:core/v1:ConfigMap', 'gateway-config').inputs['data']
   const yaml = cm[SIG] ? cm.value['gateway.yaml'] : cm['gateway.yaml']
   const config = GatewayConfigSchema.parse(parse(yaml))
   assert.equal(config.server.workers, size.workers)

@@ -30,11 +30,11 @@ export const telemetryOverhead: Scenario = {
     const sinkUrl = `http://127.0.0.1:${(sink.address() as AddressInfo).port}`
     const sim = await startSimulator(ctx, { tokens: 16 })
     const base = singleUpstreamConfig(sim.url)
-    const [plain, traced, profiled] = await Promise.all([
-      startGateway(ctx, base, { name: 'gateway' }),
-      startGateway(ctx, { ...base, telemetry: { tracing: { endpoint: sinkUrl, protocol: 'http/json', sampleRatio: 0.01 } } }, { name: 'gateway-otel-1pct' }),
-      startGateway(ctx, { ...base, telemetry: { profiling: { pushUrl: sinkUrl, intervalMs: 1_000 } } }, { name: 'gateway-profiling' }),
-    ])
+    // One after another: the three share the gateway core, and loading the OpenTelemetry SDK and
+    // the profiler there at once can outlast the harness's readiness deadline on a busy machine.
+    const plain = await startGateway(ctx, base, { name: 'gateway' })
+    const traced = await startGateway(ctx, { ...base, telemetry: { tracing: { endpoint: sinkUrl, protocol: 'http/json', sampleRatio: 0.01 } } }, { name: 'gateway-otel-1pct' })
+    const profiled = await startGateway(ctx, { ...base, telemetry: { profiling: { pushUrl: sinkUrl, intervalMs: 1_000 } } }, { name: 'gateway-profiling' })
     const spec = chatRequest(chatBody({ stream: false, maxTokens: 16 }))
     const lanes = [directTarget(sim), plain, traced, profiled].map((target) => new Lane(target, { connections: 1 }))
     try {

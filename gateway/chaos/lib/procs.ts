@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Inspector } from './inspect.ts'
 
 const ROOT = new URL('../../../', import.meta.url).pathname
 export const GATEWAY_MAIN = join(ROOT, 'gateway/src/main.ts')
@@ -24,6 +25,8 @@ export class Proc {
   exitStatus: number | string | null
   /** Set when the suite itself stopped the process (an exit then is no crash). */
   stopping: boolean
+  /** Runs before the stop signal (e.g. closing an inspector session, so exit never waits on it). */
+  beforeStop: (() => void) | null
   private output: string
 
   constructor(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env) {
@@ -33,6 +36,7 @@ export class Proc {
     this.pid = this.child.pid
     this.exitStatus = null
     this.stopping = false
+    this.beforeStop = null
     this.output = ''
     const keep = (c: Buffer): void => {
       this.output += c.toString()
@@ -72,6 +76,7 @@ export class Proc {
   async stop(graceMs = 5_000): Promise<void> {
     this.stopping = true
     if (this.exitStatus !== null) return
+    this.beforeStop?.()
     this.signal('SIGTERM')
     const timer = setTimeout(() => this.signal('SIGKILL'), graceMs)
     await this.exited
@@ -143,13 +148,27 @@ export interface GatewayProc {
   url: string
   port: number
   configPath: string
+  /** The V8 inspector of the gateway process, when it was started with `inspect`. */
+  inspector: Inspector | null
 }
 
+export interface GatewayProcOptions {
+  /** Start with `--inspect=127.0.0.1:0` and connect (post-GC heap figures, heap snapshots). */
+  inspect?: boolean
+  /** Extra Node.js flags for the gateway process (e.g. `--trace-gc` while investigating). */
+  nodeArgs?: readonly string[]
+}
+
+/** Node.js flags for every gateway the suite starts, from `--gateway-node-args` (space-separated). */
+export const gatewayNodeArgs: string[] = []
+
 /** Starts main.ts on `yaml` (a config file written to a fresh directory) and waits for /readyz. */
-export async function startGatewayProc(yaml: string, env: NodeJS.ProcessEnv = {}): Promise<GatewayProc> {
+export async function startGatewayProc(yaml: string, env: NodeJS.ProcessEnv = {}, opts: GatewayProcOptions = {}): Promise<GatewayProc> {
   const configPath = join(tempDir(), 'gateway.yaml')
   writeFileSync(configPath, yaml)
-  const proc = new Proc('gateway', process.execPath, [GATEWAY_MAIN, '--config', configPath], { ...process.env, ...env })
+  const nodeArgs = [...gatewayNodeArgs, ...(opts.nodeArgs ?? []), ...(opts.inspect === true ? ['--inspect=127.0.0.1:0'] : [])]
+  const proc = new Proc('gateway', process.execPath, [...nodeArgs, GATEWAY_MAIN, '--config', configPath], { ...process.env, ...env })
+  const inspectorUrl = opts.inspect === true ? (await proc.waitFor(/Debugger listening on (ws:\/\/\S+)/, 90_000))[1]! : null
   // A loaded machine can take tens of seconds to start a process.
   const m = await proc.waitFor(/"port":(\d+)[^\n]*"msg":"velox gateway listening"/, 90_000)
   const port = Number(m[1])
@@ -162,7 +181,9 @@ export async function startGatewayProc(yaml: string, env: NodeJS.ProcessEnv = {}
     if (Date.now() > deadline) throw new Error(`gateway never became ready:\n${proc.logs().slice(-4_000)}`)
     await new Promise((r) => setTimeout(r, 50))
   }
-  return { proc, url, port, configPath }
+  const inspector = inspectorUrl === null ? null : await Inspector.connect(inspectorUrl)
+  if (inspector !== null) proc.beforeStop = () => inspector.close()
+  return { proc, url, port, configPath, inspector }
 }
 
 export async function startRedis(): Promise<{ proc: Proc; port: number; url: string }> {

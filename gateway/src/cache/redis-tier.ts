@@ -9,8 +9,8 @@
  *   cache:slog         stream of semantic inserts (`id`, `src`) that instances tail to stay in sync
  *   cache:sidx         FT vector index over cache:s:*, when the server has vector search
  */
-import { Redis } from 'ioredis'
-import { requestPathRedisOptions } from '../config/redis-client.ts'
+import type { Redis } from 'ioredis'
+import { redisClientClass, requestPathRedisOptions } from '../config/redis-client.ts'
 import { randomUUID } from 'node:crypto'
 import { decodeEntry, encodeEntry, type StoredEntry } from './entry.ts'
 import type { CacheMetrics } from './metrics.ts'
@@ -72,9 +72,10 @@ export class RedisTier {
     this.#logger = logger
     this.#timeoutMs = settings.commandTimeoutMs
     const opts = requestPathRedisOptions(settings)
-    this.#client = new Redis(settings.url, opts)
+    const RedisClient = redisClientClass()
+    this.#client = new RedisClient(settings.url, opts)
     // The tail connection blocks in XREAD, so it gets no command timeout and may queue while reconnecting.
-    this.#tail = new Redis(settings.url, { ...opts, commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null })
+    this.#tail = new RedisClient(settings.url, { ...opts, commandTimeout: undefined, enableOfflineQueue: true, maxRetriesPerRequest: null })
     const onError = (err: Error): void => this.#logError('connection', err)
     this.#client.on('error', onError)
     this.#tail.on('error', onError)

@@ -3,7 +3,19 @@
  * bounded by `redis.commandTimeoutMs`, and none queued while disconnected, so a request never
  * waits for a reconnect.
  */
-import type { RedisOptions } from 'ioredis'
+import { createRequire } from 'node:module'
+import type { Redis, RedisOptions } from 'ioredis'
+
+let redisClass: typeof Redis | null = null
+
+/**
+ * The ioredis client class, loaded on first use (when a cache tier or limit store connects):
+ * a gateway configured without Redis never loads ioredis (about 4 MB resident).
+ */
+export function redisClientClass(): typeof Redis {
+  redisClass ??= (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis
+  return redisClass
+}
 
 export interface RedisClientSettings {
   readonly passwordEnv?: string | undefined

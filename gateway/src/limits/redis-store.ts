@@ -9,8 +9,8 @@
  */
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
-import { requestPathRedisOptions } from '../config/redis-client.ts'
+import type { Redis } from 'ioredis'
+import { redisClientClass, requestPathRedisOptions } from '../config/redis-client.ts'
 import { MemoryLimitStore, retryAtOf, type GaugeGrant, type Grant, type GrantRequest, type LimitStore } from './store.ts'
 import type { Window } from './windows.ts'
 
@@ -131,7 +131,8 @@ export class RedisLimitStore implements LimitStore {
 
   constructor(settings: RedisLimitSettings, events: StoreEvents) {
     const opts = requestPathRedisOptions(settings)
-    const client = new Redis(settings.url, opts)
+    const RedisClient = redisClientClass()
+    const client = new RedisClient(settings.url, opts)
     client.on('error', () => {}) // failures surface per command, as fallbacks
     client.defineCommand('vxGrant', { numberOfKeys: 1, lua: GRANT })
     client.defineCommand('vxAdjust', { numberOfKeys: 1, lua: ADJUST })

@@ -6,7 +6,7 @@
  * standing in for the client's response. `anthropic-version` and `anthropic-beta` are accepted
  * whatever their value: the translation speaks the current version.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import { GatewayError } from '../errors.ts'
 import type { Endpoint } from './endpoints.ts'
 import type { PreparedCall } from './pipeline.ts'
@@ -29,11 +29,10 @@ export function isAnthropicRoute(url: string | undefined): boolean {
 }
 
 /** A Messages request translated for the pipeline: the chat shape, and the original for native upstreams. */
-export function translateMessagesCall(snapshot: RuntimeSnapshot, request: FastifyRequest, reply: FastifyReply, countOnly: boolean): PreparedCall {
-  const raw = request.body as Buffer | undefined
+export function translateMessagesCall(snapshot: RuntimeSnapshot, raw: Buffer | undefined, headers: IncomingHttpHeaders, clientRes: ServerResponse, countOnly: boolean): PreparedCall {
   if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
   // The authenticator takes `Authorization: Bearer` or Anthropic's `x-api-key`.
-  const principal = snapshot.auth.authenticate(request.headers)
+  const principal = snapshot.auth.authenticate(headers)
   const client = parseBody(raw)
   const t = messagesToChat(client.json, countOnly)
   let internal = t.chat
@@ -42,7 +41,7 @@ export function translateMessagesCall(snapshot: RuntimeSnapshot, request: Fastif
     internal = { model: t.model, messages: t.chat.messages, add_generation_prompt: true }
     if (t.chat.tools !== undefined) internal.tools = t.chat.tools
   }
-  const res = new AnthropicResponse(reply.raw, countOnly ? 'count_tokens' : 'messages', t.model, t.stopSequences)
+  const res = new AnthropicResponse(clientRes, countOnly ? 'count_tokens' : 'messages', t.model, t.stopSequences)
   return {
     endpoint: countOnly ? COUNT_TOKENS_ENDPOINT : MESSAGES_ENDPOINT,
     principal,

@@ -3,8 +3,8 @@
  * authorize, resolve the model, answer from the cache when it can, else forward the original
  * bytes through a ProxyCall.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { CachedResponse, CachePlan, ResponseCache } from '../cache/index.ts'
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
+import type { CachedResponse, ResponseCache } from '../cache/index.ts'
 import type { Principal } from '../auth/authenticator.ts'
 import { GatewayError } from '../errors.ts'
 import { estimateCost } from '../limits/estimate.ts'
@@ -59,89 +59,94 @@ export interface PreparedCall {
   readonly native: NativeRequest | null
 }
 
+/**
+ * The client's side of one request, whichever HTTP layer received it (fastify's routes, or the
+ * lean handler of the proxied routes): what the pipeline reads, and where it answers.
+ */
+export interface Exchange {
+  readonly id: string
+  readonly headers: IncomingHttpHeaders
+  /** performance.now() ms when the request arrived. */
+  readonly startedAt: number
+  /** The client's response; the pipeline writes it itself once it called `takeOver()`. */
+  readonly raw: ServerResponse
+  /** From here on the pipeline answers (fastify: `reply.hijack()`); a no-op without a framework. */
+  takeOver(): void
+}
+
+/** One request on its way through the pipeline, once resolved and admitted: everything the steps share. */
+interface Served {
+  readonly state: PipelineState
+  readonly snapshot: RuntimeSnapshot<CallContext>
+  readonly call: PreparedCall
+  readonly exchange: Exchange
+  readonly resolution: Resolution<Upstream>
+  readonly metering: Metering | null
+  /** The request's spans, or null when tracing is off. */
+  trace: RequestTrace | null
+  /** The cache's part in the call, or null when the cache stays out. */
+  cache: CallCache | null
+}
+
 /** The route handler of a proxied OpenAI endpoint. */
-export function proxy(state: PipelineState, endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
-  const raw = request.body as Buffer | undefined
+export function proxy(state: PipelineState, endpoint: Endpoint, exchange: Exchange, raw: Buffer | undefined): void | Promise<void> {
   if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
-  const principal = state.snapshot.auth.authenticate(request.headers)
-  return proxyParsed(state, { endpoint, principal, parsed: parseBody(raw), body: raw, res: null, cacheAs: endpoint.name as CacheEndpoint, native: null }, request, reply)
+  const principal = state.snapshot.auth.authenticate(exchange.headers)
+  return proxyParsed(state, { endpoint, principal, parsed: parseBody(raw), body: raw, res: null, cacheAs: endpoint.name as CacheEndpoint, native: null }, exchange)
 }
 
 /** Authorize, resolve, admit (limits), answer from the cache when it can, else forward. */
-export function proxyParsed(state: PipelineState, call: PreparedCall, request: FastifyRequest, reply: FastifyReply): void | Promise<void> {
+export function proxyParsed(state: PipelineState, call: PreparedCall, exchange: Exchange): void | Promise<void> {
   const snapshot = state.snapshot
-  const { endpoint, parsed, principal } = call
-  const raw = call.body
+  const { parsed, principal } = call
   snapshot.auth.authorize(principal, parsed.model)
   const resolution = snapshot.resolve(parsed.model)
   if (resolution === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
-  if (!snapshot.metered) return serve(state, snapshot, call, request, reply, resolution, null)
+  if (!snapshot.metered) return serve({ state, snapshot, call, exchange, resolution, metering: null, trace: null, cache: null })
   // Limits reserve what the request may cost before anything else is done for it.
   const limits = snapshot.limits
-  const admission = limits.admit({ tenant: principal.tenant, keyName: principal.keyName, model: parsed.model }, estimateCost(raw.length, parsed.json, limits.defaultMaxTokens))
+  const admission = limits.admit({ tenant: principal.tenant, keyName: principal.keyName, model: parsed.model }, estimateCost(call.body.length, parsed.json, limits.defaultMaxTokens))
   if (admission instanceof Promise) {
-    return admission.then((a) => serve(state, snapshot, call, request, reply, resolution, new Metering(a, principal, parsed.model, limits, state.usage)))
+    return admission.then((a) => serve({ state, snapshot, call, exchange, resolution, metering: new Metering(a, principal, parsed.model, limits, state.usage), trace: null, cache: null }))
   }
-  return serve(state, snapshot, call, request, reply, resolution, new Metering(admission, principal, parsed.model, limits, state.usage))
+  return serve({ state, snapshot, call, exchange, resolution, metering: new Metering(admission, principal, parsed.model, limits, state.usage), trace: null, cache: null })
 }
 
-function serve(
-  state: PipelineState,
-  snapshot: RuntimeSnapshot<CallContext>,
-  call: PreparedCall,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  resolution: Resolution<Upstream>,
-  metering: Metering | null,
-): void | Promise<void> {
+function serve(served: Served): void | Promise<void> {
+  const { state, call, exchange, resolution, metering } = served
   const { endpoint, parsed, principal } = call
-  const headers = request.headers
+  const headers = exchange.headers
   const tracing = activeTracing()
-  const trace =
-    tracing === null
-      ? null
-      : new RequestTrace(tracing, headers, { requestId: request.id, method: 'POST', path: endpoint.path, operation: GEN_AI_OPERATION[endpoint.name] ?? endpoint.name, model: parsed.model, stream: parsed.stream, body: parsed.json, tenant: principal.tenant }, request.startedAt)
+  if (tracing !== null) {
+    served.trace = new RequestTrace(tracing, headers, { requestId: exchange.id, method: 'POST', path: endpoint.path, operation: GEN_AI_OPERATION[endpoint.name] ?? endpoint.name, model: parsed.model, stream: parsed.stream, body: parsed.json, tenant: principal.tenant }, exchange.startedAt)
+  }
   if (metering !== null) {
-    metering.writeHeaders(reply.raw)
+    metering.writeHeaders(exchange.raw)
     // Whatever way the response ends (a 4xx/5xx written by the error handler, a client gone
     // before the call started), the admission is settled; after a call it already was.
-    reply.raw.once('close', () => metering.end(null, false))
+    exchange.raw.once('close', () => metering.end(null, false))
   }
 
-  let callCache: CallCache | null = null
   const cache = state.cache
   if (cache !== null && call.cacheAs !== null) {
     const user = parsed.json.user
     const plan = cache.plan({ tenant: principal.tenant, endUser: typeof user === 'string' ? user : null, endpoint: call.cacheAs, model: resolution.model, body: parsed.json, headers })
-    callCache = new CallCache(cache, plan)
+    served.cache = new CallCache(cache, plan)
     const hit = cache.lookup(plan)
     if (hit !== null) {
-      if (!(hit instanceof Promise)) return replayHit(state, cache, plan, hit, call, request, reply, trace, metering)
+      if (!(hit instanceof Promise)) return replayHit(served, hit)
       // The shared tier answers within redis.commandTimeoutMs, or as a miss.
-      const onMiss = callCache
-      return hit.then((h) => {
-        if (h !== null) replayHit(state, cache, plan, h, call, request, reply, trace, metering)
-        else forward(state, snapshot, call, request, reply, resolution, onMiss, trace, metering)
-      })
+      return hit.then((h) => (h !== null ? replayHit(served, h) : forward(served)))
     }
   }
-  forward(state, snapshot, call, request, reply, resolution, callCache, trace, metering)
+  forward(served)
 }
 
-function forward(
-  state: PipelineState,
-  snapshot: RuntimeSnapshot<CallContext>,
-  call: PreparedCall,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  resolution: Resolution<Upstream>,
-  cache: CallCache | null,
-  trace: RequestTrace | null,
-  metering: Metering | null,
-): void {
+function forward(served: Served): void {
+  const { state, snapshot, call, exchange, resolution, metering, trace } = served
   const { endpoint, parsed, principal } = call
-  const headers = request.headers
-  const forwardedHeaders = pickForwarded(headers, state.forwardedHeaders, request.id, trace !== null)
+  const headers = exchange.headers
+  const forwardedHeaders = pickForwarded(headers, state.forwardedHeaders, exchange.id, trace !== null)
   let body = resolution.model === parsed.model ? call.body : rewriteModel(parsed.json, resolution.model)
   let usageFilter: UsageEventFilter | null = null
   if (metering !== null && snapshot.limits.countsTokens && needsStreamUsage(endpoint.name, parsed.json)) {
@@ -153,8 +158,8 @@ function forward(
   const routing = snapshot.config.routing
   const key = affinityKey(routing.hashKey, headers, parsed.json)
   const priority = PRIORITY_CLASS[principal.priority]
-  reply.hijack()
-  const proxied = new ProxyCall(snapshot.ctx, call.res ?? reply.raw, {
+  exchange.takeOver()
+  const proxied = new ProxyCall(snapshot.ctx, call.res ?? exchange.raw, {
     endpoint,
     model: parsed.model,
     resolution,
@@ -162,10 +167,10 @@ function forward(
     route: routeRequestFor(routing, key, parsed.json, resolution.model, headers[DEBUG_HEADER], principal.tenant, priority),
     body,
     forwardedHeaders,
-    startedAt: request.startedAt,
+    startedAt: exchange.startedAt,
     excluded,
-    cache,
-    requestId: request.id,
+    cache: served.cache,
+    requestId: exchange.id,
     tenant: principal.tenant,
     keyName: principal.keyName,
     priority,
@@ -178,36 +183,27 @@ function forward(
   proxied.start()
 }
 
-function replayHit(
-  state: PipelineState,
-  cache: ResponseCache,
-  plan: CachePlan,
-  hit: CachedResponse,
-  call: PreparedCall,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  trace: RequestTrace | null,
-  metering: Metering | null,
-): void {
+function replayHit(served: Served, hit: CachedResponse): void {
+  const { state, call, exchange, metering, trace } = served
   const { endpoint, principal } = call
   const model = call.parsed.model
   metering?.end(null, true, true)
-  reply.hijack()
-  cache.replay(hit, plan, call.res ?? reply.raw, { [REQUEST_ID_HEADER]: request.id })
+  exchange.takeOver()
+  served.cache!.cache.replay(hit, served.cache!.plan, call.res ?? exchange.raw, { [REQUEST_ID_HEADER]: exchange.id })
   state.metrics.countRequest(endpoint.name, model, 'cache', 200)
   const outcome = hit.similarity !== null ? 'semantic-hit' : 'hit'
   if (trace !== null || state.accessLog !== null) {
     const now = performance.now()
     trace?.end({ status: 200, cache: outcome, responseModel: null, inputTokens: null, outputTokens: null, errorType: null }, null, now)
     state.accessLog?.record({
-      id: request.id, tenant: principal.tenant, route: endpoint.name, model, upstream: null, member: null, status: 200, cache: outcome,
-      ttftMs: null, durationMs: Math.round((now - request.startedAt) * 1000) / 1000, inputTokens: null, outputTokens: null, attempts: 0, error: null,
+      id: exchange.id, tenant: principal.tenant, route: endpoint.name, model, upstream: null, member: null, status: 200, cache: outcome,
+      ttftMs: null, durationMs: Math.round((now - exchange.startedAt) * 1000) / 1000, inputTokens: null, outputTokens: null, attempts: 0, error: null,
     })
   }
 }
 
 /** The session key consistent hashing routes on: a configured header, else a body field (`user`). */
-export function affinityKey(hashKey: { readonly header?: string | undefined; readonly bodyField: string }, headers: FastifyRequest['headers'], body: Record<string, unknown>): string | null {
+export function affinityKey(hashKey: { readonly header?: string | undefined; readonly bodyField: string }, headers: IncomingHttpHeaders, body: Record<string, unknown>): string | null {
   if (hashKey.header !== undefined) {
     const value = headers[hashKey.header]
     if (typeof value === 'string' && value !== '') return value

@@ -4,13 +4,18 @@
  * benchmarks, so it runs on raw `node:http` with precomputed bodies.
  */
 
-import { type Server as HttpServer, createServer } from 'node:http'
+import type { Server as HttpServer } from 'node:http'
+import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import { SimCore, type SimulatorOptions, type SimulatorStats, resolveOptions } from './core.ts'
 import type { VllmEngine } from './engine.ts'
 import type { Faults } from './faults.ts'
 import { createRequestHandler } from './handler.ts'
 import { SimRequest, SimResponse } from './transport.ts'
+
+// node:http through require, not an ESM import: building an ESM namespace of node:http reads its
+// lazy WebSocket getters, which loads Node's bundled undici (about 12 MB resident) for nothing.
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http')
 
 export type { Faults } from './faults.ts'
 export type { SimulatorOptions, SimulatorStats } from './core.ts'

@@ -13,6 +13,11 @@
  * - the same object as a TypeScript object literal typed with the model's interface, which also
  *   rejects fields the schema does not define (the generated validators accept unknown fields,
  *   while the API server's strict field validation refuses them).
+ *
+ * Custom resources (the Prometheus Operator's ServiceMonitor and PrometheusRule) are not in the
+ * Kubernetes OpenAPI spec: they are checked the same two ways against the models generated from
+ * the operator's CRDs (@kubernetes-models/prometheus-operator), which is what the API server
+ * validates them with once the CRDs are installed.
  */
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
@@ -39,6 +44,14 @@ export const SERVED_API_VERSIONS: ReadonlySet<string> = new Set([
   'node.k8s.io/v1', 'resource.k8s.io/v1', 'flowcontrol.apiserver.k8s.io/v1', 'events.k8s.io/v1',
 ])
 
+/**
+ * API versions served by CRDs rather than by Kubernetes itself, and the package whose models are
+ * generated from those CRDs' OpenAPI schemas.
+ */
+export const CRD_SCHEMA_PACKAGES: Readonly<Record<string, { readonly pkg: string; readonly crds: string }>> = {
+  'monitoring.coreos.com/v1': { pkg: '@kubernetes-models/prometheus-operator', crds: 'the Prometheus Operator CRDs' },
+}
+
 export interface K8sObject { readonly apiVersion: string; readonly kind: string; readonly metadata?: { readonly name?: string; readonly namespace?: string }; readonly [k: string]: unknown }
 
 /** `apps/v1` -> `apps/v1`, core `v1` -> `v1`: the package's module path for an apiVersion. */
@@ -58,7 +71,8 @@ async function modelClass(pkg: string, o: K8sObject): Promise<ModelClass | undef
   const specifier = `${pkg}/${modulePath(o.apiVersion)}`
   let mod: Record<string, unknown>
   try {
-    mod = pkg === 'kubernetes-models' ? await import(specifier) as Record<string, unknown> : require(specifier) as Record<string, unknown>
+    // kubernetes-models 4.x (the 1.33 alias) is CommonJS; the other packages are ES modules.
+    mod = pkg === 'kubernetes-models-1.33' ? require(specifier) as Record<string, unknown> : await import(specifier) as Record<string, unknown>
   } catch {
     return undefined
   }
@@ -69,6 +83,17 @@ async function modelClass(pkg: string, o: K8sObject): Promise<ModelClass | undef
 export async function schemaProblems(objects: readonly K8sObject[]): Promise<string[]> {
   const problems: string[] = []
   for (const o of objects) {
+    const crd = CRD_SCHEMA_PACKAGES[o.apiVersion]
+    if (crd) {
+      const Model = await modelClass(crd.pkg, o)
+      if (!Model) { problems.push(`${label(o)}: ${crd.crds} define no ${o.kind} in ${o.apiVersion}`); continue }
+      try {
+        new Model(o).validate()
+      } catch (err) {
+        problems.push(`${label(o)}: ${crd.crds}: ${err instanceof Error ? err.message : String(err)}`)
+      }
+      continue
+    }
     if (!SERVED_API_VERSIONS.has(o.apiVersion)) problems.push(`${label(o)}: ${o.apiVersion} is not served by Kubernetes ${CLUSTER_VERSION}`)
     for (const { pkg, kubernetes } of SCHEMA_PACKAGES) {
       const Model = await modelClass(pkg, o)
@@ -93,7 +118,9 @@ export function unknownFieldProblems(objects: readonly K8sObject[]): string[] {
   const lines: string[] = []
   const owners: { line: number; object: K8sObject; kubernetes: string }[] = []
   objects.forEach((o, i) => {
-    SCHEMA_PACKAGES.forEach(({ pkg, kubernetes }, j) => {
+    const crd = CRD_SCHEMA_PACKAGES[o.apiVersion]
+    const packages = crd ? [{ pkg: crd.pkg, kubernetes: crd.crds }] : SCHEMA_PACKAGES
+    packages.forEach(({ pkg, kubernetes }, j) => {
       const type = `I${o.kind}`
       lines.push(`import type { ${type} as T${i}_${j} } from '${pkg}/${modulePath(o.apiVersion)}/${o.kind}'`)
       owners.push({ line: lines.length, object: o, kubernetes })
@@ -118,7 +145,8 @@ export function unknownFieldProblems(objects: readonly K8sObject[]): string[] {
     const line = d.start === undefined ? -1 : sf.getLineAndCharacterOfPosition(d.start).line
     const owner = owners.find((x) => x.line === line) ?? owners.find((x) => x.line === line + 1)
     const message = ts.flattenDiagnosticMessageText(d.messageText, '\n')
-    out.push(owner ? `${label(owner.object)}: Kubernetes ${owner.kubernetes}: ${message}` : `schema check: ${message}`)
+    const against = owner && CRD_SCHEMA_PACKAGES[owner.object.apiVersion] ? owner.kubernetes : `Kubernetes ${owner?.kubernetes}`
+    out.push(owner ? `${label(owner.object)}: ${against}: ${message}` : `schema check: ${message}`)
   }
   return out
 }

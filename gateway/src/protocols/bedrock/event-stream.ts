@@ -9,12 +9,25 @@
  * the AWS SDKs use; this file only cuts the byte stream into whole messages, wherever the chunks
  * of the response split them.
  */
-import { EventStreamCodec, type MessageHeaders } from '@smithy/core/event-streams'
+import { createRequire } from 'node:module'
+import type { EventStreamCodec, MessageHeaders } from '@smithy/core/event-streams'
 
 const toUtf8 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
 const fromUtf8 = (text: string): Uint8Array => Buffer.from(text, 'utf8')
 
-const codec = new EventStreamCodec(toUtf8, fromUtf8)
+let codecInstance: EventStreamCodec | null = null
+
+/**
+ * Smithy's codec, loaded on the first Bedrock message: a gateway without a Bedrock upstream never
+ * loads @smithy/core (about 7 MB resident).
+ */
+function codec(): EventStreamCodec {
+  if (codecInstance === null) {
+    const smithy = createRequire(import.meta.url)('@smithy/core/event-streams') as typeof import('@smithy/core/event-streams')
+    codecInstance = new smithy.EventStreamCodec(toUtf8, fromUtf8)
+  }
+  return codecInstance
+}
 
 /** The smallest message: prelude (12 bytes) and message CRC (4), no headers, no payload. */
 const MIN_MESSAGE_BYTES = 16
@@ -58,7 +71,7 @@ export class EventStreamReader {
       const total = buf.readUInt32BE(0)
       if (total < MIN_MESSAGE_BYTES || total > MAX_MESSAGE_BYTES) throw new Error(`not an event-stream message (length ${total})`)
       if (buf.length < total) break
-      const message = codec.decode(buf.subarray(0, total))
+      const message = codec().decode(buf.subarray(0, total))
       const messageType = stringHeader(message.headers, ':message-type')
       const type = messageType === 'exception' ? stringHeader(message.headers, ':exception-type') : messageType === 'error' ? stringHeader(message.headers, ':error-code') : stringHeader(message.headers, ':event-type')
       const payload = messageType === 'error' ? JSON.stringify({ message: stringHeader(message.headers, ':error-message') }) : toUtf8(message.body)
@@ -77,7 +90,7 @@ export function encodeMessage(messageType: 'event' | 'exception', type: string, 
     [messageType === 'event' ? ':event-type' : ':exception-type']: { type: 'string', value: type },
     ':content-type': { type: 'string', value: 'application/json' },
   }
-  const bytes = codec.encode({ headers, body: fromUtf8(payload) })
+  const bytes = codec().encode({ headers, body: fromUtf8(payload) })
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 

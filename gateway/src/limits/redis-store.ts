@@ -29,8 +29,18 @@ export interface StoreEvents {
   fallback(op: string, err: Error): void
 }
 
-/** KEYS: hash of bucket -> count. ARGV: bucket, buckets, limit, need, want, ttlMs. Returns {granted, used, freeBucket|-1}. */
+/*
+ * Grants and acquisitions carry a marker key of their own (KEYS[last]): the script records what it
+ * gave there, and refuses to run once the marker exists. A call whose answer was lost (a timeout:
+ * it may or may not have run) is followed by an undo script with the same marker, sent later on
+ * the same connection: it takes back what the marker says was given, and leaves a tombstone so a
+ * call still on its way does nothing. A lost answer then costs nothing, instead of leaking a
+ * lease (up to leaseFraction of a daily budget per timeout) or concurrency slots for good.
+ */
+
+/** KEYS: hash of bucket -> count, marker. ARGV: bucket, buckets, limit, need, want, ttlMs, markerTtlMs. Returns {granted, used, freeBucket|-1}. */
 const GRANT = `
+if not redis.call('SET', KEYS[2], '-', 'NX', 'PX', ARGV[7]) then return {0, 0, -1} end
 local now = tonumber(ARGV[1]); local n = tonumber(ARGV[2]); local limit = tonumber(ARGV[3])
 local need = tonumber(ARGV[4]); local want = tonumber(ARGV[5])
 local fields = redis.call('HGETALL', KEYS[1])
@@ -46,8 +56,9 @@ local granted = 0
 if avail >= need then granted = math.min(want, avail) end
 local free = -1
 if granted > 0 then
-  redis.call('HINCRBY', KEYS[1], now, granted)
+  redis.call('HINCRBY', KEYS[1], ARGV[1], granted)
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  redis.call('SET', KEYS[2], ARGV[1] .. ':' .. granted, 'PX', ARGV[7])
 else
   table.sort(live, function(a, b) return a[1] < b[1] end)
   local freed = avail
@@ -59,6 +70,20 @@ end
 return {granted, used + granted, free}
 `
 
+/** KEYS: hash of bucket -> count, the grant's marker. ARGV: markerTtlMs. Takes back what the grant gave, if it ran. */
+const UNGRANT = `
+local v = redis.call('GET', KEYS[2])
+redis.call('SET', KEYS[2], '-', 'PX', ARGV[1])
+if not v or v == '-' then return 0 end
+local sep = string.find(v, ':')
+local bucket = string.sub(v, 1, sep - 1)
+local n = tonumber(string.sub(v, sep + 1))
+if redis.call('HEXISTS', KEYS[1], bucket) == 1 then
+  if redis.call('HINCRBY', KEYS[1], bucket, -n) < 0 then redis.call('HSET', KEYS[1], bucket, 0) end
+end
+return n
+`
+
 /** KEYS: hash. ARGV: bucket, oldest live bucket, delta. */
 const ADJUST = `
 if tonumber(ARGV[1]) < tonumber(ARGV[2]) or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -68,10 +93,11 @@ return v
 `
 
 /**
- * KEYS: gauge hash (replica -> held), replicas zset. ARGV: replica, limit, need, want, now, deadBefore.
- * Slots of replicas whose heartbeat stopped are dropped first.
+ * KEYS: gauge hash (replica -> held), replicas zset, marker. ARGV: replica, limit, need, want, now,
+ * deadBefore, markerTtlMs. Slots of replicas whose heartbeat stopped are dropped first.
  */
 const ACQUIRE = `
+if not redis.call('SET', KEYS[3], '-', 'NX', 'PX', ARGV[7]) then return {0, 0} end
 local fields = redis.call('HGETALL', KEYS[1])
 local held = 0
 for i = 1, #fields, 2 do
@@ -82,13 +108,27 @@ end
 local avail = tonumber(ARGV[2]) - held
 local granted = 0
 if avail >= tonumber(ARGV[3]) then granted = math.min(tonumber(ARGV[4]), avail) end
-if granted > 0 then redis.call('HINCRBY', KEYS[1], ARGV[1], granted); redis.call('PEXPIRE', KEYS[1], 86400000) end
+if granted > 0 then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], granted); redis.call('PEXPIRE', KEYS[1], 86400000)
+  redis.call('SET', KEYS[3], granted, 'PX', ARGV[7])
+end
 return {granted, held + granted}
 `
 
-/** KEYS: gauge hash. ARGV: replica, n. */
+/**
+ * KEYS: gauge hash, marker. ARGV: replica, n, markerTtlMs. `n` = 0: take back what the
+ * acquisition with this marker gave, if it ran; otherwise give back `n` slots, once per marker
+ * (a release whose answer was lost is sent again with its marker).
+ */
 const RELEASE = `
-local v = redis.call('HINCRBY', KEYS[1], ARGV[1], -tonumber(ARGV[2]))
+local n = tonumber(ARGV[2])
+if n == 0 then
+  local v = redis.call('GET', KEYS[2])
+  redis.call('SET', KEYS[2], '-', 'PX', ARGV[3])
+  if not v or v == '-' then return 0 end
+  n = tonumber(v)
+elseif not redis.call('SET', KEYS[2], '-', 'NX', 'PX', ARGV[3]) then return 0 end
+local v = redis.call('HINCRBY', KEYS[1], ARGV[1], -n)
 if v <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return v
 `
@@ -102,15 +142,20 @@ return redis.call('ZCARD', KEYS[1])
 `
 
 const HEARTBEAT_MS = 2_000
+/** How long a marker lives: far longer than a command can be late (a marker per grant, so not much longer). */
+const MARKER_TTL_MS = 120_000
+/** Undo calls kept while Redis is unusable; past this the oldest are dropped (and counted). */
+const MAX_UNDO = 10_000
 const UNUSABLE = new Error('Redis is not connected, or backing off after a failure')
 const BACKOFF_MIN_MS = 500
 const BACKOFF_MAX_MS = 10_000
 
 type Scripted = Redis & {
-  vxGrant(key: string, ...args: (string | number)[]): Promise<[number, number, number]>
+  vxGrant(key: string, marker: string, ...args: (string | number)[]): Promise<[number, number, number]>
+  vxUngrant(key: string, marker: string, ttlMs: number): Promise<number>
   vxAdjust(key: string, ...args: (string | number)[]): Promise<number>
-  vxAcquire(key: string, replicas: string, ...args: (string | number)[]): Promise<[number, number]>
-  vxRelease(key: string, ...args: (string | number)[]): Promise<number>
+  vxAcquire(key: string, replicas: string, marker: string, ...args: (string | number)[]): Promise<[number, number]>
+  vxRelease(key: string, marker: string, ...args: (string | number)[]): Promise<number>
   vxHeartbeat(key: string, ...args: (string | number)[]): Promise<number>
 }
 
@@ -126,6 +171,10 @@ export class RedisLimitStore implements LimitStore {
   #downUntil = 0
   #backoffMs = BACKOFF_MIN_MS
   #heartbeat: NodeJS.Timeout | null = null
+  /** Calls to repeat once Redis answers again: undos of grants and acquisitions whose answer was lost, releases. */
+  #undo: (() => Promise<unknown>)[] = []
+  #undoing = false
+  #markerSeq = 0
   readonly #heartbeatMs: number
   readonly #deadAfterMs: number
 
@@ -134,10 +183,11 @@ export class RedisLimitStore implements LimitStore {
     const RedisClient = redisClientClass()
     const client = new RedisClient(settings.url, opts)
     client.on('error', () => {}) // failures surface per command, as fallbacks
-    client.defineCommand('vxGrant', { numberOfKeys: 1, lua: GRANT })
+    client.defineCommand('vxGrant', { numberOfKeys: 2, lua: GRANT })
+    client.defineCommand('vxUngrant', { numberOfKeys: 2, lua: UNGRANT })
     client.defineCommand('vxAdjust', { numberOfKeys: 1, lua: ADJUST })
-    client.defineCommand('vxAcquire', { numberOfKeys: 2, lua: ACQUIRE })
-    client.defineCommand('vxRelease', { numberOfKeys: 1, lua: RELEASE })
+    client.defineCommand('vxAcquire', { numberOfKeys: 3, lua: ACQUIRE })
+    client.defineCommand('vxRelease', { numberOfKeys: 2, lua: RELEASE })
     client.defineCommand('vxHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT })
     this.#client = client as Scripted
     this.#prefix = settings.keyPrefix + 'limits:'
@@ -154,6 +204,7 @@ export class RedisLimitStore implements LimitStore {
       this.#client.vxHeartbeat(this.#prefix + 'replicas', this.replica, now, now - this.#deadAfterMs).then(
         (n) => {
           this.#replicas = Math.max(1, n)
+          void this.#drainUndo()
         },
         (err: Error) => {
           if (this.#client.status === 'ready') this.#failed('heartbeat', err)
@@ -186,13 +237,17 @@ export class RedisLimitStore implements LimitStore {
       return this.#local.grant(this.#share(r))
     }
     const bucket = r.window.bucket(r.now)
-    return this.#client.vxGrant(this.#prefix + 'w:' + r.key, bucket, r.window.buckets, r.limit, r.need, r.want, r.window.ttlMs).then(
+    const key = this.#prefix + 'w:' + r.key
+    const marker = this.#marker()
+    return this.#client.vxGrant(key, marker, bucket, r.window.buckets, r.limit, r.need, r.want, r.window.ttlMs, MARKER_TTL_MS).then(
       ([granted, used, free]) => {
         this.#succeeded()
         return { granted, used, retryAt: granted > 0 ? 0 : retryAtOf(r.window, free < 0 ? null : free) }
       },
       (err: Error) => {
         this.#failed('grant', err)
+        // It may have run: whatever it gave goes back once Redis answers.
+        this.#later(() => this.#client.vxUngrant(key, marker, MARKER_TTL_MS))
         return this.#local.grant(this.#share(r))
       },
     )
@@ -211,13 +266,16 @@ export class RedisLimitStore implements LimitStore {
       return this.#local.acquire(key, this.#shareOf(limit), need, want)
     }
     const now = Date.now()
-    return this.#client.vxAcquire(this.#prefix + 'g:' + key, this.#prefix + 'replicas', this.replica, limit, need, want, now, now - this.#deadAfterMs).then(
+    const gauge = this.#prefix + 'g:' + key
+    const marker = this.#marker()
+    return this.#client.vxAcquire(gauge, this.#prefix + 'replicas', marker, this.replica, limit, need, want, now, now - this.#deadAfterMs, MARKER_TTL_MS).then(
       ([granted, held]) => {
         this.#succeeded()
         return { granted, held }
       },
       (err: Error) => {
         this.#failed('acquire', err)
+        this.#later(() => this.#client.vxRelease(gauge, marker, this.replica, 0, MARKER_TTL_MS))
         return this.#local.acquire(key, this.#shareOf(limit), need, want)
       },
     )
@@ -226,7 +284,47 @@ export class RedisLimitStore implements LimitStore {
   release(key: string, n: number): void {
     // Slots taken from the local fallback go back there; the rest to Redis (or lapse with the heartbeat).
     if (!this.usable) return this.#local.release(key, n)
-    this.#client.vxRelease(this.#prefix + 'g:' + key, this.replica, n).catch((err: Error) => this.#failed('release', err))
+    const gauge = this.#prefix + 'g:' + key
+    const marker = this.#marker()
+    const send = () => this.#client.vxRelease(gauge, marker, this.replica, n, MARKER_TTL_MS)
+    send().catch((err: Error) => {
+      this.#failed('release', err)
+      // Sent again with the same marker: applied once, whether or not the first one ran.
+      this.#later(send)
+    })
+  }
+
+  /** Undo and release calls waiting for Redis to answer again. */
+  get pendingUndo(): number {
+    return this.#undo.length
+  }
+
+  #marker(): string {
+    return `${this.#prefix}m:${this.replica}:${(++this.#markerSeq).toString(36)}`
+  }
+
+  #later(call: () => Promise<unknown>): void {
+    if (this.#undo.length >= MAX_UNDO) {
+      this.#undo.shift()
+      this.#events.fallback('undo-dropped', new Error(`more than ${MAX_UNDO} calls waiting for Redis`))
+    }
+    this.#undo.push(call)
+  }
+
+  /** Sends the waiting undo calls in order (after a successful heartbeat); stops at the first failure. */
+  async #drainUndo(): Promise<void> {
+    if (this.#undoing || this.#undo.length === 0) return
+    this.#undoing = true
+    try {
+      while (this.#undo.length > 0 && this.#client.status === 'ready') {
+        await this.#undo[0]!()
+        this.#undo.shift()
+      }
+    } catch {
+      // Kept for the next heartbeat.
+    } finally {
+      this.#undoing = false
+    }
   }
 
   async close(): Promise<void> {

@@ -2,8 +2,8 @@
  * Usage accounting: per tenant, key and model, requests, input and output tokens and cost, as
  * Prometheus counters (labels from the config only: unknown models count as `other`) and as
  * totals per UTC day for the admin usage endpoint. With Redis the daily totals are shared by every
- * replica (batched: one round trip a second at most) and survive restarts; without it they are
- * this process's own.
+ * replica (batched: one round trip a second at most, each batch applied exactly once even when
+ * its answer is lost) and survive restarts; without it they are this process's own.
  */
 import { Counter, type Registry } from 'prom-client'
 import type { Redis } from 'ioredis'
@@ -30,6 +30,34 @@ export interface UsageRow {
 const FLUSH_MS = 1_000
 const DAY_TTL_S = 40 * 86_400
 const FIELDS = ['requests', 'inputTokens', 'outputTokens', 'cost'] as const
+/** How long Redis remembers that a batch was applied: far longer than any retry of it. */
+const BATCH_MARK_TTL_S = 86_400
+
+/**
+ * Applies one batch at most once: KEYS[1] marks the batch id, KEYS[2..] are the day hashes;
+ * ARGV: the mark's and the hashes' TTLs, then per increment the hash's index in KEYS, the
+ * field, `i` (integer) or `f` (float) and the amount. A batch whose answer was lost (a timeout
+ * after Redis applied it) is sent again with the same id and changes nothing the second time.
+ */
+const APPLY_BATCH = `
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[1])) then return 0 end
+local ttl = tonumber(ARGV[2])
+for i = 3, #ARGV, 4 do
+  local key = KEYS[tonumber(ARGV[i])]
+  if ARGV[i + 2] == 'f' then redis.call('HINCRBYFLOAT', key, ARGV[i + 1], ARGV[i + 3])
+  else redis.call('HINCRBY', key, ARGV[i + 1], ARGV[i + 3]) end
+end
+for k = 2, #KEYS do redis.call('EXPIRE', KEYS[k], ttl) end
+return 1
+`
+
+interface Batch {
+  /** The batch's id key, then the day hashes. */
+  readonly keys: string[]
+  readonly args: (string | number)[]
+}
+
+type BatchClient = Redis & { vxUsageBatch(...args: (string | number)[]): Promise<number> }
 
 export function utcDay(now: number): string {
   return new Date(now).toISOString().slice(0, 10)
@@ -44,9 +72,13 @@ export class UsageLedger {
   /** day -> "tenant\0key\0model" -> totals (this process's share not yet flushed, when shared). */
   readonly #local = new Map<string, Map<string, UsageRow>>()
   readonly #pending = new Map<string, Map<string, UsageRow>>()
-  readonly #redis: Redis | null
+  readonly #redis: BatchClient | null
   readonly #prefix: string
   #flusher: NodeJS.Timeout | null = null
+  /** The batch sent whose outcome is unknown (failed or timed out): re-sent first, with its id. */
+  #unsettled: Batch | null = null
+  #batchSeq = 0
+  readonly #batchPrefix: string
 
   constructor(registry: Registry, redis: Redis | null = null, keyPrefix = 'velox:') {
     this.#requests = new Counter({ name: 'velox_usage_requests_total', help: 'Requests answered, by tenant, API key and model', labelNames: ['tenant', 'key', 'model'], registers: [registry] })
@@ -54,8 +86,10 @@ export class UsageLedger {
     this.#cost = new Counter({ name: 'velox_usage_cost_total', help: 'Spend from the limits price table, by tenant, API key and model', labelNames: ['tenant', 'key', 'model'], registers: [registry] })
     this.#labelModels = new Set()
     this.#labelKeys = new Set()
-    this.#redis = redis
+    if (redis !== null && typeof (redis as unknown as Partial<BatchClient>).vxUsageBatch !== 'function') redis.defineCommand('vxUsageBatch', { lua: APPLY_BATCH })
+    this.#redis = redis as unknown as BatchClient | null
     this.#prefix = keyPrefix + 'usage:'
+    this.#batchPrefix = `${keyPrefix}usage-batch:${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}-`
   }
 
   /** Daily totals are every replica's, through Redis (false: this process's own). */
@@ -71,7 +105,7 @@ export class UsageLedger {
 
   start(): void {
     if (this.#redis === null || this.#flusher !== null) return
-    this.#flusher = setInterval(() => void this.flush(), FLUSH_MS)
+    this.#flusher = setInterval(() => void this.flush().catch(() => {}), FLUSH_MS)
     this.#flusher.unref()
   }
 
@@ -105,31 +139,50 @@ export class UsageLedger {
     return [...rows.values()]
   }
 
-  /** Sends what was counted since the last flush to Redis; kept for the next try if that fails. */
+  /**
+   * Sends what was counted since the last flush to Redis, exactly once: each batch carries an id
+   * Redis remembers, so a batch whose answer was lost is re-sent (first, before newer counts) and
+   * applied only if it was not already.
+   */
   async flush(): Promise<void> {
-    if (this.#redis === null || this.#pending.size === 0) return
-    const batch = [...this.#pending]
-    this.#pending.clear()
-    const pipeline = this.#redis.pipeline()
-    for (const [day, rows] of batch) {
-      const hash = this.#prefix + day
-      for (const [id, row] of rows) {
-        for (const f of FIELDS) if (row[f] !== 0) f === 'cost' ? pipeline.hincrbyfloat(hash, id + '\0' + f, row[f]) : pipeline.hincrby(hash, id + '\0' + f, row[f])
+    const redis = this.#redis
+    if (redis === null) return
+    for (;;) {
+      let batch = this.#unsettled
+      if (batch === null) {
+        // Counts made while a batch is unsettled wait in `pending`: one batch at most is open.
+        if (this.#pending.size === 0) return
+        batch = this.#unsettled = this.#batchOf([...this.#pending])
+        this.#pending.clear()
       }
-      pipeline.expire(hash, DAY_TTL_S)
+      // Throws on failure or timeout: the batch stays, to be re-sent with its id.
+      await redis.vxUsageBatch(batch.keys.length, ...batch.keys, BATCH_MARK_TTL_S, DAY_TTL_S, ...batch.args)
+      if (this.#unsettled === batch) this.#unsettled = null
     }
-    try {
-      const results = await pipeline.exec()
-      if (results?.some(([err]) => err !== null)) throw new Error('usage flush failed')
-    } catch {
-      for (const [day, rows] of batch) for (const row of rows.values()) add(this.#pending, day, row.tenant, row.key, row.model, row, row.requests)
+  }
+
+  #batchOf(rows: [string, Map<string, UsageRow>][]): Batch {
+    const keys = [this.#batchPrefix + String(++this.#batchSeq)]
+    const args: (string | number)[] = []
+    for (const [day, byId] of rows) {
+      keys.push(this.#prefix + day)
+      const index = keys.length
+      for (const [id, row] of byId) {
+        for (const f of FIELDS) if (row[f] !== 0) args.push(index, id + '\0' + f, f === 'cost' ? 'f' : 'i', row[f])
+      }
     }
+    return { keys, args }
   }
 
   async close(): Promise<void> {
     if (this.#flusher !== null) clearInterval(this.#flusher)
     this.#flusher = null
     await this.flush().catch(() => {})
+  }
+
+  /** A batch was sent and not known to be applied (Redis failed or timed out); it is re-sent first. */
+  get unsettled(): boolean {
+    return this.#unsettled !== null
   }
 }
 

@@ -11,6 +11,7 @@ import { buildAdminServer } from '../../../gateway/src/admin/server.ts'
 import { parseUsageQuery, usageReport } from '../../../gateway/src/admin/usage.ts'
 import { hashKey } from '../../../gateway/src/auth/authenticator.ts'
 import type { GatewayConfigInput } from '../../../gateway/src/config/schema.ts'
+import { requestPathRedisOptions } from '../../../gateway/src/config/redis-client.ts'
 import { utcDay, UsageLedger } from '../../../gateway/src/limits/usage.ts'
 import { metricsText } from '../../../gateway/src/server.ts'
 import { startSimulator, type Simulator } from '../../../gateway/src/simulator/server.ts'
@@ -215,4 +216,30 @@ test('a ledger that cannot reach Redis reports 503, not an empty day', async () 
   const ledger = new UsageLedger(new Registry(), client)
   await assert.rejects(usageReport(ledger, {}), (err: any) => err.code === 'GW_ERR_USAGE_UNAVAILABLE' && err.retryAfter === 1)
   client.disconnect()
+})
+
+test('a batch whose answer is lost (Redis paused past the command timeout) is applied exactly once', async () => {
+  const redis = await RedisServer.start()
+  const client = new Redis(redis.url, requestPathRedisOptions({ connectTimeoutMs: 1_000, commandTimeoutMs: 100 }))
+  client.on('error', () => {})
+  await client.connect()
+  const ledger = new UsageLedger(new Registry(), client, `exactly-once-${process.pid}:`)
+  ledger.setLabels(['m'], ['k'])
+  try {
+    const now = Date.now()
+    for (let i = 0; i < 3; i++) ledger.record({ tenant: 't', keyName: 'k', model: 'm', inputTokens: 10, outputTokens: 20, cost: 0.5 }, now)
+    redis.pause()
+    // Sent, then timed out: Redis applies it once it runs again, but the ledger cannot know.
+    await assert.rejects(ledger.flush())
+    assert.equal(ledger.unsettled, true)
+    ledger.record({ tenant: 't', keyName: 'k', model: 'm', inputTokens: 1, outputTokens: 2, cost: 0.25 }, now)
+    redis.resume()
+    await ledger.flush()
+    assert.equal(ledger.unsettled, false)
+    assert.deepEqual(await ledger.day(utcDay(now)), [{ tenant: 't', key: 'k', model: 'm', requests: 4, inputTokens: 31, outputTokens: 62, cost: 1.75 }])
+  } finally {
+    redis.resume()
+    client.disconnect()
+    await redis.stop()
+  }
 })

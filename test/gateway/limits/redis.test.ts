@@ -6,6 +6,7 @@ import { LimitsSchema, type LimitsConfigInput } from '../../../gateway/src/limit
 import { Limiter, type Admission, type LimitSubject } from '../../../gateway/src/limits/limiter.ts'
 import { RedisLimitStore } from '../../../gateway/src/limits/redis-store.ts'
 import { RedisServer } from '../cache/helpers.ts'
+import { Redis } from 'ioredis'
 
 let redis: RedisServer
 let prefixSeq = 0
@@ -162,5 +163,43 @@ test('Redis killed mid-run: every replica keeps deciding locally within its shar
   } finally {
     await redis.restart()
     await closeAll(rs)
+  }
+})
+
+test('a grant or an acquisition whose answer is lost (Redis paused past the command timeout) is taken back: no lease or slot leaks', async () => {
+  const probe = new Redis(redis.url)
+  const sumOf = async (pattern: string): Promise<number> => {
+    let total = 0
+    for (const key of await probe.keys(pattern)) for (const v of Object.values(await probe.hgetall(key))) total += Number(v)
+    return total
+  }
+  try {
+    for (const [rule, kind] of [[{ tokensPerDay: 1_000_000 }, 'w'], [{ concurrent: 100 }, 'g']] as const) {
+      const prefix = `lost${++prefixSeq}:`
+      const fallbacks: string[] = []
+      const store = new RedisLimitStore({ url: redis.url, keyPrefix: prefix, connectTimeoutMs: 500, commandTimeoutMs: 100, heartbeatMs: 50 }, { fallback: (op) => fallbacks.push(op) })
+      const limiter = new Limiter(LimitsSchema.parse({ backend: 'redis', rules: [rule] }), store)
+      store.start()
+      limiter.start()
+      try {
+        while (!store.usable) await new Promise((r) => setImmediate(r))
+        redis.pause()
+        // Sent, then timed out: decided locally; Redis runs the call once it is resumed.
+        const admission = await limiter.admit(subject, small)
+        assert.ok(!(admission instanceof GatewayError))
+        assert.ok(fallbacks.includes(kind === 'w' ? 'grant' : 'acquire'), fallbacks.join())
+        assert.equal(store.pendingUndo, 1)
+        redis.resume()
+        while (store.pendingUndo > 0) await new Promise((r) => setTimeout(r, 10))
+        assert.equal(await sumOf(`${prefix}limits:${kind}:*`), 0, 'what the lost call gave in Redis was taken back')
+        admission.settle(null, true)
+      } finally {
+        redis.resume()
+        limiter.close()
+        await store.close()
+      }
+    }
+  } finally {
+    probe.disconnect()
   }
 })

@@ -70,8 +70,8 @@ const now = 1_000
 for (const m of members) {
   m.pod.update({ running: Math.floor(rng() * 16), waiting: Math.floor(rng() * 3), kvUsage: rng() }, m.outstanding, now)
   // A learned prefill pace and some prefill still pending on every member, so the prefill scorer does its whole work.
-  const work = m.beginPrefill(20)
-  m.endPrefill(20, work, 40 + rng() * 80, now)
+  const work = m.beginPrefill(40)
+  m.endPrefill(40, work, 80 + rng() * 160, now)
   m.beginPrefill(Math.floor(rng() * 60))
 }
 

@@ -17,6 +17,7 @@ import aws4 from 'aws4'
 import { parseConfig } from '../../gateway/src/config/load.ts'
 import { metricsText } from '../../gateway/src/server.ts'
 import type { GatewayConfigInput } from '../../gateway/src/config/schema.ts'
+import { encodeMessage } from '../../gateway/src/protocols/bedrock/event-stream.ts'
 import { startSimulator, type Simulator } from '../../gateway/src/simulator/server.ts'
 import { post, startGateway, startRawUpstream, type TestGateway } from '../helpers/gateway.ts'
 
@@ -235,6 +236,35 @@ describe('kind: bedrock behind the gateway, official OpenAI and Anthropic SDKs',
       assert.ok(text.length > 0, 'tokens before the cut reached the client')
     } finally {
       sim.clearFaults()
+    }
+  })
+})
+
+describe('Bedrock throttling as the first stream event', () => {
+  test('counts as a 429 and fails over; another exception counts as a 5xx', async () => {
+    let exception = 'throttlingException'
+    const up = await startRawUpstream((req, res) => {
+      req.resume()
+      req.on('end', () => {
+        if (req.url === '/health') return res.end()
+        res.writeHead(200, { 'content-type': 'application/vnd.amazon.eventstream' })
+        res.end(encodeMessage('exception', exception, '{"message":"Too many tokens, please wait before trying again."}'))
+      })
+    })
+    const backup = await startSimulator({ tokens: 3, models: [MODEL] })
+    const gw = await startGateway({ upstreams: [bedrockUpstream('bedrock', up.url, { priority: 0, pool: { warm: 0 } }), { name: 'backup', url: backup.url, models: [MODEL], priority: 1, pool: { warm: 0 } }] }, ENV)
+    try {
+      for (const [name, kind] of [['throttlingException', '429'], ['modelStreamErrorException', '5xx']] as const) {
+        exception = name
+        const res = await post(`${gw.url}/v1/chat/completions`, JSON.stringify({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'hi' }] }))
+        assert.equal(res.headers.get('x-velox-upstream'), 'backup')
+        await res.text()
+        assert.match(await metricsText(gw.app.velox.metrics), new RegExp(`velox_retries_total\\{upstream="backup",kind="${kind}"\\} 1`), name)
+      }
+    } finally {
+      await gw.close()
+      await backup.close()
+      await up.close()
     }
   })
 })

@@ -3,7 +3,6 @@
  * each awaited until it actually serves. And metering what a measured process costs while it works.
  */
 import { writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { stringify } from 'yaml'
 import { GatewayConfigSchema, type GatewayConfigInput } from '../../src/config/schema.ts'
@@ -14,6 +13,7 @@ import type { ManagedProcess } from './processes.ts'
 import { GcTraceCounter, scrapeGc, snapshotProcessTree, type GcTotals, type ProcSnapshot } from './proc-stats.ts'
 import type { BenchContext } from './scenario.ts'
 import { startNginx } from './nginx.ts'
+import { freePort } from '../../src/cluster/free-port.ts'
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../../..')
 const NAIVE_PROXY_ENTRY = resolve(import.meta.dirname, '../reference/naive-proxy.ts')
@@ -169,17 +169,7 @@ export async function waitForReady(managed: ManagedProcess, readyUrl: string): P
   throw new Error(`${managed.name} not ready at ${readyUrl} within ${READY_TIMEOUT_MS} ms (${last})\n${managed.recentOutput()}`)
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolvePort(port))
-    })
-  })
-}
+export { freePort }
 
 /** What one intermediary cost over all measured phases. */
 export interface TargetCost {

@@ -1,7 +1,7 @@
 /**
  * Micro-benchmark of the inference-aware routing decision with 64 members: hashing the prompt
- * prefix of a chat body, and one pick (filters, five scorers, picker, index update) with fresh
- * pod metrics on every member and a warm prefix index (10,000 conversations recorded). Compared
+ * prefix of a chat body, and one pick (filters, six scorers, picker, index update) with fresh
+ * pod metrics, a learned prefill pace and pending prefill on every member and a warm prefix index (10,000 conversations recorded). Compared
  * with P2C on the same members. Prints per-call p50/p99/mean from individually timed calls.
  *
  *   node gateway/benchmarks/micro/pick-inference-aware.ts [--quick]
@@ -67,7 +67,13 @@ function timed(label: string, calls: number, fn: (i: number) => void): { p50: nu
 
 let sink = 0
 const now = 1_000
-for (const m of members) m.pod.update({ running: Math.floor(rng() * 16), waiting: Math.floor(rng() * 3), kvUsage: rng() }, m.outstanding, now)
+for (const m of members) {
+  m.pod.update({ running: Math.floor(rng() * 16), waiting: Math.floor(rng() * 3), kvUsage: rng() }, m.outstanding, now)
+  // A learned prefill pace and some prefill still pending on every member, so the prefill scorer does its whole work.
+  const work = m.beginPrefill(40)
+  m.endPrefill(40, work, 80 + rng() * 160, now)
+  m.beginPrefill(Math.floor(rng() * 60))
+}
 
 const inference = createBalancer('inference-aware', { inferenceAware: ia })
 // Warm the index with 10,000 conversations' prefixes spread over the members.

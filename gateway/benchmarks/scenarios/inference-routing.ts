@@ -208,6 +208,21 @@ function replay(gateway: Target, planned: Planned[], deadlineMs: number): Promis
   })
 }
 
+/**
+ * The free port the harness picked can be taken by another process before the gateway binds it
+ * on a shared machine (EADDRINUSE): a long run should not die of that, so start again on another.
+ */
+async function startGatewayRetrying(ctx: BenchContext, config: GatewayConfigInput, name: string): Promise<Target> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startGateway(ctx, config, { name })
+    } catch (err) {
+      if (attempt >= 3) throw err
+      ctx.log(`${name} did not start (${(err as Error).message}); trying again`)
+    }
+  }
+}
+
 async function runWorkload(ctx: BenchContext, w: Workload, seed: number, round: number): Promise<RunResult[]> {
   const planned = plan(w, seed)
   const results: RunResult[] = []
@@ -216,12 +231,13 @@ async function runWorkload(ctx: BenchContext, w: Workload, seed: number, round: 
   for (const [label, kind] of order) {
     const fleet = await startFleet(ctx, w.slowPod)
     try {
-      const gateway = await startGateway(ctx, gatewayConfig(fleet.urls, kind), { name: `gateway-${label}` })
+      const gateway = await startGatewayRetrying(ctx, gatewayConfig(fleet.urls, kind), `gateway-${label}`)
       try {
-        ctx.log(`${w.name} round ${round + 1}: ${label}, ${planned.length} requests`)
         const run = await replay(gateway, planned, 60_000)
         const { hits, queries } = await podCounters(fleet.urls)
         results.push({ balancer: label, ...run, hitRate: queries > 0 ? hits / queries : NaN })
+        const t = run.ttft.summary()
+        ctx.log(`${w.name} round ${round + 1}: ${label}, ${planned.length} requests: TTFT p50 ${t.p50.toFixed(0)} p99 ${t.p99.toFixed(0)} ms, hit rate ${(hits / queries).toFixed(2)}, per pod ${run.perPod.join('/')}`)
       } finally {
         await ctx.processes.stop(gateway.process!)
       }

@@ -6,9 +6,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from '../../src/cluster/free-port.ts'
 import { Inspector } from './inspect.ts'
 
 const ROOT = new URL('../../../', import.meta.url).pathname
@@ -114,14 +114,7 @@ export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'velox-chaos-'))
 }
 
-export async function freePort(): Promise<number> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const port = (server.address() as net.AddressInfo).port
-  await new Promise((r) => server.close(r))
-  return port
-}
+export { freePort }
 
 export interface SimulatorProc {
   proc: Proc

@@ -318,8 +318,11 @@ export class RedisTier {
         }
         const rows = (await pipe.exec()) ?? []
         const doomed: string[] = []
-        rows.forEach((row, i) => {
-          const buf = row[1] as Buffer | null
+        rows.forEach(([err, value], i) => {
+          // A command that failed (timed out, connection lost) leaves no value: the purge cannot
+          // tell whether that entry matches, so it fails as a whole instead of deciding blind.
+          if (err) throw err
+          const buf = value as Buffer | null
           const entry = buf === null ? null : decodeEntry(buf)
           if (entry !== null && match(entry.meta)) doomed.push(keys[i]!)
         })

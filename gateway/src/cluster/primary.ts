@@ -5,11 +5,11 @@
  * `/metrics`, forwards SIGHUP (config reload), and on SIGTERM/SIGINT drains workers and exits 0.
  */
 import cluster, { type Worker } from 'node:cluster'
-import { createServer } from 'node:net'
 import { AggregatorRegistry } from 'prom-client'
 import type { Logger } from '../telemetry/logger.ts'
 import { flushLogger } from '../telemetry/logger.ts'
 import { isMetricsRequest, type MetricsReply } from './messages.ts'
+import { freePort } from './free-port.ts'
 
 export interface PrimaryOptions {
   workers: number
@@ -87,15 +87,3 @@ export async function runPrimary(opts: PrimaryOptions): Promise<void> {
   })
 }
 
-/** A port free right now on `host`, for `port: 0` with several workers (they must share one). */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, host, () => {
-      const addr = srv.address()
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-      srv.close(() => resolve(port))
-    })
-  })
-}

@@ -7,7 +7,7 @@
 import type { Span } from '@opentelemetry/api'
 import type { Dispatcher } from 'undici'
 import type { OutgoingRequest } from '../providers/index.ts'
-import { EVENT_STREAM_CONTENT_TYPE, startsWithException } from '../protocols/bedrock/event-stream.ts'
+import { EVENT_STREAM_CONTENT_TYPE, exceptionAtStart } from '../protocols/bedrock/event-stream.ts'
 import type { FailureKind } from '../routing/config.ts'
 import { endAttempt } from '../telemetry/request-trace.ts'
 import type { Waiter } from '../upstream/admission.ts'
@@ -253,7 +253,12 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
       const headers = this.#heldHeaders
       this.#heldHeaders = null
       if (this.prefill !== 0) this.#endPrefill(true, performance.now())
-      if (this.#sse && (this.#binaryEvents ? startsWithException(chunk) : isErrorEvent(chunk)) && call.streamErrorFirst(this)) return this.abandon()
+      if (this.#sse && !this.#binaryEvents && isErrorEvent(chunk) && call.streamErrorFirst(this, '5xx')) return this.abandon()
+      if (this.#binaryEvents) {
+        const exception = exceptionAtStart(chunk)
+        // Bedrock's throttling arrives as the stream's first event: it counts as the 429 it means.
+        if (exception !== null && call.streamErrorFirst(this, exception === 'throttlingException' ? '429' : '5xx')) return this.abandon()
+      }
       call.commit(this, this.#heldStatus, headers, performance.now())
     }
     if (!call.write(chunk)) {

@@ -476,10 +476,10 @@ export class ProxyCall {
   }
 
   /** An error event as the first event of a 200 stream. Returns true when another attempt takes over. */
-  streamErrorFirst(attempt: Attempt): boolean {
+  streamErrorFirst(attempt: Attempt, kind: FailureKind = '5xx'): boolean {
     const now = performance.now()
-    attempt.settle('5xx', now)
-    if (this.#attemptFailed(attempt, '5xx', now)) return true
+    attempt.settle(kind, now)
+    if (this.#attemptFailed(attempt, kind, now)) return true
     this.#live.push(attempt) // pass the error event through as the upstream sent it
     return false
   }

@@ -107,8 +107,12 @@ export const PrefixIndexSchema = z.strictObject({
   maxBlocks: positiveInt.max(4096).default(256),
   /** Blocks the index remembers per member group (least recently used forgotten first). */
   capacity: positiveInt.max(10_000_000).default(200_000),
-  /** Members remembered per block (the most recent ones). */
-  membersPerBlock: positiveInt.max(16).default(4),
+  /**
+   * Members remembered per block (the most recent ones). A system prompt every pod has served must
+   * be remembered on every pod, or the pods the index forgot look cold for it and lose its new
+   * conversations to the few it remembers: keep this near the pods per model.
+   */
+  membersPerBlock: positiveInt.max(64).default(8),
 })
 
 export const PodMetricsSchema = z.strictObject({

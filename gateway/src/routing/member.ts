@@ -43,8 +43,8 @@ export interface MemberInit {
 
 /** Weight of a new sample in the learned time per prefill block. */
 const PREFILL_RATE_ALPHA = 0.2
-/** Least work (blocks ahead, own included) whose time to first token teaches the pace. */
-export const PREFILL_SAMPLE_MIN_BLOCKS = 8
+/** Least work (blocks ahead, own included, ~64 tokens each) whose time to first token teaches the pace. */
+export const PREFILL_SAMPLE_MIN_BLOCKS = 32
 /** How long a learned prefill pace is trusted without a new sample (ms). */
 export const PREFILL_PACE_MEMORY_MS = 2_000
 
@@ -180,8 +180,9 @@ export class Member<D = unknown> {
    */
   endPrefill(blocks: number, work: number, ttftMs: number, nowMs: number): void {
     this.dropPrefill(blocks)
-    // A first token after little work is mostly the pod's fixed cost per step (and the network):
-    // learning from it would make a member that serves warm prefixes look slow per block.
+    // A first token after little work is mostly fixed costs (a step, the network, a busy event
+    // loop): learning from it would make a member that serves warm prefixes look slow per block
+    // and push their conversations away. Behind 32 blocks (~2,000 tokens) prefill dominates.
     if (work < PREFILL_SAMPLE_MIN_BLOCKS || !(ttftMs >= 0)) return
     const sample = ttftMs / work
     const known = this.prefillMsPerBlock > 0 && nowMs - this.prefillSampledAt <= PREFILL_PACE_MEMORY_MS

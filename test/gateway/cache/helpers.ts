@@ -1,18 +1,13 @@
 /** Shared test helpers: a real redis-server on a free port, a real HTTP server for replays. */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer, request, type Server, type ServerResponse } from 'node:http'
-import { createServer as createNetServer, type AddressInfo } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { Registry } from 'prom-client'
 import { Redis } from 'ioredis'
 import { CacheConfigSchema, ResponseCache, type CacheConfigInput, type CacheRequest } from '../../../gateway/src/cache/index.ts'
+import { freePort } from '../../../gateway/src/cluster/free-port.ts'
 
-export async function freePort(): Promise<number> {
-  const srv = createNetServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
-  const port = (srv.address() as AddressInfo).port
-  await new Promise((r) => srv.close(r))
-  return port
-}
+export { freePort }
 
 export class RedisServer {
   readonly port: number

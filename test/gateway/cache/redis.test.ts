@@ -8,12 +8,12 @@ import { eventually } from '../../helpers/eventually.ts'
 let redis: RedisServer
 let a: ResponseCache
 let b: ResponseCache
-let registryA: Registry
+let registryB: Registry
 
 before(async () => {
   redis = await RedisServer.start()
-  ;({ cache: a, registry: registryA } = await makeCache({ backend: 'redis' }, redis.url, 50))
-  ;({ cache: b } = await makeCache({ backend: 'redis' }, redis.url, 50))
+  ;({ cache: a } = await makeCache({ backend: 'redis' }, redis.url, 50))
+  ;({ cache: b, registry: registryB } = await makeCache({ backend: 'redis' }, redis.url, 50))
 })
 after(async () => {
   await a?.close()
@@ -46,11 +46,14 @@ describe('redis backend', () => {
       const ms = performance.now() - t
       assert.equal(res, null)
       assert.ok(ms < 250, `lookup took ${ms.toFixed(1)} ms`)
-      // After a few timeouts the breaker skips Redis: a hung server costs one timeout, not one per request.
+      // After a few timeouts the breaker skips Redis: a hung server costs one timeout, not one per
+      // request. Seen in the errors counter: it grew with each timeout, then stops growing.
+      const errors = async () => (await registryB.getSingleMetric('velox_cache_redis_errors_total')!.get()).values.reduce((n, v) => n + v.value, 0)
+      assert.ok((await errors()) >= 1, 'the first lookup timed out')
       for (let i = 0; i < 2; i++) assert.equal(await b.lookup(b.plan(req())), null)
-      const t2 = performance.now()
+      const opened = await errors()
       for (let i = 0; i < 5; i++) assert.equal(await b.lookup(b.plan(req())), null)
-      assert.ok(performance.now() - t2 < 40, `5 lookups took ${(performance.now() - t2).toFixed(1)} ms`)
+      assert.equal(await errors(), opened, 'lookups still went to the hung Redis')
       // Storing while Redis hangs must not throw either; memory still serves this instance.
       await record(b, b.plan(r), 200, 'application/json', [chatJson('local only')])
       assert.ok(b.lookup(b.plan(r)))
@@ -71,7 +74,8 @@ describe('redis backend', () => {
       await record(a, a.plan(r), 200, 'application/json', [chatJson('during outage ' + i)])
       assert.ok(a.lookup(a.plan(r)), 'memory tier keeps serving')
     }
-    assert.match(await registryA.metrics(), /velox_cache_redis_errors_total\{op="[a-z-]+"\} [1-9]/)
+    // (No assertion on velox_cache_redis_errors_total here: once the client sees the connection
+    // gone, commands are skipped, not failed, so whether any is counted depends on timing.)
     await redis.restart()
     const after = req()
     await eventually(async () => {

@@ -12,7 +12,7 @@ import { GatewayError } from '../../../gateway/src/errors.ts'
 import { CachedCredentials, type AwsCredentials } from '../../../gateway/src/providers/aws-credentials.ts'
 import { regionOfHost, sign } from '../../../gateway/src/providers/bedrock.ts'
 import { chatErrorBody, chatToConverse, ConverseStreamToChat, converseToChat } from '../../../gateway/src/protocols/bedrock/converse.ts'
-import { encodeMessage, EventStreamReader, startsWithException } from '../../../gateway/src/protocols/bedrock/event-stream.ts'
+import { encodeMessage, EventStreamReader, exceptionAtStart } from '../../../gateway/src/protocols/bedrock/event-stream.ts'
 import { SseReader } from '../../../gateway/src/protocols/sse.ts'
 
 const EXAMPLE = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' }
@@ -210,12 +210,13 @@ describe('event-stream framing', () => {
     assert.throws(() => new EventStreamReader().push(Buffer.from('{"message":"not a stream"}')), /not an event-stream message/)
   })
 
-  test('startsWithException reads the first message\'s type in place', () => {
-    assert.equal(startsWithException(encodeMessage('exception', 'throttlingException', '{"message":"slow down"}')), true)
-    assert.equal(startsWithException(encodeMessage('event', 'messageStart', '{"role":"assistant"}')), false)
-    assert.equal(startsWithException(Buffer.from('data: {}')), false)
+  test('exceptionAtStart reads the first message\'s type in place', () => {
+    assert.equal(exceptionAtStart(encodeMessage('exception', 'throttlingException', '{"message":"slow down"}')), 'throttlingException')
+    assert.equal(exceptionAtStart(encodeMessage('exception', 'modelStreamErrorException', '{}')), 'modelStreamErrorException')
+    assert.equal(exceptionAtStart(encodeMessage('event', 'messageStart', '{"role":"assistant"}')), null)
+    assert.equal(exceptionAtStart(Buffer.from('data: {}')), null)
     const ex = encodeMessage('exception', 'throttlingException', '{}')
-    for (let n = 0; n < ex.length; n++) startsWithException(ex.subarray(0, n)) // never throws on a short first chunk
+    for (let n = 0; n < ex.length; n++) exceptionAtStart(ex.subarray(0, n)) // never throws on a short first chunk
   })
 })
 

@@ -131,10 +131,10 @@ test('prefill estimate: a warm prefix wins until the prefill queued on its membe
 test('prefill pace is learned per member: the same work goes to the member that prefills faster', () => {
   const members = makeMembers(2)
   const [fast, slow] = members as [Member<null>, Member<null>]
-  // Same work behind each first token (10 blocks), three times the time on one.
-  for (const [m, ms] of [[fast, 100], [slow, 300]] as const) {
-    const work = m.beginPrefill(10)
-    m.endPrefill(10, work, ms, 0)
+  // Same work behind each first token (40 blocks), three times the time on one.
+  for (const [m, ms] of [[fast, 400], [slow, 1200]] as const) {
+    const work = m.beginPrefill(40)
+    m.endPrefill(40, work, ms, 0)
   }
   assert.equal(fast.prefillPending, 0, 'the charge is released at the first token')
   assert.equal(fast.prefillMsPerBlock, 10)
@@ -155,13 +155,13 @@ test('prefill pace is learned per member: the same work goes to the member that 
   assert.equal(slow.prefillPending, 0, 'never negative')
   const rate = slow.prefillMsPerBlock
   slow.endPrefill(0, 0, 500, 1)
-  slow.beginPrefill(2)
-  slow.endPrefill(2, 2, 500, 1)
-  assert.equal(slow.prefillMsPerBlock, rate, 'little work teaches nothing (mostly fixed cost)')
+  slow.beginPrefill(20)
+  slow.endPrefill(20, 20, 5000, 1)
+  assert.equal(slow.prefillMsPerBlock, rate, 'little work (under 32 blocks) teaches nothing: mostly fixed costs')
   assert.equal(slow.prefillPace(2_000), rate)
   assert.equal(slow.prefillPace(2_001), 0, 'a pace not confirmed for 2 s is forgotten (the member gets tried again)')
-  slow.beginPrefill(10)
-  slow.endPrefill(10, 10, 50, 5_000)
+  slow.beginPrefill(40)
+  slow.endPrefill(40, 40, 200, 5_000)
   assert.equal(slow.prefillMsPerBlock, 5, 'a forgotten pace restarts from the new sample')
 })
 

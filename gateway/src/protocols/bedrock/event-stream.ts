@@ -95,26 +95,33 @@ export function encodeMessage(messageType: 'event' | 'exception', type: string, 
 }
 
 /**
- * Whether a response's first bytes are an exception message (a stream that failed before its
- * first event): read from the headers in place, without decoding the message.
+ * The exception type when a response's first bytes are an exception message (a stream that
+ * failed before its first event), read from the headers in place without decoding the message:
+ * `throttlingException`, `modelStreamErrorException`..., '' when the type is not in this chunk;
+ * null for an event (or anything else).
  */
-export function startsWithException(chunk: Buffer): boolean {
-  if (chunk.length < 12) return false
+export function exceptionAtStart(chunk: Buffer): string | null {
+  if (chunk.length < 12) return null
   const headersEnd = Math.min(12 + chunk.readUInt32BE(4), chunk.length)
+  let exception = false
+  let type = ''
   let i = 12
   while (i < headersEnd) {
     const nameLength = chunk[i]!
     const name = chunk.toString('latin1', i + 1, i + 1 + nameLength)
     i += 1 + nameLength
-    if (i + 3 > chunk.length) return false
-    const valueType = chunk[i]
-    if (valueType !== 7) return false // the message type is a string; anything before it, we do not walk
+    if (i + 3 > chunk.length) break
+    // Bedrock's headers are strings; a header of another type ends the walk.
+    if (chunk[i] !== 7) break
     const valueLength = chunk.readUInt16BE(i + 1)
+    const value = chunk.toString('latin1', i + 3, Math.min(i + 3 + valueLength, chunk.length))
     if (name === ':message-type') {
-      const value = chunk.toString('latin1', i + 3, i + 3 + valueLength)
-      return value === 'exception' || value === 'error'
+      if (value !== 'exception' && value !== 'error') return null
+      exception = true
+    } else if (name === ':exception-type' || name === ':error-code') {
+      type = value
     }
     i += 3 + valueLength
   }
-  return false
+  return exception ? type : null
 }

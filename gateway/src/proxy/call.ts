@@ -248,7 +248,7 @@ export class ProxyCall {
       attempt.span = request.trace.attempt(attempt.target, request.resolution.model, this.#planner.attempts, performance.now(), carrier)
       forwarded = carrier
     }
-    upstream.pool.dispatch(
+    upstream.dispatch(
       {
         path: upstream.basePath + (outgoing === null ? request.endpoint.path : outgoing.path),
         method: 'POST',

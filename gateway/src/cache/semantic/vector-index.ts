@@ -1,12 +1,10 @@
 /**
  * Nearest-neighbour search inside one partition. Small partitions are scanned exactly (a few
  * hundred dot products cost less than a graph walk and are always right); once a partition grows
- * past `exactScanMax` it moves to an HNSW graph (hnswlib, inner product on unit vectors).
+ * past `exactScanMax` it moves to an HNSW graph (USearch, inner product on unit vectors). USearch
+ * ships prebuilt binaries (linux x64 and arm64 among them), so an install compiles nothing.
  */
-import hnswlib from 'hnswlib-node'
-
-const { HierarchicalNSW } = hnswlib
-type Hnsw = InstanceType<typeof HierarchicalNSW>
+import { Index, MetricKind, ScalarKind } from 'usearch'
 
 const HNSW_M = 16
 const HNSW_EF_CONSTRUCTION = 100
@@ -23,8 +21,7 @@ export class PartitionIndex {
   #flat: Float32Array
   #slotLabels: number[] = []
   readonly #slotOf = new Map<number, number>()
-  #hnsw: Hnsw | null = null
-  #hnswCapacity = 0
+  #hnsw: Index | null = null
   readonly #live = new Set<number>()
 
   constructor(dim: number, exactScanMax: number) {
@@ -69,7 +66,7 @@ export class PartitionIndex {
   remove(label: number): void {
     if (!this.#live.delete(label)) return
     if (this.#hnsw !== null) {
-      this.#hnsw.markDelete(label)
+      this.#hnsw.remove(BigInt(label))
       return
     }
     const slot = this.#slotOf.get(label)!
@@ -87,8 +84,11 @@ export class PartitionIndex {
   search(q: Float32Array, k: number): Neighbour[] {
     if (this.#live.size === 0) return []
     if (this.#hnsw !== null) {
-      const res = this.#hnsw.searchKnn(Array.from(q), Math.min(k, this.#live.size))
-      return res.neighbors.map((label, i) => ({ label, similarity: 1 - res.distances[i]! }))
+      const res = this.#hnsw.search(q, Math.min(k, this.#live.size), 1)
+      const out: Neighbour[] = []
+      // Inner-product distance is 1 - dot; unfilled slots (fewer live vectors than k) are skipped.
+      for (let i = 0; i < res.keys.length; i++) if (this.#live.has(Number(res.keys[i]))) out.push({ label: Number(res.keys[i]), similarity: 1 - res.distances[i]! })
+      return out
     }
     const dim = this.dim
     const flat = this.#flat
@@ -108,28 +108,25 @@ export class PartitionIndex {
 
   #promote(): void {
     const n = this.#slotLabels.length
-    this.#hnswCapacity = Math.max(1024, n * 2)
-    const g = new HierarchicalNSW('ip', this.dim)
-    g.initIndex(this.#hnswCapacity, HNSW_M, HNSW_EF_CONSTRUCTION, 100, true)
-    g.setEf(HNSW_EF_SEARCH)
+    const g = new Index({
+      dimensions: this.dim,
+      metric: MetricKind.IP,
+      quantization: ScalarKind.F32,
+      connectivity: HNSW_M,
+      expansion_add: HNSW_EF_CONSTRUCTION,
+      expansion_search: HNSW_EF_SEARCH,
+      multi: false,
+    })
     this.#hnsw = g
-    for (let s = 0; s < n; s++) {
-      g.addPoint(Array.from(this.#flat.subarray(s * this.dim, (s + 1) * this.dim)), this.#slotLabels[s]!, true)
-    }
+    for (let s = 0; s < n; s++) g.add(BigInt(this.#slotLabels[s]!), this.#flat.subarray(s * this.dim, (s + 1) * this.dim))
     this.#flat = new Float32Array(0)
     this.#slotLabels = []
     this.#slotOf.clear()
   }
 
   #addToGraph(label: number, v: Float32Array): void {
-    const g = this.#hnsw!
-    const deleted = g.getCurrentCount() - (this.#live.size - 1)
-    if (deleted <= 0 && g.getCurrentCount() >= this.#hnswCapacity) {
-      this.#hnswCapacity *= 2
-      g.resizeIndex(this.#hnswCapacity)
-    }
-    // replaceDeleted reuses the slot of an evicted vector, so churn does not grow the graph.
-    // Labels are never reused (the store hands out fresh ones), which that reuse relies on.
-    g.addPoint(Array.from(v), label, true)
+    // The graph grows its capacity itself; removed vectors leave it. Labels are never reused (the
+    // store hands out fresh ones).
+    this.#hnsw!.add(BigInt(label), v)
   }
 }

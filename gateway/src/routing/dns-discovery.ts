@@ -6,6 +6,7 @@
  */
 import { promises as dnsPromises } from 'node:dns'
 import { isIP } from 'node:net'
+import { PeriodicTask } from './periodic-task.ts'
 
 /** Addresses for a hostname; rejects when the name cannot be resolved. */
 export type ResolveAddresses = (hostname: string) => Promise<readonly string[]>
@@ -42,9 +43,7 @@ export class DnsDiscovery {
   private readonly onChange: DnsDiscoveryOptions['onChange']
   private readonly onError: (err: unknown) => void
   private known: Set<string> = new Set()
-  private timer: NodeJS.Timeout | null = null
-  private running = false
-  private inFlight: Promise<void> | null = null
+  private readonly task: PeriodicTask
 
   constructor(opts: DnsDiscoveryOptions) {
     this.hostname = opts.hostname
@@ -52,19 +51,16 @@ export class DnsDiscovery {
     this.resolve = opts.resolve ?? dnsResolver()
     this.onChange = opts.onChange
     this.onError = opts.onError ?? (() => {})
+    this.task = new PeriodicTask(() => this.resolveOnce(), () => this.intervalMs)
   }
 
   /** Resolves once now (the returned promise settles after it) and then every intervalMs. */
   start(): Promise<void> {
-    if (this.running) return this.inFlight ?? Promise.resolve()
-    this.running = true
-    return this.tick()
+    return this.task.start()
   }
 
   stop(): void {
-    this.running = false
-    if (this.timer !== null) clearTimeout(this.timer)
-    this.timer = null
+    this.task.stop()
   }
 
   /** Current addresses, sorted. */
@@ -74,17 +70,7 @@ export class DnsDiscovery {
 
   /** One resolution now; concurrent calls share it. */
   refresh(): Promise<void> {
-    this.inFlight ??= this.resolveOnce().finally(() => {
-      this.inFlight = null
-    })
-    return this.inFlight
-  }
-
-  private async tick(): Promise<void> {
-    await this.refresh()
-    if (!this.running) return
-    this.timer = setTimeout(() => void this.tick(), this.intervalMs)
-    this.timer.unref()
+    return this.task.runNow()
   }
 
   private async resolveOnce(): Promise<void> {

@@ -8,6 +8,7 @@
 import type { HealthConfig } from './config.ts'
 import type { Member } from './member.ts'
 import type { Random } from './rng.ts'
+import { PeriodicTask } from './periodic-task.ts'
 
 export type Probe<D> = (member: Member<D>, signal: AbortSignal) => Promise<boolean>
 
@@ -33,49 +34,34 @@ export class ActiveHealthChecker<D> {
   private readonly random: Random
   private readonly now: () => number
   private readonly streaks = new WeakMap<Member<D>, Streak>()
-  private timer: NodeJS.Timeout | null = null
-  private running = false
+  private readonly task: PeriodicTask
   private abort: AbortController = new AbortController()
-  private round: Promise<void> | null = null
 
   constructor(opts: HealthCheckerOptions<D>) {
     if (!(opts.intervalMs > 0)) throw new RangeError('intervalMs must be positive to run active health checks')
     this.opts = opts
     this.random = opts.random ?? Math.random
     this.now = opts.now ?? (() => performance.now())
+    const jitter = opts.jitter ?? 0.1
+    this.task = new PeriodicTask(() => this.checkAll(), () => opts.intervalMs * (1 + jitter * (2 * this.random() - 1)))
   }
 
   /** Probes right away, then every interval. */
   start(): void {
-    if (this.running) return
-    this.running = true
+    if (this.task.running) return
     this.abort = new AbortController()
-    void this.loop()
+    void this.task.start()
   }
 
   /** Stops the timer and aborts probes in flight; their results are ignored. */
   stop(): void {
-    this.running = false
-    if (this.timer !== null) clearTimeout(this.timer)
-    this.timer = null
+    this.task.stop()
     this.abort.abort()
   }
 
   /** One round over every member, settled when all probes have. Shared with a round already running. */
   checkNow(): Promise<void> {
-    this.round ??= this.checkAll().finally(() => {
-      this.round = null
-    })
-    return this.round
-  }
-
-  private async loop(): Promise<void> {
-    await this.checkNow()
-    if (!this.running) return
-    const jitter = this.opts.jitter ?? 0.1
-    const delay = this.opts.intervalMs * (1 + jitter * (2 * this.random() - 1))
-    this.timer = setTimeout(() => void this.loop(), Math.max(1, delay))
-    this.timer.unref()
+    return this.task.runNow()
   }
 
   private async checkAll(): Promise<void> {

@@ -48,7 +48,7 @@ test('unhealthyThreshold failures take a member out, healthyThreshold successes 
   behaviour.set('/a', 200)
   const a = member('/a')
   const changes: [string, boolean][] = []
-  const hc = new ActiveHealthChecker({ members: () => [a], probe: httpProbe, intervalMs: 60_000, timeoutMs: 1_000, healthyThreshold: 2, unhealthyThreshold: 3, onChange: (m, h) => changes.push([m.name, h]) })
+  const hc = new ActiveHealthChecker({ members: () => [a], probe: httpProbe, intervalMs: 60_000, timeoutMs: 10_000, healthyThreshold: 2, unhealthyThreshold: 3, onChange: (m, h) => changes.push([m.name, h]) })
   await hc.checkNow()
   assert.equal(a.healthy, true)
   behaviour.set('/a', 503)

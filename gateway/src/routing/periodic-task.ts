@@ -1,0 +1,54 @@
+/**
+ * A self-rescheduling task: runs now, then again a delay after each run settles (so runs never
+ * overlap and a slow run pushes the next one back), until stopped. Used by the active health
+ * checker and DNS discovery. The timer is unref'd: it never keeps the process alive.
+ */
+export class PeriodicTask {
+  readonly #run: () => Promise<void>
+  readonly #delayMs: () => number
+  #timer: NodeJS.Timeout | null
+  #running: boolean
+  #inFlight: Promise<void> | null
+
+  /** `delayMs` is asked after every run (e.g. to add jitter). */
+  constructor(run: () => Promise<void>, delayMs: () => number) {
+    this.#run = run
+    this.#delayMs = delayMs
+    this.#timer = null
+    this.#running = false
+    this.#inFlight = null
+  }
+
+  get running(): boolean {
+    return this.#running
+  }
+
+  /** Runs now and then periodically (idempotent); resolves once the first run has settled. */
+  start(): Promise<void> {
+    if (this.#running) return this.#inFlight ?? Promise.resolve()
+    this.#running = true
+    return this.#loop()
+  }
+
+  /** No run after this one; a run in flight finishes. */
+  stop(): void {
+    this.#running = false
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+  }
+
+  /** One run now, outside the schedule; concurrent calls share the run in flight. */
+  runNow(): Promise<void> {
+    this.#inFlight ??= this.#run().finally(() => {
+      this.#inFlight = null
+    })
+    return this.#inFlight
+  }
+
+  async #loop(): Promise<void> {
+    await this.runNow()
+    if (!this.#running) return
+    this.#timer = setTimeout(() => void this.#loop(), Math.max(1, this.#delayMs()))
+    this.#timer.unref()
+  }
+}

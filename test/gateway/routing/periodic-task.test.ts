@@ -1,0 +1,34 @@
+/** PeriodicTask: the loop behind active health checks and DNS discovery, on a mocked clock. */
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { PeriodicTask } from '../../../gateway/src/routing/periodic-task.ts'
+
+const flush = () => new Promise<void>((r) => setImmediate(r))
+
+test('runs now, then a delay after each run settles; runNow shares the run in flight; nothing after stop()', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] })
+  let runs = 0
+  let release: (() => void) | null = null
+  const task = new PeriodicTask(() => {
+    runs++
+    return new Promise<void>((r) => (release = r))
+  }, () => 100)
+  const first = task.start()
+  assert.equal(runs, 1, 'the first run starts at once')
+  assert.equal(task.start(), task.runNow(), 'start() again and runNow() share the run in flight')
+  t.mock.timers.tick(1_000)
+  assert.equal(runs, 1, 'no second run while the first is in flight')
+  release!()
+  await first
+  await flush()
+  t.mock.timers.tick(99)
+  assert.equal(runs, 1)
+  t.mock.timers.tick(1)
+  assert.equal(runs, 2, 'the next run comes the delay after the previous one settled')
+  release!()
+  await flush()
+  task.stop()
+  t.mock.timers.tick(1_000)
+  assert.equal(runs, 2, 'no run after stop()')
+  assert.equal(task.running, false)
+})

@@ -14,6 +14,7 @@ import Anthropic from '@anthropic-ai/sdk'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import OpenAI from 'openai'
 import aws4 from 'aws4'
+import { hashKey } from '../../gateway/src/auth/authenticator.ts'
 import { parseConfig } from '../../gateway/src/config/load.ts'
 import { metricsText } from '../../gateway/src/server.ts'
 import type { GatewayConfigInput } from '../../gateway/src/config/schema.ts'
@@ -236,6 +237,38 @@ describe('kind: bedrock behind the gateway, official OpenAI and Anthropic SDKs',
       assert.ok(text.length > 0, 'tokens before the cut reached the client')
     } finally {
       sim.clearFaults()
+    }
+  })
+})
+
+describe('token limits over a bedrock upstream', () => {
+  test('usage is metered from the upstream\'s own events (bedrock, anthropic); a client that did not ask gets no usage chunk', async () => {
+    const sim = await startSimulator({ tokens: 4, aws: CREDS })
+    const gw = await startGateway({
+      upstreams: [bedrockUpstream('bedrock', sim.url), { name: 'claude', kind: 'anthropic', url: sim.url, models: ['claude-sim'], pool: { warm: 0 } }],
+      auth: { keys: [{ name: 'k1', tenant: 't1', hash: hashKey('sk-t1') }] },
+      limits: { rules: [{ name: 't1', match: { tenant: 't1' }, tokensPerMinute: 100_000 }] },
+    }, ENV)
+    try {
+      const res = await post(`${gw.url}/v1/chat/completions`, JSON.stringify({ model: MODEL, stream: true, messages: [{ role: 'user', content: 'hi' }] }), { authorization: 'Bearer sk-t1' })
+      assert.equal(res.status, 200)
+      const text = await res.text()
+      assert.match(text, /data: \[DONE\]/)
+      assert.doesNotMatch(text, /"usage":\{/, 'a usage chunk the client did not ask for')
+      const metrics = await gw.app.velox.metrics.registry.metrics()
+      assert.match(metrics, /velox_usage_tokens_total\{tenant="t1",key="k1",model="[^"]+",kind="output"\} 4/)
+      // The same for an Anthropic-native upstream.
+      const claude = await post(`${gw.url}/v1/chat/completions`, JSON.stringify({ model: 'claude-sim', stream: true, messages: [{ role: 'user', content: 'hi' }] }), { authorization: 'Bearer sk-t1' })
+      const claudeText = await claude.text()
+      assert.match(claudeText, /data: \[DONE\]/)
+      assert.doesNotMatch(claudeText, /"usage":\{/)
+      assert.match(await gw.app.velox.metrics.registry.metrics(), /velox_usage_tokens_total\{tenant="t1",key="k1",model="claude-sim",kind="output"\} 4/)
+      // A client that asks still gets it.
+      const asked = await post(`${gw.url}/v1/chat/completions`, JSON.stringify({ model: MODEL, stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] }), { authorization: 'Bearer sk-t1' })
+      assert.match(await asked.text(), /"usage":\{"prompt_tokens":\d+,"completion_tokens":4/)
+    } finally {
+      await gw.close()
+      await sim.close()
     }
   })
 })

@@ -2,6 +2,7 @@
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { killGatewayProcesses, startGatewayProcess } from '../helpers/process.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 after(killGatewayProcesses)
 
@@ -23,14 +24,14 @@ function totalRequests(metrics: string): number {
 
 test('two workers serve one port, /metrics sums them, a killed worker is replaced, SIGTERM exits 0', async () => {
   const { child, url, logs, exited } = await startGatewayProcess([], { VELOX_WORKERS: '2' })
-  const workerPids = async (n: number): Promise<number[]> => {
-    for (let i = 0; i < 400; i++) {
+  // Generous: a loaded machine takes many seconds to start a worker process.
+  const workerPids = (n: number): Promise<number[]> =>
+    eventually(() => {
       const pids = [...logs().matchAll(/"pid":(\d+),"members":1,"answered":1/g)].map((m) => Number(m[1]))
-      if (pids.length >= n) return pids
-      await new Promise((r) => setTimeout(r, 25))
-    }
-    throw new Error(`workers never warmed:\n${logs()}`)
-  }
+      return pids.length >= n ? pids : null
+    }, { what: `${n} warmed workers`, timeoutMs: 60_000, intervalMs: 25 }).catch((err: Error) => {
+      throw new Error(`${err.message}:\n${logs()}`)
+    })
   const pids = await workerPids(2)
 
   for (let i = 0; i < 20; i++) assert.equal(await request(url), 200)

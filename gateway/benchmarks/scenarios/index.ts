@@ -16,8 +16,9 @@ import { oneAtATime } from './one-at-a-time.ts'
 import { routingFanout } from './routing-fanout.ts'
 import { slowUpstream } from './slow-upstream.ts'
 import { streaming } from './streaming.ts'
+import { streamsAtScale } from './streams-at-scale.ts'
 import { telemetryOverhead } from './telemetry-overhead.ts'
 
-export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, anthropicStream, routingFanout, allCores, slowUpstream, cacheHit, bodySize, inferenceRouting, telemetryOverhead, limitsOverhead]
+export const scenarios: readonly Scenario[] = [oneAtATime, fixedRate, maxThroughput, streaming, anthropicStream, routingFanout, allCores, slowUpstream, cacheHit, bodySize, streamsAtScale, inferenceRouting, telemetryOverhead, limitsOverhead]
 
 export const pendingScenarios: readonly PendingScenario[] = []

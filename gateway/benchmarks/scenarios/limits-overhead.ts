@@ -76,6 +76,10 @@ export const limitsOverhead: Scenario = {
       await closeLanes([...serial, ...fixed])
       probe.disconnect()
     }
+    // Decisions the Redis gateway made locally because a call failed or passed redis.commandTimeoutMs.
+    const metricsText = await fetch(redis.metricsUrl!).then((r) => r.text(), () => '')
+    let fallbacks = 0
+    for (const m of metricsText.matchAll(/^velox_limit_store_fallbacks_total\{op="([^"]+)"\} (\d+)/gm)) fallbacks += Number(m[2])
     const rows = computeAdded([
       ...serial.map((lane) => lane.row('one-at-a-time', lane.name === 'direct' ? null : 'direct')),
       ...fixed.map((lane) => lane.row(`${rate}/s`, lane.name === 'direct' ? null : 'direct')),
@@ -93,6 +97,7 @@ export const limitsOverhead: Scenario = {
       ...['gateway', 'gateway-limits-memory', 'gateway-limits-redis'].map(
         (name) => `CPU per request, ${name}: ${cpu(serial, name).toFixed(1)} us one at a time, ${cpu(fixed, name).toFixed(1)} us at ${rate}/s`,
       ),
+      `limits in Redis: ${fallbacks} decisions made locally because a Redis call failed or passed the command timeout (velox_limit_store_fallbacks_total)`,
       `${lateSends} sends at ${rate}/s left more than 0.05 ms after their intended time (generator lag; included in the latencies)`,
       ...errorNotes([...serial, ...fixed]),
     ]

@@ -38,7 +38,7 @@ export const anthropicProvider: Provider = Object.freeze({
       return null
     }
     const chat = JSON.parse(call.body.toString('utf8')) as { stream?: unknown; stream_options?: { include_usage?: unknown } }
-    return new ChatFromMessages(res, call.clientModel, chat.stream_options?.include_usage === true)
+    return new ChatFromMessages(res, call.clientModel, chat.stream_options?.include_usage === true && call.usageInjected !== true)
   },
 })
 

@@ -64,7 +64,7 @@ export function bedrockProvider(settings: BedrockSettings): Provider {
     },
     respond(res: ClientResponse, call: ProviderCall): ClientResponse {
       const chat = JSON.parse(call.body.toString('utf8')) as { stream_options?: { include_usage?: unknown } }
-      return new ChatFromConverse(res, call.clientModel, chat.stream_options?.include_usage === true)
+      return new ChatFromConverse(res, call.clientModel, chat.stream_options?.include_usage === true && call.usageInjected !== true)
     },
   })
 }

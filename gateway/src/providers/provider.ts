@@ -40,6 +40,12 @@ export interface ProviderCall {
   /** The model the client named (answers carry it). */
   readonly clientModel: string
   readonly native: NativeRequest | null
+  /**
+   * The gateway added `stream_options.include_usage` for its token limits: the client did not
+   * ask for the usage chunk, so a translated stream must not send it (the limits read the
+   * upstream's own usage).
+   */
+  readonly usageInjected?: boolean
 }
 
 export interface OutgoingRequest {

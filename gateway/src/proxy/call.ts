@@ -93,7 +93,7 @@ export class ProxyCall {
 
   #forProvider(): ProviderCall {
     const r = this.request
-    return (this.#providerCall ??= { endpoint: r.endpoint, body: r.body, model: r.resolution.model, clientModel: r.model, native: r.native })
+    return (this.#providerCall ??= { endpoint: r.endpoint, body: r.body, model: r.resolution.model, clientModel: r.model, native: r.native, usageInjected: r.usageFilter !== null })
   }
 
   /** The model the client named. */

@@ -10,11 +10,9 @@ import { eject, routingConfig } from './helpers.ts'
 const behaviour = new Map<string, number | 'hang'>()
 let server: Server
 let origin = ''
-let hits = 0
 
 before(async () => {
   server = createServer((req, res) => {
-    hits++
     const b = behaviour.get(req.url ?? '') ?? 404
     if (b === 'hang') return
     res.writeHead(b).end()
@@ -114,23 +112,42 @@ test('a passing check ends an outlier ejection early', async () => {
   assert.equal(e.available(performance.now()), true, 'the next request may probe')
 })
 
-test('start() probes at once and on a jittered interval; stop() ends it', async () => {
-  behaviour.set('/t', 200)
-  const t = member('/t')
-  const before = hits
-  const hc = new ActiveHealthChecker({ members: () => [t], probe: httpProbe, intervalMs: 20, timeoutMs: 500, healthyThreshold: 1, unhealthyThreshold: 1, jitter: 0.5 })
-  const t0 = performance.now()
+test('start() probes at once and on a jittered interval; stop() ends it', async (t) => {
+  // On a mocked clock, with the jitter's random draws chosen: 20 ms +-50% is 10 ms, then 30 ms.
+  t.mock.timers.enable({ apis: ['setTimeout'] })
+  const m = member('/t')
+  let probes = 0
+  const draws = [0, 1]
+  let draw = 0
+  const hc = new ActiveHealthChecker({
+    members: () => [m],
+    probe: async () => {
+      probes++
+      return true
+    },
+    intervalMs: 20, timeoutMs: 500, healthyThreshold: 1, unhealthyThreshold: 1, jitter: 0.5,
+    random: () => draws[draw++ % draws.length]!,
+  })
+  const settle = () => new Promise<void>((r) => setImmediate(r))
   hc.start()
-  while (hits - before < 4 && performance.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 5))
+  await settle()
+  assert.equal(probes, 1, 'a probe at once')
+  t.mock.timers.tick(9)
+  await settle()
+  assert.equal(probes, 1)
+  t.mock.timers.tick(1)
+  await settle()
+  assert.equal(probes, 2, 'the next after 10 ms (draw 0)')
+  t.mock.timers.tick(29)
+  await settle()
+  assert.equal(probes, 2)
+  t.mock.timers.tick(1)
+  await settle()
+  assert.equal(probes, 3, 'the next after 30 ms (draw 1)')
   hc.stop()
-  const elapsed = performance.now() - t0
-  const probes = hits - before
-  assert.ok(probes >= 4, `${probes} probes in ${elapsed} ms`)
-  // Intervals are 10..30 ms (20 ms +-50%): three of them take at least 30 ms.
-  assert.ok(elapsed >= 25, `4 probes took only ${elapsed} ms`)
-  await new Promise((r) => setTimeout(r, 100))
-  // A probe already on the wire when stop() ran may still arrive; a live timer would add several.
-  assert.ok(hits - before <= probes + 1, `${hits - before - probes} probes after stop()`)
+  t.mock.timers.tick(10_000)
+  await settle()
+  assert.equal(probes, 3, 'no probe after stop()')
 })
 
 test('a draining member is not marked, and intervalMs 0 is refused', async () => {

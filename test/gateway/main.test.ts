@@ -7,6 +7,7 @@ import OpenAI from 'openai'
 import { startSimulator, type Simulator } from '../../gateway/src/simulator/server.ts'
 import { MAIN, configFile, killGatewayProcesses, startGatewayProcess, waitReady } from '../helpers/process.ts'
 import net from 'node:net'
+import { eventually } from '../helpers/eventually.ts'
 
 after(killGatewayProcesses)
 
@@ -42,7 +43,7 @@ test('with no upstream it serves from the simulator, says so, and a stock OpenAI
 })
 
 test('SIGTERM lets an in-flight stream finish, refuses new connections, then exits 0', async () => {
-  const sim = await startSimulator({ tokens: 10, interTokenMs: 60 })
+  const sim = await startSimulator({ tokens: 10, interTokenMs: 150 })
   const config = configFile(`log: { level: info }\nserver: { shutdownTimeoutMs: 10000 }\nupstreams:\n  - name: sim\n    url: ${sim.url}\n    models: ["*"]\n`)
   try {
     const { child, url } = await startGatewayProcess(['--config', config])
@@ -52,11 +53,12 @@ test('SIGTERM lets an in-flight stream finish, refuses new connections, then exi
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
     })
-    const body = res.text()
-    await new Promise((r) => setTimeout(r, 100))
+    // The headers are in: the stream is in flight (10 tokens, 150 ms apart).
+    let ended = false
+    const body = res.text().finally(() => (ended = true))
     child.kill('SIGTERM')
-    await new Promise((r) => setTimeout(r, 100))
-    await assert.rejects(fetch(`${url}/healthz`, { headers: { connection: 'close' } }))
+    await eventually(() => fetch(`${url}/healthz`, { headers: { connection: 'close' } }).then(() => false, () => true), { what: 'new connections refused' })
+    assert.equal(ended, false, 'new connections were refused only after the stream had ended')
     const text = await body
     assert.match(text, /data: \[DONE\]\n\n$/, 'the in-flight stream was cut by shutdown')
     const [code] = await once(child, 'exit')

@@ -27,12 +27,5 @@ export function parseSse(text: string): SseEvent[] {
   return events
 }
 
-export function sseData(json: string): string {
-  return 'data: ' + json + '\n\n'
-}
-
-export function sseEvent(event: string, json: string): string {
-  return 'event: ' + event + '\ndata: ' + json + '\n\n'
-}
-
-export const SSE_DONE = 'data: [DONE]\n\n'
+// The writers are the request path's one set (protocols/sse.ts).
+export { sseData, sseEvent, SSE_DONE } from '../protocols/sse.ts'

@@ -1,6 +1,7 @@
 /**
- * Incremental server-sent-events reader: bytes in, whole events out, for translating streams
- * event by event. Events may be split across chunks anywhere (a multi-byte character included).
+ * Server-sent events on the request path: the one set of writers (every layer that writes an
+ * event uses these), and an incremental reader (bytes in, whole events out) for translating
+ * streams event by event. Events may be split across chunks anywhere (a multi-byte character included).
  */
 import { StringDecoder } from 'node:string_decoder'
 
@@ -67,3 +68,16 @@ export class SseReader {
     else if (field === 'event') this.event = value
   }
 }
+
+/** A `data:`-only event (OpenAI's chat, completions and error events). */
+export function sseData(json: string): string {
+  return 'data: ' + json + '\n\n'
+}
+
+/** A named event (Anthropic's and the Responses API's events). */
+export function sseEvent(event: string, json: string): string {
+  return 'event: ' + event + '\ndata: ' + json + '\n\n'
+}
+
+/** The end of an OpenAI stream. */
+export const SSE_DONE = 'data: [DONE]\n\n'

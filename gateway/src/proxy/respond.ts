@@ -2,6 +2,7 @@
 import type { ClientResponse } from '../protocols/client-response.ts'
 import type { GatewayError } from '../errors.ts'
 import type { EndpointName } from './endpoints.ts'
+import { sseData, sseEvent } from '../protocols/sse.ts'
 
 export function writeError(res: ClientResponse, err: GatewayError, extraHeaders?: Record<string, string>): void {
   if (res.headersSent || res.destroyed) {
@@ -26,7 +27,7 @@ export function writeError(res: ClientResponse, err: GatewayError, extraHeaders?
  */
 export function sseErrorEvent(err: GatewayError, endpoint: EndpointName | null = null): string {
   if (endpoint === 'responses') {
-    return 'event: error\ndata: ' + JSON.stringify({ type: 'error', sequence_number: 0, code: err.code, message: err.message, param: err.param }) + '\n\n'
+    return sseEvent('error', JSON.stringify({ type: 'error', sequence_number: 0, code: err.code, message: err.message, param: err.param }))
   }
-  return `data: ${err.body()}\n\n`
+  return sseData(err.body())
 }

@@ -10,7 +10,7 @@
  * the stream.
  */
 import { ERRORS } from '../../errors.ts'
-import { SseReader, type SseEvent } from '../sse.ts'
+import { SseReader, sseEvent, type SseEvent } from '../sse.ts'
 import { anthropicErrorBody, errorEvent } from './errors.ts'
 import { messageId, reasoningOf, stopReason, usage, type AnthropicUsage, type StopReason } from './response.ts'
 
@@ -21,9 +21,7 @@ const BLOCK_TEXT = 1
 const BLOCK_THINKING = 2
 const BLOCK_TOOL = 3
 
-function sse(type: string, payload: string): string {
-  return 'event: ' + type + '\ndata: ' + payload + '\n\n'
-}
+const sse = sseEvent
 
 export class ChatToMessagesStream {
   private readonly model: string

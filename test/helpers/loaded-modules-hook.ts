@@ -4,7 +4,7 @@
  * requires alike, through module.registerHooks) and, on SIGUSR2, writes them with Node's own
  * list of loaded built-in modules to the file named by VELOX_TEST_LOADED_MODULES.
  */
-import { writeFileSync } from 'node:fs'
+import { renameSync, writeFileSync } from 'node:fs'
 import { registerHooks } from 'node:module'
 
 const out = process.env.VELOX_TEST_LOADED_MODULES
@@ -18,5 +18,7 @@ registerHooks({
   },
 })
 process.on('SIGUSR2', () => {
-  writeFileSync(out, JSON.stringify({ resolved: [...resolved], builtins: (process as unknown as { moduleLoadList: string[] }).moduleLoadList }))
+  // Written beside, then renamed: the test polls for the file and must never read half of it.
+  writeFileSync(`${out}.tmp`, JSON.stringify({ resolved: [...resolved], builtins: (process as unknown as { moduleLoadList: string[] }).moduleLoadList }))
+  renameSync(`${out}.tmp`, out)
 })

@@ -5,11 +5,10 @@
  * translated to Messages and its answer translated back, event by event for streams. Other OpenAI
  * endpoints have no Messages equivalent and are refused.
  */
-import { EventEmitter } from 'node:events'
-import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http'
 import { GatewayError } from '../errors.ts'
 import { chatToMessagesRequest, messageToChat, MessagesToChatStream } from '../protocols/anthropic/from-chat.ts'
-import { flatHeaders, headerValue, withoutHeaders, type ClientResponse } from '../protocols/client-response.ts'
+import { headerValue, type ClientResponse } from '../protocols/client-response.ts'
+import { ChatTranslatingResponse, type ChatStreamTranslation } from './chat-translation.ts'
 import type { OutgoingRequest, Provider, ProviderCall } from './provider.ts'
 
 export const ANTHROPIC_VERSION = '2023-06-01'
@@ -42,93 +41,26 @@ export const anthropicProvider: Provider = Object.freeze({
   },
 })
 
-const LENGTH = new Set(['content-length', 'content-encoding', 'content-type'])
-
 /**
  * Stands in for the client's response while an Anthropic upstream answers an OpenAI client:
  * Messages events become chat chunks as they arrive; a Message becomes a chat completion; an
  * Anthropic error becomes an OpenAI-shaped one with the same status.
  */
-class ChatFromMessages extends EventEmitter implements ClientResponse {
-  private readonly res: ClientResponse
-  private readonly model: string
-  private readonly includeUsage: boolean
-  private stream: MessagesToChatStream | null
-  private status: number
-  private headers: string[]
-  private chunks: Buffer[]
-
-  constructor(res: ClientResponse, model: string, includeUsage: boolean) {
-    super()
-    this.res = res
-    this.model = model
-    this.includeUsage = includeUsage
-    this.stream = null
-    this.status = 0
-    this.headers = []
-    this.chunks = []
-    res.on('close', () => this.emit('close'))
-    res.on('drain', () => this.emit('drain'))
+class ChatFromMessages extends ChatTranslatingResponse {
+  protected openStream(status: number, flat: string[]): ChatStreamTranslation | null {
+    if (status !== 200 || !(headerValue(flat, 'content-type') ?? '').startsWith('text/event-stream')) return null
+    return new MessagesToChatStream(this.model, Math.floor(Date.now() / 1000), this.includeUsage)
   }
 
-  get destroyed(): boolean {
-    return this.res.destroyed
-  }
-
-  get headersSent(): boolean {
-    return this.res.headersSent
-  }
-
-  writeHead(status: number, headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
-    const flat = flatHeaders(headers)
-    this.status = status
-    if (status === 200 && (headerValue(flat, 'content-type') ?? '').startsWith('text/event-stream')) {
-      this.stream = new MessagesToChatStream(this.model, Math.floor(Date.now() / 1000), this.includeUsage)
-      this.res.writeHead(status, withoutHeaders(flat, LENGTH).concat('content-type', 'text/event-stream'))
-    } else {
-      this.headers = withoutHeaders(flat, LENGTH)
-    }
-    return this
-  }
-
-  write(chunk: Buffer | string): boolean {
-    if (this.stream !== null) {
-      const out = this.stream.push(chunk)
-      return out === '' ? true : this.res.write(out)
-    }
-    this.chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
-    return true
-  }
-
-  end(chunk?: Buffer | string): this {
-    if (this.stream !== null) {
-      const out = (chunk !== undefined ? this.stream.push(chunk) : '') + this.stream.end()
-      this.res.end(out)
-      return this
-    }
-    if (chunk !== undefined) this.chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
-    const text = Buffer.concat(this.chunks).toString('utf8')
-    this.chunks = []
+  protected translateBody(status: number, text: string): { status: number; body: string } {
     let parsed: Record<string, unknown> | null = null
     try {
       parsed = JSON.parse(text) as Record<string, unknown>
     } catch {
       parsed = null
     }
-    let body: string
-    if (this.status >= 200 && this.status < 300 && parsed !== null) {
-      body = JSON.stringify(messageToChat(parsed, this.model, Math.floor(Date.now() / 1000)))
-    } else {
-      const e = parsed !== null && typeof parsed.error === 'object' && parsed.error !== null ? parsed.error as Record<string, unknown> : {}
-      body = JSON.stringify({ error: { message: typeof e.message === 'string' ? e.message : text.slice(0, 1_000), type: typeof e.type === 'string' ? e.type : 'api_error', param: null, code: typeof e.type === 'string' ? e.type : null } })
-    }
-    this.res.writeHead(this.status, this.headers.concat('content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))))
-    this.res.end(body)
-    return this
-  }
-
-  destroy(err?: Error): this {
-    this.res.destroy(err)
-    return this
+    if (status >= 200 && status < 300 && parsed !== null) return { status, body: JSON.stringify(messageToChat(parsed, this.model, Math.floor(Date.now() / 1000))) }
+    const e = parsed !== null && typeof parsed.error === 'object' && parsed.error !== null ? parsed.error as Record<string, unknown> : {}
+    return { status, body: JSON.stringify({ error: { message: typeof e.message === 'string' ? e.message : text.slice(0, 1_000), type: typeof e.type === 'string' ? e.type : 'api_error', param: null, code: typeof e.type === 'string' ? e.type : null } }) }
   }
 }

@@ -6,13 +6,12 @@
  * aws-credentials.ts); with `apiKeyEnv` a Bedrock API key is sent as a Bearer token instead. The
  * answer, JSON or an AWS event stream, is translated back to the chat completion, event by event.
  */
-import { EventEmitter } from 'node:events'
-import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http'
 import aws4 from 'aws4'
 import { GatewayError } from '../errors.ts'
 import { chatErrorBody, chatToConverse, ConverseStreamToChat, converseToChat } from '../protocols/bedrock/converse.ts'
 import { EVENT_STREAM_CONTENT_TYPE, EventStreamReader } from '../protocols/bedrock/event-stream.ts'
-import { flatHeaders, headerValue, withoutHeaders, type ClientResponse } from '../protocols/client-response.ts'
+import { headerValue, type ClientResponse } from '../protocols/client-response.ts'
+import { ChatTranslatingResponse, type ChatStreamTranslation } from './chat-translation.ts'
 import type { CachedCredentials } from './aws-credentials.ts'
 import type { OutgoingRequest, Provider, ProviderCall } from './provider.ts'
 
@@ -81,114 +80,40 @@ export function sign(credentials: CachedCredentials, region: string, host: strin
   return out
 }
 
-const LENGTH = new Set(['content-length', 'content-encoding', 'content-type'])
-
 /**
  * Stands in for the client's response while Bedrock answers: ConverseStream's binary events
  * become chat chunks as they arrive; a Converse answer becomes a chat completion; a Bedrock error
  * (`{"message"}` with `x-amzn-errortype`) becomes an OpenAI-shaped one with the same status.
  */
-class ChatFromConverse extends EventEmitter implements ClientResponse {
-  private readonly res: ClientResponse
-  private readonly model: string
-  private readonly includeUsage: boolean
-  private reader: EventStreamReader | null
-  private stream: ConverseStreamToChat | null
-  private status: number
-  private headers: string[]
-  private requestId: string | null
-  private errorType: string | null
-  private chunks: Buffer[]
+class ChatFromConverse extends ChatTranslatingResponse {
+  #requestId: string | null = null
+  #errorType: string | null = null
 
-  constructor(res: ClientResponse, model: string, includeUsage: boolean) {
-    super()
-    this.res = res
-    this.model = model
-    this.includeUsage = includeUsage
-    this.reader = null
-    this.stream = null
-    this.status = 0
-    this.headers = []
-    this.requestId = null
-    this.errorType = null
-    this.chunks = []
-    res.on('close', () => this.emit('close'))
-    res.on('drain', () => this.emit('drain'))
-  }
-
-  get destroyed(): boolean {
-    return this.res.destroyed
-  }
-
-  get headersSent(): boolean {
-    return this.res.headersSent
-  }
-
-  writeHead(status: number, headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
-    const flat = flatHeaders(headers)
-    this.status = status
-    this.requestId = headerValue(flat, 'x-amzn-requestid')
-    this.errorType = headerValue(flat, 'x-amzn-errortype')
-    if (status === 200 && (headerValue(flat, 'content-type') ?? '').startsWith(EVENT_STREAM_CONTENT_TYPE)) {
-      this.reader = new EventStreamReader()
-      this.stream = new ConverseStreamToChat(this.model, Math.floor(Date.now() / 1000), this.includeUsage, this.requestId)
-      this.res.writeHead(status, withoutHeaders(flat, LENGTH).concat('content-type', 'text/event-stream'))
-    } else {
-      this.headers = withoutHeaders(flat, LENGTH)
+  protected openStream(status: number, flat: string[]): ChatStreamTranslation | null {
+    this.#requestId = headerValue(flat, 'x-amzn-requestid')
+    this.#errorType = headerValue(flat, 'x-amzn-errortype')
+    if (status !== 200 || !(headerValue(flat, 'content-type') ?? '').startsWith(EVENT_STREAM_CONTENT_TYPE)) return null
+    const reader = new EventStreamReader()
+    const stream = new ConverseStreamToChat(this.model, Math.floor(Date.now() / 1000), this.includeUsage, this.#requestId)
+    return {
+      push(chunk: Buffer | string): string {
+        if (stream.done) return ''
+        try {
+          return stream.push(reader.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk))
+        } catch (err) {
+          return stream.broken((err as Error).message)
+        }
+      },
+      end: () => stream.end(),
     }
-    return this
   }
 
-  private translate(chunk: Buffer | string): string {
-    const stream = this.stream!
-    if (stream.done) return ''
+  protected translateBody(status: number, text: string): { status: number; body: string } {
+    if (status < 200 || status >= 300) return { status, body: chatErrorBody(status, this.#errorType, text) }
     try {
-      return stream.push(this.reader!.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk))
-    } catch (err) {
-      return stream.broken((err as Error).message)
+      return { status, body: JSON.stringify(converseToChat(JSON.parse(text) as Record<string, unknown>, this.model, Math.floor(Date.now() / 1000), this.#requestId)) }
+    } catch {
+      return { status: 502, body: new GatewayError('GW_ERR_UPSTREAM_BAD_RESPONSE', 'a Converse answer that is not JSON').body() }
     }
-  }
-
-  write(chunk: Buffer | string): boolean {
-    if (this.stream !== null) {
-      const out = this.translate(chunk)
-      return out === '' ? true : this.res.write(out)
-    }
-    this.chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
-    return true
-  }
-
-  end(chunk?: Buffer | string): this {
-    if (this.stream !== null) {
-      const out = (chunk !== undefined ? this.translate(chunk) : '') + this.stream.end()
-      this.res.end(out)
-      return this
-    }
-    if (chunk !== undefined) this.chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
-    const text = Buffer.concat(this.chunks).toString('utf8')
-    this.chunks = []
-    let body: string | null = null
-    if (this.status >= 200 && this.status < 300) {
-      try {
-        body = JSON.stringify(converseToChat(JSON.parse(text) as Record<string, unknown>, this.model, Math.floor(Date.now() / 1000), this.requestId))
-      } catch {
-        body = null
-      }
-    }
-    let status = this.status
-    if (body === null && status >= 200 && status < 300) {
-      status = 502
-      body = new GatewayError('GW_ERR_UPSTREAM_BAD_RESPONSE', 'a Converse answer that is not JSON').body()
-    } else if (body === null) {
-      body = chatErrorBody(status, this.errorType, text)
-    }
-    this.res.writeHead(status, this.headers.concat('content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))))
-    this.res.end(body)
-    return this
-  }
-
-  destroy(err?: Error): this {
-    this.res.destroy(err)
-    return this
   }
 }

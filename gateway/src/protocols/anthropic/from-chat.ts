@@ -6,6 +6,7 @@
 import { GatewayError } from '../../errors.ts'
 import { SseReader } from '../sse.ts'
 import { parseArguments } from './response.ts'
+import { appendTurn } from '../turns.ts'
 
 type Json = Record<string, unknown>
 
@@ -25,13 +26,7 @@ export function chatToMessagesRequest(chat: Json, model: string): Json {
   const rawMessages = Array.isArray(chat.messages) ? chat.messages : []
   const system: string[] = []
   const messages: Json[] = []
-  const push = (role: 'user' | 'assistant', blocks: Json[]): void => {
-    if (blocks.length === 0) return
-    const last = messages[messages.length - 1]
-    // Messages alternates roles: consecutive turns of one role (tool results, then user text) merge.
-    if (last !== undefined && last.role === role) (last.content as Json[]).push(...blocks)
-    else messages.push({ role, content: blocks })
-  }
+  const push = (role: 'user' | 'assistant', blocks: Json[]): void => appendTurn(messages, role, blocks)
   for (let i = 0; i < rawMessages.length; i++) {
     const m: unknown = rawMessages[i]
     if (!isObject(m)) continue

@@ -7,6 +7,7 @@
 import { GatewayError } from '../../errors.ts'
 import { parseArguments } from '../anthropic/response.ts'
 import type { StreamMessage } from './event-stream.ts'
+import { appendTurn } from '../turns.ts'
 
 type Json = Record<string, unknown>
 
@@ -46,13 +47,7 @@ export function chatToConverse(chat: Json): ConverseRequest {
   const system: Json[] = []
   const messages: Json[] = []
   let usesTools = false
-  const push = (role: 'user' | 'assistant', blocks: Json[]): void => {
-    if (blocks.length === 0) return
-    const last = messages[messages.length - 1]
-    // Converse alternates roles: consecutive turns of one role (tool results, then user text) merge.
-    if (last !== undefined && last.role === role) (last.content as Json[]).push(...blocks)
-    else messages.push({ role, content: blocks })
-  }
+  const push = (role: 'user' | 'assistant', blocks: Json[]): void => appendTurn(messages, role, blocks)
   for (let i = 0; i < rawMessages.length; i++) {
     const m: unknown = rawMessages[i]
     if (!isObject(m)) continue

@@ -150,7 +150,7 @@ export class Gateway {
     this.labelUsage()
     const ms = Math.round(performance.now() - started)
     const members = snapshot.router.members()
-    const connections = members.reduce((n, m) => n + m.dispatcher.warmed, 0)
+    const connections = members.reduce((n, m) => n + m.upstream.warmed, 0)
     this.ready = answered > 0
     if (this.ready) this.logger.info({ members: members.length, answered, connections, ms }, 'upstream pools warmed')
     else this.logger.error({ members: members.length, ms }, 'no upstream answered the warm-up; not ready')

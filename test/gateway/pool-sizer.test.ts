@@ -28,7 +28,7 @@ for (const adaptive of [true, false]) {
       // One sizing tick now, instead of waiting for the 1 s timer: it decides synchronously
       // whether to open connections ahead of demand (Upstream.open); they connect in their own time.
       const member = gw.app.velox.snapshot.router.members()[0]!
-      const upstream = member.dispatcher
+      const upstream = member.upstream
       const peak = upstream.peakConcurrency
       assert.ok(peak >= 4, `the burst reached only ${peak} in flight`)
       const open = t.mock.method(upstream, 'open')

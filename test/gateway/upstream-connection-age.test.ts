@@ -40,7 +40,7 @@ test('a connection past maxConnectionAgeMs is replaced by a new one', async () =
     assert.equal(upstream.connections(), first + 1, 'a new connection replaced the aged one')
     const [firstOpened, replacedAt] = [upstream.openedAt[first - 1]!, upstream.openedAt[first]!]
     assert.ok(replacedAt - firstOpened >= 300, `replaced ${(replacedAt - firstOpened).toFixed(0)} ms after it opened: not before it was old enough`)
-    assert.equal(gw.app.velox.snapshot.router.members()[0]!.dispatcher.agedConnections, 1, 'the new connection is watched')
+    assert.equal(gw.app.velox.snapshot.router.members()[0]!.upstream.agedConnections, 1, 'the new connection is watched')
   } finally {
     await gw.close()
     await upstream.close()
@@ -57,7 +57,7 @@ test('with maxConnectionAgeMs 0 one keep-alive connection serves every request',
     // As long as the test above needed, and longer than its age limit.
     while (performance.now() - started < 600) await send(gw.url)
     assert.equal(upstream.connections(), first)
-    assert.equal(gw.app.velox.snapshot.router.members()[0]!.dispatcher.agedConnections, 0)
+    assert.equal(gw.app.velox.snapshot.router.members()[0]!.upstream.agedConnections, 0)
   } finally {
     await gw.close()
     await upstream.close()

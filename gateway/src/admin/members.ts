@@ -22,7 +22,7 @@ export interface MemberState {
 }
 
 export function describeMember(m: Member<Upstream>, now: number): MemberState {
-  const s = m.dispatcher.stats()
+  const s = m.upstream.stats()
   return {
     name: m.name,
     upstream: m.upstreamName,

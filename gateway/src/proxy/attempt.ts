@@ -124,7 +124,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   #releaseSlot(): void {
     if (!this.#slot) return
     this.#slot = false
-    this.target.dispatcher.admission.release()
+    this.target.upstream.admission.release()
   }
 
   /** When its first byte went to the client (performance.now() ms); 0 until it won. */
@@ -199,7 +199,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     if (this.queuedAt !== 0) {
       // Still waiting for a slot: leave the queue; nothing was sent.
       this.queuedAt = 0
-      this.target.dispatcher.admission.left(this)
+      this.target.upstream.admission.left(this)
       return
     }
     this.#controller?.abort(CANCELLED)

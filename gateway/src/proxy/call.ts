@@ -197,7 +197,7 @@ export class ProxyCall {
    * max_pending_requests overflow); null when no member has room.
    */
   #withRoom(target: Target | null, now: number): Target | null {
-    while (target !== null && target.dispatcher.admission.fullFor(this.request.priority)) {
+    while (target !== null && target.upstream.admission.fullFor(this.request.priority)) {
       this.ctx.metrics.countQueueRejected(target.upstreamName, 'full')
       target = this.#planner.instead(target, now)
     }
@@ -206,7 +206,7 @@ export class ProxyCall {
 
   #dispatch(target: Target, now: number): void {
     this.#planner.dispatched(target)
-    const upstream = target.dispatcher
+    const upstream = target.upstream
     const request = this.request
     if (this.#deadlineAt === 0 && upstream.config.timeouts.totalMs > 0) this.#deadlineAt = request.startedAt + upstream.config.timeouts.totalMs
     let outgoing: OutgoingRequest | null = null
@@ -237,7 +237,7 @@ export class ProxyCall {
 
   /** Hands an attempt that holds an admission slot to its upstream's pool. */
   send(attempt: Attempt): void {
-    const upstream = attempt.target.dispatcher
+    const upstream = attempt.target.upstream
     const request = this.request
     const outgoing = attempt.outgoing
     attempt.sent()
@@ -410,7 +410,7 @@ export class ProxyCall {
       clearTimeout(this.#hedgeTimer)
       this.#hedgeTimer = null
     }
-    const provider = attempt.target.dispatcher.provider
+    const provider = attempt.target.upstream.provider
     const translated = provider.kind === 'openai' ? null : provider.respond(this.res, this.#forProvider())
     if (translated !== null) this.#out = translated
     const res = this.#out
@@ -460,7 +460,7 @@ export class ProxyCall {
   /** A transport failure or timeout of an attempt. */
   fail(attempt: Attempt, err: unknown): void {
     const now = performance.now()
-    const failure = classifyUpstreamError(err, attempt.target.dispatcher.config.timeouts)
+    const failure = classifyUpstreamError(err, attempt.target.upstream.config.timeouts)
     attempt.settle(failure.kind, now)
     this.ctx.onUpstreamFailure(this, attempt.target, failure)
     if (this.#winner === attempt) {
@@ -532,7 +532,7 @@ export class ProxyCall {
   checkFirstByte(now: number): void {
     for (const attempt of this.#live) {
       if (!attempt.awaitingFirstByte) continue
-      const limit = attempt.target.dispatcher.config.timeouts.firstByteMs
+      const limit = attempt.target.upstream.config.timeouts.firstByteMs
       if (now - attempt.startedAt < limit) continue
       this.fail(attempt, Object.assign(new Error(`no first event within ${limit} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' }))
       attempt.abandon()
@@ -547,7 +547,7 @@ export class ProxyCall {
   checkQueue(now: number): void {
     for (const attempt of this.#live) {
       if (attempt.queuedAt === 0) continue
-      const upstream = attempt.target.dispatcher
+      const upstream = attempt.target.upstream
       if (now - attempt.queuedAt < upstream.admission.queueTimeoutMs) continue
       this.#leftQueue(attempt, 'timeout', now)
       return

@@ -1,6 +1,6 @@
 /**
  * Connects DnsDiscovery to a Router: one discovery per upstream with `discovery.dns`, each address
- * becoming a member. Removed members are handed back so their dispatchers can be closed once idle.
+ * becoming a member. Removed members are handed back so their upstreams can be closed once idle.
  */
 import { DnsDiscovery, type ResolveAddresses } from './dns-discovery.ts'
 import type { Member } from './member.ts'
@@ -8,7 +8,7 @@ import { type Router, usesDnsDiscovery } from './router.ts'
 
 export interface DnsBindingOptions<D> {
   readonly resolve?: ResolveAddresses
-  /** A member left (its address is gone from DNS); close its dispatcher when `outstanding` is 0. */
+  /** A member left (its address is gone from DNS); close its upstream when `outstanding` is 0. */
   readonly onRemoved?: (member: Member<D>) => void
   readonly onAdded?: (member: Member<D>) => void
   readonly onError?: (upstreamName: string, err: unknown) => void

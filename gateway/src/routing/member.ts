@@ -51,7 +51,7 @@ export const PREFILL_PACE_MEMORY_MS = 2_000
 /** Cost of a member that has never answered but has requests in flight (Finagle's penalty). */
 const UNKNOWN_LATENCY_PENALTY = 1e12
 
-export class Member<D = unknown> {
+export class Member<U = unknown> {
   readonly name: string
   readonly upstreamName: string
   readonly origin: string
@@ -61,8 +61,8 @@ export class Member<D = unknown> {
   readonly priority: number
   /** Hash of `name`: the member's identity on the consistent-hash ring. */
   readonly nameHash: number
-  /** Whatever sends requests to `origin` (an undici Pool); filled by the member factory. */
-  dispatcher: D
+  /** What sends requests to `origin` (the gateway's `Upstream`, which owns the undici pool); filled by the member factory. */
+  upstream: U
   /** Attempts started and not yet finished (streams count until their last byte). */
   outstanding: number
   readonly ewma: PeakEwma
@@ -92,7 +92,7 @@ export class Member<D = unknown> {
   failed: number
   lastFailure: FailureKind | null
 
-  constructor(init: MemberInit, dispatcher: D) {
+  constructor(init: MemberInit, upstream: U) {
     this.name = init.name
     this.upstreamName = init.upstreamName
     this.origin = init.origin
@@ -101,7 +101,7 @@ export class Member<D = unknown> {
     this.weight = init.weight
     this.priority = init.priority
     this.nameHash = hashString(init.name)
-    this.dispatcher = dispatcher
+    this.upstream = upstream
     this.outstanding = 0
     this.ewma = new PeakEwma(init.ewmaDecayMs)
     this.breaker = new Breaker(init.outlier, init.nowMs ?? 0)

@@ -21,7 +21,7 @@ import { NORMAL_CLASS } from '../upstream/fair-queue.ts'
 export type MemberFactory<D> = (init: MemberInit) => Member<D>
 
 export interface RouterOptions<D> {
-  /** Creates each member with its dispatcher (e.g. an undici Pool for init.origin). */
+  /** Creates each member with its upstream (what sends requests to init.origin). */
   readonly createMember: MemberFactory<D>
   readonly random?: Random
   readonly nowMs?: number
@@ -198,7 +198,7 @@ export class Router<D = unknown> {
     return this.modelList
   }
 
-  /** Every member, e.g. for the active health checker and for closing dispatchers. */
+  /** Every member, e.g. for the active health checker and for closing upstreams. */
   members(): readonly Member<D>[] {
     return this.allMembers
   }
@@ -226,7 +226,7 @@ export class Router<D = unknown> {
 
   /**
    * Removes a DNS-discovered member: it is marked draining (no new requests) and dropped from every
-   * group. Returns it so the caller can close its dispatcher once `outstanding` reaches 0.
+   * group. Returns it so the caller can close its upstream once `outstanding` reaches 0.
    */
   removeMember(upstreamName: string, address: string): Member<D> | null {
     const name = `${upstreamName}@${address}`

@@ -113,12 +113,12 @@ export class RuntimeSnapshot<C = unknown> {
     return bindDnsDiscovery(this.router, {
       onAdded: (m) => {
         this.logger.info({ member: m.name }, 'DNS discovery: member added')
-        void m.dispatcher.warm().catch(() => 0)
+        void m.upstream.warm().catch(() => 0)
       },
       onRemoved: (m) => {
         this.logger.info({ member: m.name }, 'DNS discovery: member removed; draining')
         // undici's close lets in-flight requests finish first.
-        void m.dispatcher.close().catch(() => m.dispatcher.destroy())
+        void m.upstream.close().catch(() => m.upstream.destroy())
       },
       onError: (upstream, err) => this.logger.warn({ upstream, err: (err as Error).message }, 'DNS discovery failed; keeping the last known addresses'),
     })
@@ -163,7 +163,7 @@ export class RuntimeSnapshot<C = unknown> {
     const found: string[] = []
     const seen = new Set<string>()
     for (const m of this.router.members()) {
-      const up = m.dispatcher
+      const up = m.upstream
       if (!up.config.models.includes('*') || seen.has(up.name)) continue
       seen.add(up.name)
       try {
@@ -185,7 +185,7 @@ export class RuntimeSnapshot<C = unknown> {
   /** Members that are other gateways; a fresh set each call (the caller adds to it). Null when none. */
   peerMembers(): Set<Member<Upstream>> | null {
     let peers: Set<Member<Upstream>> | null = null
-    for (const m of this.router.members()) if (m.dispatcher.config.peer) (peers ??= new Set()).add(m)
+    for (const m of this.router.members()) if (m.upstream.config.peer) (peers ??= new Set()).add(m)
     return peers
   }
 
@@ -198,7 +198,7 @@ export class RuntimeSnapshot<C = unknown> {
     const now = performance.now()
     let local = false
     for (const m of this.router.members()) {
-      if (m.dispatcher.config.peer) continue
+      if (m.upstream.config.peer) continue
       local = true
       if (m.available(now)) return true
     }
@@ -215,7 +215,7 @@ export class RuntimeSnapshot<C = unknown> {
     this.dns = this.bindDns()
     await this.dns.ready
     const members = this.router.members()
-    const results = await Promise.all(members.map((m) => m.dispatcher.warm(healthPath(m.dispatcher, this.config.routing.health.activePath)).catch(() => 0)))
+    const results = await Promise.all(members.map((m) => m.upstream.warm(healthPath(m.upstream, this.config.routing.health.activePath)).catch(() => 0)))
     if (!this.closed) {
       this.sizer.start()
       this.health?.start()
@@ -224,8 +224,8 @@ export class RuntimeSnapshot<C = unknown> {
     }
     await this.discoverWildcardModels()
     // Readiness counts the region's own upstreams; peers only when there is nothing else.
-    const hasLocal = members.some((m) => !m.dispatcher.config.peer)
-    return results.filter((n, i) => (n > 0 || members[i]!.dispatcher.config.pool.warm === 0) && (!hasLocal || !members[i]!.dispatcher.config.peer)).length
+    const hasLocal = members.some((m) => !m.upstream.config.peer)
+    return results.filter((n, i) => (n > 0 || members[i]!.upstream.config.pool.warm === 0) && (!hasLocal || !members[i]!.upstream.config.peer)).length
   }
 
   track(delta: 1 | -1): void {
@@ -256,7 +256,7 @@ export class RuntimeSnapshot<C = unknown> {
     this.podMetrics?.stop()
     this.router.endHolds(false)
     this.dns?.stop()
-    await Promise.all(this.router.members().map((m) => m.dispatcher.close().catch(() => m.dispatcher.destroy())))
+    await Promise.all(this.router.members().map((m) => m.upstream.close().catch(() => m.upstream.destroy())))
   }
 }
 
@@ -274,7 +274,7 @@ function healthPath(upstream: Upstream, activePath: string): string {
  */
 function probeMember(activePath: string) {
   return async (member: Member<Upstream>, signal: AbortSignal): Promise<boolean> => {
-    const upstream = member.dispatcher
+    const upstream = member.upstream
     const strict = upstream.config.healthPath !== undefined || upstream.config.peer
     try {
       const res = await upstream.pool.request({ path: upstream.basePath + healthPath(upstream, activePath), method: 'GET', headers: upstream.baseHeaders as string[], signal })
@@ -289,7 +289,7 @@ function probeMember(activePath: string) {
 /** A pod metrics scrape: GET the metrics path on the member's own pool; peers are not inference pods. */
 function fetchMetrics(path: string) {
   return async (member: Member<Upstream>, signal: AbortSignal): Promise<string> => {
-    const upstream = member.dispatcher
+    const upstream = member.upstream
     if (upstream.config.peer) throw new Error('a peer gateway is not an inference pod')
     const res = await upstream.pool.request({ path: upstream.basePath + path, method: 'GET', headers: upstream.baseHeaders as string[], signal })
     if (res.statusCode !== 200) {

@@ -47,7 +47,7 @@ export interface MemberView {
   readonly failed: number
   readonly ewma: { get(nowMs: number): number }
   readonly breaker: { readonly state: number; readonly ejections: number }
-  readonly dispatcher: { stats(): { connected: number; free: number; pending: number; running: number } }
+  readonly upstream: { stats(): { connected: number; free: number; pending: number; running: number } }
 }
 
 /** The inner map under `key`, created on first use. */
@@ -173,7 +173,7 @@ export class GatewayMetrics {
       collect() {
         this.reset()
         for (const m of self.memberSource?.() ?? []) {
-          const s = m.dispatcher.stats()
+          const s = m.upstream.stats()
           this.inc({ upstream: m.upstreamName, state: 'connected' }, s.connected)
           this.inc({ upstream: m.upstreamName, state: 'free' }, s.free)
           this.inc({ upstream: m.upstreamName, state: 'busy' }, s.running)

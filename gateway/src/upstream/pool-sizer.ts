@@ -14,7 +14,7 @@ export interface SizedMember {
   readonly outstanding: number
   readonly draining: boolean
   available(nowMs: number): boolean
-  readonly dispatcher: Upstream
+  readonly upstream: Upstream
 }
 
 /** Per tick, the remembered peak keeps this share of itself (~30 s half-life at 1 s ticks). */
@@ -40,26 +40,26 @@ export class PoolSizer {
 
   /** Called by the request path's own bookkeeping: a member's in-flight count just rose. */
   observe(member: SizedMember): void {
-    const up = member.dispatcher
+    const up = member.upstream
     if (member.outstanding > up.peakConcurrency) up.peakConcurrency = member.outstanding
   }
 
   /** The connection count a member should hold now. */
   target(member: SizedMember): number {
-    const pool = member.dispatcher.config.pool
-    const peak = member.dispatcher.peakConcurrency
+    const pool = member.upstream.config.pool
+    const peak = member.upstream.peakConcurrency
     return Math.min(pool.connections, Math.max(pool.warm, Math.ceil(peak * (1 + pool.headroom))))
   }
 
   tick(): void {
     for (const member of this.members()) {
-      if (!member.dispatcher.config.pool.adaptive || member.draining || !member.available(performance.now())) continue
-      const up = member.dispatcher
+      if (!member.upstream.config.pool.adaptive || member.draining || !member.available(performance.now())) continue
+      const up = member.upstream
       up.peakConcurrency = Math.max(member.outstanding, up.peakConcurrency * PEAK_DECAY)
       // Idle connections take requests first: reaching N connections takes N requests in flight.
       const target = this.target(member)
-      const stats = member.dispatcher.stats()
-      if (stats.connected < target) void member.dispatcher.open(target - stats.running).catch(() => 0)
+      const stats = member.upstream.stats()
+      if (stats.connected < target) void member.upstream.open(target - stats.running).catch(() => 0)
     }
   }
 

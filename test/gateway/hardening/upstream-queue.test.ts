@@ -66,7 +66,7 @@ test('past the connections a bounded queue waits; past the queue or its deadline
     cache: { enabled: false },
   })
   try {
-    const admission = gw.app.velox.snapshot.router.members()[0]!.dispatcher.admission
+    const admission = gw.app.velox.snapshot.router.members()[0]!.upstream.admission
     const first = burst(gw, 4)
     await until('two in the pool, two waiting', () => admission.active === 2 && admission.waiting === 2)
     const overflow = await burst(gw, 2) // refused at once: the queue is full

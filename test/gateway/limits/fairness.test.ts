@@ -81,7 +81,7 @@ function occupy(gw: TestGateway): { release(): void; done: Promise<unknown> } {
   return { release: () => c.abort(), done }
 }
 
-const queueOf = (gw: TestGateway): AdmissionQueue => gw.app.velox.snapshot.router.members()[0]!.dispatcher.admission
+const queueOf = (gw: TestGateway): AdmissionQueue => gw.app.velox.snapshot.router.members()[0]!.upstream.admission
 
 async function rejected(gw: TestGateway): Promise<Record<string, number>> {
   // With client auth on, /metrics is the admin listener's; the registry is what it serves.

@@ -37,7 +37,7 @@ function member(path: string): Member<string> {
 
 /** What the request path would plug in: an HTTP GET of the member's health path. */
 const httpProbe: Probe<string> = async (m, signal) => {
-  const res = await fetch(`${m.origin}${m.dispatcher}`, { signal })
+  const res = await fetch(`${m.origin}${m.upstream}`, { signal })
   await res.arrayBuffer()
   return res.ok
 }

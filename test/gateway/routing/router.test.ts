@@ -11,7 +11,7 @@ function up(name: string, models: string[], extra: Partial<RoutedUpstream> = {})
   return { name, url: `http://${name}.internal:8000`, models, weight: 1, priority: 0, ...extra }
 }
 
-/** The factory the request path would pass; here the dispatcher is just a label. */
+/** The factory the request path would pass; here the upstream is just a label. */
 const createMember = (init: MemberInit): Member<string> => new Member(init, `pool:${init.origin}`)
 
 const upstreams = [
@@ -52,13 +52,13 @@ test('resolves aliases, explicit models, then "*" upstreams; unknown without "*"
   assert.equal(noWildcard.resolve('o3-mini'), null)
 })
 
-test('members carry origin, path prefix, host and the factory\'s dispatcher', () => {
+test('members carry origin, path prefix, host and the factory\'s upstream', () => {
   const r = build()
   const openai = r.resolve('cloud')!.members[0]!
   assert.equal(openai.origin, 'https://api.openai.example')
   assert.equal(openai.basePath, '/v1')
   assert.equal(openai.host, 'api.openai.example')
-  assert.equal(openai.dispatcher, 'pool:https://api.openai.example')
+  assert.equal(openai.upstream, 'pool:https://api.openai.example')
   assert.equal(openai.priority, 1)
   assert.equal(r.resolve('llama')!.members[0], r.resolve('qwen')!.members[0], 'one member per upstream, shared by its models')
 })

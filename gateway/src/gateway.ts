@@ -29,7 +29,7 @@ export class Gateway {
   snapshot: RuntimeSnapshot<CallContext>
   readonly metrics: GatewayMetrics
   readonly logger: Logger
-  readonly inflight: Set<ProxyCall>
+  readonly inFlight: Set<ProxyCall>
   /** Client headers passed upstream (`server.forwardHeaders`, compiled at boot). */
   readonly forwardedHeaders: ForwardedHeaders
   /** HTTP requests received and not yet answered (uploads, cache replays and proxied calls alike). */
@@ -64,7 +64,7 @@ export class Gateway {
     this.env = env
     this.generation = 1
     this.reloading = Promise.resolve()
-    this.inflight = new Set()
+    this.inFlight = new Set()
     this.openRequests = 0
     this.ready = false
     this.shuttingDown = false
@@ -122,7 +122,7 @@ export class Gateway {
       router: snapshot.router,
       serverTiming: snapshot.config.server.serverTiming,
       sseKeepAliveMs: snapshot.config.server.sseKeepAliveMs,
-      inflight: this.inflight,
+      inFlight: this.inFlight,
       track: (delta) => snapshot.track(delta),
       observeConcurrency: (target) => snapshot.sizer.observe(target),
       shuttingDown: () => this.shuttingDown,
@@ -207,9 +207,9 @@ export class Gateway {
    * the wait of attempts queued for a connection (pool.queueTimeoutMs).
    */
   private sweep(): void {
-    if (this.inflight.size === 0) return
+    if (this.inFlight.size === 0) return
     const now = performance.now()
-    for (const call of this.inflight) {
+    for (const call of this.inFlight) {
       if (call.deadlineAt !== 0 && now >= call.deadlineAt) call.expire()
       else if (!call.committed) {
         call.checkFirstByte(now)
@@ -245,8 +245,8 @@ export class Gateway {
   }
 
   /** At the drain deadline: end what still runs visibly (streams get an error event), not silently. */
-  abortInflight(): void {
-    for (const call of this.inflight) call.abort(new GatewayError('GW_ERR_SHUTTING_DOWN'))
+  abortInFlight(): void {
+    for (const call of this.inFlight) call.abort(new GatewayError('GW_ERR_SHUTTING_DOWN'))
   }
 
   async close(): Promise<void> {

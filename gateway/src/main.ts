@@ -121,13 +121,13 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, delay))
     }
     const deadline = config.server.shutdownTimeoutMs
-    logger.info({ signal, inflight: app.velox.inflight.size, deadlineMs: deadline }, 'shutting down: no new connections, draining in-flight requests')
+    logger.info({ signal, inflight: app.velox.inFlight.size, deadlineMs: deadline }, 'shutting down: no new connections, draining in-flight requests')
     app.server.close()
     app.server.closeIdleConnections()
     const drained = await app.velox.drain(deadline)
     if (!drained) {
-      logger.warn({ open: app.velox.openRequests, inflight: app.velox.inflight.size }, 'shutdown deadline passed: stopping what still runs')
-      app.velox.abortInflight()
+      logger.warn({ open: app.velox.openRequests, inflight: app.velox.inFlight.size }, 'shutdown deadline passed: stopping what still runs')
+      app.velox.abortInFlight()
       await new Promise((r) => setTimeout(r, 50)) // let the final error events flush
     }
     app.server.closeAllConnections()

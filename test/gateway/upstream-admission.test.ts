@@ -16,15 +16,15 @@ test('slots up to capacity, then a bounded FIFO queue, then full', () => {
   assert.equal(q.admit(waiter(log, 'c')), 'queued')
   assert.equal(q.admit(waiter(log, 'd')), 'queued')
   assert.equal(q.admit(waiter(log, 'e')), 'full')
-  assert.deepEqual([q.active, q.waiting], [2, 2])
+  assert.deepEqual([q.inFlight, q.waiting], [2, 2])
   q.release()
   assert.deepEqual(log, ['c'])
   q.release()
   assert.deepEqual(log, ['c', 'd'])
-  assert.deepEqual([q.active, q.waiting], [2, 0])
+  assert.deepEqual([q.inFlight, q.waiting], [2, 0])
   q.release()
   q.release()
-  assert.deepEqual([q.active, q.waiting], [0, 0])
+  assert.deepEqual([q.inFlight, q.waiting], [0, 0])
 })
 
 test('a waiter that gave up is skipped and frees its place in the queue at once', () => {
@@ -39,7 +39,7 @@ test('a waiter that gave up is skipped and frees its place in the queue at once'
   assert.equal(q.admit(waiter(log, 'd')), 'queued')
   q.release()
   assert.deepEqual(log, ['d'])
-  assert.deepEqual([q.active, q.waiting], [1, 0])
+  assert.deepEqual([q.inFlight, q.waiting], [1, 0])
 })
 
 test('a newcomer never overtakes waiters while a slot is free for a moment', () => {

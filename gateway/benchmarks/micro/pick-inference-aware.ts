@@ -68,7 +68,7 @@ function timed(label: string, calls: number, fn: (i: number) => void): { p50: nu
 let sink = 0
 const now = 1_000
 for (const m of members) {
-  m.pod.update({ running: Math.floor(rng() * 16), waiting: Math.floor(rng() * 3), kvUsage: rng() }, m.outstanding, now)
+  m.pod.update({ running: Math.floor(rng() * 16), waiting: Math.floor(rng() * 3), kvUsage: rng() }, m.inFlight, now)
   // A learned prefill pace and some prefill still pending on every member, so the prefill scorer does its whole work.
   const work = m.beginPrefill(40)
   m.endPrefill(40, work, 80 + rng() * 160, now)

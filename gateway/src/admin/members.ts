@@ -36,7 +36,7 @@ export function describeMember(m: Member<Upstream>, now: number): MemberState {
       ejectedForMs: m.breaker.state === BreakerState.OPEN ? Math.max(0, Math.round(m.breaker.openUntil - now)) : 0,
     },
     ewmaMs: Math.round(m.ewma.get(now) * 1000) / 1000,
-    outstanding: m.outstanding,
+    outstanding: m.inFlight,
     started: m.started,
     failed: m.failed,
     lastFailure: m.lastFailure,

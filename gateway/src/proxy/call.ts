@@ -126,7 +126,7 @@ export class ProxyCall {
   start(): void {
     ;(this.res as ResponseWithCall)[kCall] = this
     this.res.on('close', onClientClose)
-    this.ctx.inflight.add(this)
+    this.ctx.inFlight.add(this)
     this.ctx.track(1)
     const now = performance.now()
     // Admission from saturation (inference-aware only): go now, wait for room, or shed.
@@ -598,7 +598,7 @@ export class ProxyCall {
     this.#hedgeTimer = null
     if (this.#keepAliveTimer !== null) clearTimeout(this.#keepAliveTimer)
     this.#keepAliveTimer = null
-    this.ctx.inflight.delete(this)
+    this.ctx.inFlight.delete(this)
     this.ctx.track(-1)
     ;(this.res as ResponseWithCall)[kCall] = undefined
     this.res.off('close', onClientClose)

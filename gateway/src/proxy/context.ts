@@ -28,7 +28,7 @@ export interface CallContext {
   /** server.sseKeepAliveMs: keep-alive comments while a stream waits for its first event; 0 or absent: off. */
   readonly sseKeepAliveMs?: number
   readonly onUpstreamFailure: (call: ProxyCall, target: Target, failure: ClassifiedFailure) => void
-  readonly inflight: Set<ProxyCall>
+  readonly inFlight: Set<ProxyCall>
   /** Remembers a member's concurrency so its pool is kept open ahead of demand. */
   readonly observeConcurrency: (target: Target) => void
   /** Counts the calls running on this context's snapshot, so it closes its pools only when idle. */

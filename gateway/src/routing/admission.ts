@@ -76,7 +76,7 @@ export class Admission {
     for (const m of members) {
       if (!m.available(nowMs)) continue
       available++
-      if (!m.pod.fresh(nowMs, this.staleAfterMs) || m.pod.queue(m.outstanding) < threshold) return false
+      if (!m.pod.fresh(nowMs, this.staleAfterMs) || m.pod.queue(m.inFlight) < threshold) return false
     }
     return available > 0
   }

@@ -117,11 +117,11 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
       const m = members[i]!
       const pod = m.pod
       if (this.staleAfterMs > 0 && pod.fresh(nowMs, this.staleAfterMs)) {
-        s.load[i] = pod.load(m.outstanding)
-        s.queue[i] = pod.queue(m.outstanding)
+        s.load[i] = pod.load(m.inFlight)
+        s.queue[i] = pod.queue(m.inFlight)
         s.kvUsage[i] = pod.kvUsage
       } else {
-        s.load[i] = m.outstanding
+        s.load[i] = m.inFlight
         s.queue[i] = 0
         s.kvUsage[i] = -1
       }

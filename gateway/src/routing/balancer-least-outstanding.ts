@@ -21,7 +21,7 @@ export class LeastOutstandingBalancer extends TierScan implements Balancer {
       const i = start + k < n ? start + k : start + k - n
       if (flags[i] !== 1) continue
       const m = members[i]!
-      if (best === null || m.outstanding < best.outstanding || (m.outstanding === best.outstanding && m.weight > best.weight)) best = m
+      if (best === null || m.inFlight < best.inFlight || (m.inFlight === best.inFlight && m.weight > best.weight)) best = m
     }
     return best
   }

@@ -8,7 +8,7 @@ import { type Router, usesDnsDiscovery } from './router.ts'
 
 export interface DnsBindingOptions<D> {
   readonly resolve?: ResolveAddresses
-  /** A member left (its address is gone from DNS); close its upstream when `outstanding` is 0. */
+  /** A member left (its address is gone from DNS); close its upstream when `inFlight` is 0. */
   readonly onRemoved?: (member: Member<D>) => void
   readonly onAdded?: (member: Member<D>) => void
   readonly onError?: (upstreamName: string, err: unknown) => void

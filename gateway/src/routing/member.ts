@@ -64,7 +64,7 @@ export class Member<U = unknown> {
   /** What sends requests to `origin` (the gateway's `Upstream`, which owns the undici pool); filled by the member factory. */
   upstream: U
   /** Attempts started and not yet finished (streams count until their last byte). */
-  outstanding: number
+  inFlight: number
   readonly ewma: PeakEwma
   readonly breaker: Breaker
   /** Verdict of active health checks; true until a checker says otherwise. */
@@ -102,7 +102,7 @@ export class Member<U = unknown> {
     this.priority = init.priority
     this.nameHash = hashString(init.name)
     this.upstream = upstream
-    this.outstanding = 0
+    this.inFlight = 0
     this.ewma = new PeakEwma(init.ewmaDecayMs)
     this.breaker = new Breaker(init.outlier, init.nowMs ?? 0)
     this.healthy = true
@@ -130,12 +130,12 @@ export class Member<U = unknown> {
   /** Finagle's P2C/PeakEWMA cost: expected latency times the queue a new request would join. */
   load(nowMs: number): number {
     const latency = this.ewma.get(nowMs)
-    if (latency === 0 && this.outstanding !== 0) return UNKNOWN_LATENCY_PENALTY + this.outstanding
-    return latency * (this.outstanding + 1)
+    if (latency === 0 && this.inFlight !== 0) return UNKNOWN_LATENCY_PENALTY + this.inFlight
+    return latency * (this.inFlight + 1)
   }
 
   onStart(nowMs: number): void {
-    this.outstanding++
+    this.inFlight++
     this.started++
     this.breaker.onStart(nowMs)
   }
@@ -212,6 +212,6 @@ export class Member<U = unknown> {
   }
 
   private release(): void {
-    if (this.outstanding > 0) this.outstanding--
+    if (this.inFlight > 0) this.inFlight--
   }
 }

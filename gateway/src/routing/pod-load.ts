@@ -18,8 +18,8 @@ export class PodLoad {
   kvUsage: number
   /** performance.now() of the last good scrape; 0 = never. */
   scrapedAt: number
-  /** The member's outstanding count when it was scraped. */
-  outstandingAtScrape: number
+  /** The member's in-flight count when it was scraped. */
+  inFlightAtScrape: number
   /** Most requests ever seen running at once: the pod's batch size, learned. */
   maxRunning: number
   /** Consecutive failed scrapes. */
@@ -30,17 +30,17 @@ export class PodLoad {
     this.waiting = 0
     this.kvUsage = 0
     this.scrapedAt = 0
-    this.outstandingAtScrape = 0
+    this.inFlightAtScrape = 0
     this.maxRunning = 0
     this.failures = 0
   }
 
-  update(report: PodReport, outstanding: number, nowMs: number): void {
+  update(report: PodReport, inFlight: number, nowMs: number): void {
     this.running = report.running
     this.waiting = report.waiting
     this.kvUsage = report.kvUsage
     this.scrapedAt = nowMs
-    this.outstandingAtScrape = outstanding
+    this.inFlightAtScrape = inFlight
     if (report.running > this.maxRunning) this.maxRunning = report.running
     this.failures = 0
   }
@@ -50,8 +50,8 @@ export class PodLoad {
   }
 
   /** Requests sent by this gateway since the scrape (never negative: finished ones are in the scrape). */
-  sentSince(outstanding: number): number {
-    const d = outstanding - this.outstandingAtScrape
+  sentSince(inFlight: number): number {
+    const d = inFlight - this.inFlightAtScrape
     return d > 0 ? d : 0
   }
 
@@ -59,8 +59,8 @@ export class PodLoad {
    * Running + waiting now, estimated: the scrape plus this gateway's own change since (requests
    * sent, minus its requests that finished), never below zero.
    */
-  load(outstanding: number): number {
-    const l = this.running + this.waiting + outstanding - this.outstandingAtScrape
+  load(inFlight: number): number {
+    const l = this.running + this.waiting + inFlight - this.inFlightAtScrape
     return l > 0 ? l : 0
   }
 
@@ -68,8 +68,8 @@ export class PodLoad {
    * Waiting now, estimated: new requests fill free batch slots first (when the pod's batch size is
    * known from a saturated scrape), then queue.
    */
-  queue(outstanding: number): number {
-    const sent = this.sentSince(outstanding)
+  queue(inFlight: number): number {
+    const sent = this.sentSince(inFlight)
     if (this.waiting > 0) return this.waiting + sent
     const free = this.maxRunning > this.running ? this.maxRunning - this.running : 0
     return sent > free ? sent - free : 0

@@ -62,7 +62,7 @@ export class PodMetricsScraper<D> {
       const text = await this.opts.fetch(member, AbortSignal.timeout(this.opts.timeoutMs))
       const report = parseVllmMetrics(text)
       if (report === null) member.pod.failures++
-      else member.pod.update(report, member.outstanding, performance.now())
+      else member.pod.update(report, member.inFlight, performance.now())
     } catch {
       member.pod.failures++
     }

@@ -226,7 +226,7 @@ export class Router<D = unknown> {
 
   /**
    * Removes a DNS-discovered member: it is marked draining (no new requests) and dropped from every
-   * group. Returns it so the caller can close its upstream once `outstanding` reaches 0.
+   * group. Returns it so the caller can close its upstream once `inFlight` reaches 0.
    */
   removeMember(upstreamName: string, address: string): Member<D> | null {
     const name = `${upstreamName}@${address}`

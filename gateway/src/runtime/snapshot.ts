@@ -54,14 +54,14 @@ export class RuntimeSnapshot<C = unknown> {
   private dns: DnsBinding | null
   private closed: boolean
   /** Calls running on this snapshot (started, not finished). */
-  private active: number
+  private inFlight: number
   private idle: (() => void) | null
 
   constructor(config: GatewayConfig, deps: SnapshotDeps<C>) {
     this.config = config
     this.logger = deps.logger
     this.closed = false
-    this.active = 0
+    this.inFlight = 0
     this.idle = null
     this.dns = null
     this.auth = new Authenticator(config.auth, deps.fileKeys)
@@ -229,8 +229,8 @@ export class RuntimeSnapshot<C = unknown> {
   }
 
   track(delta: 1 | -1): void {
-    this.active += delta
-    if (this.active === 0 && this.idle !== null) this.idle()
+    this.inFlight += delta
+    if (this.inFlight === 0 && this.idle !== null) this.idle()
   }
 
   /**
@@ -244,7 +244,7 @@ export class RuntimeSnapshot<C = unknown> {
     this.podMetrics?.stop()
     this.router.endHolds(true)
     this.dns?.stop()
-    if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve))
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve))
     await this.close()
   }
 

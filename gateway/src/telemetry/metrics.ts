@@ -42,7 +42,7 @@ const MAX_MODEL_LABEL_LENGTH = 64
 export interface MemberView {
   readonly name: string
   readonly upstreamName: string
-  readonly outstanding: number
+  readonly inFlight: number
   readonly healthy: boolean
   readonly failed: number
   readonly ewma: { get(nowMs: number): number }
@@ -222,7 +222,7 @@ export class GatewayMetrics {
       memberGauge('velox_upstream_member_healthy', 'Per routing member: 1 while active health checks pass, else 0', (m) => (m.healthy ? 1 : 0)),
       memberGauge('velox_upstream_member_breaker_state', 'Per routing member: breaker state, 0 closed, 1 open (ejected), 2 half-open', (m) => m.breaker.state),
       memberGauge('velox_upstream_member_ewma_seconds', 'Per routing member: peak-EWMA time to first byte', (m, now) => m.ewma.get(now) / 1000),
-      memberGauge('velox_upstream_member_outstanding', 'Per routing member: attempts in flight', (m) => m.outstanding),
+      memberGauge('velox_upstream_member_outstanding', 'Per routing member: attempts in flight', (m) => m.inFlight),
       memberGauge('velox_upstream_member_failures', 'Per routing member: failed attempts since the routing snapshot was built', (m) => m.failed),
       memberGauge('velox_upstream_member_ejections', 'Per routing member: consecutive ejections since the doubling last reset', (m) => m.breaker.ejections),
     ]

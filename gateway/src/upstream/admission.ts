@@ -39,7 +39,7 @@ export class AdmissionQueue {
   /** Waiters each class may add to the queue (its share of `maxPending`). */
   readonly bounds: readonly number[]
   /** Requests holding a slot (handed to the pool and not finished). */
-  active: number
+  inFlight: number
   private readonly queue: FairQueue<Waiter>
 
   constructor(capacity: number, maxPending: number, queueTimeoutMs: number, shares: readonly number[] = FULL_SHARES) {
@@ -47,7 +47,7 @@ export class AdmissionQueue {
     this.maxPending = maxPending
     this.queueTimeoutMs = queueTimeoutMs
     this.bounds = Object.freeze(classBounds(maxPending, shares))
-    this.active = 0
+    this.inFlight = 0
     this.queue = new FairQueue<Waiter>()
   }
 
@@ -68,15 +68,15 @@ export class AdmissionQueue {
 
   /** No slot free, and a request of class `priority` could neither wait nor take a lower class's place. */
   fullFor(priority: number): boolean {
-    if (this.active < this.capacity) return false
+    if (this.inFlight < this.capacity) return false
     if (this.queue.size < (this.bounds[priority] ?? this.maxPending)) return false
     return this.maxPending === 0 || !this.queue.hasBelow(priority)
   }
 
   /** 'now': the caller holds a slot. 'queued': `waiter.admitted()` runs later. 'full': neither. */
   admit(waiter: Waiter): Admission {
-    if (this.active < this.capacity && this.queue.size === 0) {
-      this.active++
+    if (this.inFlight < this.capacity && this.queue.size === 0) {
+      this.inFlight++
       return 'now'
     }
     if (this.queue.size < (this.bounds[waiter.priority] ?? this.maxPending)) {
@@ -98,11 +98,11 @@ export class AdmissionQueue {
 
   /** A slot holder is done: the next waiter (most important class, tenants in turn) gets the slot. */
   release(): void {
-    this.active--
-    while (this.active < this.capacity) {
+    this.inFlight--
+    while (this.inFlight < this.capacity) {
       const w = this.queue.shift()
       if (w === undefined) break
-      this.active++
+      this.inFlight++
       w.admitted()
     }
   }

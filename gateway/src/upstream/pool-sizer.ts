@@ -11,7 +11,7 @@ import type { Upstream } from './upstream.ts'
 /** What the sizer reads of a routing member (routing's Member has this shape). */
 export interface SizedMember {
   /** Requests in flight on the member now. */
-  readonly outstanding: number
+  readonly inFlight: number
   readonly draining: boolean
   available(nowMs: number): boolean
   readonly upstream: Upstream
@@ -41,7 +41,7 @@ export class PoolSizer {
   /** Called by the request path's own bookkeeping: a member's in-flight count just rose. */
   observe(member: SizedMember): void {
     const up = member.upstream
-    if (member.outstanding > up.peakConcurrency) up.peakConcurrency = member.outstanding
+    if (member.inFlight > up.peakConcurrency) up.peakConcurrency = member.inFlight
   }
 
   /** The connection count a member should hold now. */
@@ -55,7 +55,7 @@ export class PoolSizer {
     for (const member of this.members()) {
       if (!member.upstream.config.pool.adaptive || member.draining || !member.available(performance.now())) continue
       const up = member.upstream
-      up.peakConcurrency = Math.max(member.outstanding, up.peakConcurrency * PEAK_DECAY)
+      up.peakConcurrency = Math.max(member.inFlight, up.peakConcurrency * PEAK_DECAY)
       // Idle connections take requests first: reaching N connections takes N requests in flight.
       const target = this.target(member)
       const stats = member.upstream.stats()

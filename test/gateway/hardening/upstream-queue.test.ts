@@ -68,7 +68,7 @@ test('past the connections a bounded queue waits; past the queue or its deadline
   try {
     const admission = gw.app.velox.snapshot.router.members()[0]!.upstream.admission
     const first = burst(gw, 4)
-    await until('two in the pool, two waiting', () => admission.active === 2 && admission.waiting === 2)
+    await until('two in the pool, two waiting', () => admission.inFlight === 2 && admission.waiting === 2)
     const overflow = await burst(gw, 2) // refused at once: the queue is full
     for (const a of overflow) assert.deepEqual([a.status, a.code, a.retryAfter], [503, 'GW_ERR_UPSTREAM_OVERLOADED', '1'])
     const answers = await first
@@ -78,7 +78,7 @@ test('past the connections a bounded queue waits; past the queue or its deadline
       assert.ok(a.ms >= 1_500, `a queued request was refused after ${Math.round(a.ms)} ms, before its queue deadline`)
     }
     assert.deepEqual(await rejected(gw), { 'slow full': 2, 'slow timeout': 2 })
-    assert.deepEqual([admission.active, admission.waiting], [0, 0])
+    assert.deepEqual([admission.inFlight, admission.waiting], [0, 0])
   } finally {
     await gw.close()
   }

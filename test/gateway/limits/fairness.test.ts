@@ -98,7 +98,7 @@ test('a full upstream queue: critical requests take batch requests\u2019 places 
     const done: Answer[] = []
     const busy = occupy(gw)
     const all: Promise<unknown>[] = [busy.done]
-    await until('the connection busy', () => q.active === 1)
+    await until('the connection busy', () => q.inFlight === 1)
     for (let i = 1; i <= 4; i++) all.push(send(gw, 'a-batch', `batch${i}`, done))
     await until('four batch requests waiting', () => q.waiting === 4)
     all.push(send(gw, 'b-critical', 'critical1', done), send(gw, 'b-critical', 'critical2', done))
@@ -112,7 +112,7 @@ test('a full upstream queue: critical requests take batch requests\u2019 places 
     ], 'the newest batch requests gave their places')
     assert.deepEqual(done.filter((a) => a.status === 200).map((a) => a.name), ['critical1', 'critical2', 'batch1', 'batch2'])
     assert.deepEqual(await rejected(gw), { preempted: 2 })
-    assert.deepEqual([q.active, q.waiting], [0, 0])
+    assert.deepEqual([q.inFlight, q.waiting], [0, 0])
   } finally {
     await gw.close()
   }
@@ -125,7 +125,7 @@ test('tenants of one class take turns: a burst of one tenant does not delay anot
     const done: Answer[] = []
     const busy = occupy(gw)
     const all: Promise<unknown>[] = [busy.done]
-    await until('the connection busy', () => q.active === 1)
+    await until('the connection busy', () => q.inFlight === 1)
     for (let i = 1; i <= 6; i++) all.push(send(gw, 'a-normal', `a${i}`, done))
     await until('tenant a\u2019s burst waiting', () => q.waiting === 6)
     all.push(send(gw, 'b-normal', 'b1', done), send(gw, 'b-normal', 'b2', done))
@@ -149,7 +149,7 @@ test('a lower class fills only its share of the queue: batch is refused at once 
     const done: Answer[] = []
     const busy = occupy(gw)
     const all: Promise<unknown>[] = [busy.done]
-    await until('the connection busy', () => q.active === 1)
+    await until('the connection busy', () => q.inFlight === 1)
     all.push(send(gw, 'a-batch', 'batch1', done))
     await until('one batch request waiting', () => q.waiting === 1)
     const refused = await send(gw, 'a-batch', 'batch2', done)
@@ -172,7 +172,7 @@ test('a key\u2019s priority class goes with it: a keys-less gateway queues every
     const done: Answer[] = []
     const busy = occupy(gw)
     const all: Promise<unknown>[] = [busy.done]
-    await until('the connection busy', () => q.active === 1)
+    await until('the connection busy', () => q.inFlight === 1)
     for (let i = 1; i <= 3; i++) {
       all.push(send(gw, 'none', `n${i}`, done))
       await until(`n${i} waiting`, () => q.waiting === i)
@@ -267,7 +267,7 @@ function saturationTests(): void {
       background.abort()
       await Promise.all([...held, ...bg])
       assert.deepEqual(done.filter((a) => a.status === 200).map((a) => a.name).sort(), ['batch1', 'critical'])
-      assert.equal(member.outstanding, 0)
+      assert.equal(member.inFlight, 0)
     } finally {
       background.abort()
       await gw.close()

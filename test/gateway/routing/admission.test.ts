@@ -12,7 +12,7 @@ import { makeMember, makeMembers } from './helpers.ts'
 const admission = (input: Record<string, unknown>) => new Admission(AdmissionSchema.parse(input), 2_000)
 
 function queueOf(m: Member<null>, waiting: number, now = performance.now()): void {
-  m.pod.update({ running: 8, waiting, kvUsage: 0.9 }, m.outstanding, now)
+  m.pod.update({ running: 8, waiting, kvUsage: 0.9 }, m.inFlight, now)
 }
 
 test('saturated only when every available member is past the threshold with fresh metrics', () => {

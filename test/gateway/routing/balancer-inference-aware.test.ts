@@ -18,7 +18,7 @@ function request(session: string, turn = 0, explain = false): RouteRequest {
 }
 
 function report(m: Member<null>, running: number, waiting: number, kv: number, now: number): void {
-  m.pod.update({ running, waiting, kvUsage: kv }, m.outstanding, now)
+  m.pod.update({ running, waiting, kvUsage: kv }, m.inFlight, now)
 }
 
 test('concurrent first turns sharing a system prompt spread; each later turn returns to its member', () => {
@@ -186,8 +186,8 @@ test('pod estimate between scrapes: sent requests fill free batch slots, then qu
   const [m] = makeMembers(1)
   report(m!, 8, 2, 0.5, 0) // saturated once: batch size 8 learned
   report(m!, 6, 0, 0.5, 1)
-  assert.equal(m!.pod.queue(m!.outstanding), 0)
+  assert.equal(m!.pod.queue(m!.inFlight), 0)
   for (let i = 0; i < 3; i++) m!.onStart(2)
-  assert.equal(m!.pod.load(m!.outstanding), 9)
-  assert.equal(m!.pod.queue(m!.outstanding), 1, 'two free slots, three sent: one waits')
+  assert.equal(m!.pod.load(m!.inFlight), 9)
+  assert.equal(m!.pod.queue(m!.inFlight), 1, 'two free slots, three sent: one waits')
 })

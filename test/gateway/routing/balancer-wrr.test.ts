@@ -52,7 +52,7 @@ test('least-outstanding balances concurrent load exactly', () => {
   const b = createBalancer('least-outstanding')
   const members = [makeMember('a'), makeMember('b'), makeMember('c'), makeMember('d')]
   for (let i = 0; i < 40; i++) b.pick(members, null, null, 0)!.onStart(0)
-  assert.deepEqual(members.map((m) => m.outstanding), [10, 10, 10, 10])
+  assert.deepEqual(members.map((m) => m.inFlight), [10, 10, 10, 10])
   members[1]!.onSuccess(0)
   members[1]!.onSuccess(0)
   assert.equal(b.pick(members, null, null, 0), members[1])

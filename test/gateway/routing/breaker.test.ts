@@ -111,7 +111,7 @@ test('member: 429 never ejects, 5xx does; both raise the latency estimate', () =
   }
   assert.ok(m.available(10))
   assert.ok(m.ewma.get(10) > 990, 'a failure costs about the failure penalty, not its own 5 ms')
-  assert.equal(m.outstanding, 0)
+  assert.equal(m.inFlight, 0)
   eject(m, 20)
   assert.equal(m.available(20), false)
   assert.equal(m.ejectedUntil, 1_020)

@@ -156,15 +156,15 @@ function forward(served: Served): void {
   // A request another gateway forwarded is served here or fails here: never bounced to a peer.
   const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
   const routing = snapshot.config.routing
-  const key = affinityKey(routing.hashKey, headers, parsed.json)
+  const affinityKey = affinityKeyOf(routing.hashKey, headers, parsed.json)
   const priority = PRIORITY_CLASS[principal.priority]
   exchange.takeOver()
   const proxied = new ProxyCall(snapshot.ctx, call.res ?? exchange.raw, {
     endpoint,
     model: parsed.model,
     resolution,
-    affinityKey: key,
-    route: routeRequestFor(routing, key, parsed.json, resolution.model, headers[DEBUG_HEADER], principal.tenant, priority),
+    affinityKey,
+    route: routeRequestFor(routing, affinityKey, parsed.json, resolution.model, headers[DEBUG_HEADER], principal.tenant, priority),
     body,
     forwardedHeaders,
     startedAt: exchange.startedAt,
@@ -203,7 +203,7 @@ function replayHit(served: Served, hit: CachedResponse): void {
 }
 
 /** The session key consistent hashing routes on: a configured header, else a body field (`user`). */
-export function affinityKey(hashKey: { readonly header?: string | undefined; readonly bodyField: string }, headers: IncomingHttpHeaders, body: Record<string, unknown>): string | null {
+export function affinityKeyOf(hashKey: { readonly header?: string | undefined; readonly bodyField: string }, headers: IncomingHttpHeaders, body: Record<string, unknown>): string | null {
   if (hashKey.header !== undefined) {
     const value = headers[hashKey.header]
     if (typeof value === 'string' && value !== '') return value

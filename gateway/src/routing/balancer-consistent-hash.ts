@@ -48,14 +48,14 @@ export class ConsistentHashBalancer extends TierScan implements Balancer {
     this.fallback = new P2cPeakEwmaBalancer(random)
   }
 
-  pick<D>(members: readonly Member<D>[], key: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number): Member<D> | null {
-    if (key === null) return this.fallback.pick(members, null, exclude, nowMs)
+  pick<D>(members: readonly Member<D>[], affinityKey: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number): Member<D> | null {
+    if (affinityKey === null) return this.fallback.pick(members, null, exclude, nowMs)
     const count = this.scan(members, exclude, nowMs)
     if (count === 0) return null
     if (count === 1) return members[this.firstIndex]!
     const { points, owners } = this.ringFor(members)
     const len = points.length
-    const h = hashString(key)
+    const h = hashString(affinityKey)
     let lo = 0
     let hi = len
     while (lo < hi) {

@@ -50,7 +50,7 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     this.usesPrefix = cfg.weights.prefix > 0 || cfg.weights.prefill > 0
   }
 
-  pick<D>(members: readonly Member<D>[], _key: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number, request: RouteRequest | null = null): Member<D> | null {
+  pick<D>(members: readonly Member<D>[], _affinityKey: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number, request: RouteRequest | null = null): Member<D> | null {
     const count = this.scan(members, exclude, nowMs)
     if (count === 0) return null
     const blocks = this.usesPrefix && request !== null ? request.blocks : null

@@ -8,7 +8,7 @@ import { type Balancer, TierScan } from './tier-scan.ts'
 export class LeastOutstandingBalancer extends TierScan implements Balancer {
   private cursor = 0
 
-  pick<D>(members: readonly Member<D>[], _key: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number): Member<D> | null {
+  pick<D>(members: readonly Member<D>[], _affinityKey: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number): Member<D> | null {
     const count = this.scan(members, exclude, nowMs)
     if (count === 0) return null
     if (count === 1) return members[this.firstIndex]!

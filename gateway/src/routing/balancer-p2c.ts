@@ -16,7 +16,7 @@ export class P2cPeakEwmaBalancer extends TierScan implements Balancer {
     this.random = random
   }
 
-  pick<D>(members: readonly Member<D>[], _key: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number): Member<D> | null {
+  pick<D>(members: readonly Member<D>[], _affinityKey: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number): Member<D> | null {
     const count = this.scan(members, exclude, nowMs)
     if (count === 0) return null
     if (count === 1) return members[this.firstIndex]!

@@ -15,7 +15,7 @@ export class WeightedRoundRobinBalancer extends TierScan implements Balancer {
   private lastScores: Float64Array = new Float64Array(0)
   private readonly scoresByMembers = new WeakMap<readonly Member<unknown>[], Float64Array>()
 
-  pick<D>(members: readonly Member<D>[], _key: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number): Member<D> | null {
+  pick<D>(members: readonly Member<D>[], _affinityKey: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number): Member<D> | null {
     const count = this.scan(members, exclude, nowMs)
     if (count === 0) return null
     const scores = this.scoresFor(members)

@@ -9,7 +9,7 @@ import { NORMAL_CLASS } from '../upstream/fair-queue.ts'
 
 export class RouteRequest {
   /** Consistent-hash key (session header or body field), or null. */
-  readonly key: string | null
+  readonly affinityKey: string | null
   /** Chained hashes of the prompt's leading blocks (see prefix-hash.ts), or null when not computed. */
   readonly blocks: Uint32Array | null
   /** Fill `explanation` on every pick. */
@@ -29,8 +29,8 @@ export class RouteRequest {
    */
   charge: number
 
-  constructor(key: string | null, blocks: Uint32Array | null = null, explain = false, priority = NORMAL_CLASS, tenant = 'default') {
-    this.key = key
+  constructor(affinityKey: string | null, blocks: Uint32Array | null = null, explain = false, priority = NORMAL_CLASS, tenant = 'default') {
+    this.affinityKey = affinityKey
     this.blocks = blocks
     this.explain = explain
     this.priority = priority
@@ -52,7 +52,7 @@ export const ROUTE_HEADER = 'x-velox-route'
  */
 export function routeRequestFor(
   routing: RoutingConfig,
-  key: string | null,
+  affinityKey: string | null,
   body: Record<string, unknown>,
   model: string,
   debugHeader: string | string[] | undefined,
@@ -64,5 +64,5 @@ export function routeRequestFor(
   const ia = routing.inferenceAware
   const blocks = ia.weights.prefix > 0 || ia.weights.prefill > 0 ? prefixBlocks(body, model, ia.prefix.blockChars, ia.prefix.maxBlocks) : null
   const explain = ia.explain && typeof debugHeader === 'string' && debugHeader.includes('route')
-  return new RouteRequest(key, blocks, explain, priority, tenant)
+  return new RouteRequest(affinityKey, blocks, explain, priority, tenant)
 }

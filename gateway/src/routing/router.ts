@@ -162,9 +162,9 @@ export class Router<D = unknown> {
    * A member for one attempt, or null when none is available (503 GW_ERR_NO_HEALTHY_UPSTREAM).
    * `exclude`: members this request already tried. Call member.onStart(nowMs) on the result.
    */
-  pick(resolution: Resolution<D>, key: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number, request: RouteRequest | null = null): Member<D> | null {
+  pick(resolution: Resolution<D>, affinityKey: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number, request: RouteRequest | null = null): Member<D> | null {
     const group = resolution.group
-    return group.balancer.pick(group.members, key, exclude, nowMs, request)
+    return group.balancer.pick(group.members, affinityKey, exclude, nowMs, request)
   }
 
   /**

@@ -10,12 +10,12 @@ import type { RouteRequest } from './route-request.ts'
 
 export interface Balancer {
   /**
-   * Choose a member for one attempt, or null when none is eligible. `key` is the affinity key (only
+   * Choose a member for one attempt, or null when none is eligible. `affinityKey` is the affinity key (only
    * the consistent-hash balancer reads it); `exclude` holds members already tried by this request.
    * Call `member.onStart(nowMs)` on the result before anything else picks. `request` carries
    * what the inference-aware balancer reads (prompt prefix, explain); the others ignore it.
    */
-  pick<D>(members: readonly Member<D>[], key: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number, request?: RouteRequest | null): Member<D> | null
+  pick<D>(members: readonly Member<D>[], affinityKey: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number, request?: RouteRequest | null): Member<D> | null
 }
 
 export class TierScan {

@@ -124,16 +124,16 @@ export class Gateway {
       sseKeepAliveMs: snapshot.config.server.sseKeepAliveMs,
       inFlight: this.inFlight,
       track: (delta) => snapshot.track(delta),
-      observeConcurrency: (target) => snapshot.sizer.observe(target),
+      observeConcurrency: (member) => snapshot.sizer.observe(member),
       shuttingDown: () => this.shuttingDown,
       accessLog: this.accessLog,
-      onUpstreamFailure: (call, target, failure) => {
-        this.metrics.countUpstreamError(target.upstreamName, failure.code)
+      onUpstreamFailure: (call, member, failure) => {
+        this.metrics.countUpstreamError(member.upstreamName, failure.code)
         // A dead upstream fails every request: keep a sample of lines per cause, count the rest.
-        const suppressed = this.failureLogs.allow(`upstream:${target.upstreamName}:${failure.code}`, Date.now())
+        const suppressed = this.failureLogs.allow(`upstream:${member.upstreamName}:${failure.code}`, Date.now())
         if (suppressed < 0) return
         this.logger.warn(
-          { requestId: call.request.requestId, upstream: target.upstreamName, member: target.name, code: failure.code, detail: failure.detail, attempt: call.attempts, model: call.model, ...(suppressed > 0 ? { suppressed } : {}) },
+          { requestId: call.request.requestId, upstream: member.upstreamName, member: member.name, code: failure.code, detail: failure.detail, attempt: call.attempts, model: call.model, ...(suppressed > 0 ? { suppressed } : {}) },
           'upstream failure',
         )
       },

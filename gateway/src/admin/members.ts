@@ -21,25 +21,25 @@ export interface MemberState {
   pool: { connected: number; free: number; busy: number; pending: number }
 }
 
-export function describeMember(m: Member<Upstream>, now: number): MemberState {
-  const s = m.upstream.stats()
+export function describeMember(member: Member<Upstream>, now: number): MemberState {
+  const s = member.upstream.stats()
   return {
-    name: m.name,
-    upstream: m.upstreamName,
-    origin: m.origin,
-    available: m.available(now),
-    healthy: m.healthy,
-    draining: m.draining,
+    name: member.name,
+    upstream: member.upstreamName,
+    origin: member.origin,
+    available: member.available(now),
+    healthy: member.healthy,
+    draining: member.draining,
     breaker: {
-      state: BREAKER_NAMES[m.breaker.state] ?? 'closed',
-      ejections: m.breaker.ejections,
-      ejectedForMs: m.breaker.state === BreakerState.OPEN ? Math.max(0, Math.round(m.breaker.openUntil - now)) : 0,
+      state: BREAKER_NAMES[member.breaker.state] ?? 'closed',
+      ejections: member.breaker.ejections,
+      ejectedForMs: member.breaker.state === BreakerState.OPEN ? Math.max(0, Math.round(member.breaker.openUntil - now)) : 0,
     },
-    ewmaMs: Math.round(m.ewma.get(now) * 1000) / 1000,
-    outstanding: m.inFlight,
-    started: m.started,
-    failed: m.failed,
-    lastFailure: m.lastFailure,
+    ewmaMs: Math.round(member.ewma.get(now) * 1000) / 1000,
+    outstanding: member.inFlight,
+    started: member.started,
+    failed: member.failed,
+    lastFailure: member.lastFailure,
     pool: { connected: s.connected, free: s.free, busy: s.running, pending: s.pending },
   }
 }
@@ -48,8 +48,8 @@ export function describeMember(m: Member<Upstream>, now: number): MemberState {
  * Ejects a member for `ms`, as outlier detection would: its breaker opens, and when the time is
  * up one probe request decides whether it closes again.
  */
-export function ejectMember(m: Member<Upstream>, ms: number, now: number): void {
-  const b = m.breaker
+export function ejectMember(member: Member<Upstream>, ms: number, now: number): void {
+  const b = member.breaker
   b.state = BreakerState.OPEN
   b.openUntil = now + ms
   b.consecutiveFailures = 0

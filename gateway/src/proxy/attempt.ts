@@ -12,7 +12,7 @@ import type { FailureKind } from '../routing/config.ts'
 import { endAttempt } from '../telemetry/request-trace.ts'
 import type { Waiter } from '../upstream/admission.ts'
 import type { ProxyCall } from './call.ts'
-import type { Target, UpstreamHeaders } from './context.ts'
+import type { UpstreamMember, UpstreamHeaders } from './context.ts'
 
 /** An upstream error answer held while no retry is left, to pass through whole if it is small. */
 export interface HeldError {
@@ -38,7 +38,7 @@ const CANCELLED = new Error('request cancelled by the gateway')
 
 export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   readonly call: ProxyCall
-  readonly target: Target
+  readonly member: UpstreamMember
   readonly startedAt: number
   #firstByteAt: number
   #controller: Dispatcher.DispatchController | null
@@ -66,9 +66,9 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   /** The member's pending prefill work when this attempt was charged, its own included. */
   prefillWork: number
 
-  constructor(call: ProxyCall, target: Target, now: number) {
+  constructor(call: ProxyCall, member: UpstreamMember, now: number) {
     this.call = call
-    this.target = target
+    this.member = member
     this.startedAt = now
     this.#firstByteAt = 0
     this.#controller = null
@@ -124,7 +124,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   #releaseSlot(): void {
     if (!this.#slot) return
     this.#slot = false
-    this.target.upstream.admission.release()
+    this.member.upstream.admission.release()
   }
 
   /** When its first byte went to the client (performance.now() ms); 0 until it won. */
@@ -160,8 +160,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   #endPrefill(firstToken: boolean, now: number): void {
     const blocks = this.prefill
     this.prefill = 0
-    if (firstToken) this.target.endPrefill(blocks, this.prefillWork, now - this.startedAt, now)
-    else this.target.dropPrefill(blocks)
+    if (firstToken) this.member.endPrefill(blocks, this.prefillWork, now - this.startedAt, now)
+    else this.member.dropPrefill(blocks)
   }
 
   /** Tells the member how the attempt ended: a failure kind, or null for success. */
@@ -169,8 +169,8 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     if (this.#settled) return
     this.#settled = true
     if (this.prefill !== 0) this.#endPrefill(false, now)
-    if (kind === null) this.target.onSuccess(now)
-    else this.target.onFailure(kind, now, now - this.startedAt)
+    if (kind === null) this.member.onSuccess(now)
+    else this.member.onFailure(kind, now, now - this.startedAt)
     if (this.span !== null) this.#endSpan(kind, now)
   }
 
@@ -184,7 +184,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     if (!this.#settled) {
       this.#settled = true
       if (this.prefill !== 0) this.#endPrefill(false, now)
-      this.target.onCancel(now)
+      this.member.onCancel(now)
     }
     if (this.span !== null) this.#endSpan('cancelled', now)
     this.abandon()
@@ -199,7 +199,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     if (this.queuedAt !== 0) {
       // Still waiting for a slot: leave the queue; nothing was sent.
       this.queuedAt = 0
-      this.target.upstream.admission.left(this)
+      this.member.upstream.admission.left(this)
       return
     }
     this.#controller?.abort(CANCELLED)
@@ -217,7 +217,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     this.statusCode = statusCode
     const now = performance.now()
     const ttfb = now - this.startedAt
-    this.target.onFirstByte(ttfb, now)
+    this.member.onFirstByte(ttfb, now)
     call.request.resolution.hedge.record(ttfb, now)
     const verdict = call.onStatus(this, statusCode)
     if (verdict === 'abort') return this.abandon()

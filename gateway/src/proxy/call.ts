@@ -20,7 +20,7 @@ import { GatewayError } from '../errors.ts'
 import { ROUTE_HEADER } from '../routing/route-request.ts'
 import type { FailureKind } from '../routing/config.ts'
 import { Attempt, type HeldError } from './attempt.ts'
-import type { CallContext, CallRequest, Target, UpstreamHeaders } from './context.ts'
+import type { CallContext, CallRequest, UpstreamMember, UpstreamHeaders } from './context.ts'
 import { CallOutcome } from './outcome.ts'
 import { AttemptPlanner } from './planner.ts'
 import { sseErrorEvent, writeError } from './respond.ts'
@@ -28,7 +28,7 @@ import { responseHeaders, serverTiming } from './response-headers.ts'
 import { classifyUpstreamError } from './upstream-errors.ts'
 import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
 
-export type { CallContext, CallRequest, Target } from './context.ts'
+export type { CallContext, CallRequest, UpstreamMember } from './context.ts'
 
 const kCall = Symbol('velox.proxyCall')
 
@@ -156,12 +156,12 @@ export class ProxyCall {
       this.#respondError(new GatewayError('GW_ERR_NO_HEALTHY_UPSTREAM', this.request.model, { retryAfter: 1 }), now)
       return
     }
-    const target = this.#withRoom(picked, now)
-    if (target === null) {
+    const member = this.#withRoom(picked, now)
+    if (member === null) {
       this.#respondError(new GatewayError('GW_ERR_UPSTREAM_OVERLOADED', this.request.model, { retryAfter: 1 }), now)
       return
     }
-    this.#dispatch(target, now)
+    this.#dispatch(member, now)
     const hedgeMs = this.#planner.hedgeDelay(now)
     if (hedgeMs !== null) this.#hedgeTimer = setTimeout(onHedgeTimer, hedgeMs, this)
     const cache = this.request.cache
@@ -193,20 +193,20 @@ export class ProxyCall {
   }
 
   /**
-   * `target`, or another member when its connections are all busy and its queue is full (Envoy's
+   * `member`, or another one when its connections are all busy and its queue is full (Envoy's
    * max_pending_requests overflow); null when no member has room.
    */
-  #withRoom(target: Target | null, now: number): Target | null {
-    while (target !== null && target.upstream.admission.fullFor(this.request.priority)) {
-      this.ctx.metrics.countQueueRejected(target.upstreamName, 'full')
-      target = this.#planner.instead(target, now)
+  #withRoom(member: UpstreamMember | null, now: number): UpstreamMember | null {
+    while (member !== null && member.upstream.admission.fullFor(this.request.priority)) {
+      this.ctx.metrics.countQueueRejected(member.upstreamName, 'full')
+      member = this.#planner.instead(member, now)
     }
-    return target
+    return member
   }
 
-  #dispatch(target: Target, now: number): void {
-    this.#planner.dispatched(target)
-    const upstream = target.upstream
+  #dispatch(member: UpstreamMember, now: number): void {
+    this.#planner.dispatched(member)
+    const upstream = member.upstream
     const request = this.request
     if (this.#deadlineAt === 0 && upstream.config.timeouts.totalMs > 0) this.#deadlineAt = request.startedAt + upstream.config.timeouts.totalMs
     let outgoing: OutgoingRequest | null = null
@@ -219,17 +219,17 @@ export class ProxyCall {
         return
       }
     }
-    const attempt = new Attempt(this, target, now)
+    const attempt = new Attempt(this, member, now)
     attempt.outgoing = outgoing
     this.#live.push(attempt)
-    target.onStart(now)
+    member.onStart(now)
     const charge = request.route?.charge ?? 0
     if (charge > 0) {
       // The pick just made estimated this much prefill on the member: charged until the first token.
       attempt.prefill = charge
-      attempt.prefillWork = target.beginPrefill(charge)
+      attempt.prefillWork = member.beginPrefill(charge)
     }
-    this.ctx.observeConcurrency(target)
+    this.ctx.observeConcurrency(member)
     // Beyond the pool's connections the attempt waits here, bounded and with a deadline, never in undici.
     if (upstream.admission.admit(attempt) === 'now') this.send(attempt)
     else attempt.queuedAt = now
@@ -237,7 +237,7 @@ export class ProxyCall {
 
   /** Hands an attempt that holds an admission slot to its upstream's pool. */
   send(attempt: Attempt): void {
-    const upstream = attempt.target.upstream
+    const upstream = attempt.member.upstream
     const request = this.request
     const outgoing = attempt.outgoing
     attempt.sent()
@@ -245,7 +245,7 @@ export class ProxyCall {
     if (request.trace !== null) {
       // The attempt's own span is the upstream's parent: traceparent (and tracestate) go with it.
       const carrier = forwarded === null ? [] : forwarded.slice()
-      attempt.span = request.trace.attempt(attempt.target, request.resolution.model, this.#planner.attempts, performance.now(), carrier)
+      attempt.span = request.trace.attempt(attempt.member, request.resolution.model, this.#planner.attempts, performance.now(), carrier)
       forwarded = carrier
     }
     upstream.dispatch(
@@ -272,10 +272,10 @@ export class ProxyCall {
   /** After a failed attempt, when nothing reached the client: another one, if the planner finds one. */
   #failover(kind: FailureKind, now: number): boolean {
     if (this.#finished || this.#winner !== null) return false
-    const target = this.#withRoom(this.#planner.retry(kind, now, this.#deadlineAt), now)
-    if (target === null) return false
-    this.ctx.metrics.countRetry(target.upstreamName, kind)
-    this.#dispatch(target, now)
+    const member = this.#withRoom(this.#planner.retry(kind, now, this.#deadlineAt), now)
+    if (member === null) return false
+    this.ctx.metrics.countRetry(member.upstreamName, kind)
+    this.#dispatch(member, now)
     return true
   }
 
@@ -284,10 +284,10 @@ export class ProxyCall {
     this.#hedgeTimer = null
     if (this.#finished || this.#winner !== null || this.#live.length !== 1) return
     const now = performance.now()
-    const target = this.#withRoom(this.#planner.hedge(now), now)
-    if (target === null) return
+    const member = this.#withRoom(this.#planner.hedge(now), now)
+    if (member === null) return
     this.ctx.metrics.countHedge('sent')
-    this.#dispatch(target, now)
+    this.#dispatch(member, now)
   }
 
   /** An attempt failed before its response reached the client. Returns true when the call goes on. */
@@ -410,12 +410,12 @@ export class ProxyCall {
       clearTimeout(this.#hedgeTimer)
       this.#hedgeTimer = null
     }
-    const provider = attempt.target.upstream.provider
+    const provider = attempt.member.upstream.provider
     const translated = provider.kind === 'openai' ? null : provider.respond(this.res, this.#forProvider())
     if (translated !== null) this.#out = translated
     const res = this.#out
     if (res.destroyed) return
-    const out = responseHeaders(headers, attempt.sse, attempt.target.upstreamName)
+    const out = responseHeaders(headers, attempt.sse, attempt.member.upstreamName)
     const explanation = this.request.route?.explanation ?? null
     if (explanation !== null) out.push(ROUTE_HEADER, explanation)
     if (this.ctx.serverTiming) {
@@ -460,9 +460,9 @@ export class ProxyCall {
   /** A transport failure or timeout of an attempt. */
   fail(attempt: Attempt, err: unknown): void {
     const now = performance.now()
-    const failure = classifyUpstreamError(err, attempt.target.upstream.config.timeouts)
+    const failure = classifyUpstreamError(err, attempt.member.upstream.config.timeouts)
     attempt.settle(failure.kind, now)
-    this.ctx.onUpstreamFailure(this, attempt.target, failure)
+    this.ctx.onUpstreamFailure(this, attempt.member, failure)
     if (this.#winner === attempt) {
       this.#drop(attempt)
       // Kept alive before its first event: the upstream's own failure (a timeout, a reset) is the news.
@@ -532,7 +532,7 @@ export class ProxyCall {
   checkFirstByte(now: number): void {
     for (const attempt of this.#live) {
       if (!attempt.awaitingFirstByte) continue
-      const limit = attempt.target.upstream.config.timeouts.firstByteMs
+      const limit = attempt.member.upstream.config.timeouts.firstByteMs
       if (now - attempt.startedAt < limit) continue
       this.fail(attempt, Object.assign(new Error(`no first event within ${limit} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' }))
       attempt.abandon()
@@ -547,7 +547,7 @@ export class ProxyCall {
   checkQueue(now: number): void {
     for (const attempt of this.#live) {
       if (attempt.queuedAt === 0) continue
-      const upstream = attempt.target.upstream
+      const upstream = attempt.member.upstream
       if (now - attempt.queuedAt < upstream.admission.queueTimeoutMs) continue
       this.#leftQueue(attempt, 'timeout', now)
       return
@@ -562,11 +562,11 @@ export class ProxyCall {
 
   /** A queued attempt that stopped waiting: the call moves to a member with room, or answers 503 with Retry-After. */
   #leftQueue(attempt: Attempt, reason: 'timeout' | 'preempted', now: number): void {
-    this.ctx.metrics.countQueueRejected(attempt.target.upstreamName, reason)
+    this.ctx.metrics.countQueueRejected(attempt.member.upstreamName, reason)
     attempt.cancel(now)
     this.#drop(attempt)
     if (this.#live.length > 0) return // a hedge is still running
-    const next = this.#withRoom(this.#planner.instead(attempt.target, now), now)
+    const next = this.#withRoom(this.#planner.instead(attempt.member, now), now)
     if (next !== null) this.#dispatch(next, now)
     else this.#respondError(new GatewayError('GW_ERR_UPSTREAM_OVERLOADED', this.request.model, { retryAfter: 1 }), now)
   }

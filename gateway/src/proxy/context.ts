@@ -15,7 +15,7 @@ import type { Endpoint } from './endpoints.ts'
 import type { ClassifiedFailure } from './upstream-errors.ts'
 
 /** A routing member whose dispatcher is an upstream (its undici pool and request headers). */
-export type Target = Member<Upstream>
+export type UpstreamMember = Member<Upstream>
 
 /** Response headers as undici hands them over. */
 export type UpstreamHeaders = Record<string, string | string[] | undefined>
@@ -27,10 +27,10 @@ export interface CallContext {
   readonly serverTiming: boolean
   /** server.sseKeepAliveMs: keep-alive comments while a stream waits for its first event; 0 or absent: off. */
   readonly sseKeepAliveMs?: number
-  readonly onUpstreamFailure: (call: ProxyCall, target: Target, failure: ClassifiedFailure) => void
+  readonly onUpstreamFailure: (call: ProxyCall, member: UpstreamMember, failure: ClassifiedFailure) => void
   readonly inFlight: Set<ProxyCall>
   /** Remembers a member's concurrency so its pool is kept open ahead of demand. */
-  readonly observeConcurrency: (target: Target) => void
+  readonly observeConcurrency: (member: UpstreamMember) => void
   /** Counts the calls running on this context's snapshot, so it closes its pools only when idle. */
   readonly track: (delta: 1 | -1) => void
   /** True once shutdown began: responses ask clients to close their connection. */
@@ -56,7 +56,7 @@ export interface CallRequest {
   /** performance.now() ms when the request arrived. */
   readonly startedAt: number
   /** Members this request must never use (peers, for a request another gateway forwarded), or null. */
-  readonly excluded: Set<Target> | null
+  readonly excluded: Set<UpstreamMember> | null
   /** The cache's part in the call, or null when caching is off. */
   readonly cache: CallCache | null
   /** The request in the protocol the client spoke, for an upstream that speaks it natively; null for OpenAI requests. */

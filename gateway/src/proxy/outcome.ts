@@ -8,7 +8,7 @@ import { GEN_AI_OPERATION, type GatewayMetrics } from '../telemetry/metrics.ts'
 import { responseModel } from '../telemetry/request-trace.ts'
 import { readUsage, type Usage } from '../telemetry/usage.ts'
 import type { Attempt } from './attempt.ts'
-import type { CallContext, CallRequest, Target } from './context.ts'
+import type { CallContext, CallRequest, UpstreamMember } from './context.ts'
 
 export class CallOutcome {
   /** The status the client got (499 when it left first); 0 until one is known. */
@@ -50,8 +50,8 @@ export class CallOutcome {
    * Records the finished call. `winner` is the attempt whose response the client got (null when
    * none did); `last` labels the upstream of a call that failed.
    */
-  record(metrics: GatewayMetrics, route: string, model: string, startedAt: number, winner: Attempt | null, last: Target | null, now: number, metering: Metering | null): void {
-    const upstreamName = winner?.target.upstreamName ?? last?.upstreamName ?? 'none'
+  record(metrics: GatewayMetrics, route: string, model: string, startedAt: number, winner: Attempt | null, last: UpstreamMember | null, now: number, metering: Metering | null): void {
+    const upstreamName = winner?.member.upstreamName ?? last?.upstreamName ?? 'none'
     metrics.countRequest(route, model, upstreamName, this.status)
     if (this.broken !== null) metrics.countBroken(route, upstreamName, this.broken)
     metrics.observeDuration(route, (now - startedAt) / 1000)
@@ -73,7 +73,7 @@ export class CallOutcome {
    * to first token, time per output token, tokens per second), the SERVER span's end and the
    * access-log line.
    */
-  report(ctx: CallContext, request: CallRequest, attempts: number, winner: Attempt | null, last: Target | null, now: number): void {
+  report(ctx: CallContext, request: CallRequest, attempts: number, winner: Attempt | null, last: UpstreamMember | null, now: number): void {
     const metrics = ctx.metrics
     const usage = this.#usage
     const status = this.status
@@ -84,12 +84,12 @@ export class CallOutcome {
     const trace = request.trace
     const accessLog = ctx.accessLog
     if (trace !== null || accessLog !== null) {
-      const target = winner?.target ?? last
+      const member = winner?.member ?? last
       const cache = this.cache ?? request.cache?.outcome ?? null
       const error = this.error ?? (status >= 400 ? String(status) : null)
       trace?.end(
         { status, cache, responseModel: trace.recording ? responseModel(this.#firstChunk) : null, inputTokens: usage?.prompt ?? null, outputTokens: usage?.completion ?? null, errorType: error },
-        target,
+        member,
         now,
       )
       accessLog?.record({
@@ -97,8 +97,8 @@ export class CallOutcome {
         tenant: request.tenant,
         route: request.endpoint.name,
         model: request.model,
-        upstream: target?.upstreamName ?? null,
-        member: target?.name ?? null,
+        upstream: member?.upstreamName ?? null,
+        member: member?.name ?? null,
         status,
         cache,
         ttftMs: firstByteAt > 0 ? round(firstByteAt - request.startedAt) : null,

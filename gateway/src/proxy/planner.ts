@@ -9,7 +9,7 @@ import type { RetryPolicy } from '../routing/retry-policy.ts'
 import type { RouteRequest } from '../routing/route-request.ts'
 import type { Resolution, Router } from '../routing/router.ts'
 import type { Upstream } from '../upstream/upstream.ts'
-import type { Target } from './context.ts'
+import type { UpstreamMember } from './context.ts'
 
 export class AttemptPlanner {
   readonly #router: Router<Upstream>
@@ -21,12 +21,12 @@ export class AttemptPlanner {
    * Members excluded from the next pick: peers for a forwarded request, and every member already
    * dispatched to. Built only when a second pick happens; until then `#first` is the only one.
    */
-  #tried: Set<Target> | null
-  #first: Target | null
-  #last: Target | null
+  #tried: Set<UpstreamMember> | null
+  #first: UpstreamMember | null
+  #last: UpstreamMember | null
   #attempts: number
 
-  constructor(router: Router<Upstream>, resolution: Resolution<Upstream>, affinityKey: string | null, excluded: Set<Target> | null, route: RouteRequest | null = null) {
+  constructor(router: Router<Upstream>, resolution: Resolution<Upstream>, affinityKey: string | null, excluded: Set<UpstreamMember> | null, route: RouteRequest | null = null) {
     this.#route = route
     this.#router = router
     this.#policy = router.retry
@@ -44,12 +44,12 @@ export class AttemptPlanner {
   }
 
   /** The member of the latest attempt (the upstream label of a call that failed), or null. */
-  get last(): Target | null {
+  get last(): UpstreamMember | null {
     return this.#last
   }
 
   /** The first attempt's member, or null when none is available; counts the request for the retry budget. */
-  first(now: number): Target | null {
+  first(now: number): UpstreamMember | null {
     this.#policy.budget.recordRequest(now)
     return this.#router.pick(this.#resolution, this.#affinityKey, this.#tried, now, this.#route)
   }
@@ -60,12 +60,12 @@ export class AttemptPlanner {
     return ms !== null && this.#policy.maxAttempts > 1 ? ms : null
   }
 
-  /** Records an attempt sent to `target`. */
-  dispatched(target: Target): void {
+  /** Records an attempt sent to `member`. */
+  dispatched(member: UpstreamMember): void {
     this.#attempts++
-    this.#last = target
-    if (this.#tried !== null) this.#tried.add(target)
-    else this.#first = target
+    this.#last = member
+    if (this.#tried !== null) this.#tried.add(member)
+    else this.#first = member
   }
 
   /**
@@ -74,34 +74,34 @@ export class AttemptPlanner {
    * the deadline (absolute ms, 0 = none), the members or the budget say no; the budget is spent
    * only when a retry is really sent.
    */
-  retry(kind: FailureKind, now: number, deadlineAt: number): Target | null {
+  retry(kind: FailureKind, now: number, deadlineAt: number): UpstreamMember | null {
     const policy = this.#policy
     if (!policy.allows(kind, this.#attempts)) return null
     if (deadlineAt !== 0 && now >= deadlineAt) return null
-    let target = this.#router.pick(this.#resolution, this.#affinityKey, this.#exclusions(), now, this.#route)
-    if (target === null && (kind === 'reset' || kind === 'connect')) target = this.#router.pick(this.#resolution, this.#affinityKey, null, now, this.#route)
-    if (target === null || !policy.budget.tryRetry(now)) return null
-    return target
+    let member = this.#router.pick(this.#resolution, this.#affinityKey, this.#exclusions(), now, this.#route)
+    if (member === null && (kind === 'reset' || kind === 'connect')) member = this.#router.pick(this.#resolution, this.#affinityKey, null, now, this.#route)
+    if (member === null || !policy.budget.tryRetry(now)) return null
+    return member
   }
 
   /** A member for a hedge beside the running attempt, or null. */
-  hedge(now: number): Target | null {
+  hedge(now: number): UpstreamMember | null {
     if (!this.#policy.hasAttemptsLeft(this.#attempts)) return null
-    const target = this.#router.pick(this.#resolution, this.#affinityKey, this.#exclusions(), now, this.#route)
-    if (target === null || !this.#policy.budget.tryRetry(now)) return null
-    return target
+    const member = this.#router.pick(this.#resolution, this.#affinityKey, this.#exclusions(), now, this.#route)
+    if (member === null || !this.#policy.budget.tryRetry(now)) return null
+    return member
   }
 
   /**
-   * `target` cannot take the attempt (its queue is full): keep the call off it and pick another,
+   * `member` cannot take the attempt (its queue is full): keep the call off it and pick another,
    * without spending retry budget (nothing was sent). Null when no other member is available.
    */
-  instead(target: Target, now: number): Target | null {
-    this.#exclusions().add(target)
+  instead(member: UpstreamMember, now: number): UpstreamMember | null {
+    this.#exclusions().add(member)
     return this.#router.pick(this.#resolution, this.#affinityKey, this.#tried, now)
   }
 
-  #exclusions(): Set<Target> {
+  #exclusions(): Set<UpstreamMember> {
     if (this.#tried === null) {
       this.#tried = new Set()
       if (this.#first !== null) this.#tried.add(this.#first)

@@ -111,14 +111,14 @@ export class RuntimeSnapshot<C = unknown> {
 
   private bindDns(): DnsBinding {
     return bindDnsDiscovery(this.router, {
-      onAdded: (m) => {
-        this.logger.info({ member: m.name }, 'DNS discovery: member added')
-        void m.upstream.warm().catch(() => 0)
+      onAdded: (member) => {
+        this.logger.info({ member: member.name }, 'DNS discovery: member added')
+        void member.upstream.warm().catch(() => 0)
       },
-      onRemoved: (m) => {
-        this.logger.info({ member: m.name }, 'DNS discovery: member removed; draining')
+      onRemoved: (member) => {
+        this.logger.info({ member: member.name }, 'DNS discovery: member removed; draining')
         // undici's close lets in-flight requests finish first.
-        void m.upstream.close().catch(() => m.upstream.destroy())
+        void member.upstream.close().catch(() => member.upstream.destroy())
       },
       onError: (upstream, err) => this.logger.warn({ upstream, err: (err as Error).message }, 'DNS discovery failed; keeping the last known addresses'),
     })
@@ -162,8 +162,8 @@ export class RuntimeSnapshot<C = unknown> {
   private async discoverWildcardModels(): Promise<void> {
     const found: string[] = []
     const seen = new Set<string>()
-    for (const m of this.router.members()) {
-      const up = m.upstream
+    for (const member of this.router.members()) {
+      const up = member.upstream
       if (!up.config.models.includes('*') || seen.has(up.name)) continue
       seen.add(up.name)
       try {
@@ -197,10 +197,10 @@ export class RuntimeSnapshot<C = unknown> {
   anyAvailable(): boolean {
     const now = performance.now()
     let local = false
-    for (const m of this.router.members()) {
-      if (m.upstream.config.peer) continue
+    for (const member of this.router.members()) {
+      if (member.upstream.config.peer) continue
       local = true
-      if (m.available(now)) return true
+      if (member.available(now)) return true
     }
     return !local && this.router.anyAvailable(now)
   }

@@ -32,7 +32,7 @@ const REQUEST_PARAMS: ReadonlyArray<readonly [string, string]> = [
   ['n', 'gen_ai.request.choice.count'],
 ]
 
-export interface TraceTarget {
+export interface TracedMember {
   readonly name: string
   readonly upstreamName: string
   readonly origin: string
@@ -94,7 +94,7 @@ export class RequestTrace {
    * A CLIENT span for one upstream attempt; its context is appended to `carrier` as
    * `traceparent` (and `tracestate`) name/value pairs for the upstream request's headers.
    */
-  attempt(target: TraceTarget, upstreamModel: string, attempt: number, startedAt: number, carrier: string[]): Span | null {
+  attempt(member: TracedMember, upstreamModel: string, attempt: number, startedAt: number, carrier: string[]): Span | null {
     if (!this.recording) {
       // The request's trace was not sampled, so no child of it is either (every standard sampler
       // decides by parent or by trace id): pass the request's own context on and make no span.
@@ -104,15 +104,15 @@ export class RequestTrace {
     const span = this.tracing.tracer.startSpan(`${this.operation} ${upstreamModel}`, { kind: SpanKind.CLIENT, startTime: startedAt }, this.context)
     propagation.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, setter)
     if (span.isRecording()) {
-      const origin = URL.canParse(target.origin) ? new URL(target.origin) : null
+      const origin = URL.canParse(member.origin) ? new URL(member.origin) : null
       span.setAttributes({
         'gen_ai.operation.name': this.operation,
         'gen_ai.provider.name': providerName(origin?.hostname ?? ''),
         'gen_ai.request.model': upstreamModel,
-        'server.address': origin?.hostname ?? target.origin,
+        'server.address': origin?.hostname ?? member.origin,
         'server.port': origin !== null ? Number(origin.port || (origin.protocol === 'https:' ? 443 : 80)) : 0,
-        'velox.upstream': target.upstreamName,
-        'velox.upstream.member': target.name,
+        'velox.upstream': member.upstreamName,
+        'velox.upstream.member': member.name,
         'velox.attempt': attempt,
       })
     }
@@ -124,7 +124,7 @@ export class RequestTrace {
     if (this.recording) this.span.addEvent('gen_ai.first_token', { 'gen_ai.server.time_to_first_token': sinceStartMs / 1000 }, at)
   }
 
-  end(outcome: Outcome, upstream: TraceTarget | null, at: number): void {
+  end(outcome: Outcome, upstream: TracedMember | null, at: number): void {
     const span = this.span
     if (this.recording) {
       const attrs: Attributes = { 'http.response.status_code': outcome.status }

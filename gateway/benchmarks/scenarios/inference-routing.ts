@@ -40,12 +40,30 @@ const POD = { maxBatch: 16, kvBlocks: 8192, blockTokens: 16, maxBatchedTokens: 2
 /** Three times slower on every count. */
 const SLOW_POD = { prefillMsPerToken: 0.6, stepMs: 60, decodeMsPerSeq: 3 }
 
-const BALANCERS = [
-  ['round-robin', 'weighted-round-robin'],
-  ['p2c-peak-ewma', 'p2c-peak-ewma'],
-  ['consistent-hash', 'consistent-hash'],
-  ['inference-aware', 'inference-aware'],
-] as const
+/** [label, routing.balancer, routing.inferenceAware overrides]. */
+type BalancerSpec = readonly [string, string, Record<string, unknown> | null]
+
+const BALANCERS: readonly BalancerSpec[] = [
+  ['round-robin', 'weighted-round-robin', null],
+  ['p2c-peak-ewma', 'p2c-peak-ewma', null],
+  ['consistent-hash', 'consistent-hash', null],
+  ['inference-aware', 'inference-aware', null],
+]
+
+/**
+ * The balancers of this run: VELOX_BENCH_ROUTING_BALANCERS picks labels (the checks need the ones
+ * they compare), VELOX_BENCH_ROUTING_VARIANTS adds inference-aware variants side by side, as a
+ * JSON object of label -> `routing.inferenceAware` overrides.
+ */
+export function balancersOf(env: NodeJS.ProcessEnv): BalancerSpec[] {
+  const variants = JSON.parse(env.VELOX_BENCH_ROUTING_VARIANTS ?? '{}') as Record<string, Record<string, unknown>>
+  const all: BalancerSpec[] = [...BALANCERS]
+  for (const [label, overrides] of Object.entries(variants)) all.push([label, 'inference-aware', overrides])
+  const only = env.VELOX_BENCH_ROUTING_BALANCERS?.split(',').map((x) => x.trim()) ?? null
+  if (only === null) return all
+  for (const name of only) if (!all.some(([label]) => label === name)) throw new Error(`VELOX_BENCH_ROUTING_BALANCERS: unknown balancer "${name}" (known: ${all.map(([l]) => l).join(', ')})`)
+  return all.filter(([label]) => only.includes(label) || Object.hasOwn(variants, label))
+}
 
 export interface Workload {
   name: string
@@ -75,6 +93,7 @@ export function systemPrompts(count: number, chars: number, seed: number): strin
 interface Planned {
   at: number
   session: number
+  turn: number
   spec: RequestSpec
 }
 
@@ -101,7 +120,7 @@ export function plan(w: Workload, seed: number): Planned[] {
     const headers: Record<string, string> = { 'content-type': 'application/json' }
     if (w.sessionKey) headers['x-session-id'] = `session-${s}`
     const body = Buffer.from(JSON.stringify({ model: MODEL, messages, stream: true, max_tokens: OUTPUT_TOKENS }))
-    out.push({ at: t, session: s, spec: { method: 'POST', path: '/v1/chat/completions', body, headers } })
+    out.push({ at: t, session: s, turn, spec: { method: 'POST', path: '/v1/chat/completions', body, headers } })
     if (turnOf[s]! >= w.turns) {
       if (nextSession < w.sessions) open[slot] = nextSession++
       else open.splice(slot, 1)
@@ -119,6 +138,20 @@ interface RunResult {
   elapsedMs: number
   perPod: number[]
   hitRate: number
+  /** Later turns sent to another pod than their session's previous turn, and their TTFTs. */
+  moved: LatencyRecorder
+  laterTurns: number
+  /** The slowest requests, with why they went where they went when explained. */
+  slowest: Served[]
+}
+
+interface Served {
+  session: number
+  turn: number
+  pod: number
+  ttftMs: number
+  moved: boolean
+  route: string | null
 }
 
 async function startFleet(ctx: BenchContext, slowPod: boolean): Promise<{ urls: string[]; stop: () => Promise<void> }> {
@@ -133,7 +166,8 @@ async function startFleet(ctx: BenchContext, slowPod: boolean): Promise<{ urls: 
   return { urls: urls!, stop: () => ctx.processes.stop(fleet) }
 }
 
-function gatewayConfig(urls: string[], balancer: string): GatewayConfigInput {
+function gatewayConfig(urls: string[], balancer: string, inferenceAware: Record<string, unknown> | null, explain: boolean): GatewayConfigInput {
+  const ia = balancer === 'inference-aware' && (inferenceAware !== null || explain) ? { inferenceAware: { ...inferenceAware, ...(explain ? { explain: true } : {}) } } : {}
   return {
     log: { level: 'warn' },
     cache: { enabled: false },
@@ -143,8 +177,9 @@ function gatewayConfig(urls: string[], balancer: string): GatewayConfigInput {
       hashKey: { header: 'x-session-id' },
       retry: { maxAttempts: 1 },
       health: { intervalMs: 0 },
+      ...ia,
     },
-  }
+  } as GatewayConfigInput
 }
 
 async function podCounters(urls: string[]): Promise<{ hits: number; queries: number }> {
@@ -161,10 +196,15 @@ async function podCounters(urls: string[]): Promise<{ hits: number; queries: num
 }
 
 /** Replays the plan through one gateway, open loop; resolves when every request has ended. */
-function replay(gateway: Target, planned: Planned[], deadlineMs: number): Promise<Omit<RunResult, 'balancer' | 'hitRate'>> {
-  const client = new BenchClient(gateway.url, { connections: 1024, keepHeader: 'x-velox-upstream' })
+function replay(gateway: Target, planned: Planned[], deadlineMs: number, explain: boolean): Promise<Omit<RunResult, 'balancer' | 'hitRate'>> {
+  // Explained: x-velox-route names the member (member=podN; ...) and says why it won.
+  const client = new BenchClient(gateway.url, { connections: 1024, keepHeader: explain ? 'x-velox-route' : 'x-velox-upstream' })
   const ttft = new LatencyRecorder()
+  const moved = new LatencyRecorder()
   const perPod = new Array<number>(PODS).fill(0)
+  const served: Served[] = []
+  const lastPod = new Map<number, number>()
+  let laterTurns = 0
   let errors = 0
   let firstError: string | null = null
   let completed = 0
@@ -174,7 +214,8 @@ function replay(gateway: Target, planned: Planned[], deadlineMs: number): Promis
     let pending = planned.length
     const finish = (): void => {
       void client.close()
-      resolveRun({ ttft, errors, firstError, completed, elapsedMs: lastDone - start, perPod })
+      const slowest = served.sort((a, b) => b.ttftMs - a.ttftMs).slice(0, 8)
+      resolveRun({ ttft, errors, firstError, completed, elapsedMs: lastDone - start, perPod, moved, laterTurns, slowest })
     }
     const guard = setTimeout(() => {
       errors += pending
@@ -186,13 +227,23 @@ function replay(gateway: Target, planned: Planned[], deadlineMs: number): Promis
       const intended = start + p.at
       setTimeout(() => {
         const late = performance.now() - intended
-        void client.exchange(p.spec, false).then((x) => {
+        const spec = explain ? { ...p.spec, headers: { ...p.spec.headers, 'x-velox-debug': 'route' } } : p.spec
+        void client.exchange(spec, false).then((x) => {
           if (pending === 0) return
           if (x.status === 200) {
-            ttft.record(late + x.firstByteMs)
+            const ms = late + x.firstByteMs
+            ttft.record(ms)
             completed++
-            const pod = Number((x.keptHeader ?? '').replace('pod', ''))
+            const kept = x.keptHeader ?? ''
+            const pod = Number((explain ? (/^member=(\S+?);/.exec(kept)?.[1] ?? '') : kept).replace('pod', ''))
             if (Number.isInteger(pod) && pod >= 0 && pod < PODS) perPod[pod]!++
+            // Moved: served by another pod than the session's last answered turn.
+            const previous = lastPod.get(p.session)
+            const wasMoved = p.turn > 0 && previous !== undefined && previous !== pod
+            if (p.turn > 0) laterTurns++
+            if (wasMoved) moved.record(ms)
+            lastPod.set(p.session, pod)
+            served.push({ session: p.session, turn: p.turn, pod, ttftMs: ms, moved: wasMoved, route: explain ? kept : null })
           } else {
             errors++
             firstError ??= `HTTP ${x.status}: ${x.error ?? ''}`
@@ -223,21 +274,25 @@ async function startGatewayRetrying(ctx: BenchContext, config: GatewayConfigInpu
   }
 }
 
-async function runWorkload(ctx: BenchContext, w: Workload, seed: number, round: number): Promise<RunResult[]> {
+async function runWorkload(ctx: BenchContext, w: Workload, seed: number, round: number, balancers: readonly BalancerSpec[], explain: boolean): Promise<RunResult[]> {
   const planned = plan(w, seed)
   const results: RunResult[] = []
   // Rotate the balancer order per workload and per round so machine drift does not favour one.
-  const order = BALANCERS.map((_, i) => BALANCERS[(i + seed + round) % BALANCERS.length]!)
-  for (const [label, kind] of order) {
+  const order = balancers.map((_, i) => balancers[(i + seed + round) % balancers.length]!)
+  for (const [label, kind, overrides] of order) {
     const fleet = await startFleet(ctx, w.slowPod)
     try {
-      const gateway = await startGatewayRetrying(ctx, gatewayConfig(fleet.urls, kind), `gateway-${label}`)
+      const explained = explain && kind === 'inference-aware'
+      const gateway = await startGatewayRetrying(ctx, gatewayConfig(fleet.urls, kind, overrides, explained), `gateway-${label}`)
       try {
-        const run = await replay(gateway, planned, 60_000)
+        const run = await replay(gateway, planned, 60_000, explained)
         const { hits, queries } = await podCounters(fleet.urls)
         results.push({ balancer: label, ...run, hitRate: queries > 0 ? hits / queries : NaN })
         const t = run.ttft.summary()
-        ctx.log(`${w.name} round ${round + 1}: ${label}, ${planned.length} requests: TTFT p50 ${t.p50.toFixed(0)} p99 ${t.p99.toFixed(0)} ms, hit rate ${(hits / queries).toFixed(2)}, per pod ${run.perPod.join('/')}`)
+        const m = run.moved.summary()
+        const movedText = run.laterTurns > 0 ? `, moved ${run.moved.count}/${run.laterTurns} later turns${m.count > 0 ? ` (TTFT p50 ${m.p50.toFixed(0)} max ${m.max.toFixed(0)})` : ''}` : ''
+        ctx.log(`${w.name} round ${round + 1}: ${label}, ${planned.length} requests: TTFT p50 ${t.p50.toFixed(0)} p99 ${t.p99.toFixed(0)} ms, hit rate ${(hits / queries).toFixed(2)}, per pod ${run.perPod.join('/')}${movedText}`)
+        if (explain) for (const x of run.slowest) ctx.log(`  slow: ${x.ttftMs.toFixed(0)} ms session ${x.session} turn ${x.turn} pod${x.pod}${x.moved ? ' (moved)' : ''}${x.route !== null ? ': ' + x.route : ''}`)
       } finally {
         await ctx.processes.stop(gateway.process!)
       }
@@ -245,7 +300,7 @@ async function runWorkload(ctx: BenchContext, w: Workload, seed: number, round: 
       await fleet.stop()
     }
   }
-  return results.sort((a, b) => BALANCERS.findIndex((x) => x[0] === a.balancer) - BALANCERS.findIndex((x) => x[0] === b.balancer))
+  return results.sort((a, b) => balancers.findIndex((x) => x[0] === a.balancer) - balancers.findIndex((x) => x[0] === b.balancer))
 }
 
 function spread(perPod: number[]): number {
@@ -268,6 +323,7 @@ interface Rounds {
   p99: number
   spread: number
   hitRate: number
+  moved: number
 }
 
 function roundsOf(balancer: string, runs: RunResult[]): Rounds {
@@ -278,6 +334,7 @@ function roundsOf(balancer: string, runs: RunResult[]): Rounds {
     p99: median(runs.map((r) => r.ttft.summary().p99)),
     spread: median(runs.map((r) => spread(r.perPod))),
     hitRate: median(runs.map((r) => r.hitRate)),
+    moved: median(runs.map((r) => (r.laterTurns > 0 ? r.moved.count / r.laterTurns : NaN))),
   }
 }
 
@@ -306,6 +363,7 @@ function rowOf(workload: string, r: Rounds): ResultRow {
       p99s: r.runs.map((x) => fmt(x.ttft.summary().p99)).join('/'),
       prefixHitRate: Number(r.hitRate.toFixed(3)),
       maxPodOverMean: Number(r.spread.toFixed(2)),
+      movedTurns: Number(r.moved.toFixed(3)),
       perPod: mid.perPod.join('/'),
     },
   }
@@ -325,6 +383,9 @@ export const inferenceRouting: Scenario = {
     // Rounds per workload: each replays the same plan through every balancer (order rotated); the
     // checks compare medians over rounds.
     const roundsCount = Math.max(1, Number(process.env.VELOX_BENCH_ROUTING_ROUNDS ?? 1))
+    const balancers = balancersOf(process.env)
+    // Log the slowest requests of each inference-aware run with the balancer's explanation.
+    const explain = process.env.VELOX_BENCH_ROUTING_EXPLAIN === '1' 
     const workloads: Workload[] = [
       { name: 'multi-turn', sessions: q ? 40 : 100, turns: q ? 6 : 10, window: 32, ratePerSecond: rate, system: (s) => shared[s % 4]!, sessionKey: true, slowPod: false },
       { name: 'skew', sessions: q ? 24 : 48, turns: q ? 4 : 8, window: 32, ratePerSecond: rate, system: (s) => (s % 5 < 3 ? hot : own(s)), sessionKey: true, slowPod: false },
@@ -338,27 +399,33 @@ export const inferenceRouting: Scenario = {
     for (const [i, w] of workloads.entries()) {
       if (only !== null && !only.includes(w.name)) continue
       const perRound: RunResult[][] = []
-      for (let round = 0; round < roundsCount; round++) perRound.push(await runWorkload(ctx, w, i + 1, round))
-      const results = BALANCERS.map(([label]) => roundsOf(label, perRound.map((runs) => runs.find((r) => r.balancer === label)!)))
+      for (let round = 0; round < roundsCount; round++) perRound.push(await runWorkload(ctx, w, i + 1, round, balancers, explain))
+      const results = balancers.map(([label]) => roundsOf(label, perRound.map((runs) => runs.find((r) => r.balancer === label)!)))
       for (const r of results) {
         rows.push(rowOf(w.name, r))
         for (const run of r.runs) if (run.errors > 0) notes.push(`${w.name}/${r.balancer}: ${run.errors} failed, first: ${run.firstError}`)
       }
-      const by = (name: string): Rounds => results.find((r) => r.balancer === name)!
-      const ia = by('inference-aware')
+      const by = (name: string): Rounds | undefined => results.find((r) => r.balancer === name)
       const p2c = by('p2c-peak-ewma')
       const ch = by('consistent-hash')
       const of = roundsCount > 1 ? ` (medians of ${roundsCount} rounds)` : ''
-      checks.push(check(`${w.name}: inference-aware TTFT p50 / P2C p50${of}`, ia.p50 / p2c.p50, '<=', w.name === 'unique' ? 1.1 : 0.5, 'ratio'))
-      checks.push(check(`${w.name}: inference-aware TTFT p99 / P2C p99${of}`, ia.p99 / p2c.p99, '<=', w.name === 'unique' ? 1.1 : 1, 'ratio'))
-      if (w.name !== 'unique') {
-        checks.push(check(`${w.name}: inference-aware TTFT p50 / consistent-hash p50${of}`, ia.p50 / ch.p50, '<=', 1, 'ratio'))
-        checks.push(check(`${w.name}: inference-aware TTFT p99 / consistent-hash p99${of}`, ia.p99 / ch.p99, '<=', 1, 'ratio'))
-        checks.push(check(`${w.name}: inference-aware busiest pod / mean${of}`, ia.spread, '<=', 2, 'ratio'))
+      // Every inference-aware variant of the run against the balancers it was run beside.
+      for (const [label] of balancers.filter(([, kind]) => kind === 'inference-aware')) {
+        const ia = by(label)!
+        if (p2c !== undefined) {
+          checks.push(check(`${w.name}: ${label} TTFT p50 / P2C p50${of}`, ia.p50 / p2c.p50, '<=', w.name === 'unique' ? 1.1 : 0.5, 'ratio'))
+          checks.push(check(`${w.name}: ${label} TTFT p99 / P2C p99${of}`, ia.p99 / p2c.p99, '<=', w.name === 'unique' ? 1.1 : 1, 'ratio'))
+        }
+        if (w.name === 'unique') continue
+        if (ch !== undefined) {
+          checks.push(check(`${w.name}: ${label} TTFT p50 / consistent-hash p50${of}`, ia.p50 / ch.p50, '<=', 1, 'ratio'))
+          checks.push(check(`${w.name}: ${label} TTFT p99 / consistent-hash p99${of}`, ia.p99 / ch.p99, '<=', 1, 'ratio'))
+        }
+        checks.push(check(`${w.name}: ${label} busiest pod / mean${of}`, ia.spread, '<=', 2, 'ratio'))
       }
       checks.push(check(`${w.name}: failed requests (all balancers)`, results.reduce((n, r) => n + r.runs.reduce((m, x) => m + x.errors, 0), 0), '<=', 0, 'requests'))
     }
-    notes.push('rows: <workload>/<balancer>; latency is TTFT (first body byte, from the intended send time) in ms, of the median round; extra: medians over rounds of p50, p99, prefix-cache hit rate over all pods and busiest pod / mean requests, each round\'s p50s and p99s, requests per pod')
+    notes.push('rows: <workload>/<balancer>; latency is TTFT (first body byte, from the intended send time) in ms, of the median round; extra: medians over rounds of p50, p99, prefix-cache hit rate over all pods and busiest pod / mean requests, each round\'s p50s and p99s, requests per pod, share of later turns moved off their session\'s previous pod')
     notes.push('unique: the 1.1x limit allows for run-to-run noise on this shared machine; the others are the exact goals')
     return {
       parameters: { pods: PODS, pod: POD, slowPod: SLOW_POD, outputTokens: OUTPUT_TOKENS, ratePerSecond: rate, rounds: roundsCount, workloads: workloads.map((w) => ({ name: w.name, sessions: w.sessions, turns: w.turns })) },

@@ -23,7 +23,8 @@ const TRACE_CONTEXT: ReadonlySet<string> = new Set(['traceparent', 'tracestate']
 /**
  * The headers sent upstream for one request as undici's flat `[name, value, ...]` list: the
  * request id always (the client's, or the one generated for it), then the allow-listed client
- * headers. When `traced`, the client's trace context is left for the call's span to inject.
+ * headers. When `traced`, the client's trace context is left for the tracer to write (a span's, or
+ * the unsampled request's own).
  */
 export function pickForwarded(headers: IncomingHttpHeaders, forwarded: ForwardedHeaders, requestId: string, traced: boolean): string[] {
   const out: string[] = [REQUEST_ID_HEADER, requestId]

@@ -82,8 +82,10 @@ interface Served {
   readonly exchange: Exchange
   readonly resolution: Resolution<Upstream>
   readonly metering: Metering | null
-  /** The request's spans, or null when tracing is off. */
+  /** The request's spans, or null when tracing is off or the request is not sampled. */
   trace: RequestTrace | null
+  /** An unsampled request's trace context for the upstream (`traceparent`, `tracestate` name/value pairs); null when tracing is off or it has spans. */
+  traceContext: string[] | null
   /** The cache's part in the call, or null when the cache stays out. */
   cache: CallCache | null
 }
@@ -102,14 +104,14 @@ export function proxyParsed(state: PipelineState, call: PreparedCall, exchange: 
   snapshot.auth.authorize(principal, parsed.model)
   const resolution = snapshot.resolve(parsed.model)
   if (resolution === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
-  if (!snapshot.metered) return serve({ state, snapshot, call, exchange, resolution, metering: null, trace: null, cache: null })
+  if (!snapshot.metered) return serve({ state, snapshot, call, exchange, resolution, metering: null, trace: null, traceContext: null, cache: null })
   // Limits reserve what the request may cost before anything else is done for it.
   const limits = snapshot.limits
   const admission = limits.admit({ tenant: principal.tenant, keyName: principal.keyName, model: parsed.model }, estimateCost(call.body.length, parsed.json, limits.defaultMaxTokens))
   if (admission instanceof Promise) {
-    return admission.then((a) => serve({ state, snapshot, call, exchange, resolution, metering: new Metering(a, principal, parsed.model, limits, state.usage), trace: null, cache: null }))
+    return admission.then((a) => serve({ state, snapshot, call, exchange, resolution, metering: new Metering(a, principal, parsed.model, limits, state.usage), trace: null, traceContext: null, cache: null }))
   }
-  return serve({ state, snapshot, call, exchange, resolution, metering: new Metering(admission, principal, parsed.model, limits, state.usage), trace: null, cache: null })
+  return serve({ state, snapshot, call, exchange, resolution, metering: new Metering(admission, principal, parsed.model, limits, state.usage), trace: null, traceContext: null, cache: null })
 }
 
 function serve(served: Served): void | Promise<void> {
@@ -118,7 +120,13 @@ function serve(served: Served): void | Promise<void> {
   const headers = exchange.headers
   const tracing = activeTracing()
   if (tracing !== null) {
-    served.trace = new RequestTrace(tracing, headers, { requestId: exchange.id, method: 'POST', path: endpoint.path, operation: GEN_AI_OPERATION[endpoint.name] ?? endpoint.name, model: parsed.model, stream: parsed.stream, body: parsed.json, tenant: principal.tenant }, exchange.startedAt)
+    // Sampling first: an unsampled request makes no span and only passes its trace context on.
+    const sampling = tracing.sampling.decide(headers)
+    if (sampling.sampled) {
+      served.trace = new RequestTrace(tracing, headers, { requestId: exchange.id, method: 'POST', path: endpoint.path, operation: GEN_AI_OPERATION[endpoint.name] ?? endpoint.name, model: parsed.model, stream: parsed.stream, body: parsed.json, tenant: principal.tenant }, exchange.startedAt, sampling.traceId)
+    } else {
+      served.traceContext = sampling.propagate
+    }
   }
   if (metering !== null) {
     metering.writeHeaders(exchange.raw)
@@ -146,7 +154,10 @@ function forward(served: Served): void {
   const { state, snapshot, call, exchange, resolution, metering, trace } = served
   const { endpoint, parsed, principal } = call
   const headers = exchange.headers
-  const forwardedHeaders = pickForwarded(headers, state.forwardedHeaders, exchange.id, trace !== null)
+  const traceContext = served.traceContext
+  // With tracing on, the trace context sent upstream is the tracer's (a span's, or the unsampled request's own).
+  const forwardedHeaders = pickForwarded(headers, state.forwardedHeaders, exchange.id, trace !== null || traceContext !== null)
+  if (traceContext !== null) forwardedHeaders.push(...traceContext)
   let body = resolution.model === parsed.model ? call.body : rewriteModel(parsed.json, resolution.model)
   let usageFilter: UsageEventFilter | null = null
   if (metering !== null && snapshot.limits.countsTokens && needsStreamUsage(endpoint.name, parsed.json)) {

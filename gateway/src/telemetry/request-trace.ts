@@ -3,8 +3,8 @@
  * continues the client's W3C `traceparent`/`tracestate`, and a CLIENT span per upstream attempt
  * (retries and hedges included) whose context goes upstream in the same headers. Attributes
  * follow the OpenTelemetry HTTP and GenAI semantic conventions; prompt and completion text are
- * recorded only when `telemetry.tracing.captureContent` is on. A span the sampler dropped is a
- * non-recording one: nothing but its context is built for it.
+ * recorded only when `telemetry.tracing.captureContent` is on. Only requests the sampling
+ * decision (sampling.ts) records get one: an unsampled request has no RequestTrace at all.
  */
 import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type TextMapGetter } from '@opentelemetry/api'
 import type { Tracing } from './tracing.ts'
@@ -67,11 +67,12 @@ export class RequestTrace {
   readonly recording: boolean
   readonly operation: string
 
-  constructor(tracing: Tracing, headers: IncomingHeaders, info: RequestInfo, startedAt: number) {
+  /** For a request its sampling decided to record (`tracing.sampling`); `traceId` is the one that decision was made on. */
+  constructor(tracing: Tracing, headers: IncomingHeaders, info: RequestInfo, startedAt: number, traceId: string) {
     this.tracing = tracing
     this.operation = info.operation
     const parent = headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, headers, getter)
-    this.span = tracing.tracer.startSpan(`${info.method} ${info.path}`, { kind: SpanKind.SERVER, startTime: startedAt }, parent)
+    this.span = tracing.sampling.ids.startSpan(tracing.tracer, `${info.method} ${info.path}`, { kind: SpanKind.SERVER, startTime: startedAt }, parent, traceId)
     this.recording = this.span.isRecording()
     this.context = trace.setSpan(parent, this.span)
     if (!this.recording) return
@@ -96,8 +97,8 @@ export class RequestTrace {
    */
   attempt(member: TracedMember, upstreamModel: string, attempt: number, startedAt: number, carrier: string[]): Span | null {
     if (!this.recording) {
-      // The request's trace was not sampled, so no child of it is either (every standard sampler
-      // decides by parent or by trace id): pass the request's own context on and make no span.
+      // The SDK dropped a span the sampling decision kept (a sampler that is not one of the
+      // standard ones would): no child of it is recorded either; its context goes on.
       propagation.inject(this.context, carrier, setter)
       return null
     }

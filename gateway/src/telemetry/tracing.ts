@@ -1,19 +1,22 @@
 /**
  * OpenTelemetry tracing. The request path touches only `@opentelemetry/api`, and only when
- * tracing is on: `activeTracer()` is null otherwise, and a null check is all a request pays.
- * The SDK (`@opentelemetry/sdk-node`) is imported lazily, once, at startup, when the standard
- * variables or the config ask for it; it reads the rest of its configuration from the standard
- * `OTEL_*` variables (exporter protocol, sampler, resource attributes, batch sizes...).
+ * tracing is on: `activeTracing()` is null otherwise, and a null check is all a request pays.
+ * When the standard variables or the config ask for tracing, the trace SDK
+ * (`@opentelemetry/sdk-trace`) and the one OTLP exporter the protocol needs are imported lazily,
+ * once, at startup (see sdk.ts), and configured from the standard `OTEL_*` variables.
  */
-import { trace, type Tracer } from '@opentelemetry/api'
+import type { Tracer } from '@opentelemetry/api'
 import type { Logger } from './logger.ts'
 import type { TelemetryConfig } from './config.ts'
+import type { TraceSampling } from './sampling.ts'
 
 export const TRACER_NAME = 'velox-gateway'
 const DEFAULT_SERVICE_NAME = 'velox-gateway'
 
 export interface Tracing {
   readonly tracer: Tracer
+  /** Decides whether a request is recorded before any span work. */
+  readonly sampling: TraceSampling
   /** Prompt and completion text may be recorded (opt-in; off by default). */
   readonly captureContent: boolean
   shutdown(): Promise<void>
@@ -57,14 +60,13 @@ export function sdkEnvironment(config: TracingConfig, env: NodeJS.ProcessEnv): R
 export async function startTracing(config: TracingConfig, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<Tracing | null> {
   if (active !== null) return active
   if (!tracingWanted(config, env)) return null
+  // The SDK's exporters read the variables themselves (endpoint, headers, timeout, certificates).
   Object.assign(env, sdkEnvironment(config, env))
-  const { NodeSDK } = await import('@opentelemetry/sdk-node')
-  // Traces only: the gateway's metrics are Prometheus's, its logs pino's; no auto-instrumentation
-  // (the gateway makes its own spans, with GenAI attributes, at a fraction of the cost).
-  const sdk = new NodeSDK({ instrumentations: [], metricReaders: [], logRecordProcessors: [] })
-  sdk.start()
+  const { startSdk } = await import('./sdk.ts')
+  const sdk = await startSdk(TRACER_NAME, logger)
   const tracing: Tracing = {
-    tracer: trace.getTracer(TRACER_NAME),
+    tracer: sdk.tracer,
+    sampling: sdk.sampling,
     captureContent: config.captureContent,
     shutdown: async () => {
       active = null
@@ -75,9 +77,9 @@ export async function startTracing(config: TracingConfig, logger: Logger, env: N
   logger.info(
     {
       endpoint: env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? env.OTEL_EXPORTER_OTLP_ENDPOINT ?? '(SDK default)',
-      protocol: env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf',
-      sampler: env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on',
-      samplerArg: env.OTEL_TRACES_SAMPLER_ARG,
+      protocol: sdk.protocol,
+      exporters: sdk.exporters,
+      sampler: sdk.sampler,
       service: env.OTEL_SERVICE_NAME,
     },
     'tracing on: OpenTelemetry SDK started',

@@ -199,3 +199,54 @@ test('a parent that was not sampled: no span is recorded, the trace context stil
   await waitForSpans(() => spans.some((s) => s.kind === 2 && attrs(s)['velox.request_id'] === 'marker-1'))
   assert.equal(spans.filter((s) => s.traceId === traceId).length, 0)
 })
+
+test('a hedged request: one CLIENT span per attempt, each upstream gets its own as parent; the loser ends cancelled', async () => {
+  const hedgeSaw: Array<{ upstream: string; traceparent: string }> = []
+  const slow = await startRawUpstream((req, res) => {
+    hedgeSaw.push({ upstream: 'slow', traceparent: String(req.headers.traceparent) })
+    req.resume()
+    // Answers only long after the hedge has won; the gateway cancels it first.
+    const timer = setTimeout(() => res.writeHead(200, { 'content-type': 'text/event-stream' }).end(SSE.join('')), 5_000)
+    res.on('close', () => clearTimeout(timer))
+  })
+  const fast = await startRawUpstream((req, res) => {
+    hedgeSaw.push({ upstream: 'fast', traceparent: String(req.headers.traceparent) })
+    req.resume()
+    res.writeHead(200, { 'content-type': 'text/event-stream' }).end(SSE.join(''))
+  })
+  const hedged = await startGateway({
+    upstreams: [
+      { name: 'slow', url: slow.url, models: ['m1'], pool: { warm: 0 } },
+      { name: 'fast', url: fast.url, models: ['m1'], pool: { warm: 0 } },
+    ],
+    routing: { balancer: 'weighted-round-robin', hedge: { enabled: true, delayMs: 30 }, retry: { budgetMinPerSecond: 100 }, health: { intervalMs: 0 } },
+  })
+  try {
+    const traceId = 'a3ce929d0e0e47364bf92f3577b34da6'
+    // Round robin: one of the two requests starts on the slow upstream and is hedged to the fast one.
+    for (let i = 0; i < 2; i++) {
+      const res = await post(`${hedged.url}/v1/chat/completions`, JSON.stringify({ model: 'm1', stream: true, messages: [{ role: 'user', content: 'hi' }] }), { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, 'x-request-id': `hedged-${i}` })
+      assert.equal(res.status, 200)
+      await res.arrayBuffer()
+    }
+    const hedgedServer = (): OtlpSpan | undefined => spans.find((s) => s.kind === 2 && s.traceId === traceId && spans.filter((c) => c.kind === 3 && c.parentSpanId === s.spanId).length === 2)
+    await waitForSpans(() => {
+      const server = hedgedServer()
+      return server !== undefined && spans.filter((c) => c.kind === 3 && c.parentSpanId === server.spanId && c.status !== undefined).length === 2
+    })
+    const server = hedgedServer()!
+    const attempts = spans.filter((c) => c.kind === 3 && c.parentSpanId === server.spanId)
+    const byUpstream = Object.fromEntries(attempts.map((c) => [attrs(c)['velox.upstream'] as string, c]))
+    assert.equal(attrs(byUpstream.slow!)['error.type'], 'cancelled')
+    assert.equal(byUpstream.slow!.status?.code, 2)
+    assert.equal(attrs(byUpstream.fast!)['http.response.status_code'], 200)
+    assert.deepEqual(attempts.map((c) => attrs(c)['velox.attempt']).sort(), [1, 2])
+    for (const [name, span] of Object.entries(byUpstream)) {
+      assert.ok(hedgeSaw.some((h) => h.upstream === name && h.traceparent === `00-${traceId}-${span.spanId}-01`), `${name} did not get its attempt span as parent`)
+    }
+  } finally {
+    await hedged.close()
+    await slow.close()
+    await fast.close()
+  }
+})

@@ -1,0 +1,150 @@
+/**
+ * The OpenTelemetry trace SDK, built from the standard variables
+ * (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/) as
+ * `@opentelemetry/sdk-node` builds its tracer provider, without the rest of what that package
+ * loads (metrics and logs SDKs, every exporter of every signal, instrumentation hooks, a context
+ * manager): only the trace SDK and the one OTLP exporter the protocol names. Imported lazily by
+ * tracing.ts, never on the request path.
+ *
+ * Read here: OTEL_TRACES_EXPORTER (otlp, console, none), OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL
+ * (http/protobuf, http/json, grpc), OTEL_TRACES_SAMPLER[_ARG], OTEL_SERVICE_NAME,
+ * OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_*, OTEL_SPAN_*_LIMIT / OTEL_ATTRIBUTE_*_LIMIT. The exporters
+ * read their own (OTEL_EXPORTER_OTLP[_TRACES]_ENDPOINT, _HEADERS, _TIMEOUT, _COMPRESSION, TLS).
+ * Propagation is W3C trace context, which the gateway's sampling decision reads.
+ */
+import { propagation, trace, type Tracer } from '@opentelemetry/api'
+import { getNumberFromEnv, getStringFromEnv, getStringListFromEnv, W3CTraceContextPropagator } from '@opentelemetry/core'
+import { defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector } from '@opentelemetry/resources'
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  ParentBasedSampler,
+  RandomIdGenerator,
+  SimpleSpanProcessor,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+  type Sampler,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace'
+import type { Logger } from './logger.ts'
+import { DecidedIds, TraceSampling } from './sampling.ts'
+
+export interface RunningSdk {
+  readonly tracer: Tracer
+  readonly sampling: TraceSampling
+  /** What was configured, for the startup log line. */
+  readonly sampler: string
+  readonly protocol: string
+  readonly exporters: string[]
+  shutdown(): Promise<void>
+}
+
+type Protocol = 'http/protobuf' | 'http/json' | 'grpc'
+
+/** OTEL_TRACES_SAMPLER as the SDK specification defines it; unset: parentbased_always_on. */
+export function samplerFromEnv(logger: Logger): { parentBased: boolean; root: Sampler; name: string } {
+  const name = getStringFromEnv('OTEL_TRACES_SAMPLER') ?? 'parentbased_always_on'
+  const ratio = (): number => {
+    const r = getNumberFromEnv('OTEL_TRACES_SAMPLER_ARG')
+    if (r === undefined || r < 0 || r > 1) {
+      logger.warn({ OTEL_TRACES_SAMPLER_ARG: process.env.OTEL_TRACES_SAMPLER_ARG }, 'OTEL_TRACES_SAMPLER_ARG is not a ratio in [0, 1]: sampling every trace')
+      return 1
+    }
+    return r
+  }
+  switch (name) {
+    case 'always_on': return { parentBased: false, root: new AlwaysOnSampler(), name }
+    case 'always_off': return { parentBased: false, root: new AlwaysOffSampler(), name }
+    case 'traceidratio': return { parentBased: false, root: new TraceIdRatioBasedSampler(ratio()), name }
+    case 'parentbased_always_on': return { parentBased: true, root: new AlwaysOnSampler(), name }
+    case 'parentbased_always_off': return { parentBased: true, root: new AlwaysOffSampler(), name }
+    case 'parentbased_traceidratio': return { parentBased: true, root: new TraceIdRatioBasedSampler(ratio()), name }
+    default:
+      logger.warn({ OTEL_TRACES_SAMPLER: name }, 'unknown OTEL_TRACES_SAMPLER: using parentbased_always_on')
+      return { parentBased: true, root: new AlwaysOnSampler(), name: 'parentbased_always_on' }
+  }
+}
+
+export function otlpProtocol(logger: Logger): Protocol {
+  const protocol = (getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL'))?.trim() || 'http/protobuf'
+  if (protocol === 'http/protobuf' || protocol === 'http/json' || protocol === 'grpc') return protocol
+  logger.warn({ protocol }, 'unsupported OTLP traces protocol: using http/protobuf')
+  return 'http/protobuf'
+}
+
+/** The OTLP exporter of one protocol; only its package is loaded. */
+async function otlpExporter(protocol: Protocol): Promise<SpanExporter> {
+  switch (protocol) {
+    case 'http/json': return new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter()
+    case 'grpc': return new (await import('@opentelemetry/exporter-trace-otlp-grpc')).OTLPTraceExporter()
+    case 'http/protobuf': return new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter()
+  }
+}
+
+function nonNegative(name: string): number | undefined {
+  const v = getNumberFromEnv(name)
+  return v !== undefined && v >= 0 ? v : undefined
+}
+
+/** Builds and registers the SDK from process.env (where startTracing wrote the config's keys). */
+export async function startSdk(tracerName: string, logger: Logger): Promise<RunningSdk> {
+  const protocol = otlpProtocol(logger)
+  let names = [...new Set(getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [])]
+  if (names.length === 0) names = ['otlp']
+  const processors: SpanProcessor[] = []
+  const exporters: string[] = []
+  for (const name of names) {
+    if (name === 'otlp') {
+      processors.push(new BatchSpanProcessor({
+        exporter: await otlpExporter(protocol),
+        maxQueueSize: nonNegative('OTEL_BSP_MAX_QUEUE_SIZE'),
+        scheduledDelayMillis: nonNegative('OTEL_BSP_SCHEDULE_DELAY'),
+        exportTimeoutMillis: nonNegative('OTEL_BSP_EXPORT_TIMEOUT'),
+        maxExportBatchSize: nonNegative('OTEL_BSP_MAX_EXPORT_BATCH_SIZE'),
+      }))
+    } else if (name === 'console') {
+      processors.push(new SimpleSpanProcessor({ exporter: new ConsoleSpanExporter() }))
+    } else {
+      logger.warn({ OTEL_TRACES_EXPORTER: name }, 'unsupported trace exporter (otlp, console, none): ignored')
+      continue
+    }
+    exporters.push(name)
+  }
+  const sampler = samplerFromEnv(logger)
+  const ids = new DecidedIds(new RandomIdGenerator())
+  // Host, OS, process and service instance as sdk-node detects them; OTEL_SERVICE_NAME and
+  // OTEL_RESOURCE_ATTRIBUTES over them.
+  const resource = defaultResource().merge(detectResources({ detectors: [hostDetector, osDetector, processDetector, serviceInstanceIdDetector, envDetector] }))
+  const provider = new TracerProvider({
+    resource,
+    spanProcessors: processors,
+    sampler: sampler.parentBased ? new ParentBasedSampler({ root: sampler.root }) : sampler.root,
+    idGenerator: ids,
+    spanLimits: {
+      attributeCountLimit: getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT') ?? getNumberFromEnv('OTEL_ATTRIBUTE_COUNT_LIMIT'),
+      attributeValueLengthLimit: getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT') ?? getNumberFromEnv('OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT'),
+      eventCountLimit: getNumberFromEnv('OTEL_SPAN_EVENT_COUNT_LIMIT'),
+      linkCountLimit: getNumberFromEnv('OTEL_SPAN_LINK_COUNT_LIMIT'),
+      attributePerEventCountLimit: getNumberFromEnv('OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT') ?? getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_PER_EVENT_COUNT_LIMIT'),
+      attributePerLinkCountLimit: getNumberFromEnv('OTEL_LINK_ATTRIBUTE_COUNT_LIMIT') ?? getNumberFromEnv('OTEL_SPAN_ATTRIBUTE_PER_LINK_COUNT_LIMIT'),
+    },
+  })
+  // Registered globally, as sdk-node does, so that anything else using the API reports here too.
+  trace.setGlobalTracerProvider(provider)
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator())
+  return {
+    tracer: provider.getTracer(tracerName),
+    sampling: new TraceSampling(sampler.parentBased, sampler.root, ids),
+    sampler: sampler.name,
+    protocol,
+    exporters,
+    shutdown: async () => {
+      await provider.shutdown()
+      trace.disable()
+      propagation.disable()
+    },
+  }
+}

@@ -11,6 +11,8 @@
  */
 import type { Redis } from 'ioredis'
 import { redisClientClass, requestPathRedisOptions } from '../config/redis-client.ts'
+import { Breaker } from '../routing/breaker.ts'
+import type { OutlierConfig } from '../routing/config.ts'
 import { randomUUID } from 'node:crypto'
 import { decodeEntry, encodeEntry, type StoredEntry } from './entry.ts'
 import type { CacheMetrics } from './metrics.ts'
@@ -45,9 +47,12 @@ export interface VectorHit {
 
 const STREAM_MAXLEN = 100_000
 const SCAN_BATCH = 256
-/** Consecutive failed reads after which Redis is skipped for BREAKER_OPEN_MS, so a hung server costs one timeout, not one per request. */
-const BREAKER_FAILURES = 3
-const BREAKER_OPEN_MS = 1_000
+/**
+ * After 3 failed commands in a row Redis is skipped for 1 s, so a hung server costs one timeout,
+ * not one per request; then one command probes it. The routing members' breaker, with a fixed
+ * ejection (no doubling) and a probe that gets no verdict freeing the next after the same 1 s.
+ */
+const BREAKER: OutlierConfig = Object.freeze({ consecutiveFailures: 3, baseEjectionMs: 1_000, maxEjectionMs: 1_000 })
 
 export class RedisTier {
   readonly instanceId = randomUUID()
@@ -62,8 +67,7 @@ export class RedisTier {
   #tailing = false
   #closed = false
   #lastErrorLog = 0
-  #consecutiveFailures = 0
-  #openUntil = 0
+  readonly #breaker = new Breaker(BREAKER, Date.now())
 
   private constructor(settings: RedisSettings, metrics: CacheMetrics, logger: Logger) {
     if (settings.url === undefined) throw new Error('cache.backend is "redis" but redis.url is not set')
@@ -96,21 +100,20 @@ export class RedisTier {
     return this.#client.status === 'ready'
   }
 
-  /** Connected and not skipped by the breaker; used on the request path. */
+  /**
+   * Connected and not skipped by the breaker; used on the request path. After the open period the
+   * call that passes is the breaker's one probe: its outcome closes or re-opens it.
+   */
   #usable(): boolean {
-    return this.#client.status === 'ready' && (this.#openUntil === 0 || this.#halfOpen())
-  }
-
-  /** After the open period one call goes through; its outcome closes or re-opens the breaker. */
-  #halfOpen(): boolean {
-    if (Date.now() < this.#openUntil) return false
-    this.#openUntil = Date.now() + BREAKER_OPEN_MS
+    if (this.#client.status !== 'ready') return false
+    const now = Date.now()
+    if (!this.#breaker.allows(now)) return false
+    this.#breaker.onStart(now)
     return true
   }
 
   #succeeded(): void {
-    this.#consecutiveFailures = 0
-    this.#openUntil = 0
+    this.#breaker.onSuccess(Date.now())
   }
 
   get vectorSearch(): boolean {
@@ -290,6 +293,7 @@ export class RedisTier {
         // COSINE distance is 1 - similarity.
         if (r !== null && fields.dist !== undefined) hits.push({ record: r, similarity: 1 - Number(fields.dist.toString()) })
       }
+      this.#succeeded()
       return hits
     } catch (err) {
       this.#fail('semantic-search', err as Error)
@@ -340,7 +344,7 @@ export class RedisTier {
 
   #fail(op: string, err: Error): void {
     this.#metrics.redisErrors.inc({ op })
-    if (++this.#consecutiveFailures >= BREAKER_FAILURES) this.#openUntil = Date.now() + BREAKER_OPEN_MS
+    this.#breaker.onFailure(Date.now())
     this.#logError(op, err)
   }
 

@@ -1,5 +1,6 @@
 /**
- * Circuit breaker and outlier ejection for one member.
+ * Circuit breaker and outlier ejection for one member (and, with a fixed ejection, for the cache's
+ * Redis tier: cache/redis-tier.ts).
  *
  * closed --N consecutive failures--> open (ejected for base * 2^k ms, capped) --time passes-->
  * one probe request may start (half-open) --success--> closed / --failure--> open, longer.

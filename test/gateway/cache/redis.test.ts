@@ -37,8 +37,15 @@ describe('redis backend', () => {
     assert.ok(!(b.lookup(b.plan(r)) instanceof Promise))
   })
 
-  test('a paused Redis degrades to a miss within the command timeout', async () => {
+  test('a paused Redis degrades to a miss within the command timeout; the breaker probes it again once it answers', async () => {
     const r = req()
+    // An entry b can only find in Redis: b reaching Redis again after the pause is seen as a hit.
+    const onlyInRedis = req()
+    await record(a, a.plan(onlyInRedis), 200, 'application/json', [chatJson('only in redis')])
+    // a's writes go out in order on one connection: once b sees this one, the first is stored too.
+    const marker = req()
+    await record(a, a.plan(marker), 200, 'application/json', [chatJson('marker')])
+    await eventually(async () => (await b.lookup(b.plan(marker))) !== null)
     redis.pause()
     try {
       const t = performance.now()
@@ -60,6 +67,9 @@ describe('redis backend', () => {
     } finally {
       redis.resume()
     }
+    // Open for 1 s, then one lookup probes; it succeeds, the breaker closes and b reads Redis again.
+    const hit = await eventually(async () => await b.lookup(b.plan(onlyInRedis)), { what: 'b reading Redis after the pause' })
+    assert.equal(JSON.parse(hit.body.toString()).choices[0].message.content, 'only in redis')
   })
 
   test('Redis killed mid-run: requests keep succeeding; it reconnects when Redis returns', async () => {

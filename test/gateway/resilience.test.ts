@@ -436,8 +436,11 @@ describe('a large upstream error body with no retry left', () => {
     const res = await post(`${gw.url}/v1/chat/completions`, chatBody())
     assert.equal(res.status, 503)
     const reading = res.arrayBuffer()
-    await eventually(() => written >= TOTAL, { what: `the upstream to write ${TOTAL} bytes`, timeoutMs: 30_000 })
-    finishUpstream?.()
+    // finishUpstream is set once the last chunk is written (after its drain, when the write
+    // returned false): waiting on `written` alone could end nothing and leave the body open.
+    const finish = await eventually(() => finishUpstream, { what: `the upstream to write ${TOTAL} bytes`, timeoutMs: 30_000 })
+    assert.equal(written, TOTAL)
+    finish()
     assert.equal((await reading).byteLength, TOTAL)
   })
 

@@ -290,7 +290,8 @@ describe('requests counted by what the client saw', () => {
   let gw: TestGateway
 
   before(async () => {
-    sim = await startSimulator({ tokens: 20, interTokenMs: 5 })
+    // Both models are listed by the simulator at warm-up, so each keeps its own label.
+    sim = await startSimulator({ tokens: 20, interTokenMs: 5, models: ['clean', 'broken'] })
     gw = await startGateway({
       log: { level: 'silent' },
       upstreams: [{ name: 'sim', url: sim.url, models: ['*'], pool: { warm: 1 }, timeouts: { idleMs: 200 } }],

@@ -30,14 +30,6 @@ export interface GenerationCells {
   readonly tokensPerSecond: HistogramCell
 }
 
-/** Distinct model label values kept before new ones are folded into `other` (wildcard upstreams). */
-/**
- * Model names a client chose that are not in the config (served by a `"*"` upstream): at most this
- * many become label values, each at most MAX_MODEL_LABEL_LENGTH long; the rest count as `other`.
- */
-const MAX_MODEL_LABELS = 256
-const MAX_MODEL_LABEL_LENGTH = 64
-
 /** What the per-member gauges read at scrape time (the routing members of the live snapshot). */
 export interface MemberView {
   readonly name: string
@@ -74,7 +66,6 @@ export class GatewayMetrics {
   private readonly durationCells = new Map<string, HistogramCell>()
   private readonly firstByteCells = new Map<string, HistogramCell>()
   private readonly tokenCells = new Map<string, { prompt: CounterCell; completion: CounterCell }>()
-  private readonly models = new Set<string>()
   readonly retries: Counter<'upstream' | 'kind'>
   readonly queueRejected: Counter<'upstream' | 'reason'>
   readonly broken: Counter<'route' | 'upstream' | 'code'>
@@ -253,15 +244,12 @@ export class GatewayMetrics {
   }
 
   /**
-   * The label value for a model: itself when the config serves it; a name only a client chose is
-   * itself while few and short ones have been seen, else `other`. Labels and the cell maps below
-   * are keyed by this value, so no client-chosen string grows memory or a scrape without bound.
+   * The label value for a model: itself when the gateway serves it (configured, an alias, or listed
+   * by a `"*"` upstream at warm-up), else `other`. Labels and the cell maps below are keyed by this
+   * value, so no name only a client chose becomes a label or grows memory.
    */
   modelLabel(model: string): string {
-    if (this.knownModels?.().has(model) === true || this.models.has(model)) return model
-    if (this.models.size >= MAX_MODEL_LABELS || model.length > MAX_MODEL_LABEL_LENGTH) return 'other'
-    this.models.add(model)
-    return model
+    return this.knownModels?.().has(model) === true ? model : 'other'
   }
 
   countRequest(route: string, model: string, upstream: string, status: number): void {

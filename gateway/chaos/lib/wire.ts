@@ -44,10 +44,16 @@ export function exchange(opts: ExchangeOptions): Promise<WireResult> {
     const responses: WireResponse[] = []
     let garbage = false
     let done = false
+    // A pause between pieces ends with the exchange: its timer must not keep the process alive.
+    let pause: { timer: NodeJS.Timeout; resume: () => void } | null = null
     const finish = (timedOut: boolean): void => {
       if (done) return
       done = true
       clearTimeout(timer)
+      if (pause !== null) {
+        clearTimeout(pause.timer)
+        pause.resume()
+      }
       socket.destroy()
       // Whatever is left when the connection closed: a response cut short, or bytes that are not one.
       if (buf.length > 0) {
@@ -79,7 +85,10 @@ export function exchange(opts: ExchangeOptions): Promise<WireResult> {
     void (async () => {
       for (const piece of opts.pieces) {
         if (done) return
-        if (typeof piece === 'number') await new Promise((r) => setTimeout(r, piece))
+        if (typeof piece === 'number') {
+          await new Promise<void>((resume) => (pause = { timer: setTimeout(resume, piece), resume }))
+          pause = null
+        }
         else if (!socket.destroyed) await new Promise<void>((r) => socket.write(piece, () => r()))
       }
     })().catch(() => undefined)

@@ -109,6 +109,9 @@ export async function schemaProblems(objects: readonly K8sObject[]): Promise<str
   return problems
 }
 
+/** Declaration files read by unknownFieldProblems, by path (they do not change during a run). */
+const parsedDeclarations = new Map<string, ts.SourceFile>()
+
 /**
  * Type-checks every object as a literal of its model interface, in one in-memory program:
  * excess-property errors name fields the schema does not define.
@@ -135,7 +138,16 @@ export function unknownFieldProblems(objects: readonly K8sObject[]): string[] {
   }
   const host = ts.createCompilerHost(options)
   const getSourceFile = host.getSourceFile.bind(host)
-  host.getSourceFile = (name, lang, ...rest) => name === file ? ts.createSourceFile(name, source, lang) : getSourceFile(name, lang, ...rest)
+  host.getSourceFile = (name, lang, ...rest) => {
+    if (name === file) return ts.createSourceFile(name, source, lang)
+    // The libraries' and models' declarations are parsed (and bound) once per process, not per call.
+    let sf = parsedDeclarations.get(name)
+    if (sf === undefined) {
+      sf = getSourceFile(name, lang, ...rest)
+      if (sf !== undefined) parsedDeclarations.set(name, sf)
+    }
+    return sf
+  }
   const fileExists = host.fileExists.bind(host)
   host.fileExists = (name) => name === file || fileExists(name)
   const program = ts.createProgram([file], options, host)

@@ -93,27 +93,31 @@ async function maybeSnapshot(report: PhaseReport, gw: GatewayProc, when: string)
   report.figures[`heap snapshot ${when}`] = path
 }
 
+/** Before a phase's load: the memory and descriptor figures it is judged on (see `measure`). */
 export async function measureBefore(report: PhaseReport, gw: GatewayProc): Promise<void> {
-  report.figures['RSS MB under load, before'] = mbFigure(gw.proc.rss())
-  const m = await measure(gw)
+  const m = await measurePhase(report, gw, 'before')
   report.rssBefore = m.rss
   report.retainedBefore = m.retained
-  report.fdsBefore = gw.proc.fds()
-  report.figures['heap used MB after GC, before'] = mbFigure(m.heapUsed)
-  report.figures['external MB after GC, before'] = mbFigure(m.external)
-  await maybeSnapshot(report, gw, 'before')
+  report.fdsBefore = m.fds
 }
 
+/** After it, the same figures; nothing when the gateway is gone (a crash is reported as such). */
 export async function measureAfter(report: PhaseReport, gw: GatewayProc): Promise<void> {
   if (gw.proc.exitStatus !== null) return
-  report.figures['RSS MB under load, after'] = mbFigure(gw.proc.rss())
-  const m = await measure(gw)
+  const m = await measurePhase(report, gw, 'after')
   report.rssAfter = m.rss
   report.retainedAfter = m.retained
-  report.fdsAfter = gw.proc.fds()
-  report.figures['heap used MB after GC, after'] = mbFigure(m.heapUsed)
-  report.figures['external MB after GC, after'] = mbFigure(m.external)
-  await maybeSnapshot(report, gw, 'after')
+  report.fdsAfter = m.fds
+}
+
+async function measurePhase(report: PhaseReport, gw: GatewayProc, when: 'before' | 'after'): Promise<{ rss: number; retained: number; fds: number }> {
+  report.figures[`RSS MB under load, ${when}`] = mbFigure(gw.proc.rss())
+  const m = await measure(gw)
+  const fds = gw.proc.fds()
+  report.figures[`heap used MB after GC, ${when}`] = mbFigure(m.heapUsed)
+  report.figures[`external MB after GC, ${when}`] = mbFigure(m.external)
+  await maybeSnapshot(report, gw, when)
+  return { rss: m.rss, retained: m.retained, fds }
 }
 
 export function rssGrowth(r: PhaseReport): number {

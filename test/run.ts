@@ -1,0 +1,56 @@
+/**
+ * What `npm test` runs: the type check and the two halves of the suite side by side. Most gateway
+ * test files wait (on sockets, child processes, timeouts under test) far more than they compute,
+ * while the infra files compute (Pulumi program runs, schema checks) and are the longest: run one
+ * after the other, the infra files would form the tail. Each half is one `node --test` run (the
+ * infra files share their Pulumi program runs within theirs, test/infra/helpers/run-stack.ts).
+ *
+ * The gateway half reports as it goes; the infra half's report is printed when both are done.
+ * Exits non-zero when the type check or any test failed.
+ */
+import { spawn } from 'node:child_process'
+
+interface Part {
+  readonly name: string
+  readonly args: readonly string[]
+  /** Stream the output as it comes (else keep it until the end). */
+  readonly live: boolean
+}
+
+const NODE = process.execPath
+const TEST = ['--test', '--test-timeout=120000']
+const PARTS: readonly Part[] = [
+  { name: 'typecheck', args: ['node_modules/typescript/bin/tsc', '--noEmit', '-p', 'tsconfig.json'], live: false },
+  // Four files at once: their waits overlap, and two cores still keep up with what they compute.
+  { name: 'test/gateway', args: [...TEST, '--test-concurrency=4', 'test/gateway/**/*.test.ts'], live: true },
+  // Two files at once, each with up to two program runs of its own in flight.
+  { name: 'test/infra', args: [...TEST, '--test-concurrency=2', 'test/infra/**/*.test.ts'], live: false },
+]
+
+interface Done {
+  readonly part: Part
+  readonly code: number
+  readonly seconds: number
+  readonly output: string
+}
+
+function run(part: Part): Promise<Done> {
+  const started = performance.now()
+  const env = { ...process.env, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? 'node_modules/.cache/velox-compile' }
+  const child = spawn(NODE, part.args, { env, stdio: ['ignore', part.live ? 'inherit' : 'pipe', part.live ? 'inherit' : 'pipe'] })
+  const chunks: Buffer[] = []
+  child.stdout?.on('data', (c: Buffer) => chunks.push(c))
+  child.stderr?.on('data', (c: Buffer) => chunks.push(c))
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      resolve({ part, code: code ?? (signal !== null ? 128 : 1), seconds: (performance.now() - started) / 1000, output: Buffer.concat(chunks).toString() })
+    })
+  })
+}
+
+const started = performance.now()
+const results = await Promise.all(PARTS.map(run))
+for (const r of results) if (!r.part.live && r.output !== '') process.stdout.write(`\n# ${r.part.name}\n${r.output}`)
+const summary = results.map((r) => `${r.part.name} ${r.code === 0 ? 'ok' : `FAILED (exit ${r.code})`} in ${r.seconds.toFixed(1)} s`)
+process.stdout.write(`\n# ${summary.join(', ')}; ${((performance.now() - started) / 1000).toFixed(1)} s in all\n`)
+process.exitCode = results.every((r) => r.code === 0) ? 0 : 1

@@ -40,8 +40,8 @@ const POD = { maxBatch: 16, kvBlocks: 8192, blockTokens: 16, maxBatchedTokens: 2
 /** Three times slower on every count. */
 const SLOW_POD = { prefillMsPerToken: 0.6, stepMs: 60, decodeMsPerSeq: 3 }
 
-/** [label, routing.balancer, routing.inferenceAware overrides]. */
-type BalancerSpec = readonly [string, string, Record<string, unknown> | null]
+/** [label, routing.balancer, routing.inferenceAware overrides, gateway entry (null: the run's own)]. */
+type BalancerSpec = readonly [string, string, Record<string, unknown> | null, (string | null)?]
 
 const BALANCERS: readonly BalancerSpec[] = [
   ['round-robin', 'weighted-round-robin', null],
@@ -53,12 +53,17 @@ const BALANCERS: readonly BalancerSpec[] = [
 /**
  * The balancers of this run: VELOX_BENCH_ROUTING_BALANCERS picks labels (the checks need the ones
  * they compare), VELOX_BENCH_ROUTING_VARIANTS adds inference-aware variants side by side, as a
- * JSON object of label -> `routing.inferenceAware` overrides.
+ * JSON object of label -> `routing.inferenceAware` overrides. The key `gateway` of a variant is
+ * not an override but another gateway entry point (another checkout's gateway/src/main.ts), so a
+ * change can be compared with the code before it in one run.
  */
 export function balancersOf(env: NodeJS.ProcessEnv): BalancerSpec[] {
   const variants = JSON.parse(env.VELOX_BENCH_ROUTING_VARIANTS ?? '{}') as Record<string, Record<string, unknown>>
   const all: BalancerSpec[] = [...BALANCERS]
-  for (const [label, overrides] of Object.entries(variants)) all.push([label, 'inference-aware', overrides])
+  for (const [label, { gateway, ...overrides }] of Object.entries(variants)) {
+    if (gateway !== undefined && typeof gateway !== 'string') throw new Error(`VELOX_BENCH_ROUTING_VARIANTS: ${label}.gateway must be a path`)
+    all.push([label, 'inference-aware', Object.keys(overrides).length > 0 ? overrides : null, gateway === undefined ? null : resolve(gateway)])
+  }
   const only = env.VELOX_BENCH_ROUTING_BALANCERS?.split(',').map((x) => x.trim()) ?? null
   if (only === null) return all
   for (const name of only) if (!all.some(([label]) => label === name)) throw new Error(`VELOX_BENCH_ROUTING_BALANCERS: unknown balancer "${name}" (known: ${all.map(([l]) => l).join(', ')})`)
@@ -279,11 +284,12 @@ async function runWorkload(ctx: BenchContext, w: Workload, seed: number, round: 
   const results: RunResult[] = []
   // Rotate the balancer order per workload and per round so machine drift does not favour one.
   const order = balancers.map((_, i) => balancers[(i + seed + round) % balancers.length]!)
-  for (const [label, kind, overrides] of order) {
+  for (const [label, kind, overrides, entry] of order) {
     const fleet = await startFleet(ctx, w.slowPod)
     try {
       const explained = explain && kind === 'inference-aware'
-      const gateway = await startGatewayRetrying(ctx, gatewayConfig(fleet.urls, kind, overrides, explained), `gateway-${label}`)
+      const gatewayCtx = entry ? { ...ctx, options: { ...ctx.options, gatewayEntry: entry } } : ctx
+      const gateway = await startGatewayRetrying(gatewayCtx, gatewayConfig(fleet.urls, kind, overrides, explained), `gateway-${label}`)
       try {
         const run = await replay(gateway, planned, 60_000, explained)
         const { hits, queries } = await podCounters(fleet.urls)

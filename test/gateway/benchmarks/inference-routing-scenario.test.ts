@@ -13,9 +13,13 @@ test('balancers: all four by default; a chosen subset; variants added under thei
   const withVariant = balancersOf({ VELOX_BENCH_ROUTING_BALANCERS: 'consistent-hash', VELOX_BENCH_ROUTING_VARIANTS: '{"ia-unbounded":{"boundedLoad":0}}' })
   assert.deepEqual(withVariant, [
     ['consistent-hash', 'consistent-hash', null],
-    ['ia-unbounded', 'inference-aware', { boundedLoad: 0 }],
+    ['ia-unbounded', 'inference-aware', { boundedLoad: 0 }, null],
   ])
   assert.throws(() => balancersOf({ VELOX_BENCH_ROUTING_BALANCERS: 'least-latency' }), /unknown balancer "least-latency"/)
+  // `gateway` is another entry point, not an override.
+  const before = balancersOf({ VELOX_BENCH_ROUTING_BALANCERS: 'inference-aware', VELOX_BENCH_ROUTING_VARIANTS: '{"ia-before":{"gateway":"/elsewhere/gateway/src/main.ts"}}' })
+  assert.deepEqual(before[1], ['ia-before', 'inference-aware', null, '/elsewhere/gateway/src/main.ts'])
+  assert.throws(() => balancersOf({ VELOX_BENCH_ROUTING_VARIANTS: '{"x":{"gateway":1}}' }), /x.gateway must be a path/)
 })
 
 test('plan: every session\'s turns in order, each prompt extending the last', () => {

@@ -4,6 +4,7 @@
  */
 import { brotliCompress, brotliDecompressSync, constants as zc } from 'node:zlib'
 import type { CacheEndpoint } from './config.ts'
+import { normalizeResponse } from './normalize.ts'
 
 export type BodyShape = 'json' | 'sse'
 
@@ -48,6 +49,13 @@ export interface EntryMeta {
   readonly storedAt: number
   readonly expiresAt: number
   readonly z: 0 | 1
+  /**
+   * False for an answer kept as the upstream sent it, not yet validated (nor a stream folded):
+   * `shape` is then the shape it arrived in and `hasUsage` unknown. Such an entry is served only
+   * after `checkEntry` accepts it, and never leaves this process. Absent in entries written
+   * before the field existed, which were all checked.
+   */
+  readonly checked: boolean
 }
 
 /**
@@ -90,12 +98,41 @@ function metaOf(r: CachedResponse, z: 0 | 1): EntryMeta {
     storedAt: r.storedAt,
     expiresAt: r.expiresAt,
     z,
+    checked: true,
   }
 }
 
 /** The entry as it can be stored right now: uncompressed, owning its bytes. Sync and cheap. */
 export function storeEntry(r: CachedResponse): StoredEntry {
   return { meta: metaOf(r, 0), payload: exact(r.body) }
+}
+
+/**
+ * An answer as received, kept without looking inside: the cheap store of the request path. Most
+ * stored answers are never asked for again, so the validation (a JSON parse, or a stream fold)
+ * is left to the first hit (`checkEntry`), and a miss costs a copy of the bytes.
+ */
+export function uncheckedEntry(key: string, scope: string, endpoint: CacheEndpoint, shape: BodyShape, body: Buffer, storedAt: number, expiresAt: number): StoredEntry {
+  const meta: EntryMeta = { v: 1, key, scope, endpoint, shape, sourceShape: shape, hasUsage: false, size: body.length, storedAt, expiresAt, z: 0, checked: false }
+  return { meta, payload: exact(body) }
+}
+
+/**
+ * The servable form of an unchecked entry, or null when the answer is not a complete, successful
+ * one (`normalizeResponse`'s rules). A checked entry comes back as it is. The payload is reused
+ * when the check leaves the body as it was (a JSON answer), compressed or not.
+ */
+export function checkEntry(e: StoredEntry): StoredEntry | null {
+  const m = e.meta
+  if (m.checked !== false) return e
+  const raw = m.z === 1 ? brotliDecompressSync(e.payload) : e.payload
+  const n = normalizeResponse(m.endpoint, m.sourceShape === 'sse' ? 'text/event-stream' : 'application/json', raw)
+  if (n === null) return null
+  const same = n.body === raw
+  return {
+    meta: { ...m, shape: n.shape, sourceShape: n.sourceShape, hasUsage: n.hasUsage, size: n.body.length, z: same ? m.z : 0, checked: true },
+    payload: same ? e.payload : exact(n.body),
+  }
 }
 
 /** True when `compressEntry` may shrink this entry enough to be worth a compression. */
@@ -181,6 +218,6 @@ export function decodeEntry(buf: Buffer): StoredEntry | null {
   } catch {
     return null
   }
-  if (meta === null || typeof meta !== 'object' || meta.v !== 1 || typeof meta.key !== 'string' || typeof meta.scope !== 'string') return null
+  if (meta === null || typeof meta !== 'object' || meta.v !== 1 || typeof meta.key !== 'string' || typeof meta.scope !== 'string' || meta.checked === false) return null
   return { meta, payload: buf.subarray(4 + n) }
 }

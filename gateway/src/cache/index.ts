@@ -17,9 +17,10 @@ import type { ClientResponse } from '../protocols/client-response.ts'
 import type { Registry } from 'prom-client'
 import { canonicalBody, digest } from './canonical.ts'
 import type { CacheConfig, CacheEndpoint } from './config.ts'
-import { compressEntry, loadEntry, storeEntry, worthCompressing, type CachedResponse, type StoredEntry } from './entry.ts'
+import { checkEntry, compressEntry, loadEntry, storeEntry, uncheckedEntry, worthCompressing, type CachedResponse, type StoredEntry } from './entry.ts'
 import { MemoryStore } from './memory-store.ts'
 import { CacheMetrics } from './metrics.ts'
+import type { CounterCell, HistogramCell } from '../telemetry/cells.ts'
 import { normalizeResponse } from './normalize.ts'
 import type { BypassPlan, CachePlan, LookupPlan, SemanticPlan } from './plan.ts'
 import { bodyBypassReason, headerBypassReason, PolicyTable, scopeId, type BypassReason } from './policy.ts'
@@ -85,12 +86,35 @@ export class ResponseCache {
   readonly #boot: Promise<void>[] = []
   /** Stores still finishing in the background (compression, then Redis and the semantic tier). */
   readonly #storing = new Set<Promise<void>>()
+  /** `t:<tenant>` per tenant, so the entries of one tenant share one scope string. */
+  readonly #tenantScopes = new Map<string, string>()
+  // Metric cells the request path records into, resolved once.
+  readonly #exactHits: CounterCell
+  readonly #semanticHits: CounterCell
+  readonly #exactMisses: CounterCell
+  readonly #semanticMisses: CounterCell
+  readonly #stored: CounterCell
+  readonly #rejected: CounterCell
+  readonly #notOk: CounterCell
+  readonly #memoryLookups: HistogramCell
+  readonly #redisLookups: HistogramCell
 
   private constructor(config: CacheConfig, metrics: CacheMetrics, redis: RedisTier | null, semantic: SemanticCache | null, logger: CacheLogger) {
     this.#config = config
     this.metrics = metrics
     this.#policies = new PolicyTable(config)
-    this.#memory = new MemoryStore(config.maxBytes, (cause) => metrics.evictions.inc({ tier: 'exact', cause }))
+    const capacity = metrics.evictions.cell('exact', 'capacity')
+    const expired = metrics.evictions.cell('exact', 'expired')
+    this.#memory = new MemoryStore(config.maxBytes, (cause) => (cause === 'capacity' ? capacity : expired).inc())
+    this.#exactHits = metrics.hits.cell('exact')
+    this.#semanticHits = metrics.hits.cell('semantic')
+    this.#exactMisses = metrics.misses.cell('exact')
+    this.#semanticMisses = metrics.misses.cell('semantic')
+    this.#stored = metrics.stores.cell('exact', 'stored')
+    this.#rejected = metrics.stores.cell('exact', 'rejected')
+    this.#notOk = metrics.stores.cell('exact', 'status')
+    this.#memoryLookups = metrics.lookupSeconds.cell('exact', 'memory')
+    this.#redisLookups = metrics.lookupSeconds.cell('exact', 'redis')
     this.#redis = redis
     this.#semantic = semantic
     this.#logger = logger
@@ -150,7 +174,7 @@ export class ResponseCache {
     if (hb === 'opt-out' || hb === 'no-store') return this.#bypass(hb)
     const bb = bodyBypassReason(req.endpoint, req.body, policy)
     if (bb !== null) return this.#bypass(bb)
-    const scope = scopeId(policy.scope, req.tenant, req.endUser)
+    const scope = policy.scope === 'tenant' ? this.#tenantScope(req.tenant) : scopeId(policy.scope, req.tenant, req.endUser)
     if (scope === null) return this.#bypass('no-end-user')
     const body = req.body
     const stream = body.stream === true && req.endpoint !== 'embeddings'
@@ -174,15 +198,26 @@ export class ResponseCache {
       semantic,
     }
     if (hb === 'no-cache') {
-      this.metrics.bypasses.inc({ reason: 'no-cache' })
+      this.metrics.bypasses.cell('no-cache').inc()
       return { mode: 'bypass', reason: 'no-cache', refresh: plan }
     }
     return plan
   }
 
   #bypass(reason: BypassReason): BypassPlan {
-    this.metrics.bypasses.inc({ reason })
+    this.metrics.bypasses.cell(reason).inc()
     return bypass(reason)
+  }
+
+  #tenantScope(tenant: string): string {
+    let scope = this.#tenantScopes.get(tenant)
+    if (scope === undefined) {
+      scope = scopeId('tenant', tenant, null)!
+      // Tenants come from the auth table, so this stays small; the bound is for safety only.
+      if (this.#tenantScopes.size >= 4096) this.#tenantScopes.clear()
+      this.#tenantScopes.set(tenant, scope)
+    }
+    return scope
   }
 
   /**
@@ -193,24 +228,46 @@ export class ResponseCache {
     if (plan.mode !== 'lookup') return null
     const started = performance.now()
     const now = Date.now()
-    const e = this.#memory.get(plan.key, now)
+    let e = this.#memory.get(plan.key, now)
+    if (e !== null && e.meta.checked === false) e = this.#check(plan.key, e)
     if (e !== null && this.#servable(e, plan, now)) {
-      this.metrics.lookupSeconds.observe({ kind: 'exact', tier: 'memory' }, (performance.now() - started) / 1000)
+      this.#memoryLookups.observe((performance.now() - started) / 1000)
       return loadEntry(e)
     }
     if (this.#redis === null) {
-      this.metrics.misses.inc({ kind: 'exact' })
+      this.#exactMisses.inc()
       return null
     }
     return this.#redisLookup(plan, started)
   }
 
+  /**
+   * First hit on an answer stored unchecked: validated (and a stream folded) now, swapped in for
+   * the raw form, or dropped when it is not a complete, successful answer.
+   */
+  #check(key: string, raw: StoredEntry): StoredEntry | null {
+    let checked: StoredEntry | null
+    try {
+      checked = checkEntry(raw)
+    } catch {
+      checked = null
+    }
+    if (checked === null) {
+      this.#memory.delete(key)
+      this.#rejected.inc()
+      return null
+    }
+    this.#memory.replace(key, raw, checked)
+    if (worthCompressing(checked)) this.#compressInBackground(key, checked, null)
+    return checked
+  }
+
   async #redisLookup(plan: LookupPlan, started: number): Promise<CachedResponse | null> {
     const e = await this.#redis!.get(plan.key)
     const now = Date.now()
-    this.metrics.lookupSeconds.observe({ kind: 'exact', tier: 'redis' }, (performance.now() - started) / 1000)
+    this.#redisLookups.observe((performance.now() - started) / 1000)
     if (e === null || e.meta.key !== plan.key || !this.#servable(e, plan, now)) {
-      this.metrics.misses.inc({ kind: 'exact' })
+      this.#exactMisses.inc()
       return null
     }
     this.#memory.set(plan.key, e)
@@ -234,7 +291,7 @@ export class ResponseCache {
     return p.then(
       (hit) => {
         if (hit === null) {
-          this.metrics.misses.inc({ kind: 'semantic' })
+          this.#semanticMisses.inc()
           return null
         }
         return { response: { ...loadEntry(hit.entry), similarity: hit.similarity }, similarity: hit.similarity }
@@ -251,25 +308,49 @@ export class ResponseCache {
     const lp = plan.mode === 'lookup' ? plan : plan.refresh
     if (lp === null) return null
     if (statusCode !== 200) {
-      this.metrics.stores.inc({ kind: 'exact', outcome: 'status' })
+      this.#notOk.inc()
       return null
     }
     const enc = headers['content-encoding']
     if (enc !== undefined && enc !== 'identity') return null
     const ct = contentTypeOf(headers)
     if (!ct.includes('json') && !ct.includes('text/event-stream')) return null
-    return new BodyRecorder(lp.maxEntryBytes, (body) => this.commit(lp, ct, body))
+    return new BodyRecorder(lp.maxEntryBytes, (body) => this.#keep(lp, ct, body))
+  }
+
+  /**
+   * Stores what a recorder collected (it calls this after the response ended, from setImmediate).
+   * An answer that only this process's memory will hold is kept unchecked, to be validated on its
+   * first hit; one going to Redis or the semantic tier is validated first (`commit`), since other
+   * processes and the semantic index take it as it is.
+   */
+  #keep(plan: LookupPlan, contentType: string, body: Buffer): void {
+    if (this.#redis !== null || plan.semantic !== null) {
+      this.commit(plan, contentType, body)
+      return
+    }
+    const now = Date.now()
+    const ttlMs = this.#ttlMs(plan)
+    const shape = contentType.includes('text/event-stream') ? 'sse' : 'json'
+    const stored = uncheckedEntry(plan.key, plan.scope, plan.endpoint, shape, body, now, now + ttlMs)
+    this.#memory.set(plan.key, stored)
+    this.#stored.inc()
+    if (worthCompressing(stored)) this.#compressInBackground(plan.key, stored, null)
+  }
+
+  #ttlMs(plan: LookupPlan): number {
+    return Math.max(1_000, plan.ttlMs * (1 - Math.random() * this.#config.ttlJitter))
   }
 
   /** Validates and stores one upstream answer; false when it is not cacheable. */
   commit(plan: LookupPlan, contentType: string, body: Buffer): boolean {
     const n = normalizeResponse(plan.endpoint, contentType, body)
     if (n === null || n.body.length > plan.maxEntryBytes) {
-      this.metrics.stores.inc({ kind: 'exact', outcome: 'rejected' })
+      this.#rejected.inc()
       return false
     }
     const now = Date.now()
-    const ttlMs = Math.max(1_000, plan.ttlMs * (1 - Math.random() * this.#config.ttlJitter))
+    const ttlMs = this.#ttlMs(plan)
     const response: CachedResponse = {
       key: plan.key,
       scope: plan.scope,
@@ -286,26 +367,33 @@ export class ResponseCache {
     }
     const stored = storeEntry(response)
     this.#memory.set(plan.key, stored)
-    this.metrics.stores.inc({ kind: 'exact', outcome: 'stored' })
+    this.#stored.inc()
     if (!worthCompressing(stored)) {
       this.#share(plan, stored, ttlMs)
       return true
     }
-    // Served uncompressed from now on; swapped for its compressed form once the pool has made it.
+    this.#compressInBackground(plan.key, stored, (e) => this.#share(plan, e, ttlMs))
+    return true
+  }
+
+  /**
+   * Served uncompressed from now on; swapped for its compressed form once the pool has made it,
+   * then handed to `then` (compressed, or as it was when compression did not pay).
+   */
+  #compressInBackground(key: string, stored: StoredEntry, then: ((e: StoredEntry) => void) | null): void {
     const p = compressEntry(stored).then((compressed) => {
-      if (compressed !== null) this.#memory.replace(plan.key, stored, compressed)
-      this.#share(plan, compressed ?? stored, ttlMs)
+      if (compressed !== null) this.#memory.replace(key, stored, compressed)
+      then?.(compressed ?? stored)
       this.#storing.delete(p)
     })
     this.#storing.add(p)
-    return true
   }
 
   /** Writes a stored entry to Redis and the semantic tier, where they apply. */
   #share(plan: LookupPlan, stored: StoredEntry, ttlMs: number): void {
     this.#redis?.set(plan.key, stored, ttlMs)
     if (plan.semantic !== null && this.#semantic !== null) {
-      void this.#semantic.add(plan, stored, ttlMs).then((ok) => this.metrics.stores.inc({ kind: 'semantic', outcome: ok ? 'stored' : 'rejected' }))
+      void this.#semantic.add(plan, stored, ttlMs).then((ok) => this.metrics.stores.cell('semantic', ok ? 'stored' : 'rejected').inc())
     }
   }
 
@@ -317,7 +405,8 @@ export class ResponseCache {
       ? { [CACHE_STATUS_HEADER]: 'semantic-hit', [CACHE_SIMILARITY_HEADER]: hit.similarity.toFixed(4) }
       : { [CACHE_STATUS_HEADER]: 'hit' }
     writeReplay(hit, want, res, cacheHeaders, extraHeaders)
-    this.metrics.hits.inc({ kind: semantic ? 'semantic' : 'exact' })
+    if (semantic) this.#semanticHits.inc()
+    else this.#exactHits.inc()
   }
 
   /** Headers for a response that did not come from the cache. */

@@ -34,12 +34,26 @@ export class BodyRecorder implements Recorder {
     const chunks = this.#chunks
     if (chunks === null) return
     this.#chunks = null
-    const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#bytes)
-    // Validation and compression run after the response has finished, off the request's path.
-    setImmediate(this.#commit, body)
+    // Joining, validation and storing run after the response has finished, off the request's path.
+    setImmediate(BodyRecorder.#finish, this, chunks)
+  }
+
+  static #finish(self: BodyRecorder, chunks: Buffer[]): void {
+    self.#commit(ownBytes(chunks, self.#bytes))
   }
 
   onAbort(): void {
     this.#chunks = null
   }
+}
+
+/**
+ * The body in one buffer that owns exactly its bytes: the chunks are views into the HTTP client's
+ * larger read buffers, which a cache entry must not pin. One copy, whatever the chunk count.
+ */
+function ownBytes(chunks: readonly Buffer[], bytes: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(bytes)
+  let at = 0
+  for (const c of chunks) at += c.copy(out, at)
+  return out
 }

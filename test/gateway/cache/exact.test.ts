@@ -217,3 +217,46 @@ test('metrics are registered with the velox_cache_ prefix and count what happene
   assert.match(text, /velox_cache_hits_total\{kind="exact"\} [1-9]/)
   assert.match(text, /velox_cache_bytes\{tier="exact"\} [1-9]/)
 })
+
+describe('memory backend: answers are stored unchecked and validated on their first hit', () => {
+  const storeCount = (outcome: string): number =>
+    ((registry.getSingleMetric('velox_cache_stores_total') as unknown as { get(): { values: { labels: Record<string, string>; value: number }[] } }).get().values.find((v) => v.labels['kind'] === 'exact' && v.labels['outcome'] === outcome)?.value ?? 0)
+
+  test('a 200 error body is held until its first lookup, which drops it and counts it rejected', async () => {
+    const { req } = fresh(false)
+    const plan = cache.plan(req)
+    const entries = cache.stats().exact!.entries
+    const rejected = storeCount('rejected')
+    await record(cache, plan, 200, 'application/json', [Buffer.from(JSON.stringify({ error: { message: 'overloaded' } }))])
+    // Kept without being parsed: the miss paid only for a copy of the bytes.
+    assert.equal(cache.stats().exact!.entries, entries + 1)
+    assert.equal(storeCount('rejected'), rejected)
+    assert.equal(lookupSync(cache.plan(req)), null)
+    assert.equal(cache.stats().exact!.entries, entries)
+    assert.equal(storeCount('rejected'), rejected + 1)
+  })
+
+  test('a large stream is compressed while unchecked, then folded on its first hit and served from then on', async () => {
+    const { req, body } = fresh(true)
+    const pieces = Array.from({ length: 18 }, (_, i) => `word${i} `)
+    const sse = chatSse(pieces)
+    const rawBytes = sse.reduce((n, c) => n + c.length, 0)
+    assert.ok(rawBytes > 1024 && rawBytes < 4096, `${rawBytes} bytes`)
+    const before = cache.stats().exact!.bytes
+    await record(cache, cache.plan(req), 200, 'text/event-stream', sse)
+    await cache.settled()
+    assert.ok(cache.stats().exact!.bytes - before < rawBytes / 2, 'held compressed')
+    const jsonPlan = cache.plan(chatRequest({ body: { ...body, stream: false, stream_options: undefined } }))
+    // The stream carries no usage, so it cannot answer a JSON request; it is still checked (and kept).
+    assert.equal(lookupSync(jsonPlan), null)
+    const hit = lookupSync(cache.plan(req))
+    assert.ok(hit)
+    assert.equal(hit.shape, 'json')
+    assert.equal(hit.sourceShape, 'sse')
+    assert.equal(JSON.parse(hit.body.toString()).choices[0].message.content, pieces.join(''))
+    await cache.settled()
+    const again = lookupSync(cache.plan(req))
+    assert.ok(again)
+    assert.equal(again.body.toString(), hit.body.toString())
+  })
+})

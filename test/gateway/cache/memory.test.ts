@@ -46,3 +46,16 @@ test('a small answer is stored as is: compressing it would cost more than it sav
   assert.ok(cache.stats().exact!.bytes < body.length + 400)
   await cache.close()
 })
+
+test('an unchecked entry never crosses to another process: the wire form refuses it', async () => {
+  const { decodeEntry, encodeEntry, uncheckedEntry, checkEntry } = await import('../../../gateway/src/cache/entry.ts')
+  const body = chatJson('yes')
+  const raw = uncheckedEntry('k', 't', 'chat.completions', 'json', body, 0, 1)
+  assert.equal(raw.meta.checked, false)
+  assert.equal(decodeEntry(encodeEntry(raw)), null)
+  const checked = checkEntry(raw)!
+  assert.equal(checked.meta.checked, true)
+  assert.equal(checked.meta.hasUsage, true)
+  assert.equal(checked.payload, raw.payload, 'a JSON answer keeps its bytes')
+  assert.deepEqual(decodeEntry(encodeEntry(checked))?.meta, checked.meta)
+})

@@ -44,7 +44,7 @@ export class SemanticCache {
     this.#redis = redis
     this.#useRedisSearch = useRedisSearch
     this.predictor = new HitPredictor(config.predictor)
-    this.store = new SemanticStore(config.maxBytes, config.exactScanMax, (cause) => metrics.evictions.inc({ tier: 'semantic', cause }))
+    this.store = new SemanticStore(config.maxBytes, config.exactScanMax, (cause) => metrics.evictions.cell('semantic', cause).inc())
   }
 
   /** Null (synchronously) when there is nothing worth embedding for: an empty partition or an unlikely hit. */
@@ -99,7 +99,7 @@ export class SemanticCache {
     }
     if (signal.aborted) return null
     this.predictor.observe(sp.partition, band, hit !== null)
-    this.#metrics.lookupSeconds.observe({ kind: 'semantic', tier: this.#useRedisSearch ? 'redis' : 'memory' }, (performance.now() - started) / 1000)
+    this.#metrics.lookupSeconds.cell('semantic', this.#useRedisSearch ? 'redis' : 'memory').observe((performance.now() - started) / 1000)
     return hit
   }
 

@@ -66,10 +66,14 @@ async function request(id: string, headers: Record<string, string> = {}): Promis
   return upstreamSaw.find((h) => h['x-request-id'] === id) ?? assert.fail(`${id} never reached the upstream`)
 }
 
-test('http/protobuf at a 0% ratio: unsampled requests pass trace context on, a sampled client parent is recorded', async () => {
-  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`
+test('config keys over the variables; http/protobuf at a 0% ratio: unsampled requests pass trace context on, a sampled client parent is recorded', async () => {
+  // The config's keys win over the variables: nothing listens on the variable's port.
+  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = 'http://127.0.0.1:1'
+  process.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json'
+  process.env.OTEL_TRACES_SAMPLER = 'always_on'
   process.env.OTEL_BSP_SCHEDULE_DELAY = '20'
-  const tracing = await startTracing({ protocol: 'http/protobuf', sampleRatio: 0, serviceName: 'velox-proto-test', captureContent: false }, createLogger('silent'))
+  const endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`
+  const tracing = await startTracing({ endpoint, protocol: 'http/protobuf', sampleRatio: 0, serviceName: 'velox-proto-test', captureContent: false }, createLogger('silent'))
   assert.ok(tracing)
 
   // A new trace, not sampled: a fresh trace id with the sampled flag off goes upstream.
@@ -134,6 +138,8 @@ test('grpc: spans reach a gRPC collector\'s TraceService/Export; captureContent 
     process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${port}`
     process.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'grpc'
     process.env.OTEL_TRACES_SAMPLER = 'always_on'
+    process.env.OTEL_SERVICE_NAME = 'velox-grpc-test'
+    process.env.OTEL_RESOURCE_ATTRIBUTES = 'deployment.environment.name=grpc-test'
     const tracing = await startTracing({ captureContent: true }, createLogger('silent'))
     assert.ok(tracing)
     const saw = await request('grpc-1')
@@ -143,7 +149,8 @@ test('grpc: spans reach a gRPC collector\'s TraceService/Export; captureContent 
     const all = Buffer.concat(received)
     assert.ok(all.includes(Buffer.from(traceId!, 'hex')))
     assert.ok(all.includes(Buffer.from('grpc-1')), 'velox.request_id on the span')
-    assert.ok(all.includes(Buffer.from('velox-gateway')), 'the default service name')
+    assert.ok(all.includes(Buffer.from('velox-grpc-test')), 'OTEL_SERVICE_NAME')
+    assert.ok(all.includes(Buffer.from('deployment.environment.name')) && all.includes(Buffer.from('grpc-test')), 'OTEL_RESOURCE_ATTRIBUTES')
     assert.ok(all.includes(Buffer.from('gen_ai.input.messages')) && all.includes(Buffer.from('hello there')), 'captureContent: the messages on the span')
   } finally {
     server.forceShutdown()

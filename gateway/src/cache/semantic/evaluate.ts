@@ -50,12 +50,19 @@ export function readPairs(file: string): LabelledPair[] {
 
 export async function scorePairs(embedder: Embedder, verifier: Verifier, pairs: readonly LabelledPair[]): Promise<ScoredPair[]> {
   const out: ScoredPair[] = []
+  // A text in several pairs (a quarter of the development set's) is embedded once: embeddings are deterministic.
+  const vectors = new Map<string, Promise<Float32Array>>()
+  const embed = (text: string): Promise<Float32Array> => {
+    let v = vectors.get(text)
+    if (v === undefined) vectors.set(text, (v = embedder.embed(text)))
+    return v
+  }
   // In slices: the embedder refuses more than 32 in flight.
   for (let i = 0; i < pairs.length; i += 8) {
     out.push(
       ...(await Promise.all(
         pairs.slice(i, i + 8).map(async (p) => {
-          const [va, vb] = await Promise.all([embedder.embed(p.a), embedder.embed(p.b)])
+          const [va, vb] = await Promise.all([embed(p.a), embed(p.b)])
           let s = 0
           for (let k = 0; k < va.length; k++) s += va[k]! * vb[k]!
           const [verified] = await verifier.verify(p.b.trim(), [p.a.trim()])

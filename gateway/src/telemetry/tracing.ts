@@ -12,6 +12,11 @@ import type { TraceSampling } from './sampling.ts'
 
 export const TRACER_NAME = 'velox-gateway'
 const DEFAULT_SERVICE_NAME = 'velox-gateway'
+/**
+ * How long stopping waits for the last spans to reach the collector. The exporter alone would
+ * retry an unreachable one for its whole timeout (10 s by default), holding up the process's exit.
+ */
+export const SHUTDOWN_FLUSH_MS = 2_000
 
 export interface Tracing {
   readonly tracer: Tracer
@@ -19,6 +24,7 @@ export interface Tracing {
   readonly sampling: TraceSampling
   /** Prompt and completion text may be recorded (opt-in; off by default). */
   readonly captureContent: boolean
+  /** Flushes what is queued (for at most `SHUTDOWN_FLUSH_MS`; the rest is dropped) and stops the SDK. */
   shutdown(): Promise<void>
 }
 
@@ -70,7 +76,14 @@ export async function startTracing(config: TracingConfig, logger: Logger, env: N
     captureContent: config.captureContent,
     shutdown: async () => {
       active = null
-      await sdk.shutdown()
+      let timer: NodeJS.Timeout | undefined
+      const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_FLUSH_MS, 'late')))
+      const done = sdk.shutdown().then(() => 'done' as const)
+      const outcome = await Promise.race([done, deadline]).finally(() => clearTimeout(timer))
+      if (outcome === 'late') {
+        done.catch(() => {})
+        throw new Error(`spans not exported within ${SHUTDOWN_FLUSH_MS} ms of the stop were dropped`)
+      }
     },
   }
   active = tracing

@@ -13,7 +13,7 @@ import { registerHooks } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import * as grpc from '@grpc/grpc-js'
 import { createLogger } from '../../../gateway/src/telemetry/logger.ts'
-import { activeTracing, startTracing } from '../../../gateway/src/telemetry/tracing.ts'
+import { activeTracing, SHUTDOWN_FLUSH_MS, startTracing } from '../../../gateway/src/telemetry/tracing.ts'
 import { chatBody, post, startGateway, startRawUpstream, type TestGateway } from '../../helpers/gateway.ts'
 import { eventually } from '../../helpers/eventually.ts'
 
@@ -155,4 +155,17 @@ test('grpc: spans reach a gRPC collector\'s TraceService/Export; captureContent 
   } finally {
     server.forceShutdown()
   }
+})
+
+test('stopping with an unreachable collector waits SHUTDOWN_FLUSH_MS for the last spans, not the exporter\'s whole timeout', async () => {
+  // The exporter would retry for 5 s (10 s by default); the test process waits for that after the test.
+  process.env.OTEL_EXPORTER_OTLP_TIMEOUT = '5000'
+  const tracing = await startTracing({ endpoint: 'http://127.0.0.1:1', protocol: 'http/json', sampleRatio: 1, captureContent: false }, createLogger('silent'))
+  assert.ok(tracing)
+  await request('unreachable-1')
+  const started = performance.now()
+  await assert.rejects(tracing.shutdown(), /spans not exported within \d+ ms of the stop were dropped/)
+  const took = performance.now() - started
+  assert.ok(took >= SHUTDOWN_FLUSH_MS - 50 && took < SHUTDOWN_FLUSH_MS + 3_000, `stopping took ${Math.round(took)} ms`)
+  assert.equal(activeTracing(), null)
 })

@@ -93,7 +93,9 @@ describe('malformed or hostile client traffic', () => {
     socket.on('data', (d: Buffer) => (out += d.toString('latin1')))
     socket.on('error', () => undefined)
     socket.write(request)
-    await Promise.race([once(socket, 'close'), new Promise((r) => setTimeout(r, 2_000))])
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([once(socket, 'close'), new Promise((r) => (timer = setTimeout(r, 2_000)))])
+    clearTimeout(timer) // else it holds the test process open for up to 2 s after the last test
     socket.destroy()
     return out
   }

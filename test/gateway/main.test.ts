@@ -97,7 +97,7 @@ describe('graceful shutdown with an upload still arriving', () => {
       const sim = await startSimulator({ tokens: 4 })
       sims.push(sim)
       const config = configFile(`log: { level: info }\nserver: { shutdownTimeoutMs: 5000 }\nupstreams:\n  - name: sim\n    url: ${sim.url}\n    models: ["*"]\n`)
-      const { child, url, exited } = await startGatewayProcess(['--config', config])
+      const { child, url, exited, logs } = await startGatewayProcess(['--config', config])
       await waitReady(url)
       const port = Number(new URL(url).port)
       const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'a prompt that takes a moment to upload' }] })
@@ -110,9 +110,12 @@ describe('graceful shutdown with an upload still arriving', () => {
       socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 20)}`)
       await new Promise((r) => setTimeout(r, 100))
       child.kill('SIGTERM')
-      await new Promise((r) => setTimeout(r, 300))
+      // The rest of the body goes only once the drain has begun.
+      await eventually(() => logs().includes('draining in-flight requests'), { what: 'the drain to begin' })
       if (!socket.destroyed) socket.write(body.slice(20))
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 3_000))])
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([closed, new Promise((r) => (timer = setTimeout(r, 3_000)))])
+      clearTimeout(timer)
       socket.destroy()
       assert.equal(await exited, 0)
       assert.match(response, /^HTTP\/1\.1 200 /, `the upload in progress at SIGTERM was cut: ${JSON.stringify(response.slice(0, 80))}`)

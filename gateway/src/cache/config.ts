@@ -78,7 +78,7 @@ export const SemanticSchema = z.strictObject({
   /** Semantic lookups for routes that do not say otherwise. Off by default: opt in per route. */
   enabled: z.boolean().default(false),
   /** Cosine similarity a candidate must exceed to be served. */
-  threshold: z.number().min(0).max(1).default(0.8),
+  threshold: z.number().min(0).max(1).default(0.7),
   embedder: EmbedderSchema.default({ kind: 'local' }),
   /** Decides whether a retrieved candidate asks the same thing as the request. */
   verifier: VerifierSchema.default({ kind: 'lexical' }),

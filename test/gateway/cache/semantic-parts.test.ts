@@ -121,6 +121,8 @@ describe('lexical verifier (WordNet)', () => {
       ['How do I lose weight safely?', 'What is a safe way to lose weight?'],
       ['Is a whale a mammal?', 'Is the whale a mammal?'],
       ['Is a tomato a fruit or a vegetable?', 'Is the tomato a vegetable or a fruit?'],
+      ['Explain the causes of the French Revolution.', 'What caused the French Revolution?'],
+      ['Describe the water cycle.', 'Give me a description of the water cycle.'],
     ]) assert.equal(v.judge(a!, b!).same, true, `${a} / ${b}: ${v.judge(a!, b!).reason}`)
   })
   test('rejects antonyms, substitutions, scope changes, swapped order and differing details', () => {
@@ -135,6 +137,8 @@ describe('lexical verifier (WordNet)', () => {
       ['Do cats eat mice?', 'Do mice eat cats?', /order/],
       ['Is 17 prime?', 'Is 21 prime?', /details/],
       ['Is coffee good for you?', 'Is coffee not good for you?', /details/],
+      // "causes" is request phrasing in "What causes X?", a topic in "the causes of X".
+      ['Describe the French Revolution.', 'Explain the causes of the French Revolution.', /extra-word/],
     ] as const) {
       const verdict = v.judge(a, b)
       assert.equal(verdict.same, false, `${a} / ${b}`)

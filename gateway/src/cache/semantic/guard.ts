@@ -70,6 +70,14 @@ const COMMON_INITIAL = new Set(
   ).split(' '),
 )
 
+/**
+ * Filler words that name a topic once they are nouns: "What causes rain?" asks what "the causes
+ * of rain" are, but "the causes of the French Revolution" is not "the French Revolution". After a
+ * determiner or a qualifier they are content words.
+ */
+const NOUN_WHEN_DETERMINED = new Set(['cause', 'causes'])
+const DETERMINING = new Set(['the', 'a', 'an', 'its', 'their', 'main', 'root', 'primary', 'major', 'common', 'possible', 'biggest', 'real'])
+
 const FIRST_PERSON = new Set(['i', "i'm", "i'd", "i've", "i'll", 'i’m', 'i’d', 'i’ve', 'i’ll'])
 
 function normNumber(raw: string): string {
@@ -150,7 +158,7 @@ export function analyzeText(text: string): TextAnalysis {
         content.push(lower)
         preceding.push(prevLower)
       }
-    } else if (!FILLER.has(lower) && !NEGATION.has(lower) && !lower.endsWith("n't") && !lower.endsWith('n’t')) {
+    } else if ((!FILLER.has(lower) || (NOUN_WHEN_DETERMINED.has(lower) && DETERMINING.has(prevLower))) && !NEGATION.has(lower) && !lower.endsWith("n't") && !lower.endsWith('n’t')) {
       content.push(lower)
       preceding.push(prevLower)
     }

@@ -29,6 +29,7 @@ export class PolicyTable {
   readonly #config: CacheConfig
   readonly #overrides: readonly CompiledOverride[]
   readonly #memo = new Map<string, RoutePolicy>()
+  #last: { readonly endpoint: CacheEndpoint; readonly model: string; readonly policy: RoutePolicy } | null = null
 
   constructor(config: CacheConfig) {
     this.#config = config
@@ -40,9 +41,15 @@ export class PolicyTable {
   }
 
   resolve(endpoint: CacheEndpoint, model: string): RoutePolicy {
+    // Traffic is mostly one endpoint and model after another: the last answer is kept.
+    const last = this.#last
+    if (last !== null && last.endpoint === endpoint && last.model === model) return last.policy
     const memoKey = endpoint + '\u0000' + model
     let p = this.#memo.get(memoKey)
-    if (p !== undefined) return p
+    if (p !== undefined) {
+      this.#last = { endpoint, model, policy: p }
+      return p
+    }
     const c = this.#config
     const o = this.#overrides.find(
       (x) =>
@@ -61,6 +68,7 @@ export class PolicyTable {
     })
     if (this.#memo.size >= MEMO_LIMIT) this.#memo.clear()
     this.#memo.set(memoKey, p)
+    this.#last = { endpoint, model, policy: p }
     return p
   }
 }

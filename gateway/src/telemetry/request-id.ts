@@ -1,7 +1,13 @@
 /**
- * The id of a request: the client's `x-request-id` when it is a usable token, else a random UUID
- * (unique across processes and restarts, unlike a counter). A client's id is kept only when it
- * is short and plain, so it can go into headers, logs and span attributes as it is.
+ * The id of a request: the client's `x-request-id` when it is a usable token, else one generated
+ * here. A client's id is kept only when it is short and plain, so it can go into headers, logs and
+ * span attributes as it is.
+ *
+ * A generated id is UUID-shaped (8-4-4-4-12 hex digits): the first 20 digits are random, drawn once
+ * per process, the last 12 a counter of the process's requests. So ids are unique across processes
+ * and restarts (74 random bits per process, a UUID's version and variant digits kept) without the cost of a random UUID per request (the
+ * CSPRNG's batch, its buffer and the formatting were 0.6 KB of garbage per request). An id is a
+ * correlation handle, not a secret: nothing grants access by knowing one.
  */
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
@@ -9,7 +15,42 @@ import type { IncomingMessage } from 'node:http'
 export const REQUEST_ID_HEADER = 'x-request-id'
 const USABLE = /^[\w.:/+=@-]{1,128}$/
 
+/** 12 hex digits: 2^48 requests before the counter would wrap. */
+const COUNTER_DIGITS = 12
+const COUNTER_LIMIT = 2 ** 48
+
+/** Generates the ids of one process: a random prefix, then a counter. */
+export class RequestIds {
+  readonly #limit: number
+  #prefix: string
+  #next: number
+
+  /** `limit`: ids per prefix before a new one is drawn (tests shorten it). */
+  constructor(limit: number = COUNTER_LIMIT) {
+    this.#limit = Math.min(limit, COUNTER_LIMIT)
+    this.#prefix = ''
+    this.#next = 0
+    this.#reseed()
+  }
+
+  #reseed(): void {
+    // `xxxxxxxx-xxxx-4xxx-yxxx-`: a fresh random UUID's first four groups, version and variant kept.
+    this.#prefix = randomUUID().slice(0, 36 - COUNTER_DIGITS)
+    this.#next = 0
+  }
+
+  next(): string {
+    if (this.#next >= this.#limit) this.#reseed()
+    const n = this.#next++
+    const hex = n.toString(16)
+    return this.#prefix + (hex.length === COUNTER_DIGITS ? hex : ZEROS.slice(hex.length) + hex)
+  }
+}
+
+const ZEROS = '0'.repeat(COUNTER_DIGITS)
+const generated = new RequestIds()
+
 export function requestId(req: IncomingMessage): string {
   const given = req.headers[REQUEST_ID_HEADER]
-  return typeof given === 'string' && USABLE.test(given) ? given : randomUUID()
+  return typeof given === 'string' && USABLE.test(given) ? given : generated.next()
 }

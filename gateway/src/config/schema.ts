@@ -102,6 +102,12 @@ export const PoolSchema = z.strictObject({
   /** Negotiate HTTP/2 over TLS (ALPN) with upstreams that offer it. */
   http2: z.boolean().default(false),
   /**
+   * The HTTP client of the proxied path. `auto`: the gateway's own HTTP/1.1 client
+   * (upstream/http1-pool.ts) for a plain `http:` upstream without pipelining, undici for TLS,
+   * HTTP/2 and pipelining; `undici`: undici always.
+   */
+  client: z.enum(['auto', 'undici']).default('auto'),
+  /**
    * Requests that may wait for a connection once `connections x pipelining` are busy (Envoy's
    * max_pending_requests). Past it a request fails over to another member, or gets 503
    * GW_ERR_UPSTREAM_OVERLOADED with Retry-After. 0: never wait.

@@ -167,7 +167,7 @@ export class RuntimeSnapshot<C = unknown> {
       if (!up.config.models.includes('*') || seen.has(up.name)) continue
       seen.add(up.name)
       try {
-        const res = await up.pool.request({ path: `${up.basePath}/v1/models`, method: 'GET', headers: up.baseHeaders as string[], signal: AbortSignal.timeout(2_000) })
+        const res = await up.request({ path: `${up.basePath}/v1/models`, method: 'GET', signal: AbortSignal.timeout(2_000) })
         const body = (await res.body.json()) as { data?: Array<{ id?: unknown }> }
         if (res.statusCode === 200 && Array.isArray(body.data)) for (const d of body.data) if (typeof d.id === 'string') found.push(d.id)
       } catch {
@@ -277,7 +277,7 @@ function probeMember(activePath: string) {
     const upstream = member.upstream
     const strict = upstream.config.healthPath !== undefined || upstream.config.peer
     try {
-      const res = await upstream.pool.request({ path: upstream.basePath + healthPath(upstream, activePath), method: 'GET', headers: upstream.baseHeaders as string[], signal })
+      const res = await upstream.request({ path: upstream.basePath + healthPath(upstream, activePath), method: 'GET', signal })
       await res.body.dump()
       return strict ? res.statusCode >= 200 && res.statusCode < 300 : res.statusCode < 500
     } catch {
@@ -291,7 +291,7 @@ function fetchMetrics(path: string) {
   return async (member: Member<Upstream>, signal: AbortSignal): Promise<string> => {
     const upstream = member.upstream
     if (upstream.config.peer) throw new Error('a peer gateway is not an inference pod')
-    const res = await upstream.pool.request({ path: upstream.basePath + path, method: 'GET', headers: upstream.baseHeaders as string[], signal })
+    const res = await upstream.request({ path: upstream.basePath + path, method: 'GET', signal })
     if (res.statusCode !== 200) {
       await res.body.dump()
       throw new Error(`HTTP ${res.statusCode}`)

@@ -1,12 +1,20 @@
 /**
- * One upstream origin: its undici pool (built once at boot), the credential the gateway injects,
- * and the request-path prefix. The pool only chooses connections; routing decisions live in
- * gateway/src/routing.
+ * One upstream origin: its connection pool (built once at boot), the credential the gateway
+ * injects, and the request-path prefix. The pool only chooses connections; routing decisions live
+ * in gateway/src/routing. A plain-HTTP upstream without pipelining gets the gateway's own HTTP/1.1
+ * pool (http1-pool.ts); TLS, HTTP/2 and pipelining go through undici's.
  */
 import { Pool, type Dispatcher } from 'undici'
 import type { UpstreamConfig } from '../config/schema.ts'
 import { providerFor, type Provider } from '../providers/index.ts'
 import { AdmissionQueue, FULL_SHARES } from './admission.ts'
+import { Http1Pool } from './http1-pool.ts'
+
+/** A bodiless request's answer, whichever pool carried it. */
+export interface UpstreamAnswer {
+  readonly statusCode: number
+  readonly body: { text(): Promise<string>; json(): Promise<unknown>; dump(): Promise<void> }
+}
 
 /** Marks a request one gateway forwarded to another (a peer region). */
 export const HOP_HEADER = 'x-velox-hop'
@@ -32,7 +40,8 @@ export class Upstream {
   readonly origin: string
   /** Path prefix from the configured URL, without a trailing slash (`''` or `/openai`). */
   readonly basePath: string
-  readonly pool: Pool
+  /** undici's pool, or the gateway's own for plain HTTP (`pool.client: auto`). */
+  readonly pool: Pool | Http1Pool
   /** How calls are sent to this upstream's kind and its answers read back. */
   readonly provider: Provider
   /** Bounds how many requests are in the pool and how many wait for it, and for how long. */
@@ -56,7 +65,7 @@ export class Upstream {
    * When each open connection was made (Date.now() ms), while `pool.maxConnectionAgeMs` is set;
    * null when connections never age out. See `dispatch`.
    */
-  readonly #connectedAt: Map<AgedClient, number> | null
+  #connectedAt: Map<AgedClient, number> | null
   #nextAgeCheck: number
   readonly #maxAgeMs: number
 
@@ -86,7 +95,29 @@ export class Upstream {
     this.baseHeaders = Object.freeze(headers)
     this.postHeaders = Object.freeze([...headers, 'content-type', 'application/json'])
     const { pool, timeouts } = config
-    this.pool = new Pool(this.origin, {
+    this.#maxAgeMs = pool.maxConnectionAgeMs
+    this.#nextAgeCheck = 0
+    this.#connectedAt = null
+    if (pool.client === 'auto' && this.origin.startsWith('http:') && pool.pipelining === 1) {
+      this.pool = new Http1Pool(this.origin, {
+        connections: pool.connections,
+        keepAliveTimeoutMs: pool.keepAliveTimeoutMs,
+        maxConnectionAgeMs: pool.maxConnectionAgeMs,
+        connectTimeoutMs: timeouts.connectMs,
+        headersTimeoutMs: timeouts.firstByteMs,
+        bodyTimeoutMs: timeouts.idleMs,
+      }, hostOverride ? url.host : null)
+    } else this.pool = this.#undiciPool(config, hostOverride, url)
+    this.admission = new AdmissionQueue(pool.connections * pool.pipelining, pool.maxPending, pool.queueTimeoutMs, queueShares)
+    this.warmed = 0
+    this.healthPath = '/health'
+    this.opening = false
+    this.peakConcurrency = 0
+  }
+
+  #undiciPool(config: UpstreamConfig, hostOverride: boolean, url: URL): Pool {
+    const { pool, timeouts } = config
+    const undici = new Pool(this.origin, {
       connections: pool.connections,
       pipelining: pool.pipelining,
       keepAliveTimeout: pool.keepAliveTimeoutMs,
@@ -100,27 +131,28 @@ export class Upstream {
       // TLS servername for discovered members (dialled by IP).
       ...(hostOverride && url.protocol === 'https:' ? { connect: { servername: url.hostname } } : {}),
     })
-    this.#maxAgeMs = pool.maxConnectionAgeMs
-    this.#nextAgeCheck = 0
-    this.#connectedAt = pool.maxConnectionAgeMs > 0 ? new Map() : null
-    if (this.#connectedAt !== null) {
-      const connectedAt = this.#connectedAt
+    if (pool.maxConnectionAgeMs > 0) {
+      const connectedAt = new Map<AgedClient, number>()
+      this.#connectedAt = connectedAt
       // undici's pool stamps every connection it makes (`ttl`) and, on every dispatch, scans its
       // connections calling Date.now() for each stamped one (half the pool's CPU and garbage at 64
       // connections). The stamp is taken off here and put back once the connection is older than
       // the limit, so the pool retires it exactly as it would have, without the per-request scan.
-      this.pool.on('connect', (_origin, targets) => {
+      undici.on('connect', (_origin, targets) => {
         const client = targets[targets.length - 1] as AgedClient
         if (typeof client.ttl !== 'number' || client.ttl === 0) return
         connectedAt.set(client, client.ttl)
         client.ttl = 0
       })
     }
-    this.admission = new AdmissionQueue(pool.connections * pool.pipelining, pool.maxPending, pool.queueTimeoutMs, queueShares)
-    this.warmed = 0
-    this.healthPath = '/health'
-    this.opening = false
-    this.peakConcurrency = 0
+    return undici
+  }
+
+  /** A bodiless request (GET) with this upstream's base headers, its body read whole: probes, model lists, warm-up. */
+  request(options: { path: string; method: string; signal: AbortSignal }): Promise<UpstreamAnswer> {
+    const pool = this.pool
+    const request = { path: options.path, method: options.method, headers: this.baseHeaders as string[], signal: options.signal }
+    return pool instanceof Http1Pool ? pool.request(request) : (pool.request(request) as Promise<UpstreamAnswer>)
   }
 
   /**
@@ -149,9 +181,7 @@ export class Upstream {
       const signal = AbortSignal.timeout(timeoutMs)
       const results = await Promise.allSettled(
         Array.from({ length: n }, () =>
-          this.pool
-            .request({ path: this.basePath + this.healthPath, method: 'GET', headers: this.baseHeaders as string[], signal })
-            .then((r) => r.body.dump()),
+          this.request({ path: this.basePath + this.healthPath, method: 'GET', signal }).then((r) => r.body.dump()),
         ),
       )
       return results.filter((r) => r.status === 'fulfilled').length
@@ -160,7 +190,7 @@ export class Upstream {
     }
   }
 
-  /** Hands a request to the pool (the connection-age check runs here, at most a few times a second). */
+  /** Hands a request to the pool (undici's: the connection-age check runs here, at most a few times a second). */
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     if (this.#connectedAt !== null) {
       const now = Date.now()
@@ -183,6 +213,7 @@ export class Upstream {
 
   /** Open connections whose age is being watched (tests). */
   get agedConnections(): number {
+    if (this.pool instanceof Http1Pool) return this.#maxAgeMs > 0 ? this.pool.openConnections : 0
     return this.#connectedAt?.size ?? 0
   }
 

@@ -9,7 +9,9 @@
  *      served, from a bounded per-group PrefixIndex), queue and kvCache (from the pod's own
  *      /metrics, plus what this gateway sent since the scrape), load (requests in flight),
  *      latency (peak-EWMA time to first byte);
- *   3. picker: the highest weighted sum; ties go to a rotating start so equal members share.
+ *   3. picker: the highest weighted sum; ties go to a rotating start so equal members share;
+ *      then stickiness: the member holding most of the prompt keeps it unless its estimated time
+ *      to first token is worse by more than a margin proportional to the prefix a move discards.
  *
  * The chosen member is then recorded as holding the request's prefix blocks. With `explain`, the
  * request gets a one-line reason (member, sum, each scorer, runner-up, how many were filtered).
@@ -21,7 +23,7 @@ import type { InferenceAwareConfig } from './config.ts'
 import type { Member } from './member.ts'
 import { PrefixIndex } from './prefix-index.ts'
 import type { RouteRequest } from './route-request.ts'
-import { type Filter, type Scorer, PickSignals, SCORERS, type ScorerName, boundedLoadFilter, prefillWork } from './scorers.ts'
+import { type Filter, type Scorer, PickSignals, SCORERS, type ScorerName, boundedLoadFilter, prefillWork, stickyPick } from './scorers.ts'
 import { type Balancer, TierScan } from './tier-scan.ts'
 
 interface WeightedScorer {
@@ -35,6 +37,7 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
   private readonly filters: readonly Filter[]
   private readonly staleAfterMs: number
   private readonly usesPrefix: boolean
+  private readonly stickiness: number
   private readonly signals = new PickSignals()
   private totals: Float64Array = new Float64Array(16)
   /** scores[k * n + i]: scorer k's score of member i, kept only for explanations. */
@@ -48,6 +51,7 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     this.filters = cfg.boundedLoad > 0 ? [boundedLoadFilter(cfg.boundedLoad)] : []
     this.staleAfterMs = cfg.metrics.enabled ? cfg.metrics.staleAfterMs : 0
     this.usesPrefix = cfg.weights.prefix > 0 || cfg.weights.prefill > 0
+    this.stickiness = this.usesPrefix ? cfg.stickiness : 0
   }
 
   pick<D>(members: readonly Member<D>[], _affinityKey: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number, request: RouteRequest | null = null): Member<D> | null {
@@ -93,10 +97,19 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
         second = i
       }
     }
+    let stuck = false
+    if (blocks !== null && this.stickiness > 0) {
+      const home = stickyPick(s, best, this.stickiness)
+      if (home !== best) {
+        second = best
+        best = home
+        stuck = true
+      }
+    }
     const winner = members[best]!
     if (request !== null) request.charge = prefillWork(s, best) - s.pendingPrefill[best]!
     if (blocks !== null) this.index.record(blocks, winner)
-    if (explain) request.explanation = this.explainPick(members, best, second, filtered)
+    if (explain) request.explanation = this.explainPick(members, best, second, filtered, stuck)
     return winner
   }
 
@@ -119,10 +132,12 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
       if (this.staleAfterMs > 0 && pod.fresh(nowMs, this.staleAfterMs)) {
         s.load[i] = pod.load(m.inFlight)
         s.queue[i] = pod.queue(m.inFlight)
+        s.waiting[i] = pod.waiting
         s.kvUsage[i] = pod.kvUsage
       } else {
         s.load[i] = m.inFlight
         s.queue[i] = 0
+        s.waiting[i] = 0
         s.kvUsage[i] = -1
       }
       s.latencyMs[i] = m.ewma.get(nowMs)
@@ -131,16 +146,20 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     }
     if (blocks !== null) {
       this.index.match(blocks, members)
-      const matched = this.index.matched
-      for (let i = 0; i < n; i++) s.prefixBlocks[i] = matched[i]!
+      const { matched, sharedDepth } = this.index
+      for (let i = 0; i < n; i++) {
+        s.prefixBlocks[i] = matched[i]!
+        s.privateBlocks[i] = matched[i]! > sharedDepth ? matched[i]! - sharedDepth : 0
+      }
       s.requestBlocks = blocks.length
     } else {
       s.prefixBlocks.fill(0, 0, n)
+      s.privateBlocks.fill(0, 0, n)
       s.requestBlocks = 0
     }
   }
 
-  private explainPick(members: readonly Member<unknown>[], best: number, second: number, filtered: number): string {
+  private explainPick(members: readonly Member<unknown>[], best: number, second: number, filtered: number, stuck: boolean): string {
     const s = this.signals
     const n = members.length
     const parts = [`member=${members[best]!.name}`, `score=${this.totals[best]!.toFixed(3)}`]
@@ -153,6 +172,8 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     if (s.kvUsage[best]! >= 0) parts.push(`kv=${s.kvUsage[best]!.toFixed(3)}`)
     if (second !== -1) parts.push(`runner_up=${members[second]!.name}:${this.totals[second]!.toFixed(3)}`)
     parts.push(`filtered=${filtered}`)
+    // The home kept the request against a higher sum (stickiness): runner_up is the sum's winner.
+    if (stuck) parts.push('sticky=1')
     return parts.join('; ')
   }
 }

@@ -151,6 +151,13 @@ export const InferenceAwareSchema = z.strictObject({
    * request), so one hot prefix cannot pile onto one pod. 0 disables the bound.
    */
   boundedLoad: z.union([z.literal(0), z.number().min(1).max(100)]).default(1.5),
+  /**
+   * Hysteresis on a conversation's home: the member holding the most of the prompt's leading
+   * blocks keeps the request unless its estimated time to first token exceeds the winner's by
+   * more than this multiple of the time the winner needs to prefill the blocks only the home
+   * holds. 0 turns it off (the best weighted sum always wins).
+   */
+  stickiness: z.number().min(0).max(100).default(0),
   prefix: PrefixIndexSchema.prefault({}),
   metrics: PodMetricsSchema.prefault({}),
   admission: AdmissionSchema.prefault({}),

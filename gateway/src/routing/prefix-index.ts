@@ -15,10 +15,16 @@ class Entry {
   members: Member<unknown>[]
   /** Insertion sequence when last moved to the young end. */
   seq: number
+  /** Hash of the first block recorded after this one; -1 until one is. */
+  child: number
+  /** Two different blocks were recorded after this one: prompts part here. */
+  branched: boolean
 
   constructor(seq: number) {
     this.members = []
     this.seq = seq
+    this.child = -1
+    this.branched = false
   }
 }
 
@@ -29,6 +35,13 @@ export class PrefixIndex {
   private seq = 0
   /** matched[i]: leading blocks members[i] holds, for the last match() call. */
   matched: Uint16Array = new Uint16Array(16)
+  /**
+   * Leading blocks of the last match()'s prompt that other prompts share: up to the deepest block
+   * recorded with two different next blocks (where conversations sharing a system prompt part),
+   * or the whole prompt when it was recorded in full before (the same prompt again). The blocks
+   * after it are private: a conversation's own history, which only its next turns will use.
+   */
+  sharedDepth = 0
   private readonly slots = new WeakMap<readonly Member<unknown>[], Map<Member<unknown>, number>>()
 
   constructor(capacity: number, membersPerBlock: number) {
@@ -49,6 +62,7 @@ export class PrefixIndex {
     if (this.matched.length < n) this.matched = new Uint16Array(Math.max(n, this.matched.length * 2))
     const matched = this.matched
     matched.fill(0, 0, n)
+    let shared = 0
     const slot = this.slotsOf(members)
     let best = 0
     for (let b = 0; b < blocks.length; b++) {
@@ -64,8 +78,10 @@ export class PrefixIndex {
         }
       }
       if (!extended) break
+      if (entry.branched) shared = b + 1
       best = b + 1
     }
+    this.sharedDepth = best === blocks.length ? best : shared
     return best
   }
 
@@ -73,8 +89,13 @@ export class PrefixIndex {
   record(blocks: Uint32Array, member: Member<unknown>): void {
     const entries = this.entries
     const refreshBefore = this.seq - (this.capacity >>> 2)
+    let parent: Entry | null = null
     for (let b = 0; b < blocks.length; b++) {
       const h = blocks[b]!
+      if (parent !== null && !parent.branched) {
+        if (parent.child === -1) parent.child = h
+        else if (parent.child !== h) parent.branched = true
+      }
       let entry = entries.get(h)
       if (entry === undefined) {
         entry = new Entry(++this.seq)
@@ -85,6 +106,7 @@ export class PrefixIndex {
         entry.seq = ++this.seq
         entries.set(h, entry)
       }
+      parent = entry
       const holders = entry.members
       if (holders[0] === member) continue
       const at = holders.indexOf(member)

@@ -14,12 +14,22 @@ export class PickSignals {
   load: Float64Array = new Float64Array(0)
   /** Requests waiting in the member's queue now (estimated); 0 when unknown. */
   queue: Float64Array = new Float64Array(0)
+  /**
+   * Requests waiting as the pod itself last reported (vllm:num_requests_waiting, fresh scrape);
+   * 0 when unknown. Unlike `queue`, no guess about free batch slots from the largest batch seen.
+   */
+  waiting: Float64Array = new Float64Array(0)
   /** KV-cache use 0..1; -1 when unknown. */
   kvUsage: Float64Array = new Float64Array(0)
   /** Peak-EWMA time to first byte (ms); 0 when never measured. */
   latencyMs: Float64Array = new Float64Array(0)
   /** Leading prompt blocks the member is believed to hold. */
   prefixBlocks: Uint16Array = new Uint16Array(0)
+  /**
+   * Of those, the ones past what other prompts share (PrefixIndex.sharedDepth): a conversation's
+   * own history, on the members that served its earlier turns.
+   */
+  privateBlocks: Uint16Array = new Uint16Array(0)
   /** Prompt blocks sent to the member that have not produced a first token yet. */
   pendingPrefill: Float64Array = new Float64Array(0)
   /** The member's learned time per prefill block (ms); 0 when not learned yet. */
@@ -34,9 +44,11 @@ export class PickSignals {
     this.eligible = new Uint8Array(size)
     this.load = new Float64Array(size)
     this.queue = new Float64Array(size)
+    this.waiting = new Float64Array(size)
     this.kvUsage = new Float64Array(size)
     this.latencyMs = new Float64Array(size)
     this.prefixBlocks = new Uint16Array(size)
+    this.privateBlocks = new Uint16Array(size)
     this.pendingPrefill = new Float64Array(size)
     this.msPerBlock = new Float64Array(size)
   }
@@ -85,25 +97,65 @@ export function prefillWork(s: PickSignals, i: number): number {
 export const prefillScorer: Scorer = {
   name: 'prefill',
   score(s, out) {
-    let known = 0
-    let rateSum = 0
-    for (let i = 0; i < s.n; i++) {
-      if (s.eligible[i] === 1 && s.msPerBlock[i]! > 0) {
-        known++
-        rateSum += s.msPerBlock[i]!
-      }
-    }
-    const fallback = known > 0 ? rateSum / known : 1
+    const fallback = fallbackPace(s)
     let min = Number.POSITIVE_INFINITY
     for (let i = 0; i < s.n; i++) {
       if (s.eligible[i] !== 1) continue
-      const rate = s.msPerBlock[i]! > 0 ? s.msPerBlock[i]! : fallback
-      const cost = rate * prefillWork(s, i)
+      const cost = prefillCost(s, i, fallback)
       out[i] = cost
       if (cost < min) min = cost
     }
     for (let i = 0; i < s.n; i++) if (s.eligible[i] === 1) out[i] = out[i]! > 0 ? min / out[i]! : 1
   },
+}
+
+/** The pace of members not measured yet: the mean of the eligible measured ones (1 when none is). */
+export function fallbackPace(s: PickSignals): number {
+  let known = 0
+  let rateSum = 0
+  for (let i = 0; i < s.n; i++) {
+    if (s.eligible[i] === 1 && s.msPerBlock[i]! > 0) {
+      known++
+      rateSum += s.msPerBlock[i]!
+    }
+  }
+  return known > 0 ? rateSum / known : 1
+}
+
+/** The pace member i is estimated with: its own, or `fallback` when it has none. */
+export function paceOf(s: PickSignals, i: number, fallback: number): number {
+  return s.msPerBlock[i]! > 0 ? s.msPerBlock[i]! : fallback
+}
+
+/** Estimated time to first token on member i (ms, or blocks when no pace is known anywhere). */
+export function prefillCost(s: PickSignals, i: number, fallback: number): number {
+  return paceOf(s, i, fallback) * prefillWork(s, i)
+}
+
+/**
+ * Stickiness (hysteresis on a conversation's home): `best` won the weighted sum, but the eligible
+ * member holding the most private blocks of this prompt (its home: for a conversation, the pod
+ * that served its earlier turns) keeps the request unless its estimated time to first token
+ * exceeds best's by more than `stickiness` x the time best needs to prefill the private blocks
+ * it does not hold.
+ * The estimate is greedy and noisy (only this gateway's queued prefill, a pace from few samples,
+ * small scorers that can tip a close sum); a move is not: it prefills the history again, delays
+ * whatever arrives behind it on the new pod, and leaves the old copy unused. Only private blocks
+ * count: a system prompt shared by many conversations is no reason to pile new ones onto the
+ * member that has it. Nor is a home whose pod reports a longer queue of its own than best's.
+ * Returns the member to pick: `best`, or the home. 0 turns the rule off.
+ */
+export function stickyPick(s: PickSignals, best: number, stickiness: number): number {
+  if (stickiness <= 0 || s.requestBlocks === 0) return best
+  let home = best
+  for (let i = 0; i < s.n; i++) if (s.eligible[i] === 1 && s.privateBlocks[i]! > s.privateBlocks[home]!) home = i
+  // The pod's own queue (vLLM's waiting requests, other gateways' included) is what the estimate
+  // does not see: a home that reports a longer one than best's is not kept.
+  if (home === best || s.waiting[home]! > s.waiting[best]!) return best
+  const fallback = fallbackPace(s)
+  const lost = s.privateBlocks[home]! - s.privateBlocks[best]!
+  const margin = stickiness * paceOf(s, best, fallback) * lost
+  return prefillCost(s, home, fallback) <= prefillCost(s, best, fallback) + margin ? home : best
 }
 
 /**
@@ -167,8 +219,19 @@ export const latencyScorer: Scorer = {
 /**
  * Bounded load (consistent hashing with bounded loads, Mirrokni et al.): a member whose load plus
  * this request would exceed `factor` x the mean load (this request included, rounded up, and at
- * least MIN_CAP) may not serve, so affinity never piles more than that onto one member. The least loaded member always
- * passes, so the filter never empties the set.
+ * least MIN_CAP) may not serve, so affinity never piles more than that onto one member. The least
+ * loaded member always passes, so the filter never empties the set.
+ *
+ * The cap is per request, so that a full member sheds its newest conversations, not its oldest: a
+ * member holding `extra` private blocks of this prompt (a conversation's own history, past what
+ * other prompts share) more than the best member under the cap may go above the cap by
+ * ceil(cap x extra / prompt blocks), up to twice the cap. A first turn (nothing of its own
+ * anywhere) or a hot prompt sent again moves at the cap; a tenth turn, whose history is most of
+ * its prompt and would be prefilled again elsewhere, stays until the member holds twice the cap.
+ * Only while the pod reports no waiting request (vLLM's num_requests_waiting in the last fresh
+ * scrape): with a free batch slot staying costs a prefill, once requests wait it costs a decode's
+ * worth. (Not the `queue` estimate: it guesses the batch size from the largest batch seen, and a
+ * pod that never ran full would look queued.)
  */
 export const MIN_CAP = 4
 
@@ -187,15 +250,32 @@ export function boundedLoadFilter(factor: number): Filter {
       // At least MIN_CAP: at a mean of a request or two, a few in flight is no pile-up worth
       // breaking prefix affinity for (a warm prefix saves more than a short wait costs).
       const cap = Math.max(MIN_CAP, Math.ceil((factor * (total + 1)) / count))
+      let over = 0
+      let bestUnder = 0
+      for (let i = 0; i < s.n; i++) {
+        if (s.eligible[i] !== 1) continue
+        if (s.load[i]! + 1 > cap) over++
+        else if (s.privateBlocks[i]! > bestUnder) bestUnder = s.privateBlocks[i]!
+      }
+      if (over === 0 || over === count) return 0
       let cleared = 0
       for (let i = 0; i < s.n; i++) {
-        if (s.eligible[i] === 1 && s.load[i]! + 1 > cap) cleared++
+        if (s.eligible[i] !== 1 || s.load[i]! + 1 <= cap) continue
+        const extra = s.waiting[i]! > 0 ? 0 : s.privateBlocks[i]! - bestUnder
+        if (s.load[i]! + 1 > allowedLoad(cap, extra, s.requestBlocks)) {
+          s.eligible[i] = 0
+          cleared++
+        }
       }
-      if (cleared === 0 || cleared === count) return 0
-      for (let i = 0; i < s.n; i++) if (s.eligible[i] === 1 && s.load[i]! + 1 > cap) s.eligible[i] = 0
       return cleared
     },
   }
+}
+
+/** The most a member may hold with this request: the cap, raised by the share of the prompt only it holds (at most doubled). */
+export function allowedLoad(cap: number, extraBlocks: number, requestBlocks: number): number {
+  if (extraBlocks <= 0 || requestBlocks <= 0) return cap
+  return cap + Math.ceil((cap * Math.min(extraBlocks, requestBlocks)) / requestBlocks)
 }
 
 export const SCORERS = { prefill: prefillScorer, prefix: prefixScorer, queue: queueScorer, kvCache: kvCacheScorer, load: loadScorer, latency: latencyScorer } as const

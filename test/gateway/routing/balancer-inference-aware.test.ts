@@ -113,7 +113,8 @@ test('explain says who won and why', () => {
 
 test('prefill estimate: a warm prefix wins until the prefill queued on its member costs more than a cold start elsewhere', () => {
   const members = makeMembers(3)
-  const b = new InferenceAwareBalancer(cfg({ weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+  // The estimate alone (stickiness would keep the home a little longer: its own test below).
+  const b = new InferenceAwareBalancer(cfg({ stickiness: 0, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
   const first = request('s', 0)
   const home = b.pick(members, null, null, 0, first)!
   const total = first.blocks!.length
@@ -190,4 +191,29 @@ test('pod estimate between scrapes: sent requests fill free batch slots, then qu
   for (let i = 0; i < 3; i++) m!.onStart(2)
   assert.equal(m!.pod.load(m!.inFlight), 9)
   assert.equal(m!.pod.queue(m!.inFlight), 1, 'two free slots, three sent: one waits')
+})
+
+test('stickiness: a conversation stays on its home when a noisy pace makes it look a little slower; a real queue still moves it', () => {
+  const run = (stickiness: number, queuedOnHome: number): { home: Member<null>; next: Member<null>; explanation: string } => {
+    const members = makeMembers(3)
+    const b = new InferenceAwareBalancer(cfg({ stickiness, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+    const home = b.pick(members, null, null, 0, request('s', 0))!
+    for (let turn = 1; turn <= 5; turn++) assert.equal(b.pick(members, null, null, 0, request('s', turn)), home, `turn ${turn} on an idle fleet`)
+    // Paces from one sample each: the home's ten times the others' (one first token behind a starved event loop).
+    for (const m of members) m.endPrefill(0, 40, m === home ? 400 : 40, 0)
+    home.beginPrefill(queuedOnHome)
+    const r = request('s', 6, true)
+    const next = b.pick(members, null, null, 1, r)!
+    return { home, next, explanation: r.explanation! }
+  }
+  const greedy = run(0, 0)
+  // 15 blocks, 14 on the home (its own history): home 10 x (1 + 1) = 20 against 1 x (15 + 1) elsewhere.
+  assert.notEqual(greedy.next, greedy.home, 'without stickiness the estimate alone moves the turn')
+  // With 0.5: 20 <= 16 + 0.5 x 14 blocks x 1 ms.
+  const sticky = run(0.5, 0)
+  assert.equal(sticky.next, sticky.home)
+  assert.match(sticky.explanation, /; sticky=1$/)
+  const queued = run(0.5, 40)
+  assert.notEqual(queued.next, queued.home, '40 blocks queued on the home at 10 ms each: worse than the margin')
+  assert.doesNotMatch(queued.explanation, /sticky/)
 })

@@ -16,6 +16,7 @@ test('defaults fill every key', () => {
     inferenceAware: {
       weights: { prefill: 4, prefix: 1, queue: 1, kvCache: 0.5, load: 1, latency: 0.5 },
       boundedLoad: 1.5,
+      stickiness: 0,
       prefix: { blockChars: 256, maxBlocks: 256, capacity: 200000, membersPerBlock: 8 },
       metrics: { enabled: true, path: '/metrics', intervalMs: 250, timeoutMs: 1000, staleAfterMs: 2000 },
       admission: { queueThreshold: 0, mode: 'hold', holdMs: 2000, maxHeld: 256, retryAfterSeconds: 1 },
@@ -28,6 +29,7 @@ test('inference-aware settings are checked', () => {
   assert.throws(() => RoutingConfigSchema.parse({ inferenceAware: { boundedLoad: 0.5 } }), /boundedLoad/)
   assert.throws(() => RoutingConfigSchema.parse({ inferenceAware: { weights: { prefix: -1 } } }), /weights/)
   assert.throws(() => RoutingConfigSchema.parse({ inferenceAware: { weights: { tokens: 1 } } }), /tokens/)
+  assert.throws(() => RoutingConfigSchema.parse({ inferenceAware: { stickiness: -1 } }), /stickiness/)
   const cfg = RoutingConfigSchema.parse({ balancer: 'inference-aware', inferenceAware: { weights: { queue: 0 }, boundedLoad: 0 } })
   assert.equal(cfg.inferenceAware.weights.queue, 0)
   assert.equal(cfg.inferenceAware.boundedLoad, 0)

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { PickSignals, boundedLoadFilter, kvCacheScorer, latencyScorer, loadScorer, prefillScorer, prefillWork, prefixScorer, queueScorer } from '../../../gateway/src/routing/scorers.ts'
+import { PickSignals, allowedLoad, boundedLoadFilter, kvCacheScorer, latencyScorer, loadScorer, prefillCost, prefillScorer, prefillWork, prefixScorer, queueScorer, stickyPick } from '../../../gateway/src/routing/scorers.ts'
 
-function signals(n: number, fill: Partial<Record<'load' | 'queue' | 'kvUsage' | 'latencyMs' | 'prefixBlocks' | 'pendingPrefill' | 'msPerBlock', number[]>>, requestBlocks = 0): PickSignals {
+function signals(n: number, fill: Partial<Record<'load' | 'queue' | 'waiting' | 'kvUsage' | 'latencyMs' | 'prefixBlocks' | 'privateBlocks' | 'pendingPrefill' | 'msPerBlock', number[]>>, requestBlocks = 0): PickSignals {
   const s = new PickSignals()
   s.ensure(n)
   s.eligible.fill(1, 0, n)
@@ -72,4 +72,66 @@ test('bounded load clears members above factor x mean, never all, and leaves low
   assert.equal(boundedLoadFilter(1.5).filter(over), 1)
   const even = signals(3, { load: [5, 5, 5] })
   assert.equal(boundedLoadFilter(1).filter(even), 0, 'equal loads all pass (the filter never empties the set)')
+})
+
+test('bounded load sheds a full member\'s newest conversations first: the cap rises with the share of the prompt only it holds', () => {
+  // cap = max(4, ceil(1.5 x 9 / 4)) = 4; m0 holds 6 in flight.
+  const loads = [6, 1, 1, 0]
+  const first = signals(4, { load: loads, prefixBlocks: [8, 8, 8, 8] }, 12)
+  assert.equal(boundedLoadFilter(1.5).filter(first), 1, 'a first turn (only the shared system prompt anywhere) moves at the cap')
+  assert.equal(first.eligible[0], 0)
+  // A late turn: 40 of its 48 blocks are its own history, on m0 only:
+  // allowed 4 + ceil(4 x 40 / 48) = 8 > 6 + 1.
+  const late = signals(4, { load: loads, prefixBlocks: [48, 8, 8, 8], privateBlocks: [40, 0, 0, 0] }, 48)
+  assert.equal(boundedLoadFilter(1.5).filter(late), 0, 'a long private history stays above the cap')
+  assert.equal(late.eligible[0], 1)
+  // Never beyond twice the cap, however much it holds: cap ceil(1.5 x 13 / 4) = 5, at most 10.
+  const full = signals(4, { load: [10, 1, 1, 0], prefixBlocks: [48, 0, 0, 0], privateBlocks: [48, 0, 0, 0] }, 48)
+  assert.equal(boundedLoadFilter(1.5).filter(full), 1)
+  assert.equal(full.eligible[0], 0)
+  // What a member under the cap also holds is no reason to stay: m1 holds the same history.
+  const copied = signals(4, { load: loads, prefixBlocks: [48, 48, 8, 8], privateBlocks: [40, 40, 0, 0] }, 48)
+  assert.equal(boundedLoadFilter(1.5).filter(copied), 1)
+  assert.equal(copied.eligible[0], 0)
+  assert.deepEqual([allowedLoad(4, 0, 48), allowedLoad(4, 12, 48), allowedLoad(4, 48, 48), allowedLoad(4, 99, 48), allowedLoad(4, 5, 0)], [4, 5, 8, 8, 4])
+})
+
+test('stickiness: the member holding this prompt\'s private blocks keeps it unless its estimate is worse by more than the margin', () => {
+  // 40-block prompt: m0 (home) holds 36, 28 of them no one else holds; m1 holds the 8 shared ones.
+  // Same pace, nothing pending: home costs 5, m1 33.
+  const home = { prefixBlocks: [36, 8], privateBlocks: [28, 0] }
+  assert.equal(stickyPick(signals(2, home, 40), 1, 0.5), 0, 'a sum that preferred m1 (small scorers) is overruled: the home is sooner anyway')
+  // Home's pace learned 7x m1's (a noisy sample): 7 x 5 = 35 against 33 + 0.5 x 28 = 47: stays.
+  const noisy = signals(2, { ...home, msPerBlock: [7, 1] }, 40)
+  assert.equal(stickyPick(noisy, 1, 0.5), 0)
+  assert.equal(stickyPick(noisy, 1, 0), 1, '0 turns the rule off')
+  // 60 blocks queued on the home: 65 against 47: it moves.
+  const queued = signals(2, { ...home, pendingPrefill: [60, 0] }, 40)
+  assert.equal(prefillCost(queued, 0, 1), 65)
+  assert.equal(stickyPick(queued, 1, 0.5), 1)
+  assert.equal(stickyPick(queued, 1, 2), 0, 'a larger stickiness tolerates more: 65 <= 33 + 2 x 28')
+  // A prefix other members hold too (a shared system prompt) is no home: the sum decides.
+  const shared = signals(2, { prefixBlocks: [36, 8], privateBlocks: [0, 0], msPerBlock: [7, 1] }, 40)
+  assert.equal(stickyPick(shared, 1, 0.5), 1)
+  // No home to go back to: best is the home, or no prompt blocks.
+  assert.equal(stickyPick(signals(2, home, 40), 0, 0.5), 0)
+  assert.equal(stickyPick(signals(2, {}, 0), 1, 0.5), 1)
+  const ineligible = signals(2, home, 40)
+  ineligible.eligible[0] = 0
+  assert.equal(stickyPick(ineligible, 1, 0.5), 1, 'a filtered home is never chosen')
+})
+
+test('stickiness never keeps a home whose pod reports a longer queue of its own', () => {
+  const s = signals(2, { prefixBlocks: [36, 8], privateBlocks: [28, 0], waiting: [3, 0] }, 40)
+  assert.equal(stickyPick(s, 1, 0.5), 1)
+  s.waiting[1] = 3
+  assert.equal(stickyPick(s, 1, 0.5), 0, 'equal queues: the estimate and the margin decide')
+})
+
+test('bounded load: a member whose pod reports waiting requests gets no allowance above the cap', () => {
+  const s = signals(4, { load: [6, 1, 1, 0], waiting: [1, 0, 0, 0], prefixBlocks: [48, 8, 8, 8], privateBlocks: [40, 0, 0, 0] }, 48)
+  assert.equal(boundedLoadFilter(1.5).filter(s), 1)
+  assert.equal(s.eligible[0], 0)
+  const guessed = signals(4, { load: [6, 1, 1, 0], queue: [1, 0, 0, 0], prefixBlocks: [48, 8, 8, 8], privateBlocks: [40, 0, 0, 0] }, 48)
+  assert.equal(boundedLoadFilter(1.5).filter(guessed), 0, 'the gateway\'s own queue estimate (a guessed batch size) is not the pod saying so')
 })

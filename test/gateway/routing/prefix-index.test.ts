@@ -62,3 +62,23 @@ test('index: a member array from a DNS change is matched by its own positions', 
   index.match(Uint32Array.of(5, 6), [c!, a!])
   assert.equal(index.matched[0], 2)
 })
+
+test('index: shared depth is where recorded prompts part; a conversation\'s own history past it is private', () => {
+  const [a, b] = makeMembers(2)
+  const index = new PrefixIndex(1000, 8)
+  // System prompt 1-2-3, then two conversations: 4-5 (on a) and 6 (on b).
+  index.record(Uint32Array.of(1, 2, 3, 4, 5), a!)
+  index.match(Uint32Array.of(1, 2, 3, 4, 5, 7), [a!, b!])
+  assert.equal(index.sharedDepth, 0, 'one conversation so far: nothing is known to be shared')
+  index.record(Uint32Array.of(1, 2, 3, 6), b!)
+  // Its next turn extends the chain: 1-2-3 are shared (prompts part after 3), 4-5 are its own.
+  assert.equal(index.match(Uint32Array.of(1, 2, 3, 4, 5, 7, 8), [a!, b!]), 5)
+  assert.equal(index.sharedDepth, 3)
+  // The same conversation again, turn after turn, never parts from itself.
+  index.record(Uint32Array.of(1, 2, 3, 4, 5, 7, 8), a!)
+  index.match(Uint32Array.of(1, 2, 3, 4, 5, 7, 8, 9), [a!, b!])
+  assert.equal(index.sharedDepth, 3)
+  // A prompt recorded in full before (the same prompt sent again) is shared as a whole.
+  index.match(Uint32Array.of(1, 2, 3, 4, 5), [a!, b!])
+  assert.equal(index.sharedDepth, 5)
+})

@@ -9,6 +9,7 @@
  * Exits non-zero when the type check or any test failed.
  */
 import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 
 interface Part {
   readonly name: string
@@ -18,6 +19,8 @@ interface Part {
 }
 
 const NODE = process.execPath
+/** The repository root: the paths below are relative to it, wherever this is started from. */
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const TEST = ['--test', '--test-timeout=120000']
 const PARTS: readonly Part[] = [
   { name: 'typecheck', args: ['node_modules/typescript/bin/tsc', '--noEmit', '-p', 'tsconfig.json'], live: false },
@@ -36,8 +39,8 @@ interface Done {
 
 function run(part: Part): Promise<Done> {
   const started = performance.now()
-  const env = { ...process.env, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? 'node_modules/.cache/velox-compile' }
-  const child = spawn(NODE, part.args, { env, stdio: ['ignore', part.live ? 'inherit' : 'pipe', part.live ? 'inherit' : 'pipe'] })
+  const env = { ...process.env, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? `${ROOT}node_modules/.cache/velox-compile` }
+  const child = spawn(NODE, part.args, { cwd: ROOT, env, stdio: ['ignore', part.live ? 'inherit' : 'pipe', part.live ? 'inherit' : 'pipe'] })
   const chunks: Buffer[] = []
   child.stdout?.on('data', (c: Buffer) => chunks.push(c))
   child.stderr?.on('data', (c: Buffer) => chunks.push(c))

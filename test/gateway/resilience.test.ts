@@ -145,7 +145,10 @@ describe('latency-aware routing', () => {
     const sims = await Promise.all([startSimulator(), startSimulator(), startSimulator(), startSimulator()])
     const gw = await startGateway({ upstreams: upstreams(sims), routing: { health: { intervalMs: 0 } } })
     try {
-      sims[0]!.setFaults({ stallBeforeHeadersMs: 150 })
+      // Slow by far more than a loaded machine slows the others: the fast members' latencies (and
+      // so their costs, latency x requests in flight) grow with the machine's load, and a 150 ms
+      // stall was once within reach of them (the slow member got 11.9% with four test files at once).
+      sims[0]!.setFaults({ stallBeforeHeadersMs: 500 })
       const counts = new Map<string, number>()
       // A fixed number of requests, eight at a time (not a time window: a loaded machine sends
       // fewer); the share is counted once the first 80 have taught the balancer.

@@ -150,7 +150,7 @@ const server = new RawServer()
 before(() => server.start())
 after(() => new Promise<void>((resolve) => server.server.close(() => resolve())))
 
-test('the request goes out as HTTP/1.1 with its headers, the host, keep-alive and its length', async () => {
+test('the request goes out as HTTP/1.1 with its headers, the host, keep-alive and its length; a large body after its head', async () => {
   const pool = new Http1Pool(server.url, OPTIONS)
   server.script = (_req, socket) => void socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
   server.received = []
@@ -160,6 +160,14 @@ test('the request goes out as HTTP/1.1 with its headers, the host, keep-alive an
   const req = server.received[0]!
   assert.equal(req.head, `POST /v1/chat/completions HTTP/1.1\r\nauthorization: Bearer k\r\nx-request-id: r1\r\nhost: ${new URL(server.url).host}\r\nconnection: keep-alive\r\ncontent-length: 13`)
   assert.equal(req.body.toString(), '{"model":"m"}')
+  const large = 'x'.repeat(300_000)
+  await send(pool, large, ['x-latin1', 'caf\u00e9']).done
+  const big = server.received[1]!
+  assert.match(big.head, /\r\nx-latin1: caf\u00e9\r\n/)
+  assert.match(big.head, /\r\ncontent-length: 300000$/)
+  assert.equal(big.body.toString(), large)
+  await send(pool, '', []).done
+  assert.match(server.received[2]!.head, /\r\ncontent-length: 0$/)
   await pool.destroy()
 })
 
@@ -355,6 +363,8 @@ test('bytes an idle connection was never asked for drop it; header injection and
   assert.equal(server.connections, before + 1, 'the connection that carried extra bytes was not reused')
   const injected = await send(pool, null, ['x-a', 'v\r\nx-b: smuggled']).done
   assert.equal(injected.error?.code, 'UND_ERR_INVALID_ARG')
+  const wide = await send(pool, null, ['x-a', 'caf\u00e9 \u4e2d']).done
+  assert.equal(wide.error?.code, 'UND_ERR_INVALID_ARG', 'a value that is not Latin-1 cannot be written byte for byte')
   const handler = new Collector()
   pool.dispatch({ path: '/v1 x', method: 'GET' }, handler)
   assert.equal((await handler.done).error?.code, 'UND_ERR_INVALID_ARG')

@@ -76,7 +76,13 @@ const NO_TRAILERS: Record<string, string> = Object.freeze({}) as Record<string, 
 const REQUEST_CONTEXT = Object.freeze({})
 const CRLFCRLF = Buffer.from('\r\n\r\n')
 const HTTP_1 = Buffer.from('HTTP/1.')
-const INVALID_VALUE = /[\r\n\0]/
+/** CR, LF and NUL would split a header line; a character past Latin-1 cannot be written as one byte. */
+const INVALID_VALUE = /[\r\n\0\u0100-\uffff]/
+const NO_HEADERS: string[] = []
+const EMPTY = Buffer.alloc(0)
+const KEEP_ALIVE_END = 'connection: keep-alive\r\n\r\n'
+const KEEP_ALIVE_EMPTY = 'connection: keep-alive\r\ncontent-length: 0\r\n\r\n'
+const KEEP_ALIVE_LENGTH = 'connection: keep-alive\r\ncontent-length: '
 const INVALID_PATH = /[^\x21-\x7e]/
 
 // Body framing states.
@@ -99,7 +105,9 @@ class PoolRequest implements Dispatcher.DispatchController {
   readonly pool: Http1Pool
   readonly handler: Dispatcher.DispatchHandler
   readonly method: string
-  readonly head: string
+  /** The head, and behind it the body when it is small enough to copy. */
+  readonly bytes: Buffer
+  /** A large body, written after `bytes`; null when it is in `bytes` (or there is none). */
   readonly body: Buffer | null
   conn: Connection | null
   #aborted: boolean
@@ -108,11 +116,11 @@ class PoolRequest implements Dispatcher.DispatchController {
   done: boolean
   reason: Error | null
 
-  constructor(pool: Http1Pool, handler: Dispatcher.DispatchHandler, method: string, head: string, body: Buffer | null) {
+  constructor(pool: Http1Pool, handler: Dispatcher.DispatchHandler, method: string, bytes: Buffer, body: Buffer | null) {
     this.pool = pool
     this.handler = handler
     this.method = method
-    this.head = head
+    this.bytes = bytes
     this.body = body
     this.conn = null
     this.#aborted = false
@@ -220,17 +228,11 @@ class Connection {
     this.#state = HEAD
     this.#keepAlive = true
     this.#noBody = req.method === 'HEAD'
-    const head = req.head
     const body = req.body
-    if (body === null || body.length === 0) this.socket.write(head, 'latin1')
-    else if (body.length < COPY_BODY_BELOW) {
-      const out = Buffer.allocUnsafe(head.length + body.length)
-      out.write(head, 0, 'latin1')
-      body.copy(out, head.length)
-      this.socket.write(out)
-    } else {
+    if (body === null) this.socket.write(req.bytes)
+    else {
       this.socket.cork()
-      this.socket.write(head, 'latin1')
+      this.socket.write(req.bytes)
       this.socket.write(body)
       this.socket.uncork()
     }
@@ -646,9 +648,9 @@ export class Http1Pool {
       if (typeof path !== 'string' || path[0] !== '/' || INVALID_PATH.test(path)) throw new UpstreamTransportError('UND_ERR_INVALID_ARG', 'invalid request path')
       const body = options.body == null ? null : typeof options.body === 'string' ? Buffer.from(options.body) : options.body instanceof Uint8Array ? (options.body as Buffer) : null
       if (options.body != null && body === null) throw new UpstreamTransportError('UND_ERR_INVALID_ARG', 'the request body must be bytes')
-      req = new PoolRequest(this, handler, method, this.#headOf(method, path, options.headers, body), body)
+      req = new PoolRequest(this, handler, method, this.#bytesOf(method, path, options.headers, body), body !== null && body.length >= COPY_BODY_BELOW ? body : null)
     } catch (err) {
-      const failed = new PoolRequest(this, handler, method, '', null)
+      const failed = new PoolRequest(this, handler, method, EMPTY, null)
       handler.onRequestStart?.(failed, REQUEST_CONTEXT)
       process.nextTick(() => failed.fail(err as Error))
       return false
@@ -659,23 +661,47 @@ export class Http1Pool {
     return true
   }
 
-  #headOf(method: string, path: string, headers: Dispatcher.DispatchOptions['headers'], body: Buffer | null): string {
-    let head = `${method} ${path} HTTP/1.1\r\n`
-    let host = false
+  /**
+   * The request's bytes: its head written straight into one buffer (no string built per header),
+   * with the body copied behind it unless it is large.
+   */
+  #bytesOf(method: string, path: string, headers: Dispatcher.DispatchOptions['headers'], body: Buffer | null): Buffer {
+    let list: string[] = NO_HEADERS
     if (headers != null) {
       if (!Array.isArray(headers)) throw new UpstreamTransportError('UND_ERR_INVALID_ARG', 'headers must be a flat [name, value, ...] list')
-      const list = headers as string[]
-      for (let i = 0; i < list.length; i += 2) {
-        const name = list[i]!
-        const value = list[i + 1]!
-        if (INVALID_VALUE.test(value) || INVALID_VALUE.test(name)) throw new UpstreamTransportError('UND_ERR_INVALID_ARG', `invalid ${name} header`)
-        if (name.length === 4 && name.toLowerCase() === 'host') host = true
-        head += name + ': ' + value + '\r\n'
-      }
+      list = headers as string[]
     }
-    if (!host) head += this.#hostLine
-    head += body === null ? 'connection: keep-alive\r\n\r\n' : 'connection: keep-alive\r\ncontent-length: ' + body.length + '\r\n\r\n'
-    return head
+    let length = method.length + path.length + 12 // ' ', then ' HTTP/1.1\r\n'
+    let host = false
+    for (let i = 0; i < list.length; i += 2) {
+      const name = list[i]!
+      const value = list[i + 1]!
+      if (INVALID_VALUE.test(value) || INVALID_VALUE.test(name)) throw new UpstreamTransportError('UND_ERR_INVALID_ARG', `invalid ${name} header`)
+      if (name.length === 4 && name.toLowerCase() === 'host') host = true
+      length += name.length + value.length + 4
+    }
+    const hostLine = host ? '' : this.#hostLine
+    const tail = body === null ? KEEP_ALIVE_END : body.length === 0 ? KEEP_ALIVE_EMPTY : KEEP_ALIVE_LENGTH + body.length + '\r\n\r\n'
+    length += hostLine.length + tail.length
+    const copied = body !== null && body.length < COPY_BODY_BELOW
+    const out = Buffer.allocUnsafe(copied ? length + body.length : length)
+    let at = out.write(method, 0, 'latin1')
+    out[at++] = 0x20
+    at += out.write(path, at, 'latin1')
+    at += out.write(' HTTP/1.1\r\n', at, 'latin1')
+    for (let i = 0; i < list.length; i += 2) {
+      at += out.write(list[i]!, at, 'latin1')
+      out[at++] = 0x3a
+      out[at++] = 0x20
+      at += out.write(list[i + 1]!, at, 'latin1')
+      out[at++] = 0x0d
+      out[at++] = 0x0a
+    }
+    if (hostLine !== '') at += out.write(hostLine, at, 'latin1')
+    at += out.write(tail, at, 'latin1')
+    if (at !== length) throw new Error(`request head is ${at} bytes, ${length} were counted`)
+    if (copied) body.copy(out, at)
+    return out
   }
 
   /** A free connection for `req` now, a new one opened for it, or a place in the queue. */

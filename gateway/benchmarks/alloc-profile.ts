@@ -1,7 +1,7 @@
 /**
  * Bytes allocated and CPU time per proxied request, under the max-throughput load.
  *
- *   node gateway/benchmarks/alloc-profile.ts [--gateway PATH] [--seconds 8] [--warmup 4] [--top 25] [--json FILE]
+ *   node gateway/benchmarks/alloc-profile.ts [--gateway PATH] [--seconds 8] [--warmup 4] [--top 25] [--json FILE] [--client auto|undici]
  *
  * Starts the simulator and wrk on core 0 and the gateway (cache off, one upstream, as the
  * benchmark's standard stack) on core 1 with the inspector open, warms it with wrk, then runs
@@ -10,7 +10,8 @@
  * wrk completed while sampling is the allocation per request; it does not depend on how loaded
  * the machine is. CPU time per request is read from /proc for the same window (it does). A
  * second window without the profiler gives the CPU figure undisturbed by the sampling.
- * The heaviest allocation sites are printed, and grouped by where the code lives.
+ * The heaviest allocation sites are printed, and grouped by where the code lives. `--client`
+ * sets the upstream's `pool.client` (undici's pool against the gateway's own, on the same code).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     top: { type: 'string', default: '25' },
     connections: { type: 'string', default: '64' },
     json: { type: 'string' },
+    client: { type: 'string', default: 'auto' },
   },
 })
 
@@ -134,6 +136,7 @@ async function main(): Promise<void> {
   })
   const port = await freePort()
   const config = singleUpstreamConfig(simUrl)
+  for (const upstream of config.upstreams ?? []) upstream.pool = { ...upstream.pool, client: values.client as 'auto' | 'undici' }
   writeFileSync(join(dir, 'gateway.yaml'), stringify({ ...config, server: { host: '127.0.0.1', port, shutdownTimeoutMs: 1_000 } }))
   const gateway = start('1', process.execPath, ['--inspect=127.0.0.1:0', values.gateway, '--config', join(dir, 'gateway.yaml')], { ...process.env, NODE_ENV: 'production' })
   const wsUrl = await waitForLine(gateway, (line) => /Debugger listening on (ws:\S+)/.exec(line)?.[1])

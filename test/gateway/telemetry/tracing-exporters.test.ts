@@ -9,22 +9,15 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import http from 'node:http'
-import { registerHooks } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import * as grpc from '@grpc/grpc-js'
 import { createLogger } from '../../../gateway/src/telemetry/logger.ts'
 import { activeTracing, SHUTDOWN_FLUSH_MS, startTracing } from '../../../gateway/src/telemetry/tracing.ts'
 import { chatBody, post, startGateway, startRawUpstream, type TestGateway } from '../../helpers/gateway.ts'
 import { eventually } from '../../helpers/eventually.ts'
+import { recordResolvedModules } from '../../helpers/resolved-modules.ts'
 
-const resolved: string[] = []
-registerHooks({
-  resolve(specifier, context, nextResolve) {
-    const r = nextResolve(specifier, context)
-    resolved.push(r.url)
-    return r
-  },
-})
+const resolved = recordResolvedModules()
 
 const TRACE = '0af7651916cd43dd8448eb211c80319c'
 const SPAN_NAME = 'POST /v1/chat/completions'

@@ -4,16 +4,9 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { registerHooks } from 'node:module'
+import { recordResolvedModules } from '../../helpers/resolved-modules.ts'
 
-const resolved: string[] = []
-registerHooks({
-  resolve(specifier, context, nextResolve) {
-    const r = nextResolve(specifier, context)
-    resolved.push(r.url)
-    return r
-  },
-})
+const resolved = recordResolvedModules()
 
 test('without OTEL_* variables or config, the SDK is never loaded and requests still carry ids', async () => {
   for (const k of Object.keys(process.env)) if (k.startsWith('OTEL_')) delete process.env[k]

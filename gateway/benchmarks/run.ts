@@ -5,7 +5,7 @@
  * also on failure and Ctrl-C.
  *
  *   node gateway/benchmarks/run.ts [--quick] [--only NAME[,NAME]] [--gateway-node-args "FLAGS"]
- *                                  [--rate N] [--gateway FILE] [--simulator FILE] [--list]
+ *                                  [--rate N] [--gateway FILE] [--baseline-gateway FILE] [--simulator FILE] [--list]
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -26,6 +26,8 @@ const USAGE = `usage: npm run bench -- [options]
                               include --trace-gc to measure GC from V8's own trace
   --rate N                    arrival rate of the fixed-rate scenario (default 1000 req/s)
   --gateway FILE              gateway entry point (default gateway/src/main.ts)
+  --baseline-gateway FILE     another checkout's gateway entry point, measured beside --gateway in
+                              the same rounds where a scenario supports it (cache-hit)
   --simulator FILE            simulator entry point (default gateway/src/simulator/main.ts)
   --list                      list scenarios and exit`
 
@@ -42,6 +44,7 @@ function parseCli(argv: string[]): Cli {
     ratePerSecond: 1000,
     gatewayEntry: join(REPO_ROOT, 'gateway/src/main.ts'),
     simulatorEntry: join(REPO_ROOT, 'gateway/src/simulator/main.ts'),
+    baselineGatewayEntry: null,
   }
   let only: string[] | null = null
   let list = false
@@ -70,6 +73,9 @@ function parseCli(argv: string[]): Cli {
         break
       case '--gateway':
         options.gatewayEntry = resolve(value())
+        break
+      case '--baseline-gateway':
+        options.baselineGatewayEntry = resolve(value())
         break
       case '--simulator':
         options.simulatorEntry = resolve(value())
@@ -133,7 +139,7 @@ async function main(): Promise<number> {
   const pending = pendingScenarios.filter((p) => cli.only === null || cli.only.includes(p.name))
   const { options } = cli
 
-  for (const [what, file] of [['gateway', options.gatewayEntry], ['simulator', options.simulatorEntry]] as const) {
+  for (const [what, file] of [['gateway', options.gatewayEntry], ['simulator', options.simulatorEntry], ['baseline gateway', options.baselineGatewayEntry ?? options.gatewayEntry]] as const) {
     if (!existsSync(file)) {
       console.error(`${what} entry point not found: ${relative(process.cwd(), file)}`)
       return 1
@@ -149,6 +155,7 @@ async function main(): Promise<number> {
   console.log(`Velox benchmark ${options.quick ? '(quick)' : '(full)'}: ${selected.map((s) => s.name).join(', ') || 'nothing to run'}`)
   console.log(`cores: load generator and wrk on ${cores.loadGenerator ?? '-'}, gateway and naive proxy on ${cores.gateway ?? '-'}, simulator per scenario (${cpus()[0]?.model ?? 'unknown cpu'})`)
   if (options.gatewayNodeArgs.length > 0) console.log(`gateway node args: ${options.gatewayNodeArgs.join(' ')}`)
+  if (options.baselineGatewayEntry !== null) console.log(`baseline gateway: ${relative(process.cwd(), options.baselineGatewayEntry)}`)
 
   // Processes shared by several scenarios live in the run's own set, stopped when the run ends.
   const runProcesses = new ProcessSet()
@@ -210,7 +217,7 @@ function writeResults(started: Date, options: BenchOptions, cores: CorePlan, res
     version: pkg.version,
     git: gitDescribe(),
     machine: { cpu: cpus()[0]?.model ?? null, cores: cpus().length, kernel: release(), node: process.version },
-    options: { ...options, gatewayEntry: relative(REPO_ROOT, options.gatewayEntry), simulatorEntry: relative(REPO_ROOT, options.simulatorEntry) },
+    options: { ...options, gatewayEntry: relative(REPO_ROOT, options.gatewayEntry), simulatorEntry: relative(REPO_ROOT, options.simulatorEntry), baselineGatewayEntry: options.baselineGatewayEntry === null ? null : relative(REPO_ROOT, options.baselineGatewayEntry) },
     cores,
     results,
     pending,

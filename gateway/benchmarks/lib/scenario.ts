@@ -19,6 +19,12 @@ export interface BenchOptions {
   /** Entry points, overridable to compare another checkout of the gateway or simulator. */
   gatewayEntry: string
   simulatorEntry: string
+  /**
+   * Another gateway entry point measured beside `gatewayEntry` in the same run, in the scenarios
+   * that support it (cache-hit): an A/B whose rounds interleave, so the machine's drift lands on
+   * both alike. Null: no baseline.
+   */
+  baselineGatewayEntry: string | null
 }
 
 /**

@@ -70,6 +70,8 @@ export async function startSimulator(ctx: BenchContext, options: SimulatorOption
 
 export interface GatewayOptions {
   name?: string
+  /** Entry point instead of the run's `--gateway` (the baseline of an A/B). */
+  entry?: string
   /** Defaults to the gateway core; a multi-worker gateway gets every core. */
   cpus?: string | null
 }
@@ -91,7 +93,7 @@ export async function startGateway(ctx: BenchContext, config: GatewayConfigInput
   const gateway = ctx.processes.start({
     name,
     command: process.execPath,
-    args: [...ctx.options.gatewayNodeArgs, ctx.options.gatewayEntry, '--config', configFile],
+    args: [...ctx.options.gatewayNodeArgs, options.entry ?? ctx.options.gatewayEntry, '--config', configFile],
     cpus: options.cpus === undefined ? ctx.cores.gateway : options.cpus,
     env: { ...process.env, NODE_ENV: 'production' },
     ...(gcTrace ? { onLine: gcTrace.onLine } : {}),

@@ -396,6 +396,8 @@ export class ProxyCall {
   #take(attempt: Attempt, now: number, status: number = attempt.heldStatus, headers: UpstreamHeaders = attempt.heldHeaders!): void {
     this.#winner = attempt
     this.#outcome.status = status
+    const trace = this.request.trace
+    if (trace !== null) this.#outcome.capture = trace.outputCapture(attempt.sse)
     if (this.#live.length > 1) {
       const others = this.#live
       this.#live = [attempt]

@@ -6,6 +6,7 @@ import type { Metering } from '../limits/metering.ts'
 import { round } from '../telemetry/access-log.ts'
 import { GEN_AI_OPERATION, type GatewayMetrics } from '../telemetry/metrics.ts'
 import { responseModel } from '../telemetry/request-trace.ts'
+import type { OutputCapture } from '../telemetry/output-capture.ts'
 import { readUsage, type Usage } from '../telemetry/usage.ts'
 import type { Attempt } from './attempt.ts'
 import type { CallContext, CallRequest, UpstreamMember } from './context.ts'
@@ -27,6 +28,8 @@ export class CallOutcome {
   /** The first body chunk: it names the response's model. */
   #firstChunk: Buffer | null
   #usage: Usage | null
+  /** The completion text for the span, only for a recording span with captureContent on (else null). */
+  capture: OutputCapture | null
 
   constructor() {
     this.status = 0
@@ -37,6 +40,7 @@ export class CallOutcome {
     this.#prevChunk = null
     this.#firstChunk = null
     this.#usage = null
+    this.capture = null
   }
 
   /** Keeps the first and the last two body chunks: the usage object may straddle the last two. */
@@ -44,6 +48,7 @@ export class CallOutcome {
     if (this.#firstChunk === null) this.#firstChunk = chunk
     this.#prevChunk = this.#lastChunk
     this.#lastChunk = chunk
+    if (this.capture !== null) this.capture.add(chunk)
   }
 
   /**
@@ -87,6 +92,7 @@ export class CallOutcome {
       const member = winner?.member ?? last
       const cache = this.cache ?? request.cache?.outcome ?? null
       const error = this.error ?? (status >= 400 ? String(status) : null)
+      if (trace !== null && this.capture !== null) trace.output(this.capture)
       trace?.end(
         { status, cache, responseModel: trace.recording ? responseModel(this.#firstChunk) : null, inputTokens: usage?.prompt ?? null, outputTokens: usage?.completion ?? null, errorType: error },
         member,
@@ -111,5 +117,6 @@ export class CallOutcome {
     }
     this.#firstChunk = null
     this.#usage = null
+    this.capture = null
   }
 }

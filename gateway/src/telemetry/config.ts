@@ -21,6 +21,8 @@ export const TracingSchema = z.strictObject({
   serviceName: z.string().min(1).optional(),
   /** Record prompt and completion text on spans. Off: never, whatever the request holds. */
   captureContent: z.boolean().default(false),
+  /** With captureContent: the completion text kept per span (characters); the rest is cut and marked `…[truncated]`. Default 16384. */
+  contentMaxLength: z.number().int().min(16).max(1_048_576).optional(),
 })
 
 export const AccessLogSchema = z.strictObject({

@@ -8,6 +8,7 @@
  */
 import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type TextMapGetter } from '@opentelemetry/api'
 import type { Tracing } from './tracing.ts'
+import { OutputCapture } from './output-capture.ts'
 
 type IncomingHeaders = Record<string, string | string[] | undefined>
 
@@ -123,6 +124,17 @@ export class RequestTrace {
   /** The first token (a stream's first event) reached the client. */
   firstToken(at: number, sinceStartMs: number): void {
     if (this.recording) this.span.addEvent('gen_ai.first_token', { 'gen_ai.server.time_to_first_token': sinceStartMs / 1000 }, at)
+  }
+
+  /** Opt-in only (captureContent): a capture for the response's text, when this span records. */
+  outputCapture(sse: boolean): OutputCapture | null {
+    return this.recording && this.tracing.captureContent ? new OutputCapture(sse, this.tracing.contentMaxLength) : null
+  }
+
+  /** The completion text `capture` read, as gen_ai.output.messages. */
+  output(capture: OutputCapture): void {
+    const messages = capture.messages()
+    if (messages !== null && this.recording) this.span.setAttribute('gen_ai.output.messages', messages)
   }
 
   end(outcome: Outcome, upstream: TracedMember | null, at: number): void {

@@ -9,6 +9,7 @@ import type { Tracer } from '@opentelemetry/api'
 import type { Logger } from './logger.ts'
 import type { TelemetryConfig } from './config.ts'
 import type { TraceSampling } from './sampling.ts'
+import { DEFAULT_CONTENT_MAX_LENGTH } from './output-capture.ts'
 
 export const TRACER_NAME = 'velox-gateway'
 const DEFAULT_SERVICE_NAME = 'velox-gateway'
@@ -24,6 +25,8 @@ export interface Tracing {
   readonly sampling: TraceSampling
   /** Prompt and completion text may be recorded (opt-in; off by default). */
   readonly captureContent: boolean
+  /** With captureContent: the completion text kept per span, in characters. */
+  readonly contentMaxLength: number
   /** Flushes what is queued (for at most `SHUTDOWN_FLUSH_MS`; the rest is dropped) and stops the SDK. */
   shutdown(): Promise<void>
 }
@@ -74,6 +77,7 @@ export async function startTracing(config: TracingConfig, logger: Logger, env: N
     tracer: sdk.tracer,
     sampling: sdk.sampling,
     captureContent: config.captureContent,
+    contentMaxLength: config.contentMaxLength ?? DEFAULT_CONTENT_MAX_LENGTH,
     shutdown: async () => {
       active = null
       let timer: NodeJS.Timeout | undefined

@@ -154,6 +154,8 @@ test('a client traceparent continues into a SERVER span; each attempt is a CLIEN
     assert.equal(h.tracestate, 'vendor=abc')
   }
   assert.ok(!JSON.stringify(spans).includes(PROMPT), 'prompt text reached a span without captureContent')
+  assert.equal(sa['gen_ai.output.messages'], undefined, 'completion recorded without captureContent')
+  assert.ok(!JSON.stringify(spans).includes('Hel'), 'completion text reached a span without captureContent')
   const resource = resources.at(-1)!
   assert.equal(resource['service.name'], 'velox-under-test')
   assert.equal(resource['deployment.environment.name'], 'test')

@@ -17,8 +17,11 @@ export function compileForwardedHeaders(names: readonly string[]): ForwardedHead
   return Object.freeze(names.map((n) => n.toLowerCase()).filter((n) => !NEVER_FORWARDED.has(n)).map((n) => Object.freeze([n, RENAMED[n] ?? n] as const)))
 }
 
-/** Trace context the gateway writes itself when it traces a call (its own span is the upstream's parent). */
-const TRACE_CONTEXT: ReadonlySet<string> = new Set(['traceparent', 'tracestate'])
+/**
+ * Propagation headers the gateway writes itself when it traces a call (its own span is the
+ * upstream's parent), as the configured propagators (OTEL_PROPAGATORS) say.
+ */
+const TRACE_CONTEXT: ReadonlySet<string> = new Set(['traceparent', 'tracestate', 'baggage'])
 
 /**
  * The headers sent upstream for one request as undici's flat `[name, value, ...]` list: the

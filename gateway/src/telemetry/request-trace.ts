@@ -72,7 +72,7 @@ export class RequestTrace {
   constructor(tracing: Tracing, headers: IncomingHeaders, info: RequestInfo, startedAt: number, traceId: string) {
     this.tracing = tracing
     this.operation = info.operation
-    const parent = headers.traceparent === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, headers, getter)
+    const parent = headers.traceparent === undefined && headers.baggage === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, headers, getter)
     this.span = tracing.sampling.ids.startSpan(tracing.tracer, `${info.method} ${info.path}`, { kind: SpanKind.SERVER, startTime: startedAt }, parent, traceId)
     this.recording = this.span.isRecording()
     this.context = trace.setSpan(parent, this.span)
@@ -104,7 +104,8 @@ export class RequestTrace {
       return null
     }
     const span = this.tracing.tracer.startSpan(`${this.operation} ${upstreamModel}`, { kind: SpanKind.CLIENT, startTime: startedAt }, this.context)
-    propagation.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, setter)
+    // The request's context with the attempt's span: the client's baggage goes on too when propagated.
+    propagation.inject(trace.setSpan(this.context, span), carrier, setter)
     if (span.isRecording()) {
       const origin = URL.canParse(member.origin) ? new URL(member.origin) : null
       span.setAttributes({

@@ -59,21 +59,36 @@ export class DecidedIds implements IdGenerator {
   }
 }
 
+/** The propagators OTEL_PROPAGATORS chose (sdk.ts): W3C trace context, W3C baggage, either, both or none. */
+export interface Propagators {
+  readonly traceContext: boolean
+  readonly baggage: boolean
+}
+
+export const TRACE_CONTEXT_ONLY: Propagators = Object.freeze({ traceContext: true, baggage: false })
+
 export class TraceSampling {
   /** true: a valid parent's sampled flag decides (OTEL_TRACES_SAMPLER=parentbased_*); false: `root` decides every trace. */
   readonly parentBased: boolean
   /** Decides for traces that start here (and for every trace when not parent-based). */
   readonly root: Sampler
   readonly ids: DecidedIds
+  /**
+   * Without the trace-context propagator a client's `traceparent` is not read (every trace starts
+   * here) and none goes upstream; with the baggage one, an unsampled request's `baggage` goes on unchanged.
+   */
+  readonly propagators: Propagators
 
-  constructor(parentBased: boolean, root: Sampler, ids: DecidedIds) {
+  constructor(parentBased: boolean, root: Sampler, ids: DecidedIds, propagators: Propagators = TRACE_CONTEXT_ONLY) {
     this.parentBased = parentBased
     this.root = root
     this.ids = ids
+    this.propagators = propagators
   }
 
   decide(headers: IncomingHeaders): SamplingResult {
-    const header = headers.traceparent
+    const traceContext = this.propagators.traceContext
+    const header = traceContext ? headers.traceparent : undefined
     const parent = typeof header === 'string' ? TRACEPARENT.exec(header) : null
     if (parent !== null && !(parent[1] === '00' && parent[5] !== undefined)) {
       const traceId = parent[2]!
@@ -81,11 +96,16 @@ export class TraceSampling {
       if (sampled) return { sampled, traceId }
       const tracestate = headers.tracestate
       const traceparent = `00-${traceId}-${parent[3]}-${parent[4]}`
-      return { sampled, propagate: typeof tracestate === 'string' ? ['traceparent', traceparent, 'tracestate', tracestate] : ['traceparent', traceparent] }
+      return { sampled, propagate: this.#baggage(headers, typeof tracestate === 'string' ? ['traceparent', traceparent, 'tracestate', tracestate] : ['traceparent', traceparent]) }
     }
     const traceId = this.ids.generateTraceId()
     if (this.#rootSamples(traceId)) return { sampled: true, traceId }
-    return { sampled: false, propagate: ['traceparent', `00-${traceId}-${this.ids.generateSpanId()}-00`] }
+    return { sampled: false, propagate: this.#baggage(headers, traceContext ? ['traceparent', `00-${traceId}-${this.ids.generateSpanId()}-00`] : []) }
+  }
+
+  #baggage(headers: IncomingHeaders, out: string[]): string[] {
+    if (this.propagators.baggage && typeof headers.baggage === 'string') out.push('baggage', headers.baggage)
+    return out
   }
 
   #rootSamples(traceId: string): boolean {

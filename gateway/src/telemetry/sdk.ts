@@ -10,10 +10,11 @@
  * (http/protobuf, http/json, grpc), OTEL_TRACES_SAMPLER[_ARG], OTEL_SERVICE_NAME,
  * OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_*, OTEL_SPAN_*_LIMIT / OTEL_ATTRIBUTE_*_LIMIT. The exporters
  * read their own (OTEL_EXPORTER_OTLP[_TRACES]_ENDPOINT, _HEADERS, _TIMEOUT, _COMPRESSION, TLS).
- * Propagation is W3C trace context, which the gateway's sampling decision reads.
+ * OTEL_PROPAGATORS: tracecontext (W3C trace context, which the gateway's sampling decision reads),
+ * baggage (W3C baggage), none.
  */
-import { propagation, trace, type Tracer } from '@opentelemetry/api'
-import { getNumberFromEnv, getStringFromEnv, getStringListFromEnv, W3CTraceContextPropagator } from '@opentelemetry/core'
+import { propagation, trace, type TextMapPropagator, type Tracer } from '@opentelemetry/api'
+import { CompositePropagator, getNumberFromEnv, getStringFromEnv, getStringListFromEnv, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core'
 import { defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector } from '@opentelemetry/resources'
 import {
   AlwaysOffSampler,
@@ -30,7 +31,7 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace'
 import type { Logger } from './logger.ts'
-import { DecidedIds, TraceSampling } from './sampling.ts'
+import { DecidedIds, TraceSampling, type Propagators } from './sampling.ts'
 
 export interface RunningSdk {
   readonly tracer: Tracer
@@ -39,6 +40,8 @@ export interface RunningSdk {
   readonly sampler: string
   readonly protocol: string
   readonly exporters: string[]
+  /** OTEL_PROPAGATORS as applied: tracecontext, baggage (empty: none). */
+  readonly propagators: string[]
   shutdown(): Promise<void>
 }
 
@@ -73,6 +76,27 @@ export function otlpProtocol(logger: Logger): Protocol {
   if (protocol === 'http/protobuf' || protocol === 'http/json' || protocol === 'grpc') return protocol
   logger.warn({ protocol }, 'unsupported OTLP traces protocol: using http/protobuf')
   return 'http/protobuf'
+}
+
+const KNOWN_PROPAGATORS = ['tracecontext', 'baggage', 'none']
+
+/**
+ * OTEL_PROPAGATORS as the SDK specification defines it: a list of `tracecontext`, `baggage`, or
+ * `none`; unset or empty: `tracecontext,baggage`. Other values (`b3`, `jaeger`, `xray`...) are not
+ * supported: a warning names them and they are ignored, as the specification asks of unknown values.
+ */
+export function propagatorsFromEnv(logger: Logger): Propagators & { names: string[] } {
+  const listed = [...new Set(getStringListFromEnv('OTEL_PROPAGATORS') ?? [])].filter((n) => n !== '')
+  const names = listed.length === 0 ? ['tracecontext', 'baggage'] : listed
+  const unknown = names.filter((n) => !KNOWN_PROPAGATORS.includes(n))
+  if (unknown.length > 0) logger.warn({ OTEL_PROPAGATORS: process.env.OTEL_PROPAGATORS, ignored: unknown }, 'unsupported OTEL_PROPAGATORS values (tracecontext, baggage, none): ignored')
+  if (names.includes('none')) {
+    if (names.length > 1) logger.warn({ OTEL_PROPAGATORS: process.env.OTEL_PROPAGATORS }, 'OTEL_PROPAGATORS lists none with other values: no propagation')
+    return { traceContext: false, baggage: false, names: [] }
+  }
+  const traceContext = names.includes('tracecontext')
+  const baggage = names.includes('baggage')
+  return { traceContext, baggage, names: names.filter((n) => n === 'tracecontext' || n === 'baggage') }
 }
 
 /** The OTLP exporter of one protocol; only its package is loaded. */
@@ -134,11 +158,17 @@ export async function startSdk(tracerName: string, logger: Logger): Promise<Runn
   })
   // Registered globally, as sdk-node does, so that anything else using the API reports here too.
   trace.setGlobalTracerProvider(provider)
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator())
+  const propagators = propagatorsFromEnv(logger)
+  const chosen: TextMapPropagator[] = []
+  if (propagators.traceContext) chosen.push(new W3CTraceContextPropagator())
+  if (propagators.baggage) chosen.push(new W3CBaggagePropagator())
+  // None chosen: the API's own no-op propagator stays (nothing read, nothing written).
+  if (chosen.length > 0) propagation.setGlobalPropagator(new CompositePropagator({ propagators: chosen }))
   return {
     tracer: provider.getTracer(tracerName),
-    sampling: new TraceSampling(sampler.parentBased, sampler.root, ids),
+    sampling: new TraceSampling(sampler.parentBased, sampler.root, ids, { traceContext: propagators.traceContext, baggage: propagators.baggage }),
     sampler: sampler.name,
+    propagators: propagators.names,
     protocol,
     exporters,
     shutdown: async () => {

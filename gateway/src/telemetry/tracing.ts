@@ -97,6 +97,7 @@ export async function startTracing(config: TracingConfig, logger: Logger, env: N
       protocol: sdk.protocol,
       exporters: sdk.exporters,
       sampler: sdk.sampler,
+      propagators: sdk.propagators,
       service: env.OTEL_SERVICE_NAME,
     },
     'tracing on: OpenTelemetry SDK started',

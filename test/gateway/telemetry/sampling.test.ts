@@ -96,3 +96,15 @@ test('the decision is the SDK tracer\'s own: same sampler, same trace id, same o
     assert.notEqual(ids.generateTraceId(), ids.generateTraceId())
   }
 })
+
+test('propagators: without tracecontext a client traceparent is not read and none is written; baggage goes on when chosen', () => {
+  const baggageOnly = new TraceSampling(true, new AlwaysOffSampler(), new DecidedIds(new RandomIdGenerator()), { traceContext: false, baggage: true })
+  // A sampled client parent would decide with tracecontext; here the root sampler (off) does.
+  assert.deepEqual(baggageOnly.decide({ traceparent: `00-${TRACE}-${PARENT}-01`, baggage: 'k=v' }), { sampled: false, propagate: ['baggage', 'k=v'] })
+  const none = new TraceSampling(true, new AlwaysOffSampler(), new DecidedIds(new RandomIdGenerator()), { traceContext: false, baggage: false })
+  assert.deepEqual(none.decide({ traceparent: `00-${TRACE}-${PARENT}-01`, baggage: 'k=v' }), { sampled: false, propagate: [] })
+  const both = new TraceSampling(true, new AlwaysOffSampler(), new DecidedIds(new RandomIdGenerator()), { traceContext: true, baggage: true })
+  assert.deepEqual(both.decide({ traceparent: `00-${TRACE}-${PARENT}-00`, baggage: 'k=v' }), { sampled: false, propagate: ['traceparent', `00-${TRACE}-${PARENT}-00`, 'baggage', 'k=v'] })
+  // Trace context alone (the constructor's default): baggage is not the gateway's to pass on.
+  assert.deepEqual(sampling(true, new AlwaysOffSampler()).decide({ traceparent: `00-${TRACE}-${PARENT}-00`, baggage: 'k=v' }), { sampled: false, propagate: ['traceparent', `00-${TRACE}-${PARENT}-00`] })
+})

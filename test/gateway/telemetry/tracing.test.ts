@@ -107,7 +107,7 @@ test('a client traceparent continues into a SERVER span; each attempt is a CLIEN
   const res = await post(
     `${gw.url}/v1/chat/completions`,
     JSON.stringify({ model: 'm1', stream: true, stream_options: { include_usage: true }, max_tokens: 32, temperature: 0.2, messages: [{ role: 'user', content: PROMPT }] }),
-    { traceparent: `00-${traceId}-${clientSpan}-01`, tracestate: 'vendor=abc', 'x-request-id': 'client-req-1' },
+    { traceparent: `00-${traceId}-${clientSpan}-01`, tracestate: 'vendor=abc', baggage: 'tenant.tier=gold', 'x-request-id': 'client-req-1' },
   )
   assert.equal(res.status, 200)
   assert.equal(res.headers.get('x-request-id'), 'client-req-1')
@@ -152,6 +152,8 @@ test('a client traceparent continues into a SERVER span; each attempt is a CLIEN
     const span = h.upstream === 'good' ? ok : failed
     assert.equal(h.traceparent, `00-${traceId}-${span.spanId}-01`, 'the upstream got its attempt span as parent')
     assert.equal(h.tracestate, 'vendor=abc')
+    // OTEL_PROPAGATORS unset: tracecontext,baggage.
+    assert.equal(h.baggage, 'tenant.tier=gold')
   }
   assert.ok(!JSON.stringify(spans).includes(PROMPT), 'prompt text reached a span without captureContent')
   assert.equal(sa['gen_ai.output.messages'], undefined, 'completion recorded without captureContent')

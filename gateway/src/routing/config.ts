@@ -4,6 +4,7 @@
  *
  * Everything here is validated once at boot and compiled into a Router; nothing is read per request.
  */
+import { isIP } from 'node:net'
 import { z } from 'zod'
 import { nonNegativeInt, positiveInt, upstreamName } from '../config/primitives.ts'
 
@@ -198,8 +199,23 @@ export const UpstreamDiscoverySchema = z
     dns: z.boolean().default(false),
     /** Time between resolutions (ms). A failed resolution keeps the last known addresses. */
     intervalMs: positiveInt.min(100).default(5_000),
+    /**
+     * DNS servers asked instead of the system's (`/etc/resolv.conf`): IP addresses with an optional
+     * port (`10.96.0.10`, `127.0.0.1:5353`, `[fd00::10]:53`).
+     */
+    servers: z.array(z.string().refine(isDnsServer, 'an IP address with an optional port (10.96.0.10, 127.0.0.1:5353, [fd00::10]:53)')).min(1).optional(),
   })
   .optional()
+
+function isDnsServer(s: string): boolean {
+  const v6 = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(s)
+  const v4 = /^([\d.]+)(?::(\d{1,5}))?$/.exec(s)
+  const port = v6?.[2] ?? v4?.[2]
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return false
+  if (v6 !== null) return isIP(v6[1]!) === 6
+  if (v4 !== null) return isIP(v4[1]!) === 4
+  return isIP(s) === 6
+}
 
 export type RoutingConfig = z.output<typeof RoutingConfigSchema>
 export type RoutingConfigInput = z.input<typeof RoutingConfigSchema>

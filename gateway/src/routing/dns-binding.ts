@@ -2,7 +2,7 @@
  * Connects DnsDiscovery to a Router: one discovery per upstream with `discovery.dns`, each address
  * becoming a member. Removed members are handed back so their upstreams can be closed once idle.
  */
-import { DnsDiscovery, type ResolveAddresses } from './dns-discovery.ts'
+import { dnsResolver, DnsDiscovery, type ResolveAddresses } from './dns-discovery.ts'
 import type { Member } from './member.ts'
 import { type Router, usesDnsDiscovery } from './router.ts'
 
@@ -33,7 +33,7 @@ export function bindDnsDiscovery<D>(router: Router<D>, opts: DnsBindingOptions<D
       new DnsDiscovery({
         hostname,
         intervalMs: upstream.discovery?.intervalMs ?? 5_000,
-        resolve: opts.resolve,
+        resolve: opts.resolve ?? (upstream.discovery?.servers !== undefined ? dnsResolver({ servers: upstream.discovery.servers }) : undefined),
         onError: (err) => opts.onError?.(upstream.name, err),
         onChange: (added, removed) => {
           for (const address of removed) {

@@ -100,3 +100,12 @@ test('routingIssues cross-checks aliases against upstreams', () => {
   const wildcard = [...upstreams, { name: 'c', url: 'https://c', models: ['*'], weight: 1, priority: 1 }]
   assert.deepEqual(routingIssues(bad, wildcard).map((i) => i.path.join('.')), ['routing.aliases.y.upstreams.0', 'routing.aliases.y.upstreams.1'])
 })
+
+test('discovery.servers takes IP addresses with an optional port, nothing else', () => {
+  for (const ok of [['10.96.0.10'], ['127.0.0.1:5353'], ['[fd00::10]:53', 'fd00::11']]) {
+    assert.deepEqual(UpstreamDiscoverySchema.parse({ dns: true, servers: ok })?.servers, ok)
+  }
+  for (const bad of [['kube-dns.local'], ['127.0.0.1:0'], ['127.0.0.1:70000'], ['[10.0.0.1]:53'], ['1.2.3'], []]) {
+    assert.throws(() => UpstreamDiscoverySchema.parse({ dns: true, servers: bad }), /servers/, JSON.stringify(bad))
+  }
+})

@@ -153,3 +153,13 @@ test('OutputCapture: a buffered body past its byte bound is not parsed, only mar
   notJson.add(Buffer.from('<html>bad gateway</html>'))
   assert.equal(notJson.messages(), null)
 })
+
+test('OutputCapture: Anthropic Messages from an upstream that speaks it natively, streamed and buffered', () => {
+  const stream = new OutputCapture(true, 64)
+  stream.add(Buffer.from('event: message_start\ndata: {"type":"message_start","message":{"content":[]}}\n\nevent: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi "}}\n\n'))
+  stream.add(Buffer.from('event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"there"}}\n\nevent: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"}}\n\n'))
+  assert.deepEqual(JSON.parse(stream.messages()!), text('Hi there', 'end_turn'))
+  const body = new OutputCapture(false, 64)
+  body.add(Buffer.from('{"type":"message","role":"assistant","content":[{"type":"text","text":"Whole"},{"type":"tool_use","id":"t","name":"f","input":{}},{"type":"text","text":" answer"}],"stop_reason":"end_turn"}'))
+  assert.deepEqual(JSON.parse(body.messages()!), text('Whole answer', 'end_turn'))
+})

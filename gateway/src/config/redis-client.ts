@@ -31,6 +31,9 @@ export function requestPathRedisOptions(settings: RedisClientSettings): RedisOpt
     commandTimeout: settings.commandTimeoutMs,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
+    // No CLIENT SETINFO on connect: servers before Redis 7.2 (ElastiCache 7.0/7.1 among them)
+    // answer it with an error, and ioredis keeps that failed command's timeout timer running.
+    disableClientInfo: true,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
     ...(password !== undefined ? { password } : {}),
   }

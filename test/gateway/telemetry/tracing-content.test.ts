@@ -6,25 +6,21 @@
  */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { once } from 'node:events'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { createLogger } from '../../../gateway/src/telemetry/logger.ts'
 import { OutputCapture, TRUNCATED_MARKER } from '../../../gateway/src/telemetry/output-capture.ts'
 import { activeTracing, startTracing } from '../../../gateway/src/telemetry/tracing.ts'
 import { post, startGateway, startRawUpstream, type TestGateway } from '../../helpers/gateway.ts'
 import { eventually } from '../../helpers/eventually.ts'
+import { otlpAttributes, startOtlpJsonReceiver, type OtlpReceiver, type OtlpSpan } from '../../helpers/otlp-receiver.ts'
 
-interface OtlpValue { stringValue?: string; intValue?: string | number; boolValue?: boolean }
-interface OtlpSpan { traceId: string; kind: number; attributes: Array<{ key: string; value: OtlpValue }> }
 
 const MAX = 40
-const spans: OtlpSpan[] = []
-let receiver: http.Server
+let spans: OtlpSpan[] = []
+let receiver: OtlpReceiver
 let gw: TestGateway
 let upstream: Awaited<ReturnType<typeof startRawUpstream>>
 
-const attrs = (s: OtlpSpan): Record<string, unknown> => Object.fromEntries(s.attributes.map((a) => [a.key, a.value.stringValue ?? a.value.intValue ?? a.value.boolValue]))
+const attrs = otlpAttributes
 const sse = (events: unknown[]): string => events.map((e) => `data: ${JSON.stringify(e)}\n\n`).join('') + 'data: [DONE]\n\n'
 const chunk = (content: string, finish: string | null = null): unknown => ({ object: 'chat.completion.chunk', model: 'x', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })
 
@@ -49,16 +45,9 @@ const ANSWERS: Record<string, { sse: boolean; body: string | Buffer[] }> = {
 }
 
 before(async () => {
-  receiver = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = []
-    for await (const c of req) chunks.push(c as Buffer)
-    const body = JSON.parse(Buffer.concat(chunks).toString()) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: OtlpSpan[] }> }> }
-    for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans)
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
-  })
-  receiver.listen(0, '127.0.0.1')
-  await once(receiver, 'listening')
-  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`
+  receiver = await startOtlpJsonReceiver()
+  spans = receiver.spans
+  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.url
   process.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json'
   process.env.OTEL_TRACES_SAMPLER = 'parentbased_always_on'
   process.env.OTEL_BSP_SCHEDULE_DELAY = '50'

@@ -5,23 +5,21 @@
  */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { once } from 'node:events'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { createLogger } from '../../../gateway/src/telemetry/logger.ts'
 import { propagatorsFromEnv } from '../../../gateway/src/telemetry/sdk.ts'
 import { activeTracing, startTracing } from '../../../gateway/src/telemetry/tracing.ts'
 import { post, startGateway, startRawUpstream, type TestGateway } from '../../helpers/gateway.ts'
 import { eventually } from '../../helpers/eventually.ts'
+import { startOtlpJsonReceiver, type OtlpReceiver, type OtlpSpan } from '../../helpers/otlp-receiver.ts'
 
-interface OtlpSpan { traceId: string; parentSpanId?: string; kind: number; attributes: Array<{ key: string; value: { stringValue?: string } }> }
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'
-const spans: OtlpSpan[] = []
+let spans: OtlpSpan[] = []
 const upstreamSaw: http.IncomingHttpHeaders[] = []
 const logLines: Array<Record<string, unknown>> = []
-let receiver: http.Server
+let receiver: OtlpReceiver
 let upstream: Awaited<ReturnType<typeof startRawUpstream>>
 let gw: TestGateway
 
@@ -43,16 +41,9 @@ function withPropagators<T>(value: string | undefined, fn: () => T): T {
 }
 
 before(async () => {
-  receiver = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = []
-    for await (const c of req) chunks.push(c as Buffer)
-    const body = JSON.parse(Buffer.concat(chunks).toString()) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: OtlpSpan[] }> }> }
-    for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans)
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
-  })
-  receiver.listen(0, '127.0.0.1')
-  await once(receiver, 'listening')
-  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`
+  receiver = await startOtlpJsonReceiver()
+  spans = receiver.spans
+  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.url
   process.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json'
   process.env.OTEL_TRACES_SAMPLER = 'always_on'
   process.env.OTEL_BSP_SCHEDULE_DELAY = '50'

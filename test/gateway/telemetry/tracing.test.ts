@@ -5,36 +5,21 @@
  */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { once } from 'node:events'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { createLogger } from '../../../gateway/src/telemetry/logger.ts'
 import { activeTracing, startTracing, tracingWanted } from '../../../gateway/src/telemetry/tracing.ts'
 import { post, startGateway, startRawUpstream, type TestGateway } from '../../helpers/gateway.ts'
 import { eventually } from '../../helpers/eventually.ts'
+import { otlpAttributes, startOtlpJsonReceiver, type OtlpReceiver, type OtlpSpan } from '../../helpers/otlp-receiver.ts'
 
-interface OtlpValue { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean; arrayValue?: { values: OtlpValue[] } }
-interface OtlpSpan {
-  traceId: string
-  spanId: string
-  parentSpanId?: string
-  name: string
-  kind: number
-  attributes: Array<{ key: string; value: OtlpValue }>
-  events?: Array<{ name: string; attributes: Array<{ key: string; value: OtlpValue }> }>
-  status?: { code?: number }
-}
-
-const spans: OtlpSpan[] = []
-const resources: Array<Record<string, unknown>> = []
-let receiver: http.Server
+let receiver: OtlpReceiver
+let spans: OtlpSpan[] = []
+let resources: Array<Record<string, unknown>> = []
 let gw: TestGateway
 const upstreamSaw: Array<Record<string, string | string[] | undefined>> = []
 let failing: Awaited<ReturnType<typeof startRawUpstream>>
 let good: Awaited<ReturnType<typeof startRawUpstream>>
 
-const value = (v: OtlpValue): unknown => v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : undefined) ?? v.doubleValue ?? v.boolValue ?? v.arrayValue?.values.map(value)
-const attrs = (s: { attributes: Array<{ key: string; value: OtlpValue }> }): Record<string, unknown> => Object.fromEntries(s.attributes.map((a) => [a.key, value(a.value)]))
+const attrs = otlpAttributes
 
 const PROMPT = 'the secret prompt text'
 const SSE = [
@@ -45,22 +30,11 @@ const SSE = [
 ]
 
 before(async () => {
-  receiver = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = []
-    for await (const c of req) chunks.push(c as Buffer)
-    assert.equal(req.url, '/v1/traces')
-    assert.match(req.headers['content-type'] ?? '', /application\/json/)
-    const body = JSON.parse(Buffer.concat(chunks).toString()) as { resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: OtlpValue }> }; scopeSpans: Array<{ spans: OtlpSpan[] }> }> }
-    for (const rs of body.resourceSpans) {
-      resources.push(attrs(rs.resource))
-      for (const ss of rs.scopeSpans) spans.push(...ss.spans)
-    }
-    res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
-  })
-  receiver.listen(0, '127.0.0.1')
-  await once(receiver, 'listening')
+  receiver = await startOtlpJsonReceiver()
+  spans = receiver.spans
+  resources = receiver.resources
   // The standard variables, and nothing in the gateway config.
-  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`
+  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = receiver.url
   process.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json'
   process.env.OTEL_TRACES_SAMPLER = 'parentbased_always_on'
   process.env.OTEL_SERVICE_NAME = 'velox-under-test'

@@ -32,9 +32,11 @@ export async function startNginx(ctx: BenchContext, upstreamUrl: string, name = 
 daemon off;
 master_process on;
 worker_processes 1;
+# Each proxied stream holds two connections (client and upstream): streams-at-scale opens 5,000.
+worker_rlimit_nofile 65536;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
-events { worker_connections 8192; }
+events { worker_connections 32768; }
 http {
   access_log off;
   client_body_temp_path ${dir}/client-body;

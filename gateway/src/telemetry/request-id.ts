@@ -34,7 +34,8 @@ export class RequestIds {
   }
 
   #reseed(): void {
-    // `xxxxxxxx-xxxx-4xxx-yxxx-`: a fresh random UUID's first four groups, version and variant kept.
+    // The first four groups (8-4-4-4 digits and their dashes) of a fresh version-4 UUID, so the
+    // version digit (4) and the variant digit stay where a UUID parser expects them.
     this.#prefix = randomUUID().slice(0, 36 - COUNTER_DIGITS)
     this.#next = 0
   }

@@ -263,7 +263,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     }
     if (!call.write(chunk)) {
       controller.pause()
-      call.res.once('drain', () => controller.resume())
+      call.whenDrained(() => controller.resume())
     }
   }
 

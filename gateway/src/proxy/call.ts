@@ -13,6 +13,7 @@
  * response-headers.ts (what the client's headers are), call-cache.ts (the semantic race and the
  * recorder), outcome.ts (what a finished call records).
  */
+import type { Socket } from 'node:net'
 import type { ClientResponse } from '../protocols/client-response.ts'
 import type { OutgoingRequest, ProviderCall } from '../providers/index.ts'
 import type { SemanticResult } from '../cache/index.ts'
@@ -26,6 +27,7 @@ import { AttemptPlanner } from './planner.ts'
 import { sseErrorEvent, writeError } from './respond.ts'
 import { responseHeaders, serverTiming } from './response-headers.ts'
 import { classifyUpstreamError } from './upstream-errors.ts'
+import { directSocket, frameChunk } from './chunk-writer.ts'
 import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
 
 export type { CallContext, CallRequest, UpstreamMember } from './context.ts'
@@ -73,6 +75,8 @@ export class ProxyCall {
   #keepAliveTimer: NodeJS.Timeout | null
   /** The winner's headers went out with keep-alive comments; its first event has not come yet. */
   #keptAlive: boolean
+  /** The client's socket once chunks may be written to it directly (chunk-writer.ts); null until then. */
+  #socket: Socket | null
 
   constructor(ctx: CallContext, res: ClientResponse, request: CallRequest) {
     this.ctx = ctx
@@ -89,6 +93,7 @@ export class ProxyCall {
     this.#providerCall = null
     this.#keepAliveTimer = null
     this.#keptAlive = false
+    this.#socket = null
   }
 
   #forProvider(): ProviderCall {
@@ -438,9 +443,22 @@ export class ProxyCall {
     const out = this.#out
     if (out.destroyed) return true
     const filter = this.request.usageFilter
-    if (filter === null) return out.write(chunk)
-    const filtered = filter.filter(chunk)
-    return filtered.length === 0 ? true : out.write(filtered)
+    const bytes = filter === null ? chunk : filter.filter(chunk)
+    if (bytes.length === 0) return true
+    if (out !== this.res) return out.write(bytes)
+    let socket = this.#socket
+    if (socket === null) {
+      // The first chunk goes with the response's head; from the second on, one write per chunk.
+      socket = this.#socket = directSocket(out)
+      if (socket === null) return out.write(bytes)
+    }
+    if (socket.destroyed) return true
+    return socket.write(frameChunk(bytes))
+  }
+
+  /** Calls `resume` once the client has taken what `write` could not pass on at once. */
+  whenDrained(resume: () => void): void {
+    ;(this.#socket ?? this.res).once('drain', resume)
   }
 
   /** The winning attempt's response is complete. */

@@ -1,0 +1,52 @@
+/**
+ * A streamed body's chunks written to the client's socket in one piece each.
+ *
+ * node:http frames every `res.write(chunk)` of a chunked response as four writes to the socket
+ * (the size in hex as a new string, CRLF, the chunk, CRLF), corks the socket and uncorks it on the
+ * next tick, so each event of a stream costs a tick, a write request holding four buffers and a
+ * writev. Once the response's head is out and node:http holds nothing back, a chunk framed into
+ * one buffer and written straight to the socket puts the same bytes on the wire with one write.
+ * The response still ends through node:http (`res.end()` writes the last chunk, `0\r\n\r\n`), so
+ * keep-alive, `finish` and `close` are unchanged.
+ */
+import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { ClientResponse } from '../protocols/client-response.ts'
+
+const CRLF = 0x0d0a
+
+/**
+ * node:http's own state, read to know it holds nothing back (not in its types). `headersSent` is
+ * true once the head is stored; `_headerSent` once it went to the socket.
+ */
+type NodeResponse = ServerResponse & { chunkedEncoding?: boolean; outputData?: unknown[]; _hasBody?: boolean; _headerSent?: boolean }
+
+/**
+ * The socket a chunk of `res` may be written to directly, or null when it must go through
+ * `res.write` (not node:http's response, not chunked, head not sent yet, data queued in
+ * node:http, a pipelined response not yet at the socket, or the response ended).
+ */
+export function directSocket(res: ClientResponse): Socket | null {
+  const r = res as NodeResponse
+  if (r.chunkedEncoding !== true || r._hasBody !== true || r._headerSent !== true || r.writableEnded) return null
+  const socket = r.socket as (Socket & { _httpMessage?: unknown }) | null
+  if (socket == null || socket._httpMessage !== r || socket.destroyed) return null
+  if (r.outputData === undefined || r.outputData.length !== 0) return null
+  return socket
+}
+
+/** `chunk` as one chunk of a chunked body: size in hex, CRLF, the bytes, CRLF. */
+export function frameChunk(chunk: Buffer): Buffer {
+  const length = chunk.length
+  let digits = 1
+  for (let n = length >>> 4; n !== 0; n >>>= 4) digits++
+  const out = Buffer.allocUnsafe(digits + 4 + length)
+  for (let i = digits - 1, n = length; i >= 0; i--, n >>>= 4) {
+    const d = n & 15
+    out[i] = d < 10 ? 0x30 + d : 0x57 + d // 0-9, a-f
+  }
+  out.writeUInt16BE(CRLF, digits)
+  chunk.copy(out, digits + 2)
+  out.writeUInt16BE(CRLF, digits + 2 + length)
+  return out
+}

@@ -354,6 +354,22 @@ class Connection {
         case CHUNK_END:
         case TRAILERS: {
           const lf = buf.indexOf(0x0a, at)
+          if (this.#line === '' && lf !== -1 && lf < end && lf > at && buf[lf - 1] === 0x0d && this.#state !== TRAILERS && lf - at < MAX_HEAD_BYTES) {
+            // The whole line is in this read (almost always): read it in place, no string made.
+            if (this.#state === CHUNK_END) {
+              if (lf !== at + 1) throw framingError('chunk data longer than its size')
+              this.#state = CHUNK_SIZE
+            } else {
+              const size = chunkSizeIn(buf, at, lf - 1)
+              if (size === 0) this.#state = TRAILERS
+              else {
+                this.#remaining = size
+                this.#state = CHUNK_DATA
+              }
+            }
+            at = lf + 1
+            break
+          }
           const stop = lf === -1 || lf >= end ? end : lf + 1
           this.#line += buf.toString('latin1', at, stop)
           if (this.#line.length > MAX_HEAD_BYTES) throw framingError('chunk framing line too long')
@@ -560,6 +576,25 @@ function chunkSize(line: string): number {
   if (i === 0) throw framingError('an invalid chunk size')
   if (i < stop) {
     const c = line.charCodeAt(i)
+    if (c !== 0x3b && c !== 0x20 && c !== 0x09) throw framingError('an invalid chunk size')
+  }
+  return n
+}
+
+/** chunkSize for a line read in place: `buf[start, cr)`, the CRLF after it already checked. */
+function chunkSizeIn(buf: Buffer, start: number, cr: number): number {
+  let n = 0
+  let i = start
+  for (; i < cr; i++) {
+    const c = buf[i]!
+    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1
+    if (d === -1) break
+    n = n * 16 + d
+    if (i - start >= 13) throw framingError('a chunk size too large')
+  }
+  if (i === start) throw framingError('an invalid chunk size')
+  if (i < cr) {
+    const c = buf[i]!
     if (c !== 0x3b && c !== 0x20 && c !== 0x09) throw framingError('an invalid chunk size')
   }
   return n

@@ -1,0 +1,91 @@
+/**
+ * Chunks of a streamed response written straight to the client's socket (proxy/chunk-writer.ts):
+ * the framing is node:http's own, the socket is offered only once node:http holds nothing back,
+ * and a raw client reads the same bytes, in the same order, on a keep-alive connection.
+ */
+import assert from 'node:assert/strict'
+import { createServer, type Server, type ServerResponse } from 'node:http'
+import { connect, type AddressInfo } from 'node:net'
+import { after, before, test } from 'node:test'
+import { directSocket, frameChunk } from '../../gateway/src/proxy/chunk-writer.ts'
+
+test('a chunk is framed as node:http frames it: size in hex, CRLF, the bytes, CRLF', () => {
+  for (const size of [1, 9, 10, 15, 16, 17, 255, 256, 4095, 4096, 65535, 65536, 200_001]) {
+    const bytes = Buffer.alloc(size, 0x61 + (size % 26))
+    const framed = frameChunk(bytes)
+    assert.deepEqual(framed, Buffer.concat([Buffer.from(size.toString(16) + '\r\n'), bytes, Buffer.from('\r\n')]), `size ${size}`)
+  }
+})
+
+let server: Server
+const seen: Array<{ before: boolean; afterHead: boolean; afterEnd: boolean }> = []
+
+function answer(res: ServerResponse, direct: boolean): void {
+  res.writeHead(200, ['content-type', 'text/event-stream'])
+  const beforeHead = directSocket(res) !== null // head stored, not sent: must go through res.write
+  res.write('data: 1\n\n')
+  const socket = directSocket(res)
+  const afterHead = socket !== null
+  for (let i = 2; i <= 4; i++) {
+    const event = Buffer.from(`data: ${i}\n\n`)
+    if (direct && socket !== null) socket.write(frameChunk(event))
+    else res.write(event)
+  }
+  res.end()
+  seen.push({ before: beforeHead, afterHead, afterEnd: directSocket(res) !== null })
+}
+
+before(async () => {
+  server = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => answer(res, req.url === '/direct'))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+})
+after(() => server.close())
+
+/** Two requests on one connection; resolves with everything the server sent. */
+function exchange(paths: string[]): Promise<string> {
+  const { port } = server.address() as AddressInfo
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    let text = ''
+    socket.setEncoding('latin1')
+    socket.on('data', (d: string) => {
+      text += d
+      if (text.split('0\r\n\r\n').length > paths.length) {
+        socket.destroy()
+        resolve(text)
+      }
+    })
+    socket.on('error', reject)
+    socket.write(paths.map((p) => `GET ${p} HTTP/1.1\r\nhost: x\r\n\r\n`).join(''))
+  })
+}
+
+function bodies(raw: string): string[] {
+  return raw
+    .split(/HTTP\/1\.1 200 OK\r\n/)
+    .slice(1)
+    .map((response) => response.slice(response.indexOf('\r\n\r\n') + 4))
+}
+
+test('direct writes give the client the bytes res.write gives, pipelined requests included', async () => {
+  seen.length = 0
+  const [viaNode] = bodies(await exchange(['/node']))
+  const direct = bodies(await exchange(['/direct', '/direct']))
+  assert.equal(direct.length, 2)
+  for (const body of direct) assert.equal(body, viaNode)
+  assert.match(viaNode!, /^9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n9\r\ndata: 3\n\n\r\n9\r\ndata: 4\n\n\r\n0\r\n\r\n$/)
+  // Never before the head went out, never after the end. Once the head is out, the socket; but not
+  // for the pipelined second response, whose bytes node:http queues until the first one finishes.
+  assert.deepEqual(seen, [
+    { before: false, afterHead: true, afterEnd: false },
+    { before: false, afterHead: true, afterEnd: false },
+    { before: false, afterHead: false, afterEnd: false },
+  ])
+})
+
+test('not a node:http response: no socket offered', () => {
+  assert.equal(directSocket({ destroyed: false, headersSent: true } as never), null)
+})

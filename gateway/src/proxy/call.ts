@@ -402,7 +402,10 @@ export class ProxyCall {
     this.#winner = attempt
     this.#outcome.status = status
     const trace = this.request.trace
-    if (trace !== null) this.#outcome.capture = trace.outputCapture(attempt.sse)
+    if (trace !== null) {
+      this.#outcome.capture = trace.outputCapture(attempt.sse)
+      this.#outcome.keepFirstChunk = trace.recording
+    }
     if (this.#live.length > 1) {
       const others = this.#live
       this.#live = [attempt]

@@ -25,8 +25,14 @@ export class CallOutcome {
   broken: string | null
   #lastChunk: Buffer | null
   #prevChunk: Buffer | null
-  /** The first body chunk: it names the response's model. */
+  /**
+   * The first body chunk, kept only for a recording span (it names the response's model). Kept
+   * for every stream, it would pin the slab of Node's buffer pool it was cut from for the stream's
+   * whole life, and with it the other streams' chunks cut from that slab.
+   */
   #firstChunk: Buffer | null
+  /** Keep the first chunk (set once the call knows its span records). */
+  keepFirstChunk: boolean
   #usage: Usage | null
   /** The completion text for the span, only for a recording span with captureContent on (else null). */
   capture: OutputCapture | null
@@ -39,13 +45,14 @@ export class CallOutcome {
     this.#lastChunk = null
     this.#prevChunk = null
     this.#firstChunk = null
+    this.keepFirstChunk = false
     this.#usage = null
     this.capture = null
   }
 
   /** Keeps the first and the last two body chunks: the usage object may straddle the last two. */
   sawChunk(chunk: Buffer): void {
-    if (this.#firstChunk === null) this.#firstChunk = chunk
+    if (this.keepFirstChunk && this.#firstChunk === null) this.#firstChunk = chunk
     this.#prevChunk = this.#lastChunk
     this.#lastChunk = chunk
     if (this.capture !== null) this.capture.add(chunk)

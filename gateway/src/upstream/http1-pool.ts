@@ -105,10 +105,14 @@ class PoolRequest implements Dispatcher.DispatchController {
   readonly pool: Http1Pool
   readonly handler: Dispatcher.DispatchHandler
   readonly method: string
-  /** The head, and behind it the body when it is small enough to copy. */
-  readonly bytes: Buffer
-  /** A large body, written after `bytes`; null when it is in `bytes` (or there is none). */
-  readonly body: Buffer | null
+  /**
+   * The head, and behind it the body when it is small enough to copy; EMPTY once written. Kept for
+   * a stream's whole life, this small slice of Node's 8 KiB buffer pool would pin its slab (and the
+   * other streams' chunks cut from it) as long as the stream stays open.
+   */
+  bytes: Buffer
+  /** A large body, written after `bytes`; null when it is in `bytes` (or there is none, or once written). */
+  body: Buffer | null
   conn: Connection | null
   #aborted: boolean
   #paused: boolean
@@ -236,6 +240,9 @@ class Connection {
       this.socket.write(body)
       this.socket.uncork()
     }
+    // The socket holds what it still has to send; a request is written once.
+    req.bytes = EMPTY
+    req.body = null
     if (req.paused) this.pauseReads()
   }
 

@@ -52,6 +52,7 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     this.staleAfterMs = cfg.metrics.enabled ? cfg.metrics.staleAfterMs : 0
     this.usesPrefix = cfg.weights.prefix > 0 || cfg.weights.prefill > 0
     this.stickiness = this.usesPrefix ? cfg.stickiness : 0
+    this.signals.fixedBlocks = cfg.pace.fixedBlocks
   }
 
   pick<D>(members: readonly Member<D>[], _affinityKey: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number, request: RouteRequest | null = null): Member<D> | null {

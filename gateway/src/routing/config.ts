@@ -159,6 +159,13 @@ export const InferenceAwareSchema = z.strictObject({
    * holds. 0 turns it off (the best weighted sum always wins).
    */
   stickiness: z.number().min(0).max(100).default(0),
+  /**
+   * How the learned time per prefill block is sampled: a first token teaches it when at least
+   * `minBlocks` blocks were prefilled before it (its own included), as time / (work + fixedBlocks),
+   * and every estimate is pace x (work + fixedBlocks). fixedBlocks counts a first token's fixed
+   * costs (a decode step, the network) in blocks; with it, warm first tokens can teach too.
+   */
+  pace: z.strictObject({ minBlocks: z.number().int().min(0).max(4096).default(32), fixedBlocks: z.number().min(0).max(4096).default(0) }).prefault({}),
   prefix: PrefixIndexSchema.prefault({}),
   metrics: PodMetricsSchema.prefault({}),
   admission: AdmissionSchema.prefault({}),

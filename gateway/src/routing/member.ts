@@ -39,6 +39,12 @@ export interface MemberInit {
    */
   readonly failurePenaltyMs?: number
   readonly nowMs?: number
+  /**
+   * How a first token teaches the prefill pace (inference-aware balancer): only behind at least
+   * `minBlocks` of work, and over the work plus `fixedBlocks` (the fixed costs of a first token, a
+   * decode step and the network, in blocks). Default { minBlocks: 32, fixedBlocks: 0 }.
+   */
+  readonly pace?: { readonly minBlocks: number; readonly fixedBlocks: number }
 }
 
 /** Weight of a new sample in the learned time per prefill block. */
@@ -87,6 +93,10 @@ export class Member<U = unknown> {
   prefillMsPerBlock: number
   /** performance.now() of the last pace sample; the pace is trusted for PREFILL_PACE_MEMORY_MS after it. */
   prefillSampledAt: number
+  /** Least work whose first token is a pace sample (blocks). */
+  readonly paceMinBlocks: number
+  /** Fixed costs of a first token, in blocks, added to the work of a sample. */
+  readonly paceFixedBlocks: number
   /** Counters for metrics; never reset. */
   started: number
   failed: number
@@ -112,6 +122,8 @@ export class Member<U = unknown> {
     this.prefillPending = 0
     this.prefillMsPerBlock = 0
     this.prefillSampledAt = 0
+    this.paceMinBlocks = init.pace?.minBlocks ?? PREFILL_SAMPLE_MIN_BLOCKS
+    this.paceFixedBlocks = init.pace?.fixedBlocks ?? 0
     this.started = 0
     this.failed = 0
     this.lastFailure = null
@@ -183,8 +195,11 @@ export class Member<U = unknown> {
     // A first token after little work is mostly fixed costs (a step, the network, a busy event
     // loop): learning from it would make a member that serves warm prefixes look slow per block
     // and push their conversations away. Behind 32 blocks (~2,000 tokens) prefill dominates.
-    if (work < PREFILL_SAMPLE_MIN_BLOCKS || !(ttftMs >= 0)) return
-    const sample = ttftMs / work
+    // With `paceFixedBlocks` > 0 those fixed costs are counted in the sample instead
+    // (time / (work + fixed)), so warm first tokens teach too: a pod slower on every count (its
+    // decode steps as well as its prefill) is seen from the warm turns that are most of its traffic.
+    if (work < this.paceMinBlocks || !(ttftMs >= 0)) return
+    const sample = ttftMs / (work + this.paceFixedBlocks)
     const known = this.prefillMsPerBlock > 0 && nowMs - this.prefillSampledAt <= PREFILL_PACE_MEMORY_MS
     this.prefillMsPerBlock = known ? this.prefillMsPerBlock + PREFILL_RATE_ALPHA * (sample - this.prefillMsPerBlock) : sample
     this.prefillSampledAt = nowMs

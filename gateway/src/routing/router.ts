@@ -267,5 +267,6 @@ export function memberInit(u: RoutedUpstream, address: string | null, routing: R
     ewmaDecayMs: routing.ewmaDecayMs,
     outlier: routing.outlier,
     nowMs,
+    pace: routing.inferenceAware.pace,
   }
 }

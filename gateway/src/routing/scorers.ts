@@ -36,6 +36,8 @@ export class PickSignals {
   msPerBlock: Float64Array = new Float64Array(0)
   /** Full blocks in the request's prompt (0: no prefix information). */
   requestBlocks = 0
+  /** Fixed costs of a first token in blocks, added to every member's work in the estimate (pace.fixedBlocks). */
+  fixedBlocks = 0
 
   ensure(n: number): void {
     this.n = n
@@ -129,7 +131,7 @@ export function paceOf(s: PickSignals, i: number, fallback: number): number {
 
 /** Estimated time to first token on member i (ms, or blocks when no pace is known anywhere). */
 export function prefillCost(s: PickSignals, i: number, fallback: number): number {
-  return paceOf(s, i, fallback) * prefillWork(s, i)
+  return paceOf(s, i, fallback) * (prefillWork(s, i) + s.fixedBlocks)
 }
 
 /**

@@ -6,7 +6,7 @@ import type { Member } from '../../../gateway/src/routing/member.ts'
 import { parseVllmMetrics } from '../../../gateway/src/routing/pod-load.ts'
 import { prefixBlocks } from '../../../gateway/src/routing/prefix-hash.ts'
 import { RouteRequest } from '../../../gateway/src/routing/route-request.ts'
-import { eject, makeMembers } from './helpers.ts'
+import { eject, makeMember, makeMembers, routingConfig } from './helpers.ts'
 
 const cfg = (input: Record<string, unknown> = {}): InferenceAwareConfig => InferenceAwareSchema.parse(input)
 const SYSTEM = 'Answer as a travel agent who knows every timetable in Europe. '.repeat(30)
@@ -164,6 +164,46 @@ test('prefill pace is learned per member: the same work goes to the member that 
   slow.beginPrefill(40)
   slow.endPrefill(40, 40, 200, 5_000)
   assert.equal(slow.prefillMsPerBlock, 5, 'a forgotten pace restarts from the new sample')
+})
+
+test('pace with fixed costs: warm first tokens teach, so a pod slower on every count loses a warm turn it does not hold', () => {
+  const pace = { minBlocks: 0, fixedBlocks: 4 }
+  const members = [makeMember('a', routingConfig({ inferenceAware: { pace } })), makeMember('b', routingConfig({ inferenceAware: { pace } }))]
+  const [a, b] = members as [Member<null>, Member<null>]
+  // Warm first tokens behind 2 blocks of work: 60 ms on a, 180 ms on b (3x on every count).
+  for (const [m, ms] of [[a, 60], [b, 180]] as const) {
+    m.beginPrefill(2)
+    m.endPrefill(2, 2, ms, 0)
+  }
+  assert.equal(a.prefillMsPerBlock, 10, '60 ms over 2 blocks of work + 4 fixed')
+  assert.equal(b.prefillMsPerBlock, 30)
+  // With the default (samples behind 32+ blocks only) the same first tokens teach nothing.
+  const plain = makeMembers(1)[0]!
+  plain.beginPrefill(2)
+  plain.endPrefill(2, 2, 60, 0)
+  assert.equal(plain.prefillMsPerBlock, 0)
+
+  const bal = new InferenceAwareBalancer(cfg({ pace, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+  const r = new RouteRequest(null, prefixBlocks({ model: 'm', messages: [{ role: 'user', content: 'q '.repeat(1100) }] }, 'm', 256, 256), true)
+  // Nothing cached anywhere, same work (8 blocks + 1): a costs 10 x (9 + 4), b 30 x (9 + 4).
+  assert.equal(bal.pick(members, null, null, 1, r), a)
+  assert.match(r.explanation!, /prefill=1\.000x4/)
+  // b holding the whole prompt (1 block of work + 4 fixed: 150 ms) still loses to a cold a (130 ms) ...
+  bal.index.record(r.blocks!, b)
+  const again = new RouteRequest(null, r.blocks, false)
+  assert.equal(bal.pick(members, null, null, 1, again), a)
+  // ... until a has more queued than that: 10 x (9 + 3 + 4) = 160 > 150 (a fresh index: the pick above recorded a).
+  const bal2 = new InferenceAwareBalancer(cfg({ pace, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+  bal2.index.record(r.blocks!, b)
+  a.beginPrefill(3)
+  assert.equal(bal2.pick(members, null, null, 1, new RouteRequest(null, r.blocks, false)), b)
+})
+
+test('pace config: fixedBlocks and minBlocks are validated', () => {
+  assert.deepEqual(cfg().pace, { minBlocks: 32, fixedBlocks: 0 })
+  assert.throws(() => cfg({ pace: { fixedBlocks: -1 } }))
+  assert.throws(() => cfg({ pace: { minBlocks: 1.5 } }))
+  assert.throws(() => cfg({ pace: { other: 1 } }))
 })
 
 test('vLLM /metrics text: the three gauges, summed over engines, older KV name accepted', () => {

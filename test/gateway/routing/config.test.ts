@@ -17,6 +17,7 @@ test('defaults fill every key', () => {
       weights: { prefill: 4, prefix: 1, queue: 1, kvCache: 0.5, load: 1, latency: 0.5 },
       boundedLoad: 1.5,
       stickiness: 0,
+      pace: { minBlocks: 32, fixedBlocks: 0 },
       prefix: { blockChars: 256, maxBlocks: 256, capacity: 200000, membersPerBlock: 8 },
       metrics: { enabled: true, path: '/metrics', intervalMs: 250, timeoutMs: 1000, staleAfterMs: 2000 },
       admission: { queueThreshold: 0, mode: 'hold', holdMs: 2000, maxHeld: 256, retryAfterSeconds: 1 },

@@ -24,6 +24,7 @@ export function makeMember(spec: TestMemberSpec | string, cfg: RoutingConfig = r
       priority: s.priority ?? 0,
       ewmaDecayMs: cfg.ewmaDecayMs,
       outlier: cfg.outlier,
+      pace: cfg.inferenceAware.pace,
     },
     null,
   )

@@ -17,8 +17,8 @@ import type { ClientResponse } from '../protocols/client-response.ts'
 import type { Registry } from 'prom-client'
 import { canonicalBody, digest } from './canonical.ts'
 import type { CacheConfig, CacheEndpoint } from './config.ts'
-import { checkEntry, compressEntry, loadEntry, storeEntry, uncheckedEntry, worthCompressing, type CachedResponse, type StoredEntry } from './entry.ts'
-import { MemoryStore } from './memory-store.ts'
+import { checkEntry, compressEntry, loadEntry, storeEntry, storedBytes, uncheckedEntry, worthCompressing, type CachedResponse, type StoredEntry } from './entry.ts'
+import { ByteLru } from './byte-lru.ts'
 import { CacheMetrics } from './metrics.ts'
 import type { CounterCell, HistogramCell } from '../telemetry/cells.ts'
 import { normalizeResponse } from './normalize.ts'
@@ -79,7 +79,7 @@ export class ResponseCache {
   readonly metrics: CacheMetrics
   readonly #config: CacheConfig
   readonly #policies: PolicyTable
-  readonly #memory: MemoryStore
+  readonly #memory: ByteLru<StoredEntry>
   readonly #redis: RedisTier | null
   readonly #semantic: SemanticCache | null
   readonly #logger: CacheLogger
@@ -105,7 +105,12 @@ export class ResponseCache {
     this.#policies = new PolicyTable(config)
     const capacity = metrics.evictions.cell('exact', 'capacity')
     const expired = metrics.evictions.cell('exact', 'expired')
-    this.#memory = new MemoryStore(config.maxBytes, (cause) => (cause === 'capacity' ? capacity : expired).inc())
+    this.#memory = new ByteLru<StoredEntry>({
+      maxBytes: config.maxBytes,
+      costOf: storedBytes,
+      expiresAt: (e) => e.meta.expiresAt,
+      onEvict: (cause) => (cause === 'capacity' ? capacity : expired).inc(),
+    })
     this.#exactHits = metrics.hits.cell('exact')
     this.#semanticHits = metrics.hits.cell('semantic')
     this.#exactMisses = metrics.misses.cell('exact')
@@ -442,7 +447,7 @@ export class ResponseCache {
     const tenantScope = 'tenant' in target ? 't:' + target.tenant : null
     const match = (meta: { key: string; scope: string }): boolean =>
       key !== null ? meta.key === key : meta.scope === tenantScope || meta.scope.startsWith(tenantScope + '\u0000')
-    const memory = this.#memory.deleteWhere(match)
+    const memory = this.#memory.deleteWhere((e) => match(e.meta))
     const semantic = this.#semantic?.store.deleteWhere(match) ?? 0
     const redis = this.#redis === null ? 0 : await this.#redis.purge(key, match)
     return { memory, semantic, redis }

@@ -1,7 +1,9 @@
 /**
  * Semantic entries held in this process: vector, detail signature and stored response, bounded
- * in bytes with least-recently-used eviction and per-entry expiry, indexed per partition.
+ * in bytes with least-recently-used eviction and per-entry expiry (the exact store's ByteLru),
+ * indexed per partition.
  */
+import { ByteLru, type EvictionCause } from '../byte-lru.ts'
 import { storedBytes, type StoredEntry } from '../entry.ts'
 import { PartitionIndex } from './vector-index.ts'
 
@@ -24,21 +26,25 @@ export interface Candidate {
 export class SemanticStore {
   readonly #maxBytes: number
   readonly #exactScanMax: number
-  readonly #items = new Map<string, SemanticItem>()
+  readonly #items: ByteLru<SemanticItem>
   readonly #byLabel = new Map<number, SemanticItem>()
   readonly #partitions = new Map<string, PartitionIndex>()
-  readonly #onEvict: (cause: 'capacity' | 'expired') => void
-  #bytes = 0
   #nextLabel = 1
 
-  constructor(maxBytes: number, exactScanMax: number, onEvict: (cause: 'capacity' | 'expired') => void) {
+  constructor(maxBytes: number, exactScanMax: number, onEvict: (cause: EvictionCause) => void) {
     this.#maxBytes = maxBytes
     this.#exactScanMax = exactScanMax
-    this.#onEvict = onEvict
+    this.#items = new ByteLru<SemanticItem>({
+      maxBytes,
+      costOf: (item) => item.bytes,
+      expiresAt: (item) => item.entry.meta.expiresAt,
+      onRemove: (item) => this.#unindex(item),
+      onEvict,
+    })
   }
 
   get bytes(): number {
-    return this.#bytes
+    return this.#items.bytes
   }
 
   get size(): number {
@@ -50,8 +56,7 @@ export class SemanticStore {
   }
 
   add(id: string, partition: string, vector: Float32Array, guard: string, text: string, entry: StoredEntry): void {
-    const existing = this.#items.get(id)
-    if (existing !== undefined) this.#remove(existing)
+    this.#items.delete(id)
     let index = this.#partitions.get(partition)
     if (index === undefined) {
       index = new PartitionIndex(vector.length, this.#exactScanMax)
@@ -63,10 +68,8 @@ export class SemanticStore {
     const item: SemanticItem = { id, partition, label, guard, text, entry, bytes: storedBytes(entry) + index.bytesPerVector() + (guard.length + text.length + id.length) * 2 + 112 }
     if (item.bytes > this.#maxBytes) return
     index.add(label, vector)
-    this.#items.set(id, item)
     this.#byLabel.set(label, item)
-    this.#bytes += item.bytes
-    if (this.#bytes > this.#maxBytes) this.#evict()
+    this.#items.set(id, item)
   }
 
   /** The k nearest live entries of the partition, best first. */
@@ -75,13 +78,11 @@ export class SemanticStore {
     if (index === undefined || index.dim !== q.length) return []
     const out: Candidate[] = []
     for (const n of index.search(q, k)) {
-      const item = this.#byLabel.get(n.label)
-      if (item === undefined) continue
-      if (item.entry.meta.expiresAt <= now) {
-        this.#remove(item)
-        this.#onEvict('expired')
-        continue
-      }
+      const found = this.#byLabel.get(n.label)
+      if (found === undefined) continue
+      // Drops the item (and counts it) if it expired; a live one is marked used only when served.
+      const item = this.#items.peek(found.id, now)
+      if (item !== found) continue
       out.push({ item, similarity: n.similarity })
     }
     return out
@@ -89,45 +90,26 @@ export class SemanticStore {
 
   /** Marks an entry as used, for LRU. */
   touch(item: SemanticItem): void {
-    if (this.#items.get(item.id) !== item) return
-    this.#items.delete(item.id)
-    this.#items.set(item.id, item)
-  }
-
-  #remove(item: SemanticItem): void {
-    this.#items.delete(item.id)
-    this.#byLabel.delete(item.label)
-    this.#bytes -= item.bytes
-    const index = this.#partitions.get(item.partition)
-    if (index === undefined) return
-    index.remove(item.label)
-    if (index.size === 0) this.#partitions.delete(item.partition)
-  }
-
-  #evict(): void {
-    const now = Date.now()
-    for (const item of this.#items.values()) {
-      if (this.#bytes <= this.#maxBytes) return
-      this.#remove(item)
-      this.#onEvict(item.entry.meta.expiresAt <= now ? 'expired' : 'capacity')
-    }
+    this.#items.touch(item.id, item)
   }
 
   /** Removes every entry whose metadata matches (an operator's purge); returns how many. */
   deleteWhere(match: (meta: StoredEntry['meta']) => boolean): number {
-    let n = 0
-    for (const item of [...this.#items.values()]) {
-      if (!match(item.entry.meta)) continue
-      this.#remove(item)
-      n++
-    }
-    return n
+    return this.#items.deleteWhere((item) => match(item.entry.meta))
   }
 
   clear(): void {
     this.#items.clear()
     this.#byLabel.clear()
     this.#partitions.clear()
-    this.#bytes = 0
+  }
+
+  /** Takes a departing item out of the label map and its partition's vector index. */
+  #unindex(item: SemanticItem): void {
+    this.#byLabel.delete(item.label)
+    const index = this.#partitions.get(item.partition)
+    if (index === undefined) return
+    index.remove(item.label)
+    if (index.size === 0) this.#partitions.delete(item.partition)
   }
 }

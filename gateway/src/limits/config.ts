@@ -1,8 +1,8 @@
 import { z } from 'zod'
 import { PRIORITIES, type Priority } from '../auth/config.ts'
+import { positiveInt } from '../config/primitives.ts'
 
 const positive = z.number().positive()
-const positiveInt = z.number().int().positive()
 
 /** Public model names: exact, or a prefix ending in `*` (`llama-*`); `*` alone matches every model. */
 const ModelPattern = z.string().min(1).regex(/^[^*]*\*?$/, 'an exact model name or a prefix ending in "*"')

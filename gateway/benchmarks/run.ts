@@ -27,7 +27,9 @@ const USAGE = `usage: npm run bench -- [options]
   --rate N                    arrival rate of the fixed-rate scenario (default 1000 req/s)
   --gateway FILE              gateway entry point (default gateway/src/main.ts)
   --baseline-gateway FILE     another checkout's gateway entry point, measured beside --gateway in
-                              the same rounds where a scenario supports it (cache-hit)
+                              the same rounds where a scenario supports it (cache-hit, and every
+                              scenario on the standard stack: one-at-a-time, fixed-rate, streaming,
+                              body-size, anthropic-stream, as a baseline-gateway row)
   --simulator FILE            simulator entry point (default gateway/src/simulator/main.ts)
   --list                      list scenarios and exit`
 

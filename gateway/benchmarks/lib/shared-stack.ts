@@ -23,7 +23,7 @@ const WARM_UP_SLICES = 8
 
 export interface StandardStack {
   simulator: Simulator
-  /** direct, gateway, naive-proxy and nginx (when installed), in that order. */
+  /** direct, gateway, baseline-gateway (with `--baseline-gateway`), naive-proxy and nginx (when installed), in that order. */
   targets: Target[]
 }
 
@@ -44,8 +44,15 @@ export class SharedStacks {
   async #startStandard(): Promise<StandardStack> {
     const ctx = this.#ctx
     const simulator = await startSimulator(ctx, STANDARD_SIMULATOR)
-    const [gateway, naive, nginx] = await Promise.all([startGateway(ctx, singleUpstreamConfig(simulator.url)), startNaiveProxy(ctx, simulator.url), startNginx(ctx, simulator.url)])
-    const targets = [directTarget(simulator), gateway, naive, ...(nginx === null ? [] : [nginx])]
+    const baselineEntry = ctx.options.baselineGatewayEntry
+    const [gateway, baseline, naive, nginx] = await Promise.all([
+      startGateway(ctx, singleUpstreamConfig(simulator.url)),
+      // --baseline-gateway: another checkout's gateway on the same config, measured in the same rounds.
+      baselineEntry === null ? null : startGateway(ctx, singleUpstreamConfig(simulator.url), { name: 'baseline-gateway', entry: baselineEntry }),
+      startNaiveProxy(ctx, simulator.url),
+      startNginx(ctx, simulator.url),
+    ])
+    const targets = [directTarget(simulator), gateway, ...(baseline === null ? [] : [baseline]), naive, ...(nginx === null ? [] : [nginx])]
     const plain = chatRequest(chatBody({ stream: false, maxTokens: STANDARD_ANSWER_TOKENS }))
     const stream = chatRequest(chatBody({ stream: true, maxTokens: STANDARD_SIMULATOR.tokens }))
     const requests = ctx.options.quick ? 30_000 : 100_000

@@ -363,17 +363,7 @@ class Connection {
           const lf = buf.indexOf(0x0a, at)
           if (this.#line === '' && lf !== -1 && lf < end && lf > at && buf[lf - 1] === 0x0d && this.#state !== TRAILERS && lf - at < MAX_HEAD_BYTES) {
             // The whole line is in this read (almost always): read it in place, no string made.
-            if (this.#state === CHUNK_END) {
-              if (lf !== at + 1) throw framingError('chunk data longer than its size')
-              this.#state = CHUNK_SIZE
-            } else {
-              const size = chunkSizeIn(buf, at, lf - 1)
-              if (size === 0) this.#state = TRAILERS
-              else {
-                this.#remaining = size
-                this.#state = CHUNK_DATA
-              }
-            }
+            this.#framingLine(buf, at, lf - 1)
             at = lf + 1
             break
           }
@@ -385,18 +375,12 @@ class Connection {
           const line = this.#line
           this.#line = ''
           if (!line.endsWith('\r\n')) throw framingError('bare LF in chunked framing')
-          if (this.#state === CHUNK_END) {
-            if (line.length !== 2) throw framingError('chunk data longer than its size')
-            this.#state = CHUNK_SIZE
-          } else if (this.#state === TRAILERS) {
+          if (this.#state === TRAILERS) {
             if (line.length === 2) return this.#finish(req, end - at)
           } else {
-            const size = chunkSize(line)
-            if (size === 0) this.#state = TRAILERS
-            else {
-              this.#remaining = size
-              this.#state = CHUNK_DATA
-            }
+            // A line split across reads (rare): the same reading as in place, on its bytes.
+            const bytes = Buffer.from(line, 'latin1')
+            this.#framingLine(bytes, 0, bytes.length - 2)
           }
           break
         }
@@ -551,6 +535,21 @@ class Connection {
   }
 
   /** The response is complete; `leftover` bytes followed it in the same read. */
+  /** A complete CHUNK_END or CHUNK_SIZE line, `buf[start, cr)` before its CRLF. */
+  #framingLine(buf: Buffer, start: number, cr: number): void {
+    if (this.#state === CHUNK_END) {
+      if (cr !== start) throw framingError('chunk data longer than its size')
+      this.#state = CHUNK_SIZE
+      return
+    }
+    const size = chunkSize(buf, start, cr)
+    if (size === 0) this.#state = TRAILERS
+    else {
+      this.#remaining = size
+      this.#state = CHUNK_DATA
+    }
+  }
+
   #finish(req: PoolRequest, leftover: number): void {
     this.#complete(req, leftover === 0 && this.#keepAlive)
   }
@@ -568,28 +567,11 @@ class Connection {
   }
 }
 
-/** Chunk size line: hex digits, then optional `;extensions`, then CRLF. */
-function chunkSize(line: string): number {
-  let n = 0
-  let i = 0
-  const stop = line.length - 2
-  for (; i < stop; i++) {
-    const c = line.charCodeAt(i)
-    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1
-    if (d === -1) break
-    n = n * 16 + d
-    if (i >= 13) throw framingError('a chunk size too large')
-  }
-  if (i === 0) throw framingError('an invalid chunk size')
-  if (i < stop) {
-    const c = line.charCodeAt(i)
-    if (c !== 0x3b && c !== 0x20 && c !== 0x09) throw framingError('an invalid chunk size')
-  }
-  return n
-}
-
-/** chunkSize for a line read in place: `buf[start, cr)`, the CRLF after it already checked. */
-function chunkSizeIn(buf: Buffer, start: number, cr: number): number {
+/**
+ * A chunk size line, `buf[start, cr)` with its CRLF already checked: hex digits, then optional
+ * `;extensions` (or whitespace before them).
+ */
+function chunkSize(buf: Buffer, start: number, cr: number): number {
   let n = 0
   let i = start
   for (; i < cr; i++) {

@@ -1,9 +1,6 @@
 import * as aws from '@pulumi/aws'
 import * as pulumi from '@pulumi/pulumi'
 
-/** Route 53's hosted zone id for every Global Accelerator DNS name (alias target). */
-export const GLOBAL_ACCELERATOR_ZONE_ID = 'Z2BJ6XQ5FK7U4H'
-
 export interface GlobalAcceleratorArgs {
   /** Public name clients use; aliased to the accelerator. */
   readonly domain: string

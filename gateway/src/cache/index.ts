@@ -82,7 +82,6 @@ export class ResponseCache {
   readonly #memory: ByteLru<StoredEntry>
   readonly #redis: RedisTier | null
   readonly #semantic: SemanticCache | null
-  readonly #logger: CacheLogger
   readonly #boot: Promise<void>[] = []
   /** Stores still finishing in the background (compression, then Redis and the semantic tier). */
   readonly #storing = new Set<Promise<void>>()
@@ -99,7 +98,7 @@ export class ResponseCache {
   readonly #memoryLookups: HistogramCell
   readonly #redisLookups: HistogramCell
 
-  private constructor(config: CacheConfig, metrics: CacheMetrics, redis: RedisTier | null, semantic: SemanticCache | null, logger: CacheLogger) {
+  private constructor(config: CacheConfig, metrics: CacheMetrics, redis: RedisTier | null, semantic: SemanticCache | null) {
     this.#config = config
     this.metrics = metrics
     this.#policies = new PolicyTable(config)
@@ -122,7 +121,6 @@ export class ResponseCache {
     this.#redisLookups = metrics.lookupSeconds.cell('exact', 'redis')
     this.#redis = redis
     this.#semantic = semantic
-    this.#logger = logger
     metrics.sizes = () => ({
       exact: { bytes: this.#memory.bytes, entries: this.#memory.size },
       semantic: { bytes: semantic?.store.bytes ?? 0, entries: semantic?.store.size ?? 0 },
@@ -150,7 +148,7 @@ export class ResponseCache {
         logger.warn({ err: (err as Error).message }, 'cache: semantic cache off, the embedder could not start')
       }
     }
-    const cache = new ResponseCache(config, metrics, redis, semantic, logger)
+    const cache = new ResponseCache(config, metrics, redis, semantic)
     if (redis !== null && semantic !== null && !useRedisSearch) {
       const s = semantic
       cache.#boot.push(

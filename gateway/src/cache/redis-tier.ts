@@ -61,7 +61,6 @@ export class RedisTier {
   readonly #prefix: string
   readonly #metrics: CacheMetrics
   readonly #logger: Logger
-  readonly #timeoutMs: number
   #vectorSearch = false
   #indexDim = 0
   #tailing = false
@@ -74,7 +73,6 @@ export class RedisTier {
     this.#prefix = settings.keyPrefix
     this.#metrics = metrics
     this.#logger = logger
-    this.#timeoutMs = settings.commandTimeoutMs
     const opts = requestPathRedisOptions(settings)
     const RedisClient = redisClientClass()
     this.#client = new RedisClient(settings.url, opts)

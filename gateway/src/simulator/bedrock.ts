@@ -15,7 +15,7 @@ import aws4 from 'aws4'
 import { encodeMessage, EVENT_STREAM_CONTENT_TYPE } from '../protocols/bedrock/event-stream.ts'
 import { chatCompletion } from './chat.ts'
 import { chatWithTools } from './chat-tools.ts'
-import { type GenConfig, type GenRequest, type Reply, json } from './reply.ts'
+import { type GenConfig, type GenRequest, type Reply } from './reply.ts'
 
 type Json = Record<string, unknown>
 

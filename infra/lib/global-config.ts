@@ -5,6 +5,7 @@
  */
 import { z } from 'zod'
 import { STAGES, type Stage } from './naming.ts'
+import { AWS_REGION, decoded, dnsName, hostedZoneId } from './config-values.ts'
 
 /** `<stage>-global`, the one global stack per stage. */
 export function isGlobalStack(stack: string): boolean {
@@ -14,21 +15,14 @@ export function isGlobalStack(stack: string): boolean {
 /** Global Accelerator's control plane exists only in us-west-2. */
 export const ACCELERATOR_API_REGION = 'us-west-2'
 
-const REGION = z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'an AWS region such as eu-west-1')
-
-function decoded<T extends z.ZodType>(schema: T) {
-  return z.preprocess((v) => {
-    if (typeof v !== 'string') return v
-    try { return JSON.parse(v) } catch { return v }
-  }, schema)
-}
+const REGION = z.string().regex(AWS_REGION, 'an AWS region such as eu-west-1')
 
 const GlobalConfigSchema = z.strictObject({
   /** Regions of this stage (each has a `<stage>-<region>` stack); images replicate to all but the home region. */
   regions: decoded(z.array(REGION).min(1)),
   /** Public name clients use, aliased to the accelerator. */
-  domain: z.string().regex(/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'a DNS name such as api.example.com'),
-  hostedZoneId: z.string().regex(/^Z[A-Z0-9]{1,31}$/, 'a Route 53 hosted zone id'),
+  domain: dnsName,
+  hostedZoneId,
   /** Put a Global Accelerator in front of the stage (false: the image repository only, e.g. dev). */
   accelerator: decoded(z.boolean()),
   /** The regional listeners speak TLS on 443 (true) or plain HTTP on 80. */

@@ -1,10 +1,8 @@
 /** Names and tags derived from the stack name; one place so every component agrees. */
+import { AWS_REGION } from './config-values.ts'
 
 export const STAGES = ['dev', 'staging', 'prod'] as const
 export type Stage = (typeof STAGES)[number]
-
-/** AWS region ids: `us-east-1`, `ap-northeast-1`, `eu-west-1`, `us-gov-west-1`... */
-const REGION = /^[a-z]{2}(-gov)?-[a-z]+-\d$/
 
 export interface StackIdentity {
   readonly stage: Stage
@@ -16,7 +14,7 @@ export function parseStackName(stack: string): StackIdentity {
   const dash = stack.indexOf('-')
   const stage = stack.slice(0, dash)
   const region = stack.slice(dash + 1)
-  if (dash < 0 || !(STAGES as readonly string[]).includes(stage) || !REGION.test(region)) {
+  if (dash < 0 || !(STAGES as readonly string[]).includes(stage) || !AWS_REGION.test(region)) {
     throw new Error(`stack "${stack}" must be named <stage>-<region> with stage one of ${STAGES.join(', ')} (e.g. prod-eu-west-1)`)
   }
   return { stage: stage as Stage, region }

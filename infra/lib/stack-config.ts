@@ -5,8 +5,9 @@
  * or throws one error listing every problem with its `velox:` key and the allowed values.
  */
 import { z } from 'zod'
-import { LOG_LEVELS } from '../../gateway/src/config/primitives.ts'
+import { LOG_LEVELS, nonNegativeInt, positiveInt } from '../../gateway/src/config/primitives.ts'
 import { parseStackName, type Stage, type StackIdentity } from './naming.ts'
+import { decoded, dnsName, hostedZoneId } from './config-values.ts'
 import { ApiKeySchema } from '../../gateway/src/auth/config.ts'
 import { LimitsSchema } from '../../gateway/src/limits/config.ts'
 import {
@@ -16,16 +17,8 @@ import {
 import { DEFAULT_KUBERNETES_VERSION, eksVersionProblem } from './eks-versions.ts'
 import { privateCidrProblem, publicCidrProblem } from './cidrs.ts'
 
-/** Pulumi passes every config value as a string; structured ones are JSON text. */
-function decoded<T extends z.ZodType>(schema: T) {
-  return z.preprocess((v) => {
-    if (typeof v !== 'string') return v
-    try { return JSON.parse(v) } catch { return v }
-  }, schema)
-}
-
-const count = decoded(z.number().int().nonnegative())
-const positive = decoded(z.number().int().positive())
+const count = decoded(nonNegativeInt)
+const positive = decoded(positiveInt)
 const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 CIDR such as 10.0.0.0/16')
 /** An IAM role ARN (not an `assumed-role` session ARN, which EKS access entries refuse). */
 const roleArn = z.string().regex(/^arn:aws[\w-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'an IAM role ARN such as arn:aws:iam::123456789012:role/velox-deploy (not an sts assumed-role ARN)')
@@ -35,9 +28,6 @@ const DIGEST = /@sha256:[a-f0-9]{64}$/
 
 const NodeCounts = z.strictObject({ min: count, desired: count, max: positive })
   .refine((n) => n.min <= n.desired && n.desired <= n.max, 'must satisfy min <= desired <= max')
-
-const oneOf = (allowed: readonly string[], what: string) =>
-  z.string().refine((v) => allowed.includes(v), { error: (i) => `unknown ${what} "${String(i.input)}"; allowed: ${allowed.join(', ')}` })
 
 const StackConfigSchema = z.strictObject({
   /** Gateway container image; staging and prod require a digest (`repo@sha256:...`). */
@@ -76,9 +66,9 @@ const StackConfigSchema = z.strictObject({
   cacheAuthToken: z.string().regex(/^[\x21-\x7e]{16,128}$/, '16-128 printable characters').refine((t) => !/[@"/]/.test(t), 'must not contain @, " or /').optional(),
   redisCommandTimeoutMs: positive,
   /** Public name served by every region, e.g. api.velox.example.com. */
-  domain: z.string().regex(/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'a DNS name such as api.example.com'),
+  domain: dnsName,
   /** Existing Route 53 hosted zone id for the domain. */
-  hostedZoneId: z.string().regex(/^Z[A-Z0-9]{1,31}$/, 'a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ'),
+  hostedZoneId,
   /** ACM certificate for TLS on the load balancer; absent = plain HTTP on port 80. */
   certificateArn: z.string().regex(/^arn:aws[\w-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[\w-]+$/, 'an ACM certificate ARN').optional(),
   /** Seconds between Route 53 health checks: 10 (fast) or 30. */

@@ -55,6 +55,25 @@ test('every CLI call in a workflow is a subcommand the CLI has', () => {
   for (const c of CLI_COMMANDS) assert.ok(cli.includes(`case '${c}':`), c)
 })
 
+test('a job that runs the CLI installs the dependencies first and runs it on the project\'s Node', () => {
+  let calls = 0
+  for (const f of readdirSync(dir)) {
+    for (const [name, job] of Object.entries(load(f)['jobs'] as Record<string, any>)) {
+      const runs: string[] = (job.steps ?? []).map((s: { run?: string }) => s.run ?? '')
+      const installed = runs.findIndex((r) => /^npm ci\b/m.test(r))
+      runs.forEach((run, i) => {
+        for (const m of run.matchAll(/(\S*)\s+infra\/promote\/cli\.ts\b/g)) {
+          calls++
+          // The CLI imports yaml and zod: without `npm ci` in the same job it cannot start.
+          assert.ok(installed !== -1 && installed < i, `${f} ${name}: step ${i} runs the CLI before any npm ci`)
+          assert.equal(m[1], 'node_modules/.bin/node', `${f} ${name}: step ${i}`)
+        }
+      })
+    }
+  }
+  assert.ok(calls >= 5, `${calls} CLI calls found`)
+})
+
 test('jobs that reach a cluster run on a self-hosted runner of that stack; PR previews never run forks there', () => {
   const clusterJobs: [string, string, string][] = [
     ['infra-deploy-dev.yml', 'up-dev', '${{ matrix.stack }}'],

@@ -93,6 +93,8 @@ test('wrong-way imports are caught', () => {
   assert.equal(allowed(at('proxy/call.ts'), at('routing/router.ts')), true)
   assert.equal(allowed(at('routing/router.ts'), at('proxy/call.ts')), false, 'upwards')
   assert.equal(allowed(at('upstream/pool-sizer.ts'), at('routing/member.ts')), false, 'upwards')
+  assert.equal(allowed(at('runtime/snapshot.ts'), at('proxy/context.ts')), false, 'upwards: the snapshot may not know the call context')
+  assert.equal(allowed(at('proxy/pipeline.ts'), at('upstream/upstream.ts')), true, 'downwards, past routing')
   assert.equal(allowed(at('cache/index.ts'), at('limits/index.ts')), false, 'sideways')
   assert.equal(allowed(at('config/schema.ts'), at('routing/config.ts')), true, 'pieces of the schema')
   assert.equal(allowed(at('routing/config.ts'), at('routing/hash.ts')), false, 'a schema piece reaching into its folder')

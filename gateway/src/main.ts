@@ -14,6 +14,7 @@ import { watchConfigFile } from './config/watch.ts'
 import type { GatewayConfig } from './config/schema.ts'
 import { buildAdminServer } from './admin/server.ts'
 import { buildServer, metricsText } from './server.ts'
+import { releaseBootMemory } from './runtime/boot-memory.ts'
 import { createLogger, flushLogger, type Logger } from './telemetry/logger.ts'
 import { startProfilePush } from './telemetry/profiling.ts'
 import { startTracing } from './telemetry/tracing.ts'
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
   const workers = config.server.workers === 0 ? availableParallelism() : config.server.workers
   if (cluster.isPrimary && workers > 1) {
     const sim = config.upstreams.length === 0 ? await startEmbeddedSimulator(config, logger) : null
+    logBootMemory(logger)
     await runPrimary({
       workers,
       host: config.server.host,
@@ -65,6 +67,8 @@ async function main(): Promise<void> {
   // Before the server is built: spans need the SDK registered; without an endpoint nothing loads.
   const tracing = await startTracing(config.telemetry.tracing, logger)
   const app = await buildServer(config, { logger })
+  // Once the pools are warm, in the same turn that makes the gateway ready: no request waits on it.
+  void app.velox.warmed?.then(() => logBootMemory(logger))
   // Cluster workers each bind the port with SO_REUSEPORT (fastify passes the option to net).
   const listenOptions: FastifyListenOptions & { reusePort?: boolean } = { host: config.server.host, port: config.server.port, reusePort: cluster.isWorker }
   await app.listen(listenOptions)
@@ -142,6 +146,12 @@ async function main(): Promise<void> {
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
+}
+
+function logBootMemory(logger: Logger): void {
+  const { rssBefore, rssAfter, ms } = releaseBootMemory()
+  const mb = (bytes: number): number => Math.round(bytes / 1e5) / 10
+  logger.info({ rssMB: mb(rssAfter), releasedMB: mb(rssBefore - rssAfter), ms: Math.round(ms) }, 'boot memory released')
 }
 
 async function startEmbeddedSimulator(config: GatewayConfig, logger: Logger): Promise<{ url: string; close(): Promise<void> }> {

@@ -3,8 +3,10 @@
  * defaults (no config file: the built-in simulator, in-memory cache off, no Redis, no tracing) none
  * of the optional engines may be loaded, not even after a request has been served: the semantic
  * cache's TF.js, embedding model, vector index and WordNet, the OpenTelemetry SDK, the profiler,
- * ioredis, the AWS SDK (Bedrock's credentials and event streams), and Node's bundled undici (which an ESM import of node:http pulls in). A config that
- * names Redis loads ioredis: the same probe sees it, so the check can fail.
+ * ioredis, the AWS SDK (Bedrock's credentials and event streams), the YAML parser (no file to
+ * read), and Node's bundled undici (which an ESM import of node:http pulls in). A config that
+ * names Redis loads ioredis, and a config file the YAML parser: the same probe sees them, so the
+ * check can fail.
  */
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -27,6 +29,8 @@ const OPTIONAL = [
   /\/node_modules\/ioredis\//,
   /\/node_modules\/@aws-sdk\//,
   /\/node_modules\/@smithy\//,
+  // The YAML parser: only a config file or a keys file needs it.
+  /\/node_modules\/yaml\//,
   /\/gateway\/src\/cache\/semantic\/semantic-cache\.ts$/,
   /^NativeModule internal\/deps\/undici\/undici$/,
 ]
@@ -68,5 +72,6 @@ test('a config that names Redis loads ioredis (the probe can see an optional mod
   const modules = await loadedModules(['--config', file])
   const found = optionalIn(modules)
   assert.ok(found.some((m) => m.includes('/node_modules/ioredis/')), `ioredis loaded: ${found.join(', ')}`)
+  assert.ok(found.some((m) => m.includes('/node_modules/yaml/')), 'a config file loads the YAML parser')
   assert.ok(!found.some((m) => m.includes('/node_modules/@tensorflow/')), 'still no TF.js without a semantic cache')
 })

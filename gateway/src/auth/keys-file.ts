@@ -8,8 +8,8 @@
 import { createHash } from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { basename, dirname } from 'node:path'
-import { parse as parseYaml } from 'yaml'
 import type { ApiKeyConfig } from './config.ts'
 import { KeysFileSchema } from './config.ts'
 
@@ -19,6 +19,10 @@ export interface KeysFileEvents {
 }
 
 const POLL_MS = 5_000
+
+// Loaded with the first keys file: a gateway without one never needs the YAML parser.
+const requireModule = createRequire(import.meta.url)
+const parseYaml = (text: string): unknown => (requireModule('yaml') as typeof import('yaml')).parse(text)
 
 /** Reads and validates a keys file; throws with the path of the first problem. */
 export async function readKeysFile(path: string): Promise<ApiKeyConfig[]> {

@@ -4,8 +4,12 @@
  * can fix them without reading code.
  */
 import { readFileSync } from 'node:fs'
-import { parse as parseYaml } from 'yaml'
+import { createRequire } from 'node:module'
 import { GatewayConfigSchema, type GatewayConfig } from './schema.ts'
+
+// The YAML parser loads with the first file read: embedded defaults (`npm start`) never need it.
+const requireModule = createRequire(import.meta.url)
+const parseYaml = (text: string): unknown => (requireModule('yaml') as typeof import('yaml')).parse(text)
 
 export class ConfigError extends Error {
   readonly issues: readonly string[]

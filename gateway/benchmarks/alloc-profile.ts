@@ -1,7 +1,7 @@
 /**
  * Bytes allocated and CPU time per proxied request, under the max-throughput load.
  *
- *   node gateway/benchmarks/alloc-profile.ts [--gateway PATH] [--seconds 8] [--warmup 4] [--top 25] [--json FILE] [--client auto|undici]
+ *   node gateway/benchmarks/alloc-profile.ts [--gateway PATH] [--seconds 8] [--warmup 4] [--top 25] [--stacks 0] [--json FILE] [--client auto|undici]
  *
  * Starts the simulator and wrk on core 0 and the gateway (cache off, one upstream, as the
  * benchmark's standard stack) on core 1 with the inspector open, warms it with wrk, then runs
@@ -12,6 +12,7 @@
  * second window without the profiler gives the CPU figure undisturbed by the sampling.
  * The heaviest allocation sites are printed, and grouped by where the code lives. `--client`
  * sets the upstream's `pool.client` (undici's pool against the gateway's own, on the same code).
+ * `--stacks N` also prints, for the N heaviest sites, the call paths that allocate there.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '4' },
     top: { type: 'string', default: '25' },
+    stacks: { type: 'string', default: '0' },
     connections: { type: 'string', default: '64' },
     json: { type: 'string' },
     client: { type: 'string', default: 'auto' },
@@ -166,17 +168,27 @@ async function main(): Promise<void> {
 
   const sites = new Map<string, number>()
   const areas = new Map<string, number>()
+  /** Per site, bytes by the call path that led there (innermost callers first). */
+  const paths = new Map<string, Map<string, number>>()
   let total = 0
+  const nameOf = (f: ProfileNode['callFrame']): string => `${f.functionName || '(anonymous)'} ${f.url.replace(/^file:\/\/.*?\/(node_modules|gateway)\//, '$1/')}:${f.lineNumber + 1}`
+  const stack: string[] = []
   const walk = (node: ProfileNode): void => {
+    const f = node.callFrame
+    const site = nameOf(f)
     if (node.selfSize > 0) {
-      const f = node.callFrame
-      const site = `${f.functionName || '(anonymous)'} ${f.url.replace(/^file:\/\/.*?\/(node_modules|gateway)\//, '$1/')}:${f.lineNumber + 1}`
       sites.set(site, (sites.get(site) ?? 0) + node.selfSize)
+      const path = stack.slice(-6).reverse().join(' < ')
+      let byPath = paths.get(site)
+      if (byPath === undefined) paths.set(site, (byPath = new Map()))
+      byPath.set(path, (byPath.get(path) ?? 0) + node.selfSize)
       const area = where(f.url)
       areas.set(area, (areas.get(area) ?? 0) + node.selfSize)
       total += node.selfSize
     }
+    stack.push(site)
     for (const child of node.children) walk(child)
+    stack.pop()
   }
   walk(profile.head)
   const perRequest = (bytes: number): string => `${(bytes / requests).toFixed(0).padStart(6)} B`
@@ -187,6 +199,12 @@ async function main(): Promise<void> {
   for (const [area, bytes] of [...areas].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`  ${perRequest(bytes)}  ${area}`)
   console.log('\nheaviest allocation sites:')
   for (const [site, bytes] of [...sites].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) console.log(`  ${perRequest(bytes)}  ${site}`)
+  const ranked = [...sites].sort((a, b) => b[1] - a[1]).slice(0, Number(values.stacks))
+  if (ranked.length > 0) console.log('\ncall paths of the heaviest sites:')
+  for (const [site] of ranked) {
+    console.log(`  ${site}`)
+    for (const [path, bytes] of [...paths.get(site)!].sort((a, b) => b[1] - a[1]).slice(0, 4)) console.log(`    ${perRequest(bytes)}  < ${path}`)
+  }
   if (values.json !== undefined) {
     writeFileSync(values.json, JSON.stringify({ requests, bytesPerRequest: total / requests, cpuUsPerRequest: plainCpuUs, sampledCpuUsPerRequest: sampledCpuUs, requestsPerSecond: plainRequests / seconds, areas: Object.fromEntries(areas), sites: Object.fromEntries(sites) }, null, 1))
   }

@@ -10,7 +10,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import { GatewayError } from '../errors.ts'
 import type { Endpoint } from './endpoints.ts'
 import type { PreparedCall } from './pipeline.ts'
-import { parseBody } from './request-body.ts'
+import { ObjectBody, parseObject } from './request-body.ts'
 import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
 import { AnthropicResponse } from '../protocols/anthropic/client-response.ts'
 import { messagesToChat } from '../protocols/anthropic/request.ts'
@@ -33,7 +33,8 @@ export function translateMessagesCall(snapshot: RuntimeSnapshot, raw: Buffer | u
   if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
   // The authenticator takes `Authorization: Bearer` or Anthropic's `x-api-key`.
   const principal = snapshot.auth.authenticate(headers)
-  const client = parseBody(raw)
+  // Translation reads the whole request: parsed at once, never scanned first.
+  const client = parseObject(raw)
   const t = messagesToChat(client.json, countOnly)
   let internal = t.chat
   if (countOnly) {
@@ -45,7 +46,7 @@ export function translateMessagesCall(snapshot: RuntimeSnapshot, raw: Buffer | u
   return {
     endpoint: countOnly ? COUNT_TOKENS_ENDPOINT : MESSAGES_ENDPOINT,
     principal,
-    parsed: { json: internal, model: t.model, stream: t.stream },
+    parsed: new ObjectBody(internal, t.model, t.stream),
     body: Buffer.from(JSON.stringify(internal)),
     res,
     // Cached as the chat completion it became; token counts are not cached.

@@ -167,7 +167,7 @@ function forward(served: Served): void {
   // A request another gateway forwarded is served here or fails here: never bounced to a peer.
   const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
   const routing = snapshot.config.routing
-  const affinityKey = affinityKeyOf(routing.hashKey, headers, parsed.json)
+  const affinityKey = affinityKeyOf(routing.hashKey, headers, parsed)
   const priority = PRIORITY_CLASS[principal.priority]
   exchange.takeOver()
   const proxied = new ProxyCall(snapshot.ctx, call.res ?? exchange.raw, {
@@ -175,7 +175,7 @@ function forward(served: Served): void {
     model: parsed.model,
     resolution,
     affinityKey,
-    route: routeRequestFor(routing, affinityKey, parsed.json, resolution.model, headers[DEBUG_HEADER], principal.tenant, priority),
+    route: routeRequestFor(routing, affinityKey, parsed, resolution.model, headers[DEBUG_HEADER], principal.tenant, priority),
     body,
     forwardedHeaders,
     startedAt: exchange.startedAt,
@@ -214,11 +214,11 @@ function replayHit(served: Served, hit: CachedResponse): void {
 }
 
 /** The session key consistent hashing routes on: a configured header, else a body field (`user`). */
-export function affinityKeyOf(hashKey: { readonly header?: string | undefined; readonly bodyField: string }, headers: IncomingHttpHeaders, body: Record<string, unknown>): string | null {
+export function affinityKeyOf(hashKey: { readonly header?: string | undefined; readonly bodyField: string }, headers: IncomingHttpHeaders, body: ParsedBody): string | null {
   if (hashKey.header !== undefined) {
     const value = headers[hashKey.header]
     if (typeof value === 'string' && value !== '') return value
   }
-  const field = body[hashKey.bodyField]
-  return typeof field === 'string' && field !== '' ? field : null
+  const field = body.text(hashKey.bodyField)
+  return field !== undefined && field !== '' ? field : null
 }

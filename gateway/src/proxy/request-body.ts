@@ -17,12 +17,76 @@ export const MAX_JSON_DEPTH = 128
 export const MAX_MODEL_LENGTH = 256
 
 export interface ParsedBody {
+  /** The whole body as an object; a scanned body parses it on first use, so read it only where a feature needs more than the fields below. */
   readonly json: Record<string, unknown>
   readonly model: string
   readonly stream: boolean
+  /** A top-level field's value when it is a string (what `json[name]` holds), else undefined. */
+  text(name: string): string | undefined
 }
 
+/**
+ * Checks the body and reads `model` and `stream` from it. A body the byte scanner below proves to
+ * be one JSON object (what JSON.parse would accept, no deeper than MAX_JSON_DEPTH) is not parsed:
+ * its two fields are read in place, and the rest only if a feature asks for `json`. Anything else
+ * (invalid JSON, too deep, not an object) takes the full parse, whose errors are the client's answer.
+ */
 export function parseBody(raw: Buffer): ParsedBody {
+  if (!scanObject(raw, null)) return parseObject(raw)
+  if (modelSlot.kind !== STRING) throw new GatewayError('GW_ERR_MODEL_REQUIRED', undefined, { param: 'model' })
+  const model = slotString(raw, modelSlot)
+  if (model.length === 0) throw new GatewayError('GW_ERR_MODEL_REQUIRED', undefined, { param: 'model' })
+  if (model.length > MAX_MODEL_LENGTH) throw new GatewayError('GW_ERR_INVALID_BODY', `"model" is longer than ${MAX_MODEL_LENGTH} characters`, { param: 'model' })
+  const stream = streamSlot.kind
+  if (stream !== ABSENT && stream !== NULL && stream !== TRUE && stream !== FALSE) {
+    throw new GatewayError('GW_ERR_INVALID_BODY', '"stream" must be a boolean', { param: 'stream' })
+  }
+  return new ScannedBody(raw, model, stream === TRUE)
+}
+
+/** A body already parsed (or built, as a translation is): every field read from the object. */
+export class ObjectBody implements ParsedBody {
+  readonly json: Record<string, unknown>
+  readonly model: string
+  readonly stream: boolean
+  constructor(json: Record<string, unknown>, model: string, stream: boolean) {
+    this.json = json
+    this.model = model
+    this.stream = stream
+  }
+  text(name: string): string | undefined {
+    const value = this.json[name]
+    return typeof value === 'string' ? value : undefined
+  }
+}
+
+/** A body the scanner proved valid: the object is built only when something reads `json`. */
+class ScannedBody implements ParsedBody {
+  readonly model: string
+  readonly stream: boolean
+  readonly #raw: Buffer
+  #json: Record<string, unknown> | null
+  constructor(raw: Buffer, model: string, stream: boolean) {
+    this.model = model
+    this.stream = stream
+    this.#raw = raw
+    this.#json = null
+  }
+  get json(): Record<string, unknown> {
+    return (this.#json ??= JSON.parse(this.#raw.toString('utf8')) as Record<string, unknown>)
+  }
+  text(name: string): string | undefined {
+    if (this.#json !== null) {
+      const value = this.#json[name]
+      return typeof value === 'string' ? value : undefined
+    }
+    scanObject(this.#raw, keyBytes(name))
+    return wantedSlot.kind === STRING ? slotString(this.#raw, wantedSlot) : undefined
+  }
+}
+
+/** The full parse: what every body took before the scanner, and what a body it cannot vouch for still takes. */
+export function parseObject(raw: Buffer): ObjectBody {
   if (raw.length > MAX_JSON_DEPTH && nestingExceeds(raw, MAX_JSON_DEPTH)) {
     throw new GatewayError('GW_ERR_INVALID_BODY', `JSON nested deeper than ${MAX_JSON_DEPTH} levels`)
   }
@@ -43,7 +107,7 @@ export function parseBody(raw: Buffer): ParsedBody {
   if (stream !== undefined && stream !== null && typeof stream !== 'boolean') {
     throw new GatewayError('GW_ERR_INVALID_BODY', '"stream" must be a boolean', { param: 'stream' })
   }
-  return { json: body, model, stream: stream === true }
+  return new ObjectBody(body, model, stream === true)
 }
 
 const QUOTE = 0x22
@@ -78,7 +142,265 @@ export function nestingExceeds(raw: Uint8Array, limit: number): boolean {
   return false
 }
 
+// The byte scanner. It accepts exactly what JSON.parse accepts of a UTF-8 body (bytes of 0x80 and
+// above pass inside strings as they do through the decoder, which makes U+FFFD of invalid ones, and
+// are refused outside them), allocates nothing for a body without escaped keys, and remembers, for
+// the last occurrence of `model`, `stream` and one wanted top-level key, what kind of value it has
+// and where a string value lies. Duplicate keys: the last one wins, as in JSON.parse.
+
+const ABSENT = 0
+const STRING = 1
+const NUMBER = 2
+const TRUE = 3
+const FALSE = 4
+const NULL = 5
+const OBJECT = 6
+const ARRAY = 7
+
+/** Where one top-level value was found by the last scan. */
+interface Slot {
+  kind: number
+  /** The string's contents, quotes excluded (STRING only). */
+  start: number
+  end: number
+  /** The string holds escapes: decoded by JSON.parse, not sliced. */
+  escaped: boolean
+}
+const modelSlot: Slot = { kind: ABSENT, start: 0, end: 0, escaped: false }
+const streamSlot: Slot = { kind: ABSENT, start: 0, end: 0, escaped: false }
+const wantedSlot: Slot = { kind: ABSENT, start: 0, end: 0, escaped: false }
+const MODEL_KEY = Buffer.from('model')
+const STREAM_KEY = Buffer.from('stream')
+
+function slotString(raw: Buffer, slot: Slot): string {
+  return slot.escaped ? (JSON.parse(raw.toString('utf8', slot.start - 1, slot.end + 1)) as string) : raw.toString('utf8', slot.start, slot.end)
+}
+
+let lastKeyName = ''
+let lastKeyBytes = Buffer.alloc(0)
+let lastKeyAscii = true
+/** The wanted key's bytes; one name is asked for per config (`routing.hashKey.bodyField`), so one is kept. */
+function keyBytes(name: string): Buffer {
+  if (name !== lastKeyName) {
+    lastKeyBytes = Buffer.from(name)
+    lastKeyName = name
+    lastKeyAscii = lastKeyBytes.length === name.length
+  }
+  return lastKeyBytes
+}
+
+/** Per byte: 1 for a JSON whitespace byte. */
+const WHITESPACE = new Uint8Array(256)
+for (const c of [0x20, 0x09, 0x0a, 0x0d]) WHITESPACE[c] = 1
+/** Per byte: 1 where a string's plain run stops (quote, backslash, control characters). */
+const STRING_STOP = new Uint8Array(256)
+for (let c = 0; c < 0x20; c++) STRING_STOP[c] = 1
+STRING_STOP[QUOTE] = 1
+STRING_STOP[BACKSLASH] = 1
+/** Per byte: 1 for a hex digit. */
+const HEX = new Uint8Array(256)
+for (const c of Buffer.from('0123456789abcdefABCDEF')) HEX[c] = 1
+/** Per byte: 1 for the letters that may follow a backslash other than `u`. */
+const SIMPLE_ESCAPE = new Uint8Array(256)
+for (const c of Buffer.from('"\\/bfnrt')) SIMPLE_ESCAPE[c] = 1
+/** Open containers by depth: 1 for an object, 0 for an array. */
+const OPEN = new Uint8Array(MAX_JSON_DEPTH + 2)
+
+/** Set by stringEnd: the string it ended held a backslash. */
+let stringEscaped = false
+
+/** The index of the quote closing the string whose contents start at `i`, or -1 when it is not a valid JSON string. */
+function stringEnd(raw: Uint8Array, i: number): number {
+  const n = raw.length
+  stringEscaped = false
+  while (i < n) {
+    const c = raw[i]!
+    if (STRING_STOP[c] === 0) {
+      i++
+      continue
+    }
+    if (c === QUOTE) return i
+    if (c !== BACKSLASH || i + 1 >= n) return -1
+    stringEscaped = true
+    const e = raw[i + 1]!
+    if (SIMPLE_ESCAPE[e] === 1) i += 2
+    else if (e === 0x75 && i + 5 < n && HEX[raw[i + 2]!] === 1 && HEX[raw[i + 3]!] === 1 && HEX[raw[i + 4]!] === 1 && HEX[raw[i + 5]!] === 1) i += 6
+    else return -1
+  }
+  return -1
+}
+
+function isDigit(raw: Uint8Array, i: number): boolean {
+  if (i >= raw.length) return false
+  const c = raw[i]!
+  return c >= 0x30 && c <= 0x39
+}
+
+/** The index after the number starting at `i`, or -1 when no valid JSON number starts there. */
+function numberEnd(raw: Uint8Array, i: number): number {
+  if (raw[i] === 0x2d) i++ // '-'
+  if (i >= raw.length) return -1
+  if (raw[i] === 0x30) i++
+  else if (isDigit(raw, i)) while (isDigit(raw, ++i));
+  else return -1
+  if (i < raw.length && raw[i] === 0x2e) {
+    if (!isDigit(raw, ++i)) return -1
+    while (isDigit(raw, ++i));
+  }
+  if (i < raw.length && (raw[i] === 0x65 || raw[i] === 0x45)) {
+    i++
+    if (i < raw.length && (raw[i] === 0x2b || raw[i] === 0x2d)) i++
+    if (!isDigit(raw, i)) return -1
+    while (isDigit(raw, ++i));
+  }
+  return i
+}
+
+function matches(raw: Uint8Array, i: number, word: Uint8Array): boolean {
+  if (i + word.length > raw.length) return false
+  for (let k = 0; k < word.length; k++) if (raw[i + k] !== word[k]) return false
+  return true
+}
+const TRUE_WORD = Buffer.from('true')
+const FALSE_WORD = Buffer.from('false')
+const NULL_WORD = Buffer.from('null')
+
+function skipWhitespace(raw: Uint8Array, i: number): number {
+  while (i < raw.length && WHITESPACE[raw[i]!] === 1) i++
+  return i
+}
+
+/** Which slot a top-level key's value goes to (null: none), for the key whose contents are raw[start, end): `wanted`'s alone when one is given, else `model`'s or `stream`'s. */
+function slotOf(raw: Buffer, start: number, end: number, escaped: boolean, wanted: Uint8Array | null): Slot | null {
+  if (escaped) {
+    const key = JSON.parse(raw.toString('utf8', start - 1, end + 1)) as string
+    if (wanted !== null) return key === lastKeyName ? wantedSlot : null
+    return key === 'model' ? modelSlot : key === 'stream' ? streamSlot : null
+  }
+  const length = end - start
+  if (wanted !== null) {
+    if (length === wanted.length && matches(raw, start, wanted)) return wantedSlot
+    // Other bytes may decode to the same name (invalid UTF-8 becomes U+FFFD); only non-ASCII names can be met so.
+    return !lastKeyAscii && raw.toString('utf8', start, end) === lastKeyName ? wantedSlot : null
+  }
+  if (length === 5 && matches(raw, start, MODEL_KEY)) return modelSlot
+  return length === 6 && matches(raw, start, STREAM_KEY) ? streamSlot : null
+}
+
+/**
+ * True when `raw` is one JSON object that JSON.parse would accept, nested no deeper than
+ * MAX_JSON_DEPTH; the slots then hold what its top-level `model`, `stream` and `wanted` keys
+ * (the last of each) are. False when it is anything else, or the scanner cannot tell.
+ */
+function scanObject(raw: Buffer, wanted: Uint8Array | null): boolean {
+  modelSlot.kind = ABSENT
+  streamSlot.kind = ABSENT
+  wantedSlot.kind = ABSENT
+  const n = raw.length
+  let i = skipWhitespace(raw, 0)
+  if (i >= n || raw[i] !== 0x7b) return false
+  let depth = 0
+  /** The slot of the top-level key whose value is being read, or null. */
+  let slot: Slot | null = null
+  for (;;) {
+    // A value starts at or after i.
+    i = skipWhitespace(raw, i)
+    if (i >= n) return false
+    const c = raw[i]!
+    let kind: number
+    if (c === QUOTE) {
+      const end = stringEnd(raw, i + 1)
+      if (end === -1) return false
+      if (depth === 1 && slot !== null) {
+        slot.start = i + 1
+        slot.end = end
+        slot.escaped = stringEscaped
+      }
+      i = end + 1
+      kind = STRING
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > MAX_JSON_DEPTH) return false
+      const isObject = c === 0x7b
+      OPEN[depth] = isObject ? 1 : 0
+      i = skipWhitespace(raw, i + 1)
+      if (i >= n) return false
+      if (raw[i] !== (isObject ? 0x7d : 0x5d)) {
+        if (!isObject) continue // the array's first element
+        i = keyEnd(raw, i, depth === 1, wanted)
+        if (i === -1) return false
+        if (depth === 1) slot = keySlot
+        continue // the object's first value
+      }
+      // An empty container: closed below like any other.
+      kind = ABSENT
+    } else if (c === 0x74) {
+      if (!matches(raw, i, TRUE_WORD)) return false
+      i += 4
+      kind = TRUE
+    } else if (c === 0x66) {
+      if (!matches(raw, i, FALSE_WORD)) return false
+      i += 5
+      kind = FALSE
+    } else if (c === 0x6e) {
+      if (!matches(raw, i, NULL_WORD)) return false
+      i += 4
+      kind = NULL
+    } else {
+      i = numberEnd(raw, i)
+      if (i === -1) return false
+      kind = NUMBER
+    }
+    if (kind !== ABSENT) {
+      if (depth === 1 && slot !== null) slot.kind = kind
+    } else {
+      // The empty container at `depth` closes now.
+      i++
+      if (--depth === 0) return skipWhitespace(raw, i) === n
+      if (depth === 1 && slot !== null) slot.kind = OPEN[2] === 1 ? OBJECT : ARRAY
+    }
+    // After a value: a comma and the next member or element, or the container's end.
+    for (;;) {
+      i = skipWhitespace(raw, i)
+      if (i >= n) return false
+      const d = raw[i]!
+      const inObject = OPEN[depth] === 1
+      if (d === 0x2c) {
+        i++
+        if (inObject) {
+          i = keyEnd(raw, skipWhitespace(raw, i), depth === 1, wanted)
+          if (i === -1) return false
+          if (depth === 1) slot = keySlot
+        }
+        break
+      }
+      if (d !== (inObject ? 0x7d : 0x5d)) return false
+      i++
+      if (--depth === 0) return skipWhitespace(raw, i) === n
+      if (depth === 1 && slot !== null) slot.kind = OPEN[2] === 1 ? OBJECT : ARRAY
+    }
+  }
+}
+
+/** Set by keyEnd for a top-level key: the slot its value goes to. */
+let keySlot: Slot | null = null
+
+/** Reads `"key" :` from `i`; the index after the colon, or -1. For a top-level key, sets keySlot. */
+function keyEnd(raw: Buffer, i: number, topLevel: boolean, wanted: Uint8Array | null): number {
+  if (i >= raw.length || raw[i] !== QUOTE) return -1
+  const end = stringEnd(raw, i + 1)
+  if (end === -1) return -1
+  if (topLevel) keySlot = slotOf(raw, i + 1, end, stringEscaped, wanted)
+  i = skipWhitespace(raw, end + 1)
+  if (i >= raw.length || raw[i] !== 0x3a) return -1
+  return i + 1
+}
+
 /** Returns the body bytes with `model` replaced (an alias resolved to the upstream's model id). */
 export function rewriteModel(body: Record<string, unknown>, model: string): Buffer {
   return Buffer.from(JSON.stringify({ ...body, model }))
+}
+
+/** True when the scanner vouches for `raw` (one valid JSON object within the depth limit): its body will not be parsed unless asked. */
+export function scansAsObject(raw: Buffer): boolean {
+  return scanObject(raw, null)
 }

@@ -53,7 +53,8 @@ export const ROUTE_HEADER = 'x-velox-route'
 export function routeRequestFor(
   routing: RoutingConfig,
   affinityKey: string | null,
-  body: Record<string, unknown>,
+  /** The request body; `json` is read only when the prompt is hashed (it may parse the body). */
+  body: { readonly json: Record<string, unknown> },
   model: string,
   debugHeader: string | string[] | undefined,
   tenant = 'default',
@@ -62,7 +63,7 @@ export function routeRequestFor(
   // The other balancers read only the key, which the call passes on its own: nothing to build.
   if (routing.balancer !== 'inference-aware') return null
   const ia = routing.inferenceAware
-  const blocks = ia.weights.prefix > 0 || ia.weights.prefill > 0 ? prefixBlocks(body, model, ia.prefix.blockChars, ia.prefix.maxBlocks) : null
+  const blocks = ia.weights.prefix > 0 || ia.weights.prefill > 0 ? prefixBlocks(body.json, model, ia.prefix.blockChars, ia.prefix.maxBlocks) : null
   const explain = ia.explain && typeof debugHeader === 'string' && debugHeader.includes('route')
   return new RouteRequest(affinityKey, blocks, explain, priority, tenant)
 }

@@ -15,7 +15,7 @@ import { clusterMetrics } from './cluster/messages.ts'
 import { ENDPOINTS } from './proxy/endpoints.ts'
 import { Gateway } from './gateway.ts'
 import { proxy, proxyParsed, type Exchange } from './proxy/pipeline.ts'
-import { LeanHandler } from './proxy/lean-handler.ts'
+import { LeanHandler, LeanIncomingMessage, leanRequestsSupported } from './proxy/lean-handler.ts'
 import { lingerOnClose, UploadGuard } from './proxy/client-limits.ts'
 import { conformHttp, hostError } from './proxy/http-conformance.ts'
 import { COUNT_TOKENS_PATH, MESSAGES_PATH, isAnthropicRoute, translateMessagesCall } from './proxy/messages.ts'
@@ -60,7 +60,8 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   const app = Fastify({
     serverFactory: (handler, factoryOptions) => {
       const options = factoryOptions as { http?: ServerOptions; keepAliveTimeout: number; requestTimeout: number; connectionTimeout: number }
-      const server = http.createServer(options.http ?? {}, (req: IncomingMessage, res: ServerResponse) => {
+      const serverOptions: ServerOptions = leanRequestsSupported ? { ...options.http, IncomingMessage: LeanIncomingMessage } : (options.http ?? {})
+      const server = http.createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => {
         if (lean === null || !lean.take(req, res)) handler(req, res)
       })
       // What fastify sets on a server it creates itself.

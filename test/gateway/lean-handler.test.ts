@@ -8,7 +8,9 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { gzipSync } from 'node:zlib'
-import { LeanHandler } from '../../gateway/src/proxy/lean-handler.ts'
+import type { IncomingMessage } from 'node:http'
+import { connect } from 'node:net'
+import { LeanHandler, LeanIncomingMessage } from '../../gateway/src/proxy/lean-handler.ts'
 import { startSimulator, type Simulator } from '../../gateway/src/simulator/server.ts'
 import { chatBody, startGateway, type TestGateway } from '../helpers/gateway.ts'
 
@@ -37,6 +39,8 @@ describe('lean handler', () => {
   let sim: Simulator
   let gw: TestGateway
   let taken = 0
+  /** The last request the lean handler took. */
+  let lastTaken: IncomingMessage | null = null
   const take = LeanHandler.prototype.take
 
   before(async () => {
@@ -50,7 +54,10 @@ describe('lean handler', () => {
     })
     LeanHandler.prototype.take = function counted(this: LeanHandler, req, res) {
       const served = take.call(this, req, res)
-      if (served) taken++
+      if (served) {
+        taken++
+        lastTaken = req
+      }
       return served
     }
   })
@@ -153,5 +160,43 @@ describe('lean handler', () => {
     assert.equal(taken, before + 1)
     assert.equal(answer.status, 200, answer.text)
     assert.equal((JSON.parse(answer.text) as { object: string }).object, 'chat.completion')
+  })
+
+  test('a taken request is read, ended and closed without stream events, as Node does for a GET', async () => {
+    const before = taken
+    const res = await call(gw.url, '/v1/chat/completions', chatBody({ max_tokens: 2 }), auth)
+    assert.equal(res.status, 200)
+    assert.equal(taken, before + 1)
+    const req = lastTaken!
+    assert.ok(req instanceof LeanIncomingMessage)
+    assert.equal(req.lean, null, 'the exchange is let go once the body is complete')
+    assert.equal(req.complete, true)
+    assert.equal(req.readableEnded, true)
+    assert.equal(req.destroyed, true)
+    // node:http waits for 'end' to let go of a request that has not ended: nothing may be left waiting.
+    assert.equal(req.listenerCount('end'), 0)
+    assert.equal(req.listenerCount('data'), 0)
+  })
+
+  test('pipelined requests on one connection are each answered, in order', async () => {
+    const before = taken
+    const bodies = [chatBody({ max_tokens: 1, user: 'first' }), '{"model":', chatBody({ max_tokens: 1, user: 'third' })]
+    const head = (body: string): string => `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: ${auth.authorization}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+    const text = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
+      let received = ''
+      socket.setEncoding('latin1')
+      socket.on('data', (chunk: string) => {
+        received += chunk
+        if ((received.match(/HTTP\/1\.1 /g) ?? []).length === 3 && received.trimEnd().endsWith('}')) socket.end()
+      })
+      socket.on('end', () => resolve(received))
+      socket.on('error', reject)
+      // All three in one write: the parser meets the second while the first is being served.
+      socket.write(bodies.map(head).join(''))
+    })
+    assert.equal(taken, before + 3)
+    const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]))
+    assert.deepEqual(statuses, [200, 400, 200])
   })
 })

@@ -57,7 +57,8 @@ export class UploadGuard {
     const upload: Upload = { guard: this, req, res, startedAt: performance.now(), baseBytes: req.socket.bytesRead }
     ;(req as Tracked)[kUpload] = upload
     this.uploads.add(upload)
-    req.on('end', forget)
+    // Forgotten when its response closes, or by the sweep once the body is complete. (No 'end'
+    // listener: a request the lean handler takes ends without events.)
     res.on('close', forgetRes)
   }
 
@@ -95,10 +96,6 @@ export class UploadGuard {
   }
 }
 
-function forget(this: IncomingMessage): void {
-  const upload = (this as Tracked)[kUpload]
-  upload?.guard.forget(upload)
-}
 function forgetRes(this: ServerResponse): void {
   const upload = (this.req as Tracked)[kUpload]
   upload?.guard.forget(upload)

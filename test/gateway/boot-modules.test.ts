@@ -13,6 +13,7 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { startSimulator } from '../../gateway/src/simulator/server.ts'
 import { configFile, killGatewayProcesses, startGatewayProcess, waitReady } from '../helpers/process.ts'
 
 const HOOK = new URL('../helpers/loaded-modules-hook.ts', import.meta.url).pathname
@@ -31,6 +32,8 @@ const OPTIONAL = [
   /\/node_modules\/@smithy\//,
   // The YAML parser: only a config file or a keys file needs it.
   /\/node_modules\/yaml\//,
+  // undici's pool: only TLS, HTTP/2, pipelining or `pool.client: undici` upstreams need it.
+  /\/node_modules\/undici\//,
   /\/gateway\/src\/cache\/semantic\/semantic-cache\.ts$/,
   /^NativeModule internal\/deps\/undici\/undici$/,
 ]
@@ -66,12 +69,19 @@ test('embedded defaults load none of the optional engines, even after a request'
   assert.deepEqual(optionalIn(modules), [])
 })
 
-test('a config that names Redis loads ioredis (the probe can see an optional module)', async () => {
+test('a config file naming Redis and undici\'s pool loads the YAML parser, ioredis and undici (the probe can see optional modules)', async () => {
   // Nothing listens on port 1: the tier logs that Redis is down and the gateway serves without it.
-  const file = configFile('redis: { url: "redis://127.0.0.1:1" }\ncache: { enabled: true, backend: redis }\n')
+  // The second upstream asks for undici's pool; the request goes to the simulator on the first.
+  const sim = await startSimulator()
+  after(() => sim.close())
+  const file = configFile(
+    'redis: { url: "redis://127.0.0.1:1" }\ncache: { enabled: true, backend: redis }\nupstreams:\n' +
+      '  - { name: sim, url: "' + sim.url + '", models: [demo] }\n  - { name: other, url: "http://127.0.0.1:1", models: [other], pool: { client: undici } }\n',
+  )
   const modules = await loadedModules(['--config', file])
   const found = optionalIn(modules)
   assert.ok(found.some((m) => m.includes('/node_modules/ioredis/')), `ioredis loaded: ${found.join(', ')}`)
   assert.ok(found.some((m) => m.includes('/node_modules/yaml/')), 'a config file loads the YAML parser')
+  assert.ok(found.some((m) => m.includes('/node_modules/undici/')), 'an upstream on undici\'s pool loads undici')
   assert.ok(!found.some((m) => m.includes('/node_modules/@tensorflow/')), 'still no TF.js without a semantic cache')
 })

@@ -4,11 +4,16 @@
  * in gateway/src/routing. A plain-HTTP upstream without pipelining gets the gateway's own HTTP/1.1
  * pool (http1-pool.ts); TLS, HTTP/2 and pipelining go through undici's.
  */
-import { Pool, type Dispatcher } from 'undici'
+import { createRequire } from 'node:module'
+import type { Dispatcher, Pool } from 'undici'
 import type { UpstreamConfig } from '../config/schema.ts'
 import { providerFor, type Provider } from '../providers/index.ts'
 import { AdmissionQueue, FULL_SHARES } from './admission.ts'
 import { Http1Pool } from './http1-pool.ts'
+
+// undici (its root loads fetch, WebSocket, HTTP/2 and TLS: several MB resident) is required by
+// the first upstream that needs its pool; plain-HTTP upstreams never load it.
+const requireModule = createRequire(import.meta.url)
 
 /** A bodiless request's answer, whichever pool carried it. */
 export interface UpstreamAnswer {
@@ -117,7 +122,8 @@ export class Upstream {
 
   #undiciPool(config: UpstreamConfig, hostOverride: boolean, url: URL): Pool {
     const { pool, timeouts } = config
-    const undici = new Pool(this.origin, {
+    const { Pool: UndiciPool } = requireModule('undici') as typeof import('undici')
+    const undici = new UndiciPool(this.origin, {
       connections: pool.connections,
       pipelining: pool.pipelining,
       keepAliveTimeout: pool.keepAliveTimeoutMs,

@@ -23,7 +23,7 @@ import type { InferenceAwareConfig } from './config.ts'
 import type { Member } from './member.ts'
 import { PrefixIndex } from './prefix-index.ts'
 import type { RouteRequest } from './route-request.ts'
-import { type Filter, type Scorer, PickSignals, SCORERS, type ScorerName, boundedLoadFilter, prefillWork, stickyPick } from './scorers.ts'
+import { type Filter, type Scorer, PickSignals, SCORERS, type ScorerName, boundedLoadFilter, placementFilter, prefillWork, stickyPick } from './scorers.ts'
 import { type Balancer, TierScan } from './tier-scan.ts'
 
 interface WeightedScorer {
@@ -38,6 +38,7 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
   private readonly staleAfterMs: number
   private readonly usesPrefix: boolean
   private readonly stickiness: number
+  private readonly placementDecayMs: number
   private readonly signals = new PickSignals()
   private totals: Float64Array = new Float64Array(16)
   /** scores[k * n + i]: scorer k's score of member i, kept only for explanations. */
@@ -48,7 +49,11 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     super()
     this.index = new PrefixIndex(cfg.prefix.capacity, cfg.prefix.membersPerBlock)
     this.scorers = (Object.keys(SCORERS) as ScorerName[]).filter((name) => cfg.weights[name] > 0).map((name) => ({ scorer: SCORERS[name], weight: cfg.weights[name] }))
-    this.filters = cfg.boundedLoad > 0 ? [boundedLoadFilter(cfg.boundedLoad)] : []
+    const filters: Filter[] = []
+    if (cfg.boundedLoad > 0) filters.push(boundedLoadFilter(cfg.boundedLoad))
+    if (cfg.placement.factor > 0) filters.push(placementFilter(cfg.placement.factor))
+    this.filters = filters
+    this.placementDecayMs = cfg.placement.decayMs
     this.staleAfterMs = cfg.metrics.enabled ? cfg.metrics.staleAfterMs : 0
     this.usesPrefix = cfg.weights.prefix > 0 || cfg.weights.prefill > 0
     this.stickiness = this.usesPrefix ? cfg.stickiness : 0
@@ -62,7 +67,9 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     const explain = request !== null && request.explain
     if (count === 1 && blocks === null && !explain) {
       if (request !== null) request.charge = 1
-      return members[this.firstIndex]!
+      const only = members[this.firstIndex]!
+      only.notePlaced(nowMs, this.placementDecayMs)
+      return only
     }
 
     const n = members.length
@@ -110,6 +117,7 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     const winner = members[best]!
     if (request !== null) request.charge = prefillWork(s, best) - s.pendingPrefill[best]!
     if (blocks !== null) this.index.record(blocks, winner)
+    winner.notePlaced(nowMs, this.placementDecayMs)
     if (explain) request.explanation = this.explainPick(members, best, second, filtered, stuck)
     return winner
   }
@@ -144,6 +152,7 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
       s.latencyMs[i] = m.ewma.get(nowMs)
       s.pendingPrefill[i] = m.prefillPending
       s.msPerBlock[i] = m.prefillPace(nowMs)
+      s.placed[i] = m.recentPlaced(nowMs, this.placementDecayMs)
     }
     if (blocks !== null) {
       this.index.match(blocks, members)
@@ -171,6 +180,7 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     parts.push(`prefix_blocks=${s.prefixBlocks[best]}/${s.requestBlocks}`, `pending_blocks=${Math.round(s.pendingPrefill[best]!)}`, `queue=${s.queue[best]}`, `load=${s.load[best]}`)
     if (s.msPerBlock[best]! > 0) parts.push(`ms_per_block=${s.msPerBlock[best]!.toFixed(2)}`)
     if (s.kvUsage[best]! >= 0) parts.push(`kv=${s.kvUsage[best]!.toFixed(3)}`)
+    parts.push(`placed=${s.placed[best]!.toFixed(1)}`)
     if (second !== -1) parts.push(`runner_up=${members[second]!.name}:${this.totals[second]!.toFixed(3)}`)
     parts.push(`filtered=${filtered}`)
     // The home kept the request against a higher sum (stickiness): runner_up is the sum's winner.

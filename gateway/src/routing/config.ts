@@ -165,7 +165,18 @@ export const InferenceAwareSchema = z.strictObject({
    * and every estimate is pace x (work + fixedBlocks). fixedBlocks counts a first token's fixed
    * costs (a decode step, the network) in blocks; with it, warm first tokens can teach too.
    */
-  pace: z.strictObject({ minBlocks: z.number().int().min(0).max(4096).default(32), fixedBlocks: z.number().min(0).max(4096).default(0) }).prefault({}),
+  pace: z.strictObject({ minBlocks: z.number().int().min(0).max(4096).default(0), fixedBlocks: z.number().min(0).max(4096).default(4) }).prefault({}),
+  /**
+   * Where new conversations go (requests no member holds a private block of): only to members
+   * whose recent traffic per unit of capacity is at most `factor` x the group's; traffic is the
+   * requests sent, each decaying over `decayMs`. 0 turns it off.
+   */
+  placement: z
+    .strictObject({
+      factor: z.union([z.literal(0), z.number().min(1).max(100)]).default(1.1),
+      decayMs: positiveInt.max(600_000).default(10_000),
+    })
+    .prefault({}),
   prefix: PrefixIndexSchema.prefault({}),
   metrics: PodMetricsSchema.prefault({}),
   admission: AdmissionSchema.prefault({}),

@@ -42,15 +42,17 @@ export interface MemberInit {
   /**
    * How a first token teaches the prefill pace (inference-aware balancer): only behind at least
    * `minBlocks` of work, and over the work plus `fixedBlocks` (the fixed costs of a first token, a
-   * decode step and the network, in blocks). Default { minBlocks: 32, fixedBlocks: 0 }.
+   * decode step and the network, in blocks). Default { minBlocks: 0, fixedBlocks: 4 } (the config's).
    */
   readonly pace?: { readonly minBlocks: number; readonly fixedBlocks: number }
 }
 
 /** Weight of a new sample in the learned time per prefill block. */
 const PREFILL_RATE_ALPHA = 0.2
-/** Least work (blocks ahead, own included, ~64 tokens each) whose time to first token teaches the pace. */
-export const PREFILL_SAMPLE_MIN_BLOCKS = 32
+/** Least work (blocks ahead, own included, ~64 tokens each) whose time to first token teaches the pace, by default: every first token. */
+export const PREFILL_SAMPLE_MIN_BLOCKS = 0
+/** Fixed costs of a first token (a decode step, the network) counted as this many blocks, by default. */
+export const PREFILL_FIXED_BLOCKS = 4
 /** How long a learned prefill pace is trusted without a new sample (ms). */
 export const PREFILL_PACE_MEMORY_MS = 2_000
 
@@ -87,8 +89,8 @@ export class Member<U = unknown> {
   prefillPending: number
   /**
    * Learned time per pending prefill block (ms, EWMA of time to first token over the blocks that
-   * were ahead of it, its own included, from first tokens behind at least
-   * PREFILL_SAMPLE_MIN_BLOCKS); 0 until the first sample. A slower pod learns a larger one.
+   * were ahead of it, its own included, plus the fixed blocks, from first tokens behind at least
+   * `paceMinBlocks`); 0 until the first sample. A slower pod learns a larger one.
    */
   prefillMsPerBlock: number
   /** performance.now() of the last pace sample; the pace is trusted for PREFILL_PACE_MEMORY_MS after it. */
@@ -97,6 +99,14 @@ export class Member<U = unknown> {
   readonly paceMinBlocks: number
   /** Fixed costs of a first token, in blocks, added to the work of a sample. */
   readonly paceFixedBlocks: number
+  /**
+   * Requests the inference-aware balancer sent here, each decaying exponentially with age (see
+   * `notePlaced`): the member's share of recent traffic, which stands for the conversations it
+   * holds (their next turns come back to it).
+   */
+  placed: number
+  /** performance.now() `placed` was last brought up to date. */
+  placedAt: number
   /** Counters for metrics; never reset. */
   started: number
   failed: number
@@ -123,7 +133,9 @@ export class Member<U = unknown> {
     this.prefillMsPerBlock = 0
     this.prefillSampledAt = 0
     this.paceMinBlocks = init.pace?.minBlocks ?? PREFILL_SAMPLE_MIN_BLOCKS
-    this.paceFixedBlocks = init.pace?.fixedBlocks ?? 0
+    this.paceFixedBlocks = init.pace?.fixedBlocks ?? PREFILL_FIXED_BLOCKS
+    this.placed = 0
+    this.placedAt = 0
     this.started = 0
     this.failed = 0
     this.lastFailure = null
@@ -193,12 +205,12 @@ export class Member<U = unknown> {
   endPrefill(blocks: number, work: number, ttftMs: number, nowMs: number): void {
     this.dropPrefill(blocks)
     // A first token after little work is mostly fixed costs (a step, the network, a busy event
-    // loop): learning from it would make a member that serves warm prefixes look slow per block
-    // and push their conversations away. Behind 32 blocks (~2,000 tokens) prefill dominates.
-    // With `paceFixedBlocks` > 0 those fixed costs are counted in the sample instead
-    // (time / (work + fixed)), so warm first tokens teach too: a pod slower on every count (its
-    // decode steps as well as its prefill) is seen from the warm turns that are most of its traffic.
-    if (work < this.paceMinBlocks || !(ttftMs >= 0)) return
+    // loop): over the work alone it would make a member that serves warm prefixes look slow per
+    // block. So those fixed costs count as `paceFixedBlocks` blocks (time / (work + fixed)), and
+    // warm first tokens teach too: a pod slower on every count (its decode steps as well as its
+    // prefill) is seen from the warm turns that are most of its traffic. `paceMinBlocks` > 0
+    // keeps first tokens after less work out (32 with no fixed blocks: only cold prefills teach).
+    if (work < this.paceMinBlocks || !(ttftMs >= 0) || !(work + this.paceFixedBlocks > 0)) return
     const sample = ttftMs / (work + this.paceFixedBlocks)
     const known = this.prefillMsPerBlock > 0 && nowMs - this.prefillSampledAt <= PREFILL_PACE_MEMORY_MS
     this.prefillMsPerBlock = known ? this.prefillMsPerBlock + PREFILL_RATE_ALPHA * (sample - this.prefillMsPerBlock) : sample
@@ -212,6 +224,19 @@ export class Member<U = unknown> {
    */
   prefillPace(nowMs: number): number {
     return this.prefillMsPerBlock > 0 && nowMs - this.prefillSampledAt <= PREFILL_PACE_MEMORY_MS ? this.prefillMsPerBlock : 0
+  }
+
+  /** Recent requests at `nowMs`: each counts exp(-age / decayMs). */
+  recentPlaced(nowMs: number, decayMs: number): number {
+    const age = nowMs - this.placedAt
+    return age > 0 ? this.placed * Math.exp(-age / decayMs) : this.placed
+  }
+
+  /** One more request was sent here at `nowMs`. */
+  notePlaced(nowMs: number, decayMs: number): void {
+    const now = nowMs > this.placedAt ? nowMs : this.placedAt
+    this.placed = this.recentPlaced(now, decayMs) + 1
+    this.placedAt = now
   }
 
   /** The attempt ended without a first token: release its charge, learn nothing. */

@@ -34,6 +34,8 @@ export class PickSignals {
   pendingPrefill: Float64Array = new Float64Array(0)
   /** The member's learned time per prefill block (ms); 0 when not learned yet. */
   msPerBlock: Float64Array = new Float64Array(0)
+  /** Requests recently sent to the member, decayed (Member.recentPlaced). */
+  placed: Float64Array = new Float64Array(0)
   /** Full blocks in the request's prompt (0: no prefix information). */
   requestBlocks = 0
   /** Fixed costs of a first token in blocks, added to every member's work in the estimate (pace.fixedBlocks). */
@@ -53,6 +55,7 @@ export class PickSignals {
     this.privateBlocks = new Uint16Array(size)
     this.pendingPrefill = new Float64Array(size)
     this.msPerBlock = new Float64Array(size)
+    this.placed = new Float64Array(size)
   }
 }
 
@@ -278,6 +281,70 @@ export function boundedLoadFilter(factor: number): Filter {
 export function allowedLoad(cap: number, extraBlocks: number, requestBlocks: number): number {
   if (extraBlocks <= 0 || requestBlocks <= 0) return cap
   return cap + Math.ceil((cap * Math.min(extraBlocks, requestBlocks)) / requestBlocks)
+}
+
+/**
+ * Placement of new conversations: a request that no member holds any private block of (a first
+ * turn, a prompt sharing at most a system prompt with others, a request with no prefix
+ * information) may go only to a member whose recent traffic, per unit of its capacity, is at most
+ * `factor` x the group's (plus this request). Recent traffic (`placed`, requests decayed over
+ * `placement.decayMs`) stands for the conversations a member holds: their next turns come back
+ * to it, so a member that took more first turns than its share gets the later turns of all of
+ * them, and bounded load then has to move some of those, history and all. Placing new ones by
+ * in-flight counts or by a few blocks of shared system prompt does not see that.
+ *
+ * Capacity is 1, or less for a member whose learned pace is slower than the mean of the measured
+ * ones (mean / pace: a pod three times slower than the others takes about a third of the new
+ * conversations), so a slow pod keeps a share in proportion to its speed, not none: its
+ * conversations stay warm on it, and the others are not filled past theirs. Later turns (private
+ * blocks somewhere) are not filtered here: the prefill estimate and bounded load decide those.
+ * Never clears the member with the least traffic per capacity.
+ */
+export function placementFilter(factor: number): Filter {
+  return {
+    name: 'placement',
+    filter(s) {
+      let count = 0
+      for (let i = 0; i < s.n; i++) {
+        if (s.eligible[i] !== 1) continue
+        if (s.privateBlocks[i]! > 0) return 0
+        count++
+      }
+      if (count < 2) return 0
+      const mean = fallbackPace(s)
+      let placed = 0
+      let capacity = 0
+      let least = -1
+      let leastShare = Number.POSITIVE_INFINITY
+      for (let i = 0; i < s.n; i++) {
+        if (s.eligible[i] !== 1) continue
+        const w = capacityOf(s, i, mean)
+        placed += s.placed[i]!
+        capacity += w
+        const share = s.placed[i]! / w
+        if (share < leastShare) {
+          leastShare = share
+          least = i
+        }
+      }
+      const limit = (factor * (placed + 1)) / capacity
+      let cleared = 0
+      for (let i = 0; i < s.n; i++) {
+        if (s.eligible[i] !== 1 || i === least) continue
+        if (s.placed[i]! / capacityOf(s, i, mean) > limit) {
+          s.eligible[i] = 0
+          cleared++
+        }
+      }
+      return cleared
+    },
+  }
+}
+
+/** A member's capacity relative to the others: 1, or mean / pace when its learned pace is slower than the mean. */
+export function capacityOf(s: PickSignals, i: number, meanPace: number): number {
+  const p = s.msPerBlock[i]!
+  return p > meanPace ? meanPace / p : 1
 }
 
 export const SCORERS = { prefill: prefillScorer, prefix: prefixScorer, queue: queueScorer, kvCache: kvCacheScorer, load: loadScorer, latency: latencyScorer } as const

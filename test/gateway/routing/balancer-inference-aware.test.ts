@@ -58,7 +58,7 @@ test('bounded load: a hot prefix does not pile onto one member', () => {
   }
   const max = Math.max(...counts.values())
   assert.ok(max <= Math.ceil((1.5 * 40) / 4) + 1, `at most ~1.5x the mean on one member (${[...counts.entries()]})`)
-  const unbounded = new InferenceAwareBalancer(cfg({ weights: { queue: 0, kvCache: 0, load: 0, latency: 0 }, boundedLoad: 0 }))
+  const unbounded = new InferenceAwareBalancer(cfg({ weights: { queue: 0, kvCache: 0, load: 0, latency: 0 }, boundedLoad: 0, placement: { factor: 0 } }))
   const fresh = makeMembers(4)
   const names = new Set<string>()
   for (let i = 0; i < 20; i++) {
@@ -73,7 +73,8 @@ test('a slow member loses to the latency scorer when nothing else differs', () =
   const members = makeMembers(2)
   members[0]!.onFirstByte(500, 0)
   members[1]!.onFirstByte(20, 0)
-  const b = new InferenceAwareBalancer(cfg())
+  // Placement off: it would share new requests out by recent traffic, whatever the latency.
+  const b = new InferenceAwareBalancer(cfg({ placement: { factor: 0 } }))
   for (let i = 0; i < 5; i++) assert.equal(b.pick(members, null, null, 1, new RouteRequest(null))!.name, 'm1')
 })
 
@@ -105,7 +106,7 @@ test('explain says who won and why', () => {
   const r = request('s', 1, true)
   assert.equal(b.pick(members, null, null, 0, r), first)
   assert.match(r.explanation!, new RegExp(`^member=${first.name}; score=\\d\\.\\d{3}; prefill=1\\.000x4; prefix=0\\.\\d{3}x1; queue=1\\.000x1;`))
-  assert.match(r.explanation!, /prefix_blocks=\d+\/\d+; pending_blocks=0; queue=0; load=0; runner_up=m\d:\d\.\d{3}; filtered=0$/)
+  assert.match(r.explanation!, /prefix_blocks=\d+\/\d+; pending_blocks=0; queue=0; load=0; placed=1\.0; runner_up=m\d:\d\.\d{3}; filtered=0$/)
   const quiet = request('s', 2)
   b.pick(members, null, null, 0, quiet)
   assert.equal(quiet.explanation, null, 'no explanation unless asked')
@@ -130,7 +131,9 @@ test('prefill estimate: a warm prefix wins until the prefill queued on its membe
 })
 
 test('prefill pace is learned per member: the same work goes to the member that prefills faster', () => {
-  const members = makeMembers(2)
+  // Paces over the work alone, from cold prefills only (the defaults count 4 fixed blocks and learn from every first token).
+  const cold = routingConfig({ inferenceAware: { pace: { minBlocks: 32, fixedBlocks: 0 } } })
+  const members = [makeMember('m0', cold), makeMember('m1', cold)]
   const [fast, slow] = members as [Member<null>, Member<null>]
   // Same work behind each first token (40 blocks), three times the time on one.
   for (const [m, ms] of [[fast, 400], [slow, 1200]] as const) {
@@ -140,7 +143,7 @@ test('prefill pace is learned per member: the same work goes to the member that 
   assert.equal(fast.prefillPending, 0, 'the charge is released at the first token')
   assert.equal(fast.prefillMsPerBlock, 10)
   assert.equal(slow.prefillMsPerBlock, 30)
-  const b = new InferenceAwareBalancer(cfg({ weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+  const b = new InferenceAwareBalancer(cfg({ pace: { minBlocks: 32, fixedBlocks: 0 }, placement: { factor: 0 }, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
   // The fast member keeps winning until what is queued on it takes longer than the slow one's
   // queue: fast costs 10 x 9k for its k-th, slow 30 x 9k, so the slow member takes every fourth.
   const picks: string[] = []
@@ -177,8 +180,8 @@ test('pace with fixed costs: warm first tokens teach, so a pod slower on every c
   }
   assert.equal(a.prefillMsPerBlock, 10, '60 ms over 2 blocks of work + 4 fixed')
   assert.equal(b.prefillMsPerBlock, 30)
-  // With the default (samples behind 32+ blocks only) the same first tokens teach nothing.
-  const plain = makeMembers(1)[0]!
+  // Learning from cold prefills only (samples behind 32+ blocks) the same first tokens teach nothing.
+  const plain = makeMember('plain', routingConfig({ inferenceAware: { pace: { minBlocks: 32, fixedBlocks: 0 } } }))
   plain.beginPrefill(2)
   plain.endPrefill(2, 2, 60, 0)
   assert.equal(plain.prefillMsPerBlock, 0)
@@ -200,7 +203,7 @@ test('pace with fixed costs: warm first tokens teach, so a pod slower on every c
 })
 
 test('pace config: fixedBlocks and minBlocks are validated', () => {
-  assert.deepEqual(cfg().pace, { minBlocks: 32, fixedBlocks: 0 })
+  assert.deepEqual(cfg().pace, { minBlocks: 0, fixedBlocks: 4 })
   assert.throws(() => cfg({ pace: { fixedBlocks: -1 } }))
   assert.throws(() => cfg({ pace: { minBlocks: 1.5 } }))
   assert.throws(() => cfg({ pace: { other: 1 } }))
@@ -235,8 +238,10 @@ test('pod estimate between scrapes: sent requests fill free batch slots, then qu
 
 test('stickiness: a conversation stays on its home when a noisy pace makes it look a little slower; a real queue still moves it', () => {
   const run = (stickiness: number, queuedOnHome: number): { home: Member<null>; next: Member<null>; explanation: string } => {
-    const members = makeMembers(3)
-    const b = new InferenceAwareBalancer(cfg({ stickiness, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+    // Paces over the work alone (no fixed blocks), to keep the arithmetic below short.
+    const pace = { minBlocks: 0, fixedBlocks: 0 }
+    const members = ['m0', 'm1', 'm2'].map((name) => makeMember(name, routingConfig({ inferenceAware: { pace } })))
+    const b = new InferenceAwareBalancer(cfg({ stickiness, pace, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
     const home = b.pick(members, null, null, 0, request('s', 0))!
     for (let turn = 1; turn <= 5; turn++) assert.equal(b.pick(members, null, null, 0, request('s', turn)), home, `turn ${turn} on an idle fleet`)
     // Paces from one sample each: the home's ten times the others' (one first token behind a starved event loop).
@@ -256,4 +261,58 @@ test('stickiness: a conversation stays on its home when a noisy pace makes it lo
   const queued = run(0.5, 40)
   assert.notEqual(queued.next, queued.home, '40 blocks queued on the home at 10 ms each: worse than the margin')
   assert.doesNotMatch(queued.explanation, /sticky/)
+})
+
+test('recent traffic decays with age on the given clock', () => {
+  const [m] = makeMembers(1) as [Member<null>]
+  for (let i = 0; i < 4; i++) m.notePlaced(1_000, 2_000)
+  assert.equal(m.recentPlaced(1_000, 2_000), 4)
+  assert.ok(Math.abs(m.recentPlaced(3_000, 2_000) - 4 / Math.E) < 1e-9, 'one decay time later: 1/e of it')
+  m.notePlaced(3_000, 2_000)
+  assert.ok(Math.abs(m.recentPlaced(3_000, 2_000) - (4 / Math.E + 1)) < 1e-9)
+  assert.equal(m.recentPlaced(2_000, 2_000), m.placed, 'a clock read before the last update does not grow it')
+})
+
+test('placement: new conversations sharing a system prompt spread by recent traffic, later turns stay home', () => {
+  const members = makeMembers(4)
+  // Only the prefill estimate scores: it prefers the members holding the system prompt.
+  const b = new InferenceAwareBalancer(cfg({ weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+  const homes = new Map<string, Member<null>>()
+  for (let c = 0; c < 12; c++) homes.set(`c${c}`, b.pick(members, null, null, c, request(`c${c}`, 0))!)
+  const perMember = members.map((m) => [...homes.values()].filter((h) => h === m).length)
+  assert.deepEqual(perMember, [3, 3, 3, 3], 'each took its share of the twelve first turns')
+  for (const [c, home] of homes) assert.equal(b.pick(members, null, null, 20, request(c, 1)), home, `${c}'s next turn returns to its member`)
+
+  const off = new InferenceAwareBalancer(cfg({ weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 }, placement: { factor: 0 } }))
+  const fresh = makeMembers(4)
+  const first = new Set<string>()
+  for (let c = 0; c < 12; c++) first.add(off.pick(fresh, null, null, c, request(`c${c}`, 0))!.name)
+  assert.equal(first.size, 1, 'without placement the system prompt draws every first turn to one member')
+})
+
+test('placement: a member that prefills three times slower keeps some new conversations; the others take no more than the limit allows', () => {
+  const members = makeMembers(4)
+  for (const [i, ms] of [[0, 400], [1, 400], [2, 400], [3, 1200]] as const) {
+    const m = members[i]!
+    m.endPrefill(0, 40, ms, 0)
+  }
+  const b = new InferenceAwareBalancer(cfg({ weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+  const counts = [0, 0, 0, 0]
+  // 40 conversations sharing nothing, all within the pace's memory (2 s) and the traffic's decay.
+  for (let c = 0; c < 40; c++) {
+    const r = new RouteRequest(null, prefixBlocks({ model: 'm', messages: [{ role: 'user', content: `${c} `.repeat(1100) }] }, 'm', 256, 256))
+    counts[members.indexOf(b.pick(members, null, null, c * 10, r)!)]!++
+  }
+  // Capacities 1/1/1/(mean pace 15 / 30 = 0.5). The estimate prefers the fast members until each
+  // is past 1.1 x the traffic per capacity; only then does the slow one get a turn. So it keeps a
+  // share (the fast ones are not filled without bound), smaller than its capacity's 40 x 0.5 / 3.5.
+  assert.ok(counts[3]! >= 1 && counts[3]! <= 5, `slow member's share: ${counts.join('/')}`)
+  assert.ok(counts.slice(0, 3).every((n) => n <= Math.ceil((1.1 * 41) / 3.5) + 1), counts.join('/'))
+  const off = new InferenceAwareBalancer(cfg({ weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 }, placement: { factor: 0 } }))
+  let slow = 0
+  for (let c = 0; c < 40; c++) {
+    const r = new RouteRequest(null, prefixBlocks({ model: 'm', messages: [{ role: 'user', content: `${c} `.repeat(1100) }] }, 'm', 256, 256))
+    if (off.pick(members, null, null, c * 10, r) === members[3]) slow++
+  }
+  assert.equal(slow, 0, 'without placement (and nothing queued) the estimate never picks the slow member')
 })

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { PickSignals, allowedLoad, boundedLoadFilter, kvCacheScorer, latencyScorer, loadScorer, prefillCost, prefillScorer, prefillWork, prefixScorer, queueScorer, stickyPick } from '../../../gateway/src/routing/scorers.ts'
+import { PickSignals, allowedLoad, boundedLoadFilter, capacityOf, kvCacheScorer, latencyScorer, loadScorer, prefillCost, prefillScorer, prefillWork, placementFilter, prefixScorer, queueScorer, stickyPick } from '../../../gateway/src/routing/scorers.ts'
 
-function signals(n: number, fill: Partial<Record<'load' | 'queue' | 'waiting' | 'kvUsage' | 'latencyMs' | 'prefixBlocks' | 'privateBlocks' | 'pendingPrefill' | 'msPerBlock', number[]>>, requestBlocks = 0): PickSignals {
+function signals(n: number, fill: Partial<Record<'load' | 'queue' | 'waiting' | 'kvUsage' | 'latencyMs' | 'prefixBlocks' | 'privateBlocks' | 'pendingPrefill' | 'msPerBlock' | 'placed', number[]>>, requestBlocks = 0): PickSignals {
   const s = new PickSignals()
   s.ensure(n)
   s.eligible.fill(1, 0, n)
@@ -134,4 +134,38 @@ test('bounded load: a member whose pod reports waiting requests gets no allowanc
   assert.equal(s.eligible[0], 0)
   const guessed = signals(4, { load: [6, 1, 1, 0], queue: [1, 0, 0, 0], prefixBlocks: [48, 8, 8, 8], privateBlocks: [40, 0, 0, 0] }, 48)
   assert.equal(boundedLoadFilter(1.5).filter(guessed), 0, 'the gateway\'s own queue estimate (a guessed batch size) is not the pod saying so')
+})
+
+test('placement: a new conversation may not go to a member with more than its share of recent traffic', () => {
+  // Recent traffic 6/2/2/0: with this request the mean is 11/4, the limit 1.1 x that = 3.025.
+  const s = signals(4, { placed: [6, 2, 2, 0] }, 10)
+  assert.equal(placementFilter(1.1).filter(s), 1)
+  assert.deepEqual([...s.eligible.subarray(0, 4)], [0, 1, 1, 1])
+  // A later turn (private blocks on some member) is not placed: the estimate and bounded load decide.
+  const later = signals(4, { placed: [6, 2, 2, 0], privateBlocks: [5, 0, 0, 0] }, 10)
+  assert.equal(placementFilter(1.1).filter(later), 0)
+  // Nothing sent anywhere yet: all pass. All equal: all pass.
+  assert.equal(placementFilter(1.1).filter(signals(3, { placed: [0, 0, 0] }, 10)), 0)
+  assert.equal(placementFilter(1).filter(signals(3, { placed: [4, 4, 4] }, 10)), 0)
+  // Never empties the set: the least busy member stays even when bounded load left only busy ones.
+  const busy = signals(3, { placed: [9, 8, 0] }, 10)
+  busy.eligible[2] = 0
+  assert.equal(placementFilter(1).filter(busy), 0, 'of 9 and 8, the limit 1 x 18/2 = 9 clears neither')
+  const one = signals(2, { placed: [30, 1] })
+  assert.equal(placementFilter(1.1).filter(one), 1, 'a request with no prefix information is placed too')
+  assert.deepEqual([...one.eligible.subarray(0, 2)], [0, 1])
+})
+
+test('placement: a member slower than the mean counts its traffic against a smaller capacity', () => {
+  // Paces 1/1/1/3: mean 1.5, so capacities 1/1/1/0.5. Equal traffic (2 each): the slow member's
+  // 2 / 0.5 = 4 is over the limit 1.1 x 9 / 3.5 = 2.83; the others' 2 are not.
+  const s = signals(4, { placed: [2, 2, 2, 2], msPerBlock: [1, 1, 1, 3] }, 10)
+  assert.deepEqual([0, 1, 2, 3].map((i) => capacityOf(s, i, 1.5)), [1, 1, 1, 0.5])
+  assert.equal(placementFilter(1.1).filter(s), 1)
+  assert.deepEqual([...s.eligible.subarray(0, 4)], [1, 1, 1, 0])
+  // Below its share it still takes new conversations: 1 / 0.5 = 2 against a limit of 1.1 x 8 / 3.5 = 2.51.
+  const under = signals(4, { placed: [2, 2, 2, 1], msPerBlock: [1, 1, 1, 3] }, 10)
+  assert.equal(placementFilter(1.1).filter(under), 0)
+  // Unmeasured members take the mean pace: full capacity.
+  assert.equal(capacityOf(signals(2, { msPerBlock: [0, 2] }), 0, 2), 1)
 })

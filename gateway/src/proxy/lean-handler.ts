@@ -11,7 +11,8 @@
  * accounting for the drain, and errors in the caller's shape (OpenAI, or Anthropic on its routes)
  * with the same status, code, headers, metrics and access-log line as fastify's error handler.
  */
-import { IncomingMessage, type ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createRequire } from 'node:module'
 import type { GatewayError } from '../errors.ts'
 import { gatewayErrorBody } from '../protocols/anthropic/errors.ts'
 import type { Cors } from '../protocols/cors.ts'
@@ -21,6 +22,10 @@ import { ENDPOINTS, type Endpoint } from './endpoints.ts'
 import { hostError } from './http-conformance.ts'
 import { COUNT_TOKENS_PATH, MESSAGES_PATH, translateMessagesCall } from './messages.ts'
 import { proxy, proxyParsed, type Exchange, type PipelineState } from './pipeline.ts'
+
+// node:http through require, not an ESM import: building its ESM namespace loads Node's bundled
+// undici (about 12 MB resident) for nothing (docs/benchmarks.md, "Idle memory").
+const http = createRequire(import.meta.url)('node:http') as typeof import('node:http')
 
 /** The gateway's live state as the lean handler needs it. */
 export interface LeanState extends PipelineState {
@@ -58,7 +63,7 @@ type Closable = IncomingMessage & { _dumpAndCloseReadable?: () => void }
  * fastify serves are left plain streams. The server is built with it (`IncomingMessage` of
  * `http.createServer`) only when this Node has the fast path (`leanRequestsSupported`).
  */
-export class LeanIncomingMessage extends IncomingMessage {
+export class LeanIncomingMessage extends http.IncomingMessage {
   /** The exchange taking this request's body, until the body is complete; null: a plain stream. */
   lean: LeanExchange | null = null
 
@@ -76,7 +81,7 @@ export class LeanIncomingMessage extends IncomingMessage {
   }
 }
 
-export const leanRequestsSupported = typeof (IncomingMessage.prototype as Closable)._dumpAndCloseReadable === 'function'
+export const leanRequestsSupported = typeof (http.IncomingMessage.prototype as Closable)._dumpAndCloseReadable === 'function'
 
 export class LeanHandler {
   readonly state: LeanState

@@ -1,13 +1,14 @@
 /**
  * Chunks of a streamed response written straight to the client's socket (proxy/chunk-writer.ts):
  * the framing is node:http's own, the socket is offered only once node:http holds nothing back,
- * and a raw client reads the same bytes, in the same order, on a keep-alive connection.
+ * the first chunk goes with the stored head in one write, and a raw client reads the same bytes,
+ * in the same order, on a keep-alive connection.
  */
 import assert from 'node:assert/strict'
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import { after, before, test } from 'node:test'
-import { directSocket, frameChunk } from '../../gateway/src/proxy/chunk-writer.ts'
+import { directSocket, firstChunkSocket, frameChunk, writeFirstChunk } from '../../gateway/src/proxy/chunk-writer.ts'
 
 test('a chunk is framed as node:http frames it: size in hex, CRLF, the bytes, CRLF', () => {
   for (const size of [1, 9, 10, 15, 16, 17, 255, 256, 4095, 4096, 65535, 65536, 200_001]) {
@@ -19,11 +20,21 @@ test('a chunk is framed as node:http frames it: size in hex, CRLF, the bytes, CR
 
 let server: Server
 const seen: Array<{ before: boolean; afterHead: boolean; afterEnd: boolean }> = []
+/** Per first-chunk response: offered before writeHead, after it, whether the write left nothing corked or queued, offered again after. */
+const firstSeen: Array<{ beforeHead: boolean; stored: boolean; unqueued: boolean | null; again: boolean }> = []
 
-function answer(res: ServerResponse, direct: boolean): void {
+function answer(res: ServerResponse, direct: boolean, first: boolean): void {
+  const beforeHead = firstChunkSocket(res) !== null // no head stored yet
   res.writeHead(200, ['content-type', 'text/event-stream'])
-  const beforeHead = directSocket(res) !== null // head stored, not sent: must go through res.write
-  res.write('data: 1\n\n')
+  const before = directSocket(res) !== null // head stored, not sent: must go through res.write
+  const headSocket = firstChunkSocket(res)
+  let unqueued: boolean | null = null
+  if (first && headSocket !== null) {
+    writeFirstChunk(res, headSocket, Buffer.from('data: 1\n\n'))
+    // Handed to the kernel now, not corked until the next tick or queued in node:http.
+    unqueued = headSocket.writableCorked === 0 && headSocket.writableLength === 0
+  } else res.write('data: 1\n\n')
+  if (first) firstSeen.push({ beforeHead, stored: headSocket !== null, unqueued, again: firstChunkSocket(res) !== null })
   const socket = directSocket(res)
   const afterHead = socket !== null
   for (let i = 2; i <= 4; i++) {
@@ -32,13 +43,13 @@ function answer(res: ServerResponse, direct: boolean): void {
     else res.write(event)
   }
   res.end()
-  seen.push({ before: beforeHead, afterHead, afterEnd: directSocket(res) !== null })
+  seen.push({ before, afterHead, afterEnd: directSocket(res) !== null })
 }
 
 before(async () => {
   server = createServer((req, res) => {
     req.resume()
-    req.on('end', () => answer(res, req.url === '/direct'))
+    req.on('end', () => answer(res, req.url !== '/node', req.url === '/first'))
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
 })
@@ -86,6 +97,23 @@ test('direct writes give the client the bytes res.write gives, pipelined request
   ])
 })
 
+test('the head and first chunk in one write give the client the bytes res.write gives, pipelined requests included', async () => {
+  firstSeen.length = 0
+  const [viaNode] = bodies(await exchange(['/node']))
+  const raw = await exchange(['/first', '/first'])
+  const first = bodies(raw)
+  assert.equal(first.length, 2)
+  for (const body of first) assert.equal(body, viaNode)
+  assert.equal(raw.split('content-type: text/event-stream\r\n').length, 3, 'each response has its own head')
+  // The first response's head goes out with its first chunk, at once; the pipelined second one's
+  // head waits in node:http behind the first response, so it takes res.write's way.
+  assert.deepEqual(firstSeen, [
+    { beforeHead: false, stored: true, unqueued: true, again: false },
+    { beforeHead: false, stored: false, unqueued: null, again: false },
+  ])
+})
+
 test('not a node:http response: no socket offered', () => {
   assert.equal(directSocket({ destroyed: false, headersSent: true } as never), null)
+  assert.equal(firstChunkSocket({ destroyed: false, headersSent: false } as never), null)
 })

@@ -27,7 +27,7 @@ import { AttemptPlanner } from './planner.ts'
 import { sseErrorEvent, writeError } from './respond.ts'
 import { responseHeaders, serverTiming } from './response-headers.ts'
 import { classifyUpstreamError } from './upstream-errors.ts'
-import { directSocket, frameChunk } from './chunk-writer.ts'
+import { directSocket, firstChunkSocket, frameChunk, writeFirstChunk } from './chunk-writer.ts'
 import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
 
 export type { CallContext, CallRequest, UpstreamMember } from './context.ts'
@@ -451,9 +451,15 @@ export class ProxyCall {
     if (out !== this.res) return out.write(bytes)
     let socket = this.#socket
     if (socket === null) {
-      // The first chunk goes with the response's head; from the second on, one write per chunk.
-      socket = this.#socket = directSocket(out)
-      if (socket === null) return out.write(bytes)
+      // The first chunk goes with the response's head, now; from the second on, one write per chunk.
+      socket = directSocket(out)
+      if (socket === null) {
+        const first = firstChunkSocket(out)
+        if (first === null) return out.write(bytes)
+        this.#socket = first
+        return writeFirstChunk(out, first, bytes)
+      }
+      this.#socket = socket
     }
     if (socket.destroyed) return true
     return socket.write(frameChunk(bytes))

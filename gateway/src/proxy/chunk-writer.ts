@@ -8,6 +8,11 @@
  * one buffer and written straight to the socket puts the same bytes on the wire with one write.
  * The response still ends through node:http (`res.end()` writes the last chunk, `0\r\n\r\n`), so
  * keep-alive, `finish` and `close` are unchanged.
+ *
+ * The first chunk goes out the same way, with the head node:http stored at `writeHead` in front of
+ * it: through `res.write` it would wait in the corked socket until the next tick, behind whatever
+ * else the read that brought it does, and go out as a writev of five buffers. Written at once, the
+ * client has its first token while the gateway is still busy with the rest of that read.
  */
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
@@ -19,7 +24,7 @@ const CRLF = 0x0d0a
  * node:http's own state, read to know it holds nothing back (not in its types). `headersSent` is
  * true once the head is stored; `_headerSent` once it went to the socket.
  */
-type NodeResponse = ServerResponse & { chunkedEncoding?: boolean; outputData?: unknown[]; _hasBody?: boolean; _headerSent?: boolean }
+type NodeResponse = ServerResponse & { chunkedEncoding?: boolean; outputData?: unknown[]; _hasBody?: boolean; _headerSent?: boolean; _header?: string | null }
 
 /**
  * The socket a chunk of `res` may be written to directly, or null when it must go through
@@ -28,25 +33,58 @@ type NodeResponse = ServerResponse & { chunkedEncoding?: boolean; outputData?: u
  */
 export function directSocket(res: ClientResponse): Socket | null {
   const r = res as NodeResponse
-  if (r.chunkedEncoding !== true || r._hasBody !== true || r._headerSent !== true || r.writableEnded) return null
+  if (r._headerSent !== true) return null
+  return chunkedSocket(r)
+}
+
+/**
+ * The socket `res`'s head and first chunk may be written to together (`writeFirstChunk`), or null:
+ * as `directSocket`, but with the head stored by `writeHead` and not sent yet.
+ */
+export function firstChunkSocket(res: ClientResponse): Socket | null {
+  const r = res as NodeResponse
+  if (r._headerSent !== false || typeof r._header !== 'string') return null
+  return chunkedSocket(r)
+}
+
+function chunkedSocket(r: NodeResponse): Socket | null {
+  if (r.chunkedEncoding !== true || r._hasBody !== true || r.writableEnded) return null
   const socket = r.socket as (Socket & { _httpMessage?: unknown }) | null
-  if (socket == null || socket._httpMessage !== r || socket.destroyed) return null
+  if (socket == null || socket._httpMessage !== r || socket.destroyed || !socket.writable) return null
   if (r.outputData === undefined || r.outputData.length !== 0) return null
   return socket
 }
 
+/**
+ * Writes `res`'s stored head and `chunk` framed behind it to `socket` (from `firstChunkSocket`) in
+ * one write, and tells node:http its head is sent, as its own first write would have.
+ */
+export function writeFirstChunk(res: ClientResponse, socket: Socket, chunk: Buffer): boolean {
+  const r = res as NodeResponse
+  const head = r._header!
+  const framed = frame(chunk, head.length)
+  framed.write(head, 0, 'latin1')
+  r._headerSent = true
+  return socket.write(framed)
+}
+
 /** `chunk` as one chunk of a chunked body: size in hex, CRLF, the bytes, CRLF. */
 export function frameChunk(chunk: Buffer): Buffer {
+  return frame(chunk, 0)
+}
+
+/** `chunk` framed, behind `at` bytes left for the caller to fill. */
+function frame(chunk: Buffer, at: number): Buffer {
   const length = chunk.length
   let digits = 1
   for (let n = length >>> 4; n !== 0; n >>>= 4) digits++
-  const out = Buffer.allocUnsafe(digits + 4 + length)
-  for (let i = digits - 1, n = length; i >= 0; i--, n >>>= 4) {
+  const out = Buffer.allocUnsafe(at + digits + 4 + length)
+  for (let i = at + digits - 1, n = length; i >= at; i--, n >>>= 4) {
     const d = n & 15
     out[i] = d < 10 ? 0x30 + d : 0x57 + d // 0-9, a-f
   }
-  out.writeUInt16BE(CRLF, digits)
-  chunk.copy(out, digits + 2)
-  out.writeUInt16BE(CRLF, digits + 2 + length)
+  out.writeUInt16BE(CRLF, at + digits)
+  chunk.copy(out, at + digits + 2)
+  out.writeUInt16BE(CRLF, at + digits + 2 + length)
   return out
 }

@@ -13,7 +13,7 @@ async function metric(sim: Simulator, name: string): Promise<number> {
   return Number(line.split(' ').at(-1))
 }
 
-const until = (check: () => boolean | Promise<boolean>, what: string) => eventually(check, { what, timeoutMs: 5_000, intervalMs: 5 })
+const until = (check: () => boolean | Promise<boolean>, what: string) => eventually(check, { what, intervalMs: 5 })
 
 describe('simulator in vLLM mode', () => {
   let sim: Simulator
@@ -46,22 +46,32 @@ describe('simulator in vLLM mode', () => {
   })
 
   test('queues past maxBatch, reports it on /metrics, and frees a cancelled request', async () => {
+    // Replies that outlast the test (20,000 tokens, a step of at least 2 ms each): the shared
+    // simulator's 8 tokens end within a few steps, so the third request could find the batch free
+    // again, or wait too briefly to be seen (it timed out that way on a loaded machine).
+    const long = await startSimulator({ tokens: 20_000, models: ['org/llm'], vllm: { maxBatch: 2, stepMs: 2, prefillMsPerToken: 0.02, decodeMsPerSeq: 0.5 } })
+    const longClient = new OpenAI({ baseURL: long.url + '/v1', apiKey: 'unused', maxRetries: 0 })
     const controllers = [0, 1, 2].map(() => new AbortController())
-    const pending = controllers.map((c, i) =>
-      client.chat.completions.create({ model: 'org/llm', messages: [{ role: 'user', content: `q${i}` }], stream: true, max_tokens: 5000 }, { signal: c.signal }).then(
-        async (s) => {
-          for await (const _ of s) void _
-        },
-        () => undefined,
-      ),
-    )
-    await until(async () => (await metric(sim, 'vllm:num_requests_waiting')) === 1, 'one request waiting')
-    assert.equal(await metric(sim, 'vllm:num_requests_running'), 2)
-    assert.ok((await metric(sim, 'vllm:kv_cache_usage_perc')) > 0)
-    for (const c of controllers) c.abort()
-    await Promise.all(pending.map((p) => p.catch(() => undefined)))
-    await until(async () => (await metric(sim, 'vllm:num_requests_running')) + (await metric(sim, 'vllm:num_requests_waiting')) === 0, 'the batch to empty')
-    assert.equal(sim.engine!.kv.used, 0)
+    try {
+      const pending = controllers.map((c, i) =>
+        longClient.chat.completions.create({ model: 'org/llm', messages: [{ role: 'user', content: `q${i}` }], stream: true }, { signal: c.signal }).then(
+          async (s) => {
+            for await (const _ of s) void _
+          },
+          () => undefined,
+        ),
+      )
+      await until(async () => (await metric(long, 'vllm:num_requests_waiting')) === 1, 'one request waiting')
+      assert.equal(await metric(long, 'vllm:num_requests_running'), 2)
+      assert.ok((await metric(long, 'vllm:kv_cache_usage_perc')) > 0)
+      for (const c of controllers) c.abort()
+      await Promise.all(pending.map((p) => p.catch(() => undefined)))
+      await until(async () => (await metric(long, 'vllm:num_requests_running')) + (await metric(long, 'vllm:num_requests_waiting')) === 0, 'the batch to empty')
+      assert.equal(long.engine!.kv.used, 0)
+    } finally {
+      for (const c of controllers) c.abort()
+      await long.close()
+    }
   })
 
   test('a prompt larger than the KV cache is refused with 400', async () => {

@@ -11,18 +11,21 @@ import type { GatewayConfigInput } from '../../gateway/src/config/schema.ts'
 const upstream = (name: string, url: string) => ({ name, url, models: ['velox-sim-1'] })
 
 test('a reload swaps upstreams atomically: in-flight streams finish on the old one, a bad config is refused', async () => {
-  const a = await startSimulator({ tokens: 8, interTokenMs: 40 })
+  // A 1 s stream (25 tokens 40 ms apart), so it is still running when the reload happens.
+  const a = await startSimulator({ tokens: 25, interTokenMs: 40 })
   const b = await startSimulator()
   const gw = await startGateway({ upstreams: [upstream('a', a.url)] })
   try {
-    const inflight = post(`${gw.url}/v1/chat/completions`, chatBody({ stream: true })).then(readEvents)
-    await new Promise((r) => setTimeout(r, 60))
+    const inflight = post(`${gw.url}/v1/chat/completions`, chatBody({ stream: true }))
+    await eventually(() => a.stats().open === 1, { what: 'the stream to reach upstream a' })
     const result = await gw.app.velox.reload(() => parseConfig({ log: { level: 'silent' }, upstreams: [upstream('b', b.url)] }))
     assert.deepEqual(result, { applied: true, reason: null })
     const res = await post(`${gw.url}/v1/chat/completions`, chatBody())
     assert.equal(res.headers.get('x-velox-upstream'), 'b')
     await res.arrayBuffer()
-    const { events } = await inflight
+    const started = await inflight
+    assert.equal(started.headers.get('x-velox-upstream'), 'a')
+    const { events } = await readEvents(started)
     assert.equal(events.at(-1), 'data: [DONE]', 'the stream started before the reload was cut')
 
     const refused = await gw.app.velox.reload(() => parseConfig({ upstreams: [{ name: 'c', url: 'nope', models: ['x'] }] }))
@@ -57,7 +60,9 @@ test('reloads under load drop nothing', async () => {
       }
     })
     for (let i = 0; i < 6; i++) {
-      await new Promise((r) => setTimeout(r, 60))
+      // Some requests complete between two reloads (on a loaded machine a fixed pause may see none).
+      const done = statuses.length
+      await eventually(() => statuses.length >= done + 5, { what: 'requests between reloads' })
       const sim = i % 2 === 0 ? b : a
       const r = await gw.app.velox.reload(() => parseConfig({ log: { level: 'silent' }, upstreams: [upstream(`u${i}`, sim.url)] }))
       assert.equal(r.applied, true)
@@ -129,17 +134,22 @@ describe('failover of requests still running across a reload', () => {
   let slow: Awaited<ReturnType<typeof startRawUpstream>>
   let gw: TestGateway
   let config: GatewayConfigInput
+  let holding = false
+  const held: (() => void)[] = []
 
   before(async () => {
     sim = await startSimulator()
-    // Answers health checks at once and every completion with a 503 after 300 ms.
+    // Answers health checks at once and every completion with a 503: at once, or while `holding`
+    // once the test releases it.
     slow = await startRawUpstream((req, res) => {
       if (req.method === 'GET') return void res.end('ok')
       req.resume()
-      setTimeout(() => {
+      const answer = (): void => {
         res.writeHead(503, { 'content-type': 'application/json' })
         res.end('{"error":{"message":"overloaded","type":"server_error","code":null,"param":null}}')
-      }, 300)
+      }
+      if (holding) held.push(answer)
+      else answer()
     })
     config = {
       log: { level: 'silent' },
@@ -168,11 +178,17 @@ describe('failover of requests still running across a reload', () => {
   test(
     'a request in flight during a reload still fails over when its first upstream answers 503',
     async () => {
+      holding = true
       const pending = post(`${gw.url}/v1/chat/completions`, chatBody())
-      await new Promise((r) => setTimeout(r, 80))
-      // Same upstreams: nothing about the healthy member changed, yet it is no longer usable by this request.
-      const result = await gw.app.velox.reload(() => parseConfig({ ...config, server: { host: '127.0.0.1', port: 0 } }))
-      assert.equal(result.applied, true)
+      try {
+        await eventually(() => held.length === 1, { what: 'the first attempt to reach the flaky upstream' })
+        // Same upstreams: nothing about the healthy member changed, yet it is no longer usable by this request.
+        const result = await gw.app.velox.reload(() => parseConfig({ ...config, server: { host: '127.0.0.1', port: 0 } }))
+        assert.equal(result.applied, true)
+      } finally {
+        holding = false
+        for (const answer of held.splice(0)) answer()
+      }
       const res = await pending
       const text = await res.text()
       assert.equal(res.status, 200, `got ${res.status}: ${text}`)

@@ -181,19 +181,18 @@ describe('latency-aware routing', () => {
     }
     const gw = await startGateway(config)
     try {
-      sims[0]!.setFaults({ stallBeforeHeadersMs: 2000 })
+      // Longer than any wait below: an attempt that was not cancelled is still open at the end.
+      sims[0]!.setFaults({ stallBeforeHeadersMs: 60_000 })
       for (let i = 0; i < 4; i++) {
-        const started = performance.now()
         const r = await call(gw, i % 2 === 0)
         assert.equal(r.status, 200)
         assert.equal(r.upstream, 'u1')
-        assert.ok(performance.now() - started < 1000, 'the hedge did not race the slow attempt')
       }
       const metrics = await (await fetch(`${gw.url}/metrics`)).text()
       assert.match(metrics, /velox_hedges_total\{outcome="sent"\} [1-9]/)
       assert.match(metrics, /velox_hedges_total\{outcome="won"\} [1-9]/)
-      await new Promise((r) => setTimeout(r, 100))
-      assert.equal(sims[0]!.stats().open, 0, 'the losing attempt is still running upstream')
+      assert.ok(sims[0]!.stats().requests >= 2, 'positive control: the slow upstream received the first attempts')
+      await eventually(() => sims[0]!.stats().open === 0, { what: 'the losing attempts to be cancelled upstream' })
     } finally {
       await gw.close()
       await Promise.all(sims.map((s) => s.close()))

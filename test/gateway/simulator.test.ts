@@ -24,7 +24,7 @@ function post(sim: Simulator, path: string, body: string, signal?: AbortSignal) 
   return fetch(sim.url + path, { method: 'POST', body, headers: { 'content-type': 'application/json' }, dispatcher, signal })
 }
 
-const waitFor = (check: () => boolean, what: string, timeoutMs = 2_000) => eventually(check, { what, timeoutMs })
+const waitFor = (check: () => boolean, what: string) => eventually(check, { what })
 
 /** Reads an SSE body, noting when each read delivered data. */
 async function readStream(body: ReadableStream<Uint8Array>): Promise<{ text: string; reads: number[] }> {
@@ -341,19 +341,21 @@ describe('HTTP behaviour', () => {
   })
 
   test('a client that disconnects mid-stream stops generation', async () => {
-    const slow = await startSimulator({ tokens: 1000, interTokenMs: 5 })
+    // 20,000 tokens 5 ms apart: a pacing timer that outlived the client would run for 100 s,
+    // far past the wait below, so the wait cannot pass because the stream ended by itself.
+    const slow = await startSimulator({ tokens: 20_000, interTokenMs: 5 })
     try {
-      const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+      const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+      const timersBefore = timers()
       const ac = new AbortController()
       const res = await post(slow, '/v1/chat/completions', chatBody('long', { stream: true }), ac.signal)
       const reader = res.body!.getReader()
       await reader.read()
       assert.equal(slow.stats().open, 1)
+      assert.ok(timers() > timersBefore, 'positive control: the running stream\'s pacing timer is seen')
       ac.abort()
       await waitFor(() => slow.stats().open === 0, 'open to return to 0')
-      await sleep(20)
-      const timersAfter = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
-      assert.ok(timersAfter <= timersBefore, `timers leaked: ${timersBefore} -> ${timersAfter}`)
+      await waitFor(() => timers() <= timersBefore, `the stream's timers to be cleared (${timersBefore} before, ${timers()} now)`)
     } finally {
       await slow.close()
     }
@@ -474,25 +476,40 @@ describe('faults', () => {
   })
 
   test('hangAfterChunks: N events, then silence until the client leaves', async () => {
-    sim.setFaults({ hangAfterChunks: 2 })
+    // Its own simulator: 1,000 tokens 20 ms apart, each written by a timer. A stream that went on
+    // past the hang would keep a timer pending for 20 s, longer than the wait below.
+    const paced = await startSimulator({ tokens: 1_000, interTokenMs: 20 })
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+    const before = timers()
     const ac = new AbortController()
-    const r = await post(sim, '/v1/chat/completions', chatBody('x', { stream: true }), ac.signal)
-    const reader = r.body!.getReader()
-    const decoder = new TextDecoder()
-    let text = ''
-    while (dataEvents(text).length < 2) {
-      const { value, done } = await reader.read()
-      assert.ok(!done)
-      text += decoder.decode(value, { stream: true })
+    try {
+      paced.setFaults({ hangAfterChunks: 2 })
+      const r = await post(paced, '/v1/chat/completions', chatBody('x', { stream: true }), ac.signal)
+      const reader = r.body!.getReader()
+      const decoder = new TextDecoder()
+      let text = ''
+      let pacedBySomeTimer = false
+      while (dataEvents(text).length < 2) {
+        const { value, done } = await reader.read()
+        assert.ok(!done)
+        text += decoder.decode(value, { stream: true })
+        pacedBySomeTimer ||= timers() > before
+      }
+      assert.ok(pacedBySomeTimer, 'positive control: the timer pacing the stream is seen')
+      let settled = false
+      const next = reader.read().finally(() => (settled = true))
+      // Silent for good: nothing is scheduled that could write to the stream, and it is still open.
+      await waitFor(() => timers() <= before, 'the stream to stop scheduling writes')
+      assert.equal(settled, false, 'a read completed after the hang')
+      assert.equal(dataEvents(text).length, 2)
+      assert.equal(paced.stats().open, 1)
+      ac.abort()
+      await next.catch(() => {})
+      await waitFor(() => paced.stats().open === 0, 'open to return to 0')
+    } finally {
+      ac.abort()
+      await paced.close()
     }
-    const next = reader.read()
-    const outcome = await Promise.race([next.then(() => 'data'), sleep(300).then(() => 'silent')])
-    assert.equal(outcome, 'silent')
-    assert.equal(dataEvents(text).length, 2)
-    assert.equal(sim.stats().open, 1)
-    ac.abort()
-    await next.catch(() => {})
-    await waitFor(() => sim.stats().open === 0, 'open to return to 0')
   })
 
   test('with N = 0, reset and hang still send the 200 headers first', async () => {

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startSimulator } from '../../gateway/src/simulator/server.ts'
 import { configFile, killGatewayProcesses, startGatewayProcess, waitReady } from '../helpers/process.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 const HOOK = new URL('../helpers/loaded-modules-hook.ts', import.meta.url).pathname
 
@@ -51,7 +52,7 @@ async function loadedModules(args: string[], env: Record<string, string> = {}): 
     assert.equal(res.status, 200)
     await res.arrayBuffer()
     gw.child.kill('SIGUSR2')
-    for (let i = 0; i < 400 && !existsSync(out); i++) await new Promise((r) => setTimeout(r, 25))
+    await eventually(() => existsSync(out), { what: 'the module list after SIGUSR2', intervalMs: 25 })
     const { resolved, builtins } = JSON.parse(readFileSync(out, 'utf8')) as { resolved: string[]; builtins: string[] }
     return [...resolved.map((u) => (u.startsWith('file://') ? new URL(u).pathname : u)), ...builtins]
   } finally {

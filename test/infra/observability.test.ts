@@ -20,6 +20,7 @@ import { createLogger } from '../../gateway/src/telemetry/logger.ts'
 import { GatewayMetrics } from '../../gateway/src/telemetry/metrics.ts'
 import { chatBody, post, startGateway } from '../helpers/gateway.ts'
 import { freePort } from '../gateway/cache/helpers.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 const run = promisify(execFile)
 const DIR = new URL('../../infra/observability/', import.meta.url).pathname
@@ -133,14 +134,11 @@ test('a real Prometheus scrapes a running gateway (admin listener, with its toke
     return ((await res.json()) as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } }).data.result
   }
   try {
-    let ratio: number | null = null
-    const deadline = Date.now() + 60_000
-    while (ratio === null && Date.now() < deadline) {
+    const ratio = await eventually(async () => {
       const r = await query('velox:request_errors:ratio_rate5m')
-      if (r.length > 0 && Number.isFinite(Number(r[0]!.value[1])) && Number(r[0]!.value[1]) > 0) ratio = Number(r[0]!.value[1])
-      else await new Promise((res) => setTimeout(res, 200))
-    }
-    assert.ok(ratio !== null, `no recorded sample within 60 s; prometheus log:\n${promLog.slice(-2000)}`)
+      const value = r.length > 0 ? Number(r[0]!.value[1]) : NaN
+      return Number.isFinite(value) && value > 0 ? value : null
+    }, { what: 'a recorded sample', timeoutMs: 60_000, intervalMs: 200 }).catch((err: Error) => assert.fail(`${err.message}; prometheus log:\n${promLog.slice(-2000)}`))
     assert.ok(ratio > 0.1 && ratio < 0.5, `5xx ratio ${ratio}, sent one in four`)
     const up = await query('up{job="velox"}')
     assert.equal(up[0]?.value[1], '1')

@@ -6,6 +6,7 @@ import { Registry } from 'prom-client'
 import { Redis } from 'ioredis'
 import { CacheConfigSchema, ResponseCache, type CacheConfigInput, type CacheRequest } from '../../../gateway/src/cache/index.ts'
 import { freePort } from '../../../gateway/src/cluster/free-port.ts'
+import { eventually } from '../../helpers/eventually.ts'
 
 export { freePort }
 
@@ -33,22 +34,17 @@ export class RedisServer {
 
   async restart(): Promise<void> {
     this.#proc = spawn('/usr/bin/redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-    const deadline = Date.now() + 5_000
-    for (;;) {
+    await eventually(async () => {
       // disconnectTimeout 0: the probe's socket goes at once instead of holding the process for 2 s.
       const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, disconnectTimeout: 0 })
       probe.on('error', () => {})
       try {
         await probe.connect()
-        await probe.ping()
-        return
-      } catch {
-        if (Date.now() > deadline) throw new Error('redis-server did not start')
-        await new Promise((r) => setTimeout(r, 30))
+        return (await probe.ping()) === 'PONG'
       } finally {
         probe.disconnect()
       }
-    }
+    }, { what: `redis-server to answer on port ${this.port}`, intervalMs: 30 })
   }
 
   async stop(): Promise<void> {

@@ -8,7 +8,7 @@
  */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { eventually } from '../../helpers/eventually.ts'
 import { hashKey } from '../../../gateway/src/auth/authenticator.ts'
 import { startSimulator, type Simulator } from '../../../gateway/src/simulator/server.ts'
 import { PRIORITY_CLASS } from '../../../gateway/src/upstream/fair-queue.ts'
@@ -25,11 +25,7 @@ after(async () => {
 })
 
 async function until(what: string, check: () => boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`never: ${what}`)
-    await sleep(5)
-  }
+  await eventually(check, { what, timeoutMs: ms, intervalMs: 5 })
 }
 
 const keys = [

@@ -6,6 +6,7 @@ import { LimitsSchema, type LimitsConfigInput } from '../../../gateway/src/limit
 import { Limiter, type Admission, type LimitSubject } from '../../../gateway/src/limits/limiter.ts'
 import { RedisLimitStore } from '../../../gateway/src/limits/redis-store.ts'
 import { RedisServer } from '../cache/helpers.ts'
+import { eventually } from '../../helpers/eventually.ts'
 import { Redis } from 'ioredis'
 
 let redis: RedisServer
@@ -98,11 +99,7 @@ test('token reservations reconcile across replicas', async () => {
     assert.ok((await attempt(rs[1]!, subject, { inputTokens: 100, outputTokens: 100 })) instanceof GatewayError)
     a.settle({ inputTokens: 50, outputTokens: 50 }, true)
     // The give-back reaches Redis asynchronously; the other replica then has room.
-    for (;;) {
-      const r = await attempt(rs[1]!, subject, { inputTokens: 100, outputTokens: 700 })
-      if (!(r instanceof GatewayError)) break
-      await new Promise((res) => setTimeout(res, 5))
-    }
+    await eventually(async () => !((await attempt(rs[1]!, subject, { inputTokens: 100, outputTokens: 700 })) instanceof GatewayError), { what: 'the give-back to reach the other replica', intervalMs: 5 })
   } finally {
     await closeAll(rs)
   }
@@ -129,17 +126,11 @@ test('concurrency is shared, and a dead replica\'s slots are not held forever', 
     const held = [await rs[0]!.limiter.admit(subject, small), await rs[0]!.limiter.admit(subject, small), await rs[1]!.limiter.admit(subject, small), await rs[1]!.limiter.admit(subject, small)]
     assert.ok((await attempt(rs[0]!)) instanceof GatewayError)
     held[2]!.settle(null, true)
-    for (;;) {
-      if (!((await attempt(rs[0]!)) instanceof GatewayError)) break
-      await new Promise((res) => setTimeout(res, 5))
-    }
+    await eventually(async () => !((await attempt(rs[0]!)) instanceof GatewayError), { what: 'the settled slot to be free', intervalMs: 5 })
     assert.ok((await attempt(rs[0]!)) instanceof GatewayError, 'four in flight again')
     // Replica 1 dies holding a slot: once its heartbeat stops, the slot is free again.
     await closeAll([rs[1]!])
-    for (;;) {
-      if (!((await attempt(rs[0]!)) instanceof GatewayError)) break
-      await new Promise((res) => setTimeout(res, 10))
-    }
+    await eventually(async () => !((await attempt(rs[0]!)) instanceof GatewayError), { what: 'the dead replica\'s slot to be freed', timeoutMs: 30_000, intervalMs: 10 })
   } finally {
     await closeAll(rs)
   }
@@ -190,7 +181,7 @@ test('a grant or an acquisition whose answer is lost (Redis paused past the comm
         assert.ok(fallbacks.includes(kind === 'w' ? 'grant' : 'acquire'), fallbacks.join())
         assert.equal(store.pendingUndo, 1)
         redis.resume()
-        while (store.pendingUndo > 0) await new Promise((r) => setTimeout(r, 10))
+        await eventually(() => store.pendingUndo === 0, { what: 'the lost call to be taken back' })
         assert.equal(await sumOf(`${prefix}limits:${kind}:*`), 0, 'what the lost call gave in Redis was taken back')
         admission.settle(null, true)
       } finally {

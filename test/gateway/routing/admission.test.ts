@@ -8,6 +8,7 @@ import type { Member } from '../../../gateway/src/routing/member.ts'
 import { PodMetricsScraper } from '../../../gateway/src/routing/pod-metrics-scraper.ts'
 import { startSimulator } from '../../../gateway/src/simulator/server.ts'
 import { makeMember, makeMembers } from './helpers.ts'
+import { eventually } from '../../helpers/eventually.ts'
 
 const admission = (input: Record<string, unknown>) => new Admission(AdmissionSchema.parse(input), 2_000)
 
@@ -106,9 +107,7 @@ test('the scraper reads a vLLM-mode simulator: queue and batch on member.pod, fa
     assert.equal(dead.pod.failures, 1)
     assert.equal(dead.pod.scrapedAt, 0)
     scraper.start()
-    const until = Date.now() + 5_000
-    while (rounds < 3 && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
-    assert.ok(rounds >= 3, 'rounds repeat on the interval')
+    await eventually(() => rounds >= 3, { what: 'rounds to repeat on the interval', intervalMs: 10 })
   } finally {
     scraper.stop()
     await scraper.settled()

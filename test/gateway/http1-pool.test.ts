@@ -215,6 +215,30 @@ test('keep-alive: one connection serves requests in turn; Connection: close and 
   await pool.destroy()
 })
 
+test('header values remembered from one response never leak into the next: same length, other bytes, other case, longer than remembered', async () => {
+  const pool = new Http1Pool(server.url, { ...OPTIONS, connections: 1 })
+  const long = 'x'.repeat(100)
+  const heads = [
+    ['Content-Type: application/json', 'Date: Wed, 02 Dec 2026 13:00:00 GMT', 'Keep-Alive: timeout=5', `Server: ${long}`],
+    ['content-type: application/jsoN', 'date: Wed, 02 Dec 2026 13:00:01 GMT', 'keep-alive: timeout=9', `server: ${long}y`],
+    ['CONTENT-TYPE: application/json', 'date: Wed, 02 Dec 2026 13:00:01 GMT', 'keep-alive: timeout=9', `server: ${long}`],
+    ['content-type:  text/plain ', 'date:', 'keep-alive: max=3', 'server: s'],
+  ]
+  const seen: Record<string, string | string[]>[] = []
+  for (const lines of heads) {
+    server.script = (_req, socket) => void socket.write(`HTTP/1.1 200 OK\r\n${lines.join('\r\n')}\r\ncontent-length: 1\r\n\r\na`)
+    seen.push((await send(pool).done).headers)
+  }
+  const picked = seen.map((h) => [h['content-type'], h.date, h['keep-alive'], h.server])
+  assert.deepEqual(picked, [
+    ['application/json', 'Wed, 02 Dec 2026 13:00:00 GMT', 'timeout=5', long],
+    ['application/jsoN', 'Wed, 02 Dec 2026 13:00:01 GMT', 'timeout=9', `${long}y`],
+    ['application/json', 'Wed, 02 Dec 2026 13:00:01 GMT', 'timeout=9', long],
+    ['text/plain', '', 'max=3', 's'],
+  ])
+  await pool.destroy()
+})
+
 test('bodiless answers: 204, 304 and HEAD end at their head; headers keep repeats as arrays', async () => {
   const pool = new Http1Pool(server.url, { ...OPTIONS, connections: 1 })
   server.script = (_req, socket) => void socket.write('HTTP/1.1 204 No Content\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\n\r\n')

@@ -493,12 +493,13 @@ class Connection {
         const c = buf[i]!
         if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw framingError('a control character in a header value')
       }
-      const name = headerName(buf, p, colon)
+      const common = commonHeader(buf, p, colon)
+      const name = common !== null ? common.name : buf.toString('latin1', p, colon).toLowerCase()
       let vs = colon + 1
       let ve = eol
       while (vs < ve && (buf[vs] === 0x20 || buf[vs] === 0x09)) vs++
       while (ve > vs && (buf[ve - 1] === 0x20 || buf[ve - 1] === 0x09)) ve--
-      const value = buf.toString('latin1', vs, ve)
+      const value = common !== null ? headerValue(common, buf, vs, ve) : buf.toString('latin1', vs, ve)
       const prior = headers[name]
       if (prior === undefined) headers[name] = value
       else if (typeof prior === 'string') headers[name] = [prior, value]
@@ -516,9 +517,9 @@ class Connection {
         if (v.includes('close')) keepAlive = false
         else if (v.includes('keep-alive')) keepAlive = true
       } else if (name === 'keep-alive') {
-        const m = /timeout=(\d+)/i.exec(value)
+        const seconds = keepAliveSeconds(value)
         // Close a second before the server says it will, as undici does.
-        if (m !== null) this.keepAliveMs = Math.max(0, Math.min(this.pool.options.keepAliveTimeoutMs, Number(m[1]) * 1000 - 1000))
+        if (seconds !== -1) this.keepAliveMs = Math.max(0, Math.min(this.pool.options.keepAliveTimeoutMs, seconds * 1000 - 1000))
       }
       p = eol + 2
     }
@@ -592,26 +593,70 @@ function chunkSize(buf: Buffer, start: number, cr: number): number {
 /** RFC 9110 token characters. */
 const TOKEN: boolean[] = Array.from({ length: 256 }, (_, c) => (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c)))
 
-/** Header names most responses carry, so their lowercase strings are not made again per response. */
+/**
+ * A header most responses carry: its lowercase name, made once, and the last value read for it,
+ * kept with its bytes, so a response repeating it (the same type, length, `keep-alive`, or `date`
+ * within the second) reuses the string instead of making another.
+ */
+interface CommonHeader {
+  readonly name: string
+  readonly bytes: Buffer
+  value: string
+  readonly valueBytes: Buffer
+  valueLength: number
+}
+/** Longest value remembered per common header. */
+const MAX_REMEMBERED_VALUE = 64
 const COMMON_NAMES = ['content-type', 'content-length', 'date', 'connection', 'keep-alive', 'transfer-encoding', 'server', 'cache-control', 'x-request-id', 'vary', 'etag']
-const COMMON_BY_LENGTH = new Map<number, { bytes: Buffer; name: string }[]>()
+const COMMON_BY_LENGTH = new Map<number, CommonHeader[]>()
 for (const name of COMMON_NAMES) {
   const list = COMMON_BY_LENGTH.get(name.length) ?? []
-  list.push({ bytes: Buffer.from(name), name })
+  list.push({ name, bytes: Buffer.from(name), value: '', valueBytes: Buffer.alloc(MAX_REMEMBERED_VALUE), valueLength: -1 })
   COMMON_BY_LENGTH.set(name.length, list)
 }
 
-function headerName(buf: Buffer, start: number, end: number): string {
+/** The common header named by `buf[start, end)` (any case), or null. */
+function commonHeader(buf: Buffer, start: number, end: number): CommonHeader | null {
   const candidates = COMMON_BY_LENGTH.get(end - start)
   if (candidates !== undefined) {
     for (const c of candidates) {
       let i = 0
       const bytes = c.bytes
       for (; i < bytes.length; i++) if ((buf[start + i]! | 0x20) !== bytes[i]) break
-      if (i === bytes.length) return c.name
+      if (i === bytes.length) return c
     }
   }
-  return buf.toString('latin1', start, end).toLowerCase()
+  return null
+}
+
+/** The value in `buf[start, end)`: the string read last time for this header when the bytes are the same. */
+function headerValue(header: CommonHeader, buf: Buffer, start: number, end: number): string {
+  const length = end - start
+  if (length === header.valueLength) {
+    const remembered = header.valueBytes
+    let i = 0
+    while (i < length && buf[start + i] === remembered[i]) i++
+    if (i === length) return header.value
+  }
+  const value = buf.toString('latin1', start, end)
+  if (length <= MAX_REMEMBERED_VALUE) {
+    buf.copy(header.valueBytes, 0, start, end)
+    header.valueLength = length
+    header.value = value
+  }
+  return value
+}
+
+let lastKeepAlive = ''
+let lastKeepAliveSeconds = -1
+/** `timeout=<seconds>` of a Keep-Alive header, or -1; the same value (the same string, see headerValue) is not read twice. */
+function keepAliveSeconds(value: string): number {
+  if (value !== lastKeepAlive) {
+    const m = /timeout=(\d+)/i.exec(value)
+    lastKeepAliveSeconds = m !== null ? Number(m[1]) : -1
+    lastKeepAlive = value
+  }
+  return lastKeepAliveSeconds
 }
 
 export class Http1Pool {

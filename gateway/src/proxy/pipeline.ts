@@ -11,7 +11,7 @@ import { estimateCost } from '../limits/estimate.ts'
 import { Metering } from '../limits/metering.ts'
 import { askForStreamUsage, needsStreamUsage, UsageEventFilter } from '../limits/stream-usage.ts'
 import type { UsageLedger } from '../limits/usage.ts'
-import { DEBUG_HEADER, routeRequestFor } from '../routing/route-request.ts'
+import { DEBUG_HEADER, routeRequestFor, type RouteRequest } from '../routing/route-request.ts'
 import type { Resolution } from '../routing/router.ts'
 import type { RuntimeSnapshot } from '../runtime/snapshot.ts'
 import type { AccessLog } from '../telemetry/access-log.ts'
@@ -23,7 +23,7 @@ import { PRIORITY_CLASS } from '../upstream/fair-queue.ts'
 import { HOP_HEADER, type Upstream } from '../upstream/upstream.ts'
 import { CallCache } from './call-cache.ts'
 import { ProxyCall } from './call.ts'
-import type { CallContext } from './context.ts'
+import type { CallContext, CallRequest, UpstreamMember } from './context.ts'
 import type { Endpoint } from './endpoints.ts'
 import { parseBody, rewriteModel, type ParsedBody } from './request-body.ts'
 import type { CacheEndpoint } from '../cache/index.ts'
@@ -74,8 +74,12 @@ export interface Exchange {
   takeOver(): void
 }
 
-/** One request on its way through the pipeline, once resolved and admitted: everything the steps share. */
-interface Served {
+/**
+ * One request on its way through the pipeline, once resolved and admitted: everything the steps
+ * share, and, filled in by `forward`, the request its ProxyCall carries out (one object per
+ * request for both, every field set in the constructor).
+ */
+class Served implements CallRequest {
   readonly state: PipelineState
   readonly snapshot: RuntimeSnapshot<CallContext>
   readonly call: PreparedCall
@@ -88,6 +92,49 @@ interface Served {
   traceContext: string[] | null
   /** The cache's part in the call, or null when the cache stays out. */
   cache: CallCache | null
+  // CallRequest
+  readonly endpoint: Endpoint
+  readonly model: string
+  readonly native: NativeRequest | null
+  readonly requestId: string
+  readonly tenant: string
+  readonly keyName: string
+  readonly priority: number
+  readonly stream: boolean
+  readonly startedAt: number
+  affinityKey: string | null
+  route: RouteRequest | null
+  body: Buffer
+  forwardedHeaders: string[] | null
+  excluded: Set<UpstreamMember> | null
+  usageFilter: UsageEventFilter | null
+
+  constructor(state: PipelineState, snapshot: RuntimeSnapshot<CallContext>, call: PreparedCall, exchange: Exchange, resolution: Resolution<Upstream>, metering: Metering | null) {
+    this.state = state
+    this.snapshot = snapshot
+    this.call = call
+    this.exchange = exchange
+    this.resolution = resolution
+    this.metering = metering
+    this.trace = null
+    this.traceContext = null
+    this.cache = null
+    this.endpoint = call.endpoint
+    this.model = call.parsed.model
+    this.native = call.native
+    this.requestId = exchange.id
+    this.tenant = call.principal.tenant
+    this.keyName = call.principal.keyName
+    this.priority = PRIORITY_CLASS[call.principal.priority]
+    this.stream = call.parsed.stream
+    this.startedAt = exchange.startedAt
+    this.affinityKey = null
+    this.route = null
+    this.body = call.body
+    this.forwardedHeaders = null
+    this.excluded = null
+    this.usageFilter = null
+  }
 }
 
 /** The route handler of a proxied OpenAI endpoint. */
@@ -104,14 +151,14 @@ export function proxyParsed(state: PipelineState, call: PreparedCall, exchange: 
   snapshot.auth.authorize(principal, parsed.model)
   const resolution = snapshot.resolve(parsed.model)
   if (resolution === null) throw new GatewayError('GW_ERR_MODEL_NOT_FOUND', parsed.model, { param: 'model' })
-  if (!snapshot.metered) return serve({ state, snapshot, call, exchange, resolution, metering: null, trace: null, traceContext: null, cache: null })
+  if (!snapshot.metered) return serve(new Served(state, snapshot, call, exchange, resolution, null))
   // Limits reserve what the request may cost before anything else is done for it.
   const limits = snapshot.limits
   const admission = limits.admit({ tenant: principal.tenant, keyName: principal.keyName, model: parsed.model }, estimateCost(call.body.length, parsed.json, limits.defaultMaxTokens))
   if (admission instanceof Promise) {
-    return admission.then((a) => serve({ state, snapshot, call, exchange, resolution, metering: new Metering(a, principal, parsed.model, limits, state.usage), trace: null, traceContext: null, cache: null }))
+    return admission.then((a) => serve(new Served(state, snapshot, call, exchange, resolution, new Metering(a, principal, parsed.model, limits, state.usage))))
   }
-  return serve({ state, snapshot, call, exchange, resolution, metering: new Metering(admission, principal, parsed.model, limits, state.usage), trace: null, traceContext: null, cache: null })
+  return serve(new Served(state, snapshot, call, exchange, resolution, new Metering(admission, principal, parsed.model, limits, state.usage)))
 }
 
 function serve(served: Served): void | Promise<void> {
@@ -152,46 +199,26 @@ function serve(served: Served): void | Promise<void> {
 
 function forward(served: Served): void {
   const { state, snapshot, call, exchange, resolution, metering, trace } = served
-  const { endpoint, parsed, principal } = call
+  const { endpoint, parsed } = call
   const headers = exchange.headers
   const traceContext = served.traceContext
   // With tracing on, the trace context sent upstream is the tracer's (a span's, or the unsampled request's own).
   const forwardedHeaders = pickForwarded(headers, state.forwardedHeaders, exchange.id, trace !== null || traceContext !== null)
   if (traceContext !== null) forwardedHeaders.push(...traceContext)
-  let body = resolution.model === parsed.model ? call.body : rewriteModel(parsed.json, resolution.model)
-  let usageFilter: UsageEventFilter | null = null
+  served.forwardedHeaders = forwardedHeaders
+  if (resolution.model !== parsed.model) served.body = rewriteModel(parsed.json, resolution.model)
   if (metering !== null && snapshot.limits.countsTokens && needsStreamUsage(endpoint.name, parsed.json)) {
-    body = askForStreamUsage(body, parsed.json)
-    usageFilter = new UsageEventFilter()
+    served.body = askForStreamUsage(served.body, parsed.json)
+    served.usageFilter = new UsageEventFilter()
   }
   // A request another gateway forwarded is served here or fails here: never bounced to a peer.
-  const excluded = headers[HOP_HEADER] !== undefined ? snapshot.peerMembers() : null
+  if (headers[HOP_HEADER] !== undefined) served.excluded = snapshot.peerMembers()
   const routing = snapshot.config.routing
   const affinityKey = affinityKeyOf(routing.hashKey, headers, parsed)
-  const priority = PRIORITY_CLASS[principal.priority]
+  served.affinityKey = affinityKey
+  served.route = routeRequestFor(routing, affinityKey, parsed, resolution.model, headers[DEBUG_HEADER], served.tenant, served.priority)
   exchange.takeOver()
-  const proxied = new ProxyCall(snapshot.ctx, call.res ?? exchange.raw, {
-    endpoint,
-    model: parsed.model,
-    resolution,
-    affinityKey,
-    route: routeRequestFor(routing, affinityKey, parsed, resolution.model, headers[DEBUG_HEADER], principal.tenant, priority),
-    body,
-    forwardedHeaders,
-    startedAt: exchange.startedAt,
-    excluded,
-    cache: served.cache,
-    requestId: exchange.id,
-    tenant: principal.tenant,
-    keyName: principal.keyName,
-    priority,
-    stream: parsed.stream,
-    trace,
-    metering,
-    usageFilter,
-    native: call.native,
-  })
-  proxied.start()
+  new ProxyCall(snapshot.ctx, call.res ?? exchange.raw, served).start()
 }
 
 function replayHit(served: Served, hit: CachedResponse): void {

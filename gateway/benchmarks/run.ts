@@ -29,7 +29,7 @@ const USAGE = `usage: npm run bench -- [options]
   --baseline-gateway FILE     another checkout's gateway entry point, measured beside --gateway in
                               the same rounds where a scenario supports it (cache-hit, and every
                               scenario on the standard stack: one-at-a-time, fixed-rate, streaming,
-                              body-size, anthropic-stream, as a baseline-gateway row)
+                              body-size, anthropic-stream, and max-throughput, as a baseline-gateway row)
   --simulator FILE            simulator entry point (default gateway/src/simulator/main.ts)
   --list                      list scenarios and exit`
 

@@ -139,8 +139,15 @@ export function singleUpstreamConfig(simulatorUrl: string): GatewayConfigInput {
  */
 export async function startStandardTargets(ctx: BenchContext, simulatorOptions: SimulatorOptions): Promise<{ targets: Target[]; simulator: Simulator }> {
   const simulator = await startSimulator(ctx, simulatorOptions)
-  const [gateway, naive, nginx] = await Promise.all([startGateway(ctx, singleUpstreamConfig(simulator.url)), startNaiveProxy(ctx, simulator.url), startNginx(ctx, simulator.url)])
-  return { targets: [directTarget(simulator), gateway, naive, ...(nginx === null ? [] : [nginx])], simulator }
+  const baselineEntry = ctx.options.baselineGatewayEntry
+  const [gateway, baseline, naive, nginx] = await Promise.all([
+    startGateway(ctx, singleUpstreamConfig(simulator.url)),
+    // --baseline-gateway: another checkout's gateway on the same config, measured in the same rounds.
+    baselineEntry === null ? null : startGateway(ctx, singleUpstreamConfig(simulator.url), { name: 'baseline-gateway', entry: baselineEntry }),
+    startNaiveProxy(ctx, simulator.url),
+    startNginx(ctx, simulator.url),
+  ])
+  return { targets: [directTarget(simulator), gateway, ...(baseline === null ? [] : [baseline]), naive, ...(nginx === null ? [] : [nginx])], simulator }
 }
 
 function listeningUrl(line: string): string | undefined {

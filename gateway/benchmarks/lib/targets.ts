@@ -74,6 +74,10 @@ export interface GatewayOptions {
   entry?: string
   /** Defaults to the gateway core; a multi-worker gateway gets every core. */
   cpus?: string | null
+  /** Node arguments after the run's `--gateway-node-args` (e.g. a preload). */
+  nodeArgs?: readonly string[]
+  /** Added to the gateway's environment. */
+  env?: Readonly<Record<string, string>>
 }
 
 /**
@@ -93,9 +97,9 @@ export async function startGateway(ctx: BenchContext, config: GatewayConfigInput
   const gateway = ctx.processes.start({
     name,
     command: process.execPath,
-    args: [...ctx.options.gatewayNodeArgs, options.entry ?? ctx.options.gatewayEntry, '--config', configFile],
+    args: [...ctx.options.gatewayNodeArgs, ...(options.nodeArgs ?? []), options.entry ?? ctx.options.gatewayEntry, '--config', configFile],
     cpus: options.cpus === undefined ? ctx.cores.gateway : options.cpus,
-    env: { ...process.env, NODE_ENV: 'production' },
+    env: { ...process.env, NODE_ENV: 'production', ...options.env },
     ...(gcTrace ? { onLine: gcTrace.onLine } : {}),
   })
   const url = `http://127.0.0.1:${port}`

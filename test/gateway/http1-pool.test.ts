@@ -169,6 +169,40 @@ test('a host header given by the caller replaces the origin (a discovered member
   await pool.destroy()
 })
 
+test('a frozen header list is encoded once and reused; per-request headers go after it, checked every time', async () => {
+  const pool = new Http1Pool(server.url, OPTIONS)
+  server.script = (_req, socket) => void socket.write('HTTP/1.1 204 No Content\r\n\r\n')
+  server.received = []
+  const fixed = Object.freeze(['authorization', 'Bearer k', 'content-type', 'application/json'])
+  const host = new URL(server.url).host
+  for (const id of ['r1', 'r2']) {
+    const handler = new Collector()
+    pool.dispatch({ path: '/v1/chat/completions', method: 'POST', headers: fixed as string[], body: Buffer.from('{}') }, handler, ['x-request-id', id])
+    assert.equal((await handler.done).error, null)
+  }
+  const heads = server.received.map((r) => r.head)
+  assert.deepEqual(heads, ['r1', 'r2'].map((id) => `POST /v1/chat/completions HTTP/1.1\r\nauthorization: Bearer k\r\ncontent-type: application/json\r\nx-request-id: ${id}\r\nhost: ${host}\r\nconnection: keep-alive\r\ncontent-length: 2`))
+  // A Host among the per-request headers replaces the origin's, as one in the fixed list does.
+  const named = new Collector()
+  pool.dispatch({ path: '/v1/models', method: 'GET', headers: fixed as string[] }, named, ['host', 'vllm.svc:8000'])
+  await named.done
+  assert.match(server.received[2]!.head, /\r\nhost: vllm\.svc:8000\r\nconnection: keep-alive$/)
+  assert.equal(server.received[2]!.head.split('host:').length, 2, 'one Host line')
+  // Per-request headers are checked on every request, whatever the fixed list's encoding.
+  const injected = new Collector()
+  pool.dispatch({ path: '/v1/chat/completions', method: 'POST', headers: fixed as string[], body: Buffer.from('{}') }, injected, ['x-request-id', 'r3\r\nx-b: smuggled'])
+  assert.equal((await injected.done).error?.code, 'UND_ERR_INVALID_ARG')
+  // A frozen list that cannot be written is refused on every request, not only the first.
+  const bad = Object.freeze(['x-a', 'v\r\nx-b: smuggled'])
+  for (let i = 0; i < 2; i++) {
+    const handler = new Collector()
+    pool.dispatch({ path: '/v1/models', method: 'GET', headers: bad as string[] }, handler)
+    assert.equal((await handler.done).error?.code, 'UND_ERR_INVALID_ARG')
+  }
+  assert.equal(server.received.length, 3)
+  await pool.destroy()
+})
+
 test('fuzzed framing: Content-Length, chunked (extensions, trailers) and until-close bodies split anywhere arrive whole', async () => {
   const random = seededRandom(15) // a failing case replays from its seed
   const pool = new Http1Pool(server.url, { ...OPTIONS, connections: 2 })

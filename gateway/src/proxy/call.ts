@@ -253,15 +253,10 @@ export class ProxyCall {
       attempt.span = request.trace.attempt(attempt.member, request.resolution.model, this.#planner.attempts, performance.now(), carrier)
       forwarded = carrier
     }
-    upstream.dispatch(
-      {
-        path: upstream.basePath + (outgoing === null ? request.endpoint.path : outgoing.path),
-        method: 'POST',
-        headers: outgoing?.headers != null ? upstream.headersWith(forwarded === null ? outgoing.headers : outgoing.headers.concat(forwarded)) : forwarded === null ? (upstream.postHeaders as string[]) : upstream.headersWith(forwarded),
-        body: outgoing === null ? request.body : outgoing.body,
-      },
-      attempt,
-    )
+    const path = upstream.basePath + (outgoing === null ? request.endpoint.path : outgoing.path)
+    const body = outgoing === null ? request.body : outgoing.body
+    if (outgoing?.headers == null) upstream.post(path, forwarded, body, attempt)
+    else upstream.dispatch({ path, method: 'POST', headers: upstream.headersWith(forwarded === null ? outgoing.headers : outgoing.headers.concat(forwarded)), body }, attempt)
   }
 
   isLive(attempt: Attempt): boolean {

@@ -78,7 +78,6 @@ const CRLFCRLF = Buffer.from('\r\n\r\n')
 const HTTP_1 = Buffer.from('HTTP/1.')
 /** CR, LF and NUL would split a header line; a character past Latin-1 cannot be written as one byte. */
 const INVALID_VALUE = /[\r\n\0\u0100-\uffff]/
-const NO_HEADERS: string[] = []
 const EMPTY = Buffer.alloc(0)
 const KEEP_ALIVE_END = 'connection: keep-alive\r\n\r\n'
 const KEEP_ALIVE_EMPTY = 'connection: keep-alive\r\ncontent-length: 0\r\n\r\n'
@@ -659,6 +658,38 @@ function keepAliveSeconds(value: string): number {
   return lastKeepAliveSeconds
 }
 
+/** A header list as the `name: value\r\n` lines of a request head, and whether it names the Host. */
+interface EncodedHeaders {
+  readonly bytes: Buffer
+  readonly host: boolean
+}
+
+const NO_LINES: EncodedHeaders = Object.freeze({ bytes: EMPTY, host: false })
+
+/** Checks and encodes a flat `[name, value, ...]` list (CR, LF, NUL or a character past Latin-1 in either is refused). */
+function encodeLines(list: readonly string[]): EncodedHeaders {
+  let length = 0
+  let host = false
+  for (let i = 0; i < list.length; i += 2) {
+    const name = list[i]!
+    const value = list[i + 1]!
+    if (INVALID_VALUE.test(value) || INVALID_VALUE.test(name)) throw new UpstreamTransportError('UND_ERR_INVALID_ARG', `invalid ${name} header`)
+    if (name.length === 4 && name.toLowerCase() === 'host') host = true
+    length += name.length + value.length + 4
+  }
+  const bytes = Buffer.allocUnsafe(length)
+  let at = 0
+  for (let i = 0; i < list.length; i += 2) {
+    at += bytes.write(list[i]!, at, 'latin1')
+    bytes[at++] = 0x3a
+    bytes[at++] = 0x20
+    at += bytes.write(list[i + 1]!, at, 'latin1')
+    bytes[at++] = 0x0d
+    bytes[at++] = 0x0a
+  }
+  return { bytes, host }
+}
+
 export class Http1Pool {
   readonly options: Http1PoolOptions
   readonly #host: string
@@ -678,6 +709,8 @@ export class Http1Pool {
   #closing: boolean
   #destroyed: boolean
   readonly #drained: (() => void)[]
+  /** Frozen header lists (an upstream's own) encoded on first use. */
+  readonly #encoded: WeakMap<readonly string[], EncodedHeaders>
 
   constructor(origin: string, options: Http1PoolOptions, hostHeader: string | null = null) {
     const url = new URL(origin)
@@ -697,6 +730,7 @@ export class Http1Pool {
     this.#closing = false
     this.#destroyed = false
     this.#drained = []
+    this.#encoded = new WeakMap()
   }
 
   get stats(): PoolStats {
@@ -708,7 +742,12 @@ export class Http1Pool {
     return this.#all.length
   }
 
-  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+  /**
+   * undici's `dispatch`, plus `extra`: headers sent after `options.headers`, per request (the
+   * forwarded client headers), so a fixed list (an upstream's own, frozen) is encoded and checked
+   * once, not on every request.
+   */
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, extra: readonly string[] | null = null): boolean {
     const method = options.method
     const path = options.path
     let req: PoolRequest
@@ -717,7 +756,7 @@ export class Http1Pool {
       if (typeof path !== 'string' || path[0] !== '/' || INVALID_PATH.test(path)) throw new UpstreamTransportError('UND_ERR_INVALID_ARG', 'invalid request path')
       const body = options.body == null ? null : typeof options.body === 'string' ? Buffer.from(options.body) : options.body instanceof Uint8Array ? (options.body as Buffer) : null
       if (options.body != null && body === null) throw new UpstreamTransportError('UND_ERR_INVALID_ARG', 'the request body must be bytes')
-      req = new PoolRequest(this, handler, method, this.#bytesOf(method, path, options.headers, body), body !== null && body.length >= COPY_BODY_BELOW ? body : null)
+      req = new PoolRequest(this, handler, method, this.#bytesOf(method, path, options.headers, extra, body), body !== null && body.length >= COPY_BODY_BELOW ? body : null)
     } catch (err) {
       const failed = new PoolRequest(this, handler, method, EMPTY, null)
       handler.onRequestStart?.(failed, REQUEST_CONTEXT)
@@ -732,40 +771,33 @@ export class Http1Pool {
 
   /**
    * The request's bytes: its head written straight into one buffer (no string built per header),
-   * with the body copied behind it unless it is large.
+   * with the body copied behind it unless it is large. A frozen header list's lines are encoded
+   * and checked on its first request and reused after.
    */
-  #bytesOf(method: string, path: string, headers: Dispatcher.DispatchOptions['headers'], body: Buffer | null): Buffer {
-    let list: string[] = NO_HEADERS
+  #bytesOf(method: string, path: string, headers: Dispatcher.DispatchOptions['headers'], extra: readonly string[] | null, body: Buffer | null): Buffer {
+    let fixed: EncodedHeaders = NO_LINES
     if (headers != null) {
       if (!Array.isArray(headers)) throw new UpstreamTransportError('UND_ERR_INVALID_ARG', 'headers must be a flat [name, value, ...] list')
-      list = headers as string[]
+      const list = headers as readonly string[]
+      if (Object.isFrozen(list)) {
+        let cached = this.#encoded.get(list)
+        if (cached === undefined) this.#encoded.set(list, (cached = encodeLines(list)))
+        fixed = cached
+      } else fixed = encodeLines(list)
     }
-    let length = method.length + path.length + 12 // ' ', then ' HTTP/1.1\r\n'
-    let host = false
-    for (let i = 0; i < list.length; i += 2) {
-      const name = list[i]!
-      const value = list[i + 1]!
-      if (INVALID_VALUE.test(value) || INVALID_VALUE.test(name)) throw new UpstreamTransportError('UND_ERR_INVALID_ARG', `invalid ${name} header`)
-      if (name.length === 4 && name.toLowerCase() === 'host') host = true
-      length += name.length + value.length + 4
-    }
-    const hostLine = host ? '' : this.#hostLine
+    const more = extra === null || extra.length === 0 ? NO_LINES : encodeLines(extra)
+    const hostLine = fixed.host || more.host ? '' : this.#hostLine
     const tail = body === null ? KEEP_ALIVE_END : body.length === 0 ? KEEP_ALIVE_EMPTY : KEEP_ALIVE_LENGTH + body.length + '\r\n\r\n'
-    length += hostLine.length + tail.length
+    // ' ', then ' HTTP/1.1\r\n'
+    const length = method.length + path.length + 12 + fixed.bytes.length + more.bytes.length + hostLine.length + tail.length
     const copied = body !== null && body.length < COPY_BODY_BELOW
     const out = Buffer.allocUnsafe(copied ? length + body.length : length)
     let at = out.write(method, 0, 'latin1')
     out[at++] = 0x20
     at += out.write(path, at, 'latin1')
     at += out.write(' HTTP/1.1\r\n', at, 'latin1')
-    for (let i = 0; i < list.length; i += 2) {
-      at += out.write(list[i]!, at, 'latin1')
-      out[at++] = 0x3a
-      out[at++] = 0x20
-      at += out.write(list[i + 1]!, at, 'latin1')
-      out[at++] = 0x0d
-      out[at++] = 0x0a
-    }
+    at += fixed.bytes.copy(out, at)
+    at += more.bytes.copy(out, at)
     if (hostLine !== '') at += out.write(hostLine, at, 'latin1')
     at += out.write(tail, at, 'latin1')
     if (at !== length) throw new Error(`request head is ${at} bytes, ${length} were counted`)

@@ -205,6 +205,16 @@ export class Upstream {
     return this.pool.dispatch(options, handler)
   }
 
+  /**
+   * A POST with `postHeaders` and, after them, `extra` (the forwarded client headers, per
+   * request). The gateway's own pool encodes `postHeaders` once; undici's gets the lists joined.
+   */
+  post(path: string, extra: readonly string[] | null, body: Buffer | Uint8Array | string, handler: Dispatcher.DispatchHandler): boolean {
+    const pool = this.pool
+    if (pool instanceof Http1Pool) return pool.dispatch({ path, method: 'POST', headers: this.postHeaders as string[], body }, handler, extra)
+    return this.dispatch({ path, method: 'POST', headers: extra === null ? (this.postHeaders as string[]) : this.headersWith(extra), body }, handler)
+  }
+
   /** Gives the pool back the stamp of every connection past `maxConnectionAgeMs`: its next dispatch retires them. */
   #retireAged(now: number): void {
     this.#nextAgeCheck = now + Math.min(1_000, Math.max(1, Math.floor(this.#maxAgeMs / 4)))

@@ -1,6 +1,7 @@
 /**
  * The only file that listens: load config -> (simulator when no upstream) -> build server ->
- * listen -> warm -> handle signals. `node gateway/src/main.ts [--config FILE]`, or VELOX_CONFIG.
+ * listen -> warm -> handle signals. `node gateway/src/main.ts [--config FILE] [--check]`, or
+ * VELOX_CONFIG. `--check` boots without listening and exits (0: it would be ready).
  * With `server.workers` other than 1, this process becomes the primary of a cluster and every
  * worker runs this same file.
  */
@@ -20,7 +21,7 @@ import { startProfilePush } from './telemetry/profiling.ts'
 import { startTracing } from './telemetry/tracing.ts'
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false })
+  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, check: { type: 'boolean', default: false } }, allowPositionals: false })
   const file = values.config ?? process.env.VELOX_CONFIG ?? null
 
   let config: GatewayConfig
@@ -36,7 +37,7 @@ async function main(): Promise<void> {
 
   const logger = createLogger(config.log.level)
   const workers = config.server.workers === 0 ? availableParallelism() : config.server.workers
-  if (cluster.isPrimary && workers > 1) {
+  if (cluster.isPrimary && workers > 1 && !values.check) {
     const sim = config.upstreams.length === 0 ? await startEmbeddedSimulator(config, logger) : null
     logBootMemory(logger)
     await runPrimary({
@@ -67,6 +68,18 @@ async function main(): Promise<void> {
   // Before the server is built: spans need the SDK registered; without an endpoint nothing loads.
   const tracing = await startTracing(config.telemetry.tracing, logger)
   const app = await buildServer(config, { logger })
+  if (values.check) {
+    // Boot and exit: the config and everything built from it, pools warmed, nothing listening.
+    // Exits 0 when the gateway would be ready. The image build runs it to write the compile cache.
+    await app.velox.warmed
+    const ready = app.velox.isReady()
+    logger.info({ ready }, ready ? 'check passed: the gateway would be ready' : 'check failed: no upstream answered the warm-up')
+    await app.close()
+    await tracing?.shutdown().catch(() => undefined)
+    if (closeSimulator) await closeSimulator()
+    flushLogger(logger)
+    process.exit(ready ? 0 : 1)
+  }
   // Once the pools are warm, in the same turn that makes the gateway ready: no request waits on it.
   void app.velox.warmed?.then(() => logBootMemory(logger))
   // Cluster workers each bind the port with SO_REUSEPORT (fastify passes the option to net).

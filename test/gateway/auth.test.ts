@@ -1,17 +1,27 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { Writable } from 'node:stream'
 import { hashKey } from '../../gateway/src/auth/authenticator.ts'
 import { startSimulator, type Simulator } from '../../gateway/src/simulator/server.ts'
 import { chatBody, post, startGateway, type TestGateway } from '../helpers/gateway.ts'
+import { eventually } from '../helpers/eventually.ts'
 
 let sim: Simulator
 let gw: TestGateway
+/** Every log line of the gateway, at debug level (secrets must never reach them). */
 const logs: string[] = []
+const logSink = new Writable({
+  write(chunk: Buffer, _encoding, done) {
+    logs.push(chunk.toString())
+    done()
+  },
+})
 before(async () => {
   sim = await startSimulator()
   gw = await startGateway({
     log: { level: 'debug' },
+    telemetry: { accessLog: { enabled: true } },
     upstreams: [{ name: 'sim', url: sim.url, models: ['velox-sim-1', 'other-model'] }],
     auth: {
       keys: [
@@ -19,7 +29,7 @@ before(async () => {
         { name: 'team-b', hash: hashKey('sk-team-b-secret'), tenant: 'b', models: ['other-model'] },
       ],
     },
-  })
+  }, process.env, logSink)
 })
 after(async () => {
   await gw.close()
@@ -87,4 +97,17 @@ test('with keys configured, /v1/models and /v1/models/{id} need a key and show o
   assert.equal(hidden.status, 404)
   assert.equal(((await hidden.json()) as { error: { code: string } }).error.code, 'GW_ERR_MODEL_NOT_FOUND')
   assert.equal(await one('sk-team-a-secret', 'velox-sim-1'), 200)
+})
+
+test("no presented key reaches the logs, even at debug level; the caller's tenant does", async () => {
+  const before = logs.length
+  for (const auth of ['Bearer sk-team-a-secret', 'Bearer sk-team-a-secreT', 'Bearer sk-team-b-secret']) {
+    const res = await post(`${gw.url}/v1/chat/completions`, chatBody(), { authorization: auth })
+    await res.arrayBuffer()
+  }
+  // Positive control: these requests were logged (access log lines, written after the response), with the caller's tenant.
+  await eventually(() => logs.slice(before).filter((l) => l.includes('"access"')).length >= 3, { what: 'three access log lines' })
+  const text = logs.join('')
+  assert.match(text, /"tenant":"a"/)
+  for (const secret of ['sk-team-a-secret', 'sk-team-a-secreT', 'sk-team-b-secret']) assert.equal(text.includes(secret), false, `${secret} is in the logs`)
 })

@@ -14,10 +14,10 @@ export interface TestGateway {
   close(): Promise<void>
 }
 
-/** Builds, listens on 127.0.0.1:0 and waits for warm-up. Logs stay silent unless VELOX_TEST_LOG is set. */
-export async function startGateway(input: GatewayConfigInput, env: NodeJS.ProcessEnv = process.env): Promise<TestGateway> {
+/** Builds, listens on 127.0.0.1:0 and waits for warm-up. Logs (to `logTo`) stay silent unless the config's log level or VELOX_TEST_LOG says otherwise. */
+export async function startGateway(input: GatewayConfigInput, env: NodeJS.ProcessEnv = process.env, logTo: NodeJS.WritableStream = process.stderr): Promise<TestGateway> {
   const config = parseConfig({ log: { level: 'silent' }, ...input, server: { host: '127.0.0.1', port: 0, ...input.server } })
-  const logger = createLogger(process.env.VELOX_TEST_LOG ?? config.log.level, process.stderr)
+  const logger = createLogger(process.env.VELOX_TEST_LOG ?? config.log.level, logTo)
   const app = await buildServer(config, { logger, env, defaultMetrics: false })
   await app.listen({ host: '127.0.0.1', port: 0 })
   await app.velox.warmed

@@ -76,16 +76,15 @@ describe('failures that cannot be hidden', () => {
     const sim = await startSimulator({ tokens: 30 })
     const gw = await startGateway({ upstreams: upstreams([sim], { timeouts: { idleMs: 400, totalMs: 1000 } }), routing: { health: { intervalMs: 0 } } })
     try {
+      // A hang for good, then a 3 s stream (30 tokens 100 ms apart): each ends early only through
+      // the gateway's idle (400 ms) or total (1 s) deadline, and says which; no wall-clock bound.
       sim.setFaults({ hangAfterChunks: 2 })
-      let started = performance.now()
       let { events } = await readEvents(await post(`${gw.url}/v1/chat/completions`, chatBody({ stream: true })))
       assert.match(events.at(-1)!, /GW_ERR_UPSTREAM_IDLE_TIMEOUT/)
-      assert.ok(performance.now() - started < 1500)
       sim.setFaults({ hangAfterChunks: null, interTokenMs: 100 })
-      started = performance.now()
       ;({ events } = await readEvents(await post(`${gw.url}/v1/chat/completions`, chatBody({ stream: true }))))
       assert.match(events.at(-1)!, /GW_ERR_UPSTREAM_TOTAL_TIMEOUT/)
-      assert.ok(performance.now() - started < 1800)
+      assert.ok(events.length < 30, `${events.length} events: the stream ran to its end`)
     } finally {
       await gw.close()
       await sim.close()

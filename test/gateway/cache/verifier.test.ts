@@ -86,10 +86,9 @@ describe('rerank verifier client', () => {
     assert.deepEqual(await lexical.verify('How do I fix a flat tire?', ['How can I repair a flat tire?', 'How do I fix a flat roof?']), [true, false])
     const strict = new RerankVerifier(config({ fallback: 'miss', timeoutMs: 50 }), null)
     await assert.rejects(strict.verify('a', ['b']))
+    // The server never answers: only the 50 ms timeout (an abort) can end the call.
     fake.score = () => 'hang'
-    const started = performance.now()
-    await assert.rejects(strict.verify('a', ['b']))
-    assert.ok(performance.now() - started < 2_000)
+    await assert.rejects(strict.verify('a', ['b']), (err: Error) => err.name === 'TimeoutError' || /abort|timeout/i.test(`${err.name} ${err.message}`))
     await lexical.close()
     await strict.close()
   })

@@ -2,13 +2,16 @@
  * What `npm test` runs: the type check and the two halves of the suite side by side. Most gateway
  * test files wait (on sockets, child processes, timeouts under test) far more than they compute,
  * while the infra files compute (Pulumi program runs, schema checks) and are the longest: run one
- * after the other, the infra files would form the tail. Each half is one `node --test` run (the
- * infra files share their Pulumi program runs within theirs, test/infra/helpers/run-stack.ts).
+ * after the other, the infra files would form the tail. Each half is one node:test run of its
+ * files, longest first (test/run-part.ts; the infra files share their Pulumi program runs within
+ * theirs, test/infra/helpers/run-stack.ts).
  *
  * The gateway half reports as it goes; the infra half's report is printed when both are done.
  * Exits non-zero when the type check or any test failed.
  */
 import { spawn } from 'node:child_process'
+import { copyFileSync, readFileSync, renameSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 interface Part {
@@ -21,13 +24,14 @@ interface Part {
 const NODE = process.execPath
 /** The repository root: the paths below are relative to it, wherever this is started from. */
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const TEST = ['--test', '--test-timeout=120000']
+/** Each half runs its files longest first, from the durations of the previous run (test/run-part.ts). */
+const PART = 'test/run-part.ts'
 const PARTS: readonly Part[] = [
   { name: 'typecheck', args: ['node_modules/typescript/bin/tsc', '--noEmit', '-p', 'tsconfig.json'], live: false },
   // Four files at once: their waits overlap, and two cores still keep up with what they compute.
-  { name: 'test/gateway', args: [...TEST, '--test-concurrency=4', 'test/gateway/**/*.test.ts'], live: true },
+  { name: 'test/gateway', args: [PART, 'test/gateway', '4'], live: true },
   // Two files at once, each with up to two program runs of its own in flight.
-  { name: 'test/infra', args: [...TEST, '--test-concurrency=2', 'test/infra/**/*.test.ts'], live: false },
+  { name: 'test/infra', args: [PART, 'test/infra', '2'], live: false },
 ]
 
 interface Done {
@@ -51,6 +55,24 @@ function run(part: Part): Promise<Done> {
   })
 }
 
+/**
+ * tsc rewrites its build info (tsconfig.json's tsBuildInfoFile) in place. A node_modules copied
+ * with hard links (`cp -al`, to set up another checkout quickly) shares that file with every
+ * copy, so type checks in several checkouts would read and write one file at once: this checkout
+ * gets its own copy first.
+ */
+function ownBuildInfo(path: string): void {
+  try {
+    if (statSync(path).nlink <= 1) return
+    copyFileSync(path, `${path}.${process.pid}`)
+    renameSync(`${path}.${process.pid}`, path)
+  } catch {
+    // None yet: tsc writes a new one.
+  }
+}
+
+const tsconfig = JSON.parse(readFileSync(join(ROOT, 'tsconfig.json'), 'utf8')) as { compilerOptions: { tsBuildInfoFile?: string } }
+if (tsconfig.compilerOptions.tsBuildInfoFile !== undefined) ownBuildInfo(join(ROOT, tsconfig.compilerOptions.tsBuildInfoFile))
 const started = performance.now()
 const results = await Promise.all(PARTS.map(run))
 for (const r of results) if (!r.part.live && r.output !== '') process.stdout.write(`\n# ${r.part.name}\n${r.output}`)

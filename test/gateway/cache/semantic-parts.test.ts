@@ -5,7 +5,10 @@ import { analyzeText, detailSignature } from '../../../gateway/src/cache/semanti
 import { PartitionIndex } from '../../../gateway/src/cache/semantic/vector-index.ts'
 import { HitPredictor, sketchWords } from '../../../gateway/src/cache/semantic/predictor.ts'
 import { LexicalVerifier } from '../../../gateway/src/cache/semantic/lexical-verifier.ts'
-import { LocalEmbedder } from '../../../gateway/src/cache/semantic/local-embedder.ts'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CachedEmbedder, embeddingFingerprint } from './cached-embedder.ts'
 import { readPairs, report, scorePairs } from '../../../gateway/src/cache/semantic/evaluate.ts'
 import { CacheConfigSchema } from '../../../gateway/src/cache/config.ts'
 
@@ -148,20 +151,32 @@ describe('lexical verifier (WordNet)', () => {
 })
 
 describe('labelled pairs: development set', () => {
-  let embedder: LocalEmbedder
+  // The model's vectors for the set are kept between runs (cached-embedder.ts); one is recomputed each run.
+  const embedder = new CachedEmbedder()
   const verifier = new LexicalVerifier()
-  before(async () => {
-    embedder = await LocalEmbedder.start()
-  })
   after(async () => {
     await embedder.close()
     await verifier.close()
+  })
+
+  test('a kept vector that differs from what the model computes fails the run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'velox-embeddings-'))
+    const wrong = new Float32Array(512).fill(1 / Math.sqrt(512))
+    const key = (await import('node:crypto')).createHash('sha256').update('How do I fix a flat tire?').digest('base64url')
+    writeFileSync(join(dir, `${embeddingFingerprint()}.json`), JSON.stringify({ id: 'x', vectors: { [key]: Buffer.from(wrong.buffer).toString('base64') } }))
+    const stale = new CachedEmbedder(dir)
+    try {
+      await assert.rejects(stale.embed('How do I fix a flat tire?'), /differs from the model's/)
+    } finally {
+      await stale.close()
+    }
   })
 
   test('precision first: no must-not-hit pair is served at the default threshold, and most paraphrases are', async () => {
     const pairs = readPairs(fileURLToPath(new URL('../../fixtures/cache/pairs-dev.jsonl', import.meta.url)))
     assert.ok(pairs.length >= 300)
     const scored = await scorePairs(embedder, verifier, pairs)
+    assert.equal(embedder.computed + embedder.served, new Set(pairs.flatMap((p) => [p.a, p.b])).size, 'every distinct text embedded once')
     const r = report(scored, CacheConfigSchema.parse({}).semantic.threshold)
     assert.equal(r.falsePositives, 0, JSON.stringify(r.falsePositivePairs.map((p) => [p.a, p.b])))
     assert.ok(r.recall >= 0.8, `recall ${r.recall}`)

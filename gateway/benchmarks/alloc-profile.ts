@@ -1,7 +1,7 @@
 /**
  * Bytes allocated and CPU time per proxied request, under the max-throughput load.
  *
- *   node gateway/benchmarks/alloc-profile.ts [--gateway PATH] [--seconds 8] [--warmup 4] [--top 25] [--stacks 0] [--json FILE] [--client auto|undici]
+ *   node gateway/benchmarks/alloc-profile.ts [--gateway PATH] [--seconds 8] [--warmup 4] [--top 25] [--stacks 0] [--json FILE] [--client auto|undici] [--cpu-only]
  *
  * Starts the simulator and wrk on core 0 and the gateway (cache off, one upstream, as the
  * benchmark's standard stack) on core 1 with the inspector open, warms it with wrk, then runs
@@ -13,6 +13,7 @@
  * The heaviest allocation sites are printed, and grouped by where the code lives. `--client`
  * sets the upstream's `pool.client` (undici's pool against the gateway's own, on the same code).
  * `--stacks N` also prints, for the N heaviest sites, the call paths that allocate there.
+ * `--cpu-only` skips the profiled window (CPU per request only, for A/B rounds).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '4' },
     top: { type: 'string', default: '25' },
     stacks: { type: 'string', default: '0' },
+    'cpu-only': { type: 'boolean', default: false },
     connections: { type: 'string', default: '64' },
     json: { type: 'string' },
     client: { type: 'string', default: 'auto' },
@@ -156,6 +158,11 @@ async function main(): Promise<void> {
   let cpu0 = cpuMs(pid)
   const plainRequests = await wrk(url, seconds)
   const plainCpuUs = ((cpuMs(pid) - cpu0) * 1000) / plainRequests
+  if (values['cpu-only']) {
+    console.log(`requests: ${plainRequests} in ${seconds} s (${(plainRequests / seconds).toFixed(0)} req/s)`)
+    console.log(`CPU per request: ${plainCpuUs.toFixed(1)} us`)
+    return
+  }
 
   const inspector = await Inspector.open(wsUrl)
   await inspector.send('HeapProfiler.enable')

@@ -59,7 +59,12 @@ function check(raw: Buffer, label: string): void {
   seen[scanned ? 'accepted' : 'refused']++
   assert.equal(scanned, expected.valid && expected.object && withinDepth, `${label}: scanner ${scanned ? 'accepted' : 'refused'} ${JSON.stringify(raw.toString('latin1').slice(0, 200))}`)
   const keys = expected.object ? [...PROBED_KEYS, ...Object.keys(expected.value as object)] : PROBED_KEYS
-  assert.deepEqual(answer(parseBody, raw, keys), answer(parseObject, raw, keys), `${label}: ${JSON.stringify(raw.toString('latin1').slice(0, 200))}`)
+  const full = answer(parseObject, raw, keys)
+  // With no field read in the scan, and with one (the probed keys in turn, and one of the body's own).
+  const own = expected.object ? Object.keys(expected.value as object) : []
+  for (const field of [null, PROBED_KEYS[raw.length % PROBED_KEYS.length]!, own[raw.length % Math.max(1, own.length)] ?? 'user']) {
+    assert.deepEqual(answer((r) => parseBody(r, field), raw, keys), full, `${label} (field ${field}): ${JSON.stringify(raw.toString('latin1').slice(0, 200))}`)
+  }
 }
 
 const STRINGS = ['', 'a', 'bench-model', 'mod\u0065l', 'model', 'stream', 'user', 'é', '日本', '\u0000', '\n\t"\\/', '\ud800', '\udfff', '\ud83d\ude00', '\u2028', 'x'.repeat(300), '{"model":"inner"}', '[[[', '\\u0041']
@@ -201,7 +206,7 @@ test('a scanned body parses only when json is read, and then once', () => {
     return parse(text, reviver)
   }) as typeof JSON.parse
   try {
-    const parsed = parseBody(raw)
+    const parsed = parseBody(raw, 'user')
     assert.equal(parsed.model, 'm')
     assert.equal(parsed.stream, true)
     assert.equal(parsed.text('user'), 'u')

@@ -140,8 +140,11 @@ class Served implements CallRequest {
 /** The route handler of a proxied OpenAI endpoint. */
 export function proxy(state: PipelineState, endpoint: Endpoint, exchange: Exchange, raw: Buffer | undefined): void | Promise<void> {
   if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
-  const principal = state.snapshot.auth.authenticate(exchange.headers)
-  return proxyParsed(state, { endpoint, principal, parsed: parseBody(raw), body: raw, res: null, cacheAs: endpoint.name as CacheEndpoint, native: null }, exchange)
+  const snapshot = state.snapshot
+  const principal = snapshot.auth.authenticate(exchange.headers)
+  // The affinity body field is read in the same pass as model and stream.
+  const parsed = parseBody(raw, snapshot.config.routing.hashKey.bodyField)
+  return proxyParsed(state, { endpoint, principal, parsed, body: raw, res: null, cacheAs: endpoint.name as CacheEndpoint, native: null }, exchange)
 }
 
 /** Authorize, resolve, admit (limits), answer from the cache when it can, else forward. */

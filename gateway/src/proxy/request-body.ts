@@ -30,9 +30,12 @@ export interface ParsedBody {
  * be one JSON object (what JSON.parse would accept, no deeper than MAX_JSON_DEPTH) is not parsed:
  * its two fields are read in place, and the rest only if a feature asks for `json`. Anything else
  * (invalid JSON, too deep, not an object) takes the full parse, whose errors are the client's answer.
+ * `field`: a top-level key whose string value is read in the same pass, for `text(field)` (the
+ * affinity body field); other names take a second pass.
  */
-export function parseBody(raw: Buffer): ParsedBody {
-  if (!scanObject(raw, null)) return parseObject(raw)
+export function parseBody(raw: Buffer, field: string | null = null): ParsedBody {
+  const wanted = field === null || field === 'model' || field === 'stream' ? null : keyBytes(field)
+  if (!scanObject(raw, wanted)) return parseObject(raw)
   if (modelSlot.kind !== STRING) throw new GatewayError('GW_ERR_MODEL_REQUIRED', undefined, { param: 'model' })
   const model = slotString(raw, modelSlot)
   if (model.length === 0) throw new GatewayError('GW_ERR_MODEL_REQUIRED', undefined, { param: 'model' })
@@ -41,7 +44,7 @@ export function parseBody(raw: Buffer): ParsedBody {
   if (stream !== ABSENT && stream !== NULL && stream !== TRUE && stream !== FALSE) {
     throw new GatewayError('GW_ERR_INVALID_BODY', '"stream" must be a boolean', { param: 'stream' })
   }
-  return new ScannedBody(raw, model, stream === TRUE)
+  return new ScannedBody(raw, model, stream === TRUE, wanted === null ? null : field, wantedSlot.kind === STRING ? slotString(raw, wantedSlot) : undefined)
 }
 
 /** A body already parsed (or built, as a translation is): every field read from the object. */
@@ -66,16 +69,25 @@ class ScannedBody implements ParsedBody {
   readonly stream: boolean
   readonly #raw: Buffer
   #json: Record<string, unknown> | null
-  constructor(raw: Buffer, model: string, stream: boolean) {
+  /** The key read with the scan, and its string value (undefined: absent or not a string). */
+  readonly #field: string | null
+  readonly #fieldText: string | undefined
+  constructor(raw: Buffer, model: string, stream: boolean, field: string | null, fieldText: string | undefined) {
     this.model = model
     this.stream = stream
     this.#raw = raw
     this.#json = null
+    this.#field = field
+    this.#fieldText = fieldText
   }
   get json(): Record<string, unknown> {
     return (this.#json ??= JSON.parse(this.#raw.toString('utf8')) as Record<string, unknown>)
   }
   text(name: string): string | undefined {
+    if (name === this.#field) return this.#fieldText
+    // `model` is the string read; `stream` is never one (refused unless a boolean or null).
+    if (name === 'model') return this.model
+    if (name === 'stream') return undefined
     if (this.#json !== null) {
       const value = this.#json[name]
       return typeof value === 'string' ? value : undefined
@@ -270,21 +282,21 @@ function skipWhitespace(raw: Uint8Array, i: number): number {
   return i
 }
 
-/** Which slot a top-level key's value goes to (null: none), for the key whose contents are raw[start, end): `wanted`'s alone when one is given, else `model`'s or `stream`'s. */
+/** Which slot a top-level key's value goes to (null: none), for the key whose contents are raw[start, end). `wanted` is never `model` or `stream`. */
 function slotOf(raw: Buffer, start: number, end: number, escaped: boolean, wanted: Uint8Array | null): Slot | null {
   if (escaped) {
     const key = JSON.parse(raw.toString('utf8', start - 1, end + 1)) as string
-    if (wanted !== null) return key === lastKeyName ? wantedSlot : null
-    return key === 'model' ? modelSlot : key === 'stream' ? streamSlot : null
+    if (key === 'model') return modelSlot
+    if (key === 'stream') return streamSlot
+    return wanted !== null && key === lastKeyName ? wantedSlot : null
   }
   const length = end - start
-  if (wanted !== null) {
-    if (length === wanted.length && matches(raw, start, wanted)) return wantedSlot
-    // Other bytes may decode to the same name (invalid UTF-8 becomes U+FFFD); only non-ASCII names can be met so.
-    return !lastKeyAscii && raw.toString('utf8', start, end) === lastKeyName ? wantedSlot : null
-  }
   if (length === 5 && matches(raw, start, MODEL_KEY)) return modelSlot
-  return length === 6 && matches(raw, start, STREAM_KEY) ? streamSlot : null
+  if (length === 6 && matches(raw, start, STREAM_KEY)) return streamSlot
+  if (wanted === null) return null
+  if (length === wanted.length && matches(raw, start, wanted)) return wantedSlot
+  // Other bytes may decode to the same name (invalid UTF-8 becomes U+FFFD); only non-ASCII names can be met so.
+  return !lastKeyAscii && raw.toString('utf8', start, end) === lastKeyName ? wantedSlot : null
 }
 
 /**

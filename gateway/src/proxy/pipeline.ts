@@ -92,16 +92,8 @@ class Served implements CallRequest {
   traceContext: string[] | null
   /** The cache's part in the call, or null when the cache stays out. */
   cache: CallCache | null
-  // CallRequest
-  readonly endpoint: Endpoint
-  readonly model: string
-  readonly native: NativeRequest | null
-  readonly requestId: string
-  readonly tenant: string
-  readonly keyName: string
+  // CallRequest: what the call, the exchange and the principal already hold is read from them.
   readonly priority: number
-  readonly stream: boolean
-  readonly startedAt: number
   affinityKey: string | null
   route: RouteRequest | null
   body: Buffer
@@ -119,21 +111,38 @@ class Served implements CallRequest {
     this.trace = null
     this.traceContext = null
     this.cache = null
-    this.endpoint = call.endpoint
-    this.model = call.parsed.model
-    this.native = call.native
-    this.requestId = exchange.id
-    this.tenant = call.principal.tenant
-    this.keyName = call.principal.keyName
     this.priority = PRIORITY_CLASS[call.principal.priority]
-    this.stream = call.parsed.stream
-    this.startedAt = exchange.startedAt
     this.affinityKey = null
     this.route = null
     this.body = call.body
     this.forwardedHeaders = null
     this.excluded = null
     this.usageFilter = null
+  }
+
+  get endpoint(): Endpoint {
+    return this.call.endpoint
+  }
+  get model(): string {
+    return this.call.parsed.model
+  }
+  get stream(): boolean {
+    return this.call.parsed.stream
+  }
+  get native(): NativeRequest | null {
+    return this.call.native
+  }
+  get tenant(): string {
+    return this.call.principal.tenant
+  }
+  get keyName(): string {
+    return this.call.principal.keyName
+  }
+  get requestId(): string {
+    return this.exchange.id
+  }
+  get startedAt(): number {
+    return this.exchange.startedAt
   }
 }
 

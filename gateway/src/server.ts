@@ -57,12 +57,15 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   // Plain proxied requests are served by the lean handler straight from node:http; fastify gets
   // the rest (see proxy/lean-handler.ts). Set once the gateway exists, before the server listens.
   let lean: LeanHandler | null = null
+  let uploads: UploadGuard | null = null
   const app = Fastify({
     serverFactory: (handler, factoryOptions) => {
       const options = factoryOptions as { http?: ServerOptions; keepAliveTimeout: number; requestTimeout: number; connectionTimeout: number }
       const serverOptions: ServerOptions = leanRequestsSupported ? { ...options.http, IncomingMessage: LeanIncomingMessage } : (options.http ?? {})
       const server = http.createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => {
-        if (lean === null || !lean.take(req, res)) handler(req, res)
+        const taken = lean !== null && lean.take(req, res)
+        uploads?.watch(req, res, taken)
+        if (!taken) handler(req, res)
       })
       // What fastify sets on a server it creates itself.
       server.keepAliveTimeout = options.keepAliveTimeout
@@ -125,9 +128,10 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     })
   }
   const { requestTimeoutMs, bodyMinBytesPerSecond, bodyMinRateAfterMs } = config.server
-  const uploads = new UploadGuard(app.server, { requestTimeoutMs, bodyMinBytesPerSecond, bodyMinRateAfterMs }, (status) => gateway.metrics.countRequest('other', 'none', 'none', status))
+  const guard = new UploadGuard(app.server, { requestTimeoutMs, bodyMinBytesPerSecond, bodyMinRateAfterMs }, (status) => gateway.metrics.countRequest('other', 'none', 'none', status))
+  uploads = guard
   app.addHook('onClose', async () => {
-    uploads.close()
+    guard.close()
     await gateway.close()
   })
 

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { gzipSync } from 'node:zlib'
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { connect } from 'node:net'
 import { LeanHandler, LeanIncomingMessage } from '../../gateway/src/proxy/lean-handler.ts'
 import { startSimulator, type Simulator } from '../../gateway/src/simulator/server.ts'
@@ -41,6 +41,7 @@ describe('lean handler', () => {
   let taken = 0
   /** The last request the lean handler took. */
   let lastTaken: IncomingMessage | null = null
+  let lastTakenRes: ServerResponse | null = null
   const take = LeanHandler.prototype.take
 
   before(async () => {
@@ -57,6 +58,7 @@ describe('lean handler', () => {
       if (served) {
         taken++
         lastTaken = req
+        lastTakenRes = res
       }
       return served
     }
@@ -176,6 +178,9 @@ describe('lean handler', () => {
     // node:http waits for 'end' to let go of a request that has not ended: nothing may be left waiting.
     assert.equal(req.listenerCount('end'), 0)
     assert.equal(req.listenerCount('data'), 0)
+    // The upload guard forgets a taken request when its body is complete, not on the response's close.
+    // What is left once the call finished: the open-request count's listener alone.
+    assert.equal(lastTakenRes!.listenerCount('close'), 1)
   })
 
   test('pipelined requests on one connection are each answered, in order', async () => {

@@ -49,17 +49,19 @@ export class UploadGuard {
     server.headersTimeout = Math.min(server.headersTimeout, limits.requestTimeoutMs)
     this.timer = limits.bodyMinBytesPerSecond > 0 ? setInterval(() => this.sweep(performance.now()), SWEEP_MS) : null
     this.timer?.unref()
-    if (this.timer !== null) server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => this.watch(req, res))
   }
 
-  private watch(req: IncomingMessage, res: ServerResponse): void {
-    if (req.complete || (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined)) return
+  /**
+   * Called by the server for every request, before its handler. A request whose body the lean
+   * handler takes is forgotten when the body is complete (`uploadEnded`, from the HTTP parser);
+   * any other when its response closes. The sweep drops what is complete or destroyed.
+   */
+  watch(req: IncomingMessage, res: ServerResponse, lean: boolean): void {
+    if (this.timer === null || req.complete || (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined)) return
     const upload: Upload = { guard: this, req, res, startedAt: performance.now(), baseBytes: req.socket.bytesRead }
     ;(req as Tracked)[kUpload] = upload
     this.uploads.add(upload)
-    // Forgotten when its response closes, or by the sweep once the body is complete. (No 'end'
-    // listener: a request the lean handler takes ends without events.)
-    res.on('close', forgetRes)
+    if (!lean) res.on('close', forgetRes)
   }
 
   /** One pass over the uploads in progress: too slow on average gets 408 GW_ERR_BODY_TOO_SLOW. */
@@ -67,12 +69,12 @@ export class UploadGuard {
     if (this.uploads.size === 0) return
     const { bodyMinBytesPerSecond: rate, bodyMinRateAfterMs: after } = this.limits
     for (const u of this.uploads) {
-      const elapsed = now - u.startedAt
-      if (elapsed < after) continue
-      if (u.req.complete) {
+      if (u.req.complete || u.req.destroyed) {
         this.uploads.delete(u)
         continue
       }
+      const elapsed = now - u.startedAt
+      if (elapsed < after) continue
       const bytes = u.req.socket.bytesRead - u.baseBytes
       if (bytes >= (rate * elapsed) / 1000) continue
       this.uploads.delete(u)
@@ -94,6 +96,12 @@ export class UploadGuard {
     if (this.timer !== null) clearInterval(this.timer)
     this.uploads.clear()
   }
+}
+
+/** The body of `req` is complete: its upload, if watched, is over. */
+export function uploadEnded(req: IncomingMessage): void {
+  const upload = (req as Tracked)[kUpload]
+  upload?.guard.forget(upload)
 }
 
 function forgetRes(this: ServerResponse): void {

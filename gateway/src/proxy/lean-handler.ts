@@ -19,6 +19,7 @@ import type { Cors } from '../protocols/cors.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { REQUEST_ID_HEADER, requestId } from '../telemetry/request-id.ts'
 import { ENDPOINTS, type Endpoint } from './endpoints.ts'
+import { uploadEnded } from './client-limits.ts'
 import { hostError } from './http-conformance.ts'
 import { COUNT_TOKENS_PATH, MESSAGES_PATH, translateMessagesCall } from './messages.ts'
 import { proxy, proxyParsed, type Exchange, type PipelineState } from './pipeline.ts'
@@ -73,6 +74,7 @@ export class LeanIncomingMessage extends http.IncomingMessage {
     if (chunk === null) {
       this.lean = null
       ;(this as Closable)._dumpAndCloseReadable!()
+      uploadEnded(this)
       exchange.ended()
       return false
     }

@@ -284,33 +284,35 @@ export function allowedLoad(cap: number, extraBlocks: number, requestBlocks: num
 }
 
 /**
- * Placement of new conversations: a request that no member holds any private block of (a first
- * turn, a prompt sharing at most a system prompt with others, a request with no prefix
- * information) may go only to a member whose recent traffic, per unit of its capacity, is at most
- * `factor` x the group's (plus this request). Recent traffic (`placed`, requests decayed over
- * `placement.decayMs`) stands for the conversations a member holds: their next turns come back
- * to it, so a member that took more first turns than its share gets the later turns of all of
- * them, and bounded load then has to move some of those, history and all. Placing new ones by
- * in-flight counts or by a few blocks of shared system prompt does not see that.
+ * Placement: a member that holds no private block of this prompt (for a first turn, or a prompt
+ * sharing at most a system prompt with others, every member; for a later turn, every member but
+ * its home) may take the request only while its recent traffic, per unit of its capacity, is at
+ * most `factor` x the group's (this request included). Recent traffic (`placed`, requests decayed
+ * over `placement.decayMs`) stands for the conversations a member holds: their next turns come
+ * back to it. A conversation starting on a member, or moving to one (its history prefilled there
+ * again), becomes one more of those, so a member that took more than its share gets the later
+ * turns of all of them, and bounded load then has to move some, history and all. Placing by
+ * in-flight counts or by a few blocks of shared system prompt does not see that. A member holding
+ * private blocks (the conversation's home) is not restricted here: the prefill estimate and
+ * bounded load decide whether the turn stays.
  *
  * Capacity is 1, or less for a member whose learned pace is slower than the mean of the measured
- * ones (mean / pace: a pod three times slower than the others takes about a third of the new
- * conversations), so a slow pod keeps a share in proportion to its speed, not none: its
- * conversations stay warm on it, and the others are not filled past theirs. Later turns (private
- * blocks somewhere) are not filtered here: the prefill estimate and bounded load decide those.
- * Never clears the member with the least traffic per capacity.
+ * ones (mean / pace), so a pod three times slower keeps a share of new conversations instead of
+ * none, and the faster pods are not filled past `factor` x theirs. When no home is eligible, the
+ * restricted member with the least traffic per capacity always passes (never an empty set).
  */
 export function placementFilter(factor: number): Filter {
   return {
     name: 'placement',
     filter(s) {
       let count = 0
+      let homes = 0
       for (let i = 0; i < s.n; i++) {
         if (s.eligible[i] !== 1) continue
-        if (s.privateBlocks[i]! > 0) return 0
         count++
+        if (s.privateBlocks[i]! > 0) homes++
       }
-      if (count < 2) return 0
+      if (count < 2 || homes === count) return 0
       const mean = fallbackPace(s)
       let placed = 0
       let capacity = 0
@@ -322,7 +324,7 @@ export function placementFilter(factor: number): Filter {
         placed += s.placed[i]!
         capacity += w
         const share = s.placed[i]! / w
-        if (share < leastShare) {
+        if (homes === 0 && share < leastShare) {
           leastShare = share
           least = i
         }
@@ -330,7 +332,7 @@ export function placementFilter(factor: number): Filter {
       const limit = (factor * (placed + 1)) / capacity
       let cleared = 0
       for (let i = 0; i < s.n; i++) {
-        if (s.eligible[i] !== 1 || i === least) continue
+        if (s.eligible[i] !== 1 || s.privateBlocks[i]! > 0 || i === least) continue
         if (s.placed[i]! / capacityOf(s, i, mean) > limit) {
           s.eligible[i] = 0
           cleared++

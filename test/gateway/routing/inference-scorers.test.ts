@@ -141,9 +141,14 @@ test('placement: a new conversation may not go to a member with more than its sh
   const s = signals(4, { placed: [6, 2, 2, 0] }, 10)
   assert.equal(placementFilter(1.1).filter(s), 1)
   assert.deepEqual([...s.eligible.subarray(0, 4)], [0, 1, 1, 1])
-  // A later turn (private blocks on some member) is not placed: the estimate and bounded load decide.
-  const later = signals(4, { placed: [6, 2, 2, 0], privateBlocks: [5, 0, 0, 0] }, 10)
-  assert.equal(placementFilter(1.1).filter(later), 0)
+  // A later turn: its home (private blocks) is not restricted, a move is placed like a new conversation.
+  const later = signals(4, { placed: [6, 5, 2, 0], privateBlocks: [5, 0, 0, 0] }, 10)
+  assert.equal(placementFilter(1.1).filter(later), 1, 'limit 1.1 x 14 / 4 = 3.85')
+  assert.deepEqual([...later.eligible.subarray(0, 4)], [1, 0, 1, 1], 'the home stays eligible above the limit; m1 may not take the move')
+  // With a home eligible, every other member may be cleared; the home is then the only choice.
+  const homeOnly = signals(3, { placed: [1, 9, 9], privateBlocks: [5, 0, 0] }, 10)
+  assert.equal(placementFilter(1).filter(homeOnly), 2)
+  assert.deepEqual([...homeOnly.eligible.subarray(0, 3)], [1, 0, 0])
   // Nothing sent anywhere yet: all pass. All equal: all pass.
   assert.equal(placementFilter(1.1).filter(signals(3, { placed: [0, 0, 0] }, 10)), 0)
   assert.equal(placementFilter(1).filter(signals(3, { placed: [4, 4, 4] }, 10)), 0)

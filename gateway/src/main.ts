@@ -8,7 +8,7 @@
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
-import type { FastifyListenOptions } from 'fastify'
+import type { FastifyInstance, FastifyListenOptions } from 'fastify'
 import { runPrimary } from './cluster/primary.ts'
 import { ConfigError, loadConfig, parseConfig } from './config/load.ts'
 import { watchConfigFile } from './config/watch.ts'
@@ -17,7 +17,7 @@ import { buildAdminServer } from './admin/server.ts'
 import { buildServer, metricsText } from './server.ts'
 import { releaseBootMemory } from './runtime/boot-memory.ts'
 import { createLogger, flushLogger, type Logger } from './telemetry/logger.ts'
-import { startProfilePush } from './telemetry/profiling.ts'
+import { startProfilePush, type ProfilePusher } from './telemetry/profiling.ts'
 import { startTracing } from './telemetry/tracing.ts'
 
 async function main(): Promise<void> {
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
     void reloadFromSource()
   }
 
-  let admin: Awaited<ReturnType<typeof buildAdminServer>> | null = null
+  let admin: FastifyInstance | null = null
   if (config.admin.port !== undefined) {
     const tokenEnv = config.admin.tokenEnv
     const token = tokenEnv !== undefined ? process.env[tokenEnv] : undefined
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
   process.on('SIGHUP', () => reload('SIGHUP'))
   const watcher = file !== null ? watchConfigFile(file, () => reload('file changed')) : null
 
-  let profiler: Awaited<ReturnType<typeof startProfilePush>> = null
+  let profiler: ProfilePusher | null = null
   try {
     profiler = await startProfilePush(config.telemetry.profiling, process.env, logger)
   } catch (err) {

@@ -9,6 +9,8 @@ import type { Logger } from './logger.ts'
 import type { TelemetryConfig } from './config.ts'
 
 type Pprof = typeof import('@datadog/pprof')
+/** What a CPU profile is (the package @datadog/pprof builds and encodes them with). */
+type Profile = Awaited<ReturnType<Pprof['time']['profile']>>
 
 let pprofModule: Promise<Pprof> | null = null
 function pprof(): Promise<Pprof> {
@@ -77,7 +79,7 @@ export async function startProfilePush(config: TelemetryConfig['profiling'], env
   let from = Date.now()
   let lastErrorLog = 0
   let sending: Promise<void> = Promise.resolve()
-  const push = async (profile: Awaited<ReturnType<Pprof['time']['profile']>>, fromMs: number, untilMs: number): Promise<void> => {
+  const push = async (profile: Profile, fromMs: number, untilMs: number): Promise<void> => {
     const body = new FormData()
     body.set('profile', new Blob([await p.encode(profile)]), 'profile.pprof')
     const url = new URL(ingest)

@@ -2,6 +2,7 @@
  * What an endpoint builder returns: a complete JSON body, or a stream plan the transport plays
  * out with the configured delays and faults. Builders never touch the socket.
  */
+import { sseData, SSE_DONE } from '../protocols/sse.ts'
 
 export interface JsonReply {
   readonly kind: 'json'
@@ -55,11 +56,8 @@ export function notFound(method: string, path: string): JsonReply {
   return json(404, errorJson(`Invalid URL (${method} ${path})`, 'invalid_request_error', null, null))
 }
 
-export function sseData(payload: string): string {
-  return 'data: ' + payload + '\n\n'
-}
-
-export const SSE_DONE = 'data: [DONE]\n\n'
+// The gateway's one set of SSE writers (protocols/sse.ts), for the simulator's streams too.
+export { sseData, SSE_DONE }
 
 export const STREAM_ERROR_EVENT = sseData(
   errorJson('The simulated model failed while generating', 'server_error', null, 'simulated_stream_error'),

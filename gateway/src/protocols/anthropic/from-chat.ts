@@ -4,7 +4,7 @@
  * OpenAI client expects. Pure, like the ingress translation.
  */
 import { GatewayError } from '../../errors.ts'
-import { SseReader } from '../sse.ts'
+import { SSE_DONE, SseReader, sseData } from '../sse.ts'
 import { parseArguments } from './response.ts'
 import { appendTurn } from '../turns.ts'
 
@@ -204,13 +204,13 @@ export class MessagesToChatStream {
     for (const ev of this.reader.end()) out += this.event(ev.event, ev.data)
     if (this.done) return out
     this.done = true
-    return out + 'data: ' + JSON.stringify({ error: { message: 'The upstream stream ended before the message was complete', type: 'server_error', param: null, code: 'GW_ERR_UPSTREAM_STREAM_BROKEN' } }) + '\n\n'
+    return out + sseData(JSON.stringify({ error: { message: 'The upstream stream ended before the message was complete', type: 'server_error', param: null, code: 'GW_ERR_UPSTREAM_STREAM_BROKEN' } }))
   }
 
   private chunk(delta: Json, finish: string | null): string {
     const c: Json = { id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] }
     if (this.includeUsage) c.usage = null
-    return 'data: ' + JSON.stringify(c) + '\n\n'
+    return sseData(JSON.stringify(c))
   }
 
   private event(type: string | null, data: string): string {
@@ -249,14 +249,14 @@ export class MessagesToChatStream {
       case 'message_stop': {
         this.done = true
         let out = ''
-        if (this.includeUsage) out += 'data: ' + JSON.stringify({ id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage: chatUsage(this.usage) }) + '\n\n'
-        return out + 'data: [DONE]\n\n'
+        if (this.includeUsage) out += sseData(JSON.stringify({ id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage: chatUsage(this.usage) }))
+        return out + SSE_DONE
       }
       case 'error': {
         this.done = true
         const err = isObject(e.error) ? e.error : {}
         const errType = typeof err.type === 'string' ? err.type : 'api_error'
-        return 'data: ' + JSON.stringify({ error: { message: typeof err.message === 'string' ? err.message : 'upstream error', type: errType, param: null, code: errType } }) + '\n\n'
+        return sseData(JSON.stringify({ error: { message: typeof err.message === 'string' ? err.message : 'upstream error', type: errType, param: null, code: errType } }))
       }
     }
     return ''

@@ -8,6 +8,7 @@ import { GatewayError } from '../../errors.ts'
 import { parseArguments } from '../anthropic/response.ts'
 import type { StreamMessage } from './event-stream.ts'
 import { appendTurn } from '../turns.ts'
+import { SSE_DONE, sseData } from '../sse.ts'
 
 type Json = Record<string, unknown>
 
@@ -264,21 +265,21 @@ export class ConverseStreamToChat {
     if (this.done) return ''
     this.done = true
     // A stream cut after messageStop lost only its usage: the answer itself is complete.
-    if (this.stopped) return 'data: [DONE]\n\n'
-    return 'data: ' + JSON.stringify({ error: { message: 'The upstream stream ended before the message was complete', type: 'server_error', param: null, code: 'GW_ERR_UPSTREAM_STREAM_BROKEN' } }) + '\n\n'
+    if (this.stopped) return SSE_DONE
+    return sseData(JSON.stringify({ error: { message: 'The upstream stream ended before the message was complete', type: 'server_error', param: null, code: 'GW_ERR_UPSTREAM_STREAM_BROKEN' } }))
   }
 
   /** A frame that could not be read ends the stream with an error. */
   broken(detail: string): string {
     if (this.done) return ''
     this.done = true
-    return 'data: ' + JSON.stringify({ error: { message: `The upstream stream could not be read: ${detail}`, type: 'server_error', param: null, code: 'GW_ERR_UPSTREAM_BAD_RESPONSE' } }) + '\n\n'
+    return sseData(JSON.stringify({ error: { message: `The upstream stream could not be read: ${detail}`, type: 'server_error', param: null, code: 'GW_ERR_UPSTREAM_BAD_RESPONSE' } }))
   }
 
   private chunk(delta: Json, finish: string | null): string {
     const c: Json = { id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] }
     if (this.includeUsage) c.usage = null
-    return 'data: ' + JSON.stringify(c) + '\n\n'
+    return sseData(JSON.stringify(c))
   }
 
   private error(type: string, payload: string): string {
@@ -291,7 +292,7 @@ export class ConverseStreamToChat {
       // keep the raw text
     }
     const code = type !== '' ? type : 'InternalServerException'
-    return 'data: ' + JSON.stringify({ error: { message, type: code, param: null, code } }) + '\n\n'
+    return sseData(JSON.stringify({ error: { message, type: code, param: null, code } }))
   }
 
   private event(type: string, payload: string): string {
@@ -329,8 +330,8 @@ export class ConverseStreamToChat {
       case 'metadata': {
         this.done = true
         let out = ''
-        if (this.includeUsage) out += 'data: ' + JSON.stringify({ id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage: chatUsage(e.usage) }) + '\n\n'
-        return out + 'data: [DONE]\n\n'
+        if (this.includeUsage) out += sseData(JSON.stringify({ id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage: chatUsage(e.usage) }))
+        return out + SSE_DONE
       }
     }
     return ''

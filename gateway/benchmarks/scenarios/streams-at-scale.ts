@@ -13,7 +13,8 @@
  * Memory per open stream is what the gateway holds for it: the gateway runs with a preload
  * (lib/heap-probe.ts) that, when asked, runs one memory-reducing full GC and reports its memory;
  * it is asked once idle before the streams and once with every stream open, and the difference
- * over the streams is the figure checked (RSS, and apart the JS heap and array buffers). Without
+ * over the streams open at that moment is the figure checked (RSS, and apart the JS heap and
+ * array buffers); a run where streams failed says so in the note. Without
  * the GC the figure moved by a quarter between runs of the same code with V8's collection
  * schedule. The one GC with every stream open stops the gateway for a moment: inter-chunk gaps
  * that span it are left out of the percentiles and counted in a note.
@@ -51,6 +52,8 @@ interface StreamStats {
   pauseFrom: number | null
   pauseTo: number | null
   gapsSpanningProbe: number
+  /** Streams whose response head arrived and that have not ended: what memory per stream divides by. */
+  streaming: number
 }
 
 /** One stream on its own connection; resolves when it ended (or failed). */
@@ -66,6 +69,7 @@ function openStream(port: number, request: Buffer, stats: StreamStats, deadline:
     const finish = (ok: boolean, why = ''): void => {
       if (settled) return
       settled = true
+      if (!head) stats.streaming--
       if (ok) {
         stats.complete++
         stats.perStream.add(events)
@@ -89,6 +93,7 @@ function openStream(port: number, request: Buffer, stats: StreamStats, deadline:
         if (end === -1) return
         if (!headBuffer.startsWith('HTTP/1.1 200')) return finish(false, headBuffer.slice(0, headBuffer.indexOf('\r\n')))
         head = false
+        stats.streaming++
         body = Buffer.from(headBuffer.slice(end + 4), 'latin1')
       }
       let count = 0
@@ -111,6 +116,8 @@ function openStream(port: number, request: Buffer, stats: StreamStats, deadline:
 }
 
 interface HeldMemory {
+  /** Streams open through the gateway when the sample was taken. */
+  open: number
   /** After a memory-reducing GC, per open stream (KiB): RSS, JS heap, array buffers. */
   rssKiB: number
   heapKiB: number
@@ -127,7 +134,7 @@ async function measureTarget(
   probeFile: string | null,
 ): Promise<{ row: ResultRow; stats: StreamStats; perStreamKiB: number | null; held: HeldMemory | null; chunksPerCoreSecond: number | null; rssMiB: number | null }> {
   const port = Number(new URL(target.url).port)
-  const stats: StreamStats = { gaps: new LatencyRecorder(), events: 0, complete: 0, failed: 0, perStream: new Set(), failures: new Map(), pauseFrom: null, pauseTo: null, gapsSpanningProbe: 0 }
+  const stats: StreamStats = { gaps: new LatencyRecorder(), events: 0, complete: 0, failed: 0, perStream: new Set(), failures: new Map(), pauseFrom: null, pauseTo: null, gapsSpanningProbe: 0, streaming: 0 }
   const streamMs = plan.tokens * plan.interTokenMs
   const deadline = Date.now() + plan.rampMs + streamMs * 2 + 10_000
   const pid = target.process?.pid ?? null
@@ -146,7 +153,10 @@ async function measureTarget(
   await new Promise((r) => setTimeout(r, Math.min(streamMs / 4, 2_000)))
   const full = pid === null ? null : snapshotProcessTree(pid)
   let heldFull: HeapProbeSample | null = null
+  // The streams open when the probe is asked (all of them unless some failed or ended early).
+  let openAtProbe = plan.streams
   if (probe !== null) {
+    openAtProbe = stats.streaming
     stats.pauseFrom = performance.now()
     heldFull = await probe()
     stats.pauseTo = performance.now()
@@ -173,10 +183,11 @@ async function measureTarget(
       ...(full !== null && before !== null ? { rssBeforeMiB: Math.round(before.rssMiB), rssFullMiB: Math.round(full.rssMiB) } : {}),
     },
   }
-  const perStream = (bytes: number): number => bytes / 1024 / plan.streams
+  const perStream = (bytes: number): number => bytes / 1024 / Math.max(1, openAtProbe)
   const held =
     heldBefore !== null && heldFull !== null
       ? {
+          open: openAtProbe,
           rssKiB: perStream(heldFull.rss - heldBefore.rss),
           heapKiB: perStream(heldFull.heapUsed - heldBefore.heapUsed),
           arrayBuffersKiB: perStream(heldFull.arrayBuffers - heldBefore.arrayBuffers),
@@ -244,7 +255,7 @@ export const streamsAtScale: Scenario = {
         ...(gw.rssMiB !== null ? [`gateway RSS with ${plan.streams} streams open, no GC forced: ${Math.round(gw.rssMiB)} MiB (${gw.perStreamKiB!.toFixed(1)} KiB per stream over its RSS before; garbage included)`] : []),
         ...(gw.held !== null
           ? [
-              `gateway memory held per open stream, after a memory-reducing GC: RSS ${gw.held.rssKiB.toFixed(1)} KiB, JS heap ${gw.held.heapKiB.toFixed(1)} KiB, array buffers ${gw.held.arrayBuffersKiB.toFixed(1)} KiB (RSS ${mib(gw.held.before.rss)} -> ${mib(gw.held.full.rss)} MiB; the GC with every stream open took ${gw.held.full.gcMs.toFixed(0)} ms, ${gw.stats.gapsSpanningProbe} gaps spanning it left out)`,
+              `gateway memory held per open stream, after a memory-reducing GC, over the ${gw.held.open} streams open then: RSS ${gw.held.rssKiB.toFixed(1)} KiB, JS heap ${gw.held.heapKiB.toFixed(1)} KiB, array buffers ${gw.held.arrayBuffersKiB.toFixed(1)} KiB (RSS ${mib(gw.held.before.rss)} -> ${mib(gw.held.full.rss)} MiB; the GC with every stream open took ${gw.held.full.gcMs.toFixed(0)} ms, ${gw.stats.gapsSpanningProbe} gaps spanning it left out)`,
             ]
           : []),
         ...(nginx === null ? [NGINX_MISSING_NOTE] : []),

@@ -22,13 +22,14 @@ const COUNTER_LIMIT = 2 ** 48
 /** Generates the ids of one process: a random prefix, then a counter. */
 export class RequestIds {
   readonly #limit: number
-  #prefix: string
+  /** The next id's characters: the prefix, then the counter's hex digits, counted up in place. */
+  readonly #id: Buffer
   #next: number
 
   /** `limit`: ids per prefix before a new one is drawn (tests shorten it). */
   constructor(limit: number = COUNTER_LIMIT) {
     this.#limit = Math.min(limit, COUNTER_LIMIT)
-    this.#prefix = ''
+    this.#id = Buffer.alloc(36)
     this.#next = 0
     this.#reseed()
   }
@@ -36,19 +37,34 @@ export class RequestIds {
   #reseed(): void {
     // The first four groups (8-4-4-4 digits and their dashes) of a fresh version-4 UUID, so the
     // version digit (4) and the variant digit stay where a UUID parser expects them.
-    this.#prefix = randomUUID().slice(0, 36 - COUNTER_DIGITS)
+    this.#id.write(randomUUID().slice(0, 36 - COUNTER_DIGITS), 0, 'latin1')
+    this.#id.fill(0x30, 36 - COUNTER_DIGITS)
     this.#next = 0
   }
 
+  /** One flat string per id (a prefix joined to a padded counter made three strings and a rope). */
   next(): string {
     if (this.#next >= this.#limit) this.#reseed()
-    const n = this.#next++
-    const hex = n.toString(16)
-    return this.#prefix + (hex.length === COUNTER_DIGITS ? hex : ZEROS.slice(hex.length) + hex)
+    this.#next++
+    const id = this.#id
+    const out = id.toString('latin1', 0, 36)
+    // Count up: 0-9, then a-f, carrying into the digit before.
+    for (let i = 35; i >= 36 - COUNTER_DIGITS; i--) {
+      const c = id[i]!
+      if (c === 0x39) {
+        id[i] = 0x61
+        break
+      }
+      if (c !== 0x66) {
+        id[i] = c + 1
+        break
+      }
+      id[i] = 0x30
+    }
+    return out
   }
 }
 
-const ZEROS = '0'.repeat(COUNTER_DIGITS)
 const generated = new RequestIds()
 
 export function requestId(req: IncomingMessage): string {

@@ -15,6 +15,8 @@ test('generated ids are UUID-shaped, distinct, and count up under one random pre
   for (let i = 0; i < 5_000; i++) {
     const id = ids.next()
     assert.match(id, UUID_SHAPE)
+    // Every step counts one up, carries included (0x0f -> 0x10, 0xff -> 0x100, ...).
+    assert.equal(parseInt(id.slice(24), 16), i, id)
     seen.add(id)
   }
   assert.equal(seen.size, 5_000)

@@ -4,7 +4,9 @@
  * to every region of the stage. Regional stacks read its outputs through a StackReference
  * (velox:globalStack) and add their own endpoint group.
  */
-import * as aws from '@pulumi/aws'
+import { getCallerIdentityOutput } from '@pulumi/aws/getCallerIdentity.js'
+import { Provider } from '@pulumi/aws/provider.js'
+import type { Region } from '@pulumi/aws/types/enums/index.js'
 import * as pulumi from '@pulumi/pulumi'
 import { GlobalAccelerator } from './components/accelerator.ts'
 import { ImageRegistry } from './components/registry.ts'
@@ -16,10 +18,10 @@ export function globalProgram() {
   const cfg = parseGlobalConfig(pulumi.getStack(), pulumi.runtime.allConfig())
   const name = `velox-${cfg.stage}`
   const tags = { ...baseTags({ stage: cfg.stage, region: 'global' }, cfg.tags) }
-  const home = new aws.Provider(`aws-${cfg.homeRegion}`, { region: cfg.homeRegion as aws.Region, defaultTags: { tags } })
-  const acceleratorApi = new aws.Provider(`aws-${ACCELERATOR_API_REGION}`, { region: ACCELERATOR_API_REGION, defaultTags: { tags } })
+  const home = new Provider(`aws-${cfg.homeRegion}`, { region: cfg.homeRegion as Region, defaultTags: { tags } })
+  const acceleratorApi = new Provider(`aws-${ACCELERATOR_API_REGION}`, { region: ACCELERATOR_API_REGION, defaultTags: { tags } })
 
-  const account = aws.getCallerIdentityOutput({}, { provider: home })
+  const account = getCallerIdentityOutput({}, { provider: home })
   const registry = new ImageRegistry(`${name}-images`, {
     repositoryName: cfg.repositoryName,
     replicaRegions: cfg.regions.filter((r) => r !== cfg.homeRegion),

@@ -4,7 +4,8 @@
  * region's explicit AWS provider; the gateway config is rendered from stack outputs by a pure
  * function and validated against the gateway's own schema.
  */
-import * as aws from '@pulumi/aws'
+import { Provider } from '@pulumi/aws/provider.js'
+import type { Region } from '@pulumi/aws/types/enums/index.js'
 import * as pulumi from '@pulumi/pulumi'
 import { loadStackConfig } from './config.ts'
 import { AcceleratorEndpoint } from './components/accelerator-endpoint.ts'
@@ -30,7 +31,7 @@ const { config: cfg, cacheAuthToken, hfToken, peerApiKey } = loadStackConfig()
 const gatewaySize = gatewaySizing(cfg.gatewayInstanceType, cfg.gatewayWorkers)
 const name = baseName(cfg)
 
-const provider = new aws.Provider(`aws-${cfg.region}`, { region: cfg.region as aws.Region, defaultTags: { tags: baseTags(cfg, cfg.tags) } })
+const provider = new Provider(`aws-${cfg.region}`, { region: cfg.region as Region, defaultTags: { tags: baseTags(cfg, cfg.tags) } })
 const opts: pulumi.ComponentResourceOptions = { providers: [provider] }
 
 const semantic = cfg.semanticCache

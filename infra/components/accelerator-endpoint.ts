@@ -1,4 +1,5 @@
-import * as aws from '@pulumi/aws'
+import * as globalaccelerator from '@pulumi/aws/globalaccelerator/index.js'
+import * as lb from '@pulumi/aws/lb/index.js'
 import * as pulumi from '@pulumi/pulumi'
 
 export interface AcceleratorEndpointArgs {
@@ -36,13 +37,13 @@ export class AcceleratorEndpoint extends pulumi.ComponentResource {
   constructor(name: string, args: AcceleratorEndpointArgs, opts?: pulumi.ComponentResourceOptions) {
     super('velox:global:AcceleratorEndpoint', name, {}, opts)
     const parent = { parent: this }
-    const lb = aws.lb.getLoadBalancerOutput({ name: pulumi.output(args.loadBalancerHostname).apply(nlbNameFromHostname) }, parent)
-    const arn = pulumi.all([lb.arn, lb.dnsName, lb.loadBalancerType, args.loadBalancerHostname]).apply(([a, dns, type, host]) => {
+    const nlb = lb.getLoadBalancerOutput({ name: pulumi.output(args.loadBalancerHostname).apply(nlbNameFromHostname) }, parent)
+    const arn = pulumi.all([nlb.arn, nlb.dnsName, nlb.loadBalancerType, args.loadBalancerHostname]).apply(([a, dns, type, host]) => {
       if (type !== 'network') throw new Error(`load balancer ${a} is ${type}, expected network`)
       if (dns.toLowerCase() !== host.toLowerCase()) throw new Error(`load balancer ${a} answers ${dns}, not ${host}`)
       return a
     })
-    const group = new aws.globalaccelerator.EndpointGroup(`${name}-group`, {
+    const group = new globalaccelerator.EndpointGroup(`${name}-group`, {
       listenerArn: args.listenerArn,
       endpointGroupRegion: args.region,
       healthCheckProtocol: args.tls ? 'HTTPS' : 'HTTP',

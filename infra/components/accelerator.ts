@@ -1,4 +1,5 @@
-import * as aws from '@pulumi/aws'
+import * as globalaccelerator from '@pulumi/aws/globalaccelerator/index.js'
+import * as route53 from '@pulumi/aws/route53/index.js'
 import * as pulumi from '@pulumi/pulumi'
 
 export interface GlobalAcceleratorArgs {
@@ -24,12 +25,12 @@ export class GlobalAccelerator extends pulumi.ComponentResource {
   constructor(name: string, args: GlobalAcceleratorArgs, opts?: pulumi.ComponentResourceOptions) {
     super('velox:global:GlobalAccelerator', name, {}, opts)
     const parent = { parent: this }
-    const accelerator = new aws.globalaccelerator.Accelerator(`${name}-ga`, {
+    const accelerator = new globalaccelerator.Accelerator(`${name}-ga`, {
       name,
       ipAddressType: 'IPV4',
       enabled: true,
     }, parent)
-    const listener = new aws.globalaccelerator.Listener(`${name}-listener`, {
+    const listener = new globalaccelerator.Listener(`${name}-listener`, {
       acceleratorArn: accelerator.arn,
       protocol: 'TCP',
       portRanges: [{ fromPort: args.port, toPort: args.port }],
@@ -37,7 +38,7 @@ export class GlobalAccelerator extends pulumi.ComponentResource {
       // new connections by 5-tuple, which is what moves them fastest after a failover.
       clientAffinity: 'NONE',
     }, parent)
-    new aws.route53.Record(`${name}-alias`, {
+    new route53.Record(`${name}-alias`, {
       zoneId: args.hostedZoneId,
       name: args.domain,
       type: 'A',

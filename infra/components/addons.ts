@@ -1,4 +1,4 @@
-import * as aws from '@pulumi/aws'
+import * as eks from '@pulumi/aws/eks/index.js'
 import * as pulumi from '@pulumi/pulumi'
 
 export interface EksAddonsArgs {
@@ -11,7 +11,7 @@ export interface EksAddonsArgs {
 
 /**
  * EKS-managed add-ons at the newest version AWS publishes for the cluster version, resolved at
- * deploy time with `aws.eks.getAddonVersion` (DescribeAddonVersions) rather than hard-coded, and
+ * deploy time with `eks.getAddonVersion` (DescribeAddonVersions) rather than hard-coded, and
  * pinned in state so a later `pulumi up` shows any version move as a diff. The program owns their
  * configuration: conflicting fields are overwritten on create and update.
  */
@@ -23,8 +23,8 @@ export class EksAddons extends pulumi.ComponentResource {
     super('velox:cluster:EksAddons', name, {}, opts)
     this.versions = {}
     for (const addonName of args.addons) {
-      const version = aws.eks.getAddonVersionOutput({ addonName, kubernetesVersion: args.kubernetesVersion, mostRecent: true }, { parent: this })
-      const addon = new aws.eks.Addon(`${name}-${addonName}`, {
+      const version = eks.getAddonVersionOutput({ addonName, kubernetesVersion: args.kubernetesVersion, mostRecent: true }, { parent: this })
+      const addon = new eks.Addon(`${name}-${addonName}`, {
         clusterName: args.clusterName,
         addonName,
         addonVersion: version.version,

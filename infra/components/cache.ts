@@ -1,4 +1,5 @@
-import * as aws from '@pulumi/aws'
+import * as ec2 from '@pulumi/aws/ec2/index.js'
+import * as elasticache from '@pulumi/aws/elasticache/index.js'
 import * as pulumi from '@pulumi/pulumi'
 
 export const CACHE_PORT = 6379
@@ -61,20 +62,20 @@ export class Cache extends pulumi.ComponentResource {
     const parent = { parent: this }
     const replicated = args.nodes >= 2
 
-    const sg = new aws.ec2.SecurityGroup(`${name}-sg`, {
+    const sg = new ec2.SecurityGroup(`${name}-sg`, {
       vpcId: args.vpcId,
       description: 'Valkey: TLS clients from the cluster nodes only',
       ingress: [{ protocol: 'tcp', fromPort: CACHE_PORT, toPort: CACHE_PORT, securityGroups: args.clientSecurityGroupIds, description: 'nodes' }],
       egress: [],
       tags: { Name: `${name}-sg` },
     }, parent)
-    const subnets = new aws.elasticache.SubnetGroup(`${name}-subnets`, {
+    const subnets = new elasticache.SubnetGroup(`${name}-subnets`, {
       subnetIds: args.subnetIds, description: 'private subnets', tags: { Name: `${name}-subnets` },
     }, parent)
-    const params = new aws.elasticache.ParameterGroup(`${name}-params`, {
+    const params = new elasticache.ParameterGroup(`${name}-params`, {
       family: parameterFamily(args.engineVersion), description: 'velox cache: LRU eviction', parameters: [...CACHE_PARAMETERS],
     }, parent)
-    const group = new aws.elasticache.ReplicationGroup(`${name}-valkey`, {
+    const group = new elasticache.ReplicationGroup(`${name}-valkey`, {
       replicationGroupId: args.replicationGroupId,
       description: 'velox gateway cache and limits',
       engine: 'valkey',

@@ -1,4 +1,5 @@
-import * as aws from '@pulumi/aws'
+import * as eks from '@pulumi/aws/eks/index.js'
+import * as iam from '@pulumi/aws/iam/index.js'
 import * as k8s from '@pulumi/kubernetes'
 import * as pulumi from '@pulumi/pulumi'
 import {
@@ -52,9 +53,9 @@ export class ClusterAddons extends pulumi.ComponentResource {
       }, { ...inCluster, dependsOn })
 
     const podIdentity = (id: string, serviceAccount: string, policy: pulumi.Input<string>) => {
-      const role = new aws.iam.Role(`${name}-${id}`, { assumeRolePolicy: podIdentityTrustPolicy() }, parent)
-      const rolePolicy = new aws.iam.RolePolicy(`${name}-${id}`, { role: role.id, policy }, parent)
-      const association = new aws.eks.PodIdentityAssociation(`${name}-${id}`, {
+      const role = new iam.Role(`${name}-${id}`, { assumeRolePolicy: podIdentityTrustPolicy() }, parent)
+      const rolePolicy = new iam.RolePolicy(`${name}-${id}`, { role: role.id, policy }, parent)
+      const association = new eks.PodIdentityAssociation(`${name}-${id}`, {
         clusterName: args.clusterName,
         namespace: ADDONS_NAMESPACE,
         serviceAccount,

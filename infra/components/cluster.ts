@@ -1,4 +1,6 @@
-import * as aws from '@pulumi/aws'
+import * as eks from '@pulumi/aws/eks/index.js'
+import * as iam from '@pulumi/aws/iam/index.js'
+import * as vpc from '@pulumi/aws/vpc/index.js'
 import * as pulumi from '@pulumi/pulumi'
 import { accessGrants, type ClusterAccessRoles } from '../lib/cluster-access.ts'
 import { renderKubeconfig } from '../lib/kubeconfig.ts'
@@ -48,12 +50,12 @@ export class Cluster extends pulumi.ComponentResource {
     super('velox:cluster:Cluster', name, {}, opts)
     const parent = { parent: this }
 
-    const clusterRole = new aws.iam.Role(`${name}-control-plane`, { assumeRolePolicy: assumeRole('eks.amazonaws.com') }, parent)
-    const clusterPolicy = new aws.iam.RolePolicyAttachment(`${name}-control-plane`, {
+    const clusterRole = new iam.Role(`${name}-control-plane`, { assumeRolePolicy: assumeRole('eks.amazonaws.com') }, parent)
+    const clusterPolicy = new iam.RolePolicyAttachment(`${name}-control-plane`, {
       role: clusterRole.name, policyArn: `${MANAGED_POLICY}AmazonEKSClusterPolicy`,
     }, parent)
 
-    const cluster = new aws.eks.Cluster(`${name}-eks`, {
+    const cluster = new eks.Cluster(`${name}-eks`, {
       name: args.clusterName,
       version: args.kubernetesVersion,
       roleArn: clusterRole.arn,
@@ -79,7 +81,7 @@ export class Cluster extends pulumi.ComponentResource {
       return v.clusterSecurityGroupId
     })
     // The private endpoint's ENIs carry the cluster security group, which admits only its members.
-    const apiRules = args.endpointPrivateCidrs.map((cidr, i) => new aws.vpc.SecurityGroupIngressRule(`${name}-api-${i}`, {
+    const apiRules = args.endpointPrivateCidrs.map((cidr, i) => new vpc.SecurityGroupIngressRule(`${name}-api-${i}`, {
       securityGroupId: this.clusterSecurityGroupId,
       ipProtocol: 'tcp', fromPort: 443, toPort: 443, cidrIpv4: cidr,
       description: `Kubernetes API from ${cidr}`,
@@ -87,16 +89,16 @@ export class Cluster extends pulumi.ComponentResource {
 
     const grants = accessGrants(args.access)
     const associations = grants.map((g) => {
-      const entry = new aws.eks.AccessEntry(`${name}-access-${g.key}`, {
+      const entry = new eks.AccessEntry(`${name}-access-${g.key}`, {
         clusterName: cluster.name, principalArn: g.principalArn, type: 'STANDARD',
       }, parent)
-      return new aws.eks.AccessPolicyAssociation(`${name}-access-${g.key}`, {
+      return new eks.AccessPolicyAssociation(`${name}-access-${g.key}`, {
         clusterName: cluster.name, principalArn: entry.principalArn, policyArn: g.policyArn, accessScope: { type: 'cluster' },
       }, parent)
     })
 
-    const nodeRole = new aws.iam.Role(`${name}-nodes`, { assumeRolePolicy: assumeRole('ec2.amazonaws.com') }, parent)
-    const attachments = NODE_POLICIES.map((p) => new aws.iam.RolePolicyAttachment(`${name}-nodes-${p}`, {
+    const nodeRole = new iam.Role(`${name}-nodes`, { assumeRolePolicy: assumeRole('ec2.amazonaws.com') }, parent)
+    const attachments = NODE_POLICIES.map((p) => new iam.RolePolicyAttachment(`${name}-nodes-${p}`, {
       role: nodeRole.name, policyArn: `${MANAGED_POLICY}${p}`,
     }, parent))
 
@@ -105,7 +107,7 @@ export class Cluster extends pulumi.ComponentResource {
       if (!issuer) throw new Error(`EKS cluster ${args.clusterName} reported no OIDC issuer`)
       return issuer
     })
-    const oidc = new aws.iam.OpenIdConnectProvider(`${name}-oidc`, {
+    const oidc = new iam.OpenIdConnectProvider(`${name}-oidc`, {
       url: this.oidcIssuer, clientIdLists: ['sts.amazonaws.com'],
     }, parent)
 

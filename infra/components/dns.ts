@@ -1,4 +1,5 @@
-import * as aws from '@pulumi/aws'
+import * as lb from '@pulumi/aws/lb/index.js'
+import * as route53 from '@pulumi/aws/route53/index.js'
 import * as pulumi from '@pulumi/pulumi'
 
 export interface RegionalDnsArgs {
@@ -42,9 +43,9 @@ export class RegionalDns extends pulumi.ComponentResource {
   constructor(name: string, args: RegionalDnsArgs, opts?: pulumi.ComponentResourceOptions) {
     super('velox:dns:RegionalDns', name, {}, opts)
     const parent = { parent: this }
-    const nlbZone = aws.lb.getHostedZoneIdOutput({ loadBalancerType: 'network', region: args.region }, parent)
+    const nlbZone = lb.getHostedZoneIdOutput({ loadBalancerType: 'network', region: args.region }, parent)
 
-    const check = new aws.route53.HealthCheck(`${name}-readyz`, {
+    const check = new route53.HealthCheck(`${name}-readyz`, {
       type: args.tls ? 'HTTPS' : 'HTTP',
       fqdn: args.loadBalancerHostname,
       port: args.tls ? 443 : 80,
@@ -57,7 +58,7 @@ export class RegionalDns extends pulumi.ComponentResource {
     }, parent)
 
     const alias = { name: args.loadBalancerHostname, zoneId: nlbZone.id, evaluateTargetHealth: true }
-    const latency = new aws.route53.Record(`${name}-latency`, {
+    const latency = new route53.Record(`${name}-latency`, {
       zoneId: args.hostedZoneId,
       name: args.latencyName,
       type: 'A',
@@ -66,7 +67,7 @@ export class RegionalDns extends pulumi.ComponentResource {
       healthCheckId: check.id,
       aliases: [alias],
     }, parent)
-    const regional = new aws.route53.Record(`${name}-regional`, {
+    const regional = new route53.Record(`${name}-regional`, {
       zoneId: args.hostedZoneId,
       name: regionalName(args.region, args.domain),
       type: 'A',

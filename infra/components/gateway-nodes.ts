@@ -1,4 +1,4 @@
-import * as aws from '@pulumi/aws'
+import * as ec2 from '@pulumi/aws/ec2/index.js'
 import * as pulumi from '@pulumi/pulumi'
 import { gatewayAmiType, gatewayInstanceProblem, instanceType } from '../lib/instance-types.ts'
 import { gatewayTuning, nodeUserData, tuningScript } from '../lib/user-data.ts'
@@ -55,7 +55,7 @@ export class GatewayNodes extends pulumi.ComponentResource {
     const counts = splitNodes(args.nodes, args.zones.length)
     const userData = nodeUserData(tuningScript(gatewayTuning(args.busyPollMicros)))
     const pools = args.zones.map((z, i) => {
-      const placement = new aws.ec2.PlacementGroup(`${name}-${i}-placement`, { strategy: 'cluster', tags: { Name: `${name}-${i}-placement` } }, { parent: this })
+      const placement = new ec2.PlacementGroup(`${name}-${i}-placement`, { strategy: 'cluster', tags: { Name: `${name}-${i}-placement` } }, { parent: this })
       const pool = declareNodePool(this, `${name}-${i}`, {
         clusterName: args.clusterName,
         nodeRoleArn: args.nodeRoleArn,

@@ -1,4 +1,5 @@
-import * as aws from '@pulumi/aws'
+import * as ec2 from '@pulumi/aws/ec2/index.js'
+import { getAvailabilityZonesOutput } from '@pulumi/aws/getAvailabilityZones.js'
 import * as pulumi from '@pulumi/pulumi'
 import { planSubnets } from '../lib/subnets.ts'
 import { checkZones, pickZones, type Offering } from '../lib/zones.ts'
@@ -37,7 +38,7 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super('velox:network:Network', name, {}, opts)
-    const offerings = aws.ec2.getInstanceTypeOfferingsOutput({
+    const offerings = ec2.getInstanceTypeOfferingsOutput({
       locationType: 'availability-zone',
       filters: [{ name: 'instance-type', values: [...args.instanceTypes] }],
     }, { parent: this }).apply((r): Offering[] => r.instanceTypes.map((instanceType, i) => ({ instanceType, zone: r.locations[i]! })))
@@ -52,7 +53,7 @@ export class Network extends pulumi.ComponentResource implements NetworkOutputs 
 
 /** Existing subnets pass through once their AZs are known to offer the node types. */
 function existingNetwork(parent: pulumi.Resource, args: NetworkArgs, v: NonNullable<NetworkArgs['existingVpc']>, offerings: pulumi.Output<Offering[]>): NetworkOutputs {
-  const found = v.privateSubnetIds.map((id) => aws.ec2.getSubnetOutput({ id }, { parent }).availabilityZone)
+  const found = v.privateSubnetIds.map((id) => ec2.getSubnetOutput({ id }, { parent }).availabilityZone)
   const checked = pulumi.all([offerings, pulumi.all(found)]).apply(([o, zones]) => {
     checkZones(args.region, zones, o, args.instanceTypes)
     return zones
@@ -70,48 +71,48 @@ function newNetwork(parent: pulumi.Resource, name: string, args: NetworkArgs, of
   if (!spec) throw new Error('Network needs either vpc or existingVpc')
   const opts = { parent }
   const plan = planSubnets(spec.cidr, spec.azCount)
-  const available = aws.getAvailabilityZonesOutput({ state: 'available', filters: [{ name: 'zone-type', values: ['availability-zone'] }] }, opts)
+  const available = getAvailabilityZonesOutput({ state: 'available', filters: [{ name: 'zone-type', values: ['availability-zone'] }] }, opts)
   // The VPC is laid over the first azCount AZs that offer every node type (not simply a, b, c).
   const azs = { names: pulumi.all([available.names, offerings]).apply(([names, o]) => pickZones(args.region, names, o, args.instanceTypes, spec.azCount)) }
   const clusterTag = { [`kubernetes.io/cluster/${args.clusterName}`]: 'shared' }
 
-  const vpc = new aws.ec2.Vpc(`${name}-vpc`, {
+  const vpc = new ec2.Vpc(`${name}-vpc`, {
     cidrBlock: spec.cidr, enableDnsHostnames: true, enableDnsSupport: true, tags: { Name: `${name}-vpc` },
   }, opts)
-  const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id, tags: { Name: `${name}-igw` } }, opts)
-  const publicRoutes = new aws.ec2.RouteTable(`${name}-public`, {
+  const igw = new ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id, tags: { Name: `${name}-igw` } }, opts)
+  const publicRoutes = new ec2.RouteTable(`${name}-public`, {
     vpcId: vpc.id, routes: [{ cidrBlock: '0.0.0.0/0', gatewayId: igw.id }], tags: { Name: `${name}-public` },
   }, opts)
 
   const publicSubnets = plan.map((p) => {
     const az = azs.names.apply((n) => pickAz(n, p.az))
-    const subnet = new aws.ec2.Subnet(`${name}-public-${p.az}`, {
+    const subnet = new ec2.Subnet(`${name}-public-${p.az}`, {
       vpcId: vpc.id, cidrBlock: p.publicCidr, availabilityZone: az, mapPublicIpOnLaunch: false,
       tags: { Name: `${name}-public-${p.az}`, 'kubernetes.io/role/elb': '1', ...clusterTag },
     }, opts)
-    new aws.ec2.RouteTableAssociation(`${name}-public-${p.az}`, { subnetId: subnet.id, routeTableId: publicRoutes.id }, opts)
+    new ec2.RouteTableAssociation(`${name}-public-${p.az}`, { subnetId: subnet.id, routeTableId: publicRoutes.id }, opts)
     return subnet
   })
 
   const natCount = spec.natGateways === 'perAz' ? plan.length : 1
   const nats = publicSubnets.slice(0, natCount).map((subnet, i) => {
-    const eip = new aws.ec2.Eip(`${name}-nat-${i}`, { domain: 'vpc', tags: { Name: `${name}-nat-${i}` } }, opts)
-    return new aws.ec2.NatGateway(`${name}-nat-${i}`, {
+    const eip = new ec2.Eip(`${name}-nat-${i}`, { domain: 'vpc', tags: { Name: `${name}-nat-${i}` } }, opts)
+    return new ec2.NatGateway(`${name}-nat-${i}`, {
       subnetId: subnet.id, allocationId: eip.id, tags: { Name: `${name}-nat-${i}` },
     }, { parent, dependsOn: [igw] })
   })
 
   const privateSubnets = plan.map((p) => {
     const az = azs.names.apply((n) => pickAz(n, p.az))
-    const subnet = new aws.ec2.Subnet(`${name}-private-${p.az}`, {
+    const subnet = new ec2.Subnet(`${name}-private-${p.az}`, {
       vpcId: vpc.id, cidrBlock: p.privateCidr, availabilityZone: az,
       tags: { Name: `${name}-private-${p.az}`, 'kubernetes.io/role/internal-elb': '1', ...clusterTag },
     }, opts)
     const nat = nats[p.az % nats.length]!
-    const routes = new aws.ec2.RouteTable(`${name}-private-${p.az}`, {
+    const routes = new ec2.RouteTable(`${name}-private-${p.az}`, {
       vpcId: vpc.id, routes: [{ cidrBlock: '0.0.0.0/0', natGatewayId: nat.id }], tags: { Name: `${name}-private-${p.az}` },
     }, opts)
-    new aws.ec2.RouteTableAssociation(`${name}-private-${p.az}`, { subnetId: subnet.id, routeTableId: routes.id }, opts)
+    new ec2.RouteTableAssociation(`${name}-private-${p.az}`, { subnetId: subnet.id, routeTableId: routes.id }, opts)
     return subnet
   })
 

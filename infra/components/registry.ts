@@ -1,4 +1,4 @@
-import * as aws from '@pulumi/aws'
+import * as ecr from '@pulumi/aws/ecr/index.js'
 import * as pulumi from '@pulumi/pulumi'
 
 export interface ImageRegistryArgs {
@@ -38,16 +38,16 @@ export class ImageRegistry extends pulumi.ComponentResource {
   constructor(name: string, args: ImageRegistryArgs, opts?: pulumi.ComponentResourceOptions) {
     super('velox:registry:ImageRegistry', name, {}, opts)
     const parent = { parent: this }
-    const repo = new aws.ecr.Repository(`${name}-repo`, {
+    const repo = new ecr.Repository(`${name}-repo`, {
       name: args.repositoryName,
       imageTagMutability: 'IMMUTABLE',
       imageScanningConfiguration: { scanOnPush: true },
       encryptionConfigurations: [{ encryptionType: 'AES256' }],
     }, parent)
-    new aws.ecr.LifecyclePolicy(`${name}-lifecycle`, { repository: repo.name, policy: lifecyclePolicy(args.untaggedDays) }, parent)
+    new ecr.LifecyclePolicy(`${name}-lifecycle`, { repository: repo.name, policy: lifecyclePolicy(args.untaggedDays) }, parent)
     if (args.replicaRegions.length > 0) {
       // Registry-wide setting (one per account and region): replicate only this repository prefix.
-      new aws.ecr.ReplicationConfiguration(`${name}-replication`, {
+      new ecr.ReplicationConfiguration(`${name}-replication`, {
         replicationConfiguration: {
           rules: [{
             destinations: args.replicaRegions.map((region) => ({ region, registryId: args.accountId })),

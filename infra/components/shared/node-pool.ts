@@ -4,7 +4,8 @@
  * host networking cannot reach node credentials), no SSH key, private addresses only, encrypted
  * gp3 root volumes, and tags on the instances and volumes the autoscaling group launches.
  */
-import * as aws from '@pulumi/aws'
+import * as ec2 from '@pulumi/aws/ec2/index.js'
+import * as eks from '@pulumi/aws/eks/index.js'
 import * as pulumi from '@pulumi/pulumi'
 import type { AmiType } from '../../lib/instance-types.ts'
 
@@ -28,7 +29,7 @@ export interface NodePoolSpec {
   readonly kubernetesVersion: string
 }
 
-export function launchTemplateArgs(name: string, spec: NodePoolSpec): aws.ec2.LaunchTemplateArgs {
+export function launchTemplateArgs(name: string, spec: NodePoolSpec): ec2.LaunchTemplateArgs {
   return {
     description: `${name}: ${spec.instanceType} nodes`,
     updateDefaultVersion: true,
@@ -53,9 +54,9 @@ export function launchTemplateArgs(name: string, spec: NodePoolSpec): aws.ec2.La
   }
 }
 
-export function declareNodePool(parent: pulumi.Resource, name: string, spec: NodePoolSpec): { launchTemplate: aws.ec2.LaunchTemplate; nodeGroup: aws.eks.NodeGroup } {
-  const launchTemplate = new aws.ec2.LaunchTemplate(`${name}-lt`, launchTemplateArgs(name, spec), { parent })
-  const nodeGroup = new aws.eks.NodeGroup(`${name}-nodes`, {
+export function declareNodePool(parent: pulumi.Resource, name: string, spec: NodePoolSpec): { launchTemplate: ec2.LaunchTemplate; nodeGroup: eks.NodeGroup } {
+  const launchTemplate = new ec2.LaunchTemplate(`${name}-lt`, launchTemplateArgs(name, spec), { parent })
+  const nodeGroup = new eks.NodeGroup(`${name}-nodes`, {
     clusterName: spec.clusterName,
     nodeRoleArn: spec.nodeRoleArn,
     subnetIds: [spec.subnetId],

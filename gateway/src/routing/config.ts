@@ -165,7 +165,14 @@ export const InferenceAwareSchema = z.strictObject({
    * and every estimate is pace x (work + fixedBlocks). fixedBlocks counts a first token's fixed
    * costs (a decode step, the network) in blocks; with it, warm first tokens can teach too.
    */
-  pace: z.strictObject({ minBlocks: z.number().int().min(0).max(4096).default(0), fixedBlocks: z.number().min(0).max(4096).default(4) }).prefault({}),
+  pace: z
+    .strictObject({
+      minBlocks: z.number().int().min(0).max(4096).default(0),
+      fixedBlocks: z.number().min(0).max(4096).default(4),
+      /** How long a learned pace is trusted without a new sample (ms). */
+      memoryMs: positiveInt.max(600_000).default(2_000),
+    })
+    .prefault({}),
   /**
    * Where new conversations go (requests no member holds a private block of): only to members
    * whose recent traffic per unit of capacity is at most `factor` x the group's; traffic is the

@@ -44,7 +44,7 @@ export interface MemberInit {
    * `minBlocks` of work, and over the work plus `fixedBlocks` (the fixed costs of a first token, a
    * decode step and the network, in blocks). Default { minBlocks: 0, fixedBlocks: 4 } (the config's).
    */
-  readonly pace?: { readonly minBlocks: number; readonly fixedBlocks: number }
+  readonly pace?: { readonly minBlocks: number; readonly fixedBlocks: number; readonly memoryMs?: number }
 }
 
 /** Weight of a new sample in the learned time per prefill block. */
@@ -53,7 +53,7 @@ const PREFILL_RATE_ALPHA = 0.2
 export const PREFILL_SAMPLE_MIN_BLOCKS = 0
 /** Fixed costs of a first token (a decode step, the network) counted as this many blocks, by default. */
 export const PREFILL_FIXED_BLOCKS = 4
-/** How long a learned prefill pace is trusted without a new sample (ms). */
+/** How long a learned prefill pace is trusted without a new sample (ms), by default (pace.memoryMs). */
 export const PREFILL_PACE_MEMORY_MS = 2_000
 
 /** Cost of a member that has never answered but has requests in flight (Finagle's penalty). */
@@ -93,12 +93,14 @@ export class Member<U = unknown> {
    * `paceMinBlocks`); 0 until the first sample. A slower pod learns a larger one.
    */
   prefillMsPerBlock: number
-  /** performance.now() of the last pace sample; the pace is trusted for PREFILL_PACE_MEMORY_MS after it. */
+  /** performance.now() of the last pace sample; the pace is trusted for `paceMemoryMs` after it. */
   prefillSampledAt: number
   /** Least work whose first token is a pace sample (blocks). */
   readonly paceMinBlocks: number
   /** Fixed costs of a first token, in blocks, added to the work of a sample. */
   readonly paceFixedBlocks: number
+  /** How long a learned pace is trusted without a new sample (ms). */
+  readonly paceMemoryMs: number
   /**
    * Requests the inference-aware balancer sent here, each decaying exponentially with age (see
    * `notePlaced`): the member's share of recent traffic, which stands for the conversations it
@@ -134,6 +136,7 @@ export class Member<U = unknown> {
     this.prefillSampledAt = 0
     this.paceMinBlocks = init.pace?.minBlocks ?? PREFILL_SAMPLE_MIN_BLOCKS
     this.paceFixedBlocks = init.pace?.fixedBlocks ?? PREFILL_FIXED_BLOCKS
+    this.paceMemoryMs = init.pace?.memoryMs ?? PREFILL_PACE_MEMORY_MS
     this.placed = 0
     this.placedAt = 0
     this.started = 0
@@ -212,18 +215,18 @@ export class Member<U = unknown> {
     // keeps first tokens after less work out (32 with no fixed blocks: only cold prefills teach).
     if (work < this.paceMinBlocks || !(ttftMs >= 0) || !(work + this.paceFixedBlocks > 0)) return
     const sample = ttftMs / (work + this.paceFixedBlocks)
-    const known = this.prefillMsPerBlock > 0 && nowMs - this.prefillSampledAt <= PREFILL_PACE_MEMORY_MS
+    const known = this.prefillMsPerBlock > 0 && nowMs - this.prefillSampledAt <= this.paceMemoryMs
     this.prefillMsPerBlock = known ? this.prefillMsPerBlock + PREFILL_RATE_ALPHA * (sample - this.prefillMsPerBlock) : sample
     this.prefillSampledAt = nowMs
   }
 
   /**
    * The learned time per prefill block, or 0 when it was not confirmed in the last
-   * PREFILL_PACE_MEMORY_MS: a member that one slow sample made look slow gets no requests, hence no
+   * `paceMemoryMs` (2 s by default): a member that one slow sample made look slow gets no requests, hence no
    * new samples, so an old pace is forgotten rather than kept forever.
    */
   prefillPace(nowMs: number): number {
-    return this.prefillMsPerBlock > 0 && nowMs - this.prefillSampledAt <= PREFILL_PACE_MEMORY_MS ? this.prefillMsPerBlock : 0
+    return this.prefillMsPerBlock > 0 && nowMs - this.prefillSampledAt <= this.paceMemoryMs ? this.prefillMsPerBlock : 0
   }
 
   /** Recent requests at `nowMs`: each counts exp(-age / decayMs). */

@@ -203,7 +203,8 @@ test('pace with fixed costs: warm first tokens teach, so a pod slower on every c
 })
 
 test('pace config: fixedBlocks and minBlocks are validated', () => {
-  assert.deepEqual(cfg().pace, { minBlocks: 0, fixedBlocks: 4 })
+  assert.deepEqual(cfg().pace, { minBlocks: 0, fixedBlocks: 4, memoryMs: 2000 })
+  assert.throws(() => cfg({ pace: { memoryMs: 0 } }))
   assert.throws(() => cfg({ pace: { fixedBlocks: -1 } }))
   assert.throws(() => cfg({ pace: { minBlocks: 1.5 } }))
   assert.throws(() => cfg({ pace: { other: 1 } }))
@@ -315,4 +316,14 @@ test('placement: a member that prefills three times slower keeps some new conver
     if (off.pick(members, null, null, c * 10, r) === members[3]) slow++
   }
   assert.equal(slow, 0, 'without placement (and nothing queued) the estimate never picks the slow member')
+})
+
+test('pace memory: a pace is forgotten pace.memoryMs after its last sample', () => {
+  const short = makeMember('short')
+  const long = makeMember('long', routingConfig({ inferenceAware: { pace: { memoryMs: 10_000 } } }))
+  for (const m of [short, long]) m.endPrefill(0, 36, 400, 1_000)
+  assert.equal(short.prefillPace(3_000), 10, '400 ms over 36 + 4 blocks')
+  assert.equal(short.prefillPace(3_001), 0, 'the default: 2 s')
+  assert.equal(long.prefillPace(11_000), 10)
+  assert.equal(long.prefillPace(11_001), 0)
 })

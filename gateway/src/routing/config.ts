@@ -170,7 +170,7 @@ export const InferenceAwareSchema = z.strictObject({
       minBlocks: z.number().int().min(0).max(4096).default(0),
       fixedBlocks: z.number().min(0).max(4096).default(4),
       /** How long a learned pace is trusted without a new sample (ms). */
-      memoryMs: positiveInt.max(600_000).default(2_000),
+      memoryMs: positiveInt.max(600_000).default(10_000),
     })
     .prefault({}),
   /**

@@ -54,7 +54,7 @@ export const PREFILL_SAMPLE_MIN_BLOCKS = 0
 /** Fixed costs of a first token (a decode step, the network) counted as this many blocks, by default. */
 export const PREFILL_FIXED_BLOCKS = 4
 /** How long a learned prefill pace is trusted without a new sample (ms), by default (pace.memoryMs). */
-export const PREFILL_PACE_MEMORY_MS = 2_000
+export const PREFILL_PACE_MEMORY_MS = 10_000
 
 /** Cost of a member that has never answered but has requests in flight (Finagle's penalty). */
 const UNKNOWN_LATENCY_PENALTY = 1e12
@@ -222,7 +222,7 @@ export class Member<U = unknown> {
 
   /**
    * The learned time per prefill block, or 0 when it was not confirmed in the last
-   * `paceMemoryMs` (2 s by default): a member that one slow sample made look slow gets no requests, hence no
+   * `paceMemoryMs` (10 s by default): a member that looks slow gets fewer requests, hence fewer
    * new samples, so an old pace is forgotten rather than kept forever.
    */
   prefillPace(nowMs: number): number {

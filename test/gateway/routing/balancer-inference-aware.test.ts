@@ -132,7 +132,7 @@ test('prefill estimate: a warm prefix wins until the prefill queued on its membe
 
 test('prefill pace is learned per member: the same work goes to the member that prefills faster', () => {
   // Paces over the work alone, from cold prefills only (the defaults count 4 fixed blocks and learn from every first token).
-  const cold = routingConfig({ inferenceAware: { pace: { minBlocks: 32, fixedBlocks: 0 } } })
+  const cold = routingConfig({ inferenceAware: { pace: { minBlocks: 32, fixedBlocks: 0, memoryMs: 2_000 } } })
   const members = [makeMember('m0', cold), makeMember('m1', cold)]
   const [fast, slow] = members as [Member<null>, Member<null>]
   // Same work behind each first token (40 blocks), three times the time on one.
@@ -203,7 +203,7 @@ test('pace with fixed costs: warm first tokens teach, so a pod slower on every c
 })
 
 test('pace config: fixedBlocks and minBlocks are validated', () => {
-  assert.deepEqual(cfg().pace, { minBlocks: 0, fixedBlocks: 4, memoryMs: 2000 })
+  assert.deepEqual(cfg().pace, { minBlocks: 0, fixedBlocks: 4, memoryMs: 10_000 })
   assert.throws(() => cfg({ pace: { memoryMs: 0 } }))
   assert.throws(() => cfg({ pace: { fixedBlocks: -1 } }))
   assert.throws(() => cfg({ pace: { minBlocks: 1.5 } }))
@@ -319,11 +319,11 @@ test('placement: a member that prefills three times slower keeps some new conver
 })
 
 test('pace memory: a pace is forgotten pace.memoryMs after its last sample', () => {
-  const short = makeMember('short')
-  const long = makeMember('long', routingConfig({ inferenceAware: { pace: { memoryMs: 10_000 } } }))
+  const short = makeMember('short', routingConfig({ inferenceAware: { pace: { memoryMs: 2_000 } } }))
+  const long = makeMember('long')
   for (const m of [short, long]) m.endPrefill(0, 36, 400, 1_000)
   assert.equal(short.prefillPace(3_000), 10, '400 ms over 36 + 4 blocks')
-  assert.equal(short.prefillPace(3_001), 0, 'the default: 2 s')
-  assert.equal(long.prefillPace(11_000), 10)
+  assert.equal(short.prefillPace(3_001), 0)
+  assert.equal(long.prefillPace(11_000), 10, 'the default: 10 s')
   assert.equal(long.prefillPace(11_001), 0)
 })

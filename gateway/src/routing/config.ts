@@ -167,20 +167,20 @@ export const InferenceAwareSchema = z.strictObject({
    */
   pace: z
     .strictObject({
-      minBlocks: z.number().int().min(0).max(4096).default(0),
-      fixedBlocks: z.number().min(0).max(4096).default(4),
+      minBlocks: z.number().int().min(0).max(4096).default(32),
+      fixedBlocks: z.number().min(0).max(4096).default(0),
       /** How long a learned pace is trusted without a new sample (ms). */
-      memoryMs: positiveInt.max(600_000).default(10_000),
+      memoryMs: positiveInt.max(600_000).default(2_000),
     })
     .prefault({}),
   /**
    * Where new conversations go (requests no member holds a private block of): only to members
    * whose recent traffic per unit of capacity is at most `factor` x the group's; traffic is the
-   * requests sent, each decaying over `decayMs`. 0 turns it off.
+   * requests sent, each decaying over `decayMs`. 0 (the default) turns it off.
    */
   placement: z
     .strictObject({
-      factor: z.union([z.literal(0), z.number().min(1).max(100)]).default(1.1),
+      factor: z.union([z.literal(0), z.number().min(1).max(100)]).default(0),
       decayMs: positiveInt.max(600_000).default(10_000),
     })
     .prefault({}),

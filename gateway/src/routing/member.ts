@@ -42,19 +42,19 @@ export interface MemberInit {
   /**
    * How a first token teaches the prefill pace (inference-aware balancer): only behind at least
    * `minBlocks` of work, and over the work plus `fixedBlocks` (the fixed costs of a first token, a
-   * decode step and the network, in blocks). Default { minBlocks: 0, fixedBlocks: 4 } (the config's).
+   * decode step and the network, in blocks). Default { minBlocks: 32, fixedBlocks: 0 } (the config's).
    */
   readonly pace?: { readonly minBlocks: number; readonly fixedBlocks: number; readonly memoryMs?: number }
 }
 
 /** Weight of a new sample in the learned time per prefill block. */
 const PREFILL_RATE_ALPHA = 0.2
-/** Least work (blocks ahead, own included, ~64 tokens each) whose time to first token teaches the pace, by default: every first token. */
-export const PREFILL_SAMPLE_MIN_BLOCKS = 0
+/** Least work (blocks ahead, own included, ~64 tokens each) whose time to first token teaches the pace, by default (cold prefills). */
+export const PREFILL_SAMPLE_MIN_BLOCKS = 32
 /** Fixed costs of a first token (a decode step, the network) counted as this many blocks, by default. */
-export const PREFILL_FIXED_BLOCKS = 4
+export const PREFILL_FIXED_BLOCKS = 0
 /** How long a learned prefill pace is trusted without a new sample (ms), by default (pace.memoryMs). */
-export const PREFILL_PACE_MEMORY_MS = 10_000
+export const PREFILL_PACE_MEMORY_MS = 2_000
 
 /** Cost of a member that has never answered but has requests in flight (Finagle's penalty). */
 const UNKNOWN_LATENCY_PENALTY = 1e12
@@ -222,7 +222,7 @@ export class Member<U = unknown> {
 
   /**
    * The learned time per prefill block, or 0 when it was not confirmed in the last
-   * `paceMemoryMs` (10 s by default): a member that looks slow gets fewer requests, hence fewer
+   * `paceMemoryMs` (2 s by default): a member that looks slow gets fewer requests, hence fewer
    * new samples, so an old pace is forgotten rather than kept forever.
    */
   prefillPace(nowMs: number): number {

@@ -203,7 +203,7 @@ test('pace with fixed costs: warm first tokens teach, so a pod slower on every c
 })
 
 test('pace config: fixedBlocks and minBlocks are validated', () => {
-  assert.deepEqual(cfg().pace, { minBlocks: 0, fixedBlocks: 4, memoryMs: 10_000 })
+  assert.deepEqual(cfg().pace, { minBlocks: 32, fixedBlocks: 0, memoryMs: 2_000 })
   assert.throws(() => cfg({ pace: { memoryMs: 0 } }))
   assert.throws(() => cfg({ pace: { fixedBlocks: -1 } }))
   assert.throws(() => cfg({ pace: { minBlocks: 1.5 } }))
@@ -277,18 +277,18 @@ test('recent traffic decays with age on the given clock', () => {
 test('placement: new conversations sharing a system prompt spread by recent traffic, later turns stay home', () => {
   const members = makeMembers(4)
   // Only the prefill estimate scores: it prefers the members holding the system prompt.
-  const b = new InferenceAwareBalancer(cfg({ weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+  const b = new InferenceAwareBalancer(cfg({ placement: { factor: 1.1 }, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
   const homes = new Map<string, Member<null>>()
   for (let c = 0; c < 12; c++) homes.set(`c${c}`, b.pick(members, null, null, c, request(`c${c}`, 0))!)
   const perMember = members.map((m) => [...homes.values()].filter((h) => h === m).length)
   assert.deepEqual(perMember, [3, 3, 3, 3], 'each took its share of the twelve first turns')
   for (const [c, home] of homes) assert.equal(b.pick(members, null, null, 20, request(c, 1)), home, `${c}'s next turn returns to its member`)
 
-  const off = new InferenceAwareBalancer(cfg({ weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 }, placement: { factor: 0 } }))
+  const off = new InferenceAwareBalancer(cfg({ weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
   const fresh = makeMembers(4)
   const first = new Set<string>()
   for (let c = 0; c < 12; c++) first.add(off.pick(fresh, null, null, c, request(`c${c}`, 0))!.name)
-  assert.equal(first.size, 1, 'without placement the system prompt draws every first turn to one member')
+  assert.equal(first.size, 1, 'without placement (the default) the system prompt draws every first turn to one member')
 })
 
 test('placement: a member that prefills three times slower keeps some new conversations; the others take no more than the limit allows', () => {
@@ -297,7 +297,7 @@ test('placement: a member that prefills three times slower keeps some new conver
     const m = members[i]!
     m.endPrefill(0, 40, ms, 0)
   }
-  const b = new InferenceAwareBalancer(cfg({ weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+  const b = new InferenceAwareBalancer(cfg({ placement: { factor: 1.1 }, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
   const counts = [0, 0, 0, 0]
   // 40 conversations sharing nothing, all within the pace's memory (2 s) and the traffic's decay.
   for (let c = 0; c < 40; c++) {
@@ -319,11 +319,12 @@ test('placement: a member that prefills three times slower keeps some new conver
 })
 
 test('pace memory: a pace is forgotten pace.memoryMs after its last sample', () => {
-  const short = makeMember('short', routingConfig({ inferenceAware: { pace: { memoryMs: 2_000 } } }))
-  const long = makeMember('long')
+  const pace = { minBlocks: 0, fixedBlocks: 4 }
+  const short = makeMember('short', routingConfig({ inferenceAware: { pace } }))
+  const long = makeMember('long', routingConfig({ inferenceAware: { pace: { ...pace, memoryMs: 10_000 } } }))
   for (const m of [short, long]) m.endPrefill(0, 36, 400, 1_000)
   assert.equal(short.prefillPace(3_000), 10, '400 ms over 36 + 4 blocks')
-  assert.equal(short.prefillPace(3_001), 0)
-  assert.equal(long.prefillPace(11_000), 10, 'the default: 10 s')
+  assert.equal(short.prefillPace(3_001), 0, 'the default: 2 s')
+  assert.equal(long.prefillPace(11_000), 10)
   assert.equal(long.prefillPace(11_001), 0)
 })

@@ -80,8 +80,12 @@ async function main(): Promise<void> {
     flushLogger(logger)
     process.exit(ready ? 0 : 1)
   }
-  // Once the pools are warm, in the same turn that makes the gateway ready: no request waits on it.
-  void app.velox.warmed?.then(() => logBootMemory(logger))
+  // Once the pools are warm, in the same turn that makes the gateway ready, and only with no call
+  // in flight: the port is open before the pools are warm, and a request sent before readiness
+  // must not wait on a full collection.
+  void app.velox.warmed?.then(() => {
+    if (app.velox.inFlight.size === 0) logBootMemory(logger)
+  })
   // Cluster workers each bind the port with SO_REUSEPORT (fastify passes the option to net).
   const listenOptions: FastifyListenOptions & { reusePort?: boolean } = { host: config.server.host, port: config.server.port, reusePort: cluster.isWorker }
   await app.listen(listenOptions)

@@ -7,8 +7,7 @@
  * imports it.
  */
 import { renameSync, writeFileSync } from 'node:fs'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
+import { collect } from '../../src/runtime/boot-memory.ts'
 
 export interface HeapProbeSample {
   /** Increments with every sample, so a reader knows a fresh one from the last. */
@@ -26,9 +25,7 @@ export interface HeapProbeSample {
 
 const out = process.env.VELOX_BENCH_HEAP_PROBE
 if (out !== undefined && out !== '') {
-  setFlagsFromString('--expose-gc')
-  const gc = runInNewContext('gc') as (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void
-  setFlagsFromString('--no-expose-gc')
+  const gc = collect()
   let seq = 0
   process.on('SIGUSR2', () => {
     const startedAt = performance.timeOrigin + performance.now()

@@ -25,7 +25,7 @@ import { CallCache } from './call-cache.ts'
 import { ProxyCall } from './call.ts'
 import type { CallContext, CallRequest, UpstreamMember } from './context.ts'
 import type { Endpoint } from './endpoints.ts'
-import { parseBody, rewriteModel, type ParsedBody } from './request-body.ts'
+import { parseBody, parseObject, rewriteModel, type ParsedBody } from './request-body.ts'
 import type { CacheEndpoint } from '../cache/index.ts'
 import type { ClientResponse } from '../protocols/client-response.ts'
 import type { NativeRequest } from '../providers/index.ts'
@@ -151,8 +151,10 @@ export function proxy(state: PipelineState, endpoint: Endpoint, exchange: Exchan
   if (raw === undefined || raw.length === 0) throw new GatewayError('GW_ERR_INVALID_JSON', 'the body is empty')
   const snapshot = state.snapshot
   const principal = snapshot.auth.authenticate(exchange.headers)
-  // The affinity body field is read in the same pass as model and stream.
-  const parsed = parseBody(raw, snapshot.config.routing.hashKey.bodyField)
+  // A feature that reads the whole body on every request (metering, the cache, prefix hashing)
+  // makes a scan first pure extra work: the body is parsed at once. Else the scan reads model,
+  // stream and the affinity body field in one pass and nothing is parsed.
+  const parsed = snapshot.readsWholeBody || state.cache !== null ? parseObject(raw) : parseBody(raw, snapshot.config.routing.hashKey.bodyField)
   return proxyParsed(state, { endpoint, principal, parsed, body: raw, res: null, cacheAs: endpoint.name as CacheEndpoint, native: null }, exchange)
 }
 

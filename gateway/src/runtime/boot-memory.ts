@@ -7,13 +7,14 @@
  * run. One memory-reducing full collection (the kind V8 runs before giving up on a heap limit)
  * returns that young generation, boot's garbage and the bytecode of code that ran only once.
  *
- * It runs once, when the upstream pools are warm and before readiness can be observed, so no
- * client's request waits on it; the young generation grows back as traffic needs it.
+ * It runs once, when the upstream pools are warm and before readiness can be observed, and only
+ * while no request is in flight (main.ts): a client that sent one before the gateway was ready
+ * does not wait on it. The young generation grows back as traffic needs it.
  */
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
-type Collect = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void
+export type Collect = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void
 
 export interface BootMemoryReport {
   /** Resident set size before and after, in bytes. */
@@ -34,7 +35,8 @@ export function releaseBootMemory(): BootMemoryReport {
   return { rssBefore, rssAfter: process.memoryUsage.rss(), ms: performance.now() - started }
 }
 
-function collect(): Collect {
+/** V8's `gc` (the process's own with `--expose-gc`, else exposed for this call and hidden again). */
+export function collect(): Collect {
   const own = (globalThis as { gc?: unknown }).gc
   if (typeof own === 'function') return own as Collect
   setFlagsFromString('--expose-gc')

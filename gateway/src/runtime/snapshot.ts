@@ -37,6 +37,11 @@ export class RuntimeSnapshot<C = unknown> {
   readonly limits: Limiter
   /** Requests are metered (limits and usage) when keys or limits are configured. */
   readonly metered: boolean
+  /**
+   * Every request's whole body is read (metering's cost estimate, the prompt's prefix blocks for
+   * inference-aware routing): the body is parsed at once instead of scanned first and parsed after.
+   */
+  readonly readsWholeBody: boolean
   /** `GET /v1/models`: configured models and aliases, plus what `"*"` upstreams list (after warm-up). */
   modelsBody: string
   modelIds: ReadonlySet<string>
@@ -67,6 +72,8 @@ export class RuntimeSnapshot<C = unknown> {
     this.auth = new Authenticator(config.auth, deps.fileKeys)
     this.limits = deps.tenancy.limiter(config.limits)
     this.metered = this.auth.enabled || this.limits.enabled
+    const weights = config.routing.inferenceAware.weights
+    this.readsWholeBody = this.metered || (config.routing.balancer === 'inference-aware' && (weights.prefix > 0 || weights.prefill > 0))
     const byName = new Map(config.upstreams.map((u) => [u.name, u]))
     const now = performance.now()
     const queueShares = classShares(config.limits.queueShares)

@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readdirSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MAIN, configFile } from '../helpers/process.ts'
@@ -20,8 +20,9 @@ async function check(args: string[], env: Record<string, string> = {}): Promise<
   return { code, out }
 }
 
-test('on embedded defaults it warms the simulator, never listens, exits 0 and leaves a compile cache', async () => {
+test('on embedded defaults it warms the simulator, never listens, exits 0 and leaves a compile cache', async (t) => {
   const cache = mkdtempSync(join(tmpdir(), 'velox-compile-'))
+  t.after(() => rmSync(cache, { recursive: true, force: true }))
   const { code, out } = await check([], { NODE_COMPILE_CACHE: cache })
   assert.equal(code, 0, out)
   assert.match(out, /upstream pools warmed/)

@@ -212,7 +212,7 @@ describe('upstream failures', () => {
     }
   })
 
-  test('an unreachable upstream gives 502; a late one 504', async () => {
+  test('an unreachable upstream gives 502; a late one 504', { timeout: 20_000 }, async () => {
     const sim = await startSimulator()
     const gw = await startGateway({
       upstreams: [
@@ -236,7 +236,7 @@ describe('upstream failures', () => {
     }
   })
 
-  test('a stream whose upstream dies mid-way ends with an SSE error event, never a silent [DONE]', async () => {
+  test('a stream whose upstream dies mid-way ends with an SSE error event, never a silent [DONE]', { timeout: 20_000 }, async () => {
     const sim = await startSimulator({ tokens: 20 })
     const gw = await startGateway({ upstreams: [{ name: 'sim', url: sim.url, models: ['*'], timeouts: { idleMs: 300 } }] })
     try {

@@ -6,7 +6,7 @@ import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HEAP_PROBE_PRELOAD, readHeapProbe } from '../../../gateway/benchmarks/lib/heap-probe.ts'
@@ -22,7 +22,9 @@ setInterval(() => {}, 1000)
 `
 
 test('a probe sample is taken after a GC, and each request gets a fresh one', async () => {
-  const file = join(mkdtempSync(join(tmpdir(), 'velox-heap-probe-')), 'sample.json')
+  const dir = mkdtempSync(join(tmpdir(), 'velox-heap-probe-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'sample.json')
   const child = spawn(process.execPath, ['--import', HEAP_PROBE_PRELOAD, '--input-type=module', '-e', CHILD], { env: { ...process.env, VELOX_BENCH_HEAP_PROBE: file }, stdio: ['ignore', 'pipe', 'inherit'] })
   after(() => child.kill('SIGKILL'))
   const [line] = (await once(child.stdout, 'data')) as [Buffer]

@@ -7,7 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { GatewayError } from '../../gateway/src/errors.ts'
-import { MAX_JSON_DEPTH, nestingExceeds, parseBody, parseObject, scansAsObject } from '../../gateway/src/proxy/request-body.ts'
+import { MAX_JSON_DEPTH, SCAN_MAX_BYTES, nestingExceeds, parseBody, parseObject, scansAsObject } from '../../gateway/src/proxy/request-body.ts'
 
 /** xorshift32: the same cases on every run, so a failure names a reproducible seed and index. */
 function random(seed: number): () => number {
@@ -221,6 +221,31 @@ test('a scanned body parses only when json is read, and then once', () => {
     assert.equal(parses, 0)
     assert.deepEqual(parsed.json.messages, [{ role: 'user', content: 'hi' }])
     assert.equal(parsed.json, parsed.json)
+    assert.equal(parses, 1)
+  } finally {
+    JSON.parse = parse
+  }
+})
+
+test('a body over SCAN_MAX_BYTES is parsed at once (the scan would cost more than the parse), one under it is scanned', () => {
+  const body = (length: number) => {
+    const shell = '{"model":"m","messages":[{"role":"user","content":""}]}'
+    return Buffer.from(shell.replace('"content":""', `"content":"${'x'.repeat(length - shell.length)}"`))
+  }
+  const parse = JSON.parse
+  let parses = 0
+  JSON.parse = ((text: string, reviver?: (this: unknown, key: string, value: unknown) => unknown) => {
+    parses++
+    return parse(text, reviver)
+  }) as typeof JSON.parse
+  try {
+    assert.equal(body(SCAN_MAX_BYTES).length, SCAN_MAX_BYTES)
+    assert.equal(parseBody(body(SCAN_MAX_BYTES)).model, 'm')
+    assert.equal(parses, 0, 'scanned')
+    const large = parseBody(body(SCAN_MAX_BYTES + 1))
+    assert.equal(parses, 1, 'parsed at once')
+    assert.equal(large.model, 'm')
+    assert.equal(large.json, large.json)
     assert.equal(parses, 1)
   } finally {
     JSON.parse = parse

@@ -204,27 +204,34 @@ test('hostile bodies: numbers, escapes, literals, encodings, keys and depth', ()
   cases.forEach((c, i) => check(typeof c === 'string' ? Buffer.from(c) : c, `hostile #${i}`))
 })
 
-test('a scanned body parses only when json is read, and then once', () => {
-  const raw = Buffer.from('{"model":"m","stream":true,"user":"u","messages":[{"role":"user","content":"hi"}]}')
+/** Runs `body` with JSON.parse counted: `parses()` is how many times it ran so far. */
+function countingParses(body: (parses: () => number) => void): void {
   const parse = JSON.parse
-  let parses = 0
+  let count = 0
   JSON.parse = ((text: string, reviver?: (this: unknown, key: string, value: unknown) => unknown) => {
-    parses++
+    count++
     return parse(text, reviver)
   }) as typeof JSON.parse
   try {
+    body(() => count)
+  } finally {
+    JSON.parse = parse
+  }
+}
+
+test('a scanned body parses only when json is read, and then once', () => {
+  const raw = Buffer.from('{"model":"m","stream":true,"user":"u","messages":[{"role":"user","content":"hi"}]}')
+  countingParses((parses) => {
     const parsed = parseBody(raw, 'user')
     assert.equal(parsed.model, 'm')
     assert.equal(parsed.stream, true)
     assert.equal(parsed.text('user'), 'u')
     assert.equal(parsed.text('messages'), undefined)
-    assert.equal(parses, 0)
+    assert.equal(parses(), 0)
     assert.deepEqual(parsed.json.messages, [{ role: 'user', content: 'hi' }])
     assert.equal(parsed.json, parsed.json)
-    assert.equal(parses, 1)
-  } finally {
-    JSON.parse = parse
-  }
+    assert.equal(parses(), 1)
+  })
 })
 
 test('a body over SCAN_MAX_BYTES is parsed at once (the scan would cost more than the parse), one under it is scanned', () => {
@@ -232,24 +239,16 @@ test('a body over SCAN_MAX_BYTES is parsed at once (the scan would cost more tha
     const shell = '{"model":"m","messages":[{"role":"user","content":""}]}'
     return Buffer.from(shell.replace('"content":""', `"content":"${'x'.repeat(length - shell.length)}"`))
   }
-  const parse = JSON.parse
-  let parses = 0
-  JSON.parse = ((text: string, reviver?: (this: unknown, key: string, value: unknown) => unknown) => {
-    parses++
-    return parse(text, reviver)
-  }) as typeof JSON.parse
-  try {
+  countingParses((parses) => {
     assert.equal(body(SCAN_MAX_BYTES).length, SCAN_MAX_BYTES)
     assert.equal(parseBody(body(SCAN_MAX_BYTES)).model, 'm')
-    assert.equal(parses, 0, 'scanned')
+    assert.equal(parses(), 0, 'scanned')
     const large = parseBody(body(SCAN_MAX_BYTES + 1))
-    assert.equal(parses, 1, 'parsed at once')
+    assert.equal(parses(), 1, 'parsed at once')
     assert.equal(large.model, 'm')
     assert.equal(large.json, large.json)
-    assert.equal(parses, 1)
-  } finally {
-    JSON.parse = parse
-  }
+    assert.equal(parses(), 1)
+  })
 })
 
 test('bad bodies keep the full parse\'s codes and messages', () => {

@@ -10,8 +10,7 @@
  */
 import { warmUp, assertWarm } from './load.ts'
 import type { BenchContext } from './scenario.ts'
-import { startNginx } from './nginx.ts'
-import { chatRequest, chatBody, directTarget, singleUpstreamConfig, startGateway, startNaiveProxy, startSimulator, type Simulator, type Target } from './targets.ts'
+import { chatRequest, chatBody, startStandardTargets, type Simulator, type Target } from './targets.ts'
 
 /** The simulator the standard stack runs: long enough streams for (d), short answers for the rest. */
 export const STANDARD_SIMULATOR = { tokens: 50, interTokenMs: 1 } as const
@@ -43,16 +42,7 @@ export class SharedStacks {
 
   async #startStandard(): Promise<StandardStack> {
     const ctx = this.#ctx
-    const simulator = await startSimulator(ctx, STANDARD_SIMULATOR)
-    const baselineEntry = ctx.options.baselineGatewayEntry
-    const [gateway, baseline, naive, nginx] = await Promise.all([
-      startGateway(ctx, singleUpstreamConfig(simulator.url)),
-      // --baseline-gateway: another checkout's gateway on the same config, measured in the same rounds.
-      baselineEntry === null ? null : startGateway(ctx, singleUpstreamConfig(simulator.url), { name: 'baseline-gateway', entry: baselineEntry }),
-      startNaiveProxy(ctx, simulator.url),
-      startNginx(ctx, simulator.url),
-    ])
-    const targets = [directTarget(simulator), gateway, ...(baseline === null ? [] : [baseline]), naive, ...(nginx === null ? [] : [nginx])]
+    const { targets, simulator } = await startStandardTargets(ctx, STANDARD_SIMULATOR)
     const plain = chatRequest(chatBody({ stream: false, maxTokens: STANDARD_ANSWER_TOKENS }))
     const stream = chatRequest(chatBody({ stream: true, maxTokens: STANDARD_SIMULATOR.tokens }))
     const requests = ctx.options.quick ? 30_000 : 100_000

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto'
 import { gzipSync } from 'node:zlib'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { connect } from 'node:net'
-import { LeanHandler, LeanIncomingMessage } from '../../gateway/src/proxy/lean-handler.ts'
+import { LeanHandler, LeanIncomingMessage, leanRequestsSupported } from '../../gateway/src/proxy/lean-handler.ts'
 import { startSimulator, type Simulator } from '../../gateway/src/simulator/server.ts'
 import { chatBody, startGateway, type TestGateway } from '../helpers/gateway.ts'
 
@@ -204,4 +204,11 @@ describe('lean handler', () => {
     const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]))
     assert.deepEqual(statuses, [200, 400, 200])
   })
+})
+
+test('this Node has the fast path the lean handler takes request bodies through', () => {
+  // IncomingMessage.prototype._dumpAndCloseReadable (Node's own path for a GET). Without it the
+  // server is built with plain requests and every proxied request goes through fastify: slower,
+  // not wrong, so a Node upgrade that drops it must fail here rather than pass unnoticed.
+  assert.ok(leanRequestsSupported)
 })

@@ -1,5 +1,5 @@
 /**
- * Chunks of a streamed response written straight to the client's socket (proxy/chunk-writer.ts):
+ * Chunks of a proxied response written straight to the client's socket (proxy/chunk-writer.ts):
  * the framing is node:http's own, the socket is offered only once node:http holds nothing back,
  * the first chunk goes with the stored head in one write, and a raw client reads the same bytes,
  * in the same order, on a keep-alive connection.
@@ -46,10 +46,28 @@ function answer(res: ServerResponse, direct: boolean, first: boolean): void {
   seen.push({ before, afterHead, afterEnd: directSocket(res) !== null })
 }
 
+const LENGTH_BODY = ['{"id":', '"chatcmpl-1"}']
+/** Per Content-Length response: whether the head and first chunk went in one write, leaving nothing queued or corked. */
+const lengthSeen: Array<{ stored: boolean; unqueued: boolean | null }> = []
+
+/** A body with a Content-Length, in two chunks: through res.write, or straight to the socket, unframed. */
+function answerWithLength(res: ServerResponse, direct: boolean): void {
+  res.writeHead(200, ['content-type', 'application/json', 'content-length', String(LENGTH_BODY.join('').length)])
+  const headSocket = direct ? firstChunkSocket(res) : null
+  let unqueued: boolean | null = null
+  if (headSocket !== null) {
+    writeFirstChunk(res, headSocket, Buffer.from(LENGTH_BODY[0]!))
+    unqueued = headSocket.writableCorked === 0 && headSocket.writableLength === 0
+    directSocket(res)!.write(Buffer.from(LENGTH_BODY[1]!))
+  } else for (const chunk of LENGTH_BODY) res.write(chunk)
+  if (direct) lengthSeen.push({ stored: headSocket !== null, unqueued })
+  res.end()
+}
+
 before(async () => {
   server = createServer((req, res) => {
     req.resume()
-    req.on('end', () => answer(res, req.url !== '/node', req.url === '/first'))
+    req.on('end', () => (req.url!.startsWith('/length') ? answerWithLength(res, req.url === '/length/direct') : answer(res, req.url !== '/node', req.url === '/first')))
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
 })
@@ -110,6 +128,35 @@ test('the head and first chunk in one write give the client the bytes res.write 
   assert.deepEqual(firstSeen, [
     { beforeHead: false, stored: true, unqueued: true, again: false },
     { beforeHead: false, stored: false, unqueued: null, again: false },
+  ])
+})
+
+test('a body with a Content-Length goes unframed, its head and first chunk in one write, with the bytes res.write gives', async () => {
+  lengthSeen.length = 0
+  const { port } = server.address() as AddressInfo
+  const get = (paths: string[]): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1')
+      let text = ''
+      socket.setEncoding('latin1')
+      socket.on('data', (d: string) => {
+        text += d
+        if (text.split(LENGTH_BODY.join('')).length > paths.length) {
+          socket.destroy()
+          resolve(text)
+        }
+      })
+      socket.on('error', reject)
+      socket.write(paths.map((p) => `GET ${p} HTTP/1.1\r\nhost: x\r\n\r\n`).join(''))
+    })
+  const viaNode = await get(['/length/node', '/length/node'])
+  const direct = await get(['/length/direct', '/length/direct'])
+  assert.equal(direct.replace(/date: [^\r]+/gi, ''), viaNode.replace(/date: [^\r]+/gi, ''))
+  assert.match(direct, /content-length: 19\r\n[^]*\r\n\r\n\{"id":"chatcmpl-1"\}HTTP\/1\.1 200 OK/)
+  // The pipelined second response's head waits in node:http behind the first: res.write's way.
+  assert.deepEqual(lengthSeen, [
+    { stored: true, unqueued: true },
+    { stored: false, unqueued: null },
   ])
 })
 

@@ -26,8 +26,9 @@ import { CallOutcome } from './outcome.ts'
 import { AttemptPlanner } from './planner.ts'
 import { sseErrorEvent, writeError } from './respond.ts'
 import { responseHeaders, serverTiming } from './response-headers.ts'
+import { writeResponseHead } from './response-head.ts'
 import { classifyUpstreamError } from './upstream-errors.ts'
-import { directSocket, firstChunkSocket, frameChunk, writeFirstChunk } from './chunk-writer.ts'
+import { directSocket, firstChunkSocket, frameChunk, isChunked, writeFirstChunk } from './chunk-writer.ts'
 import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
 
 export type { CallContext, CallRequest, UpstreamMember } from './context.ts'
@@ -77,6 +78,8 @@ export class ProxyCall {
   #keptAlive: boolean
   /** The client's socket once chunks may be written to it directly (chunk-writer.ts); null until then. */
   #socket: Socket | null
+  /** The client's body is chunked: chunks written to `#socket` are framed. */
+  #chunked: boolean
 
   constructor(ctx: CallContext, res: ClientResponse, request: CallRequest) {
     this.ctx = ctx
@@ -94,6 +97,7 @@ export class ProxyCall {
     this.#keepAliveTimer = null
     this.#keptAlive = false
     this.#socket = null
+    this.#chunked = false
   }
 
   #forProvider(): ProviderCall {
@@ -431,7 +435,7 @@ export class ProxyCall {
     if (this.ctx.shuttingDown()) out.push('connection', 'close')
     if (translated === null) this.request.cache?.committed(status, headers, out)
     else this.request.cache?.committedUncached(out)
-    res.writeHead(status, out)
+    writeResponseHead(res, status, out)
   }
 
   /** Writes a body chunk; false asks the attempt to pause until the client drains. */
@@ -452,12 +456,14 @@ export class ProxyCall {
         const first = firstChunkSocket(out)
         if (first === null) return out.write(bytes)
         this.#socket = first
+        this.#chunked = isChunked(out)
         return writeFirstChunk(out, first, bytes)
       }
       this.#socket = socket
+      this.#chunked = isChunked(out)
     }
     if (socket.destroyed) return true
-    return socket.write(frameChunk(bytes))
+    return socket.write(this.#chunked ? frameChunk(bytes) : bytes)
   }
 
   /** Calls `resume` once the client has taken what `write` could not pass on at once. */

@@ -1,5 +1,5 @@
 /**
- * A streamed body's chunks written to the client's socket in one piece each.
+ * A proxied body's chunks written to the client's socket in one piece each.
  *
  * node:http frames every `res.write(chunk)` of a chunked response as four writes to the socket
  * (the size in hex as a new string, CRLF, the chunk, CRLF), corks the socket and uncorks it on the
@@ -13,6 +13,12 @@
  * it: through `res.write` it would wait in the corked socket until the next tick, behind whatever
  * else the read that brought it does, and go out as a writev of five buffers. Written at once, the
  * client has its first token while the gateway is still busy with the rest of that read.
+ *
+ * A body with a Content-Length (every non-streamed answer) goes the same way, unframed: its head
+ * and its bytes (usually the whole body, one read of the upstream's) leave in one write, where
+ * `res.write` would cork the socket, queue the head and the chunk in node:http, and flush them as
+ * a writev of two on the next tick, with `res.end()` adding an empty write of its own behind them.
+ * `res.end()` then has nothing left to send: it only schedules `finish`.
  */
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
@@ -28,13 +34,14 @@ type NodeResponse = ServerResponse & { chunkedEncoding?: boolean; outputData?: u
 
 /**
  * The socket a chunk of `res` may be written to directly, or null when it must go through
- * `res.write` (not node:http's response, not chunked, head not sent yet, data queued in
- * node:http, a pipelined response not yet at the socket, or the response ended).
+ * `res.write` (not node:http's response, no body, head not sent yet, data queued in node:http, a
+ * pipelined response not yet at the socket, or the response ended). Chunks of a chunked body are
+ * written framed (`frameChunk`), those of any other as they are.
  */
 export function directSocket(res: ClientResponse): Socket | null {
   const r = res as NodeResponse
   if (r._headerSent !== true) return null
-  return chunkedSocket(r)
+  return bodySocket(r)
 }
 
 /**
@@ -44,28 +51,39 @@ export function directSocket(res: ClientResponse): Socket | null {
 export function firstChunkSocket(res: ClientResponse): Socket | null {
   const r = res as NodeResponse
   if (r._headerSent !== false || typeof r._header !== 'string') return null
-  return chunkedSocket(r)
+  return bodySocket(r)
 }
 
-function chunkedSocket(r: NodeResponse): Socket | null {
-  if (r.chunkedEncoding !== true || r._hasBody !== true || r.writableEnded) return null
+function bodySocket(r: NodeResponse): Socket | null {
+  if (r._hasBody !== true || r.writableEnded) return null
   const socket = r.socket as (Socket & { _httpMessage?: unknown }) | null
   if (socket == null || socket._httpMessage !== r || socket.destroyed || !socket.writable) return null
   if (r.outputData === undefined || r.outputData.length !== 0) return null
   return socket
 }
 
+/** The body of `res` is chunked: what goes to its socket directly must be framed (`frameChunk`). */
+export function isChunked(res: ClientResponse): boolean {
+  return (res as NodeResponse).chunkedEncoding === true
+}
+
 /**
- * Writes `res`'s stored head and `chunk` framed behind it to `socket` (from `firstChunkSocket`) in
- * one write, and tells node:http its head is sent, as its own first write would have.
+ * Writes `res`'s stored head and `chunk` behind it (framed when the body is chunked) to `socket`
+ * (from `firstChunkSocket`) in one write, and tells node:http its head is sent, as its own first
+ * write would have.
  */
 export function writeFirstChunk(res: ClientResponse, socket: Socket, chunk: Buffer): boolean {
   const r = res as NodeResponse
   const head = r._header!
-  const framed = frame(chunk, head.length)
-  framed.write(head, 0, 'latin1')
+  let out: Buffer
+  if (r.chunkedEncoding === true) out = frame(chunk, head.length)
+  else {
+    out = Buffer.allocUnsafe(head.length + chunk.length)
+    chunk.copy(out, head.length)
+  }
+  out.write(head, 0, 'latin1')
   r._headerSent = true
-  return socket.write(framed)
+  return socket.write(out)
 }
 
 /** `chunk` as one chunk of a chunked body: size in hex, CRLF, the bytes, CRLF. */

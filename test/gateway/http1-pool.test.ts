@@ -249,6 +249,28 @@ test('keep-alive: one connection serves requests in turn; Connection: close and 
   await pool.destroy()
 })
 
+test('idle connections: the most recent takes the next request; the one idle longest, once halfway to its keep-alive, takes it instead', async () => {
+  const pool = new Http1Pool(server.url, { ...OPTIONS, connections: 2, keepAliveTimeoutMs: 2_000 })
+  const before = server.connections
+  // Each answer names the connection it came on (the client's port, as the server sees it).
+  server.script = (_req, socket) => {
+    const port = String(socket.remotePort)
+    void socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${port.length}\r\n\r\n${port}`)
+  }
+  const [first, second] = await Promise.all([send(pool).done, send(pool).done])
+  assert.equal(server.connections - before, 2)
+  assert.notEqual(first.body.toString(), second.body.toString())
+  const recent = (await send(pool).done).body.toString()
+  assert.equal((await send(pool).done).body.toString(), recent, 'the most recently used connection again')
+  const other = recent === first.body.toString() ? second.body.toString() : first.body.toString()
+  // Past half the keep-alive (1 s) and well before it ends (2 s), the longest idle goes first.
+  await new Promise((resolve) => setTimeout(resolve, 1_100))
+  assert.equal((await send(pool).done).body.toString(), other, 'the connection idle longest, before it expires')
+  assert.equal(server.connections - before, 2, 'no connection was closed and reopened')
+  assert.equal(pool.stats.connected, 2)
+  await pool.destroy()
+})
+
 test('header values remembered from one response never leak into the next: same length, other bytes, other case, longer than remembered', async () => {
   const pool = new Http1Pool(server.url, { ...OPTIONS, connections: 1 })
   const long = 'x'.repeat(100)

@@ -5,6 +5,8 @@
  * With `server.workers` other than 1, this process becomes the primary of a cluster and every
  * worker runs this same file.
  */
+// First, so that it runs before any other module: see runtime/compile-cache.ts.
+import { releaseCompileCache } from './runtime/compile-cache.ts'
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
@@ -21,6 +23,8 @@ import { startProfilePush, type ProfilePusher } from './telemetry/profiling.ts'
 import { startTracing } from './telemetry/tracing.ts'
 
 async function main(): Promise<void> {
+  // Every module main.ts imports has been compiled and run by now.
+  releaseCompileCache()
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, check: { type: 'boolean', default: false } }, allowPositionals: false })
   const file = values.config ?? process.env.VELOX_CONFIG ?? null
 

@@ -24,6 +24,7 @@ import { decodeBody, isIdentity } from './protocols/content-encoding.ts'
 import { Cors } from './protocols/cors.ts'
 import { GatewayMetrics } from './telemetry/metrics.ts'
 import { createLogger, type Logger } from './telemetry/logger.ts'
+import { lazySchemaController } from './runtime/schema-compilers.ts'
 import { REQUEST_ID_HEADER, requestId } from './telemetry/request-id.ts'
 
 // node:http through require, not an ESM import: building an ESM namespace of node:http reads its
@@ -89,6 +90,8 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
     genReqId: requestId,
     // Host is checked by the onRequest hook, so a request without one gets an OpenAI-shaped 400 (Node's is empty).
     http: { requireHostHeader: false },
+    // ajv and fast-json-stringify only if a route ever has a schema (none has).
+    schemaController: lazySchemaController(),
     // A path whose percent-encoding does not decode: fastify's own answer is not in the OpenAI shape.
     frameworkErrors: (error, _request, reply) => {
       const err = new GatewayError('GW_ERR_MALFORMED_REQUEST', error.message)

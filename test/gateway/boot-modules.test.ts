@@ -4,7 +4,7 @@
  * of the optional engines may be loaded, not even after a request has been served: the semantic
  * cache's TF.js, embedding model, vector index and WordNet, the OpenTelemetry SDK, the profiler,
  * ioredis, the AWS SDK (Bedrock's credentials and event streams), the YAML parser (no file to
- * read), and Node's bundled undici (which an ESM import of node:http pulls in). A config that
+ * read), fastify's schema compilers (ajv, fast-json-stringify: no route has a schema), and Node's bundled undici (which an ESM import of node:http pulls in). A config that
  * names Redis loads ioredis, and a config file the YAML parser: the same probe sees them, so the
  * check can fail.
  */
@@ -35,6 +35,12 @@ const OPTIONAL = [
   /\/node_modules\/yaml\//,
   // undici's pool: only TLS, HTTP/2, pipelining or `pool.client: undici` upstreams need it.
   /\/node_modules\/undici\//,
+  // fastify's schema compilers: only a route with a schema needs them (none has). fastify's
+  // error serializer uses fast-json-stringify's small runtime file, which is allowed.
+  /\/node_modules\/ajv\//,
+  /\/node_modules\/@fastify\/ajv-compiler\//,
+  /\/node_modules\/@fastify\/fast-json-stringify-compiler\//,
+  /\/node_modules\/fast-json-stringify\/index\.js$/,
   /\/gateway\/src\/cache\/semantic\/semantic-cache\.ts$/,
   /^NativeModule internal\/deps\/undici\/undici$/,
 ]

@@ -6,18 +6,26 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MAIN, configFile } from '../helpers/process.ts'
 
+/**
+ * Output goes to a file, not a pipe: Node makes its stdio pipes non-blocking, and its native debug
+ * lines (NODE_DEBUG_NATIVE) written to a full pipe are dropped.
+ */
 async function check(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, [MAIN, '--check', ...args], { env: { ...process.env, VELOX_HOST: '127.0.0.1', VELOX_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (c: Buffer) => (out += c))
-  child.stderr.on('data', (c: Buffer) => (out += c))
-  const [code] = (await once(child, 'exit')) as [number | null]
-  return { code, out }
+  const dir = mkdtempSync(join(tmpdir(), 'velox-check-'))
+  try {
+    const fd = openSync(join(dir, 'out'), 'w')
+    const child = spawn(process.execPath, [MAIN, '--check', ...args], { env: { ...process.env, VELOX_HOST: '127.0.0.1', VELOX_PORT: '0', ...env }, stdio: ['ignore', fd, fd] })
+    closeSync(fd)
+    const [code] = (await once(child, 'exit')) as [number | null]
+    return { code, out: readFileSync(join(dir, 'out'), 'utf8') }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
 
 test('on embedded defaults it warms the simulator, never listens, exits 0 and leaves a compile cache', async (t) => {
@@ -30,6 +38,25 @@ test('on embedded defaults it warms the simulator, never listens, exits 0 and le
   assert.doesNotMatch(out, /velox gateway listening/)
   const entries = readdirSync(cache, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())
   assert.ok(entries.length > 100, `compile cache entries: ${entries.length}`)
+})
+
+test('a second start reads that cache and lets its in-memory entries go (runtime/compile-cache.ts)', async (t) => {
+  const cache = mkdtempSync(join(tmpdir(), 'velox-compile-'))
+  t.after(() => rmSync(cache, { recursive: true, force: true }))
+  assert.equal((await check([], { NODE_COMPILE_CACHE: cache })).code, 0)
+  const files = (): number => readdirSync(cache, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length
+  const written = files()
+  // Node's own debug lines for its compile cache: what was read, accepted, and released.
+  const { code, out } = await check([], { NODE_COMPILE_CACHE: cache, NODE_DEBUG_NATIVE: 'COMPILE_CACHE' })
+  assert.equal(code, 0, out)
+  assert.match(out, /V8 code cache for ESM file:\/\/\S+\/gateway\/src\/main\.ts was accepted/)
+  assert.match(out, /retrieving transpile cache for StrippedTypeScript file:\/\/\S+\/gateway\/src\/server\.ts\.\.\.success/)
+  // Released when the first module runs and when main() starts (--check exits before the boot
+  // GC, the third release); Node's own write at exit adds one when entries are left. Without the
+  // releases it is that one at most.
+  const released = out.match(/Clear deserialized cache/g)?.length ?? 0
+  assert.ok(released >= 2, `compile cache released ${released} times`)
+  assert.equal(files(), written, 'a warm cache gets no new entries')
 })
 
 test('with no upstream answering it exits 1', async () => {

@@ -23,6 +23,7 @@ import { cpuProfile, heapProfile } from '../telemetry/profiling.ts'
 import { describeMember, ejectMember } from './members.ts'
 import { redactConfig } from './redact.ts'
 import { usageReport, type UsageQuery } from './usage.ts'
+import { lazySchemaController } from '../runtime/schema-compilers.ts'
 
 export interface AdminOptions {
   /** The admin token; null: no token (loopback only, enforced by the config schema). */
@@ -46,7 +47,7 @@ function seconds(raw: unknown, fallback: number): number {
 }
 
 export function buildAdminServer(gateway: Gateway, opts: AdminOptions): FastifyInstance {
-  const app = Fastify({ loggerInstance: opts.logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), childLoggerFactory: (l) => l })
+  const app = Fastify({ loggerInstance: opts.logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), childLoggerFactory: (l) => l, schemaController: lazySchemaController() })
   const digest = opts.token === null ? null : hash('sha256', opts.token, 'buffer')
 
   app.addHook('onRequest', (request, reply, done) => {

@@ -13,6 +13,7 @@
  */
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
+import { releaseCompileCache } from './compile-cache.ts'
 
 export type Collect = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void
 
@@ -31,6 +32,8 @@ export interface BootMemoryReport {
 export function releaseBootMemory(): BootMemoryReport {
   const rssBefore = process.memoryUsage.rss()
   const started = performance.now()
+  // Modules loaded while booting (on first use) leave their compile cache entries too.
+  releaseCompileCache()
   collect()({ type: 'major', execution: 'sync', flavor: 'last-resort' })
   return { rssBefore, rssAfter: process.memoryUsage.rss(), ms: performance.now() - started }
 }

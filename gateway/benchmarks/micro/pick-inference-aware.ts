@@ -9,6 +9,7 @@
 import { createBalancer } from '../../src/routing/balancer.ts'
 import { RoutingConfigSchema } from '../../src/routing/config.ts'
 import { Member } from '../../src/routing/member.ts'
+import { WARMUP_SAMPLES } from '../../src/routing/prefill-pace.ts'
 import { prefixBlocks } from '../../src/routing/prefix-hash.ts'
 import { RouteRequest } from '../../src/routing/route-request.ts'
 import { seededRandom } from '../../src/routing/rng.ts'
@@ -71,7 +72,9 @@ for (const m of members) {
   m.pod.update({ running: Math.floor(rng() * 16), waiting: Math.floor(rng() * 3), kvUsage: rng() }, m.inFlight, now)
   // A learned prefill pace and some prefill still pending on every member, so the prefill scorer does its whole work.
   const work = m.beginPrefill(40)
-  m.endPrefill(40, work, 80 + rng() * 160, now)
+  const ms = 80 + rng() * 160
+  m.endPrefill(40, work, ms, now)
+  for (let k = 1; k < WARMUP_SAMPLES; k++) m.endPrefill(0, work, ms, now)
   m.beginPrefill(Math.floor(rng() * 60))
 }
 

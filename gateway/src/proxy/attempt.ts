@@ -13,6 +13,7 @@ import { endAttempt } from '../telemetry/request-trace.ts'
 import type { Waiter } from '../upstream/admission.ts'
 import type { ProxyCall } from './call.ts'
 import type { UpstreamMember, UpstreamHeaders } from './context.ts'
+import { loopStalls } from '../routing/loop-stalls.ts'
 
 /** An upstream error answer held while no retry is left, to pass through whole if it is small. */
 export interface HeldError {
@@ -160,7 +161,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
   #endPrefill(firstToken: boolean, now: number): void {
     const blocks = this.prefill
     this.prefill = 0
-    if (firstToken) this.member.endPrefill(blocks, this.prefillWork, now - this.startedAt, now)
+    if (firstToken) this.member.endPrefill(blocks, this.prefillWork, now - this.startedAt, now, loopStalls.between(this.startedAt, now))
     else this.member.dropPrefill(blocks)
   }
 

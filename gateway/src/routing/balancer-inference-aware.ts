@@ -39,6 +39,8 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
   private readonly usesPrefix: boolean
   private readonly stickiness: number
   private readonly placementDecayMs: number
+  private readonly paceTolerance: number
+  private paceScratch: Float64Array = new Float64Array(16)
   private readonly signals = new PickSignals()
   private totals: Float64Array = new Float64Array(16)
   /** scores[k * n + i]: scorer k's score of member i, kept only for explanations. */
@@ -58,6 +60,7 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     this.usesPrefix = cfg.weights.prefix > 0 || cfg.weights.prefill > 0
     this.stickiness = this.usesPrefix ? cfg.stickiness : 0
     this.signals.fixedBlocks = cfg.pace.fixedBlocks
+    this.paceTolerance = cfg.pace.tolerance
   }
 
   pick<D>(members: readonly Member<D>[], _affinityKey: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number, request: RouteRequest | null = null): Member<D> | null {
@@ -154,6 +157,7 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
       s.msPerBlock[i] = m.prefillPace(nowMs)
       s.placed[i] = m.recentPlaced(nowMs, this.placementDecayMs)
     }
+    if (this.paceTolerance > 1) this.snapPaces(n)
     if (blocks !== null) {
       this.index.match(blocks, members)
       const { matched, sharedDepth } = this.index
@@ -166,6 +170,27 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
       s.prefixBlocks.fill(0, 0, n)
       s.privateBlocks.fill(0, 0, n)
       s.requestBlocks = 0
+    }
+  }
+
+  /**
+   * Paces within `pace.tolerance` of the group's (the lower median of the learned ones: with two
+   * members, the faster) become the group's, so equal pods compare on blocks alone, as if no pace
+   * were known, while a pod outside the band keeps its own.
+   */
+  private snapPaces(n: number): void {
+    const s = this.signals
+    if (this.paceScratch.length < n) this.paceScratch = new Float64Array(Math.max(n, this.paceScratch.length * 2))
+    let known = 0
+    for (let i = 0; i < n; i++) if (s.eligible[i] === 1 && s.msPerBlock[i]! > 0) this.paceScratch[known++] = s.msPerBlock[i]!
+    if (known < 2) return
+    const sorted = this.paceScratch.subarray(0, known).sort()
+    const ref = sorted[(known - 1) >> 1]!
+    const hi = ref * this.paceTolerance
+    const lo = ref / this.paceTolerance
+    for (let i = 0; i < n; i++) {
+      const p = s.msPerBlock[i]!
+      if (s.eligible[i] === 1 && p > 0 && p <= hi && p >= lo) s.msPerBlock[i] = ref
     }
   }
 

@@ -18,6 +18,7 @@ import type { FailureKind, OutlierConfig } from './config.ts'
 import { PeakEwma } from './ewma.ts'
 import { hashString } from './hash.ts'
 import { PodLoad } from './pod-load.ts'
+import { PrefillPace } from './prefill-pace.ts'
 
 export interface MemberInit {
   /** Unique in a Router: the upstream name, or `upstream@address` for a DNS-discovered member. */
@@ -47,8 +48,6 @@ export interface MemberInit {
   readonly pace?: { readonly minBlocks: number; readonly fixedBlocks: number; readonly memoryMs?: number }
 }
 
-/** Weight of a new sample in the learned time per prefill block. */
-const PREFILL_RATE_ALPHA = 0.2
 /** Least work (blocks ahead, own included, ~64 tokens each) whose time to first token teaches the pace, by default (cold prefills). */
 export const PREFILL_SAMPLE_MIN_BLOCKS = 32
 /** Fixed costs of a first token (a decode step, the network) counted as this many blocks, by default. */
@@ -88,19 +87,15 @@ export class Member<U = unknown> {
    */
   prefillPending: number
   /**
-   * Learned time per pending prefill block (ms, EWMA of time to first token over the blocks that
-   * were ahead of it, its own included, plus the fixed blocks, from first tokens behind at least
-   * `paceMinBlocks`); 0 until the first sample. A slower pod learns a larger one.
+   * Learned time per pending prefill block (ms: time to first token over the blocks that were
+   * ahead of it, its own included, plus the fixed blocks, from first tokens behind at least
+   * `paceMinBlocks`; robust to wild samples, see PrefillPace). A slower pod learns a larger one.
    */
-  prefillMsPerBlock: number
-  /** performance.now() of the last pace sample; the pace is trusted for `paceMemoryMs` after it. */
-  prefillSampledAt: number
+  readonly prefillPaceEstimate: PrefillPace
   /** Least work whose first token is a pace sample (blocks). */
   readonly paceMinBlocks: number
   /** Fixed costs of a first token, in blocks, added to the work of a sample. */
   readonly paceFixedBlocks: number
-  /** How long a learned pace is trusted without a new sample (ms). */
-  readonly paceMemoryMs: number
   /**
    * Requests the inference-aware balancer sent here, each decaying exponentially with age (see
    * `notePlaced`): the member's share of recent traffic, which stands for the conversations it
@@ -132,11 +127,9 @@ export class Member<U = unknown> {
     this.failurePenaltyMs = init.failurePenaltyMs ?? 1_000
     this.pod = new PodLoad()
     this.prefillPending = 0
-    this.prefillMsPerBlock = 0
-    this.prefillSampledAt = 0
     this.paceMinBlocks = init.pace?.minBlocks ?? PREFILL_SAMPLE_MIN_BLOCKS
     this.paceFixedBlocks = init.pace?.fixedBlocks ?? PREFILL_FIXED_BLOCKS
-    this.paceMemoryMs = init.pace?.memoryMs ?? PREFILL_PACE_MEMORY_MS
+    this.prefillPaceEstimate = new PrefillPace(init.pace?.memoryMs ?? PREFILL_PACE_MEMORY_MS)
     this.placed = 0
     this.placedAt = 0
     this.started = 0
@@ -203,10 +196,16 @@ export class Member<U = unknown> {
 
   /**
    * The first token of an attempt charged `blocks` came after `ttftMs`, behind `work` blocks
-   * (its own included): release the charge and learn the member's time per block.
+   * (its own included), `stalledMs` of which this process's event loop was stalled (LoopStalls):
+   * release the charge and learn the member's time per block from the rest.
    */
-  endPrefill(blocks: number, work: number, ttftMs: number, nowMs: number): void {
+  endPrefill(blocks: number, work: number, ttftMs: number, nowMs: number, stalledMs = 0): void {
     this.dropPrefill(blocks)
+    // A first token that waited mostly on the gateway itself says little about the pod.
+    if (stalledMs > 0) {
+      if (stalledMs * 2 > ttftMs) return
+      ttftMs -= stalledMs
+    }
     // A first token after little work is mostly fixed costs (a step, the network, a busy event
     // loop): over the work alone it would make a member that serves warm prefixes look slow per
     // block. So those fixed costs count as `paceFixedBlocks` blocks (time / (work + fixed)), and
@@ -214,19 +213,17 @@ export class Member<U = unknown> {
     // prefill) is seen from the warm turns that are most of its traffic. `paceMinBlocks` > 0
     // keeps first tokens after less work out (32 with no fixed blocks: only cold prefills teach).
     if (work < this.paceMinBlocks || !(ttftMs >= 0) || !(work + this.paceFixedBlocks > 0)) return
-    const sample = ttftMs / (work + this.paceFixedBlocks)
-    const known = this.prefillMsPerBlock > 0 && nowMs - this.prefillSampledAt <= this.paceMemoryMs
-    this.prefillMsPerBlock = known ? this.prefillMsPerBlock + PREFILL_RATE_ALPHA * (sample - this.prefillMsPerBlock) : sample
-    this.prefillSampledAt = nowMs
+    this.prefillPaceEstimate.observe(ttftMs / (work + this.paceFixedBlocks), nowMs)
   }
 
-  /**
-   * The learned time per prefill block, or 0 when it was not confirmed in the last
-   * `paceMemoryMs` (2 s by default): a member that looks slow gets fewer requests, hence fewer
-   * new samples, so an old pace is forgotten rather than kept forever.
-   */
+  /** The learned time per prefill block, or 0 when none is trusted (see PrefillPace). */
   prefillPace(nowMs: number): number {
-    return this.prefillMsPerBlock > 0 && nowMs - this.prefillSampledAt <= this.paceMemoryMs ? this.prefillMsPerBlock : 0
+    return this.prefillPaceEstimate.get(nowMs)
+  }
+
+  /** The last learned time per prefill block, trusted or not (0 before the first). */
+  get prefillMsPerBlock(): number {
+    return this.prefillPaceEstimate.value
   }
 
   /** Recent requests at `nowMs`: each counts exp(-age / decayMs). */

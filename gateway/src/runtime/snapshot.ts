@@ -12,6 +12,7 @@ import type { GatewayConfig } from '../config/schema.ts'
 import { bindDnsDiscovery, type DnsBinding } from '../routing/dns-binding.ts'
 import { ActiveHealthChecker } from '../routing/health-checker.ts'
 import { Member } from '../routing/member.ts'
+import { loopStalls } from '../routing/loop-stalls.ts'
 import { PodMetricsScraper } from '../routing/pod-metrics-scraper.ts'
 import { Router, type Resolution } from '../routing/router.ts'
 import { PoolSizer } from '../upstream/pool-sizer.ts'
@@ -53,6 +54,8 @@ export class RuntimeSnapshot<C = unknown> {
   private readonly health: ActiveHealthChecker<Upstream> | null
   /** Reads vLLM's queue and KV gauges from every member (inference-aware balancer only). */
   private readonly podMetrics: PodMetricsScraper<Upstream> | null
+  /** This snapshot holds the event-loop stall monitor (inference-aware: pace samples discount stalls). */
+  private watchingStalls = false
   /** Opens connections ahead of demand; fed by the request path's `member.onStart`. */
   readonly sizer: PoolSizer
   /** Null until start(): discovery resolves names, which is I/O. */
@@ -228,6 +231,10 @@ export class RuntimeSnapshot<C = unknown> {
       this.health?.start()
       this.podMetrics?.start()
       this.limits.start()
+      if (this.config.routing.balancer === 'inference-aware' && !this.watchingStalls) {
+        this.watchingStalls = true
+        loopStalls.acquire()
+      }
     }
     await this.discoverWildcardModels()
     // Readiness counts the region's own upstreams; peers only when there is nothing else.
@@ -249,10 +256,17 @@ export class RuntimeSnapshot<C = unknown> {
     this.sizer.stop()
     this.health?.stop()
     this.podMetrics?.stop()
+    this.stopWatchingStalls()
     this.router.endHolds(true)
     this.dns?.stop()
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve))
     await this.close()
+  }
+
+  private stopWatchingStalls(): void {
+    if (!this.watchingStalls) return
+    this.watchingStalls = false
+    loopStalls.release()
   }
 
   async close(): Promise<void> {
@@ -261,6 +275,7 @@ export class RuntimeSnapshot<C = unknown> {
     this.sizer.stop()
     this.health?.stop()
     this.podMetrics?.stop()
+    this.stopWatchingStalls()
     this.router.endHolds(false)
     this.dns?.stop()
     await Promise.all(this.router.members().map((m) => m.upstream.close().catch(() => m.upstream.destroy())))

@@ -4,6 +4,7 @@ import { InferenceAwareBalancer } from '../../../gateway/src/routing/balancer-in
 import { InferenceAwareSchema, type InferenceAwareConfig } from '../../../gateway/src/routing/config.ts'
 import type { Member } from '../../../gateway/src/routing/member.ts'
 import { parseVllmMetrics } from '../../../gateway/src/routing/pod-load.ts'
+import { WARMUP_SAMPLES } from '../../../gateway/src/routing/prefill-pace.ts'
 import { prefixBlocks } from '../../../gateway/src/routing/prefix-hash.ts'
 import { RouteRequest } from '../../../gateway/src/routing/route-request.ts'
 import { eject, makeMember, makeMembers, routingConfig } from './helpers.ts'
@@ -15,6 +16,11 @@ function request(session: string, turn = 0, explain = false): RouteRequest {
   const messages = [{ role: 'system', content: SYSTEM }]
   for (let t = 0; t <= turn; t++) messages.push({ role: 'user', content: `${session} asks question ${t}: `.padEnd(300, 'x') })
   return new RouteRequest(null, prefixBlocks({ model: 'm', messages }, 'm', 256, 256), explain)
+}
+
+/** The same first token, as many times as a pace needs before it is trusted (its warm-up). */
+function teach(m: Member<null>, work: number, ms: number, now: number): void {
+  for (let k = 0; k < WARMUP_SAMPLES; k++) m.endPrefill(0, work, ms, now)
 }
 
 function report(m: Member<null>, running: number, waiting: number, kv: number, now: number): void {
@@ -139,6 +145,7 @@ test('prefill pace is learned per member: the same work goes to the member that 
   for (const [m, ms] of [[fast, 400], [slow, 1200]] as const) {
     const work = m.beginPrefill(40)
     m.endPrefill(40, work, ms, 0)
+    teach(m, work, ms, 0)
   }
   assert.equal(fast.prefillPending, 0, 'the charge is released at the first token')
   assert.equal(fast.prefillMsPerBlock, 10)
@@ -166,7 +173,9 @@ test('prefill pace is learned per member: the same work goes to the member that 
   assert.equal(slow.prefillPace(2_001), 0, 'a pace not confirmed for 2 s is forgotten (the member gets tried again)')
   slow.beginPrefill(40)
   slow.endPrefill(40, 40, 200, 5_000)
-  assert.equal(slow.prefillMsPerBlock, 5, 'a forgotten pace restarts from the new sample')
+  assert.equal(slow.prefillPace(5_000), 0, 'a forgotten pace restarts with a warm-up')
+  teach(slow, 40, 200, 5_000)
+  assert.equal(slow.prefillMsPerBlock, 5, 'and is then learned from the new samples')
 })
 
 test('pace with fixed costs: warm first tokens teach, so a pod slower on every count loses a warm turn it does not hold', () => {
@@ -177,6 +186,7 @@ test('pace with fixed costs: warm first tokens teach, so a pod slower on every c
   for (const [m, ms] of [[a, 60], [b, 180]] as const) {
     m.beginPrefill(2)
     m.endPrefill(2, 2, ms, 0)
+    teach(m, 2, ms, 0)
   }
   assert.equal(a.prefillMsPerBlock, 10, '60 ms over 2 blocks of work + 4 fixed')
   assert.equal(b.prefillMsPerBlock, 30)
@@ -184,6 +194,7 @@ test('pace with fixed costs: warm first tokens teach, so a pod slower on every c
   const plain = makeMember('plain', routingConfig({ inferenceAware: { pace: { minBlocks: 32, fixedBlocks: 0 } } }))
   plain.beginPrefill(2)
   plain.endPrefill(2, 2, 60, 0)
+  teach(plain, 2, 60, 0)
   assert.equal(plain.prefillMsPerBlock, 0)
 
   const bal = new InferenceAwareBalancer(cfg({ pace, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
@@ -203,7 +214,9 @@ test('pace with fixed costs: warm first tokens teach, so a pod slower on every c
 })
 
 test('pace config: fixedBlocks and minBlocks are validated', () => {
-  assert.deepEqual(cfg().pace, { minBlocks: 32, fixedBlocks: 0, memoryMs: 2_000 })
+  assert.deepEqual(cfg().pace, { minBlocks: 0, fixedBlocks: 4, memoryMs: 10_000, tolerance: 1.5 })
+  assert.deepEqual(cfg().placement, { factor: 1.1, decayMs: 10_000 })
+  assert.throws(() => cfg({ pace: { tolerance: 0.5 } }))
   assert.throws(() => cfg({ pace: { memoryMs: 0 } }))
   assert.throws(() => cfg({ pace: { fixedBlocks: -1 } }))
   assert.throws(() => cfg({ pace: { minBlocks: 1.5 } }))
@@ -245,8 +258,8 @@ test('stickiness: a conversation stays on its home when a noisy pace makes it lo
     const b = new InferenceAwareBalancer(cfg({ stickiness, pace, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
     const home = b.pick(members, null, null, 0, request('s', 0))!
     for (let turn = 1; turn <= 5; turn++) assert.equal(b.pick(members, null, null, 0, request('s', turn)), home, `turn ${turn} on an idle fleet`)
-    // Paces from one sample each: the home's ten times the others' (one first token behind a starved event loop).
-    for (const m of members) m.endPrefill(0, 40, m === home ? 400 : 40, 0)
+    // Paces learned as the home's ten times the others' (first tokens behind a starved event loop).
+    for (const m of members) teach(m, 40, m === home ? 400 : 40, 0)
     home.beginPrefill(queuedOnHome)
     const r = request('s', 6, true)
     const next = b.pick(members, null, null, 1, r)!
@@ -284,18 +297,17 @@ test('placement: new conversations sharing a system prompt spread by recent traf
   assert.deepEqual(perMember, [3, 3, 3, 3], 'each took its share of the twelve first turns')
   for (const [c, home] of homes) assert.equal(b.pick(members, null, null, 20, request(c, 1)), home, `${c}'s next turn returns to its member`)
 
-  const off = new InferenceAwareBalancer(cfg({ weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+  const off = new InferenceAwareBalancer(cfg({ placement: { factor: 0 }, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
   const fresh = makeMembers(4)
   const first = new Set<string>()
   for (let c = 0; c < 12; c++) first.add(off.pick(fresh, null, null, c, request(`c${c}`, 0))!.name)
-  assert.equal(first.size, 1, 'without placement (the default) the system prompt draws every first turn to one member')
+  assert.equal(first.size, 1, 'without placement the system prompt draws every first turn to one member')
 })
 
 test('placement: a member that prefills three times slower keeps some new conversations; the others take no more than the limit allows', () => {
   const members = makeMembers(4)
   for (const [i, ms] of [[0, 400], [1, 400], [2, 400], [3, 1200]] as const) {
-    const m = members[i]!
-    m.endPrefill(0, 40, ms, 0)
+    teach(members[i]!, 40, ms, 0)
   }
   const b = new InferenceAwareBalancer(cfg({ placement: { factor: 1.1 }, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
   const counts = [0, 0, 0, 0]
@@ -320,11 +332,48 @@ test('placement: a member that prefills three times slower keeps some new conver
 
 test('pace memory: a pace is forgotten pace.memoryMs after its last sample', () => {
   const pace = { minBlocks: 0, fixedBlocks: 4 }
-  const short = makeMember('short', routingConfig({ inferenceAware: { pace } }))
-  const long = makeMember('long', routingConfig({ inferenceAware: { pace: { ...pace, memoryMs: 10_000 } } }))
-  for (const m of [short, long]) m.endPrefill(0, 36, 400, 1_000)
+  const short = makeMember('short', routingConfig({ inferenceAware: { pace: { ...pace, memoryMs: 2_000 } } }))
+  const long = makeMember('long', routingConfig({ inferenceAware: { pace } }))
+  for (const m of [short, long]) teach(m, 36, 400, 1_000)
   assert.equal(short.prefillPace(3_000), 10, '400 ms over 36 + 4 blocks')
-  assert.equal(short.prefillPace(3_001), 0, 'the default: 2 s')
+  assert.equal(short.prefillPace(3_001), 0)
   assert.equal(long.prefillPace(11_000), 10)
-  assert.equal(long.prefillPace(11_001), 0)
+  assert.equal(long.prefillPace(11_001), 0, 'the default: 10 s')
+})
+
+test('pace tolerance: equal pods whose paces differ by noise compare on blocks; a pod clearly slower keeps its own pace', () => {
+  const pace = { minBlocks: 0, fixedBlocks: 4 }
+  const setup = (tolerance: number) => {
+    const members = ['m0', 'm1', 'm2'].map((name) => makeMember(name, routingConfig({ inferenceAware: { pace } })))
+    // m0 and m1 are equal pods, m1's pace a little high from noise; m2 is three times slower.
+    for (const [i, ms] of [[0, 130], [1, 182], [2, 390]] as const) teach(members[i]!, 9, ms, 0)
+    const b = new InferenceAwareBalancer(cfg({ pace: { ...pace, tolerance }, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
+    return { members, b }
+  }
+  const turn = (tolerance: number): string => {
+    const { members, b } = setup(tolerance)
+    const r = request('s', 0)
+    b.index.record(r.blocks!, members[1]!)
+    // m1 holds the whole prompt (1 block + 4 fixed) with 6 blocks queued: 14 x 11 = 154 against a
+    // cold m0's 10 x (9 + 4) = 130 as learned; with both snapped to 14, 154 against 182.
+    members[1]!.beginPrefill(6)
+    return b.pick(members, null, null, 1, new RouteRequest(null, r.blocks, false))!.name
+  }
+  assert.equal(request('s', 0).blocks!.length, 8)
+  assert.equal(turn(1), 'm0', 'paces as learned: the noise moves the turn off the pod holding it')
+  assert.equal(turn(1.5), 'm1', 'within 1.5x of each other: the warm pod keeps it')
+  const { members, b } = setup(1.5)
+  for (const m of members.slice(0, 2)) m.beginPrefill(40)
+  const r = new RouteRequest(null, request('t', 0).blocks, true)
+  assert.equal(b.pick(members, null, null, 1, r)!.name, 'm2')
+  assert.match(r.explanation!, /ms_per_block=30\.00/, 'the slow pod is estimated with its own pace')
+})
+
+test('a first token delayed by the gateway\u2019s own event-loop stall: the stall is taken out of the sample, or the sample dropped', () => {
+  const m = makeMember('m', routingConfig({ inferenceAware: { pace: { minBlocks: 0, fixedBlocks: 4 } } }))
+  // 36 blocks of work + 4 fixed: 400 ms is 10 ms per block.
+  for (let k = 0; k < 3; k++) m.endPrefill(0, 36, 400 + 300, 0, 300)
+  assert.equal(m.prefillPace(0), 10, '700 ms of which 300 stalled: 400 ms of the pod')
+  m.endPrefill(0, 36, 2_000, 1, 1_500)
+  assert.equal(m.prefillPace(1), 10, 'a first token that waited mostly on the gateway teaches nothing')
 })

@@ -74,15 +74,24 @@ describe('no client sees an error while a healthy upstream exists and nothing wa
 describe('failures that cannot be hidden', () => {
   test('a stream dying mid-way ends promptly with an error event; a total deadline too', async () => {
     const sim = await startSimulator({ tokens: 30 })
-    const gw = await startGateway({ upstreams: upstreams([sim], { timeouts: { idleMs: 400, totalMs: 1000 } }), routing: { health: { intervalMs: 0 } } })
+    // One simulator behind two upstreams, one deadline each: `hang` ends only through its idle
+    // deadline (400 ms), `slow` only through its total one (1 s; its 100 ms token gaps are far
+    // under its idle deadline, however busy the machine).
+    const gw = await startGateway({
+      upstreams: [
+        { name: 'idle', url: sim.url, models: ['hang'], pool: { warm: 1 }, timeouts: { idleMs: 400, totalMs: 60_000 } },
+        { name: 'total', url: sim.url, models: ['slow'], pool: { warm: 1 }, timeouts: { idleMs: 30_000, totalMs: 1000 } },
+      ],
+      routing: { health: { intervalMs: 0 } },
+    })
     try {
       // A hang for good, then a 3 s stream (30 tokens 100 ms apart): each ends early only through
-      // the gateway's idle (400 ms) or total (1 s) deadline, and says which; no wall-clock bound.
+      // the gateway's idle or total deadline, and says which; no wall-clock bound.
       sim.setFaults({ hangAfterChunks: 2 })
-      let { events } = await readEvents(await post(`${gw.url}/v1/chat/completions`, chatBody({ stream: true })))
+      let { events } = await readEvents(await post(`${gw.url}/v1/chat/completions`, chatBody({ model: 'hang', stream: true })))
       assert.match(events.at(-1)!, /GW_ERR_UPSTREAM_IDLE_TIMEOUT/)
       sim.setFaults({ hangAfterChunks: null, interTokenMs: 100 })
-      ;({ events } = await readEvents(await post(`${gw.url}/v1/chat/completions`, chatBody({ stream: true }))))
+      ;({ events } = await readEvents(await post(`${gw.url}/v1/chat/completions`, chatBody({ model: 'slow', stream: true }))))
       assert.match(events.at(-1)!, /GW_ERR_UPSTREAM_TOTAL_TIMEOUT/)
       assert.ok(events.length < 30, `${events.length} events: the stream ran to its end`)
     } finally {

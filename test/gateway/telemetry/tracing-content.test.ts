@@ -4,6 +4,7 @@
  * Messages ingress; cut at `contentMaxLength` with a marker. Spans go over OTLP http/json to a
  * real receiver on 127.0.0.1. (Without captureContent, tracing.test checks no text is recorded.)
  */
+// npm test: a process of its own (it sets OTEL_* variables for the whole file and registers the global tracer)
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createLogger } from '../../../gateway/src/telemetry/logger.ts'

@@ -5,6 +5,7 @@
  * context upstream, and a client's sampled flag is honoured; prompt text is exported only with
  * captureContent.
  */
+// npm test: a process of its own (it sets OTEL_* variables, installs a module hook and registers the global tracer)
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'

@@ -2,6 +2,7 @@
  * No exporter configured, no cost: the SDK is never loaded, only @opentelemetry/api, and a
  * request pays nothing for tracing (checked by watching every module the process resolves).
  */
+// npm test: a process of its own (it checks every module the process resolves, through a module hook it installs)
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { recordResolvedModules } from '../../helpers/resolved-modules.ts'

@@ -3,6 +3,7 @@
  * started once per process, so this file runs it with `baggage` alone (and an unsupported value,
  * which is warned about and ignored); tracing.test runs the default (tracecontext,baggage).
  */
+// npm test: a process of its own (it sets OTEL_* variables and registers the global tracer and propagators)
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'

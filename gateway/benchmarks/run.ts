@@ -5,7 +5,8 @@
  * also on failure and Ctrl-C.
  *
  *   node gateway/benchmarks/run.ts [--quick] [--only NAME[,NAME]] [--gateway-node-args "FLAGS"]
- *                                  [--rate N] [--gateway FILE] [--baseline-gateway FILE] [--simulator FILE] [--list]
+ *                                  [--rate N] [--gateway FILE] [--baseline-gateway FILE] [--baseline-node-args "FLAGS"]
+ *                                  [--simulator FILE] [--list]
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -30,6 +31,9 @@ const USAGE = `usage: npm run bench -- [options]
                               the same rounds where a scenario supports it (cache-hit, and every
                               scenario on the standard stack: one-at-a-time, fixed-rate, streaming,
                               body-size, anthropic-stream, and max-throughput, as a baseline-gateway row)
+  --baseline-node-args "ARGS" node/V8 flags for the baseline gateway only (after --gateway-node-args);
+                              without --baseline-gateway the baseline runs this checkout's gateway,
+                              e.g. --baseline-node-args "--v8-pool-size=1": one flag, A/B in one run
   --simulator FILE            simulator entry point (default gateway/src/simulator/main.ts)
   --list                      list scenarios and exit`
 
@@ -47,6 +51,7 @@ function parseCli(argv: string[]): Cli {
     gatewayEntry: join(REPO_ROOT, 'gateway/src/main.ts'),
     simulatorEntry: join(REPO_ROOT, 'gateway/src/simulator/main.ts'),
     baselineGatewayEntry: null,
+    baselineNodeArgs: [],
   }
   let only: string[] | null = null
   let list = false
@@ -79,6 +84,9 @@ function parseCli(argv: string[]): Cli {
       case '--baseline-gateway':
         options.baselineGatewayEntry = resolve(value())
         break
+      case '--baseline-node-args':
+        options.baselineNodeArgs = value().split(/\s+/).filter(Boolean)
+        break
       case '--simulator':
         options.simulatorEntry = resolve(value())
         break
@@ -94,6 +102,8 @@ function parseCli(argv: string[]): Cli {
         throw new UsageError(`unknown option ${arg}`)
     }
   }
+  // Flags alone make a baseline of this checkout's gateway: the same code with and without them.
+  if (options.baselineNodeArgs.length > 0 && options.baselineGatewayEntry === null) options.baselineGatewayEntry = options.gatewayEntry
   return { options, only, list }
 }
 
@@ -157,7 +167,7 @@ async function main(): Promise<number> {
   console.log(`Velox benchmark ${options.quick ? '(quick)' : '(full)'}: ${selected.map((s) => s.name).join(', ') || 'nothing to run'}`)
   console.log(`cores: load generator and wrk on ${cores.loadGenerator ?? '-'}, gateway and naive proxy on ${cores.gateway ?? '-'}, simulator per scenario (${cpus()[0]?.model ?? 'unknown cpu'})`)
   if (options.gatewayNodeArgs.length > 0) console.log(`gateway node args: ${options.gatewayNodeArgs.join(' ')}`)
-  if (options.baselineGatewayEntry !== null) console.log(`baseline gateway: ${relative(process.cwd(), options.baselineGatewayEntry)}`)
+  if (options.baselineGatewayEntry !== null) console.log(`baseline gateway: ${relative(process.cwd(), options.baselineGatewayEntry)}${options.baselineNodeArgs.length > 0 ? ` with ${options.baselineNodeArgs.join(' ')}` : ''}`)
 
   // Processes shared by several scenarios live in the run's own set, stopped when the run ends.
   const runProcesses = new ProcessSet()

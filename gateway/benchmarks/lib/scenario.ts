@@ -25,6 +25,11 @@ export interface BenchOptions {
    * both alike. Null: no baseline.
    */
   baselineGatewayEntry: string | null
+  /**
+   * Node/V8 flags for the baseline gateway only, after `gatewayNodeArgs` (`--baseline-node-args`):
+   * the same code with and without a flag, side by side in the same rounds.
+   */
+  baselineNodeArgs: string[]
 }
 
 /**

@@ -147,7 +147,7 @@ export async function startStandardTargets(ctx: BenchContext, simulatorOptions: 
   const [gateway, baseline, naive, nginx] = await Promise.all([
     startGateway(ctx, singleUpstreamConfig(simulator.url)),
     // --baseline-gateway: another checkout's gateway on the same config, measured in the same rounds.
-    baselineEntry === null ? null : startGateway(ctx, singleUpstreamConfig(simulator.url), { name: 'baseline-gateway', entry: baselineEntry }),
+    baselineEntry === null ? null : startGateway(ctx, singleUpstreamConfig(simulator.url), { name: 'baseline-gateway', entry: baselineEntry, nodeArgs: ctx.options.baselineNodeArgs }),
     startNaiveProxy(ctx, simulator.url),
     startNginx(ctx, simulator.url),
   ])

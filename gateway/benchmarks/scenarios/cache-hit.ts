@@ -17,7 +17,7 @@ interface GatewayPair {
 
 async function startPair(ctx: BenchContext, simulatorUrl: string, prefix: string, entry?: string): Promise<GatewayPair> {
   const off = singleUpstreamConfig(simulatorUrl)
-  const opts = (name: string) => ({ name, ...(entry === undefined ? {} : { entry }) })
+  const opts = (name: string) => ({ name, ...(entry === undefined ? {} : { entry, nodeArgs: ctx.options.baselineNodeArgs }) })
   const [cacheOff, cacheOn] = await Promise.all([
     startGateway(ctx, off, opts(`${prefix}gateway-cache-off`)),
     startGateway(ctx, { ...off, cache: { enabled: true, backend: 'memory' } }, opts(`${prefix}gateway-cache-on`)),

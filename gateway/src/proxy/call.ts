@@ -51,6 +51,9 @@ function onKeepAliveTimer(call: ProxyCall): void {
   call.keepAlive()
 }
 
+/** No attempt running: shared, never changed (`#addLive` replaces it). */
+const NO_ATTEMPTS = Object.freeze([]) as unknown as Attempt[]
+
 /** An SSE comment: every SSE client ignores it; every idle timer between here and the client resets. */
 const KEEP_ALIVE = Buffer.from(': keep-alive\n\n')
 
@@ -88,7 +91,7 @@ export class ProxyCall {
     this.#planner = new AttemptPlanner(ctx.router, request.resolution, request.affinityKey, request.excluded, request.route ?? null)
     this.#outcome = new CallOutcome()
     this.#deadlineAt = 0
-    this.#live = []
+    this.#live = NO_ATTEMPTS
     this.#winner = null
     this.#hedgeTimer = null
     this.#finished = false
@@ -230,7 +233,7 @@ export class ProxyCall {
     }
     const attempt = new Attempt(this, member, now)
     attempt.outgoing = outgoing
-    this.#live.push(attempt)
+    this.#addLive(attempt)
     member.onStart(now)
     const charge = request.route?.charge ?? 0
     if (charge > 0) {
@@ -261,6 +264,12 @@ export class ProxyCall {
     const body = outgoing === null ? request.body : outgoing.body
     if (outgoing?.headers == null) upstream.post(path, forwarded, body, attempt)
     else upstream.dispatch({ path, method: 'POST', headers: upstream.headersWith(forwarded === null ? outgoing.headers : outgoing.headers.concat(forwarded)), body }, attempt)
+  }
+
+  /** A call has one attempt almost always: its list is made for it then, and grows only for a hedge. */
+  #addLive(attempt: Attempt): void {
+    if (this.#live.length === 0) this.#live = [attempt]
+    else this.#live.push(attempt)
   }
 
   isLive(attempt: Attempt): boolean {
@@ -318,7 +327,7 @@ export class ProxyCall {
       return 'abort'
     }
     // Last chance: keep the body so the client gets the upstream's own status and message.
-    this.#live.push(attempt)
+    this.#addLive(attempt)
     return 'hold'
   }
 
@@ -510,7 +519,7 @@ export class ProxyCall {
     const now = performance.now()
     attempt.settle(kind, now)
     if (this.#attemptFailed(attempt, kind, now)) return true
-    this.#live.push(attempt) // pass the error event through as the upstream sent it
+    this.#addLive(attempt) // pass the error event through as the upstream sent it
     return false
   }
 
@@ -542,7 +551,7 @@ export class ProxyCall {
 
   #cancelLive(now: number): void {
     const live = this.#live
-    this.#live = []
+    this.#live = NO_ATTEMPTS
     for (const attempt of live) attempt.cancel(now)
   }
 
@@ -635,6 +644,6 @@ export class ProxyCall {
     const request = this.request
     this.#outcome.record(this.ctx.metrics, request.endpoint.name, request.model, request.startedAt, this.#winner, this.#planner.last, now, request.metering)
     this.#outcome.report(this.ctx, request, this.attempts, this.#winner, this.#planner.last, now)
-    this.#live = []
+    this.#live = NO_ATTEMPTS
   }
 }

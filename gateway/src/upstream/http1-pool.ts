@@ -666,28 +666,51 @@ interface EncodedHeaders {
 
 const NO_LINES: EncodedHeaders = Object.freeze({ bytes: EMPTY, host: false })
 
-/** Checks and encodes a flat `[name, value, ...]` list (CR, LF, NUL or a character past Latin-1 in either is refused). */
-function encodeLines(list: readonly string[]): EncodedHeaders {
+/**
+ * Checks a flat `[name, value, ...]` list (CR, LF, NUL or a character past Latin-1 in either is
+ * refused) and returns the bytes its `name: value\r\n` lines take.
+ */
+function linesLength(list: readonly string[]): number {
   let length = 0
-  let host = false
   for (let i = 0; i < list.length; i += 2) {
     const name = list[i]!
     const value = list[i + 1]!
     if (INVALID_VALUE.test(value) || INVALID_VALUE.test(name)) throw new UpstreamTransportError('UND_ERR_INVALID_ARG', `invalid ${name} header`)
-    if (name.length === 4 && name.toLowerCase() === 'host') host = true
     length += name.length + value.length + 4
   }
-  const bytes = Buffer.allocUnsafe(length)
-  let at = 0
+  return length
+}
+
+/** The list names the Host. */
+function namesHost(list: readonly string[]): boolean {
+  for (let i = 0; i < list.length; i += 2) if (list[i]!.length === 4 && list[i]!.toLowerCase() === 'host') return true
+  return false
+}
+
+/** How many decimal digits `n` (a positive integer) takes. */
+function decimalDigits(n: number): number {
+  let digits = 1
+  for (let rest = Math.floor(n / 10); rest !== 0; rest = Math.floor(rest / 10)) digits++
+  return digits
+}
+
+/** Writes a checked list's lines into `out` at `at`; returns where they end. */
+function writeLines(list: readonly string[], out: Buffer, at: number): number {
   for (let i = 0; i < list.length; i += 2) {
-    at += bytes.write(list[i]!, at, 'latin1')
-    bytes[at++] = 0x3a
-    bytes[at++] = 0x20
-    at += bytes.write(list[i + 1]!, at, 'latin1')
-    bytes[at++] = 0x0d
-    bytes[at++] = 0x0a
+    at += out.write(list[i]!, at, 'latin1')
+    out[at++] = 0x3a
+    out[at++] = 0x20
+    at += out.write(list[i + 1]!, at, 'latin1')
+    out[at++] = 0x0d
+    out[at++] = 0x0a
   }
-  return { bytes, host }
+  return at
+}
+
+function encodeLines(list: readonly string[]): EncodedHeaders {
+  const bytes = Buffer.allocUnsafe(linesLength(list))
+  writeLines(list, bytes, 0)
+  return { bytes, host: namesHost(list) }
 }
 
 export class Http1Pool {
@@ -785,11 +808,14 @@ export class Http1Pool {
         fixed = cached
       } else fixed = encodeLines(list)
     }
-    const more = extra === null || extra.length === 0 ? NO_LINES : encodeLines(extra)
-    const hostLine = fixed.host || more.host ? '' : this.#hostLine
-    const tail = body === null ? KEEP_ALIVE_END : body.length === 0 ? KEEP_ALIVE_EMPTY : KEEP_ALIVE_LENGTH + body.length + '\r\n\r\n'
-    // ' ', then ' HTTP/1.1\r\n'
-    const length = method.length + path.length + 12 + fixed.bytes.length + more.bytes.length + hostLine.length + tail.length
+    // The per-request lines are checked and counted here and written straight into the request's buffer.
+    const more = extra === null ? 0 : linesLength(extra)
+    const hostLine = fixed.host || (extra !== null && namesHost(extra)) ? '' : this.#hostLine
+    // The Content-Length's digits are written in place, not made into a string.
+    const tail = body === null ? KEEP_ALIVE_END : body.length === 0 ? KEEP_ALIVE_EMPTY : KEEP_ALIVE_LENGTH
+    const digits = tail === KEEP_ALIVE_LENGTH ? decimalDigits(body!.length) : 0
+    // ' ', then ' HTTP/1.1\r\n'; a length's digits, then CRLF CRLF
+    const length = method.length + path.length + 12 + fixed.bytes.length + more + hostLine.length + tail.length + (digits === 0 ? 0 : digits + 4)
     const copied = body !== null && body.length < COPY_BODY_BELOW
     const out = Buffer.allocUnsafe(copied ? length + body.length : length)
     let at = out.write(method, 0, 'latin1')
@@ -797,9 +823,14 @@ export class Http1Pool {
     at += out.write(path, at, 'latin1')
     at += out.write(' HTTP/1.1\r\n', at, 'latin1')
     at += fixed.bytes.copy(out, at)
-    at += more.bytes.copy(out, at)
+    if (extra !== null) at = writeLines(extra, out, at)
     if (hostLine !== '') at += out.write(hostLine, at, 'latin1')
     at += out.write(tail, at, 'latin1')
+    if (digits !== 0) {
+      for (let i = at + digits - 1, n = body!.length; i >= at; i--, n = Math.floor(n / 10)) out[i] = 0x30 + (n % 10)
+      at += digits
+      at += CRLFCRLF.copy(out, at)
+    }
     if (at !== length) throw new Error(`request head is ${at} bytes, ${length} were counted`)
     if (copied) body.copy(out, at)
     return out

@@ -5,26 +5,31 @@
  * With `server.workers` other than 1, this process becomes the primary of a cluster and every
  * worker runs this same file.
  */
-// First, so that it runs before any other module: see runtime/compile-cache.ts.
-import { releaseCompileCache } from './runtime/compile-cache.ts'
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
 import type { FastifyInstance, FastifyListenOptions } from 'fastify'
-import { runPrimary } from './cluster/primary.ts'
-import { ConfigError, loadConfig, parseConfig } from './config/load.ts'
-import { watchConfigFile } from './config/watch.ts'
 import type { GatewayConfig } from './config/schema.ts'
-import { buildAdminServer } from './admin/server.ts'
-import { buildServer, metricsText } from './server.ts'
-import { releaseBootMemory } from './runtime/boot-memory.ts'
-import { createLogger, flushLogger, type Logger } from './telemetry/logger.ts'
-import { startProfilePush, type ProfilePusher } from './telemetry/profiling.ts'
-import { startTracing } from './telemetry/tracing.ts'
+import { endImportRelease, startImportRelease } from './runtime/compile-cache.ts'
+import type { Logger } from './telemetry/logger.ts'
+import type { ProfilePusher } from './telemetry/profiling.ts'
+
+// The gateway's modules are imported here, not statically, so that they load after Node's
+// compile cache entries start being released as modules load (runtime/compile-cache.ts).
+startImportRelease()
+const { runPrimary } = await import('./cluster/primary.ts')
+const { ConfigError, loadConfig, parseConfig } = await import('./config/load.ts')
+const { watchConfigFile } = await import('./config/watch.ts')
+const { buildAdminServer } = await import('./admin/server.ts')
+const { buildServer, metricsText } = await import('./server.ts')
+const { releaseBootMemory } = await import('./runtime/boot-memory.ts')
+const { createLogger, flushLogger } = await import('./telemetry/logger.ts')
+const { startProfilePush } = await import('./telemetry/profiling.ts')
+const { startTracing } = await import('./telemetry/tracing.ts')
 
 async function main(): Promise<void> {
-  // Every module main.ts imports has been compiled and run by now.
-  releaseCompileCache()
+  // Every module main.ts imports has been loaded and run by now.
+  endImportRelease()
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, check: { type: 'boolean', default: false } }, allowPositionals: false })
   const file = values.config ?? process.env.VELOX_CONFIG ?? null
 

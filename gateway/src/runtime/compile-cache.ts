@@ -7,16 +7,43 @@
  * (nothing, once the cache is warm) and lets those entries go; modules loaded later are cached
  * as before.
  *
- * Importing this file releases the entries of every module compiled so far. main.ts imports it
- * first: ES modules are all compiled before any of them runs, and the first to run is this one,
- * so the CommonJS modules (fastify and its dependencies, required as the ES modules run) reuse
- * that memory instead of growing the heap. main() and the boot GC release the rest.
+ * Released at once at the end, the freed entries stay behind as holes in the malloc heap. So
+ * startImportRelease() registers a module hook that releases them every RELEASE_EVERY modules
+ * loaded, and each batch reuses the memory the one before it held. main.ts calls it first and
+ * imports everything else with `await import()` after it, so that the hook sees the
+ * whole module graph (ES modules are all compiled before any of them runs: imported statically,
+ * they would be loaded before the hook exists). main() releases the rest and removes the hook;
+ * the boot GC releases what booting loaded on first use.
  */
-import { flushCompileCache } from 'node:module'
+import { flushCompileCache, registerHooks, type ModuleHooks } from 'node:module'
+
+/** Modules loaded between two releases while the imports run (5 gave the same as 20). */
+const RELEASE_EVERY = 20
+
+let hooks: ModuleHooks | null = null
 
 /** Releases the compile cache entries of the modules loaded so far (a no-op without a cache). */
 export function releaseCompileCache(): void {
   flushCompileCache()
 }
 
-releaseCompileCache()
+/** Releases them now and then every RELEASE_EVERY modules loaded, until endImportRelease(). */
+export function startImportRelease(): void {
+  releaseCompileCache()
+  if (hooks !== null) return
+  let loaded = 0
+  hooks = registerHooks({
+    load(url, context, nextLoad) {
+      const result = nextLoad(url, context)
+      if (++loaded % RELEASE_EVERY === 0) flushCompileCache()
+      return result
+    },
+  })
+}
+
+/** Stops releasing on module loads and releases the rest (main() calls it once every import has run). */
+export function endImportRelease(): void {
+  hooks?.deregister()
+  hooks = null
+  releaseCompileCache()
+}

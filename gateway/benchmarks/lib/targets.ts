@@ -16,6 +16,11 @@ import { startNginx } from './nginx.ts'
 import { freePort } from '../../src/cluster/free-port.ts'
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../../..')
+/**
+ * The node flags the gateway image sets (`NODE_OPTIONS` in gateway/Dockerfile), given to every
+ * gateway the harness starts, before `--gateway-node-args` (a later `--v8-pool-size=4` wins).
+ */
+export const GATEWAY_IMAGE_NODE_ARGS: readonly string[] = ['--v8-pool-size=1']
 const NAIVE_PROXY_ENTRY = resolve(import.meta.dirname, '../reference/naive-proxy.ts')
 const READY_TIMEOUT_MS = 20_000
 
@@ -97,7 +102,7 @@ export async function startGateway(ctx: BenchContext, config: GatewayConfigInput
   const gateway = ctx.processes.start({
     name,
     command: process.execPath,
-    args: [...ctx.options.gatewayNodeArgs, ...(options.nodeArgs ?? []), options.entry ?? ctx.options.gatewayEntry, '--config', configFile],
+    args: [...GATEWAY_IMAGE_NODE_ARGS, ...ctx.options.gatewayNodeArgs, ...(options.nodeArgs ?? []), options.entry ?? ctx.options.gatewayEntry, '--config', configFile],
     cpus: options.cpus === undefined ? ctx.cores.gateway : options.cpus,
     env: { ...process.env, NODE_ENV: 'production', ...options.env },
     ...(gcTrace ? { onLine: gcTrace.onLine } : {}),

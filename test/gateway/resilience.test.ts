@@ -25,8 +25,10 @@ describe('no client sees an error while a healthy upstream exists and nothing wa
   let gw: TestGateway
   before(async () => {
     sims = await Promise.all([startSimulator(), startSimulator(), startSimulator()])
+    // The healthy upstream must answer within firstByteMs too: 1 s leaves a busy machine room
+    // (300 ms did not at load 35), and the stalls below last five times longer.
     gw = await startGateway({
-      upstreams: upstreams(sims, { timeouts: { firstByteMs: 300 } }),
+      upstreams: upstreams(sims, { timeouts: { firstByteMs: 1_000 } }),
       routing: { retry: { maxAttempts: 3, budgetMinPerSecond: 1000 }, health: { intervalMs: 0 } },
     })
   })

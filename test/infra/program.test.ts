@@ -1,5 +1,6 @@
 /**
- * The whole program on every shipped stack, each run in its own process under Pulumi's mocks.
+ * The whole program on every shipped stack under Pulumi's mocks, each run with Pulumi's state and the
+ * program's modules new (helpers/run-stack.ts).
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'

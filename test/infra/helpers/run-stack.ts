@@ -1,15 +1,18 @@
 /**
- * Runs the Pulumi program for one stack in its own child process (Pulumi's runtime state is
- * process-global) and returns what it declared. Runs are shared: within a process per argument
- * list, and between the test files of one `node --test` run through a directory named after the
- * test runner's pid (each file is a child of it), so the program, golden and other infra tests
- * pay for each stack once. At most two runs are in flight per process (the machine has two cores).
+ * Runs the Pulumi program for one stack and returns what it declared. The runs of a process go to
+ * one program server (infra/tools/mock-program.ts --serve), a child process that runs them one
+ * after another, each with Pulumi's state and the program's modules new: the SDKs load once for
+ * all of them (a run costs about 0.35 s of CPU there, 1.2 s in a process of its own). Runs are
+ * shared: within a process per argument list, and between the test files of one test run through
+ * a directory named after the test runner's pid (its files and lanes are its children), so the
+ * program, golden and other infra tests pay for each stack once.
  */
-import { execFile } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { REPO_ROOT } from '../../../infra/tools/stack-files.ts'
 import type { DeclaredResource, ProgramRun } from '../../../infra/tools/mock-program.ts'
 import { eventually } from '../../helpers/eventually.ts'
@@ -17,14 +20,74 @@ import { eventually } from '../../helpers/eventually.ts'
 const SCRIPT = join(REPO_ROOT, 'infra', 'tools', 'mock-program.ts')
 const SHARED_ROOT = join(tmpdir(), 'velox-program-runs')
 const SHARED = join(SHARED_ROOT, String(process.ppid))
+const RUN_TIMEOUT_MS = 240_000
 const cache = new Map<string, Promise<ProgramRun>>()
-let running = 0
-const waiting: (() => void)[] = []
 
-async function slot<T>(fn: () => Promise<T>): Promise<T> {
-  if (running >= 2) await new Promise<void>((resolve) => waiting.push(resolve))
-  running++
-  try { return await fn() } finally { running--; waiting.shift()?.() }
+interface Server {
+  readonly child: ChildProcess
+  readonly answers: Map<number, (run: ProgramRun) => void>
+  /** The end of its stderr, for the error when it dies. */
+  stderr: string
+  exited: boolean
+}
+
+let server: Server | null = null
+let nextId = 1
+/** One request at a time: the server runs them in order anyway. */
+let chain: Promise<unknown> = Promise.resolve()
+
+function startServer(): Server {
+  const child = spawn(process.execPath, [SCRIPT, '--serve'], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
+  const s: Server = { child, answers: new Map(), stderr: '', exited: false }
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    if (!line.startsWith('{"id":')) return
+    const { id, run } = JSON.parse(line) as { id: number; run: ProgramRun }
+    s.answers.get(id)?.(run)
+  })
+  child.stderr!.on('data', (c: Buffer) => (s.stderr = (s.stderr + c.toString()).slice(-4000)))
+  child.on('close', () => (s.exited = true))
+  return s
+}
+
+/** Holds this process open while the server works, and lets it exit while the server waits. */
+function hold(s: Server, held: boolean): void {
+  for (const h of [s.child, s.child.stdin, s.child.stdout, s.child.stderr] as ({ ref(): void; unref(): void } | null)[]) {
+    if (held) h?.ref()
+    else h?.unref()
+  }
+}
+
+function askServer(key: string, args: readonly string[]): Promise<ProgramRun> {
+  if (server === null || server.exited) server = startServer()
+  const s = server
+  const id = nextId++
+  hold(s, true)
+  return new Promise<ProgramRun>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      s.child.kill('SIGKILL')
+      reject(new Error(`${key}: no answer within ${RUN_TIMEOUT_MS / 1000} s\n${s.stderr}`))
+    }, RUN_TIMEOUT_MS)
+    const onExit = (code: number | null, signal: string | null): void => {
+      clearTimeout(timer)
+      reject(new Error(`${key}: the program server exited (${signal ?? code}) before answering\n${s.stderr}`))
+    }
+    s.child.once('close', onExit)
+    s.answers.set(id, (run) => {
+      clearTimeout(timer)
+      s.child.off('close', onExit)
+      s.answers.delete(id)
+      // A failed run ends its server (mock-program.ts): the next run starts another.
+      if (run.error !== null && server === s) server = null
+      resolve(run)
+    })
+    s.child.stdin!.write(JSON.stringify({ id, args }) + '\n')
+  }).finally(() => hold(s, false))
+}
+
+function execProgram(key: string, stack: string, args: string[]): Promise<ProgramRun> {
+  const run = chain.then(() => askServer(key, [stack, ...args]))
+  chain = run.catch(() => {})
+  return run
 }
 
 function exists(path: string): boolean {
@@ -43,15 +106,6 @@ function sweep(): void {
   }
 }
 sweep()
-
-function execProgram(key: string, stack: string, args: string[]): Promise<ProgramRun> {
-  return slot(() => new Promise<ProgramRun>((resolve, reject) => {
-    execFile(process.execPath, [SCRIPT, stack, ...args], { cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 240_000 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`${key}: ${err.message}\n${stderr}`))
-      try { resolve(JSON.parse(stdout) as ProgramRun) } catch (e) { reject(new Error(`${key}: bad output ${String(e)}\n${stderr}`)) }
-    })
-  }))
-}
 
 /**
  * One run per argument list for the whole test run: the first file to ask claims it (an

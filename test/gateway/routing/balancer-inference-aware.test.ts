@@ -214,8 +214,8 @@ test('pace with fixed costs: warm first tokens teach, so a pod slower on every c
 })
 
 test('pace config: fixedBlocks and minBlocks are validated', () => {
-  assert.deepEqual(cfg().pace, { minBlocks: 0, fixedBlocks: 4, memoryMs: 10_000, tolerance: 1.5 })
-  assert.deepEqual(cfg().placement, { factor: 1.1, decayMs: 10_000 })
+  assert.deepEqual(cfg().pace, { minBlocks: 32, fixedBlocks: 0, memoryMs: 2_000, tolerance: 1 })
+  assert.deepEqual(cfg().placement, { factor: 0, decayMs: 10_000 })
   assert.throws(() => cfg({ pace: { tolerance: 0.5 } }))
   assert.throws(() => cfg({ pace: { memoryMs: 0 } }))
   assert.throws(() => cfg({ pace: { fixedBlocks: -1 } }))
@@ -332,13 +332,13 @@ test('placement: a member that prefills three times slower keeps some new conver
 
 test('pace memory: a pace is forgotten pace.memoryMs after its last sample', () => {
   const pace = { minBlocks: 0, fixedBlocks: 4 }
-  const short = makeMember('short', routingConfig({ inferenceAware: { pace: { ...pace, memoryMs: 2_000 } } }))
-  const long = makeMember('long', routingConfig({ inferenceAware: { pace } }))
+  const short = makeMember('short', routingConfig({ inferenceAware: { pace } }))
+  const long = makeMember('long', routingConfig({ inferenceAware: { pace: { ...pace, memoryMs: 10_000 } } }))
   for (const m of [short, long]) teach(m, 36, 400, 1_000)
   assert.equal(short.prefillPace(3_000), 10, '400 ms over 36 + 4 blocks')
-  assert.equal(short.prefillPace(3_001), 0)
+  assert.equal(short.prefillPace(3_001), 0, 'the default: 2 s')
   assert.equal(long.prefillPace(11_000), 10)
-  assert.equal(long.prefillPace(11_001), 0, 'the default: 10 s')
+  assert.equal(long.prefillPace(11_001), 0)
 })
 
 test('pace tolerance: equal pods whose paces differ by noise compare on blocks; a pod clearly slower keeps its own pace', () => {

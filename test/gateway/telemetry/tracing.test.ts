@@ -3,6 +3,7 @@
  * exported over OTLP http/json to a real HTTP receiver on 127.0.0.1, W3C context in from the
  * client and out to each upstream attempt.
  */
+// npm test: a process of its own (it sets OTEL_* variables for the whole file and registers the global tracer)
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createLogger } from '../../../gateway/src/telemetry/logger.ts'

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import { after, before, test } from 'node:test'
-import { directSocket, firstChunkSocket, frameChunk, writeFirstChunk } from '../../gateway/src/proxy/chunk-writer.ts'
+import { directSocket, firstChunkSocket, frameChunk, writeChunk, writeFirstChunk } from '../../gateway/src/proxy/chunk-writer.ts'
 
 test('a chunk is framed as node:http frames it: size in hex, CRLF, the bytes, CRLF', () => {
   for (const size of [1, 9, 10, 15, 16, 17, 255, 256, 4095, 4096, 65535, 65536, 200_001]) {
@@ -39,7 +39,7 @@ function answer(res: ServerResponse, direct: boolean, first: boolean): void {
   const afterHead = socket !== null
   for (let i = 2; i <= 4; i++) {
     const event = Buffer.from(`data: ${i}\n\n`)
-    if (direct && socket !== null) socket.write(frameChunk(event))
+    if (direct && socket !== null) writeChunk(res, socket, event)
     else res.write(event)
   }
   res.end()
@@ -58,7 +58,7 @@ function answerWithLength(res: ServerResponse, direct: boolean): void {
   if (headSocket !== null) {
     writeFirstChunk(res, headSocket, Buffer.from(LENGTH_BODY[0]!))
     unqueued = headSocket.writableCorked === 0 && headSocket.writableLength === 0
-    directSocket(res)!.write(Buffer.from(LENGTH_BODY[1]!))
+    writeChunk(res, directSocket(res)!, Buffer.from(LENGTH_BODY[1]!))
   } else for (const chunk of LENGTH_BODY) res.write(chunk)
   if (direct) lengthSeen.push({ stored: headSocket !== null, unqueued })
   res.end()

@@ -28,7 +28,7 @@ import { sseErrorEvent, writeError } from './respond.ts'
 import { responseHeaders, serverTiming } from './response-headers.ts'
 import { writeResponseHead } from './response-head.ts'
 import { classifyUpstreamError } from './upstream-errors.ts'
-import { directSocket, firstChunkSocket, frameChunk, isChunked, writeFirstChunk } from './chunk-writer.ts'
+import { directSocket, firstChunkSocket, writeChunk, writeFirstChunk } from './chunk-writer.ts'
 import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
 
 export type { CallContext, CallRequest, UpstreamMember } from './context.ts'
@@ -81,8 +81,6 @@ export class ProxyCall {
   #keptAlive: boolean
   /** The client's socket once chunks may be written to it directly (chunk-writer.ts); null until then. */
   #socket: Socket | null
-  /** The client's body is chunked: chunks written to `#socket` are framed. */
-  #chunked: boolean
 
   constructor(ctx: CallContext, res: ClientResponse, request: CallRequest) {
     this.ctx = ctx
@@ -100,7 +98,6 @@ export class ProxyCall {
     this.#keepAliveTimer = null
     this.#keptAlive = false
     this.#socket = null
-    this.#chunked = false
   }
 
   #forProvider(): ProviderCall {
@@ -465,14 +462,12 @@ export class ProxyCall {
         const first = firstChunkSocket(out)
         if (first === null) return out.write(bytes)
         this.#socket = first
-        this.#chunked = isChunked(out)
         return writeFirstChunk(out, first, bytes)
       }
       this.#socket = socket
-      this.#chunked = isChunked(out)
     }
     if (socket.destroyed) return true
-    return socket.write(this.#chunked ? frameChunk(bytes) : bytes)
+    return writeChunk(out, socket, bytes)
   }
 
   /** Calls `resume` once the client has taken what `write` could not pass on at once. */

@@ -62,9 +62,9 @@ function bodySocket(r: NodeResponse): Socket | null {
   return socket
 }
 
-/** The body of `res` is chunked: what goes to its socket directly must be framed (`frameChunk`). */
-export function isChunked(res: ClientResponse): boolean {
-  return (res as NodeResponse).chunkedEncoding === true
+/** Writes `chunk` of `res` to `socket` (from `directSocket`), framed when the body is chunked. */
+export function writeChunk(res: ClientResponse, socket: Socket, chunk: Buffer): boolean {
+  return socket.write((res as NodeResponse).chunkedEncoding === true ? frameChunk(chunk) : chunk)
 }
 
 /**

@@ -221,11 +221,6 @@ export class Member<U = unknown> {
     return this.prefillPaceEstimate.get(nowMs)
   }
 
-  /** The last learned time per prefill block, trusted or not (0 before the first). */
-  get prefillMsPerBlock(): number {
-    return this.prefillPaceEstimate.value
-  }
-
   /** Recent requests at `nowMs`: each counts exp(-age / decayMs). */
   recentPlaced(nowMs: number, decayMs: number): number {
     const age = nowMs - this.placedAt

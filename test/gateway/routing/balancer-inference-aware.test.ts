@@ -148,8 +148,8 @@ test('prefill pace is learned per member: the same work goes to the member that 
     teach(m, work, ms, 0)
   }
   assert.equal(fast.prefillPending, 0, 'the charge is released at the first token')
-  assert.equal(fast.prefillMsPerBlock, 10)
-  assert.equal(slow.prefillMsPerBlock, 30)
+  assert.equal(fast.prefillPaceEstimate.value, 10)
+  assert.equal(slow.prefillPaceEstimate.value, 30)
   const b = new InferenceAwareBalancer(cfg({ pace: { minBlocks: 32, fixedBlocks: 0 }, placement: { factor: 0 }, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
   // The fast member keeps winning until what is queued on it takes longer than the slow one's
   // queue: fast costs 10 x 9k for its k-th, slow 30 x 9k, so the slow member takes every fourth.
@@ -164,18 +164,18 @@ test('prefill pace is learned per member: the same work goes to the member that 
   assert.equal(picks.filter((n) => n === fast.name).length, 6, picks.join(','))
   slow.dropPrefill(1e6)
   assert.equal(slow.prefillPending, 0, 'never negative')
-  const rate = slow.prefillMsPerBlock
+  const rate = slow.prefillPaceEstimate.value
   slow.endPrefill(0, 0, 500, 1)
   slow.beginPrefill(20)
   slow.endPrefill(20, 20, 5000, 1)
-  assert.equal(slow.prefillMsPerBlock, rate, 'little work (under 32 blocks) teaches nothing: mostly fixed costs')
+  assert.equal(slow.prefillPaceEstimate.value, rate, 'little work (under 32 blocks) teaches nothing: mostly fixed costs')
   assert.equal(slow.prefillPace(2_000), rate)
   assert.equal(slow.prefillPace(2_001), 0, 'a pace not confirmed for 2 s is forgotten (the member gets tried again)')
   slow.beginPrefill(40)
   slow.endPrefill(40, 40, 200, 5_000)
   assert.equal(slow.prefillPace(5_000), 0, 'a forgotten pace restarts with a warm-up')
   teach(slow, 40, 200, 5_000)
-  assert.equal(slow.prefillMsPerBlock, 5, 'and is then learned from the new samples')
+  assert.equal(slow.prefillPaceEstimate.value, 5, 'and is then learned from the new samples')
 })
 
 test('pace with fixed costs: warm first tokens teach, so a pod slower on every count loses a warm turn it does not hold', () => {
@@ -188,14 +188,14 @@ test('pace with fixed costs: warm first tokens teach, so a pod slower on every c
     m.endPrefill(2, 2, ms, 0)
     teach(m, 2, ms, 0)
   }
-  assert.equal(a.prefillMsPerBlock, 10, '60 ms over 2 blocks of work + 4 fixed')
-  assert.equal(b.prefillMsPerBlock, 30)
+  assert.equal(a.prefillPaceEstimate.value, 10, '60 ms over 2 blocks of work + 4 fixed')
+  assert.equal(b.prefillPaceEstimate.value, 30)
   // Learning from cold prefills only (samples behind 32+ blocks) the same first tokens teach nothing.
   const plain = makeMember('plain', routingConfig({ inferenceAware: { pace: { minBlocks: 32, fixedBlocks: 0 } } }))
   plain.beginPrefill(2)
   plain.endPrefill(2, 2, 60, 0)
   teach(plain, 2, 60, 0)
-  assert.equal(plain.prefillMsPerBlock, 0)
+  assert.equal(plain.prefillPaceEstimate.value, 0)
 
   const bal = new InferenceAwareBalancer(cfg({ pace, weights: { prefix: 0, queue: 0, kvCache: 0, load: 0, latency: 0 } }))
   const r = new RouteRequest(null, prefixBlocks({ model: 'm', messages: [{ role: 'user', content: 'q '.repeat(1100) }] }, 'm', 256, 256), true)

@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import http from 'node:http'
+import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import * as grpc from '@grpc/grpc-js'
 import { createLogger } from '../../../gateway/src/telemetry/logger.ts'
@@ -152,14 +153,32 @@ test('grpc: spans reach a gRPC collector\'s TraceService/Export; captureContent 
 })
 
 test('stopping with an unreachable collector waits SHUTDOWN_FLUSH_MS for the last spans, not the exporter\'s whole timeout', async () => {
-  // The exporter would retry for 5 s (10 s by default); the test process waits for that after the test.
+  // A collector that accepts connections and never answers: the export can only end by the
+  // exporter's own timeout (5 s), so nothing but the flush deadline can end the stop sooner.
+  const sockets = new Set<net.Socket>()
+  const blackHole = net.createServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  })
+  blackHole.listen(0, '127.0.0.1')
+  await once(blackHole, 'listening')
+  const { port } = blackHole.address() as AddressInfo
   process.env.OTEL_EXPORTER_OTLP_TIMEOUT = '5000'
-  const tracing = await startTracing({ endpoint: 'http://127.0.0.1:1', protocol: 'http/json', sampleRatio: 1, captureContent: false }, createLogger('silent'))
-  assert.ok(tracing)
-  await request('unreachable-1')
-  const started = performance.now()
-  await assert.rejects(tracing.shutdown(), /spans not exported within \d+ ms of the stop were dropped/)
-  const took = performance.now() - started
-  assert.ok(took >= SHUTDOWN_FLUSH_MS - 50 && took < SHUTDOWN_FLUSH_MS + 3_000, `stopping took ${Math.round(took)} ms`)
-  assert.equal(activeTracing(), null)
+  // The span stays queued until the stop flushes it (an earlier test set a 20 ms schedule).
+  process.env.OTEL_BSP_SCHEDULE_DELAY = '600000'
+  try {
+    const tracing = await startTracing({ endpoint: `http://127.0.0.1:${port}`, protocol: 'http/json', sampleRatio: 1, captureContent: false }, createLogger('silent'))
+    assert.ok(tracing)
+    await request('unreachable-1')
+    const started = performance.now()
+    await assert.rejects(tracing.shutdown(), /spans not exported within \d+ ms of the stop were dropped/)
+    const took = performance.now() - started
+    assert.ok(took >= SHUTDOWN_FLUSH_MS - 50 && took < 4_500, `stopping took ${Math.round(took)} ms`)
+    assert.equal(activeTracing(), null)
+    assert.ok(sockets.size > 0, 'the exporter was still waiting on the collector')
+  } finally {
+    blackHole.close()
+    // The exporter's request ends at its own timeout; the test process does not wait for it.
+    for (const socket of sockets) socket.unref()
+  }
 })

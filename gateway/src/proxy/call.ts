@@ -428,6 +428,8 @@ export class ProxyCall {
     const provider = attempt.member.upstream.provider
     const translated = provider.kind === 'openai' ? null : provider.respond(this.res, this.#forProvider())
     if (translated !== null) this.#out = translated
+    // No other attempt follows a winner (failover and hedging stop here): the body can go.
+    this.request.release()
     const res = this.#out
     if (res.destroyed) return
     const out = responseHeaders(headers, attempt.sse, attempt.member.upstreamName)

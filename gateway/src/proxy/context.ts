@@ -76,4 +76,6 @@ export interface CallRequest {
   readonly metering: Metering | null
   /** Takes the usage event the gateway asked for out of the client's stream, or null. */
   readonly usageFilter: UsageEventFilter | null
+  /** The call committed to one attempt's answer: `body` and `native` are not read after this. */
+  release(): void
 }

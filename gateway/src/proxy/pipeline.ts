@@ -25,7 +25,7 @@ import { CallCache } from './call-cache.ts'
 import { ProxyCall } from './call.ts'
 import type { CallContext, CallRequest, UpstreamMember } from './context.ts'
 import type { Endpoint } from './endpoints.ts'
-import { parseBody, parseObject, rewriteModel, type ParsedBody } from './request-body.ts'
+import { parseBody, parseObject, ReleasedBody, rewriteModel, type ParsedBody } from './request-body.ts'
 import type { CacheEndpoint } from '../cache/index.ts'
 import type { ClientResponse } from '../protocols/client-response.ts'
 import type { NativeRequest } from '../providers/index.ts'
@@ -74,6 +74,9 @@ export interface Exchange {
   takeOver(): void
 }
 
+/** The body of a call that committed (`Served.release()`). */
+const RELEASED = Buffer.alloc(0)
+
 /**
  * One request on its way through the pipeline, once resolved and admitted: everything the steps
  * share, and, filled in by `forward`, the request its ProxyCall carries out (one object per
@@ -82,7 +85,8 @@ export interface Exchange {
 class Served implements CallRequest {
   readonly state: PipelineState
   readonly snapshot: RuntimeSnapshot<CallContext>
-  readonly call: PreparedCall
+  /** Replaced by what is left of it once the call committed (`release()`). */
+  call: PreparedCall
   readonly exchange: Exchange
   readonly resolution: Resolution<Upstream>
   readonly metering: Metering | null
@@ -118,6 +122,18 @@ class Served implements CallRequest {
     this.forwardedHeaders = null
     this.excluded = null
     this.usageFilter = null
+  }
+
+  /**
+   * The call committed to one answer and starts no other attempt: the body, as bytes and as
+   * parsed, is let go, so a long stream (or a long non-streamed answer) does not hold its prompt
+   * until it ends. What the call reads after this (model, stream, the principal, the response it
+   * writes to) stays. An attempt still writing the request keeps its own reference until written.
+   */
+  release(): void {
+    const call = this.call
+    this.body = RELEASED
+    this.call = { endpoint: call.endpoint, principal: call.principal, parsed: new ReleasedBody(call.parsed.model, call.parsed.stream), body: RELEASED, res: call.res, cacheAs: call.cacheAs, native: null }
   }
 
   get endpoint(): Endpoint {

@@ -106,6 +106,26 @@ class ScannedBody implements ParsedBody {
   }
 }
 
+/**
+ * What a committed call keeps of its body: model and stream. Reading anything else is a bug (the
+ * bytes and the parsed object are gone so that a long answer does not hold its prompt), and fails
+ * loudly rather than answering as if the body had no such field.
+ */
+export class ReleasedBody implements ParsedBody {
+  readonly model: string
+  readonly stream: boolean
+  constructor(model: string, stream: boolean) {
+    this.model = model
+    this.stream = stream
+  }
+  get json(): Record<string, unknown> {
+    throw new Error('the request body was released when the call committed')
+  }
+  text(name: string): string | undefined {
+    throw new Error(`the request body was released when the call committed (read of "${name}")`)
+  }
+}
+
 /** The full parse: what every body took before the scanner, and what a body it cannot vouch for still takes. */
 export function parseObject(raw: Buffer): ObjectBody {
   if (raw.length > MAX_JSON_DEPTH && nestingExceeds(raw, MAX_JSON_DEPTH)) {

@@ -1,7 +1,7 @@
 /**
  * Bytes allocated and CPU time per proxied request, under the max-throughput load.
  *
- *   node gateway/benchmarks/alloc-profile.ts [--gateway PATH] [--seconds 8] [--warmup 4] [--top 25] [--stacks 0] [--json FILE] [--client auto|undici] [--cpu-only]
+ *   npx node gateway/benchmarks/alloc-profile.ts [--gateway PATH] [--seconds 8] [--warmup 4] [--top 25] [--stacks 0] [--json FILE] [--client auto|undici] [--cpu-only]
  *
  * Starts the simulator and wrk on core 0 and the gateway (cache off, one upstream, as the
  * benchmark's standard stack) on core 1 with the inspector open, warms it with wrk, then runs

@@ -3,7 +3,7 @@
  * (`npm start` by default, or any command after `--`), waits for `upstream pools warmed`, lets it
  * idle, then reads the node process's `/proc/<pid>/smaps_rollup` and `/proc/<pid>/status`.
  *
- *   node gateway/benchmarks/idle-memory.ts [--runs 3] [--idle 10] [--cwd DIR]... [-- <command...>]
+ *   npx node gateway/benchmarks/idle-memory.ts [--runs 3] [--idle 10] [--cwd DIR]... [-- <command...>]
  *
  * With several `--cwd` (checkouts to compare, e.g. a `git archive` of main beside this tree), the
  * runs alternate between them, so the builds are measured side by side under the same conditions.

@@ -4,9 +4,9 @@
  * budgets and writes bench-results/<timestamp>.json. Every process it starts is stopped by PID,
  * also on failure and Ctrl-C.
  *
- *   node gateway/benchmarks/run.ts [--quick] [--only NAME[,NAME]] [--gateway-node-args "FLAGS"]
- *                                  [--rate N] [--gateway FILE] [--baseline-gateway FILE] [--baseline-node-args "FLAGS"]
- *                                  [--simulator FILE] [--list]
+ *   npx node gateway/benchmarks/run.ts [--quick] [--only NAME[,NAME]] [--gateway-node-args "FLAGS"]
+ *                                      [--rate N] [--gateway FILE] [--baseline-gateway FILE] [--baseline-node-args "FLAGS"]
+ *                                      [--simulator FILE] [--list]
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'

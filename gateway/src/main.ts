@@ -1,6 +1,6 @@
 /**
  * The only file that listens: load config -> (simulator when no upstream) -> build server ->
- * listen -> warm -> handle signals. `node gateway/src/main.ts [--config FILE] [--check]`, or
+ * listen -> warm -> handle signals. `npx node gateway/src/main.ts [--config FILE] [--check]`, or
  * VELOX_CONFIG. `--check` boots without listening and exits (0: it would be ready).
  * With `server.workers` other than 1, this process becomes the primary of a cluster and every
  * worker runs this same file.

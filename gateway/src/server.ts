@@ -133,6 +133,7 @@ export async function buildServer(config: GatewayConfig, opts: BuildOptions = {}
   const { requestTimeoutMs, bodyMinBytesPerSecond, bodyMinRateAfterMs } = config.server
   const guard = new UploadGuard(app.server, { requestTimeoutMs, bodyMinBytesPerSecond, bodyMinRateAfterMs }, (status) => gateway.metrics.countRequest('other', 'none', 'none', status))
   uploads = guard
+  app.addHook('onListen', async () => guard.start())
   app.addHook('onClose', async () => {
     guard.close()
     await gateway.close()

@@ -8,15 +8,25 @@ export const PROD_REGION_ORDER: readonly string[] = ['us-east-1', 'eu-west-1', '
 
 /**
  * Files that change what every stack deploys. The gateway config schema is config/ plus each
- * folder's config.ts (infra renders configs against it; a test checks this covers every file
- * schema.ts imports), and gateway/package.json pins the zod it runs on.
+ * folder's config.ts (infra renders configs against it), the region program hashes the API keys
+ * with auth/authenticator.ts (which imports errors.ts), and gateway/package.json pins the zod it
+ * runs on. A test checks this covers every file schema.ts and the infra program import.
  */
-const EVERY_STACK = [/^infra\//, /^Pulumi\.yaml$/, /^package(-lock)?\.json$/, /^gateway\/package\.json$/, /^gateway\/src\/config\//, /^gateway\/src\/[^/]+\/config\.ts$/]
+const EVERY_STACK = [
+  /^infra\//,
+  /^Pulumi\.yaml$/,
+  /^package(-lock)?\.json$/,
+  /^gateway\/package\.json$/,
+  /^gateway\/src\/config\//,
+  /^gateway\/src\/[^/]+\/config\.ts$/,
+  /^gateway\/src\/auth\/authenticator\.ts$/,
+  /^gateway\/src\/errors\.ts$/,
+]
 
 /**
  * Stacks whose `pulumi preview` a change can alter: a region file affects its own stack; the
- * program, the project file, dependencies or the gateway config schema affect all of them.
- * Docs, tests and the gateway's own code do not change infrastructure.
+ * program, the project file, dependencies or the gateway files the program imports affect all of
+ * them. Docs, tests and the rest of the gateway's code do not change infrastructure.
  */
 export function affectedStacks(changedFiles: readonly string[], stacks: readonly string[]): string[] {
   const hit = new Set<string>()

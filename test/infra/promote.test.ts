@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from '
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
-import { dirname, join, relative, resolve } from 'node:path'
+import { dirname, join, matchesGlob, relative, resolve } from 'node:path'
 import { parse } from 'yaml'
 import { healthGate } from '../../infra/promote/health.ts'
 import { pinImage, releaseFromOutputs, setGatewayImage } from '../../infra/promote/release.ts'
@@ -145,19 +145,27 @@ test('cli: set-image moves an ECR image to the stack region\'s replica; release 
   }
 })
 
-test('every file the gateway config schema is made of triggers a preview of every stack', () => {
-  // The schema's files: schema.ts and everything it imports, transitively (relative imports only).
+test('every file the gateway config schema or the infra program is made of triggers a preview of every stack', () => {
+  // Each entry and everything it imports, transitively (relative imports only, static or `import()`).
   const files = new Set<string>()
   const visit = (file: string): void => {
     if (files.has(file)) return
     files.add(file)
     const source = readFileSync(file, 'utf8')
-    for (const m of source.matchAll(/\bfrom\s*['"](\.[^'"]+)['"]/g)) visit(resolve(dirname(file), m[1]!))
+    for (const m of source.matchAll(/\b(?:from|import)\s*\(?\s*['"](\.[^'"]+)['"]/g)) visit(resolve(dirname(file), m[1]!))
   }
   visit(join(REPO_ROOT, 'gateway/src/config/schema.ts'))
-  const schemaFiles = [...files].map((f) => relative(REPO_ROOT, f)).sort()
-  assert.ok(schemaFiles.includes('gateway/src/routing/config.ts'), schemaFiles.join(', '))
-  for (const file of [...schemaFiles, 'gateway/package.json']) assert.equal(affectedStacks([file], STACKS).length, STACKS.length, file)
-  // Positive control: gateway code outside the schema previews nothing.
+  // The program Pulumi runs: Pulumi.yaml's `main`, a folder meaning its index.ts.
+  const main = (parse(readFileSync(join(REPO_ROOT, 'Pulumi.yaml'), 'utf8')) as { main: string }).main
+  visit(join(REPO_ROOT, main.endsWith('.ts') ? main : join(main, 'index.ts')))
+  const closure = [...files].map((f) => relative(REPO_ROOT, f)).sort()
+  assert.ok(closure.includes('gateway/src/routing/config.ts'), closure.join(', '))
+  assert.ok(closure.includes('infra/region.ts'), 'the dynamic import of the region program is followed')
+  const prPaths = (parse(readFileSync(join(REPO_ROOT, '.github/workflows/infra-pr.yml'), 'utf8')) as { on: { pull_request: { paths: string[] } } }).on.pull_request.paths
+  for (const file of [...closure, 'gateway/package.json']) {
+    assert.equal(affectedStacks([file], STACKS).length, STACKS.length, file)
+    assert.ok(prPaths.some((glob) => matchesGlob(file, glob)), `infra-pr.yml paths miss ${file}`)
+  }
+  // Positive control: gateway code outside both previews nothing.
   assert.deepEqual(affectedStacks(['gateway/src/routing/router.ts', 'gateway/src/proxy/call.ts'], STACKS), [])
 })

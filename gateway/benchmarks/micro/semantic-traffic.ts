@@ -2,7 +2,7 @@
  * The semantic cache through a real gateway, reported like an information-retrieval result:
  * precision, recall and false hits per category of a labelled set, in both traffic orders.
  *
- *   node gateway/benchmarks/micro/semantic-traffic.ts [--set dev|test] [--order interleaved|burst-then-repeat|both]
+ *   npx node gateway/benchmarks/micro/semantic-traffic.ts [--set dev|test] [--order interleaved|burst-then-repeat|both]
  *        [--after-lookup] [--ttft-ms N] [--threshold X] [--out bench-results/semantic-traffic.json]
  *
  * `--set test` is the held-out set: report on it, never tune on it. By default the upstream
@@ -17,7 +17,7 @@ import { readPairs } from '../../src/cache/semantic/evaluate.ts'
 import type { TrafficOrder, TrafficReport } from '../../src/cache/semantic/traffic-eval.ts'
 import { trafficEval } from '../lib/semantic-traffic.ts'
 
-const USAGE = 'usage: node gateway/benchmarks/micro/semantic-traffic.ts [--set dev|test] [--order interleaved|burst-then-repeat|both] [--after-lookup] [--ttft-ms N] [--threshold X] [--out FILE]'
+const USAGE = 'usage: npx node gateway/benchmarks/micro/semantic-traffic.ts [--set dev|test] [--order interleaved|burst-then-repeat|both] [--after-lookup] [--ttft-ms N] [--threshold X] [--out FILE]'
 
 interface Cli {
   set: 'dev' | 'test'

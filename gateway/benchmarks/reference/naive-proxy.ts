@@ -3,7 +3,7 @@
  * libraries (fastify + undici) and no tuning. The JSON body is parsed and re-serialised, the call
  * goes through `undici.request`, and the upstream body is piped back as a stream.
  *
- *   node gateway/benchmarks/reference/naive-proxy.ts --upstream http://127.0.0.1:9000 [--port 0]
+ *   npx node gateway/benchmarks/reference/naive-proxy.ts --upstream http://127.0.0.1:9000 [--port 0]
  *
  * Prints `{"event":"listening","url":"http://127.0.0.1:PORT"}` when ready; exits on SIGTERM.
  */

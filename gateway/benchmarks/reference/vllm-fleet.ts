@@ -2,7 +2,7 @@
  * N vLLM-mode simulators in one process (one "GPU pod" each, own port, own engine and KV cache),
  * so a routing benchmark with 8 pods costs one event loop instead of eight processes:
  *
- *   node gateway/benchmarks/reference/vllm-fleet.ts --pods 8 --model llm --tokens 24
+ *   npx node gateway/benchmarks/reference/vllm-fleet.ts --pods 8 --model llm --tokens 24
  *     --vllm '{"maxBatch":16}' [--slow '{"7":{"stepMs":30}}']
  *
  * `--slow` merges per-pod engine settings over `--vllm` (pod index -> settings). Prints

@@ -1,7 +1,6 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
-
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+import { envVarName } from '../config/primitives.ts'
 
 /**
  * The admin listener: `/metrics`, profiles, member state and operator actions, on a port of its
@@ -15,7 +14,7 @@ export const AdminSchema = z
     /** TCP port of the admin listener; 0 picks a free one (tests). Absent: no admin listener. */
     port: z.number().int().min(0).max(65535).optional(),
     /** Environment variable holding the admin token, sent as `Authorization: Bearer <token>`. */
-    tokenEnv: envName.optional(),
+    tokenEnv: envVarName.optional(),
   })
   .superRefine((admin, ctx) => {
     if (admin.port !== undefined && admin.tokenEnv === undefined && !isLoopback(admin.host)) {

@@ -1,5 +1,5 @@
 /**
- * Prints the config form of an API key: `node gateway/src/auth/hash-key.ts` reads the key from
+ * Prints the config form of an API key: `npx node gateway/src/auth/hash-key.ts` reads the key from
  * standard input (so it stays out of shell history), or `--generate` makes a new random key.
  */
 import { randomBytes } from 'node:crypto'
@@ -14,7 +14,7 @@ if (process.argv.includes('--generate')) {
   for await (const chunk of process.stdin) input += chunk
   const key = input.trim()
   if (key === '') {
-    process.stderr.write('usage: echo -n "$KEY" | node gateway/src/auth/hash-key.ts   (or --generate)\n')
+    process.stderr.write('usage: echo -n "$KEY" | npx node gateway/src/auth/hash-key.ts   (or --generate)\n')
     process.exit(2)
   }
   process.stdout.write(`${hashKey(key)}\n`)

@@ -1,6 +1,7 @@
 /**
  * A byte-bounded least-recently-used map with per-entry expiry: the one eviction policy behind the
- * exact store (memory-store.ts) and the semantic store (semantic/semantic-store.ts).
+ * exact cache's memory tier (ResponseCache, index.ts) and the semantic store
+ * (semantic/semantic-store.ts).
  *
  * A Map in insertion order is the LRU list: a use re-inserts its key, so the first entries are the
  * least recently used. Each value's cost is computed once, when it is stored, and kept beside it,

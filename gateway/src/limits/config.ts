@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { PRIORITIES, type Priority } from '../auth/config.ts'
-import { positiveInt } from '../config/primitives.ts'
+import { PLAIN_NAME, positiveInt } from '../config/primitives.ts'
 
 const positive = z.number().positive()
 
@@ -32,7 +32,7 @@ export type LimitDimension = (typeof LIMIT_DIMENSIONS)[number]
 export const LimitRuleSchema = z
   .strictObject({
     /** Label in metrics, logs and error messages; default `rule-<index>`. */
-    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+    name: z.string().regex(PLAIN_NAME).optional(),
     match: LimitMatchSchema.prefault({}),
     /**
      * Split the rule's counters by these fields: `[key]` gives every key its own allowance, `[]`

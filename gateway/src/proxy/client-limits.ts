@@ -37,7 +37,9 @@ type Tracked = IncomingMessage & { [kUpload]?: Upload | undefined }
 export class UploadGuard {
   readonly limits: ClientLimits
   private readonly uploads = new Set<Upload>()
-  private readonly timer: NodeJS.Timeout | null
+  /** false when the rate check is off: nothing is watched and no sweep runs. */
+  private readonly checksRate: boolean
+  private timer: NodeJS.Timeout | null = null
   /** Called for every request the guard answered itself (for metrics). */
   private readonly onRefused: (status: number) => void
 
@@ -47,8 +49,14 @@ export class UploadGuard {
     // Checked at listen time by Node: a trickled request is cut within a quarter of its limit.
     ;(server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = Math.max(100, Math.min(1_000, Math.floor(limits.requestTimeoutMs / 4)))
     server.headersTimeout = Math.min(server.headersTimeout, limits.requestTimeoutMs)
-    this.timer = limits.bodyMinBytesPerSecond > 0 ? setInterval(() => this.sweep(performance.now()), SWEEP_MS) : null
-    this.timer?.unref()
+    this.checksRate = limits.bodyMinBytesPerSecond > 0
+  }
+
+  /** Starts the sweep (once the server listens); calling it again does nothing. */
+  start(): void {
+    if (!this.checksRate || this.timer !== null) return
+    this.timer = setInterval(() => this.sweep(performance.now()), SWEEP_MS)
+    this.timer.unref()
   }
 
   /**
@@ -57,7 +65,7 @@ export class UploadGuard {
    * any other when its response closes. The sweep drops what is complete or destroyed.
    */
   watch(req: IncomingMessage, res: ServerResponse, lean: boolean): void {
-    if (this.timer === null || req.complete || (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined)) return
+    if (!this.checksRate || req.complete || (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined)) return
     const upload: Upload = { guard: this, req, res, startedAt: performance.now(), baseBytes: req.socket.bytesRead }
     ;(req as Tracked)[kUpload] = upload
     this.uploads.add(upload)
@@ -94,6 +102,7 @@ export class UploadGuard {
 
   close(): void {
     if (this.timer !== null) clearInterval(this.timer)
+    this.timer = null
     this.uploads.clear()
   }
 }

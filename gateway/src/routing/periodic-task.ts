@@ -1,7 +1,8 @@
 /**
  * A self-rescheduling task: runs now, then again a delay after each run settles (so runs never
  * overlap and a slow run pushes the next one back), until stopped. Used by the active health
- * checker and DNS discovery. The timer is unref'd: it never keeps the process alive.
+ * checker, DNS discovery and the pod metrics scraper. The timer is unref'd: it never keeps the
+ * process alive.
  */
 export class PeriodicTask {
   readonly #run: () => Promise<void>
@@ -43,6 +44,11 @@ export class PeriodicTask {
       this.#inFlight = null
     })
     return this.#inFlight
+  }
+
+  /** Resolves when the run in flight, if any, has settled. */
+  async settled(): Promise<void> {
+    await this.#inFlight
   }
 
   async #loop(): Promise<void> {

@@ -4,10 +4,12 @@
  * balancer. The fetch is the caller's (the member's own pool), like the health checker's probe.
  *
  * A member whose endpoint keeps failing (not vLLM, or no /metrics) is asked again only every
- * 20th round, so a fleet of hosted upstreams does not cost a scrape each per interval. Rounds do
- * not overlap: a round that outlives the interval delays the next one.
+ * 20th round, so a fleet of hosted upstreams does not cost a scrape each per interval. The
+ * interval counts from a round's start; rounds do not overlap: a round that outlives the interval
+ * delays the next one.
  */
 import type { Member } from './member.ts'
+import { PeriodicTask } from './periodic-task.ts'
 import { parseVllmMetrics } from './pod-load.ts'
 
 export type FetchMetrics<D> = (member: Member<D>, signal: AbortSignal) => Promise<string>
@@ -27,25 +29,29 @@ const BACKOFF_ROUNDS = 20
 
 export class PodMetricsScraper<D> {
   private readonly opts: PodMetricsScraperOptions<D>
-  private timer: NodeJS.Timeout | null = null
-  private running = false
+  private readonly task: PeriodicTask
   private round = 0
-  private current: Promise<void> | null = null
+  /** When the scheduled round last began: the next one is due `intervalMs` after it. */
+  private roundStartedAt = 0
 
   constructor(opts: PodMetricsScraperOptions<D>) {
     this.opts = opts
+    this.task = new PeriodicTask(
+      () => {
+        this.roundStartedAt = performance.now()
+        return this.scrapeOnce()
+      },
+      () => opts.intervalMs - (performance.now() - this.roundStartedAt),
+    )
   }
 
+  /** A round now, then one every `intervalMs` (idempotent). */
   start(): void {
-    if (this.running) return
-    this.running = true
-    this.schedule(0)
+    void this.task.start()
   }
 
   stop(): void {
-    this.running = false
-    if (this.timer !== null) clearTimeout(this.timer)
-    this.timer = null
+    this.task.stop()
   }
 
   /** One round now (also what the timer runs). */
@@ -68,20 +74,8 @@ export class PodMetricsScraper<D> {
     }
   }
 
-  private schedule(delayMs: number): void {
-    this.timer = setTimeout(() => {
-      this.timer = null
-      const started = performance.now()
-      this.current = this.scrapeOnce().finally(() => {
-        this.current = null
-        if (this.running) this.schedule(Math.max(0, this.opts.intervalMs - (performance.now() - started)))
-      })
-    }, delayMs)
-    this.timer.unref()
-  }
-
-  /** Resolves when the round in progress (if any) is done. */
-  async settled(): Promise<void> {
-    await this.current
+  /** Resolves when the scheduled round in progress (if any) is done. */
+  settled(): Promise<void> {
+    return this.task.settled()
   }
 }

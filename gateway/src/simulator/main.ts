@@ -1,6 +1,6 @@
 /**
  * Runs the simulator as its own process (benchmarks, manual runs):
- *   node gateway/src/simulator/main.ts [--host H] [--port P] [--ttft-ms N] [--inter-token-ms N]
+ *   npx node gateway/src/simulator/main.ts [--host H] [--port P] [--ttft-ms N] [--inter-token-ms N]
  *     [--tokens N] [--embedding-dim N] [--models a,b] [--vllm] [--vllm-options JSON]
  * Prints one JSON line `{"event":"listening","url":...}` once it accepts connections; exits 0
  * after closing on SIGTERM or SIGINT. Faults are driven over HTTP via `/_sim/faults`.

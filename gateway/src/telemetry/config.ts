@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { envVarName, nonNegativeInt } from '../config/primitives.ts'
 
 const ratio = z.number().min(0).max(1)
 
@@ -31,7 +32,7 @@ export const AccessLogSchema = z.strictObject({
   /** Share of successful requests logged; failed ones (status >= 400) are always logged, within `failuresPerMinute`. */
   sampleRatio: ratio.default(1),
   /** Failure lines (access log and upstream failures) kept per cause and minute; the rest are counted and summarised. */
-  failuresPerMinute: z.number().int().nonnegative().default(60),
+  failuresPerMinute: nonNegativeInt.default(60),
 })
 
 export const ProfilingSchema = z.strictObject({
@@ -46,7 +47,7 @@ export const ProfilingSchema = z.strictObject({
   /** Static labels added to every pushed profile (region, stage...). */
   labels: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().regex(/^[^{},=]*$/)).default({}),
   /** Environment variable holding a bearer token for the collector. */
-  tokenEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  tokenEnv: envVarName.optional(),
 })
 
 export const TelemetrySchema = z.strictObject({

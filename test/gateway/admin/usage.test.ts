@@ -17,6 +17,7 @@ import { metricsText } from '../../../gateway/src/server.ts'
 import { startSimulator, type Simulator } from '../../../gateway/src/simulator/server.ts'
 import { createLogger } from '../../../gateway/src/telemetry/logger.ts'
 import { chatBody, post, startGateway, type TestGateway } from '../../helpers/gateway.ts'
+import { eventually } from '../../helpers/eventually.ts'
 import { RedisServer } from '../cache/helpers.ts'
 import { Redis } from 'ioredis'
 import { Registry } from 'prom-client'
@@ -80,14 +81,16 @@ async function usage(r: Running, query = ''): Promise<{ status: number; headers:
 }
 
 /** The usage of finished requests is booked when each response ends: poll until it shows. */
-async function untilRequests(r: Running, n: number, query = ''): Promise<any> {
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    const { status, json } = await usage(r, query)
-    if (status === 200 && json.totals.requests === n) return json
-    if (Date.now() > deadline) throw new Error(`usage never reached ${n} requests: ${JSON.stringify(json)}`)
-    await new Promise((res) => setImmediate(res))
-  }
+function untilRequests(r: Running, n: number, query = ''): Promise<any> {
+  return eventually(
+    async () => {
+      const { status, json } = await usage(r, query)
+      assert.equal(status, 200)
+      assert.equal(json.totals.requests, n, JSON.stringify(json))
+      return json
+    },
+    { what: `usage to show ${n} requests` },
+  )
 }
 
 test('per tenant, key and model per day, with filters and grouping; the admin token is required', async () => {

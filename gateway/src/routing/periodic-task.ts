@@ -9,6 +9,8 @@ export class PeriodicTask {
   readonly #delayMs: () => number
   #timer: NodeJS.Timeout | null
   #running: boolean
+  /** Counts start() calls: a loop of an earlier start (stopped, then started again while its run was in flight) ends. */
+  #generation: number
   #inFlight: Promise<void> | null
 
   /** `delayMs` is asked after every run (e.g. to add jitter). */
@@ -17,6 +19,7 @@ export class PeriodicTask {
     this.#delayMs = delayMs
     this.#timer = null
     this.#running = false
+    this.#generation = 0
     this.#inFlight = null
   }
 
@@ -28,7 +31,7 @@ export class PeriodicTask {
   start(): Promise<void> {
     if (this.#running) return this.#inFlight ?? Promise.resolve()
     this.#running = true
-    return this.#loop()
+    return this.#loop(++this.#generation)
   }
 
   /** No run after this one; a run in flight finishes. */
@@ -51,10 +54,10 @@ export class PeriodicTask {
     await this.#inFlight
   }
 
-  async #loop(): Promise<void> {
+  async #loop(generation: number): Promise<void> {
     await this.runNow()
-    if (!this.#running) return
-    this.#timer = setTimeout(() => void this.#loop(), Math.max(1, this.#delayMs()))
+    if (!this.#running || generation !== this.#generation) return
+    this.#timer = setTimeout(() => void this.#loop(generation), Math.max(1, this.#delayMs()))
     this.#timer.unref()
   }
 }

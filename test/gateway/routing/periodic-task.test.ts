@@ -32,3 +32,31 @@ test('runs now, then a delay after each run settles; runNow shares the run in fl
   assert.equal(runs, 2, 'no run after stop()')
   assert.equal(task.running, false)
 })
+
+test('stop() and start() again while a run is in flight: one loop goes on, not two, and stop() ends it', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] })
+  let runs = 0
+  let release: (() => void) | null = null
+  const task = new PeriodicTask(() => {
+    runs++
+    return new Promise<void>((r) => (release = r))
+  }, () => 100)
+  void task.start()
+  task.stop()
+  const restarted = task.start()
+  assert.equal(runs, 1, 'the restart shares the run still in flight')
+  release!()
+  await restarted
+  await flush()
+  for (let i = 0; i < 5; i++) {
+    t.mock.timers.tick(100)
+    assert.equal(runs, 2 + i, `one run per delay (tick ${i + 1})`)
+    release!()
+    await flush()
+  }
+  // Two loops would share each run (runNow), so the count above cannot tell them apart; the
+  // second loop's timer is the one stop() would not know of.
+  task.stop()
+  t.mock.timers.tick(1_000)
+  assert.equal(runs, 6, 'no run after stop()')
+})

@@ -40,6 +40,8 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
   private readonly stickiness: number
   private readonly placementDecayMs: number
   private readonly paceTolerance: number
+  /** inferenceAware.creditSharedPrefix: every member counts as holding the prompt's shared leading blocks. */
+  private readonly creditSharedPrefix: boolean
   private paceScratch: Float64Array = new Float64Array(16)
   private readonly signals = new PickSignals()
   private totals: Float64Array = new Float64Array(16)
@@ -61,6 +63,7 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     this.stickiness = this.usesPrefix ? cfg.stickiness : 0
     this.signals.fixedBlocks = cfg.pace.fixedBlocks
     this.paceTolerance = cfg.pace.tolerance
+    this.creditSharedPrefix = cfg.creditSharedPrefix
   }
 
   pick<D>(members: readonly Member<D>[], _affinityKey: string | null, exclude: ReadonlySet<Member<D>> | null, nowMs: number, request: RouteRequest | null = null): Member<D> | null {
@@ -161,8 +164,9 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     if (blocks !== null) {
       this.index.match(blocks, members)
       const { matched, sharedDepth } = this.index
+      const credited = this.creditSharedPrefix ? sharedDepth : 0
       for (let i = 0; i < n; i++) {
-        s.prefixBlocks[i] = matched[i]!
+        s.prefixBlocks[i] = matched[i]! > credited ? matched[i]! : credited
         s.privateBlocks[i] = matched[i]! > sharedDepth ? matched[i]! - sharedDepth : 0
       }
       s.requestBlocks = blocks.length

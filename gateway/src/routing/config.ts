@@ -190,6 +190,13 @@ export const InferenceAwareSchema = z.strictObject({
       decayMs: positiveInt.max(600_000).default(10_000),
     })
     .prefault({}),
+  /**
+   * Count the leading blocks that prompts share (a system prompt, where the index saw prompts
+   * part) as held by every member: new conversations are then placed by queue and load rather
+   * than collecting on the members that served that shared prefix first, and a member without it
+   * prefills it once. A conversation's own history still counts only where it is.
+   */
+  creditSharedPrefix: z.boolean().default(false),
   prefix: PrefixIndexSchema.prefault({}),
   metrics: PodMetricsSchema.prefault({}),
   admission: AdmissionSchema.prefault({}),

@@ -377,3 +377,27 @@ test('a first token delayed by the gateway\u2019s own event-loop stall: the stal
   m.endPrefill(0, 36, 2_000, 1, 1_500)
   assert.equal(m.prefillPace(1), 10, 'a first token that waited mostly on the gateway teaches nothing')
 })
+
+test('creditSharedPrefix: the system prompt counts as held everywhere, so first turns spread by load; later turns stay home', () => {
+  // Prefill and load score; without the credit, the system prompt draws every first turn to the
+  // member that served it first, whatever its load (the load scorer weighs less than a few blocks).
+  const weights = { prefix: 0, queue: 0, kvCache: 0, latency: 0 }
+  const firstTurns = (credit: boolean): { members: Member<null>[]; b: InferenceAwareBalancer; homes: Map<string, Member<null>> } => {
+    const members = makeMembers(4)
+    const b = new InferenceAwareBalancer(cfg({ creditSharedPrefix: credit, weights, boundedLoad: 0 }))
+    const homes = new Map<string, Member<null>>()
+    for (let c = 0; c < 12; c++) {
+      const m = b.pick(members, null, null, c, request(`c${c}`, 0))!
+      m.onStart(c)
+      homes.set(`c${c}`, m)
+    }
+    return { members, b, homes }
+  }
+  const off = firstTurns(false)
+  assert.equal(new Set(off.homes.values()).size, 1, 'without the credit every first turn goes where the system prompt is')
+  const on = firstTurns(true)
+  const perMember = on.members.map((m) => [...on.homes.values()].filter((h) => h === m).length)
+  assert.deepEqual(perMember, [3, 3, 3, 3], 'with it the twelve first turns spread by load')
+  for (const m of on.homes.values()) m.onSuccess(20)
+  for (const [c, home] of on.homes) assert.equal(on.b.pick(on.members, null, null, 30, request(c, 1)), home, `${c}'s next turn returns to its member`)
+})

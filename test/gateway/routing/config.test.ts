@@ -19,6 +19,7 @@ test('defaults fill every key', () => {
       stickiness: 0,
       pace: { minBlocks: 32, fixedBlocks: 0, memoryMs: 2000, tolerance: 1 },
       placement: { factor: 0, decayMs: 10000 },
+      creditSharedPrefix: false,
       prefix: { blockChars: 256, maxBlocks: 256, capacity: 200000, membersPerBlock: 8 },
       metrics: { enabled: true, path: '/metrics', intervalMs: 250, timeoutMs: 1000, staleAfterMs: 2000 },
       admission: { queueThreshold: 0, mode: 'hold', holdMs: 2000, maxHeld: 256, retryAfterSeconds: 1 },

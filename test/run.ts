@@ -23,6 +23,10 @@ interface Part {
 }
 
 const NODE = process.execPath
+/** How node:test's spec reporter heads the list of failures at the end of a run. */
+const FAILING = '✖ failing tests:'
+/** At most this much of a part's failure list is repeated at the end. */
+const MAX_REPEATED = 20_000
 /** The repository root: the paths below are relative to it, wherever this is started from. */
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 /** Each half runs its files longest first, from the durations of the previous run (test/run-part.ts). */
@@ -46,10 +50,15 @@ interface Done {
 function run(part: Part): Promise<Done> {
   const started = performance.now()
   const env = { ...process.env, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? `${ROOT}node_modules/.cache/velox-compile` }
-  const child = spawn(NODE, part.args, { cwd: ROOT, env, stdio: ['ignore', part.live ? 'inherit' : 'pipe', part.live ? 'inherit' : 'pipe'] })
+  // A live part's output is passed on as it comes and kept too, for the failures repeated at the end.
+  const child = spawn(NODE, part.args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   const chunks: Buffer[] = []
-  child.stdout?.on('data', (c: Buffer) => chunks.push(c))
-  child.stderr?.on('data', (c: Buffer) => chunks.push(c))
+  const keep = (out: NodeJS.WriteStream) => (c: Buffer): void => {
+    chunks.push(c)
+    if (part.live) out.write(c)
+  }
+  child.stdout.on('data', keep(process.stdout))
+  child.stderr.on('data', keep(process.stderr))
   return new Promise((resolve) => {
     child.on('close', (code, signal) => {
       resolve({ part, code: code ?? (signal !== null ? 128 : 1), seconds: (performance.now() - started) / 1000, output: Buffer.concat(chunks).toString() })
@@ -106,6 +115,12 @@ if (tsconfig.compilerOptions.tsBuildInfoFile !== undefined) {
 const started = performance.now()
 const results = await Promise.all(PARTS.map(run))
 for (const r of results) if (!r.part.live && r.output !== '') process.stdout.write(`\n# ${r.part.name}\n${r.output}`)
+// The reporter lists each part's failures with their errors at the end of its output; repeated
+// here, last, so that the tail of a CI log shows them whatever order the parts ended in.
+for (const r of results) {
+  const at = r.code === 0 ? -1 : r.output.lastIndexOf(FAILING)
+  if (at >= 0) process.stdout.write(`\n# ${r.part.name}: failures\n${r.output.slice(at, at + MAX_REPEATED)}\n`)
+}
 const summary = results.map((r) => `${r.part.name} ${r.code === 0 ? 'ok' : `FAILED (exit ${r.code})`} in ${r.seconds.toFixed(1)} s`)
 process.stdout.write(`\n# ${summary.join(', ')}; ${((performance.now() - started) / 1000).toFixed(1)} s in all\n`)
 process.exitCode = results.every((r) => r.code === 0) ? 0 : 1

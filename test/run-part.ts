@@ -14,7 +14,7 @@
  * `node --test` sorts its files by name instead, so a long file late in the alphabet started when
  * the others were nearly done and ran alone at the end.
  *
- *   node test/run-part.ts <folder> <concurrency>
+ *   npx node test/run-part.ts <folder> <concurrency>
  *
  * Exits non-zero when any test failed.
  */
@@ -86,7 +86,7 @@ if (import.meta.main) {
   const [folder, concurrencyArg] = process.argv.slice(2)
   const concurrency = Number(concurrencyArg)
   if (folder === undefined || !Number.isInteger(concurrency) || concurrency < 1) {
-    process.stderr.write('usage: node test/run-part.ts <folder> <concurrency>\n')
+    process.stderr.write('usage: npx node test/run-part.ts <folder> <concurrency>\n')
     process.exit(2)
   }
   const timesFile = join(CACHE, `velox-test-times-${folder.replace(/[^\w-]+/g, '_')}.json`)

@@ -2,7 +2,7 @@
  * Medians across several `npm run bench` result files, as Markdown tables (what docs/benchmarks.md
  * quotes). One run on a shared machine can catch a noisy minute; the median of a few rarely does.
  *
- *   node gateway/benchmarks/summarize.ts bench-results/A.json bench-results/B.json ...
+ *   npx node gateway/benchmarks/summarize.ts bench-results/A.json bench-results/B.json ...
  */
 import { readFileSync } from 'node:fs'
 import type { Check, ResultRow, ScenarioResult } from './lib/scenario.ts'
@@ -17,7 +17,7 @@ interface RunFile {
 
 const files = process.argv.slice(2)
 if (files.length === 0) {
-  console.error('usage: node gateway/benchmarks/summarize.ts RESULT.json [RESULT.json ...]')
+  console.error('usage: npx node gateway/benchmarks/summarize.ts RESULT.json [RESULT.json ...]')
   process.exit(2)
 }
 const runs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as RunFile)

@@ -4,7 +4,7 @@
  * pod metrics, a learned prefill pace and pending prefill on every member and a warm prefix index (10,000 conversations recorded). Compared
  * with P2C on the same members. Prints per-call p50/p99/mean from individually timed calls.
  *
- *   node gateway/benchmarks/micro/pick-inference-aware.ts [--quick]
+ *   npx node gateway/benchmarks/micro/pick-inference-aware.ts [--quick]
  */
 import { createBalancer } from '../../src/routing/balancer.ts'
 import { RoutingConfigSchema } from '../../src/routing/config.ts'

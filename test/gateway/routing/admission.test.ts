@@ -1,3 +1,4 @@
+// npm test: a process of its own (it mocks setTimeout, which work left running by files before it in a shared process also calls)
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Admission } from '../../../gateway/src/routing/admission.ts'

@@ -1,3 +1,4 @@
+// npm test: a process of its own (it mocks setTimeout, which work left running by files before it in a shared process also calls)
 import assert from 'node:assert/strict'
 import { createSocket, type Socket } from 'node:dgram'
 import { isIPv4 } from 'node:net'

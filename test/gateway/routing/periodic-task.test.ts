@@ -1,4 +1,5 @@
 /** PeriodicTask: the loop behind active health checks and DNS discovery, on a mocked clock. */
+// npm test: a process of its own (it mocks setTimeout, which work left running by files before it in a shared process also calls)
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
 import { PeriodicTask } from '../../../gateway/src/routing/periodic-task.ts'

@@ -1,0 +1,43 @@
+/**
+ * A log destination that takes nothing must not keep the gateway from exiting: pino flushes
+ * synchronously at exit, and a full non-blocking pipe used to be retried there forever.
+ */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, test } from 'node:test'
+
+const LOGGER = new URL('../../../gateway/src/telemetry/logger.ts', import.meta.url).href
+
+test('the exit flush gives up on a log pipe nobody reads', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'velox-log-stall-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  const script = join(dir, 'child.ts')
+  writeFileSync(
+    script,
+    `import net from 'node:net'
+import { createLogger } from ${JSON.stringify(LOGGER)}
+// libuv leaves a pipe it opened non-blocking: a full one answers EAGAIN.
+const pipe = new net.Socket({ fd: 1, readable: false, writable: true })
+const logger = createLogger('info', 1)
+const line = 'x'.repeat(1000)
+for (let i = 0; i < 5000; i++) logger.info({ i, line }, 'filling the log pipe')
+setTimeout(() => { process.stderr.write('exiting\\n'); process.exit(0) }, 100)
+void pipe
+`,
+  )
+  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] })
+  // Never read: the pipe fills, and stays full.
+  child.stdout.pause()
+  let stderr = ''
+  child.stderr.on('data', (c: Buffer) => (stderr += c))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  const limit = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 15_000).unref())
+  const outcome = await Promise.race([exited, limit])
+  if (outcome === 'hung') child.kill('SIGKILL')
+  assert.notEqual(outcome, 'hung', `the process did not exit with its log pipe full (stderr: ${stderr.slice(-500)})`)
+  assert.equal(outcome, 0)
+  assert.match(stderr, /exiting/, 'it reached its exit with the pipe full')
+})

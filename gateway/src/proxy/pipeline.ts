@@ -44,19 +44,23 @@ export interface PipelineState {
   readonly forwardedHeaders: ForwardedHeaders
 }
 
-/** One request, authenticated and parsed (and translated, for another protocol), ready to route. */
+/**
+ * One request, authenticated and parsed (and translated, for another protocol), ready to route.
+ * Made for one request and owned by it: `parsed`, `body` and `native` are let go in place once
+ * its call commits (`Served.release()`).
+ */
 export interface PreparedCall {
   readonly endpoint: Endpoint
   readonly principal: Principal
-  readonly parsed: ParsedBody
+  parsed: ParsedBody
   /** The bytes for an OpenAI-compatible upstream: the client's own, or a translation. */
-  readonly body: Buffer
+  body: Buffer
   /** Stands in for the client's response when the answer must be translated back; null: the raw response. */
   readonly res: ClientResponse | null
   /** The cache endpoint this request is stored as; null keeps the cache out. */
   readonly cacheAs: CacheEndpoint | null
   /** The request in its own protocol, for upstreams that speak it natively. */
-  readonly native: NativeRequest | null
+  native: NativeRequest | null
 }
 
 /**
@@ -85,8 +89,7 @@ const RELEASED = Buffer.alloc(0)
 class Served implements CallRequest {
   readonly state: PipelineState
   readonly snapshot: RuntimeSnapshot<CallContext>
-  /** Replaced by what is left of it once the call committed (`release()`). */
-  call: PreparedCall
+  readonly call: PreparedCall
   readonly exchange: Exchange
   readonly resolution: Resolution<Upstream>
   readonly metering: Metering | null
@@ -133,7 +136,9 @@ class Served implements CallRequest {
   release(): void {
     const call = this.call
     this.body = RELEASED
-    this.call = { endpoint: call.endpoint, principal: call.principal, parsed: new ReleasedBody(call.parsed.model, call.parsed.stream), body: RELEASED, res: call.res, cacheAs: call.cacheAs, native: null }
+    call.body = RELEASED
+    call.parsed = new ReleasedBody(call.parsed.model, call.parsed.stream)
+    call.native = null
   }
 
   get endpoint(): Endpoint {

@@ -11,7 +11,6 @@
  * `--prompt-bytes` sets the size of the user message (long-context prompts). `--keep` leaves the
  * two snapshots in their temporary folder (for Chrome DevTools) and prints where.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
@@ -19,7 +18,8 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { stringify } from 'yaml'
 import { freePort } from '../src/cluster/free-port.ts'
-import { proxyConfig } from './lib/targets.ts'
+import { type ManagedProcess, ProcessSet } from './lib/processes.ts'
+import { listeningUrl, proxyConfig, waitForReady } from './lib/targets.ts'
 
 const { values } = parseArgs({
   options: {
@@ -38,47 +38,28 @@ if (!(Number.isInteger(streams) && streams > 0) || !(Number.isInteger(promptByte
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'velox-stream-heap-'))
-const children: ChildProcess[] = []
+const processes = new ProcessSet()
 const sockets: net.Socket[] = []
 
-function start(args: string[], cwd: string): ChildProcess {
-  const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_ENV: 'production' } })
-  children.push(child)
-  return child
-}
-
-function stopAll(): void {
+async function stopAll(): Promise<void> {
   for (const s of sockets) s.destroy()
-  for (const c of children) if (c.exitCode === null && c.pid !== undefined) process.kill(c.pid, 'SIGKILL')
+  await processes.stopAll()
 }
 process.on('SIGINT', () => {
-  stopAll()
+  processes.killAllNow()
   process.exit(130)
 })
 
-async function untilReady(url: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs
-  for (;;) {
-    try {
-      if ((await fetch(url)).status === 200) return
-    } catch {
-      // Not listening yet (or busy writing a snapshot).
-    }
-    if (performance.now() > deadline) throw new Error(`${url} not ready within ${timeoutMs} ms`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
-/** SIGUSR2 makes the gateway write a snapshot into its folder; it answers again once written. */
-async function snapshot(gateway: ChildProcess, readyUrl: string, name: string): Promise<string> {
+/** SIGUSR2 makes the gateway write a snapshot (into `dir`, its --diagnostic-dir); it answers again once written. */
+async function snapshot(gateway: ManagedProcess, readyUrl: string, name: string): Promise<string> {
   const before = new Set(readdirSync(dir))
-  process.kill(gateway.pid!, 'SIGUSR2')
+  process.kill(gateway.pid, 'SIGUSR2')
   let file: string | undefined
   while (file === undefined) {
     await new Promise((r) => setTimeout(r, 100))
     file = readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f))
   }
-  await untilReady(readyUrl, 120_000)
+  await waitForReady(gateway, readyUrl)
   const path = join(dir, `${name}.heapsnapshot`)
   renameSync(join(dir, file), path)
   return path
@@ -118,15 +99,25 @@ function byConstructor(path: string): { total: number; rows: Map<string, [number
 }
 
 try {
-  const simPort = await freePort()
-  const sim = start([resolve(import.meta.dirname, '../src/simulator/main.ts'), '--port', String(simPort), '--inter-token-ms', '100', '--tokens', '600', '--ttft-ms', '0'], dir)
-  await new Promise<void>((r) => sim.stdout!.once('data', () => r()))
+  const sim = processes.start({
+    name: 'simulator',
+    command: process.execPath,
+    args: [resolve(import.meta.dirname, '../src/simulator/main.ts'), '--host', '127.0.0.1', '--port', '0', '--inter-token-ms', '100', '--tokens', '600', '--ttft-ms', '0'],
+    cpus: null,
+  })
+  const simUrl = await sim.waitForLine(listeningUrl, 20_000)
   const port = await freePort()
-  const config = proxyConfig([{ name: 'sim', url: `http://127.0.0.1:${simPort}`, models: ['*'], pool: { connections: streams + 100, warm: 8, maxPending: 1_000 } }])
+  const config = proxyConfig([{ name: 'sim', url: simUrl, models: ['*'], pool: { connections: streams + 100, warm: 8, maxPending: 1_000 } }])
   writeFileSync(join(dir, 'gateway.yaml'), stringify({ ...config, server: { host: '127.0.0.1', port } }))
-  const gateway = start(['--v8-pool-size=1', '--heapsnapshot-signal=SIGUSR2', values.gateway, '--config', join(dir, 'gateway.yaml')], dir)
+  const gateway = processes.start({
+    name: 'gateway',
+    command: process.execPath,
+    args: ['--v8-pool-size=1', '--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${dir}`, values.gateway, '--config', join(dir, 'gateway.yaml')],
+    cpus: null,
+    env: { ...process.env, NODE_ENV: 'production' },
+  })
   const readyUrl = `http://127.0.0.1:${port}/readyz`
-  await untilReady(readyUrl)
+  await waitForReady(gateway, readyUrl)
   const first = await snapshot(gateway, readyUrl, 'before')
 
   const prompt = 'x'.repeat(promptBytes)
@@ -145,7 +136,7 @@ try {
   while (open < streams && performance.now() < deadline) await new Promise((r) => setTimeout(r, 100))
   if (open < streams) throw new Error(`only ${open} of ${streams} streams started`)
   const second = await snapshot(gateway, readyUrl, 'open')
-  stopAll()
+  await stopAll()
 
   const a = byConstructor(first)
   const b = byConstructor(second)
@@ -159,6 +150,6 @@ try {
   for (const r of rows.slice(0, Number(values.top))) process.stdout.write(`| ${r.bytes.toFixed(0)} | ${r.objects.toFixed(2)} | ${r.key} |\n`)
   if (values.keep) process.stdout.write(`snapshots: ${first} ${second} (${(statSync(second).size / 1e6).toFixed(0)} MB)\n`)
 } finally {
-  stopAll()
+  await stopAll()
   if (!values.keep && existsSync(dir)) rmSync(dir, { recursive: true, force: true })
 }

@@ -159,7 +159,7 @@ export async function startStandardTargets(ctx: BenchContext, simulatorOptions: 
   return { targets: [directTarget(simulator), gateway, ...(baseline === null ? [] : [baseline]), naive, ...(nginx === null ? [] : [nginx])], simulator }
 }
 
-function listeningUrl(line: string): string | undefined {
+export function listeningUrl(line: string): string | undefined {
   if (!line.startsWith('{')) return undefined
   try {
     const event = JSON.parse(line) as { event?: unknown; url?: unknown }

@@ -21,15 +21,13 @@ function layoutBlock(): string {
   return block[1]!
 }
 
-/** Folders the layout must name: the top level, and one level inside gateway/, gateway/src/, gateway/benchmarks/, infra/ and test/. */
+/** Every folder that holds a tracked file, at any depth. */
 function trackedFolders(): string[] {
   const files = execFileSync('git', ['ls-files'], { cwd: ROOT, encoding: 'utf8' }).split('\n').filter((f) => f !== '')
   const folders = new Set<string>()
   for (const f of files) {
     const parts = f.split('/').slice(0, -1)
-    if (parts.length >= 1) folders.add(parts[0]!)
-    const parent = parts.slice(0, -1).join('/')
-    if (['gateway', 'gateway/src', 'gateway/benchmarks', 'infra', 'test'].includes(parent)) folders.add(parts.join('/'))
+    for (let i = 1; i <= parts.length; i++) folders.add(parts.slice(0, i).join('/'))
   }
   return [...folders].sort()
 }
@@ -64,9 +62,24 @@ function docFiles(): string[] {
   return ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`), ...gatewayReadmes]
 }
 
-/** Folders the block does not name (as `name/`, alone or in a list). */
+/**
+ * Folders the block does not name. A top-level folder is named by a line of its own (`infra/`,
+ * `.ci/run`); a folder inside one is named as `name/` within its top-level folder's lines (alone on a line, or in
+ * a list), so `test/gateway/cache` is not taken as named by `gateway/src/cache`.
+ */
 function missingFrom(block: string, folders: readonly string[]): string[] {
-  return folders.filter((f) => !block.includes(`${f.split('/').at(-1)}/`))
+  const sections = new Map<string, string>()
+  let top = ''
+  for (const line of block.split('\n')) {
+    if (/^\S/.test(line)) top = line.split(/\s/)[0]!
+    sections.set(top, (sections.get(top) ?? '') + line + '\n')
+  }
+  const linesOf = (top: string): string => [...sections].filter(([key]) => key.startsWith(`${top}/`)).map(([, lines]) => lines).join('')
+  return folders.filter((f) => {
+    const parts = f.split('/')
+    const lines = linesOf(parts[0]!)
+    return parts.length === 1 ? lines === '' : !lines.includes(`${parts.at(-1)}/`)
+  })
 }
 
 test('the README layout names every folder', () => {
@@ -79,8 +92,9 @@ test('the README layout names every folder', () => {
 })
 
 test('a folder missing from the layout is reported', () => {
-  const block = 'gateway/\n  src/     sources\n    proxy/ the pipeline\ninfra/   components/, lib/\n'
-  assert.deepEqual(missingFrom(block, ['gateway', 'gateway/src', 'gateway/src/proxy', 'gateway/src/admin', 'infra/lib', 'infra/tools']), ['gateway/src/admin', 'infra/tools'])
+  const block = 'gateway/\n  src/     sources\n    proxy/ the pipeline\n    cache/ caches\ninfra/   components/, lib/\ntest/    tests\n'
+  const folders = ['gateway', 'gateway/src', 'gateway/src/proxy', 'gateway/src/admin', 'infra/lib', 'infra/tools', 'test', 'test/cache', 'regions']
+  assert.deepEqual(missingFrom(block, folders), ['gateway/src/admin', 'infra/tools', 'test/cache', 'regions'])
 })
 
 test('no command in the docs runs a TypeScript file with a bare node', () => {

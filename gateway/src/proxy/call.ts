@@ -10,10 +10,10 @@
  * (an SSE error event, or a cut connection), never as a silent success.
  *
  * The parts: attempt.ts (undici's handler per dispatch), planner.ts (which member next),
- * response-headers.ts (what the client's headers are), call-cache.ts (the semantic race and the
- * recorder), outcome.ts (what a finished call records).
+ * response-headers.ts (what the client's headers are), client-output.ts (where the answer is
+ * written), call-cache.ts (the semantic race and the recorder), outcome.ts (what a finished call
+ * records).
  */
-import type { Socket } from 'node:net'
 import type { ClientResponse } from '../protocols/client-response.ts'
 import type { OutgoingRequest, ProviderCall } from '../providers/index.ts'
 import type { SemanticResult } from '../cache/index.ts'
@@ -24,11 +24,9 @@ import { Attempt, type HeldError } from './attempt.ts'
 import type { CallContext, CallRequest, UpstreamMember, UpstreamHeaders } from './context.ts'
 import { CallOutcome } from './outcome.ts'
 import { AttemptPlanner } from './planner.ts'
-import { sseErrorEvent, writeError } from './respond.ts'
+import { ClientOutput } from './client-output.ts'
 import { responseHeaders, serverTiming } from './response-headers.ts'
-import { writeResponseHead } from './response-head.ts'
 import { classifyUpstreamError } from './upstream-errors.ts'
-import { directSocket, firstChunkSocket, writeChunk, writeFirstChunk } from './chunk-writer.ts'
 import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
 
 export type { CallContext, CallRequest, UpstreamMember } from './context.ts'
@@ -71,16 +69,14 @@ export class ProxyCall {
   #winner: Attempt | null
   #hedgeTimer: NodeJS.Timeout | null
   #finished: boolean
-  /** Where the winner's answer is written: `res`, or a provider's translation in front of it. */
-  #out: ClientResponse
+  /** Where the winner's answer is written. */
+  readonly #out: ClientOutput
   /** What providers of other kinds read from this call; built on first use. */
   #providerCall: ProviderCall | null
   /** Next SSE keep-alive comment while a stream waits for its first event (server.sseKeepAliveMs). */
   #keepAliveTimer: NodeJS.Timeout | null
   /** The winner's headers went out with keep-alive comments; its first event has not come yet. */
   #keptAlive: boolean
-  /** The client's socket once chunks may be written to it directly (chunk-writer.ts); null until then. */
-  #socket: Socket | null
 
   constructor(ctx: CallContext, res: ClientResponse, request: CallRequest) {
     this.ctx = ctx
@@ -93,11 +89,10 @@ export class ProxyCall {
     this.#winner = null
     this.#hedgeTimer = null
     this.#finished = false
-    this.#out = res
+    this.#out = new ClientOutput(res)
     this.#providerCall = null
     this.#keepAliveTimer = null
     this.#keptAlive = false
-    this.#socket = null
   }
 
   #forProvider(): ProviderCall {
@@ -378,9 +373,8 @@ export class ProxyCall {
       this.#take(attempt, performance.now())
     } else if (!this.#keptAlive) return
     // Straight to the client: a translation in front (another provider's protocol) would drop a comment.
-    const res = this.res
-    if (res.destroyed) return
-    res.write(KEEP_ALIVE)
+    if (this.res.destroyed) return
+    this.#out.writeRaw(KEEP_ALIVE)
     this.#keepAliveTimer = setTimeout(onKeepAliveTimer, this.ctx.sseKeepAliveMs!, this)
   }
 
@@ -427,11 +421,10 @@ export class ProxyCall {
     }
     const provider = attempt.member.upstream.provider
     const translated = provider.kind === 'openai' ? null : provider.respond(this.res, this.#forProvider())
-    if (translated !== null) this.#out = translated
+    if (translated !== null) this.#out.through(translated)
     // No other attempt follows a winner (failover and hedging stop here): the body can go.
     this.request.release()
-    const res = this.#out
-    if (res.destroyed) return
+    if (this.#out.gone) return
     const out = responseHeaders(headers, attempt.sse, attempt.member.upstreamName)
     const explanation = this.request.route?.explanation ?? null
     if (explanation !== null) out.push(ROUTE_HEADER, explanation)
@@ -443,38 +436,22 @@ export class ProxyCall {
     if (this.ctx.shuttingDown()) out.push('connection', 'close')
     if (translated === null) this.request.cache?.committed(status, headers, out)
     else this.request.cache?.committedUncached(out)
-    writeResponseHead(res, status, out)
+    this.#out.head(status, out)
   }
 
   /** Writes a body chunk; false asks the attempt to pause until the client drains. */
   write(chunk: Buffer): boolean {
     this.#outcome.sawChunk(chunk)
     this.request.cache?.onData(chunk)
-    const out = this.#out
-    if (out.destroyed) return true
+    if (this.#out.gone) return true
     const filter = this.request.usageFilter
     const bytes = filter === null ? chunk : filter.filter(chunk)
-    if (bytes.length === 0) return true
-    if (out !== this.res) return out.write(bytes)
-    let socket = this.#socket
-    if (socket === null) {
-      // The first chunk goes with the response's head, now; from the second on, one write per chunk.
-      socket = directSocket(out)
-      if (socket === null) {
-        const first = firstChunkSocket(out)
-        if (first === null) return out.write(bytes)
-        this.#socket = first
-        return writeFirstChunk(out, first, bytes)
-      }
-      this.#socket = socket
-    }
-    if (socket.destroyed) return true
-    return writeChunk(out, socket, bytes)
+    return bytes.length === 0 || this.#out.write(bytes)
   }
 
   /** Calls `resume` once the client has taken what `write` could not pass on at once. */
   whenDrained(resume: () => void): void {
-    ;(this.#socket ?? this.res).once('drain', resume)
+    this.#out.whenDrained(resume)
   }
 
   /** The winning attempt's response is complete. */
@@ -483,11 +460,10 @@ export class ProxyCall {
     if (held !== null) {
       // An upstream error answer with no retry left: pass it through whole.
       this.commit(attempt, held.status, held.headers, now)
-      const body = held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks)
-      if (!this.#out.destroyed) this.#out.end(body)
+      this.#out.end(held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks))
     } else {
       attempt.settle(null, now)
-      if (!this.#out.destroyed) this.#out.end(this.request.usageFilter?.flush())
+      this.#out.end(this.request.usageFilter?.flush())
       this.request.cache?.ended(!this.res.destroyed)
     }
     this.#finish(now)
@@ -527,9 +503,7 @@ export class ProxyCall {
     // The client already has its status (a 200): that is what it saw; the failure counts apart.
     if (res.headersSent) this.#outcome.broken = err.code
     else this.#outcome.status = err.status
-    if (res.destroyed) return
-    if (this.#winner?.sse === true && res.headersSent) res.end(sseErrorEvent(err, this.request.endpoint.name))
-    else res.destroy(err)
+    this.#out.break(err, this.#winner?.sse === true, this.request.endpoint.name)
   }
 
   #respondError(err: GatewayError, now: number): void {
@@ -542,7 +516,7 @@ export class ProxyCall {
     this.#outcome.status = err.status
     this.#outcome.error = err.code
     const id = this.request.requestId
-    writeError(this.res, err, this.ctx.shuttingDown() ? { [REQUEST_ID_HEADER]: id, connection: 'close' } : { [REQUEST_ID_HEADER]: id })
+    this.#out.error(err, this.ctx.shuttingDown() ? { [REQUEST_ID_HEADER]: id, connection: 'close' } : { [REQUEST_ID_HEADER]: id })
     this.#finish(now)
   }
 

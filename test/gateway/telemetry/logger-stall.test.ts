@@ -41,3 +41,38 @@ void pipe
   assert.equal(outcome, 0)
   assert.match(stderr, /exiting/, 'it reached its exit with the pipe full')
 })
+
+test('the exit flush gives up on a log pipe whose reader is gone', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'velox-log-epipe-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  const script = join(dir, 'child.ts')
+  writeFileSync(
+    script,
+    `import { createLogger } from ${JSON.stringify(LOGGER)}
+const logger = createLogger('info', 1)
+logger.info('started')
+process.stdin.once('data', () => {
+  // The reader closed its end: every write from here on fails with EPIPE. The first line is
+  // written at once (asynchronously); the second waits behind it, for the exit flush.
+  logger.info('stopping')
+  logger.info('stopped')
+  process.stderr.write('exiting\\n')
+  process.exit(0)
+})
+`,
+  )
+  const child = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (c: Buffer) => (stderr += c))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  // Its first line arrived, so its logger is writing; then the read end goes away, and it is told to stop.
+  await new Promise((resolve) => child.stdout.once('data', resolve))
+  child.stdout.destroy()
+  child.stdin.write('stop\n')
+  const limit = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 15_000).unref())
+  const outcome = await Promise.race([exited, limit])
+  if (outcome === 'hung') child.kill('SIGKILL')
+  assert.notEqual(outcome, 'hung', `the process did not exit with its log pipe's reader gone (stderr: ${stderr.slice(-500)})`)
+  assert.equal(outcome, 0)
+  assert.match(stderr, /exiting/, 'it reached its exit after the reader left')
+})

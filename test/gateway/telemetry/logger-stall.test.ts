@@ -1,22 +1,42 @@
 /**
- * A log destination that takes nothing must not keep the gateway from exiting: pino flushes
- * synchronously at exit, and a full non-blocking pipe used to be retried there forever.
+ * A log destination that takes nothing, or whose reader is gone, must not keep the gateway from
+ * exiting: the logger flushes synchronously at exit, and a full non-blocking pipe (EAGAIN) and a
+ * closed one (EPIPE) were each retried there forever.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Readable, Writable } from 'node:stream'
 import { after, test } from 'node:test'
 
 const LOGGER = new URL('../../../gateway/src/telemetry/logger.ts', import.meta.url).href
 
-test('the exit flush gives up on a log pipe nobody reads', async () => {
+/** A child process running `source` (a module that imports the logger), with stdin and stdout as given. */
+function startChild(source: string, stdio: ['ignore' | 'pipe', 'pipe', 'pipe']): { child: ChildProcessByStdio<Writable | null, Readable, Readable>; stderr: () => string } {
   const dir = mkdtempSync(join(tmpdir(), 'velox-log-stall-'))
   after(() => rmSync(dir, { recursive: true, force: true }))
   const script = join(dir, 'child.ts')
-  writeFileSync(
-    script,
+  writeFileSync(script, source)
+  const child = spawn(process.execPath, [script], { stdio }) as ChildProcessByStdio<Writable | null, Readable, Readable>
+  let stderr = ''
+  child.stderr.on('data', (c: Buffer) => (stderr += c))
+  return { child, stderr: () => stderr }
+}
+
+/** The child exited 0 after saying `exiting` on stderr, within 15 s (it is killed otherwise). */
+async function assertExits(started: ReturnType<typeof startChild>, exited: Promise<number | null>, what: string): Promise<void> {
+  const limit = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 15_000).unref())
+  const outcome = await Promise.race([exited, limit])
+  if (outcome === 'hung') started.child.kill('SIGKILL')
+  assert.notEqual(outcome, 'hung', `the process did not exit ${what} (stderr: ${started.stderr().slice(-500)})`)
+  assert.equal(outcome, 0)
+  assert.match(started.stderr(), /exiting/, `it reached its exit ${what}`)
+}
+
+test('the exit flush gives up on a log pipe nobody reads', async () => {
+  const started = startChild(
     `import net from 'node:net'
 import { createLogger } from ${JSON.stringify(LOGGER)}
 // libuv leaves a pipe it opened non-blocking: a full one answers EAGAIN.
@@ -27,27 +47,16 @@ for (let i = 0; i < 5000; i++) logger.info({ i, line }, 'filling the log pipe')
 setTimeout(() => { process.stderr.write('exiting\\n'); process.exit(0) }, 100)
 void pipe
 `,
+    ['ignore', 'pipe', 'pipe'],
   )
-  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] })
   // Never read: the pipe fills, and stays full.
-  child.stdout.pause()
-  let stderr = ''
-  child.stderr.on('data', (c: Buffer) => (stderr += c))
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  const limit = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 15_000).unref())
-  const outcome = await Promise.race([exited, limit])
-  if (outcome === 'hung') child.kill('SIGKILL')
-  assert.notEqual(outcome, 'hung', `the process did not exit with its log pipe full (stderr: ${stderr.slice(-500)})`)
-  assert.equal(outcome, 0)
-  assert.match(stderr, /exiting/, 'it reached its exit with the pipe full')
+  started.child.stdout.pause()
+  const exited = new Promise<number | null>((resolve) => started.child.on('exit', (code) => resolve(code)))
+  await assertExits(started, exited, 'with its log pipe full')
 })
 
 test('the exit flush gives up on a log pipe whose reader is gone', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'velox-log-epipe-'))
-  after(() => rmSync(dir, { recursive: true, force: true }))
-  const script = join(dir, 'child.ts')
-  writeFileSync(
-    script,
+  const started = startChild(
     `import { createLogger } from ${JSON.stringify(LOGGER)}
 const logger = createLogger('info', 1)
 logger.info('started')
@@ -60,19 +69,13 @@ process.stdin.once('data', () => {
   process.exit(0)
 })
 `,
+    ['pipe', 'pipe', 'pipe'],
   )
-  const child = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'pipe'] })
-  let stderr = ''
-  child.stderr.on('data', (c: Buffer) => (stderr += c))
+  const { child } = started
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   // Its first line arrived, so its logger is writing; then the read end goes away, and it is told to stop.
   await new Promise((resolve) => child.stdout.once('data', resolve))
   child.stdout.destroy()
-  child.stdin.write('stop\n')
-  const limit = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 15_000).unref())
-  const outcome = await Promise.race([exited, limit])
-  if (outcome === 'hung') child.kill('SIGKILL')
-  assert.notEqual(outcome, 'hung', `the process did not exit with its log pipe's reader gone (stderr: ${stderr.slice(-500)})`)
-  assert.equal(outcome, 0)
-  assert.match(stderr, /exiting/, 'it reached its exit after the reader left')
+  child.stdin!.write('stop\n')
+  await assertExits(started, exited, "with its log pipe's reader gone")
 })

@@ -53,6 +53,14 @@ function retryFull(): boolean {
 
 function ignore(): void {}
 
+/** Log lines dropped by this process, by why: the destination took nothing for too long (`full`), or failed (`gone`). */
+const dropped = { full: 0, gone: 0 }
+
+/** Log lines dropped so far (velox_log_lines_dropped_total). */
+export function droppedLogLines(): Readonly<typeof dropped> {
+  return dropped
+}
+
 /** Asynchronous writes to `fd`, bounded while it takes nothing, and an exit flush that gives up. */
 function guardedDestination(fd: number): Destination {
   if (!watchingExit) {
@@ -62,12 +70,17 @@ function guardedDestination(fd: number): Destination {
   const boom = new SonicBoom({ fd, sync: false, maxLength: LOG_BUFFER_MAX_BYTES, retryEAGAIN: retryFull })
   const ref = new WeakRef(boom)
   flushAtExit.add(ref)
+  // Past LOG_BUFFER_MAX_BYTES waiting: the line is not kept (pino writes one line per write).
+  boom.on('drop', () => void dropped.full++)
   boom.on('error', () => {
     // The reader is gone (EPIPE), or the descriptor failed otherwise: nothing more can reach it,
     // and a log line is never worth stopping the gateway for (pino's own destination does the same
     // on EPIPE, and rethrows anything else).
     flushAtExit.delete(ref)
-    boom.write = () => true
+    boom.write = () => {
+      dropped.gone++
+      return true
+    }
     boom.flushSync = ignore
     boom.flush = (cb?: (err?: Error) => unknown) => void cb?.()
     boom.end = ignore

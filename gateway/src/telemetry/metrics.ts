@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 import { FastCounter, FastHistogram, type CounterCell, type HistogramCell } from './cells.ts'
+import { droppedLogLines } from './logger.ts'
 
 /** Sub-millisecond resolution where the gateway's own time lives, coarser for upstream time (seconds). */
 const ADDED_BUCKETS = [0.00001, 0.000025, 0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 0.05]
@@ -149,6 +150,18 @@ export class GatewayMetrics {
       help: 'Config reloads, by result: applied, or rejected (the running config stayed in force)',
       labelNames: ['result'],
       registers: [registry],
+    })
+    new Counter({
+      name: 'velox_log_lines_dropped_total',
+      help: 'Log lines this process did not write, by reason: full (its stdout took nothing while 16 MiB waited) or gone (its stdout failed, as when the reader exits)',
+      labelNames: ['reason'],
+      registers: [registry],
+      collect() {
+        const { full, gone } = droppedLogLines()
+        this.reset()
+        this.inc({ reason: 'full' }, full)
+        this.inc({ reason: 'gone' }, gone)
+      },
     })
     this.configGeneration = new Gauge({
       name: 'velox_config_generation',

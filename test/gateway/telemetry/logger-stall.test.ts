@@ -38,13 +38,14 @@ async function assertExits(started: ReturnType<typeof startChild>, exited: Promi
 test('the exit flush gives up on a log pipe nobody reads', async () => {
   const started = startChild(
     `import net from 'node:net'
-import { createLogger } from ${JSON.stringify(LOGGER)}
+import { createLogger, droppedLogLines } from ${JSON.stringify(LOGGER)}
 // libuv leaves a pipe it opened non-blocking: a full one answers EAGAIN.
 const pipe = new net.Socket({ fd: 1, readable: false, writable: true })
 const logger = createLogger('info', 1)
 const line = 'x'.repeat(1000)
-for (let i = 0; i < 5000; i++) logger.info({ i, line }, 'filling the log pipe')
-setTimeout(() => { process.stderr.write('exiting\\n'); process.exit(0) }, 100)
+// About 20 MB of lines: past the 16 MiB that may wait, the rest are dropped and counted.
+for (let i = 0; i < 20000; i++) logger.info({ i, line }, 'filling the log pipe')
+setTimeout(() => { process.stderr.write('dropped full=' + droppedLogLines().full + '\\nexiting\\n'); process.exit(0) }, 100)
 void pipe
 `,
     ['ignore', 'pipe', 'pipe'],
@@ -53,6 +54,8 @@ void pipe
   started.child.stdout.pause()
   const exited = new Promise<number | null>((resolve) => started.child.on('exit', (code) => resolve(code)))
   await assertExits(started, exited, 'with its log pipe full')
+  const full = Number(/dropped full=(\d+)/.exec(started.stderr())?.[1])
+  assert.ok(full > 2000 && full < 20000, `${full} of 20000 lines counted as dropped (about 16 MiB of them fit)`)
 })
 
 test('the exit flush gives up on a log pipe whose reader is gone', async () => {
@@ -78,4 +81,34 @@ process.stdin.once('data', () => {
   child.stdout.destroy()
   child.stdin!.write('stop\n')
   await assertExits(started, exited, "with its log pipe's reader gone")
+})
+
+test('lines written after the reader is gone are counted as dropped', async () => {
+  const started = startChild(
+    `import { createLogger, droppedLogLines } from ${JSON.stringify(LOGGER)}
+const logger = createLogger('info', 1)
+logger.info('started')
+process.stdin.once('data', () => {
+  // Lines go on until the destination has seen its EPIPE (asynchronously) and counts them.
+  const give = Date.now() + 10_000
+  const next = () => {
+    logger.info('after the reader left')
+    if (droppedLogLines().gone > 0 || Date.now() > give) {
+      process.stderr.write('dropped gone=' + droppedLogLines().gone + '\\nexiting\\n')
+      process.exit(0)
+    }
+    setImmediate(next)
+  }
+  next()
+})
+`,
+    ['pipe', 'pipe', 'pipe'],
+  )
+  const { child } = started
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  await new Promise((resolve) => child.stdout.once('data', resolve))
+  child.stdout.destroy()
+  child.stdin!.write('stop\n')
+  await assertExits(started, exited, "with its log pipe's reader gone")
+  assert.ok(Number(/dropped gone=(\d+)/.exec(started.stderr())?.[1]) > 0, started.stderr())
 })

@@ -35,6 +35,19 @@ async function assertExits(started: ReturnType<typeof startChild>, exited: Promi
   assert.match(started.stderr(), /exiting/, `it reached its exit ${what}`)
 }
 
+/**
+ * Once the child's first line arrived (its logger is writing), the read end of its stdout goes
+ * away and the child is told to go on (a line on stdin). Gives back its exit, still to come.
+ */
+async function readerLeaves(started: ReturnType<typeof startChild>): Promise<{ exited: Promise<number | null> }> {
+  const { child } = started
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  await new Promise((resolve) => child.stdout.once('data', resolve))
+  child.stdout.destroy()
+  child.stdin!.write('stop\n')
+  return { exited }
+}
+
 test('the exit flush gives up on a log pipe nobody reads', async () => {
   const started = startChild(
     `import net from 'node:net'
@@ -74,13 +87,7 @@ process.stdin.once('data', () => {
 `,
     ['pipe', 'pipe', 'pipe'],
   )
-  const { child } = started
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  // Its first line arrived, so its logger is writing; then the read end goes away, and it is told to stop.
-  await new Promise((resolve) => child.stdout.once('data', resolve))
-  child.stdout.destroy()
-  child.stdin!.write('stop\n')
-  await assertExits(started, exited, "with its log pipe's reader gone")
+  await assertExits(started, (await readerLeaves(started)).exited, "with its log pipe's reader gone")
 })
 
 test('lines written after the reader is gone are counted as dropped', async () => {
@@ -104,11 +111,6 @@ process.stdin.once('data', () => {
 `,
     ['pipe', 'pipe', 'pipe'],
   )
-  const { child } = started
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  await new Promise((resolve) => child.stdout.once('data', resolve))
-  child.stdout.destroy()
-  child.stdin!.write('stop\n')
-  await assertExits(started, exited, "with its log pipe's reader gone")
+  await assertExits(started, (await readerLeaves(started)).exited, "with its log pipe's reader gone")
   assert.ok(Number(/dropped gone=(\d+)/.exec(started.stderr())?.[1]) > 0, started.stderr())
 })

@@ -5,12 +5,13 @@
  * it, so a copy of the root's folder alone leaves those out (the image then fails to start with
  * tracing on: `Cannot find package '@opentelemetry/core'`). No Docker engine is needed: the
  * packages the gateway needs are resolved from package-lock.json as Node resolves them, and each
- * must lie under a folder the image's last stage copies.
+ * must lie under a folder the image's last stage copies. The sources it copies are gateway/src/
+ * alone, so no gateway source may reach outside it either.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { readFileSync, readdirSync } from 'node:fs'
+import { dirname, join, relative, resolve } from 'node:path'
 
 const ROOT = new URL('../../', import.meta.url).pathname
 
@@ -89,4 +90,34 @@ test('a package installed under the workspace and not copied is reported', () =>
   assert.deepEqual(locations, ['gateway/node_modules/b', 'node_modules/a', 'node_modules/b', 'node_modules/c'])
   const dockerfile = 'FROM x AS deps\nCOPY a b\nFROM y\nCOPY --from=deps /app/node_modules ./node_modules\nCOPY gateway/src ./gateway/src\n'
   assert.deepEqual(missing(locations, copiedFromEarlierStage(dockerfile)), ['gateway/node_modules/b'])
+})
+
+/** Relative imports and `new URL('…', import.meta.url)` paths in `dir`'s TypeScript files that leave `root`. */
+function reachingOutside(dir: string, root: string): string[] {
+  const out: string[] = []
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) out.push(...reachingOutside(path, root))
+    else if (entry.name.endsWith('.ts')) {
+      const source = readFileSync(path, 'utf8')
+      const specifiers = [
+        ...source.matchAll(/(?:\bfrom|\bimport\(|\brequire\()\s*['"](\.{1,2}\/[^'"]+)['"]/g),
+        ...source.matchAll(/new URL\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*,\s*import\.meta\.url/g),
+      ].map((m) => m[1]!)
+      for (const specifier of specifiers) {
+        const target = resolve(dirname(path), specifier)
+        if (relative(root, target).startsWith('..')) out.push(`${relative(ROOT, path)}: ${specifier}`)
+      }
+    }
+  }
+  return out
+}
+
+test('no gateway source reaches outside gateway/src, the only sources the image copies', () => {
+  const dockerfile = readFileSync(join(ROOT, 'gateway/Dockerfile'), 'utf8')
+  assert.match(dockerfile, /^COPY gateway\/src \.\/gateway\/src$/m)
+  const src = join(ROOT, 'gateway/src')
+  assert.deepEqual(reachingOutside(src, src), [])
+  // The check itself: the benchmarks do import from gateway/src, which is outside their folder.
+  assert.ok(reachingOutside(join(ROOT, 'gateway/benchmarks'), join(ROOT, 'gateway/benchmarks')).some((f) => f.includes('../src/')))
 })

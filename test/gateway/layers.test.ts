@@ -6,8 +6,9 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
+import { filesUnder, importsOf } from '../helpers/source-imports.ts'
 
 const SRC = new URL('../../gateway/src/', import.meta.url).pathname
 
@@ -32,12 +33,6 @@ const LAYERS: readonly (readonly string[])[] = [
 ]
 const CONFIG_LAYER = LAYERS.findIndex((l) => l.includes('config'))
 
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true, recursive: true })
-    .filter((e) => e.isFile() && e.name.endsWith('.ts'))
-    .map((e) => join(e.parentPath, e.name))
-}
-
 /** The folder (or root file) a source file belongs to. */
 function unitOf(file: string): string {
   return relative(SRC, file).split('/')[0]!
@@ -49,16 +44,6 @@ function layerOf(file: string): number {
   const i = LAYERS.findIndex((l) => l.includes(unit))
   assert.notEqual(i, -1, `${relative(SRC, file)}: ${unit} has no layer; add it to LAYERS in ${relative(process.cwd(), new URL(import.meta.url).pathname)}`)
   return i
-}
-
-/** Relative specifiers of every static import, re-export and dynamic import in a file. */
-export function importsOf(source: string): string[] {
-  const out: string[] = []
-  for (const m of source.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"`;]*?\bfrom\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s*['"]([^'"]+)['"]/g)) {
-    const spec = m[1] ?? m[2] ?? m[3]!
-    if (spec.startsWith('.')) out.push(spec)
-  }
-  return out
 }
 
 /**

@@ -373,8 +373,7 @@ export class ProxyCall {
       this.#take(attempt, performance.now())
     } else if (!this.#keptAlive) return
     // Straight to the client: a translation in front (another provider's protocol) would drop a comment.
-    if (this.res.destroyed) return
-    this.#out.writeRaw(KEEP_ALIVE)
+    if (!this.#out.writeRaw(KEEP_ALIVE)) return
     this.#keepAliveTimer = setTimeout(onKeepAliveTimer, this.ctx.sseKeepAliveMs!, this)
   }
 

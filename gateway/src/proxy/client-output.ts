@@ -75,10 +75,12 @@ export class ClientOutput {
 
   /**
    * Bytes for the client itself, past any translation (which would drop what is not in the
-   * answer's protocol, such as an SSE comment).
+   * answer's protocol, such as an SSE comment); false when the client is gone.
    */
-  writeRaw(bytes: Buffer): void {
-    if (!this.res.destroyed) this.res.write(bytes)
+  writeRaw(bytes: Buffer): boolean {
+    if (this.res.destroyed) return false
+    this.res.write(bytes)
+    return true
   }
 
   /**

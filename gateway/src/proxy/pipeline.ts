@@ -25,7 +25,7 @@ import { CallCache } from './call-cache.ts'
 import { ProxyCall } from './call.ts'
 import type { CallContext, CallRequest, UpstreamMember } from './context.ts'
 import type { Endpoint } from './endpoints.ts'
-import { parseBody, parseObject, ReleasedBody, rewriteModel, type ParsedBody } from './request-body.ts'
+import { parseBody, parseObject, RELEASED_BODY, rewriteModel, type ParsedBody } from './request-body.ts'
 import type { CacheEndpoint } from '../cache/index.ts'
 import type { ClientResponse } from '../protocols/client-response.ts'
 import type { NativeRequest } from '../providers/index.ts'
@@ -101,6 +101,9 @@ class Served implements CallRequest {
   cache: CallCache | null
   // CallRequest: what the call, the exchange and the principal already hold is read from them.
   readonly priority: number
+  /** The model the client named and whether it streams: kept here, past the body's release. */
+  readonly model: string
+  readonly stream: boolean
   affinityKey: string | null
   route: RouteRequest | null
   body: Buffer
@@ -119,6 +122,8 @@ class Served implements CallRequest {
     this.traceContext = null
     this.cache = null
     this.priority = PRIORITY_CLASS[call.principal.priority]
+    this.model = call.parsed.model
+    this.stream = call.parsed.stream
     this.affinityKey = null
     this.route = null
     this.body = call.body
@@ -137,18 +142,12 @@ class Served implements CallRequest {
     const call = this.call
     this.body = RELEASED
     call.body = RELEASED
-    call.parsed = new ReleasedBody(call.parsed.model, call.parsed.stream)
+    call.parsed = RELEASED_BODY
     call.native = null
   }
 
   get endpoint(): Endpoint {
     return this.call.endpoint
-  }
-  get model(): string {
-    return this.call.parsed.model
-  }
-  get stream(): boolean {
-    return this.call.parsed.stream
   }
   get native(): NativeRequest | null {
     return this.call.native

@@ -107,16 +107,17 @@ class ScannedBody implements ParsedBody {
 }
 
 /**
- * What a committed call keeps of its body: model and stream. Reading anything else is a bug (the
- * bytes and the parsed object are gone so that a long answer does not hold its prompt), and fails
- * loudly rather than answering as if the body had no such field.
+ * A committed call's body once let go (`RELEASED_BODY`): the bytes and the parsed object are gone
+ * so that a long answer does not hold its prompt. Reading it is a bug, and fails loudly rather
+ * than answering as if the body had no such field; what the call reads after committing (model,
+ * stream) it keeps itself.
  */
-export class ReleasedBody implements ParsedBody {
-  readonly model: string
-  readonly stream: boolean
-  constructor(model: string, stream: boolean) {
-    this.model = model
-    this.stream = stream
+class ReleasedBody implements ParsedBody {
+  get model(): string {
+    throw new Error('the request body was released when the call committed (read of "model")')
+  }
+  get stream(): boolean {
+    throw new Error('the request body was released when the call committed (read of "stream")')
   }
   get json(): Record<string, unknown> {
     throw new Error('the request body was released when the call committed')
@@ -125,6 +126,9 @@ export class ReleasedBody implements ParsedBody {
     throw new Error(`the request body was released when the call committed (read of "${name}")`)
   }
 }
+
+/** Every released body: one object, shared, since it holds nothing. */
+export const RELEASED_BODY: ParsedBody = new ReleasedBody()
 
 /** The full parse: what every body took before the scanner, and what a body it cannot vouch for still takes. */
 export function parseObject(raw: Buffer): ObjectBody {

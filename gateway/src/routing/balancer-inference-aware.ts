@@ -148,11 +148,13 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
         s.load[i] = pod.load(m.inFlight)
         s.queue[i] = pod.queue(m.inFlight)
         s.waiting[i] = pod.waiting
+        s.reported[i] = 1
         s.kvUsage[i] = pod.kvUsage
       } else {
         s.load[i] = m.inFlight
         s.queue[i] = 0
         s.waiting[i] = 0
+        s.reported[i] = 0
         s.kvUsage[i] = -1
       }
       s.latencyMs[i] = m.ewma.get(nowMs)

@@ -148,13 +148,13 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
         s.load[i] = pod.load(m.inFlight)
         s.queue[i] = pod.queue(m.inFlight)
         s.waiting[i] = pod.waiting
-        s.reported[i] = 1
+        s.admits[i] = pod.queued() ? 0 : 1
         s.kvUsage[i] = pod.kvUsage
       } else {
         s.load[i] = m.inFlight
         s.queue[i] = 0
         s.waiting[i] = 0
-        s.reported[i] = 0
+        s.admits[i] = 0
         s.kvUsage[i] = -1
       }
       s.latencyMs[i] = m.ewma.get(nowMs)
@@ -214,6 +214,13 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     parts.push(`placed=${s.placed[best]!.toFixed(1)}`)
     if (second !== -1) parts.push(`runner_up=${members[second]!.name}:${this.totals[second]!.toFixed(3)}`)
     parts.push(`filtered=${filtered}`)
+    // A later turn that left its conversation's home: say where the home was and why it lost.
+    let home = -1
+    for (let i = 0; i < n; i++) if (this.flags[i] === 1 && s.privateBlocks[i]! > (home === -1 ? 0 : s.privateBlocks[home]!)) home = i
+    if (home !== -1 && home !== best) {
+      const why = s.eligible[home] === 1 ? `score=${this.totals[home]!.toFixed(3)}` : 'filtered'
+      parts.push(`home=${members[home]!.name}:${why}:private=${s.privateBlocks[home]}:load=${s.load[home]}:waiting=${s.waiting[home]}`)
+    }
     // The home kept the request against a higher sum (stickiness): runner_up is the sum's winner.
     if (stuck) parts.push('sticky=1')
     return parts.join('; ')

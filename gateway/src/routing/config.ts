@@ -167,16 +167,16 @@ export const InferenceAwareSchema = z.strictObject({
    */
   pace: z
     .strictObject({
-      minBlocks: z.number().int().min(0).max(4096).default(32),
-      fixedBlocks: z.number().min(0).max(4096).default(0),
+      minBlocks: z.number().int().min(0).max(4096).default(0),
+      fixedBlocks: z.number().min(0).max(4096).default(4),
       /** How long a learned pace is trusted without a new sample (ms). */
-      memoryMs: positiveInt.max(600_000).default(2_000),
+      memoryMs: positiveInt.max(600_000).default(10_000),
       /**
        * Paces within this factor of the group's (the lower median of the learned ones) count as
        * the group's: equal pods estimated with the noise of their samples move turns for nothing;
        * a pod clearly slower (or faster) keeps its own. 1 uses every pace as learned.
        */
-      tolerance: z.number().min(1).max(100).default(1),
+      tolerance: z.number().min(1).max(100).default(1.5),
     })
     .prefault({}),
   /**

@@ -45,6 +45,16 @@ export class PodLoad {
     this.failures = 0
   }
 
+  /**
+   * The pod reports a real queue: requests waiting behind a full batch (as many running as it was
+   * ever seen to run) or a nearly full KV cache. A request also shows as waiting from its arrival
+   * to the engine's next step, and a step that prefills a long chunk takes a few hundred ms on a
+   * slow GPU: that alone is no queue, and the pod can still take more.
+   */
+  queued(): boolean {
+    return this.waiting > 0 && (this.running >= this.maxRunning || this.kvUsage >= FULL_KV)
+  }
+
   fresh(nowMs: number, staleAfterMs: number): boolean {
     return this.scrapedAt !== 0 && nowMs - this.scrapedAt <= staleAfterMs
   }
@@ -75,6 +85,9 @@ export class PodLoad {
     return sent > free ? sent - free : 0
   }
 }
+
+/** KV-cache use at which a pod with waiting requests counts as full whatever its batch (vLLM cannot admit them). */
+const FULL_KV = 0.95
 
 const RUNNING = 'vllm:num_requests_running'
 const WAITING = 'vllm:num_requests_waiting'

@@ -19,8 +19,11 @@ export class PickSignals {
    * 0 when unknown. Unlike `queue`, no guess about free batch slots from the largest batch seen.
    */
   waiting: Float64Array = new Float64Array(0)
-  /** 1: the member's pod metrics are fresh, so `waiting` is the pod's word, not an unknown. */
-  reported: Uint8Array = new Uint8Array(0)
+  /**
+   * 1: the member's pod metrics are fresh and show room for another request: no queue behind a
+   * full batch or KV cache (PodLoad.queued), whatever waits for the next engine step.
+   */
+  admits: Uint8Array = new Uint8Array(0)
   /** KV-cache use 0..1; -1 when unknown. */
   kvUsage: Float64Array = new Float64Array(0)
   /** Peak-EWMA time to first byte (ms); 0 when never measured. */
@@ -51,7 +54,7 @@ export class PickSignals {
     this.load = new Float64Array(size)
     this.queue = new Float64Array(size)
     this.waiting = new Float64Array(size)
-    this.reported = new Uint8Array(size)
+    this.admits = new Uint8Array(size)
     this.kvUsage = new Float64Array(size)
     this.latencyMs = new Float64Array(size)
     this.prefixBlocks = new Uint16Array(size)
@@ -233,15 +236,16 @@ export const latencyScorer: Scorer = {
  * The cap bounds new traffic, not a conversation coming back. A member holding `extra` private
  * blocks of this prompt (a conversation's own history, past what other prompts share) more than
  * the best member under the cap is its home, and:
- * - while its pod reports no waiting request (fresh metrics, vLLM's num_requests_waiting 0), the
- *   cap does not apply to it at all. A free batch slot means staying costs the new turn's own
- *   blocks, while a move prefills the whole history again on a cold pod, and every later turn
- *   that arrives before that prefill ends waits behind it. Nor is it a pile-up: only the
- *   conversations already on the member can come back to it, and where new ones start stays
- *   under the cap. The prefill, queue and load scorers still decide whether the turn stays.
- * - otherwise (requests wait on the pod, or it reports nothing) it may go above the cap by
- *   ceil(cap x extra / prompt blocks), up to twice the cap: a tenth turn, whose history is most of
- *   its prompt, stays longer than a second one.
+ * - while its pod has room (`admits`: fresh metrics, no queue behind a full batch or KV cache),
+ *   the cap does not apply to it at all. Staying costs the new turn's own blocks, while a move
+ *   prefills the whole history again on a cold pod, and every later turn that arrives before that
+ *   prefill ends waits behind it. Nor is it a pile-up: only the conversations already on the
+ *   member can come back to it, and where new ones start stays under the cap. The prefill, queue
+ *   and load scorers still decide whether the turn stays.
+ * - otherwise it may go above the cap by ceil(cap x extra / prompt blocks), up to twice the cap (a
+ *   tenth turn, whose history is most of its prompt, stays longer than a second one), and not at
+ *   all while the pod reports waiting requests (vLLM's num_requests_waiting in the last fresh
+ *   scrape: with a full batch, staying costs a decode's worth of waiting).
  * A first turn (nothing of its own anywhere) or a hot prompt sent again (all of it shared) moves
  * at the cap. (Not the `queue` estimate for "waiting": it guesses the batch size from the largest
  * batch seen, and a pod that never ran full would look queued.)
@@ -275,7 +279,7 @@ export function boundedLoadFilter(factor: number): Filter {
       for (let i = 0; i < s.n; i++) {
         if (s.eligible[i] !== 1 || s.load[i]! + 1 <= cap) continue
         const extra = s.privateBlocks[i]! - bestUnder
-        if (extra > 0 && s.reported[i] === 1 && s.waiting[i] === 0) continue
+        if (extra > 0 && s.admits[i] === 1) continue
         if (s.load[i]! + 1 > allowedLoad(cap, s.waiting[i]! > 0 ? 0 : extra, s.requestBlocks)) {
           s.eligible[i] = 0
           cleared++

@@ -48,8 +48,11 @@ test('a queue on the member holding the prefix sends the request elsewhere', () 
   const b = new InferenceAwareBalancer(cfg())
   const home = b.pick(members, null, null, 0, request('s', 0))!
   for (const m of members) report(m, m === home ? 32 : 2, m === home ? 12 : 0, m === home ? 0.9 : 0.2, 1)
-  const next = b.pick(members, null, null, 2, request('s', 1, true))!
+  const r = request('s', 1, true)
+  const next = b.pick(members, null, null, 2, r)!
   assert.notEqual(next, home)
+  // The explanation names the home the turn left, and why: 12 waiting there, so bounded load took it out.
+  assert.match(r.explanation!, new RegExp(`; home=${home.name}:filtered:private=\\d+:load=44:waiting=12$`))
 })
 
 test('bounded load: a hot prefix does not pile onto one member', () => {
@@ -214,7 +217,7 @@ test('pace with fixed costs: warm first tokens teach, so a pod slower on every c
 })
 
 test('pace config: fixedBlocks and minBlocks are validated', () => {
-  assert.deepEqual(cfg().pace, { minBlocks: 32, fixedBlocks: 0, memoryMs: 2_000, tolerance: 1 })
+  assert.deepEqual(cfg().pace, { minBlocks: 0, fixedBlocks: 4, memoryMs: 10_000, tolerance: 1.5 })
   assert.deepEqual(cfg().placement, { factor: 0, decayMs: 10_000 })
   assert.throws(() => cfg({ pace: { tolerance: 0.5 } }))
   assert.throws(() => cfg({ pace: { memoryMs: 0 } }))
@@ -238,6 +241,37 @@ test('vLLM /metrics text: the three gauges, summed over engines, older KV name a
   assert.deepEqual(parseVllmMetrics(text), { running: 5, waiting: 4, kvUsage: 0.375 })
   assert.deepEqual(parseVllmMetrics('vllm:num_requests_waiting 1\nvllm:gpu_cache_usage_perc{model_name="m"} 0.5 1700000000\n'), { running: 0, waiting: 1, kvUsage: 0.5 })
   assert.equal(parseVllmMetrics('# nothing\nhttp_requests_total 5\n'), null)
+})
+
+test('pod queue: waiting behind a full batch or KV cache is a queue; waiting for the next engine step is not', () => {
+  const [m] = makeMembers(1)
+  report(m!, 16, 3, 0.6, 0)
+  assert.equal(m!.pod.queued(), true, 'as many running as ever seen, and requests waiting')
+  report(m!, 4, 1, 0.3, 1)
+  assert.equal(m!.pod.queued(), false, 'a request that arrived during a step, with 12 slots free')
+  report(m!, 4, 1, 0.97, 2)
+  assert.equal(m!.pod.queued(), true, 'a full KV cache admits nothing, whatever the batch')
+  report(m!, 16, 0, 0.97, 3)
+  assert.equal(m!.pod.queued(), false, 'nothing waiting')
+})
+
+test('a conversation stays home above the bounded-load cap while its pod has room, and leaves a real queue', () => {
+  const run = (running: number, waiting: number): { stayed: boolean; explanation: string } => {
+    const members = makeMembers(4)
+    const b = new InferenceAwareBalancer(cfg())
+    const home = b.pick(members, null, null, 0, request('s', 0))!
+    for (const m of members) report(m, 0, 0, 0.1, 0)
+    report(home, 16, 0, 0.2, 0) // its batch size, 16, seen once
+    // Eight more in flight on the home (other conversations), none elsewhere: cap max(4, ceil(1.5 x 9 / 4)) = 4.
+    for (let i = 0; i < 8; i++) home.onStart(1)
+    report(home, running, waiting, 0.3, 1)
+    const r = request('s', 6, true)
+    return { stayed: b.pick(members, null, null, 2, r) === home, explanation: r.explanation! }
+  }
+  assert.equal(run(8, 1).stayed, true, 'one request waiting for the next step, half the batch free: the history stays')
+  const full = run(16, 1)
+  assert.equal(full.stayed, false, 'a full batch with a request waiting: the cap applies')
+  assert.match(full.explanation, /; home=m\d:filtered:private=\d+:load=\d+:waiting=1$/)
 })
 
 test('pod estimate between scrapes: sent requests fill free batch slots, then queue', () => {
@@ -331,13 +365,12 @@ test('placement: a member that prefills three times slower keeps some new conver
 })
 
 test('pace memory: a pace is forgotten pace.memoryMs after its last sample', () => {
-  const pace = { minBlocks: 0, fixedBlocks: 4 }
-  const short = makeMember('short', routingConfig({ inferenceAware: { pace } }))
-  const long = makeMember('long', routingConfig({ inferenceAware: { pace: { ...pace, memoryMs: 10_000 } } }))
+  const short = makeMember('short', routingConfig({ inferenceAware: { pace: { memoryMs: 2_000 } } }))
+  const long = makeMember('long', routingConfig())
   for (const m of [short, long]) teach(m, 36, 400, 1_000)
-  assert.equal(short.prefillPace(3_000), 10, '400 ms over 36 + 4 blocks')
-  assert.equal(short.prefillPace(3_001), 0, 'the default: 2 s')
-  assert.equal(long.prefillPace(11_000), 10)
+  assert.equal(short.prefillPace(3_000), 10, '400 ms over 36 + 4 blocks (the default fixedBlocks)')
+  assert.equal(short.prefillPace(3_001), 0)
+  assert.equal(long.prefillPace(11_000), 10, 'the default: 10 s')
   assert.equal(long.prefillPace(11_001), 0)
 })
 

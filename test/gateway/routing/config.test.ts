@@ -17,7 +17,7 @@ test('defaults fill every key', () => {
       weights: { prefill: 4, prefix: 1, queue: 1, kvCache: 0.5, load: 1, latency: 0.5 },
       boundedLoad: 1.5,
       stickiness: 0,
-      pace: { minBlocks: 32, fixedBlocks: 0, memoryMs: 2000, tolerance: 1 },
+      pace: { minBlocks: 0, fixedBlocks: 4, memoryMs: 10000, tolerance: 1.5 },
       placement: { factor: 0, decayMs: 10000 },
       creditSharedPrefix: false,
       prefix: { blockChars: 256, maxBlocks: 256, capacity: 200000, membersPerBlock: 8 },

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { PickSignals, allowedLoad, boundedLoadFilter, capacityOf, kvCacheScorer, latencyScorer, loadScorer, prefillCost, prefillScorer, prefillWork, placementFilter, prefixScorer, queueScorer, stickyPick } from '../../../gateway/src/routing/scorers.ts'
 
-function signals(n: number, fill: Partial<Record<'load' | 'queue' | 'waiting' | 'reported' | 'kvUsage' | 'latencyMs' | 'prefixBlocks' | 'privateBlocks' | 'pendingPrefill' | 'msPerBlock' | 'placed', number[]>>, requestBlocks = 0): PickSignals {
+function signals(n: number, fill: Partial<Record<'load' | 'queue' | 'waiting' | 'admits' | 'kvUsage' | 'latencyMs' | 'prefixBlocks' | 'privateBlocks' | 'pendingPrefill' | 'msPerBlock' | 'placed', number[]>>, requestBlocks = 0): PickSignals {
   const s = new PickSignals()
   s.ensure(n)
   s.eligible.fill(1, 0, n)
@@ -128,22 +128,22 @@ test('stickiness never keeps a home whose pod reports a longer queue of its own'
   assert.equal(stickyPick(s, 1, 0.5), 0, 'equal queues: the estimate and the margin decide')
 })
 
-test('bounded load: a conversation\'s home whose pod reports free batch slots is not capped at all', () => {
+test('bounded load: a conversation\'s home whose pod has room is not capped at all', () => {
   // cap max(4, ceil(1.5 x 13 / 4)) = 5, twice that 10: m0 holds 10 in flight and 40 of this
   // prompt's 48 blocks are its own history there.
   const history = { load: [10, 1, 1, 0], prefixBlocks: [48, 8, 8, 8], privateBlocks: [40, 0, 0, 0] }
-  const free = signals(4, { ...history, reported: [1, 1, 1, 1], waiting: [0, 0, 0, 0] }, 48)
+  const free = signals(4, { ...history, admits: [1, 1, 1, 1] }, 48)
   assert.equal(boundedLoadFilter(1.5).filter(free), 0, 'staying costs 8 blocks, a move 40 and a wait for whatever comes next')
   assert.equal(free.eligible[0], 1)
-  const queued = signals(4, { ...history, reported: [1, 1, 1, 1], waiting: [1, 0, 0, 0] }, 48)
-  assert.equal(boundedLoadFilter(1.5).filter(queued), 1, 'requests waiting on the pod: the cap applies, with no allowance')
+  const queued = signals(4, { ...history, admits: [0, 1, 1, 1], waiting: [1, 0, 0, 0] }, 48)
+  assert.equal(boundedLoadFilter(1.5).filter(queued), 1, 'a real queue on the pod: the cap applies, with no allowance')
   const silent = signals(4, history, 48)
   assert.equal(boundedLoadFilter(1.5).filter(silent), 1, 'a pod that reports nothing keeps the ceiling of twice the cap')
   // A first turn, or the same prompt again (nothing private anywhere), moves at the cap however free the pod.
-  const first = signals(4, { load: [10, 1, 1, 0], prefixBlocks: [8, 8, 8, 8], reported: [1, 1, 1, 1] }, 12)
+  const first = signals(4, { load: [10, 1, 1, 0], prefixBlocks: [8, 8, 8, 8], admits: [1, 1, 1, 1] }, 12)
   assert.equal(boundedLoadFilter(1.5).filter(first), 1)
   // Two members hold the history: the one under the cap will do, the full one is no home.
-  const copied = signals(4, { ...history, prefixBlocks: [48, 48, 8, 8], privateBlocks: [40, 40, 0, 0], reported: [1, 1, 1, 1] }, 48)
+  const copied = signals(4, { ...history, prefixBlocks: [48, 48, 8, 8], privateBlocks: [40, 40, 0, 0], admits: [1, 1, 1, 1] }, 48)
   assert.equal(boundedLoadFilter(1.5).filter(copied), 1)
   assert.equal(copied.eligible[0], 0)
 })

@@ -15,6 +15,8 @@ export interface PodReport {
 export class PodLoad {
   running: number
   waiting: number
+  /** `waiting` of the scrape before the last one. */
+  waitingBefore: number
   kvUsage: number
   /** performance.now() of the last good scrape; 0 = never. */
   scrapedAt: number
@@ -28,6 +30,7 @@ export class PodLoad {
   constructor() {
     this.running = 0
     this.waiting = 0
+    this.waitingBefore = 0
     this.kvUsage = 0
     this.scrapedAt = 0
     this.inFlightAtScrape = 0
@@ -37,6 +40,7 @@ export class PodLoad {
 
   update(report: PodReport, inFlight: number, nowMs: number): void {
     this.running = report.running
+    this.waitingBefore = this.waiting
     this.waiting = report.waiting
     this.kvUsage = report.kvUsage
     this.scrapedAt = nowMs
@@ -46,13 +50,14 @@ export class PodLoad {
   }
 
   /**
-   * The pod reports a real queue: requests waiting behind a full batch (as many running as it was
-   * ever seen to run) or a nearly full KV cache. A request also shows as waiting from its arrival
-   * to the engine's next step, and a step that prefills a long chunk takes a few hundred ms on a
-   * slow GPU: that alone is no queue, and the pod can still take more.
+   * The pod reports a real queue: requests waiting in two scrapes in a row. A request also shows
+   * as waiting from its arrival to the engine's next step, and a step that prefills a long chunk
+   * takes up to a few hundred ms on a slow GPU; that clears within the step, while a queue behind
+   * a full batch or a full KV cache is still there a scrape later. (Not the batch size learned
+   * from the largest `running` seen: a pod that never ran full would look full.)
    */
   queued(): boolean {
-    return this.waiting > 0 && (this.running >= this.maxRunning || this.kvUsage >= FULL_KV)
+    return this.waiting > 0 && this.waitingBefore > 0
   }
 
   fresh(nowMs: number, staleAfterMs: number): boolean {
@@ -85,9 +90,6 @@ export class PodLoad {
     return sent > free ? sent - free : 0
   }
 }
-
-/** KV-cache use at which a pod with waiting requests counts as full whatever its batch (vLLM cannot admit them). */
-const FULL_KV = 0.95
 
 const RUNNING = 'vllm:num_requests_running'
 const WAITING = 'vllm:num_requests_waiting'

@@ -20,8 +20,8 @@ export class PickSignals {
    */
   waiting: Float64Array = new Float64Array(0)
   /**
-   * 1: the member's pod metrics are fresh and show room for another request: no queue behind a
-   * full batch or KV cache (PodLoad.queued), whatever waits for the next engine step.
+   * 1: the member's pod metrics are fresh and show no real queue (PodLoad.queued: requests
+   * waiting in two scrapes in a row), whatever waits for the engine's next step.
    */
   admits: Uint8Array = new Uint8Array(0)
   /** KV-cache use 0..1; -1 when unknown. */
@@ -236,8 +236,8 @@ export const latencyScorer: Scorer = {
  * The cap bounds new traffic, not a conversation coming back. A member holding `extra` private
  * blocks of this prompt (a conversation's own history, past what other prompts share) more than
  * the best member under the cap is its home, and:
- * - while its pod has room (`admits`: fresh metrics, no queue behind a full batch or KV cache),
- *   the cap does not apply to it at all. Staying costs the new turn's own blocks, while a move
+ * - while its pod has room (`admits`: fresh metrics and no requests waiting in two scrapes in a
+ *   row), the cap does not apply to it at all. Staying costs the new turn's own blocks, while a move
  *   prefills the whole history again on a cold pod, and every later turn that arrives before that
  *   prefill ends waits behind it. Nor is it a pile-up: only the conversations already on the
  *   member can come back to it, and where new ones start stays under the cap. The prefill, queue

@@ -47,7 +47,8 @@ test('a queue on the member holding the prefix sends the request elsewhere', () 
   const members = makeMembers(3)
   const b = new InferenceAwareBalancer(cfg())
   const home = b.pick(members, null, null, 0, request('s', 0))!
-  for (const m of members) report(m, m === home ? 32 : 2, m === home ? 12 : 0, m === home ? 0.9 : 0.2, 1)
+  // Twice: a queue the pod reports in two scrapes in a row is real.
+  for (const at of [1, 1]) for (const m of members) report(m, m === home ? 32 : 2, m === home ? 12 : 0, m === home ? 0.9 : 0.2, at)
   const r = request('s', 1, true)
   const next = b.pick(members, null, null, 2, r)!
   assert.notEqual(next, home)
@@ -243,34 +244,36 @@ test('vLLM /metrics text: the three gauges, summed over engines, older KV name a
   assert.equal(parseVllmMetrics('# nothing\nhttp_requests_total 5\n'), null)
 })
 
-test('pod queue: waiting behind a full batch or KV cache is a queue; waiting for the next engine step is not', () => {
+test('pod queue: requests waiting in two scrapes in a row are a queue; one waiting for the next engine step is not', () => {
   const [m] = makeMembers(1)
-  report(m!, 16, 3, 0.6, 0)
-  assert.equal(m!.pod.queued(), true, 'as many running as ever seen, and requests waiting')
-  report(m!, 4, 1, 0.3, 1)
-  assert.equal(m!.pod.queued(), false, 'a request that arrived during a step, with 12 slots free')
-  report(m!, 4, 1, 0.97, 2)
-  assert.equal(m!.pod.queued(), true, 'a full KV cache admits nothing, whatever the batch')
-  report(m!, 16, 0, 0.97, 3)
-  assert.equal(m!.pod.queued(), false, 'nothing waiting')
+  report(m!, 4, 1, 0.3, 0)
+  assert.equal(m!.pod.queued(), false, 'a request that arrived during a step')
+  report(m!, 4, 0, 0.3, 250)
+  assert.equal(m!.pod.queued(), false, 'admitted at the step after')
+  report(m!, 16, 3, 0.6, 500)
+  assert.equal(m!.pod.queued(), false, 'one scrape cannot tell a queue from a step boundary')
+  report(m!, 16, 2, 0.6, 750)
+  assert.equal(m!.pod.queued(), true, 'still waiting a scrape later')
+  report(m!, 16, 0, 0.6, 1000)
+  assert.equal(m!.pod.queued(), false, 'nothing waiting now')
 })
 
 test('a conversation stays home above the bounded-load cap while its pod has room, and leaves a real queue', () => {
-  const run = (running: number, waiting: number): { stayed: boolean; explanation: string } => {
+  const run = (running: number, waiting: number, persists: boolean): { stayed: boolean; explanation: string } => {
     const members = makeMembers(4)
     const b = new InferenceAwareBalancer(cfg())
     const home = b.pick(members, null, null, 0, request('s', 0))!
     for (const m of members) report(m, 0, 0, 0.1, 0)
-    report(home, 16, 0, 0.2, 0) // its batch size, 16, seen once
     // Eight more in flight on the home (other conversations), none elsewhere: cap max(4, ceil(1.5 x 9 / 4)) = 4.
     for (let i = 0; i < 8; i++) home.onStart(1)
     report(home, running, waiting, 0.3, 1)
+    if (persists) report(home, running, waiting, 0.3, 1)
     const r = request('s', 6, true)
     return { stayed: b.pick(members, null, null, 2, r) === home, explanation: r.explanation! }
   }
-  assert.equal(run(8, 1).stayed, true, 'one request waiting for the next step, half the batch free: the history stays')
-  const full = run(16, 1)
-  assert.equal(full.stayed, false, 'a full batch with a request waiting: the cap applies')
+  assert.equal(run(8, 1, false).stayed, true, 'a request waiting for the next step: the history stays')
+  const full = run(16, 1, true)
+  assert.equal(full.stayed, false, 'requests still waiting a scrape later: a real queue, and the cap applies')
   assert.match(full.explanation, /; home=m\d:filtered:private=\d+:load=\d+:waiting=1$/)
 })
 

@@ -43,17 +43,17 @@ export interface MemberInit {
   /**
    * How a first token teaches the prefill pace (inference-aware balancer): only behind at least
    * `minBlocks` of work, and over the work plus `fixedBlocks` (the fixed costs of a first token, a
-   * decode step and the network, in blocks). Default { minBlocks: 32, fixedBlocks: 0 } (the config's).
+   * decode step and the network, in blocks). Default { minBlocks: 0, fixedBlocks: 4, memoryMs: 10000 } (the config's).
    */
   readonly pace?: { readonly minBlocks: number; readonly fixedBlocks: number; readonly memoryMs?: number }
 }
 
-/** Least work (blocks ahead, own included, ~64 tokens each) whose time to first token teaches the pace, by default (cold prefills). */
-export const PREFILL_SAMPLE_MIN_BLOCKS = 32
-/** Fixed costs of a first token (a decode step, the network) counted as this many blocks, by default. */
-export const PREFILL_FIXED_BLOCKS = 0
+/** Least work (blocks ahead, own included, ~64 tokens each) whose time to first token teaches the pace, by default (every first token; pace.minBlocks). */
+export const PREFILL_SAMPLE_MIN_BLOCKS = 0
+/** Fixed costs of a first token (a decode step, the network) counted as this many blocks, by default (pace.fixedBlocks). */
+export const PREFILL_FIXED_BLOCKS = 4
 /** How long a learned prefill pace is trusted without a new sample (ms), by default (pace.memoryMs). */
-export const PREFILL_PACE_MEMORY_MS = 2_000
+export const PREFILL_PACE_MEMORY_MS = 10_000
 
 /** Cost of a member that has never answered but has requests in flight (Finagle's penalty). */
 const UNKNOWN_LATENCY_PENALTY = 1e12

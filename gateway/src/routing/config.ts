@@ -145,6 +145,13 @@ export const AdmissionSchema = z.strictObject({
   retryAfterSeconds: positiveInt.default(1),
 })
 
+/**
+ * The pace's defaults, for the schema and for members made without a config (`Member`): every
+ * first token teaches, counting 4 blocks of fixed costs; trusted for 10 s; paces within 1.5x of
+ * the group's count as the group's.
+ */
+export const PACE_DEFAULTS = { minBlocks: 0, fixedBlocks: 4, memoryMs: 10_000, tolerance: 1.5 } as const
+
 export const InferenceAwareSchema = z.strictObject({
   weights: ScorerWeightsSchema.prefault({}),
   /**
@@ -167,16 +174,16 @@ export const InferenceAwareSchema = z.strictObject({
    */
   pace: z
     .strictObject({
-      minBlocks: z.number().int().min(0).max(4096).default(0),
-      fixedBlocks: z.number().min(0).max(4096).default(4),
+      minBlocks: z.number().int().min(0).max(4096).default(PACE_DEFAULTS.minBlocks),
+      fixedBlocks: z.number().min(0).max(4096).default(PACE_DEFAULTS.fixedBlocks),
       /** How long a learned pace is trusted without a new sample (ms). */
-      memoryMs: positiveInt.max(600_000).default(10_000),
+      memoryMs: positiveInt.max(600_000).default(PACE_DEFAULTS.memoryMs),
       /**
        * Paces within this factor of the group's (the lower median of the learned ones) count as
        * the group's: equal pods estimated with the noise of their samples move turns for nothing;
        * a pod clearly slower (or faster) keeps its own. 1 uses every pace as learned.
        */
-      tolerance: z.number().min(1).max(100).default(1.5),
+      tolerance: z.number().min(1).max(100).default(PACE_DEFAULTS.tolerance),
     })
     .prefault({}),
   /**

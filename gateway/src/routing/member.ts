@@ -14,7 +14,7 @@
  * All fields are set in the constructor so every Member has the same hidden class.
  */
 import { Breaker, BreakerState } from './breaker.ts'
-import type { FailureKind, OutlierConfig } from './config.ts'
+import { type FailureKind, type OutlierConfig, PACE_DEFAULTS } from './config.ts'
 import { PeakEwma } from './ewma.ts'
 import { hashString } from './hash.ts'
 import { PodLoad } from './pod-load.ts'
@@ -43,17 +43,10 @@ export interface MemberInit {
   /**
    * How a first token teaches the prefill pace (inference-aware balancer): only behind at least
    * `minBlocks` of work, and over the work plus `fixedBlocks` (the fixed costs of a first token, a
-   * decode step and the network, in blocks). Default { minBlocks: 0, fixedBlocks: 4, memoryMs: 10000 } (the config's).
+   * decode step and the network, in blocks). Default PACE_DEFAULTS (the config's).
    */
   readonly pace?: { readonly minBlocks: number; readonly fixedBlocks: number; readonly memoryMs?: number }
 }
-
-/** Least work (blocks ahead, own included, ~64 tokens each) whose time to first token teaches the pace, by default (every first token; pace.minBlocks). */
-export const PREFILL_SAMPLE_MIN_BLOCKS = 0
-/** Fixed costs of a first token (a decode step, the network) counted as this many blocks, by default (pace.fixedBlocks). */
-export const PREFILL_FIXED_BLOCKS = 4
-/** How long a learned prefill pace is trusted without a new sample (ms), by default (pace.memoryMs). */
-export const PREFILL_PACE_MEMORY_MS = 10_000
 
 /** Cost of a member that has never answered but has requests in flight (Finagle's penalty). */
 const UNKNOWN_LATENCY_PENALTY = 1e12
@@ -127,9 +120,9 @@ export class Member<U = unknown> {
     this.failurePenaltyMs = init.failurePenaltyMs ?? 1_000
     this.pod = new PodLoad()
     this.prefillPending = 0
-    this.paceMinBlocks = init.pace?.minBlocks ?? PREFILL_SAMPLE_MIN_BLOCKS
-    this.paceFixedBlocks = init.pace?.fixedBlocks ?? PREFILL_FIXED_BLOCKS
-    this.prefillPaceEstimate = new PrefillPace(init.pace?.memoryMs ?? PREFILL_PACE_MEMORY_MS)
+    this.paceMinBlocks = init.pace?.minBlocks ?? PACE_DEFAULTS.minBlocks
+    this.paceFixedBlocks = init.pace?.fixedBlocks ?? PACE_DEFAULTS.fixedBlocks
+    this.prefillPaceEstimate = new PrefillPace(init.pace?.memoryMs ?? PACE_DEFAULTS.memoryMs)
     this.placed = 0
     this.placedAt = 0
     this.started = 0

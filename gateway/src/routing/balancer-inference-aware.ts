@@ -23,7 +23,7 @@ import type { InferenceAwareConfig } from './config.ts'
 import type { Member } from './member.ts'
 import { PrefixIndex } from './prefix-index.ts'
 import type { RouteRequest } from './route-request.ts'
-import { type Filter, type Scorer, PickSignals, SCORERS, type ScorerName, boundedLoadFilter, placementFilter, prefillWork, stickyPick } from './scorers.ts'
+import { type Filter, type Scorer, PickSignals, SCORERS, type ScorerName, boundedLoadFilter, homeOf, placementFilter, prefillWork, stickyPick } from './scorers.ts'
 import { type Balancer, TierScan } from './tier-scan.ts'
 
 interface WeightedScorer {
@@ -215,8 +215,8 @@ export class InferenceAwareBalancer extends TierScan implements Balancer {
     if (second !== -1) parts.push(`runner_up=${members[second]!.name}:${this.totals[second]!.toFixed(3)}`)
     parts.push(`filtered=${filtered}`)
     // A later turn that left its conversation's home: say where the home was and why it lost.
-    let home = -1
-    for (let i = 0; i < n; i++) if (this.flags[i] === 1 && s.privateBlocks[i]! > (home === -1 ? 0 : s.privateBlocks[home]!)) home = i
+    // Among the members before the filters (this.flags), so a home bounded load took out is named too.
+    const home = homeOf(s, this.flags)
     if (home !== -1 && home !== best) {
       const why = s.eligible[home] === 1 ? `score=${this.totals[home]!.toFixed(3)}` : 'filtered'
       parts.push(`home=${members[home]!.name}:${why}:private=${s.privateBlocks[home]}:load=${s.load[home]}:waiting=${s.waiting[home]}`)

@@ -144,6 +144,23 @@ export function prefillCost(s: PickSignals, i: number, fallback: number): number
 }
 
 /**
+ * The prompt's home among the members `mask` flags (1): the one holding most of its private blocks
+ * (for a conversation, the pod that served its earlier turns; the first of equals); -1 when none
+ * holds any.
+ */
+export function homeOf(s: PickSignals, mask: Uint8Array): number {
+  let home = -1
+  let most = 0
+  for (let i = 0; i < s.n; i++) {
+    if (mask[i] === 1 && s.privateBlocks[i]! > most) {
+      most = s.privateBlocks[i]!
+      home = i
+    }
+  }
+  return home
+}
+
+/**
  * Stickiness (hysteresis on a conversation's home): `best` won the weighted sum, but the eligible
  * member holding the most private blocks of this prompt (its home: for a conversation, the pod
  * that served its earlier turns) keeps the request unless its estimated time to first token
@@ -158,8 +175,8 @@ export function prefillCost(s: PickSignals, i: number, fallback: number): number
  */
 export function stickyPick(s: PickSignals, best: number, stickiness: number): number {
   if (stickiness <= 0 || s.requestBlocks === 0) return best
-  let home = best
-  for (let i = 0; i < s.n; i++) if (s.eligible[i] === 1 && s.privateBlocks[i]! > s.privateBlocks[home]!) home = i
+  const found = homeOf(s, s.eligible)
+  const home = found !== -1 && s.privateBlocks[found]! > s.privateBlocks[best]! ? found : best
   // The pod's own queue (vLLM's waiting requests, other gateways' included) is what the estimate
   // does not see: a home that reports a longer one than best's is not kept.
   if (home === best || s.waiting[home]! > s.waiting[best]!) return best

@@ -7,7 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { GatewayError } from '../../gateway/src/errors.ts'
-import { MAX_JSON_DEPTH, SCAN_MAX_BYTES, nestingExceeds, parseBody, parseObject, scansAsObject } from '../../gateway/src/proxy/request-body.ts'
+import { MAX_JSON_DEPTH, nestingExceeds, parseBody, parseObject, scansAsObject } from '../../gateway/src/proxy/request-body.ts'
 
 /** xorshift32: the same cases on every run, so a failure names a reproducible seed and index. */
 function random(seed: number): () => number {
@@ -234,21 +234,74 @@ test('a scanned body parses only when json is read, and then once', () => {
   })
 })
 
-test('a body over SCAN_MAX_BYTES is parsed at once (the scan would cost more than the parse), one under it is scanned', () => {
-  const body = (length: number) => {
-    const shell = '{"model":"m","messages":[{"role":"user","content":""}]}'
-    return Buffer.from(shell.replace('"content":""', `"content":"${'x'.repeat(length - shell.length)}"`))
-  }
+test('a large body is scanned, not parsed: a long prompt is read in place', () => {
+  const shell = '{"model":"m","messages":[{"role":"user","content":""}],"stream":true}'
+  const raw = Buffer.from(shell.replace('"content":""', `"content":"${'the quick brown fox '.repeat(26_000)}"`))
   countingParses((parses) => {
-    assert.equal(body(SCAN_MAX_BYTES).length, SCAN_MAX_BYTES)
-    assert.equal(parseBody(body(SCAN_MAX_BYTES)).model, 'm')
+    const parsed = parseBody(raw)
+    assert.equal(parsed.model, 'm')
+    assert.equal(parsed.stream, true)
     assert.equal(parses(), 0, 'scanned')
-    const large = parseBody(body(SCAN_MAX_BYTES + 1))
-    assert.equal(parses(), 1, 'parsed at once')
-    assert.equal(large.model, 'm')
-    assert.equal(large.json, large.json)
+    assert.equal((parsed.json.messages as Array<{ content: string }>)[0]!.content.length, 26_000 * 20)
     assert.equal(parses(), 1)
   })
+})
+
+/** `text` inside a string value, `length` bytes of plain text around it, the body placed at byte `offset` of its memory. */
+function longStringBody(before: number, text: Buffer, after: number, offset: number): Buffer {
+  const head = Buffer.from('{"model":"m","s":"' + 'a'.repeat(before))
+  const tail = Buffer.from('b'.repeat(after) + '","t":"x"}')
+  const body = Buffer.concat([head, text, tail])
+  const memory = Buffer.alloc(body.length + 8)
+  body.copy(memory, offset)
+  return memory.subarray(offset, offset + body.length)
+}
+
+test('long strings: every control character, escape and quote is judged as JSON.parse does, at every position and alignment', () => {
+  // Long runs skip to the next quote or backslash and check the run four bytes at a time: each of
+  // these at each position of a run (before, inside and after the first word-aligned stretch) and
+  // at each alignment of the body in memory must be accepted or refused as the parse does.
+  const texts = [
+    ...[0x00, 0x01, 0x09, 0x0a, 0x0d, 0x1f].map((c) => Buffer.from([c])),
+    ...[0x20, 0x7f, 0x80, 0x9f, 0xa0, 0xdf, 0xe0, 0xff].map((c) => Buffer.from([c])),
+    Buffer.from('\\n'), Buffer.from('\\"'), Buffer.from('\\\\'), Buffer.from('\\u00e9'), Buffer.from('\\/'),
+    Buffer.from('\\x'), Buffer.from('\\u00g9'), Buffer.from('\\u12'), Buffer.from('\\'), Buffer.from('"'), Buffer.from('","u":"'),
+    Buffer.from([0x5c, 0x0a]), Buffer.from([0x1f, 0x5c, 0x6e]), Buffer.from([0x5c, 0x6e, 0x00]),
+  ]
+  let cases = 0
+  for (const text of texts) {
+    for (const before of [0, 1, 3, 15, 31, 32, 33, 34, 35, 36, 47, 48, 63, 64, 65, 100]) {
+      for (const after of [0, 1, 2, 3, 4, 5, 16, 40, 70]) {
+        for (let offset = 0; offset < 8; offset++) {
+          check(longStringBody(before, text, after, offset), `long string: ${JSON.stringify(text.toString('latin1'))} after ${before}, ${after} more, offset ${offset}`)
+          cases++
+        }
+      }
+    }
+  }
+  assert.ok(cases > 10_000)
+})
+
+test('long strings: many strings and escapes in one body, and a control character far from any quote', () => {
+  const line = 'def f(x):\\n    return \\"value\\" + str(x)  # a line of code\\t\u00e9\\n'
+  const code = Buffer.from(`{"model":"m","messages":[{"role":"user","content":"${line.repeat(400)}"},{"role":"assistant","content":"${'plain '.repeat(300)}"}]}`)
+  check(code, 'escape-dense prompt')
+  for (const at of [40, 5_000, code.length - 20]) {
+    const broken = Buffer.from(code)
+    broken[at] = 0x0a
+    check(broken, `a raw newline at ${at}`)
+  }
+  // Long runs between escapes: each run looks again for the next backslash, past the one it met.
+  for (const escape of ['\\n', '\\"', '\\u00e9', '\\\\']) {
+    const runs = Buffer.from(`{"model":"m","s":"${`${'a'.repeat(40)}${escape}`.repeat(60)}","t":"${'b'.repeat(50)}"}`)
+    check(runs, `long runs between ${escape}`)
+    const broken = Buffer.from(runs)
+    broken[runs.length - 30] = 0x09
+    check(broken, `long runs between ${escape}, a tab in the last string`)
+  }
+  // A body of many short strings keeps finding the next quote and backslash already looked for.
+  const turns = Array.from({ length: 300 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `turn ${i} ${'x'.repeat(i % 70)}` }))
+  check(Buffer.from(JSON.stringify({ model: 'm', messages: turns, stream: false })), 'many turns')
 })
 
 test('bad bodies keep the full parse\'s codes and messages', () => {

@@ -11,9 +11,12 @@ import { parseArgs } from 'node:util'
 import type { FastifyInstance, FastifyListenOptions } from 'fastify'
 import type { GatewayConfig } from './config/schema.ts'
 import { endImportRelease, startImportRelease } from './runtime/compile-cache.ts'
+import { applyHeapFlags } from './runtime/heap-flags.ts'
 import type { Logger } from './telemetry/logger.ts'
 import type { ProfilePusher } from './telemetry/profiling.ts'
 
+// Before anything allocates: short-lived Buffers go back to scavenges (runtime/heap-flags.ts).
+applyHeapFlags()
 // The gateway's modules are imported here, not statically, so that they load after Node's
 // compile cache entries start being released as modules load (runtime/compile-cache.ts).
 startImportRelease()

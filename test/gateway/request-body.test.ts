@@ -7,7 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { GatewayError } from '../../gateway/src/errors.ts'
-import { MAX_JSON_DEPTH, nestingExceeds, parseBody, parseObject, scansAsObject } from '../../gateway/src/proxy/request-body.ts'
+import { LARGE_BODY_BYTES, MAX_JSON_DEPTH, SCAN_MAX_BYTES, nestingExceeds, parseBody, parseObject, scansAsObject } from '../../gateway/src/proxy/request-body.ts'
 
 /** xorshift32: the same cases on every run, so a failure names a reproducible seed and index. */
 function random(seed: number): () => number {
@@ -234,16 +234,24 @@ test('a scanned body parses only when json is read, and then once', () => {
   })
 })
 
-test('a large body is scanned, not parsed: a long prompt is read in place', () => {
-  const shell = '{"model":"m","messages":[{"role":"user","content":""}],"stream":true}'
-  const raw = Buffer.from(shell.replace('"content":""', `"content":"${'the quick brown fox '.repeat(26_000)}"`))
+test('bodies up to SCAN_MAX_BYTES and from LARGE_BODY_BYTES are scanned, the sizes between are parsed at once', () => {
+  const body = (length: number) => {
+    const shell = '{"model":"m","messages":[{"role":"user","content":""}],"stream":true}'
+    return Buffer.from(shell.replace('"content":""', `"content":"${'x'.repeat(length - shell.length)}"`))
+  }
   countingParses((parses) => {
-    const parsed = parseBody(raw)
-    assert.equal(parsed.model, 'm')
-    assert.equal(parsed.stream, true)
-    assert.equal(parses(), 0, 'scanned')
-    assert.equal((parsed.json.messages as Array<{ content: string }>)[0]!.content.length, 26_000 * 20)
-    assert.equal(parses(), 1)
+    for (const [length, parsed] of [[SCAN_MAX_BYTES, 0], [SCAN_MAX_BYTES + 1, 1], [LARGE_BODY_BYTES - 1, 1], [LARGE_BODY_BYTES, 0], [512 * 1024, 0]] as const) {
+      const raw = body(length)
+      assert.equal(raw.length, length)
+      const before = parses()
+      const answer = parseBody(raw)
+      assert.equal(parses() - before, parsed, `${length} bytes: ${parsed === 1 ? 'parsed at once' : 'scanned'}`)
+      assert.equal(answer.model, 'm')
+      assert.equal(answer.stream, true)
+      assert.equal((answer.json.messages as Array<{ content: string }>)[0]!.content.length, length - 69)
+      assert.equal(parses() - before, 1, 'json read once')
+      assert.equal(answer.json, answer.json)
+    }
   })
 })
 

@@ -1,7 +1,7 @@
 /**
  * Bytes allocated and CPU time per proxied request, under the max-throughput load.
  *
- *   npx node gateway/benchmarks/alloc-profile.ts [--gateway PATH] [--seconds 8] [--warmup 4] [--top 25] [--stacks 0] [--json FILE] [--client auto|undici] [--cpu-only]
+ *   npx node gateway/benchmarks/alloc-profile.ts [--gateway PATH] [--seconds 8] [--warmup 4] [--top 25] [--stacks 0] [--json FILE] [--client auto|undici] [--cpu-only] [--connections 64] [--body-bytes N]
  *
  * Starts the simulator and wrk on core 0 and the gateway (cache off, one upstream, as the
  * benchmark's standard stack) on core 1 with the inspector open, warms it with wrk, then runs
@@ -13,7 +13,10 @@
  * The heaviest allocation sites are printed, and grouped by where the code lives. `--client`
  * sets the upstream's `pool.client` (undici's pool against the gateway's own, on the same code).
  * `--stacks N` also prints, for the N heaviest sites, the call paths that allocate there.
- * `--cpu-only` skips the profiled window (CPU per request only, for A/B rounds).
+ * `--cpu-only` skips the profiled window (CPU per request only, for A/B rounds). `--body-bytes N`
+ * sends a chat body of N bytes that is one long prompt (the body-size scenario's) instead of the
+ * standard one. The collections during the unprofiled window are counted from the gateway's
+ * /metrics, full mark-compacts apart.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -22,7 +25,8 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { stringify } from 'yaml'
 import { freePort } from '../src/cluster/free-port.ts'
-import { chatBody, singleUpstreamConfig } from './lib/targets.ts'
+import { scrapeGc } from './lib/proc-stats.ts'
+import { chatBody, longPromptBody, singleUpstreamConfig } from './lib/targets.ts'
 import { wrkScript } from './lib/wrk.ts'
 
 const { values } = parseArgs({
@@ -36,6 +40,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '64' },
     json: { type: 'string' },
     client: { type: 'string', default: 'auto' },
+    'body-bytes': { type: 'string' },
   },
 })
 
@@ -132,7 +137,7 @@ function where(url: string): string {
 }
 
 async function main(): Promise<void> {
-  writeFileSync(join(dir, 'post.lua'), wrkScript(chatBody({ stream: false })))
+  writeFileSync(join(dir, 'post.lua'), wrkScript(values['body-bytes'] === undefined ? chatBody({ stream: false }) : longPromptBody(Number(values['body-bytes']))))
   const sim = start('0', process.execPath, [resolve(import.meta.dirname, '../src/simulator/main.ts'), '--host', '127.0.0.1', '--port', '0', '--ttft-ms', '0', '--inter-token-ms', '0', '--tokens', '16', '--models', 'bench-model'])
   const simUrl = await waitForLine(sim, (line) => {
     const m = /"event":"listening".*"url":"([^"]+)"/.exec(line)
@@ -155,12 +160,16 @@ async function main(): Promise<void> {
   await wrk(url, Number(values.warmup))
 
   const pid = gateway.pid!
+  const gcBefore = await scrapeGc(`http://127.0.0.1:${port}/metrics`)
   let cpu0 = cpuMs(pid)
   const plainRequests = await wrk(url, seconds)
   const plainCpuUs = ((cpuMs(pid) - cpu0) * 1000) / plainRequests
+  const gcAfter = await scrapeGc(`http://127.0.0.1:${port}/metrics`)
+  const gcLine = gcBefore === null || gcAfter === null ? 'GCs: no /metrics' : `GCs: ${gcAfter.count - gcBefore.count} (${gcAfter.majorCount - gcBefore.majorCount} mark-compacts), ${(gcAfter.pauseMs - gcBefore.pauseMs).toFixed(0)} ms of pauses`
   if (values['cpu-only']) {
     console.log(`requests: ${plainRequests} in ${seconds} s (${(plainRequests / seconds).toFixed(0)} req/s)`)
     console.log(`CPU per request: ${plainCpuUs.toFixed(1)} us`)
+    console.log(gcLine)
     return
   }
 
@@ -202,6 +211,7 @@ async function main(): Promise<void> {
   console.log(`requests: ${plainRequests} unprofiled in ${seconds} s, ${requests} profiled`)
   console.log(`allocated per request: ${(total / requests / 1024).toFixed(2)} KB (${(total / requests).toFixed(0)} B)`)
   console.log(`CPU per request: ${plainCpuUs.toFixed(1)} us unprofiled, ${sampledCpuUs.toFixed(1)} us while sampling`)
+  console.log(gcLine)
   console.log('\nby where the code lives:')
   for (const [area, bytes] of [...areas].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`  ${perRequest(bytes)}  ${area}`)
   console.log('\nheaviest allocation sites:')

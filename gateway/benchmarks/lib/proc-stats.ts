@@ -69,6 +69,8 @@ export interface GcTotals {
   pauseMs: number
   /** Number of collections. */
   count: number
+  /** Of them, full mark-compacts (`kind="major"`). */
+  majorCount: number
 }
 
 /**
@@ -86,16 +88,19 @@ export async function scrapeGc(metricsUrl: string): Promise<GcTotals | null> {
   }
   let seconds = 0
   let count = 0
+  let majorCount = 0
   let found = false
   for (const line of text.split('\n')) {
     if (line.startsWith('nodejs_gc_duration_seconds_sum')) {
       seconds += Number(line.slice(line.lastIndexOf(' ') + 1))
       found = true
     } else if (line.startsWith('nodejs_gc_duration_seconds_count')) {
-      count += Number(line.slice(line.lastIndexOf(' ') + 1))
+      const n = Number(line.slice(line.lastIndexOf(' ') + 1))
+      count += n
+      if (line.includes('kind="major"')) majorCount += n
     }
   }
-  return found ? { pauseMs: seconds * 1000, count } : null
+  return found ? { pauseMs: seconds * 1000, count, majorCount } : null
 }
 
 /**
@@ -105,6 +110,7 @@ export async function scrapeGc(metricsUrl: string): Promise<GcTotals | null> {
 export class GcTraceCounter {
   pauseMs = 0
   count = 0
+  majorCount = 0
   static readonly LINE = /: (?:Scavenge|Mark-Compact|Mark-sweep|Minor Mark-Sweep|Minor Mark-Compact)\b.*?, ([\d.]+) \/ [\d.]+ ms/
 
   onLine = (line: string): void => {
@@ -112,9 +118,10 @@ export class GcTraceCounter {
     if (!match) return
     this.pauseMs += Number(match[1])
     this.count++
+    if (/: Mark-(?:Compact|sweep)\b/.test(line)) this.majorCount++
   }
 
   totals(): GcTotals {
-    return { pauseMs: this.pauseMs, count: this.count }
+    return { pauseMs: this.pauseMs, count: this.count, majorCount: this.majorCount }
   }
 }

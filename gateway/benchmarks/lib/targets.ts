@@ -200,6 +200,8 @@ export interface TargetCost {
   /** GC pause time per 1000 requests of the whole process (all lanes it served), ms; null when not observable. */
   gcMsPer1kRequests: number | null
   gcCount: number | null
+  /** Of them, full mark-compacts. */
+  gcMajorCount: number | null
   gcSource: 'metrics' | 'trace-gc' | null
 }
 
@@ -214,6 +216,7 @@ interface GcWindow {
   atStart: GcTotals | null
   traceMs: number
   traceCount: number
+  traceMajorCount: number
   requests: number
 }
 
@@ -255,6 +258,7 @@ export class CostMeter {
     if (traceBefore && traceAfter) {
       gc.traceMs += traceAfter.pauseMs - traceBefore.pauseMs
       gc.traceCount += traceAfter.count - traceBefore.count
+      gc.traceMajorCount += traceAfter.majorCount - traceBefore.majorCount
     }
     return result
   }
@@ -266,12 +270,12 @@ export class CostMeter {
     let gc: GcTotals | null = null
     let gcSource: TargetCost['gcSource'] = null
     if (window && this.target.gcTrace) {
-      gc = { pauseMs: window.traceMs, count: window.traceCount }
+      gc = { pauseMs: window.traceMs, count: window.traceCount, majorCount: window.traceMajorCount }
       gcSource = 'trace-gc'
     } else if (window?.atStart && this.target.metricsUrl) {
       const end = await scrapeGc(this.target.metricsUrl)
       if (end) {
-        gc = { pauseMs: end.pauseMs - window.atStart.pauseMs, count: end.count - window.atStart.count }
+        gc = { pauseMs: end.pauseMs - window.atStart.pauseMs, count: end.count - window.atStart.count, majorCount: end.majorCount - window.atStart.majorCount }
         gcSource = 'metrics'
       }
     }
@@ -282,6 +286,7 @@ export class CostMeter {
       peakRssMiB: this.#last.peakRssMiB,
       gcMsPer1kRequests: gc && window ? (gc.pauseMs * 1000) / window.requests : null,
       gcCount: gc ? gc.count : null,
+      gcMajorCount: gc ? gc.majorCount : null,
       gcSource,
     }
   }
@@ -289,7 +294,7 @@ export class CostMeter {
   async #gcWindow(managed: ManagedProcess): Promise<GcWindow> {
     let window = gcWindows.get(managed)
     if (!window) {
-      window = { atStart: null, traceMs: 0, traceCount: 0, requests: 0 }
+      window = { atStart: null, traceMs: 0, traceCount: 0, traceMajorCount: 0, requests: 0 }
       gcWindows.set(managed, window)
       if (!this.target.gcTrace && this.target.metricsUrl) window.atStart = await scrapeGc(this.target.metricsUrl)
     }
@@ -318,6 +323,18 @@ export function chatBody(options: { stream: boolean; maxTokens?: number; model?:
     temperature: 0,
     stream: options.stream,
   })
+}
+
+/**
+ * A chat completion body of `bytes` bytes that is one long plain prompt, as a long-context request
+ * mostly is: the body-size scenario's bodies, and alloc-profile's `--body-bytes`.
+ */
+export function longPromptBody(bytes: number, maxTokens = 16): string {
+  const shell = { model: BENCH_MODEL, max_tokens: maxTokens, temperature: 0, stream: false, messages: [{ role: 'user', content: '' }] }
+  const overhead = JSON.stringify(shell).length
+  const words = 'the quick brown fox jumps over the lazy dog '
+  const content = words.repeat(Math.ceil((bytes - overhead) / words.length)).slice(0, Math.max(0, bytes - overhead))
+  return JSON.stringify({ ...shell, messages: [{ role: 'user', content }] })
 }
 
 export function chatRequest(body: string): RequestSpec {

@@ -3,18 +3,10 @@ import { closedLoop } from '../lib/load.ts'
 import { NGINX_MISSING_NOTE } from '../lib/nginx.ts'
 import { check, computeAdded, interleaved, optionalRow, ROUND_REWARM_REQUESTS, type Measurement, type ResultRow, type Scenario } from '../lib/scenario.ts'
 import { STANDARD_ANSWER_TOKENS } from '../lib/shared-stack.ts'
-import { BENCH_MODEL, chatRequest } from '../lib/targets.ts'
+import { chatRequest, longPromptBody } from '../lib/targets.ts'
 
 /** Request bodies of these sizes: a short prompt, a long document, a long-context request. */
 const SIZES = [1_024, 64 * 1_024, 512 * 1_024] as const
-
-function bodyOf(bytes: number): string {
-  const shell = { model: BENCH_MODEL, max_tokens: STANDARD_ANSWER_TOKENS, temperature: 0, stream: false, messages: [{ role: 'user', content: '' }] }
-  const overhead = JSON.stringify(shell).length
-  const words = 'the quick brown fox jumps over the lazy dog '
-  const content = words.repeat(Math.ceil((bytes - overhead) / words.length)).slice(0, Math.max(0, bytes - overhead))
-  return JSON.stringify({ ...shell, messages: [{ role: 'user', content }] })
-}
 
 /**
  * Cost against request size: one request at a time with 1 KB, 64 KB and 512 KB bodies. The
@@ -29,7 +21,7 @@ export const bodySize: Scenario = {
     const plan = ctx.options.quick ? { rounds: 6, perRound: 50 } : { rounds: 20, perRound: 50 }
     const { targets } = await ctx.shared.standard()
     const rows: ResultRow[] = []
-    const lanesBySize = SIZES.map((size) => ({ size, spec: chatRequest(bodyOf(size)), lanes: targets.map((t) => new Lane(t, { connections: 1 })) }))
+    const lanesBySize = SIZES.map((size) => ({ size, spec: chatRequest(longPromptBody(size, STANDARD_ANSWER_TOKENS)), lanes: targets.map((t) => new Lane(t, { connections: 1 })) }))
     try {
       for (const { spec, lanes } of lanesBySize) {
         await warmUpLanes(lanes.map((lane) => ({ lane, source: spec })), 500)

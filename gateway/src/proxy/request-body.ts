@@ -39,7 +39,8 @@ export const SCAN_MAX_BYTES = 2048
  * regular object (128 KB), so the parse allocates it in large-object space, where it outlives the
  * scavenges during its request and is reclaimed only by a mark-compact; the scan allocates nothing
  * and runs through a long string in about a sixth of the parse's time. With 160 KB and 512 KB
- * bodies it halved the gateway's CPU per request ("Large bodies and the external-memory GC").
+ * bodies the gateway's CPU per request was 0.6-0.7x the parse's, both with the heap flags of
+ * runtime/heap-flags.ts (docs/benchmarks.md, "Large bodies and the external-memory GC").
  */
 export const LARGE_BODY_BYTES = 128 * 1024
 

@@ -26,35 +26,28 @@ export interface ParsedBody {
 }
 
 /**
- * Bodies up to this size, and from LARGE_BODY_BYTES up, are scanned; the sizes between are parsed
- * at once. Below it the scan is cheaper than the parse (docs/benchmarks.md, "The request-intake
- * pass"). Between, the parse costs a few microseconds more than the scan (gateway/benchmarks/micro/
- * request-body.ts), and its short-lived strings keep V8 scavenging, which reclaims the request's
- * Buffers young; without them, scanned 64 KB bodies sometimes left those Buffers to full
- * mark-compacts (a run in two had 46 where the parse had 5).
+ * Bodies up to this size are scanned; larger ones are parsed at once. Below it the scan is cheaper
+ * than the parse (docs/benchmarks.md, "The request-intake pass"). Above it the scan is still
+ * faster by itself (a long prompt in about a sixth of the parse's time, gateway/benchmarks/micro/
+ * request-body.ts), but it leaves nothing on the JS heap: the request's Buffers (node:http's copy
+ * of each read, and the body put together from them) are then reclaimed only when V8's global
+ * limit starts a full mark-compact, every ~19 requests of 512 KB, whose marking steps land on
+ * requests (p90 8 against 4.7 ms). The parse's short-lived strings keep V8 scavenging, which
+ * reclaims those Buffers young ("Large bodies and the external-memory GC").
  */
 export const SCAN_MAX_BYTES = 2048
-/**
- * From this size the body is scanned again. A long prompt's string is then past V8's largest
- * regular object (128 KB), so the parse allocates it in large-object space, where it outlives the
- * scavenges during its request and is reclaimed only by a mark-compact; the scan allocates nothing
- * and runs through a long string in about a sixth of the parse's time. With 160 KB and 512 KB
- * bodies the gateway's CPU per request was 0.6-0.7x the parse's, both with the heap flags of
- * runtime/heap-flags.ts (docs/benchmarks.md, "Large bodies and the external-memory GC").
- */
-export const LARGE_BODY_BYTES = 128 * 1024
 
 /**
- * Checks the body and reads `model` and `stream` from it (bodies between SCAN_MAX_BYTES and
- * LARGE_BODY_BYTES: parsed). A body the byte scanner below proves to
- * be one JSON object (what JSON.parse would accept, no deeper than MAX_JSON_DEPTH) is not parsed:
+ * Checks the body and reads `model` and `stream` from it (bodies over SCAN_MAX_BYTES: parsed). A
+ * body the byte scanner below proves to be one JSON object (what JSON.parse would accept, no deeper
+ * than MAX_JSON_DEPTH) is not parsed:
  * its two fields are read in place, and the rest only if a feature asks for `json`. Anything else
  * (invalid JSON, too deep, not an object) takes the full parse, whose errors are the client's answer.
  * `field`: a top-level key whose string value is read in the same pass, for `text(field)` (the
  * affinity body field); other names take a second pass.
  */
 export function parseBody(raw: Buffer, field: string | null = null): ParsedBody {
-  if (raw.length > SCAN_MAX_BYTES && raw.length < LARGE_BODY_BYTES) return parseObject(raw)
+  if (raw.length > SCAN_MAX_BYTES) return parseObject(raw)
   const wanted = field === null || field === 'model' || field === 'stream' ? null : keyBytes(field)
   if (!scanObject(raw, wanted)) return parseObject(raw)
   if (modelSlot.kind !== STRING) throw new GatewayError('GW_ERR_MODEL_REQUIRED', undefined, { param: 'model' })

@@ -6,8 +6,9 @@
  * reaching twice the semi-space: 32 MB before, 128 MB now) above the external-memory soft limit
  * (64 MB past the last full GC) that starts a full mark-compact. So the Buffers of a request's life
  * (its body as node:http copies it out of each read, the body put together from those chunks,
- * upstream reads) are reclaimed by marking the whole heap: every ~16 requests with 512 KB bodies
- * (nodejs/node#61967 and #63863). Two flags put them back with scavenges:
+ * upstream reads) are reclaimed by marking the whole heap: 56-62 mark-compacts in 6 s of 64 KB
+ * bodies on one connection (nodejs/node#61967 and #63863). Two flags put them back with scavenges
+ * (none then, and half the CPU per request):
  *
  * - `--scavenger-max-new-space-capacity-mb=8`, the young generation's cap before Node 24, which
  *   brings the scavenge trigger back below the soft limit;

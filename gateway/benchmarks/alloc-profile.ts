@@ -160,11 +160,12 @@ async function main(): Promise<void> {
   await wrk(url, Number(values.warmup))
 
   const pid = gateway.pid!
-  const gcBefore = await scrapeGc(`http://127.0.0.1:${port}/metrics`)
+  const metricsUrl = `http://127.0.0.1:${port}/metrics`
+  const gcBefore = await scrapeGc(metricsUrl)
   let cpu0 = cpuMs(pid)
   const plainRequests = await wrk(url, seconds)
   const plainCpuUs = ((cpuMs(pid) - cpu0) * 1000) / plainRequests
-  const gcAfter = await scrapeGc(`http://127.0.0.1:${port}/metrics`)
+  const gcAfter = await scrapeGc(metricsUrl)
   const gcLine = gcBefore === null || gcAfter === null ? 'GCs: no /metrics' : `GCs: ${gcAfter.count - gcBefore.count} (${gcAfter.majorCount - gcBefore.majorCount} mark-compacts), ${(gcAfter.pauseMs - gcBefore.pauseMs).toFixed(0)} ms of pauses`
   if (values['cpu-only']) {
     console.log(`requests: ${plainRequests} in ${seconds} s (${(plainRequests / seconds).toFixed(0)} req/s)`)

@@ -111,14 +111,15 @@ export class GcTraceCounter {
   pauseMs = 0
   count = 0
   majorCount = 0
-  static readonly LINE = /: (?:Scavenge|Mark-Compact|Mark-sweep|Minor Mark-Sweep|Minor Mark-Compact)\b.*?, ([\d.]+) \/ [\d.]+ ms/
+  /** The collection's kind (a full one starts with `Mark-`), and its pause. */
+  static readonly LINE = /: (Scavenge|Mark-Compact|Mark-sweep|Minor Mark-Sweep|Minor Mark-Compact)\b.*?, ([\d.]+) \/ [\d.]+ ms/
 
   onLine = (line: string): void => {
     const match = GcTraceCounter.LINE.exec(line)
     if (!match) return
-    this.pauseMs += Number(match[1])
+    this.pauseMs += Number(match[2])
     this.count++
-    if (/: Mark-(?:Compact|sweep)\b/.test(line)) this.majorCount++
+    if (match[1]!.startsWith('Mark-')) this.majorCount++
   }
 
   totals(): GcTotals {

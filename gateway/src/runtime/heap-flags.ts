@@ -25,19 +25,17 @@
  */
 import { setFlagsFromString } from 'node:v8'
 
-export const HEAP_FLAGS: ReadonlyArray<{ readonly name: string; readonly value: string }> = [
-  { name: 'scavenger-max-new-space-capacity-mb', value: '--scavenger-max-new-space-capacity-mb=8' },
-  { name: 'external-memory-accounted-in-global-limit', value: '--external-memory-accounted-in-global-limit' },
-]
+export const HEAP_FLAGS: readonly string[] = ['--scavenger-max-new-space-capacity-mb=8', '--external-memory-accounted-in-global-limit']
 
-/** Sets each flag that `execArgv` does not already set; returns the ones it set. */
+/** Sets each flag that `execArgv` does not already set (by name, `--no-` or a value included); returns the ones it set. */
 export function applyHeapFlags(execArgv: readonly string[] = process.execArgv): string[] {
   const given = execArgv.map((arg) => arg.replaceAll('_', '-'))
   const applied: string[] = []
   for (const flag of HEAP_FLAGS) {
-    if (given.some((arg) => arg.includes(flag.name))) continue
-    setFlagsFromString(flag.value)
-    applied.push(flag.value)
+    const name = flag.slice(2).split('=')[0]!
+    if (given.some((arg) => arg.includes(name))) continue
+    setFlagsFromString(flag)
+    applied.push(flag)
   }
   return applied
 }

@@ -74,6 +74,11 @@ test('embedded defaults load none of the optional engines, even after a request'
   assert.ok(modules.some((m) => m.endsWith('/gateway/src/simulator/server.ts')), 'the probe sees the gateway\'s own modules')
   assert.ok(modules.some((m) => m.includes('/node_modules/fastify/')), 'the probe sees CommonJS requires')
   assert.deepEqual(optionalIn(modules), [])
+  // One copy of the OpenTelemetry API (its CommonJS build, which prom-client requires), not a
+  // second one through an ES import (telemetry/otel-api.ts).
+  const otelApi = modules.filter((m) => m.includes('/node_modules/@opentelemetry/api/'))
+  assert.ok(otelApi.length > 0, 'prom-client requires @opentelemetry/api')
+  assert.deepEqual(otelApi.filter((m) => !m.endsWith('.cjs') || !m.startsWith(otelApi[0]!.slice(0, otelApi[0]!.indexOf('/@opentelemetry/api/')))), [])
 })
 
 test('a config file naming Redis and undici\'s pool loads the YAML parser, ioredis and undici (the probe can see optional modules)', async () => {

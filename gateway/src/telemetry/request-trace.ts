@@ -6,9 +6,12 @@
  * recorded only when `telemetry.tracing.captureContent` is on. Only requests the sampling
  * decision (sampling.ts) records get one: an unsampled request has no RequestTrace at all.
  */
-import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type TextMapGetter } from '@opentelemetry/api'
+import type { Attributes, Context, Span, TextMapGetter } from '@opentelemetry/api'
+import { otel } from './otel-api.ts'
 import type { Tracing } from './tracing.ts'
 import { OutputCapture } from './output-capture.ts'
+
+const { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } = otel
 
 type IncomingHeaders = Record<string, string | string[] | undefined>
 

@@ -10,8 +10,11 @@
  * (a sampled root span takes the id its decision was made on), so the two never disagree: the
  * standard samplers decide by the parent's sampled flag or by the trace id alone.
  */
-import { ROOT_CONTEXT, SamplingDecision, SpanKind, type Attributes, type Context, type Link, type Span, type SpanOptions, type Tracer } from '@opentelemetry/api'
+import type { Attributes, Context, Link, Span, SpanOptions, Tracer } from '@opentelemetry/api'
+import { otel } from './otel-api.ts'
 import type { IdGenerator, Sampler } from '@opentelemetry/sdk-trace'
+
+const { ROOT_CONTEXT, SamplingDecision, SpanKind } = otel
 
 type IncomingHeaders = Record<string, string | string[] | undefined>
 

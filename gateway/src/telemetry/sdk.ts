@@ -13,7 +13,8 @@
  * OTEL_PROPAGATORS: tracecontext (W3C trace context, which the gateway's sampling decision reads),
  * baggage (W3C baggage), none.
  */
-import { propagation, trace, type TextMapPropagator, type Tracer } from '@opentelemetry/api'
+import type { TextMapPropagator, Tracer } from '@opentelemetry/api'
+import { otel } from './otel-api.ts'
 import { CompositePropagator, getNumberFromEnv, getStringFromEnv, getStringListFromEnv, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core'
 import { defaultResource, detectResources, envDetector, hostDetector, osDetector, processDetector, serviceInstanceIdDetector } from '@opentelemetry/resources'
 import {
@@ -32,6 +33,8 @@ import {
 } from '@opentelemetry/sdk-trace'
 import type { Logger } from './logger.ts'
 import { DecidedIds, TraceSampling, type Propagators } from './sampling.ts'
+
+const { propagation, trace } = otel
 
 export interface RunningSdk {
   readonly tracer: Tracer

@@ -231,6 +231,38 @@ test('fuzzed framing: Content-Length, chunked (extensions, trailers) and until-c
   await pool.destroy()
 })
 
+test('the chunks one read brings reach the handler as one, before the end; a later read is a chunk of its own', async () => {
+  const pool = new Http1Pool(server.url, OPTIONS)
+  const events = ['data: {"n":1}\n\n', 'data: {"n":2,"usage":{}}\n\n', 'data: [DONE]\n\n']
+  const frame = (text: string): string => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`
+  server.script = async (_req, socket) => {
+    // The head with the first event, then the stream's last token, its usage event, [DONE] and
+    // the terminating chunk together, as a server's last flush sends them.
+    await writePieces(socket, Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n${frame(events[0]!)}`), [])
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    await writePieces(socket, Buffer.from(`${frame(events[0]!)}${frame(events[1]!)}${frame(events[2]!)}0\r\n\r\n`), [])
+  }
+  const handler = send(pool)
+  const order: string[] = []
+  handler.onChunk = () => order.push(handler.calls.includes('end') ? 'chunk after end' : 'chunk')
+  const out = await handler.done
+  assert.equal(out.error, null)
+  assert.deepEqual(out.chunks, 2, 'one chunk per read')
+  assert.equal(handler.chunks[0]!.toString(), events[0])
+  assert.equal(handler.chunks[1]!.toString(), events.join(''))
+  assert.deepEqual(order, ['chunk', 'chunk'])
+  // A framing error after good chunks of the same read: the good ones still arrive, then the error.
+  server.script = async (_req, socket) => {
+    await writePieces(socket, Buffer.from(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${frame(events[0]!)}${frame(events[1]!)}zz\r\n`), [])
+  }
+  const failed = send(pool)
+  const bad = await failed.done
+  assert.equal(bad.error?.code, 'HPE_INVALID')
+  assert.equal(bad.body.toString(), events[0]! + events[1]!)
+  assert.deepEqual(failed.calls.slice(-1), ['error'])
+  await pool.destroy()
+})
+
 test('keep-alive: one connection serves requests in turn; Connection: close and HTTP/1.0 are not reused', async () => {
   const pool = new Http1Pool(server.url, { ...OPTIONS, connections: 1 })
   const before = server.connections

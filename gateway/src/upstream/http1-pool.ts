@@ -192,6 +192,15 @@ class Connection {
   #line: string
   #keepAlive: boolean
   #noBody: boolean
+  /**
+   * Chunk data of the current read not handed over yet (`#release`): the chunks one read brought go
+   * to the handler as one, so an upstream's burst (a stream's last token, its usage and `[DONE]`)
+   * leaves for the client in one write, as it came. `#heldAt` is -1 when nothing is held; further
+   * chunks of the same read are `#heldMore`'s [at, length] pairs (rare).
+   */
+  #heldAt: number
+  #heldLength: number
+  #heldMore: number[] | null
 
   constructor(pool: Http1Pool, host: string, port: number) {
     this.pool = pool
@@ -209,6 +218,9 @@ class Connection {
     this.#line = ''
     this.#keepAlive = true
     this.#noBody = false
+    this.#heldAt = -1
+    this.#heldLength = 0
+    this.#heldMore = null
     this.socket = connect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000, onread: { buffer: READ_BUFFER, callback: (n: number) => this.#onRead(n) } })
     this.socket.on('connect', () => this.#onConnect())
     this.socket.on('error', (err) => this.#onError(err))
@@ -341,7 +353,16 @@ class Connection {
     }
   }
 
+  /** Parses one read; the chunk data it held is handed over at its end, or before a failure it met. */
   #parse(req: PoolRequest, buf: Buffer, at: number, end: number): void {
+    try {
+      this.#parseRead(req, buf, at, end)
+    } finally {
+      this.#release(req, buf)
+    }
+  }
+
+  #parseRead(req: PoolRequest, buf: Buffer, at: number, end: number): void {
     while (at < end) {
       if (this.request !== req || this.closed) return
       switch (this.#state) {
@@ -375,7 +396,10 @@ class Connection {
           this.#line = ''
           if (!line.endsWith('\r\n')) throw framingError('bare LF in chunked framing')
           if (this.#state === TRAILERS) {
-            if (line.length === 2) return this.#finish(req, end - at)
+            if (line.length === 2) {
+              this.#release(req, buf)
+              return this.#finish(req, end - at)
+            }
           } else {
             // A line split across reads (rare): the same reading as in place, on its bytes.
             const bytes = Buffer.from(line, 'latin1')
@@ -386,7 +410,7 @@ class Connection {
         case CHUNK_DATA: {
           const take = Math.min(this.#remaining, end - at)
           this.#remaining -= take
-          this.#deliver(req, buf, at, take)
+          this.#hold(at, take)
           at += take
           if (this.#remaining === 0) this.#state = CHUNK_END
           break
@@ -397,6 +421,32 @@ class Connection {
           break
       }
     }
+  }
+
+  /** Chunk data at `[at, at + length)` of the current read, handed over with the rest of the read. */
+  #hold(at: number, length: number): void {
+    if (length === 0) return
+    if (this.#heldAt === -1) {
+      this.#heldAt = at
+      this.#heldLength = length
+    } else (this.#heldMore ??= []).push(at, length)
+  }
+
+  /** Hands the held chunk data of the read in `buf` to the handler, as one chunk. */
+  #release(req: PoolRequest, buf: Buffer): void {
+    const at = this.#heldAt
+    if (at === -1) return
+    const more = this.#heldMore
+    this.#heldAt = -1
+    this.#heldMore = null
+    if (more === null) return this.#deliver(req, buf, at, this.#heldLength)
+    if (req.done) return
+    let total = this.#heldLength
+    for (let i = 1; i < more.length; i += 2) total += more[i]!
+    const chunk = Buffer.allocUnsafe(total)
+    let to = buf.copy(chunk, 0, at, at + this.#heldLength)
+    for (let i = 0; i < more.length; i += 2) to += buf.copy(chunk, to, more[i]!, more[i]! + more[i + 1]!)
+    req.handler.onResponseData?.(req, chunk)
   }
 
   #deliver(req: PoolRequest, buf: Buffer, at: number, length: number): void {
@@ -534,7 +584,6 @@ class Connection {
     } else this.#state = HEAD // read until close, decided by the caller
   }
 
-  /** The response is complete; `leftover` bytes followed it in the same read. */
   /** A complete CHUNK_END or CHUNK_SIZE line, `buf[start, cr)` before its CRLF. */
   #framingLine(buf: Buffer, start: number, cr: number): void {
     if (this.#state === CHUNK_END) {
@@ -550,6 +599,7 @@ class Connection {
     }
   }
 
+  /** The response is complete; `leftover` bytes followed it in the same read. */
   #finish(req: PoolRequest, leftover: number): void {
     this.#complete(req, leftover === 0 && this.#keepAlive)
   }

@@ -231,7 +231,7 @@ test('fuzzed framing: Content-Length, chunked (extensions, trailers) and until-c
   await pool.destroy()
 })
 
-test('the chunks one read brings reach the handler as one, before the end; a later read is a chunk of its own', async () => {
+test('the chunks one read brings reach the handler as one, before the end (marked ending when the end is in that read); a later read is a chunk of its own', async () => {
   const pool = new Http1Pool(server.url, OPTIONS)
   const events = ['data: {"n":1}\n\n', 'data: {"n":2,"usage":{}}\n\n', 'data: [DONE]\n\n']
   const frame = (text: string): string => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`
@@ -244,13 +244,14 @@ test('the chunks one read brings reach the handler as one, before the end; a lat
   }
   const handler = send(pool)
   const order: string[] = []
-  handler.onChunk = () => order.push(handler.calls.includes('end') ? 'chunk after end' : 'chunk')
+  // The second read holds the end too: its chunk is marked `ending` (onResponseEnd follows at once).
+  handler.onChunk = (c) => order.push(`${handler.calls.includes('end') ? 'after end' : 'chunk'}${(c as { ending?: boolean }).ending === true ? ', ending' : ''}`)
   const out = await handler.done
   assert.equal(out.error, null)
   assert.deepEqual(out.chunks, 2, 'one chunk per read')
   assert.equal(handler.chunks[0]!.toString(), events[0])
   assert.equal(handler.chunks[1]!.toString(), events.join(''))
-  assert.deepEqual(order, ['chunk', 'chunk'])
+  assert.deepEqual(order, ['chunk', 'chunk, ending'])
   // A framing error after good chunks of the same read: the good ones still arrive, then the error.
   server.script = async (_req, socket) => {
     await writePieces(socket, Buffer.from(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${frame(events[0]!)}${frame(events[1]!)}zz\r\n`), [])

@@ -262,7 +262,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
       }
       call.commit(this, this.#heldStatus, headers, performance.now())
     }
-    if (!call.write(chunk)) {
+    if (!call.write(chunk, (controller as { ending?: boolean }).ending === true)) {
       controller.pause()
       call.whenDrained(() => controller.resume())
     }

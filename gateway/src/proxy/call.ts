@@ -438,14 +438,17 @@ export class ProxyCall {
     this.#out.head(status, out)
   }
 
-  /** Writes a body chunk; false asks the attempt to pause until the client drains. */
-  write(chunk: Buffer): boolean {
+  /**
+   * Writes a body chunk; false asks the attempt to pause until the client drains. `ending`: the
+   * upstream's end came in the same read, and `end` follows at once.
+   */
+  write(chunk: Buffer, ending = false): boolean {
     this.#outcome.sawChunk(chunk)
     this.request.cache?.onData(chunk)
     if (this.#out.gone) return true
     const filter = this.request.usageFilter
     const bytes = filter === null ? chunk : filter.filter(chunk)
-    return bytes.length === 0 || this.#out.write(bytes)
+    return bytes.length === 0 || this.#out.write(bytes, ending)
   }
 
   /** Calls `resume` once the client has taken what `write` could not pass on at once. */

@@ -13,6 +13,14 @@ import { directSocket, firstChunkSocket, writeChunk, writeFirstChunk } from './c
 import { writeResponseHead } from './response-head.ts'
 import { sseErrorEvent, writeError } from './respond.ts'
 
+/** Corks `socket` until node:http's `end` (which fully uncorks it) or, failing that, this task's end. */
+function holdForEnd(socket: Socket): void {
+  socket.cork()
+  queueMicrotask(() => {
+    if (socket.writableCorked > 0) socket.uncork()
+  })
+}
+
 export class ClientOutput {
   /** The client's own response. */
   readonly res: ClientResponse
@@ -42,8 +50,13 @@ export class ClientOutput {
     if (!this.#out.destroyed) writeResponseHead(this.#out, status, headers)
   }
 
-  /** Writes body bytes; false asks the writer to wait for `whenDrained`. */
-  write(bytes: Buffer): boolean {
+  /**
+   * Writes body bytes; false asks the writer to wait for `whenDrained`. `ending`: `end` follows
+   * at once, so the bytes wait in the corked socket for the body's terminating chunk (which
+   * node:http's `end` writes and then uncorks) and both leave in one write, as the upstream's
+   * last read brought them. Should `end` not come, the socket is uncorked once this task is done.
+   */
+  write(bytes: Buffer, ending = false): boolean {
     const out = this.#out
     if (out.destroyed) return true
     if (out !== this.res) return out.write(bytes)
@@ -55,11 +68,13 @@ export class ClientOutput {
         const first = firstChunkSocket(out)
         if (first === null) return out.write(bytes)
         this.#socket = first
+        if (ending) holdForEnd(first)
         return writeFirstChunk(out, first, bytes)
       }
       this.#socket = socket
     }
     if (socket.destroyed) return true
+    if (ending) holdForEnd(socket)
     return writeChunk(out, socket, bytes)
   }
 

@@ -118,6 +118,11 @@ class PoolRequest implements Dispatcher.DispatchController {
   /** onResponseEnd or onResponseError was called: nothing more is said to the handler. */
   done: boolean
   reason: Error | null
+  /**
+   * True while the handler is given the response's last bytes with its end read behind them:
+   * `onResponseEnd` follows before anything else runs (a writer may hold those bytes for it).
+   */
+  ending: boolean
 
   constructor(pool: Http1Pool, handler: Dispatcher.DispatchHandler, method: string, bytes: Buffer, body: Buffer | null) {
     this.pool = pool
@@ -130,6 +135,7 @@ class PoolRequest implements Dispatcher.DispatchController {
     this.#paused = false
     this.done = false
     this.reason = null
+    this.ending = false
   }
 
   get aborted(): boolean {
@@ -397,7 +403,9 @@ class Connection {
           if (!line.endsWith('\r\n')) throw framingError('bare LF in chunked framing')
           if (this.#state === TRAILERS) {
             if (line.length === 2) {
+              req.ending = true
               this.#release(req, buf)
+              req.ending = false
               return this.#finish(req, end - at)
             }
           } else {

@@ -12,6 +12,7 @@ import type { FastifyInstance, FastifyListenOptions } from 'fastify'
 import type { GatewayConfig } from './config/schema.ts'
 import { endImportRelease, startImportRelease } from './runtime/compile-cache.ts'
 import { applyHeapFlags } from './runtime/heap-flags.ts'
+import { endEnglishOnlyZod, startEnglishOnlyZod } from './runtime/zod-english.ts'
 import type { Logger } from './telemetry/logger.ts'
 import type { ProfilePusher } from './telemetry/profiling.ts'
 
@@ -20,6 +21,8 @@ applyHeapFlags()
 // The gateway's modules are imported here, not statically, so that they load after Node's
 // compile cache entries start being released as modules load (runtime/compile-cache.ts).
 startImportRelease()
+// zod's error messages in English only, not its 48 translations (runtime/zod-english.ts).
+startEnglishOnlyZod()
 const { runPrimary } = await import('./cluster/primary.ts')
 const { ConfigError, loadConfig, parseConfig } = await import('./config/load.ts')
 const { watchConfigFile } = await import('./config/watch.ts')
@@ -33,6 +36,7 @@ const { startTracing } = await import('./telemetry/tracing.ts')
 async function main(): Promise<void> {
   // Every module main.ts imports has been loaded and run by now.
   endImportRelease()
+  endEnglishOnlyZod()
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, check: { type: 'boolean', default: false } }, allowPositionals: false })
   const file = values.config ?? process.env.VELOX_CONFIG ?? null
 

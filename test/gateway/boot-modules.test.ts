@@ -79,6 +79,9 @@ test('embedded defaults load none of the optional engines, even after a request'
   const otelApi = modules.filter((m) => m.includes('/node_modules/@opentelemetry/api/'))
   assert.ok(otelApi.length > 0, 'prom-client requires @opentelemetry/api')
   assert.deepEqual(otelApi.filter((m) => !m.endsWith('.cjs') || !m.startsWith(otelApi[0]!.slice(0, otelApi[0]!.indexOf('/@opentelemetry/api/')))), [])
+  // zod's English messages only, not its other translations (runtime/zod-english.ts).
+  const locales = modules.filter((m) => m.includes('/node_modules/zod/v4/locales/')).map((m) => m.slice(m.lastIndexOf('/') + 1)).sort()
+  assert.deepEqual(locales, ['en.js', 'index.js'])
 })
 
 test('a config file naming Redis and undici\'s pool loads the YAML parser, ioredis and undici (the probe can see optional modules)', async () => {

@@ -5,7 +5,8 @@
  * young generation to its full size on the way (two 16 MiB semi-spaces) and never shrinks it at
  * idle, because Node's V8 never judges the allocation rate low enough for its memory reducer to
  * run. One memory-reducing full collection (the kind V8 runs before giving up on a heap limit)
- * returns that young generation, boot's garbage and the bytecode of code that ran only once.
+ * returns that young generation and boot's garbage, and with a lower bytecode age for that one
+ * collection (below) the bytecode of code that ran only once.
  *
  * It runs once, when the upstream pools are warm and before readiness can be observed, and only
  * while no request is in flight (main.ts): a client that sent one before the gateway was ready
@@ -14,6 +15,18 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { releaseCompileCache } from './compile-cache.ts'
+
+/**
+ * V8 flushes the bytecode of a function that has not run for `--bytecode-old-age` full
+ * collections (6 by default): the boot collection alone flushes nothing. For that collection the
+ * age is 1, so what ran only while booting (module bodies, the config's validation, building the
+ * server and its schemas) gives its bytecode back; a function that does run again is compiled
+ * again from its source on that call, as V8 does for any flushed function. About 1 MB of the idle
+ * figure (docs/benchmarks.md, "Idle memory"). The default is put back after; a process started
+ * with its own `--bytecode-old-age` keeps it and is left alone.
+ */
+const BOOT_BYTECODE_AGE = '--bytecode-old-age=1'
+const DEFAULT_BYTECODE_AGE = '--bytecode-old-age=6'
 
 export type Collect = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void
 
@@ -29,12 +42,18 @@ export interface BootMemoryReport {
  * it, `--expose-gc`) and hidden again, so V8's flags are what they were: the compile cache's
  * entries stay valid (they are keyed by the flags).
  */
-export function releaseBootMemory(): BootMemoryReport {
+export function releaseBootMemory(execArgv: readonly string[] = process.execArgv): BootMemoryReport {
   const rssBefore = process.memoryUsage.rss()
   const started = performance.now()
   // Modules loaded while booting (on first use) leave their compile cache entries too.
   releaseCompileCache()
-  collect()({ type: 'major', execution: 'sync', flavor: 'last-resort' })
+  const flush = !execArgv.some((arg) => arg.replaceAll('_', '-').includes('bytecode-old-age'))
+  if (flush) setFlagsFromString(BOOT_BYTECODE_AGE)
+  try {
+    collect()({ type: 'major', execution: 'sync', flavor: 'last-resort' })
+  } finally {
+    if (flush) setFlagsFromString(DEFAULT_BYTECODE_AGE)
+  }
   return { rssBefore, rssAfter: process.memoryUsage.rss(), ms: performance.now() - started }
 }
 

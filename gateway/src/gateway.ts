@@ -16,6 +16,7 @@ import { RuntimeSnapshot } from './runtime/snapshot.ts'
 import { AccessLog, FailureLimiter } from './telemetry/access-log.ts'
 import type { GatewayMetrics } from './telemetry/metrics.ts'
 import type { Logger } from './telemetry/logger.ts'
+import { InFlight } from './proxy/in-flight.ts'
 
 export interface ReloadResult {
   applied: boolean
@@ -29,7 +30,7 @@ export class Gateway {
   snapshot: RuntimeSnapshot<CallContext>
   readonly metrics: GatewayMetrics
   readonly logger: Logger
-  readonly inFlight: Set<ProxyCall>
+  readonly inFlight: InFlight<ProxyCall>
   /** Client headers passed upstream (`server.forwardHeaders`, compiled at boot). */
   readonly forwardedHeaders: ForwardedHeaders
   /** HTTP requests received and not yet answered (uploads, cache replays and proxied calls alike). */
@@ -64,7 +65,7 @@ export class Gateway {
     this.env = env
     this.generation = 1
     this.reloading = Promise.resolve()
-    this.inFlight = new Set()
+    this.inFlight = new InFlight()
     this.openRequests = 0
     this.ready = false
     this.shuttingDown = false
@@ -209,13 +210,13 @@ export class Gateway {
   private sweep(): void {
     if (this.inFlight.size === 0) return
     const now = performance.now()
-    for (const call of this.inFlight) {
+    this.inFlight.forEach((call) => {
       if (call.deadlineAt !== 0 && now >= call.deadlineAt) call.expire()
       else if (!call.committed) {
         call.checkFirstByte(now)
         if (!call.finished) call.checkQueue(now)
       }
-    }
+    })
   }
 
   /** /readyz: warmed, not shutting down, and some member can take a request now. */
@@ -246,7 +247,7 @@ export class Gateway {
 
   /** At the drain deadline: end what still runs visibly (streams get an error event), not silently. */
   abortInFlight(): void {
-    for (const call of this.inFlight) call.abort(new GatewayError('GW_ERR_SHUTTING_DOWN'))
+    this.inFlight.forEach((call) => call.abort(new GatewayError('GW_ERR_SHUTTING_DOWN')))
   }
 
   async close(): Promise<void> {

@@ -28,6 +28,7 @@ import { ClientOutput } from './client-output.ts'
 import { responseHeaders, serverTiming } from './response-headers.ts'
 import { classifyUpstreamError } from './upstream-errors.ts'
 import { REQUEST_ID_HEADER } from '../telemetry/request-id.ts'
+import type { Slotted } from './in-flight.ts'
 
 export type { CallContext, CallRequest, UpstreamMember } from './context.ts'
 
@@ -55,7 +56,7 @@ const NO_ATTEMPTS = Object.freeze([]) as unknown as Attempt[]
 /** An SSE comment: every SSE client ignores it; every idle timer between here and the client resets. */
 const KEEP_ALIVE = Buffer.from(': keep-alive\n\n')
 
-export class ProxyCall {
+export class ProxyCall implements Slotted {
   readonly ctx: CallContext
   readonly res: ClientResponse
   readonly request: CallRequest
@@ -77,6 +78,8 @@ export class ProxyCall {
   #keepAliveTimer: NodeJS.Timeout | null
   /** The winner's headers went out with keep-alive comments; its first event has not come yet. */
   #keptAlive: boolean
+  /** Its place among the calls in flight (in-flight.ts); -1 when not there. */
+  inFlightSlot: number
 
   constructor(ctx: CallContext, res: ClientResponse, request: CallRequest) {
     this.ctx = ctx
@@ -93,6 +96,7 @@ export class ProxyCall {
     this.#providerCall = null
     this.#keepAliveTimer = null
     this.#keptAlive = false
+    this.inFlightSlot = -1
   }
 
   #forProvider(): ProviderCall {

@@ -13,6 +13,7 @@ import type { CallCache } from './call-cache.ts'
 import type { ProxyCall } from './call.ts'
 import type { Endpoint } from './endpoints.ts'
 import type { ClassifiedFailure } from './upstream-errors.ts'
+import type { InFlight } from './in-flight.ts'
 
 /** A routing member whose dispatcher is an upstream (its undici pool and request headers). */
 export type UpstreamMember = Member<Upstream>
@@ -28,7 +29,7 @@ export interface CallContext {
   /** server.sseKeepAliveMs: keep-alive comments while a stream waits for its first event; 0 or absent: off. */
   readonly sseKeepAliveMs?: number
   readonly onUpstreamFailure: (call: ProxyCall, member: UpstreamMember, failure: ClassifiedFailure) => void
-  readonly inFlight: Set<ProxyCall>
+  readonly inFlight: InFlight<ProxyCall>
   /** Remembers a member's concurrency so its pool is kept open ahead of demand. */
   readonly observeConcurrency: (member: UpstreamMember) => void
   /** Counts the calls running on this context's snapshot, so it closes its pools only when idle. */

@@ -119,8 +119,9 @@ class PoolRequest implements Dispatcher.DispatchController {
   done: boolean
   reason: Error | null
   /**
-   * True while the handler is given the response's last bytes with its end read behind them:
-   * `onResponseEnd` follows before anything else runs (a writer may hold those bytes for it).
+   * True while the handler is given a chunked body's last bytes with its terminating chunk read
+   * behind them: `onResponseEnd` follows before anything else runs (a writer may hold those bytes
+   * for the client's own terminating chunk).
    */
   ending: boolean
 
@@ -199,14 +200,12 @@ class Connection {
   #keepAlive: boolean
   #noBody: boolean
   /**
-   * Chunk data of the current read not handed over yet (`#release`): the chunks one read brought go
-   * to the handler as one, so an upstream's burst (a stream's last token, its usage and `[DONE]`)
-   * leaves for the client in one write, as it came. `#heldAt` is -1 when nothing is held; further
-   * chunks of the same read are `#heldMore`'s [at, length] pairs (rare).
+   * The body bytes of the current read not handed over yet, as [at, length] pairs (`#release`):
+   * what one read brought goes to the handler as one chunk, so an upstream's burst (a stream's
+   * last token, its usage and `[DONE]`) leaves for the client in one write, as it came. Reused
+   * from read to read; empty between reads.
    */
-  #heldAt: number
-  #heldLength: number
-  #heldMore: number[] | null
+  readonly #held: number[]
 
   constructor(pool: Http1Pool, host: string, port: number) {
     this.pool = pool
@@ -224,9 +223,7 @@ class Connection {
     this.#line = ''
     this.#keepAlive = true
     this.#noBody = false
-    this.#heldAt = -1
-    this.#heldLength = 0
-    this.#heldMore = null
+    this.#held = []
     this.socket = connect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000, onread: { buffer: READ_BUFFER, callback: (n: number) => this.#onRead(n) } })
     this.socket.on('connect', () => this.#onConnect())
     this.socket.on('error', (err) => this.#onError(err))
@@ -359,12 +356,12 @@ class Connection {
     }
   }
 
-  /** Parses one read; the chunk data it held is handed over at its end, or before a failure it met. */
+  /** Parses one read; the body bytes it held are handed over at its end, or before a failure it met. */
   #parse(req: PoolRequest, buf: Buffer, at: number, end: number): void {
     try {
       this.#parseRead(req, buf, at, end)
     } finally {
-      this.#release(req, buf)
+      this.#release(req, buf, false)
     }
   }
 
@@ -378,9 +375,9 @@ class Connection {
         case FIXED: {
           const take = Math.min(this.#remaining, end - at)
           this.#remaining -= take
-          this.#deliver(req, buf, at, take)
+          this.#hold(at, take)
           at += take
-          if (this.#remaining === 0) return this.#finish(req, end - at)
+          if (this.#remaining === 0) return this.#finish(req, buf, end - at)
           break
         }
         case CHUNK_SIZE:
@@ -402,12 +399,7 @@ class Connection {
           this.#line = ''
           if (!line.endsWith('\r\n')) throw framingError('bare LF in chunked framing')
           if (this.#state === TRAILERS) {
-            if (line.length === 2) {
-              req.ending = true
-              this.#release(req, buf)
-              req.ending = false
-              return this.#finish(req, end - at)
-            }
+            if (line.length === 2) return this.#finish(req, buf, end - at)
           } else {
             // A line split across reads (rare): the same reading as in place, on its bytes.
             const bytes = Buffer.from(line, 'latin1')
@@ -424,45 +416,37 @@ class Connection {
           break
         }
         case UNTIL_CLOSE:
-          this.#deliver(req, buf, at, end - at)
+          this.#hold(at, end - at)
           at = end
           break
       }
     }
   }
 
-  /** Chunk data at `[at, at + length)` of the current read, handed over with the rest of the read. */
+  /** Body bytes at `[at, at + length)` of the current read, handed over with the rest of the read. */
   #hold(at: number, length: number): void {
-    if (length === 0) return
-    if (this.#heldAt === -1) {
-      this.#heldAt = at
-      this.#heldLength = length
-    } else (this.#heldMore ??= []).push(at, length)
+    if (length !== 0) this.#held.push(at, length)
   }
 
-  /** Hands the held chunk data of the read in `buf` to the handler, as one chunk. */
-  #release(req: PoolRequest, buf: Buffer): void {
-    const at = this.#heldAt
-    if (at === -1) return
-    const more = this.#heldMore
-    this.#heldAt = -1
-    this.#heldMore = null
-    if (more === null) return this.#deliver(req, buf, at, this.#heldLength)
-    if (req.done) return
-    let total = this.#heldLength
-    for (let i = 1; i < more.length; i += 2) total += more[i]!
+  /**
+   * Hands the held body bytes of the read in `buf` to the handler, as one chunk of its own (the
+   * read buffer is reused by the next read). `ending`: the response's end follows at once.
+   */
+  #release(req: PoolRequest, buf: Buffer, ending: boolean): void {
+    const held = this.#held
+    if (held.length === 0) return
+    if (req.done) {
+      held.length = 0
+      return
+    }
+    let total = 0
+    for (let i = 1; i < held.length; i += 2) total += held[i]!
     const chunk = Buffer.allocUnsafe(total)
-    let to = buf.copy(chunk, 0, at, at + this.#heldLength)
-    for (let i = 0; i < more.length; i += 2) to += buf.copy(chunk, to, more[i]!, more[i]! + more[i + 1]!)
+    for (let i = 0, to = 0; i < held.length; i += 2) to += buf.copy(chunk, to, held[i]!, held[i]! + held[i + 1]!)
+    held.length = 0
+    req.ending = ending
     req.handler.onResponseData?.(req, chunk)
-  }
-
-  #deliver(req: PoolRequest, buf: Buffer, at: number, length: number): void {
-    if (length === 0 || req.done) return
-    // The read buffer is reused by the next read: the handler gets bytes of its own.
-    const chunk = Buffer.allocUnsafe(length)
-    buf.copy(chunk, 0, at, at + length)
-    req.handler.onResponseData?.(req, chunk)
+    req.ending = false
   }
 
   /** Collects the head; when whole, parses it and returns where the body starts in `buf`. */
@@ -511,7 +495,7 @@ class Connection {
     req.handler.onResponseStart?.(req, status, headers, '')
     if (this.request !== req || this.closed) return bodyAt
     if (this.#state === NONE || (this.#state === FIXED && this.#remaining === 0)) {
-      this.#finish(req, bodyAt < end ? end - bodyAt : 0)
+      this.#finish(req, buf, bodyAt < end ? end - bodyAt : 0)
       return end
     }
     if (this.#state === UNTIL_CLOSE) this.#keepAlive = false
@@ -607,8 +591,12 @@ class Connection {
     }
   }
 
-  /** The response is complete; `leftover` bytes followed it in the same read. */
-  #finish(req: PoolRequest, leftover: number): void {
+  /**
+   * The response is complete; `leftover` bytes followed it in the same read. What the read held
+   * of its body goes first, marked `ending` when a chunked body's terminating chunk came with it.
+   */
+  #finish(req: PoolRequest, buf: Buffer, leftover: number): void {
+    this.#release(req, buf, this.#state === TRAILERS)
     this.#complete(req, leftover === 0 && this.#keepAlive)
   }
 

@@ -55,8 +55,8 @@ export class InFlight<T extends Slotted> {
   forEach(visit: (item: T) => void): void {
     const items = this.#items
     for (let i = items.length - 1; i >= 0; i--) {
-      const item = items[i]
-      if (item !== undefined) visit(item)
+      visit(items[i]!)
+      // A visit that took out more than its own item: go on from the end of what is left.
       if (i > items.length) i = items.length
     }
   }

@@ -15,6 +15,7 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { releaseCompileCache } from './compile-cache.ts'
+import { givenOnCommandLine } from './heap-flags.ts'
 
 /**
  * V8 flushes the bytecode of a function that has not run for `--bytecode-old-age` full
@@ -47,7 +48,7 @@ export function releaseBootMemory(execArgv: readonly string[] = process.execArgv
   const started = performance.now()
   // Modules loaded while booting (on first use) leave their compile cache entries too.
   releaseCompileCache()
-  const flush = !execArgv.some((arg) => arg.replaceAll('_', '-').includes('bytecode-old-age'))
+  const flush = !givenOnCommandLine(BOOT_BYTECODE_AGE, execArgv)
   if (flush) setFlagsFromString(BOOT_BYTECODE_AGE)
   try {
     collect()({ type: 'major', execution: 'sync', flavor: 'last-resort' })

@@ -27,13 +27,17 @@ import { setFlagsFromString } from 'node:v8'
 
 export const HEAP_FLAGS: readonly string[] = ['--scavenger-max-new-space-capacity-mb=8', '--external-memory-accounted-in-global-limit']
 
-/** Sets each flag that `execArgv` does not already set (by name, `--no-` or a value included); returns the ones it set. */
+/** Whether `execArgv` sets V8 flag `flag` (`--name` or `--name=value`) either way: by name, `--no-` or a value included, `_` or `-`. */
+export function givenOnCommandLine(flag: string, execArgv: readonly string[] = process.execArgv): boolean {
+  const name = flag.slice(2).split('=')[0]!
+  return execArgv.some((arg) => arg.replaceAll('_', '-').includes(name))
+}
+
+/** Sets each flag that `execArgv` does not already set; returns the ones it set. */
 export function applyHeapFlags(execArgv: readonly string[] = process.execArgv): string[] {
-  const given = execArgv.map((arg) => arg.replaceAll('_', '-'))
   const applied: string[] = []
   for (const flag of HEAP_FLAGS) {
-    const name = flag.slice(2).split('=')[0]!
-    if (given.some((arg) => arg.includes(name))) continue
+    if (givenOnCommandLine(flag, execArgv)) continue
     setFlagsFromString(flag)
     applied.push(flag)
   }

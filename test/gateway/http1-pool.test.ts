@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { after, before, test } from 'node:test'
 import type { Dispatcher } from 'undici'
 import { seededRandom } from '../../gateway/src/routing/rng.ts'
-import { Http1Pool, type Http1PoolOptions } from '../../gateway/src/upstream/http1-pool.ts'
+import { endFollows, Http1Pool, type Http1PoolOptions } from '../../gateway/src/upstream/http1-pool.ts'
 
 interface Received {
   head: string
@@ -245,7 +245,7 @@ test('the chunks one read brings reach the handler as one, before the end (marke
   const handler = send(pool)
   const order: string[] = []
   // The second read holds the end too: its chunk is marked `ending` (onResponseEnd follows at once).
-  handler.onChunk = (c) => order.push(`${handler.calls.includes('end') ? 'after end' : 'chunk'}${(c as { ending?: boolean }).ending === true ? ', ending' : ''}`)
+  handler.onChunk = (c) => order.push(`${handler.calls.includes('end') ? 'after end' : 'chunk'}${endFollows(c) ? ', ending' : ''}`)
   const out = await handler.done
   assert.equal(out.error, null)
   assert.deepEqual(out.chunks, 2, 'one chunk per read')

@@ -11,6 +11,7 @@ import { EVENT_STREAM_CONTENT_TYPE, exceptionAtStart } from '../protocols/bedroc
 import type { FailureKind } from '../routing/config.ts'
 import { endAttempt } from '../telemetry/request-trace.ts'
 import type { Waiter } from '../upstream/admission.ts'
+import { endFollows } from '../upstream/http1-pool.ts'
 import type { ProxyCall } from './call.ts'
 import type { UpstreamMember, UpstreamHeaders } from './context.ts'
 import { loopStalls } from '../routing/loop-stalls.ts'
@@ -262,7 +263,7 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
       }
       call.commit(this, this.#heldStatus, headers, performance.now())
     }
-    if (!call.write(chunk, (controller as { ending?: boolean }).ending === true)) {
+    if (!call.write(chunk, endFollows(controller))) {
       controller.pause()
       call.whenDrained(() => controller.resume())
     }

@@ -56,6 +56,15 @@ export interface BufferedAnswer {
 export type ResponseHeaders = Record<string, string | string[]>
 
 /** A transport failure with undici's code, so `classifyUpstreamError` reads it the same. */
+/**
+ * Whether the chunk `onResponseData` was just given is a chunked body's last bytes with its end
+ * read behind them (`PoolRequest.ending`): `onResponseEnd` follows at once. False for any other
+ * controller (undici's), which says nothing of the kind.
+ */
+export function endFollows(controller: Dispatcher.DispatchController): boolean {
+  return (controller as { ending?: boolean }).ending === true
+}
+
 export class UpstreamTransportError extends Error {
   readonly code: string
   constructor(code: string, message: string) {
